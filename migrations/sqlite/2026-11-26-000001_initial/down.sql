@@ -1,0 +1,9 @@
+DROP TABLE audit_log;
+DROP TABLE command_queue;
+DROP TABLE commands;
+DROP TABLE device_certificates;
+DROP TABLE devices;
+DROP TABLE api_tokens;
+DROP TABLE users;
+DROP TABLE schools;
+DROP TABLE tenants;

@@ -1,0 +1,398 @@
+//! Admin API for the raw command queue: enqueue for a list of UDIDs, list a device's
+//! queue with results, cancel open commands.
+
+use actix_web::{web, HttpResponse};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use crate::accounts::Role;
+use crate::audit;
+use crate::db::schema::devices;
+use crate::db::DbConn;
+use crate::error::{ApiError, ApiResult};
+use crate::protocol::{self, Command};
+use crate::queue::{self, EnqueueOptions, QueueEntry};
+use crate::state::AppState;
+
+/// Most UDIDs in one enqueue request.
+const MAX_TARGETS: usize = 100_000;
+/// Default and largest page size.
+const PAGE: i64 = 50;
+const MAX_PAGE: i64 = 500;
+
+/// Routes under `/api/v1`.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/commands", web::post().to(enqueue))
+        .route("/devices/{udid}", web::get().to(device))
+        .route("/devices/{udid}/commands", web::get().to(list))
+        .route("/devices/{udid}/commands/cancel", web::post().to(cancel));
+}
+
+/// `POST /api/v1/commands`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnqueueRequest {
+    /// Target devices.
+    pub udids: Vec<String>,
+    /// Apple's RequestType, e.g. `DeviceInformation`.
+    pub request_type: String,
+    /// The command's keys as JSON (`{"$data": base64}` for `<data>`); optional for
+    /// commands with sensible defaults (DeviceInformation, ProfileList, …).
+    #[serde(default)]
+    pub fields: Option<serde_json::Value>,
+    /// Higher is delivered first (default 0).
+    #[serde(default)]
+    pub priority: i32,
+    /// Seconds after which an undelivered command expires.
+    #[serde(default)]
+    pub expires_in: Option<i64>,
+}
+
+/// Answer to an enqueue.
+#[derive(Debug, Serialize)]
+pub struct EnqueueResponse {
+    /// The new command's UUID.
+    pub command_uuid: String,
+    /// Queue rows created.
+    pub queued: usize,
+}
+
+/// Only admins send raw commands; scoped admins only to devices in their scope.
+fn may_command(caller: &Caller) -> ApiResult<()> {
+    match caller.0.role {
+        Role::Teacher => Err(ApiError::forbidden("teachers cannot send device commands")),
+        _ => Ok(()),
+    }
+}
+
+/// Devices outside the caller's scope are reported as not found.
+fn in_scope(caller: &Caller, tenant_id: Option<&str>, school_id: Option<&str>) -> bool {
+    let p = &caller.0;
+    match p.role {
+        Role::DistrictAdmin => true,
+        Role::AuthorityAdmin => p.tenant_id.is_some() && p.tenant_id.as_deref() == tenant_id,
+        Role::SchoolAdmin | Role::Teacher => {
+            p.school_id.is_some() && p.school_id.as_deref() == school_id
+        }
+    }
+}
+
+async fn enqueue(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<EnqueueRequest>,
+) -> ApiResult<HttpResponse> {
+    may_command(&caller)?;
+    let req = body.into_inner();
+    if req.udids.is_empty() {
+        return Err(ApiError::invalid_field("udids", "name at least one device"));
+    }
+    if req.udids.len() > MAX_TARGETS {
+        return Err(ApiError::invalid_field(
+            "udids",
+            format!("at most {MAX_TARGETS} devices per request"),
+        ));
+    }
+    let command = build_command(&req.request_type, req.fields.as_ref())?;
+    let expires_at = match req.expires_in {
+        Some(s) if s <= 0 => {
+            return Err(ApiError::invalid_field(
+                "expires_in",
+                "must be positive seconds",
+            ))
+        }
+        Some(s) => Some(crate::db::now() + chrono::Duration::seconds(s)),
+        None => None,
+    };
+    let opts = EnqueueOptions {
+        priority: req.priority,
+        expires_at,
+        source: "api".into(),
+        created_by: Some(caller.0.user_id.clone()),
+    };
+    let udids = req.udids;
+    let uuid = command.command_uuid.to_string();
+    let queued = state
+        .db
+        .run(move |conn| -> ApiResult<usize> {
+            conn.write_tx(|conn| {
+                let targets = scoped_devices(conn, &caller, &udids)?;
+                let n = queue::enqueue_in_tx(conn, &command, &targets, &opts)
+                    .map_err(ApiError::internal)?;
+                audit::record(
+                    conn,
+                    &audit::Entry::new(&caller.0.user_id, "enqueue", "command")
+                        .object(command.command_uuid.as_str())
+                        .summary(
+                            serde_json::json!({"request_type": command.request_type, "devices": n}),
+                        ),
+                )?;
+                Ok(n)
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Accepted().json(EnqueueResponse {
+        command_uuid: uuid,
+        queued,
+    }))
+}
+
+/// Device id, UDID, tenant, school.
+type ScopeRow = (String, Option<String>, Option<String>, Option<String>);
+
+/// Resolves UDIDs to device ids within the caller's scope; any unknown (or foreign)
+/// UDID rejects the whole request.
+fn scoped_devices(conn: &mut DbConn, caller: &Caller, udids: &[String]) -> ApiResult<Vec<String>> {
+    let mut ids = Vec::with_capacity(udids.len());
+    let mut seen = std::collections::HashSet::new();
+    let mut unknown = Vec::new();
+    for chunk in udids.chunks(1000) {
+        let rows: Vec<ScopeRow> = devices::table
+            .filter(devices::udid.eq_any(chunk))
+            .select((
+                devices::id,
+                devices::udid,
+                devices::tenant_id,
+                devices::school_id,
+            ))
+            .load(conn)?;
+        for (id, udid, tenant, school) in rows {
+            if in_scope(caller, tenant.as_deref(), school.as_deref()) {
+                if let Some(u) = udid {
+                    if seen.insert(u) {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+    }
+    for u in udids {
+        if !seen.contains(u) {
+            unknown.push(u.clone());
+        }
+    }
+    if !unknown.is_empty() {
+        unknown.truncate(20);
+        return Err(ApiError::invalid_field(
+            "udids",
+            format!("unknown devices: {}", unknown.join(", ")),
+        ));
+    }
+    Ok(ids)
+}
+
+/// A typed command for `request_type` from JSON fields; well-known read-only commands
+/// get Apple's usual defaults when no fields are given.
+fn build_command(request_type: &str, fields: Option<&serde_json::Value>) -> ApiResult<Command> {
+    let bad = |e: protocol::ProtocolError| ApiError::invalid_field("fields", e.to_string());
+    match fields {
+        Some(f) => Command::from_json(request_type, f).map_err(bad),
+        None => match request_type {
+            "DeviceInformation" => Ok(Command::device_information(protocol::INVENTORY_QUERIES)),
+            _ => Command::from_json(request_type, &serde_json::json!({}))
+                .map_err(|e| ApiError::invalid_field("request_type", e.to_string())),
+        },
+    }
+}
+
+/// Loads a device the caller may see, by UDID (404 otherwise).
+fn find_device(conn: &mut DbConn, caller: &Caller, udid: &str) -> ApiResult<DeviceView> {
+    let device: Option<DeviceView> = devices::table
+        .filter(devices::udid.eq(udid))
+        .select(DeviceView::as_select())
+        .first(conn)
+        .optional()?;
+    match device {
+        Some(d) if in_scope(caller, d.tenant_id.as_deref(), d.school_id.as_deref()) => Ok(d),
+        _ => Err(ApiError::not_found(format!("no device {udid}"))),
+    }
+}
+
+/// A device as the queue API shows it.
+#[derive(Debug, Serialize, Queryable, Selectable)]
+#[diesel(table_name = devices)]
+pub struct DeviceView {
+    #[serde(skip)]
+    id: String,
+    udid: Option<String>,
+    serial_number: Option<String>,
+    tenant_id: Option<String>,
+    school_id: Option<String>,
+    name: Option<String>,
+    model: Option<String>,
+    product_name: Option<String>,
+    os_version: Option<String>,
+    enrollment_status: String,
+    topic: Option<String>,
+    awaiting_configuration: bool,
+    enrolled_at: Option<chrono::NaiveDateTime>,
+    last_seen_at: Option<chrono::NaiveDateTime>,
+}
+
+async fn device(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let udid = path.into_inner();
+    let d = state
+        .db
+        .run(move |conn| find_device(conn, &caller, &udid))
+        .await?;
+    Ok(HttpResponse::Ok().json(d))
+}
+
+/// Query of `GET /devices/{udid}/commands`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only this queue state.
+    pub status: Option<String>,
+    /// Page size (default 50, at most 500).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One entry with its decoded result.
+#[derive(Debug, Serialize)]
+struct EntryView {
+    #[serde(flatten)]
+    entry: QueueEntry,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_chain: Option<serde_json::Value>,
+}
+
+fn parse_cursor(c: &str) -> ApiResult<(chrono::NaiveDateTime, String)> {
+    let bad = || ApiError::invalid_field("cursor", "not a cursor from this API");
+    let (t, id) = c.split_once('~').ok_or_else(bad)?;
+    let micros: i64 = t.parse().map_err(|_| bad())?;
+    let at = chrono::DateTime::from_timestamp_micros(micros)
+        .ok_or_else(bad)?
+        .naive_utc();
+    Ok((at, id.to_owned()))
+}
+
+async fn list(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<ListQuery>,
+) -> ApiResult<HttpResponse> {
+    let udid = path.into_inner();
+    let q = query.into_inner();
+    let limit = q.limit.unwrap_or(PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("between 1 and {MAX_PAGE}"),
+        ));
+    }
+    if let Some(s) = &q.status {
+        let known = [
+            queue::state::PENDING,
+            queue::state::SENT,
+            queue::state::NOT_NOW,
+            queue::state::ACKNOWLEDGED,
+            queue::state::ERROR,
+            queue::state::COMMAND_FORMAT_ERROR,
+            queue::state::CANCELLED,
+            queue::state::EXPIRED,
+        ];
+        if !known.contains(&s.as_str()) {
+            return Err(ApiError::invalid_field(
+                "status",
+                format!("one of {}", known.join(", ")),
+            ));
+        }
+    }
+    let before = q.cursor.as_deref().map(parse_cursor).transpose()?;
+    let entries = state
+        .db
+        .run(move |conn| -> ApiResult<Vec<QueueEntry>> {
+            let device = find_device(conn, &caller, &udid)?;
+            Ok(queue::list(
+                conn,
+                &device.id,
+                q.status.as_deref(),
+                before,
+                limit,
+            )?)
+        })
+        .await?;
+    let next_cursor = (entries.len() as i64 == limit)
+        .then(|| {
+            entries.last().map(|e| {
+                format!(
+                    "{}~{}",
+                    e.created_at.and_utc().timestamp_micros(),
+                    e.command_uuid
+                )
+            })
+        })
+        .flatten();
+    let items: Vec<EntryView> = entries
+        .into_iter()
+        .map(|mut entry| {
+            let result = entry
+                .result
+                .take()
+                .and_then(|raw| plist::Value::from_reader(std::io::Cursor::new(raw)).ok())
+                .map(|v| protocol::plist_to_json(&v));
+            let error_chain = entry
+                .error_chain
+                .take()
+                .and_then(|c| serde_json::from_str(&c).ok());
+            EntryView {
+                entry,
+                result,
+                error_chain,
+            }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_cursor": next_cursor})))
+}
+
+/// Body of a cancel request.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// Only these commands; all open ones when absent.
+    pub command_uuids: Option<Vec<String>>,
+}
+
+async fn cancel(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: Option<web::Json<CancelRequest>>,
+) -> ApiResult<HttpResponse> {
+    may_command(&caller)?;
+    let udid = path.into_inner();
+    let only = body
+        .map(|b| b.into_inner())
+        .unwrap_or_default()
+        .command_uuids;
+    let cancelled = state
+        .db
+        .run(move |conn| -> ApiResult<usize> {
+            conn.write_tx(|conn| {
+                let device = find_device(conn, &caller, &udid)?;
+                let n =
+                    queue::cancel(conn, &device.id, only.as_deref()).map_err(ApiError::internal)?;
+                audit::record(
+                    conn,
+                    &audit::Entry::new(&caller.0.user_id, "cancel", "command_queue")
+                        .object(&device.id)
+                        .scope(device.tenant_id.as_deref(), device.school_id.as_deref())
+                        .summary(serde_json::json!({"udid": udid, "cancelled": n, "only": only})),
+                )?;
+                Ok(n)
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"cancelled": cancelled})))
+}

@@ -1,0 +1,66 @@
+//! The admin and teacher REST API (`/api/v1`, JSON) and the health probes.
+//!
+//! Each submodule exposes its routes; handlers are thin: parse, authorise, call the
+//! domain module, answer.
+
+pub mod auth;
+pub mod commands;
+
+use actix_web::{web, HttpResponse};
+
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::state::AppState;
+
+/// Largest JSON body the API accepts.
+const MAX_JSON_BODY: usize = 4 * 1024 * 1024;
+
+/// Registers the probes and `/api/v1`.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_JSON_BODY)
+            .error_handler(|err, _| {
+                ApiError::bad_request(format!("invalid JSON body: {err}")).into()
+            }),
+    )
+    .app_data(
+        web::QueryConfig::default()
+            .error_handler(|err, _| ApiError::bad_request(format!("invalid query: {err}")).into()),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|err, _| ApiError::bad_request(format!("invalid path: {err}")).into()),
+    )
+    .route("/healthz", web::get().to(healthz))
+    .route("/readyz", web::get().to(readyz))
+    .service(web::scope("/api/v1").configure(commands::config))
+    .default_service(web::to(not_found));
+}
+
+/// The process is up.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// The database answers.
+async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let db = state.db.clone();
+    let backend = db.backend();
+    state
+        .db
+        .run(move |_| db.ping().map_err(ApiError::from))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                format!("database not ready: {}", e.message),
+            )
+        })?;
+    Ok(HttpResponse::Ok().json(
+        serde_json::json!({"status": "ready", "database": format!("{backend:?}").to_lowercase()}),
+    ))
+}
+
+async fn not_found() -> ApiResult<HttpResponse> {
+    Err(ApiError::not_found("no such endpoint"))
+}

@@ -1,0 +1,357 @@
+//! Settings from `tafel.toml` plus `TAFEL_*` environment variables, validated at start.
+//!
+//! Environment variables override the file: `TAFEL_LISTEN` sets `listen`,
+//! `TAFEL_TLS__ENABLED` sets `tls.enabled` (a double underscore separates sections).
+//! Unknown keys, in the file or the environment, are errors that name the key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::db::DatabaseUrl;
+
+/// Environment variables that start with `TAFEL_` but are not settings.
+const NOT_SETTINGS: &[&str] = &["TAFEL_CONFIG", "TAFEL_LOG", "TAFEL_TEST_POSTGRES_URL"];
+
+/// Everything tafel can be configured with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// The URL devices and admins reach this server under (used in enrollment profiles).
+    pub public_url: String,
+    /// `sqlite://path/to/file.db` (default) or `postgres://user@host/db`.
+    pub database_url: String,
+    /// Connections in the database pool.
+    pub database_pool_size: u32,
+    /// Directory with the CA, server certificate and their keys.
+    pub certs_dir: PathBuf,
+    /// Host names and IP addresses the server certificate is issued for.
+    pub hosts: Vec<String>,
+    /// Log format: `text` (human-readable) or `json`.
+    pub log_format: LogFormat,
+    /// Log filter in `tracing` syntax, e.g. `info` or `tafel=debug,info`.
+    pub log_level: String,
+    /// Number of HTTP worker threads (0: one per core).
+    pub workers: usize,
+    /// HTTPS settings.
+    pub tls: TlsSettings,
+    /// Device protocol settings.
+    pub mdm: MdmSettings,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// HTTPS with the server certificate from `certs_dir`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// Serve HTTPS instead of HTTP.
+    pub enabled: bool,
+    /// Ask clients for a certificate and verify it against our CA (device mTLS).
+    /// Clients without one are still served; device endpoints then need `Mdm-Signature`.
+    pub client_certificates: bool,
+}
+
+/// Settings of the device-facing endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MdmSettings {
+    /// Path of the check-in endpoint.
+    pub checkin_path: String,
+    /// Path of the command (connect) endpoint.
+    pub connect_path: String,
+    /// Largest accepted check-in body in bytes.
+    pub max_checkin_body: usize,
+    /// Largest accepted connect body in bytes.
+    pub max_connect_body: usize,
+    /// Header carrying the URL-encoded PEM client certificate when TLS ends at a
+    /// trusted proxy (e.g. `X-Client-Cert`). Off unless set.
+    pub trusted_proxy_cert_header: Option<String>,
+    /// Validity of issued device identity certificates, in days.
+    pub identity_validity_days: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://localhost:8080".into(),
+            database_url: "sqlite://data/tafel.db".into(),
+            database_pool_size: 8,
+            certs_dir: PathBuf::from("certs"),
+            hosts: vec!["localhost".into(), "127.0.0.1".into()],
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            workers: 0,
+            tls: TlsSettings::default(),
+            mdm: MdmSettings::default(),
+        }
+    }
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            enabled: false,
+            client_certificates: true,
+        }
+    }
+}
+
+impl Default for MdmSettings {
+    fn default() -> Self {
+        MdmSettings {
+            checkin_path: "/mdm/checkin".into(),
+            connect_path: "/mdm/connect".into(),
+            max_checkin_body: 256 * 1024,
+            max_connect_body: 1024 * 1024,
+            trusted_proxy_cert_header: None,
+            identity_validity_days: 365,
+        }
+    }
+}
+
+/// A configuration problem, with the key it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file or environment had a bad or unknown key.
+    #[error("invalid configuration{origin}: {message}")]
+    Invalid {
+        /// " in tafel.toml" or " from the environment".
+        origin: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+}
+
+fn invalid(origin: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        origin: origin.to_owned(),
+        message: message.into(),
+    }
+}
+
+impl Settings {
+    /// Loads settings: the file (when it exists, or must exist because it was named
+    /// explicitly), then the `TAFEL_*` variables of `env`.
+    pub fn load(
+        file: Option<&Path>,
+        explicit: bool,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut table = toml::Table::new();
+        let mut origin = String::new();
+        if let Some(path) = file {
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    origin = format!(" in {}", path.display());
+                    table = text
+                        .parse::<toml::Table>()
+                        .map_err(|e| invalid(&origin, e.to_string()))?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {}
+                Err(source) => {
+                    return Err(ConfigError::Read {
+                        path: path.to_owned(),
+                        source,
+                    })
+                }
+            }
+        }
+        let mut from_env = false;
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("TAFEL_") else {
+                continue;
+            };
+            if NOT_SETTINGS.contains(&name.as_str()) {
+                continue;
+            }
+            from_env = true;
+            let path: Vec<String> = key
+                .to_ascii_lowercase()
+                .split("__")
+                .map(str::to_owned)
+                .collect();
+            set_path(&mut table, &path, env_value(&value))
+                .map_err(|m| invalid(" from the environment", format!("{name}: {m}")))?;
+        }
+        if from_env {
+            origin = if origin.is_empty() {
+                " from the environment".into()
+            } else {
+                format!("{origin} or the environment")
+            };
+        }
+        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                let message = e.into_inner().message().to_owned();
+                if key == "." || key.is_empty() {
+                    invalid(&origin, message)
+                } else {
+                    invalid(&origin, format!("{key}: {message}"))
+                }
+            })?;
+        settings.validate().map_err(|m| invalid(&origin, m))?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot.
+    fn validate(&self) -> Result<(), String> {
+        DatabaseUrl::parse(&self.database_url).map_err(|e| format!("database_url: {e}"))?;
+        if self.database_pool_size == 0 || self.database_pool_size > 256 {
+            return Err("database_pool_size: must be between 1 and 256".into());
+        }
+        if !(self.public_url.starts_with("https://") || self.public_url.starts_with("http://")) {
+            return Err("public_url: must start with https:// or http://".into());
+        }
+        for (key, p) in [
+            ("mdm.checkin_path", &self.mdm.checkin_path),
+            ("mdm.connect_path", &self.mdm.connect_path),
+        ] {
+            if !p.starts_with('/') {
+                return Err(format!("{key}: must start with '/'"));
+            }
+        }
+        if self.mdm.max_checkin_body < 1024 || self.mdm.max_connect_body < 1024 {
+            return Err("mdm.max_checkin_body / mdm.max_connect_body: at least 1024 bytes".into());
+        }
+        if self.hosts.is_empty() {
+            return Err("hosts: name at least one host for the server certificate".into());
+        }
+        if self.mdm.identity_validity_days == 0 {
+            return Err("mdm.identity_validity_days: must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The parsed database URL (validated at load).
+    pub fn database(&self) -> Result<DatabaseUrl, crate::db::DbError> {
+        DatabaseUrl::parse(&self.database_url)
+    }
+
+    /// The public URL without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        self.public_url.trim_end_matches('/')
+    }
+}
+
+/// An environment value as TOML: numbers, booleans and arrays keep their type;
+/// anything else is a string.
+fn env_value(raw: &str) -> toml::Value {
+    let probe = format!("v = {raw}");
+    match probe.parse::<toml::Table>() {
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    match path {
+        [] => Err("empty key".into()),
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => set_path(t, rest, value),
+                _ => Err(format!("{first} is not a section")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_sqlite_on_localhost() {
+        let s = Settings::load(None, false, env(&[])).unwrap();
+        assert_eq!(s.database_url, "sqlite://data/tafel.db");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn environment_overrides_and_nests() {
+        let s = Settings::load(
+            None,
+            false,
+            env(&[
+                ("TAFEL_LISTEN", "0.0.0.0:9000"),
+                ("TAFEL_TLS__ENABLED", "true"),
+                ("TAFEL_MDM__MAX_CONNECT_BODY", "4096"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        assert!(s.tls.enabled);
+        assert_eq!(s.mdm.max_connect_body, 4096);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Settings::load(None, false, env(&[("TAFEL_LISTN", "x")])).unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tafel.toml");
+        std::fs::write(&file, "[tls]\nenable = true\n").unwrap();
+        let err = Settings::load(Some(&file), true, env(&[])).unwrap_err();
+        assert!(err.to_string().contains("enable"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = Settings::load(None, false, env(&[("TAFEL_DATABASE_URL", "sqlit://x.db")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("database_url"), "{err}");
+        let err = Settings::load(None, false, env(&[("TAFEL_LISTEN", "nonsense")])).unwrap_err();
+        assert!(
+            err.to_string().contains("nonsense") || err.to_string().contains("address"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_named_file_must_exist() {
+        assert!(
+            Settings::load(Some(Path::new("/nonexistent/tafel.toml")), true, env(&[])).is_err()
+        );
+        assert!(
+            Settings::load(Some(Path::new("/nonexistent/tafel.toml")), false, env(&[])).is_ok()
+        );
+    }
+}

@@ -1,0 +1,305 @@
+//! Storage: one diesel connection type over SQLite (embedded default) and PostgreSQL.
+//!
+//! The database URL picks the backend by its scheme; anything else is an error, so a
+//! typo never silently creates an empty SQLite file. diesel is synchronous: callers
+//! run it on the blocking pool through [`Db::run`], never on an actix worker.
+
+pub mod schema;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgresql");
+
+/// Advisory lock key under which PostgreSQL nodes run migrations one at a time ("tafel" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x0074_6166_656c;
+
+/// A connection to either backend.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    /// The embedded default.
+    Sqlite(SqliteConnection),
+    /// Several nodes sharing one database.
+    Pg(PgConnection),
+}
+
+/// Which engine a [`DatabaseUrl`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, one file.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A validated database URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://relative/path.db` or `sqlite:///absolute/path.db`.
+    Sqlite(PathBuf),
+    /// `postgres://…` or `postgresql://…`, passed to libpq as it is.
+    Postgres(String),
+}
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL names no supported backend.
+    #[error("database URL {0:?} is not supported: use sqlite://path/to/file.db or postgres://user@host/db")]
+    BadUrl(String),
+    /// The pool could not hand out a connection.
+    #[error("database unavailable: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// Creating the SQLite file's directory failed.
+    #[error("cannot create {path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The blocking task was cancelled (the runtime is shutting down).
+    #[error("database task cancelled")]
+    Cancelled,
+}
+
+impl DatabaseUrl {
+    /// Parses a URL; the scheme decides the backend.
+    pub fn parse(url: &str) -> Result<Self, DbError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() || path.ends_with('/') {
+                return Err(DbError::BadUrl(url.to_owned()));
+            }
+            return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_owned()));
+        }
+        Err(DbError::BadUrl(url.to_owned()))
+    }
+
+    /// The backend this URL uses.
+    pub fn backend(&self) -> Backend {
+        match self {
+            DatabaseUrl::Sqlite(_) => Backend::Sqlite,
+            DatabaseUrl::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// Sets the per-connection SQLite pragmas (WAL, busy timeout, foreign keys).
+#[derive(Debug)]
+struct ConnectionSetup;
+
+impl CustomizeConnection<DbConn, diesel::r2d2::Error> for ConnectionSetup {
+    fn on_acquire(&self, conn: &mut DbConn) -> Result<(), diesel::r2d2::Error> {
+        if let DbConn::Sqlite(c) = conn {
+            c.batch_execute(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// The connection pool, shared by every part of the server.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<ConnectionManager<DbConn>>,
+    backend: Backend,
+}
+
+/// A connection checked out of the pool.
+pub type PooledConn = PooledConnection<ConnectionManager<DbConn>>;
+
+impl Db {
+    /// Opens a pool of `size` connections. For SQLite the file's directory is created.
+    pub fn connect(url: &DatabaseUrl, size: u32) -> Result<Self, DbError> {
+        let conn_str = match url {
+            DatabaseUrl::Sqlite(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| DbError::Io {
+                        path: dir.to_owned(),
+                        source,
+                    })?;
+                }
+                path.to_string_lossy().into_owned()
+            }
+            DatabaseUrl::Postgres(url) => url.clone(),
+        };
+        let manager = ConnectionManager::<DbConn>::new(conn_str);
+        let pool = Pool::builder()
+            .max_size(size.max(1))
+            .connection_timeout(Duration::from_secs(10))
+            .connection_customizer(Box::new(ConnectionSetup))
+            .build(manager)?;
+        Ok(Db {
+            pool,
+            backend: url.backend(),
+        })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Checks a connection out of the pool (blocking).
+    pub fn get(&self) -> Result<PooledConn, DbError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs `f` with a connection on tokio's blocking pool.
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(DbError::from)?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|_| E::from(DbError::Cancelled))?
+    }
+
+    /// Applies pending migrations; returns the names of those applied.
+    ///
+    /// On PostgreSQL this holds an advisory lock, so two nodes starting together never
+    /// migrate at once.
+    pub fn migrate(&self) -> Result<Vec<String>, DbError> {
+        let mut conn = self.get()?;
+        migrate_conn(&mut conn)
+    }
+
+    /// `SELECT 1`: is the database reachable?
+    pub fn ping(&self) -> Result<(), DbError> {
+        let mut conn = self.get()?;
+        conn.batch_execute("SELECT 1")?;
+        Ok(())
+    }
+}
+
+fn migrate_conn(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
+    let run = |conn: &mut DbConn, migrations: EmbeddedMigrations| {
+        conn.run_pending_migrations(migrations)
+            .map(|done| done.iter().map(|v| v.to_string()).collect::<Vec<_>>())
+            .map_err(|e| DbError::Migration(e.to_string()))
+    };
+    match conn {
+        DbConn::Sqlite(_) => run(conn, SQLITE_MIGRATIONS),
+        DbConn::Pg(_) => {
+            conn.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
+            let result = run(conn, POSTGRES_MIGRATIONS);
+            conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
+            result
+        }
+    }
+}
+
+impl DbConn {
+    /// Runs `f` in a write transaction.
+    ///
+    /// SQLite takes the write lock up front (`BEGIN IMMEDIATE`): a deferred transaction
+    /// that later writes can fail with SQLITE_BUSY without waiting for the busy timeout.
+    pub fn write_tx<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        match self {
+            DbConn::Sqlite(c) => {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+            }
+            DbConn::Pg(c) => AnsiTransactionManager::begin_transaction(c)?,
+        }
+        let result = f(self);
+        match (self, &result) {
+            (DbConn::Sqlite(c), Ok(_)) => AnsiTransactionManager::commit_transaction(c)?,
+            (DbConn::Pg(c), Ok(_)) => AnsiTransactionManager::commit_transaction(c)?,
+            (DbConn::Sqlite(c), Err(_)) => AnsiTransactionManager::rollback_transaction(c)?,
+            (DbConn::Pg(c), Err(_)) => AnsiTransactionManager::rollback_transaction(c)?,
+        }
+        result
+    }
+
+    /// The backend of this connection.
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbConn::Sqlite(_) => Backend::Sqlite,
+            DbConn::Pg(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// Runs a query on the concrete connection inside a [`DbConn`], for the few statements
+/// diesel's multi-backend connection cannot build (batch inserts, upserts, RETURNING).
+#[macro_export]
+macro_rules! with_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Sqlite($c) => $body,
+            $crate::db::DbConn::Pg($c) => $body,
+        }
+    };
+}
+
+/// Current time as stored in the database (UTC, microsecond precision).
+pub fn now() -> chrono::NaiveDateTime {
+    let t = chrono::Utc::now().naive_utc();
+    // Both backends keep microseconds; truncating here makes a written value compare
+    // equal to what is read back.
+    t - chrono::Duration::nanoseconds(i64::from(t.and_utc().timestamp_subsec_nanos() % 1000))
+}
+
+/// A new random id for a row.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_scheme_picks_backend() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://data/tafel.db").unwrap(),
+            DatabaseUrl::Sqlite(PathBuf::from("data/tafel.db"))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/tafel.db").unwrap(),
+            DatabaseUrl::Sqlite(PathBuf::from("/var/lib/tafel.db"))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgresql://u@h/db").unwrap().backend(),
+            Backend::Postgres
+        );
+        for bad in [
+            "sqlite:/data.db",
+            "sqlit://x.db",
+            "data/tafel.db",
+            "postgress://x",
+            "sqlite://",
+            "mysql://x",
+        ] {
+            assert!(DatabaseUrl::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+}

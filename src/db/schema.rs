@@ -1,0 +1,158 @@
+//! The diesel schema, one portable description for SQLite and PostgreSQL.
+//!
+//! Written by hand to match `migrations/sqlite` and `migrations/postgresql`; both
+//! backends use the same column types (`Timestamp` is UTC, `Binary` is BLOB/BYTEA).
+
+diesel::table! {
+    tenants (id) {
+        id -> Text,
+        name -> Text,
+        slug -> Text,
+        push_topic -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    schools (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        timezone -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        name -> Text,
+        email -> Nullable<Text>,
+        role -> Text,
+        tenant_id -> Nullable<Text>,
+        school_id -> Nullable<Text>,
+        password_hash -> Nullable<Text>,
+        created_at -> Timestamp,
+        disabled_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        prefix -> Text,
+        token_sha256 -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        expires_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    devices (id) {
+        id -> Text,
+        udid -> Nullable<Text>,
+        serial_number -> Nullable<Text>,
+        tenant_id -> Nullable<Text>,
+        school_id -> Nullable<Text>,
+        name -> Nullable<Text>,
+        model -> Nullable<Text>,
+        model_name -> Nullable<Text>,
+        product_name -> Nullable<Text>,
+        os_version -> Nullable<Text>,
+        build_version -> Nullable<Text>,
+        imei -> Nullable<Text>,
+        enrollment_status -> Text,
+        topic -> Nullable<Text>,
+        identity_cert_sha256 -> Nullable<Text>,
+        identity_cert_not_after -> Nullable<Timestamp>,
+        push_token -> Nullable<Text>,
+        push_magic -> Nullable<Text>,
+        unlock_token -> Nullable<Binary>,
+        bootstrap_token -> Nullable<Binary>,
+        awaiting_configuration -> Bool,
+        enrolled_at -> Nullable<Timestamp>,
+        unenrolled_at -> Nullable<Timestamp>,
+        last_seen_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    device_certificates (sha256) {
+        sha256 -> Text,
+        serial -> Text,
+        subject -> Text,
+        not_before -> Timestamp,
+        not_after -> Timestamp,
+        renewed_from -> Nullable<Text>,
+        enrollment_token_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    commands (command_uuid) {
+        command_uuid -> Text,
+        request_type -> Text,
+        body -> Binary,
+        priority -> Integer,
+        source -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    command_queue (device_id, command_uuid) {
+        device_id -> Text,
+        command_uuid -> Text,
+        status -> Text,
+        priority -> Integer,
+        attempts -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+        answered_at -> Nullable<Timestamp>,
+        result -> Nullable<Binary>,
+        error_chain -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        object_type -> Text,
+        object_id -> Nullable<Text>,
+        tenant_id -> Nullable<Text>,
+        school_id -> Nullable<Text>,
+        summary -> Text,
+    }
+}
+
+diesel::joinable!(schools -> tenants (tenant_id));
+diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(command_queue -> devices (device_id));
+diesel::joinable!(command_queue -> commands (command_uuid));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    schools,
+    users,
+    api_tokens,
+    devices,
+    device_certificates,
+    commands,
+    command_queue,
+    audit_log,
+);

@@ -1,0 +1,147 @@
+//! The one error type at the HTTP edge.
+//!
+//! Policy: domain modules return their own `thiserror` errors; handlers turn them into
+//! [`ApiError`], whose stable [`ErrorCode`] is what clients match on. The body is always
+//! `{"error": "<code>", "message": "…", "field": …}`. Internal details (SQL, paths) are
+//! logged, never sent. Device-facing endpoints never use 401: iOS may unenroll on it.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::db::DbError;
+
+/// Stable error codes; the serialized names are part of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request is malformed or a value is invalid.
+    BadRequest,
+    /// The body is larger than the endpoint accepts.
+    PayloadTooLarge,
+    /// No valid credentials (admin API only).
+    Unauthenticated,
+    /// Authenticated, but not allowed.
+    Forbidden,
+    /// The object does not exist (or is outside the caller's scope).
+    NotFound,
+    /// The request conflicts with the current state.
+    Conflict,
+    /// The database cannot be reached.
+    Unavailable,
+    /// Something failed on our side.
+    Internal,
+}
+
+impl ErrorCode {
+    fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// An error answered to a client.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiError {
+    /// Stable code.
+    #[serde(rename = "error")]
+    pub code: ErrorCode,
+    /// Human-readable reason.
+    pub message: String,
+    /// The offending field, when one is to blame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    /// An error with a code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// 400 with a reason.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, message)
+    }
+
+    /// 400 blaming one field.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            field: Some(field.to_owned()),
+            ..Self::bad_request(message)
+        }
+    }
+
+    /// 403 with a reason.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+
+    /// 404 naming what was not found.
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, what)
+    }
+
+    /// 409 with a reason.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Conflict, message)
+    }
+
+    /// 500; the detail goes to the log, not to the client.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(ErrorCode::Internal, "internal error")
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(self)
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Pool(_) | DbError::Cancelled => {
+                tracing::error!(error = %e, "database unavailable");
+                ApiError::new(ErrorCode::Unavailable, "database unavailable")
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        match e {
+            diesel::result::Error::NotFound => ApiError::not_found("not found"),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// Result of an HTTP handler.
+pub type ApiResult<T> = Result<T, ApiError>;

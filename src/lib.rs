@@ -1,0 +1,20 @@
+//! tafel: an Apple MDM server for the central school-IT team of a district.
+//!
+//! The two doors are [`mdm`] (devices) and [`api`] (people); the domain modules between
+//! them never import the HTTP layer, and [`protocol`] is pure data.
+
+pub mod accounts;
+pub mod api;
+pub mod audit;
+pub mod config;
+pub mod db;
+pub mod enrollment;
+pub mod error;
+pub mod mdm;
+pub mod pki;
+pub mod protocol;
+pub mod queue;
+pub mod sim;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,270 @@
+//! The device door: check-in and connect endpoints, as iPads call them.
+//!
+//! Both endpoints accept `PUT` (what iOS sends) and `POST`. Either path takes either
+//! kind of message, since real enrollment profiles may point `CheckInURL` and
+//! `ServerURL` at one path: a body with `MessageType` is a check-in, one with `Status`
+//! a command report. Errors are 4xx with a reason and store nothing; never 401.
+
+pub mod identity;
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+
+use crate::config::Settings;
+use crate::enrollment::{self, EnrollError};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::protocol::{self, CheckinMessage, ConnectReport};
+use crate::queue::{self, QueueError};
+use crate::state::AppState;
+
+/// Content type of command plists sent to devices.
+const PLIST: &str = "application/xml; charset=utf-8";
+
+/// Which limit applies to a path.
+#[derive(Clone, Copy)]
+struct BodyLimit(usize);
+
+/// Registers the device endpoints at the configured paths.
+pub fn config(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
+    let checkin = settings.mdm.checkin_path.clone();
+    let connect = settings.mdm.connect_path.clone();
+    let (checkin_limit, connect_limit) =
+        (settings.mdm.max_checkin_body, settings.mdm.max_connect_body);
+    move |cfg| {
+        if checkin == connect {
+            let limit = checkin_limit.max(connect_limit);
+            cfg.service(device_resource(&checkin, limit));
+        } else {
+            cfg.service(device_resource(&checkin, checkin_limit));
+            cfg.service(device_resource(&connect, connect_limit));
+        }
+    }
+}
+
+fn device_resource(path: &str, limit: usize) -> actix_web::Resource {
+    web::resource(path)
+        .app_data(BodyLimit(limit))
+        .route(web::put().to(device_request))
+        .route(web::post().to(device_request))
+}
+
+fn device_error(e: EnrollError) -> ApiError {
+    match e {
+        EnrollError::Db(e) => e.into(),
+        EnrollError::NoUdid => {
+            ApiError::bad_request("message has no UDID; user enrollment is not supported")
+        }
+        other => ApiError::forbidden(other.to_string()),
+    }
+}
+
+fn queue_error(e: QueueError) -> ApiError {
+    match e {
+        QueueError::Db(e) => e.into(),
+        QueueError::NotYours(_) => ApiError::forbidden(e.to_string()),
+    }
+}
+
+fn protocol_error(e: protocol::ProtocolError) -> ApiError {
+    ApiError::bad_request(e.to_string())
+}
+
+/// Reads the body, refusing more than `limit` bytes (413).
+async fn read_body(mut payload: web::Payload, limit: usize) -> ApiResult<web::Bytes> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("cannot read body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("body larger than {limit} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+async fn device_request(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let limit = req.app_data::<BodyLimit>().map_or(1024 * 1024, |l| l.0);
+    let body = read_body(payload, limit).await?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request("empty body: expected a plist"));
+    }
+    let dict = protocol::parse_dict(&body).map_err(protocol_error)?;
+    let is_checkin = dict.contains_key("MessageType")
+        || req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-apple-aspen-mdm-checkin"));
+    if is_checkin {
+        let msg = CheckinMessage::from_dict(&dict).map_err(protocol_error)?;
+        let identity = identity::verify(&req, &body, &state)?;
+        checkin(state.into_inner(), msg, identity)
+            .await
+            .map(Reply::into_response)
+    } else {
+        let report = ConnectReport::from_dict(dict).map_err(protocol_error)?;
+        let identity = identity::verify(&req, &body, &state)?;
+        connect(state.into_inner(), report, identity, body)
+            .await
+            .map(Reply::into_response)
+    }
+}
+
+/// What a device endpoint answers; built on the blocking pool (where `HttpResponse`,
+/// which is not `Send`, cannot be), turned into a response on the worker.
+enum Reply {
+    /// 200 with an empty body.
+    Empty,
+    /// 200 with a plist.
+    Plist(Vec<u8>),
+    /// 200 with JSON (declarative management).
+    Json(serde_json::Value),
+    /// 410: this channel is not managed.
+    Gone,
+}
+
+impl Reply {
+    fn into_response(self) -> HttpResponse {
+        match self {
+            Reply::Empty => HttpResponse::Ok().finish(),
+            Reply::Plist(body) => HttpResponse::Ok().content_type(PLIST).body(body),
+            Reply::Json(v) => HttpResponse::Ok().json(v),
+            Reply::Gone => HttpResponse::Gone().finish(),
+        }
+    }
+}
+
+fn device_udid(msg: &CheckinMessage) -> ApiResult<String> {
+    let ids = msg.enrollment();
+    if ids.is_user_channel() {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "user channel is not supported",
+        ));
+    }
+    ids.udid
+        .as_ref()
+        .map(|u| u.as_str().to_owned())
+        .ok_or_else(|| {
+            ApiError::bad_request("message has no UDID; user enrollment is not supported")
+        })
+}
+
+async fn checkin(
+    state: std::sync::Arc<AppState>,
+    msg: CheckinMessage,
+    identity: enrollment::Identity,
+) -> ApiResult<Reply> {
+    // The user channel (macOS users, Shared iPad) is declined as Apple documents: 410.
+    if matches!(msg, CheckinMessage::UserAuthenticate(_)) || msg.enrollment().is_user_channel() {
+        return Ok(Reply::Gone);
+    }
+    let udid = device_udid(&msg)?;
+    let kind = msg.message_type();
+    tracing::info!(udid = %udid, message = kind, "check-in");
+    state
+        .db
+        .run(move |conn| -> ApiResult<Reply> {
+            if let CheckinMessage::Authenticate(auth) = &msg {
+                enrollment::authenticate(conn, &udid, auth, &identity).map_err(device_error)?;
+                return Ok(Reply::Empty);
+            }
+            let device = enrollment::verify_bound(conn, &udid, &identity).map_err(device_error)?;
+            match &msg {
+                CheckinMessage::TokenUpdate(m) => {
+                    enrollment::token_update(conn, &device, m).map_err(device_error)?;
+                    Ok(Reply::Empty)
+                }
+                CheckinMessage::CheckOut(m) => {
+                    let stopped = enrollment::check_out(conn, &device, m).map_err(device_error)?;
+                    tracing::info!(udid = %udid, stopped, "checked out");
+                    Ok(Reply::Empty)
+                }
+                CheckinMessage::SetBootstrapToken(m) => {
+                    enrollment::set_bootstrap_token(conn, &device, m.bootstrap_token.as_deref())?;
+                    Ok(Reply::Empty)
+                }
+                CheckinMessage::GetBootstrapToken(_) => {
+                    let token = enrollment::bootstrap_token(conn, &device)?;
+                    Ok(Reply::Plist(
+                        protocol::GetBootstrapTokenResponse {
+                            bootstrap_token: token,
+                        }
+                        .to_xml(),
+                    ))
+                }
+                CheckinMessage::DeclarativeManagement(m) => declarative(m),
+                CheckinMessage::GetToken(m) => Err(ApiError::bad_request(format!(
+                    "token service {:?} is not supported",
+                    m.token_service_type
+                ))),
+                CheckinMessage::Authenticate(_) | CheckinMessage::UserAuthenticate(_) => {
+                    Ok(Reply::Empty)
+                }
+            }
+        })
+        .await
+}
+
+/// Declarative management without declarations: empty token and manifest, status
+/// reports accepted. (Apple: `mdm/checkin/declarativemanagement.yaml`.)
+fn declarative(m: &protocol::DeclarativeManagementRequest) -> ApiResult<Reply> {
+    use protocol::DeclarativeEndpoint as E;
+    match m.endpoint_kind() {
+        E::Tokens => Ok(Reply::Json(serde_json::json!({
+            "SyncTokens": {"DeclarationsToken": "tafel-empty", "Timestamp": "2026-01-01T00:00:00Z"}
+        }))),
+        E::DeclarationItems => Ok(Reply::Json(serde_json::json!({
+            "Declarations": {"Activations": [], "Assets": [], "Configurations": [], "Management": []},
+            "DeclarationsToken": "tafel-empty"
+        }))),
+        E::Status => Ok(Reply::Empty),
+        _ => Err(ApiError::not_found(format!(
+            "no declaration at {}",
+            m.endpoint
+        ))),
+    }
+}
+
+async fn connect(
+    state: std::sync::Arc<AppState>,
+    report: ConnectReport,
+    identity: enrollment::Identity,
+    raw: web::Bytes,
+) -> ApiResult<Reply> {
+    let udid = report
+        .udid
+        .as_ref()
+        .map(|u| u.as_str().to_owned())
+        .ok_or_else(|| {
+            ApiError::bad_request("report has no UDID; user enrollment is not supported")
+        })?;
+    state
+        .db
+        .run(move |conn| -> ApiResult<Reply> {
+            let device = enrollment::verify_bound(conn, &udid, &identity).map_err(device_error)?;
+            let answered = report.status != protocol::Status::Idle;
+            if answered {
+                queue::record_answer(conn, &device.id, &report, &raw).map_err(queue_error)?;
+                tracing::info!(
+                    udid = %udid,
+                    command = %report.command_uuid.as_ref().map(|c| c.as_str()).unwrap_or(""),
+                    status = report.status.as_str(),
+                    "command answered"
+                );
+            }
+            match queue::next_command(conn, &device.id, answered).map_err(queue_error)? {
+                Some(body) => Ok(Reply::Plist(body)),
+                None => Ok(Reply::Empty),
+            }
+        })
+        .await
+}

@@ -1,0 +1,4 @@
+//! Device simulator: iPads with real keys and certificates that speak the MDM protocol
+//! over HTTP exactly as a real one does (signed bodies, check-ins, command answers).
+
+pub mod device;

@@ -1,0 +1,246 @@
+//! Builds the application: certificates, database, first-start token, HTTP(S) server.
+//! Tests call [`Application::build`] with port 0 and talk to it over real HTTP.
+
+use std::any::Any;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{web, App, HttpMessage, HttpServer};
+use anyhow::Context;
+use openssl::ssl::{SslAcceptor, SslMethod, SslVerifyMode};
+use openssl::x509::store::X509StoreBuilder;
+use tracing::Instrument;
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::pki::store::{self, LoadedPki};
+use crate::state::AppState;
+
+/// The client certificate a device presented over mTLS, if any.
+#[derive(Clone)]
+pub struct PeerCertificate(pub openssl::x509::X509);
+
+/// Request id, also sent back as `x-request-id`.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// A built, bound, not yet awaited server.
+pub struct Application {
+    server: Server,
+    port: u16,
+    /// The first-start admin token, when this start created it.
+    pub first_admin_token: Option<String>,
+    /// Shared state (tests use it to reach the database).
+    pub state: AppState,
+}
+
+impl Application {
+    /// Prepares everything and binds the listener (port 0 picks a free port).
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let settings = Arc::new(settings);
+        let report =
+            store::init(&settings.certs_dir, &settings.hosts, false).with_context(|| {
+                format!(
+                    "cannot prepare certificates in {}",
+                    settings.certs_dir.display()
+                )
+            })?;
+        for path in &report.created {
+            tracing::info!(path = %path.display(), "created");
+        }
+        let LoadedPki {
+            ca,
+            server_cert,
+            server_key,
+        } = store::load(&settings.certs_dir).context("cannot load certificates")?;
+
+        let url = settings.database()?;
+        let db = {
+            let size = settings.database_pool_size;
+            tokio::task::spawn_blocking(move || Db::connect(&url, size))
+                .await
+                .context("database start cancelled")??
+        };
+        let (applied, first_admin_token) = {
+            let db = db.clone();
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let applied = db.migrate()?;
+                let mut conn = db.get()?;
+                let token = crate::accounts::bootstrap_admin(&mut conn)?;
+                Ok((applied, token))
+            })
+            .await
+            .context("database start cancelled")??
+        };
+        for name in &applied {
+            tracing::info!(migration = %name, "applied migration");
+        }
+
+        let state = AppState {
+            settings: settings.clone(),
+            db,
+            ca: Arc::new(ca),
+        };
+        let listener = TcpListener::bind(settings.listen)
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let port = listener.local_addr()?.port();
+
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(app_state.clone()))
+                .configure(crate::mdm::config(&app_state.settings))
+                .configure(crate::api::config)
+                .wrap_fn(|req, srv| {
+                    let (id, span) = start_request(&req);
+                    let fut = span.in_scope(|| srv.call(req));
+                    finish_request(id, span, fut)
+                })
+        })
+        .on_connect(attach_peer_certificate)
+        .disable_signals()
+        .shutdown_timeout(10);
+        let server = if settings.workers > 0 {
+            server.workers(settings.workers)
+        } else {
+            server
+        };
+        let server = if settings.tls.enabled {
+            let acceptor = tls_acceptor(&state, &server_cert, &server_key)?;
+            server.listen_openssl(listener, acceptor)?
+        } else {
+            server.listen(listener)?
+        }
+        .run();
+        tracing::info!(
+            addr = %settings.listen.ip(), port, tls = settings.tls.enabled,
+            backend = ?state.db.backend(), "tafel listening"
+        );
+        Ok(Application {
+            server,
+            port,
+            first_admin_token,
+            state,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until stopped (Ctrl-C / SIGTERM in `tafel serve`).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let server = self.server;
+        tokio::select! {
+            result = server => result,
+            _ = shutdown_signal() => {
+                tracing::info!("shutting down");
+                handle.stop(true).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs the server in the background (tests).
+    pub fn spawn(self) -> (u16, AppState) {
+        let (port, state) = (self.port, self.state.clone());
+        tokio::spawn(self.server);
+        (port, state)
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn tls_acceptor(
+    state: &AppState,
+    cert: &openssl::x509::X509,
+    key: &openssl::pkey::PKey<openssl::pkey::Private>,
+) -> anyhow::Result<openssl::ssl::SslAcceptorBuilder> {
+    let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())?;
+    builder.set_certificate(cert)?;
+    builder.set_private_key(key)?;
+    builder.check_private_key()?;
+    builder.set_alpn_select_callback(|_, client| {
+        openssl::ssl::select_next_proto(b"\x02h2\x08http/1.1", client)
+            .ok_or(openssl::ssl::AlpnError::NOACK)
+    });
+    if state.settings.tls.client_certificates {
+        // Ask for a client certificate but do not insist: admins and enrolling devices
+        // have none. The MDM endpoints check identity themselves.
+        let mut store = X509StoreBuilder::new()?;
+        store.add_cert(state.ca.cert().to_owned())?;
+        builder.set_verify_cert_store(store.build())?;
+        builder.set_client_ca_list(openssl::stack::Stack::new()?);
+        builder.add_client_ca(state.ca.cert())?;
+        builder.set_verify_callback(SslVerifyMode::PEER, |_ok, _ctx| true);
+    }
+    Ok(builder)
+}
+
+/// Keeps the TLS client certificate with the connection so handlers can read it.
+fn attach_peer_certificate(conn: &dyn Any, ext: &mut actix_web::dev::Extensions) {
+    use actix_tls::accept::openssl::TlsStream;
+    if let Some(tls) = conn.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
+        if let Some(cert) = tls.ssl().peer_certificate() {
+            ext.insert(PeerCertificate(cert));
+        }
+    }
+}
+
+/// Opens the request's span and id (the first half of the access log).
+fn start_request(req: &ServiceRequest) -> (String, tracing::Span) {
+    let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
+    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    (id, span)
+}
+
+/// Awaits the response inside the span, logs it and adds `x-request-id`.
+async fn finish_request<B>(
+    id: String,
+    span: tracing::Span,
+    fut: impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let started = Instant::now();
+    async move {
+        let mut res = fut.await?;
+        let status = res.status().as_u16();
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        if status >= 500 {
+            tracing::error!(status, ms, "request failed");
+        } else if status >= 400 {
+            tracing::warn!(status, ms, "request rejected");
+        } else {
+            tracing::debug!(status, ms, "request done");
+        }
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            res.headers_mut()
+                .insert(HeaderName::from_static("x-request-id"), v);
+        }
+        Ok(res)
+    }
+    .instrument(span)
+    .await
+}

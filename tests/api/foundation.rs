@@ -1,0 +1,104 @@
+//! The server starts on a fresh machine, answers its probes, and guards its API.
+
+use crate::helpers::TestApp;
+
+#[actix_web::test]
+async fn a_fresh_server_is_healthy_and_ready() {
+    let app = TestApp::spawn().await;
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("x-request-id"));
+    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    let expected = if crate::helpers::postgres_url().is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(body["database"], expected);
+}
+
+#[actix_web::test]
+async fn the_first_start_token_is_stored_only_as_a_hash() {
+    let app = TestApp::spawn().await;
+    assert!(app.admin_token.starts_with("tafel_"));
+    assert_eq!(app.count("api_tokens"), 1);
+    use diesel::prelude::*;
+    use tafel::db::schema::api_tokens;
+    let mut conn = app.state.db.get().unwrap();
+    let stored: String = api_tokens::table
+        .select(api_tokens::token_sha256)
+        .first(&mut *conn)
+        .unwrap();
+    assert_ne!(stored, app.admin_token);
+    assert_eq!(stored, tafel::accounts::hash_token(&app.admin_token));
+    // The first start was audited.
+    assert_eq!(app.count("audit_log"), 1);
+}
+
+#[actix_web::test]
+async fn the_api_wants_a_valid_token() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/devices/X/commands"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "unauthenticated");
+    let res = app
+        .client
+        .get(app.url("/api/v1/devices/X/commands"))
+        .bearer_auth("tafel_notarealtoken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let (status, body) = app.get("/api/v1/devices/UNKNOWN/commands").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"], "not_found");
+}
+
+#[actix_web::test]
+async fn unknown_paths_and_bad_json_get_clear_errors() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.get("/api/v1/nothing-here").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"], "not_found");
+    let res = app
+        .client
+        .post(app.url("/api/v1/commands"))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "bad_request");
+    assert!(body["message"].as_str().unwrap().contains("JSON"), "{body}");
+}
+
+#[actix_web::test]
+async fn a_restart_keeps_data_and_prints_no_new_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (settings, pg) = crate::helpers::test_settings(dir.path());
+    let first = tafel::startup::Application::build(settings.clone())
+        .await
+        .unwrap();
+    assert!(first.first_admin_token.is_some());
+    drop(first);
+    let second = tafel::startup::Application::build(settings).await.unwrap();
+    assert!(second.first_admin_token.is_none());
+    if let Some((base, name)) = pg {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        let mut c = diesel::PgConnection::establish(&base).unwrap();
+        c.batch_execute(&format!("DROP SCHEMA {name} CASCADE"))
+            .unwrap();
+    }
+}

@@ -1,0 +1,232 @@
+//! `TestApp`: a real server on a free port, its database, and builders for test data.
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use openssl::pkey::PKey;
+use openssl::rsa::Rsa;
+use openssl::x509::X509Name;
+use tafel::config::Settings;
+use tafel::protocol::Udid;
+use tafel::sim::device::SimDevice;
+use tafel::startup::Application;
+use tafel::state::AppState;
+use tempfile::TempDir;
+
+/// A PostgreSQL schema that lives as long as the test.
+struct PgSchema {
+    base: String,
+    name: String,
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if let Ok(mut c) = diesel::PgConnection::establish(&self.base) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+        }
+    }
+}
+
+/// Which database the tests run on.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("TAFEL_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// A running server for one test.
+pub struct TestApp {
+    /// `http://127.0.0.1:port`.
+    pub base: String,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    /// Server state (database, CA).
+    pub state: AppState,
+    /// The district admin's token.
+    pub admin_token: String,
+    _dir: TempDir,
+    _pg: Option<PgSchema>,
+}
+
+/// Settings for a test server in `dir`.
+pub fn test_settings(dir: &std::path::Path) -> (Settings, Option<(String, String)>) {
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        certs_dir: dir.join("certs"),
+        workers: 2,
+        database_pool_size: 4,
+        log_level: "error".into(),
+        ..Settings::default()
+    };
+    let pg = postgres_url().map(|base| {
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let mut c =
+            diesel::PgConnection::establish(&base).expect("TAFEL_TEST_POSTGRES_URL unreachable");
+        c.batch_execute(&format!("CREATE SCHEMA {name}")).unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        settings.database_url = format!("{base}{sep}options=-csearch_path%3D{name}");
+        (base, name)
+    });
+    if pg.is_none() {
+        settings.database_url = format!("sqlite://{}", dir.join("tafel.db").display());
+    }
+    (settings, pg)
+}
+
+impl TestApp {
+    /// Starts a server with default test settings.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts a server after `adjust` changed the settings.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut settings, pg) = test_settings(dir.path());
+        adjust(&mut settings);
+        tafel::telemetry::init(settings.log_format, &settings.log_level);
+        let app = Application::build(settings.clone())
+            .await
+            .expect("server starts");
+        let admin_token = app
+            .first_admin_token
+            .clone()
+            .expect("first start prints a token");
+        let (port, state) = app.spawn();
+        let scheme = if settings.tls.enabled {
+            "https"
+        } else {
+            "http"
+        };
+        TestApp {
+            base: format!("{scheme}://127.0.0.1:{port}"),
+            client: reqwest::Client::new(),
+            state,
+            admin_token,
+            _dir: dir,
+            _pg: pg.map(|(base, name)| PgSchema { base, name }),
+        }
+    }
+
+    /// A full URL for `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// GET with the admin token; returns status and JSON body.
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let res = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .unwrap();
+        json_reply(res).await
+    }
+
+    /// POST JSON with the admin token.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let res = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        json_reply(res).await
+    }
+
+    /// A new simulated iPad with a key and a certificate from this server's CA.
+    pub fn device(&self, n: usize) -> SimDevice {
+        let (key, cert) = self.identity(&format!("test-device-{n}"), 365);
+        let udid = Udid::parse(&format!("00008103-{n:016X}")).unwrap();
+        SimDevice::new(
+            self.client.clone(),
+            &self.base,
+            udid,
+            format!("DMPTEST{n:05}"),
+            key,
+            cert,
+        )
+    }
+
+    /// A key and an identity certificate from our CA valid for `days`.
+    pub fn identity(&self, cn: &str, days: u32) -> (PKey<openssl::pkey::Private>, X509) {
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let mut name = X509Name::builder().unwrap();
+        name.append_entry_by_text("CN", cn).unwrap();
+        let name = name.build();
+        let public = PKey::public_key_from_der(&key.public_key_to_der().unwrap()).unwrap();
+        let cert = self
+            .state
+            .ca
+            .issue_client_cert(&public, &name, days)
+            .unwrap();
+        (key, cert)
+    }
+
+    /// Enqueues `request_type` for `udids` through the admin API; returns the command UUID.
+    pub async fn enqueue(
+        &self,
+        udids: &[&str],
+        request_type: &str,
+        fields: Option<serde_json::Value>,
+    ) -> String {
+        let mut body = serde_json::json!({"udids": udids, "request_type": request_type});
+        if let Some(f) = fields {
+            body["fields"] = f;
+        }
+        let (status, json) = self.post("/api/v1/commands", body).await;
+        assert_eq!(status, 202, "{json}");
+        json["command_uuid"].as_str().unwrap().to_owned()
+    }
+
+    /// A device's queue as the admin API lists it.
+    pub async fn queue_of(&self, udid: &str) -> Vec<serde_json::Value> {
+        let (status, json) = self
+            .get(&format!("/api/v1/devices/{udid}/commands?limit=500"))
+            .await;
+        assert_eq!(status, 200, "{json}");
+        json["items"].as_array().unwrap().clone()
+    }
+
+    /// The queue status of one command on one device.
+    pub async fn status_of(&self, udid: &str, command_uuid: &str) -> String {
+        self.queue_of(udid)
+            .await
+            .into_iter()
+            .find(|e| e["command_uuid"] == command_uuid)
+            .map(|e| e["status"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("{command_uuid} not in queue of {udid}"))
+    }
+
+    /// Rows in a table (to prove a rejected request stored nothing).
+    pub fn count(&self, table: &str) -> i64 {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.state.db.get().unwrap();
+        diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+            .get_result::<N>(&mut *conn)
+            .unwrap()
+            .n
+    }
+}
+
+/// Reads status and JSON (or `null` for an empty body).
+pub async fn json_reply(res: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    let json = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    };
+    (status, json)
+}
+
+pub use openssl::x509::X509;

@@ -1,0 +1,9 @@
+//! All integration tests in one binary (one link step). Each test gets its own
+//! temporary SQLite file, or its own PostgreSQL schema when `TAFEL_TEST_POSTGRES_URL`
+//! is set.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod foundation;
+mod helpers;
+mod protocol_flow;
