@@ -11,6 +11,7 @@ pub mod db;
 pub mod enrollment;
 pub mod error;
 pub mod mdm;
+pub mod org;
 pub mod pki;
 pub mod protocol;
 pub mod queue;

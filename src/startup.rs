@@ -40,6 +40,17 @@ pub struct Application {
 impl Application {
     /// Prepares everything and binds the listener (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(settings.listen)
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        Self::build_on(settings, listener).await
+    }
+
+    /// As [`Application::build`], on a listener the caller bound (tests bind first so
+    /// that `public_url` can name the port).
+    pub async fn build_on(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> anyhow::Result<Application> {
         let settings = Arc::new(settings);
         let report =
             store::init(&settings.certs_dir, &settings.hosts, false).with_context(|| {
@@ -55,6 +66,8 @@ impl Application {
             ca,
             server_cert,
             server_key,
+            signing_cert,
+            signing_key,
         } = store::load(&settings.certs_dir).context("cannot load certificates")?;
 
         let url = settings.database()?;
@@ -83,9 +96,11 @@ impl Application {
             settings: settings.clone(),
             db,
             ca: Arc::new(ca),
+            signer: Arc::new(crate::state::ProfileSigner {
+                cert: signing_cert,
+                key: signing_key,
+            }),
         };
-        let listener = TcpListener::bind(settings.listen)
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let port = listener.local_addr()?.port();
 
         let app_state = state.clone();

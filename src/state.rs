@@ -15,4 +15,25 @@ pub struct AppState {
     pub db: Db,
     /// Our certificate authority.
     pub ca: Arc<CertificateAuthority>,
+    /// Signs enrollment and configuration profiles.
+    pub signer: Arc<ProfileSigner>,
+}
+
+/// The certificate and key that sign profiles.
+pub struct ProfileSigner {
+    /// Certificate (issued by our CA).
+    pub cert: openssl::x509::X509,
+    /// Key.
+    pub key: openssl::pkey::PKey<openssl::pkey::Private>,
+}
+
+impl ProfileSigner {
+    /// Signs a profile (CMS SignedData with the content, DER), chain included.
+    pub fn sign(
+        &self,
+        content: &[u8],
+        ca: &CertificateAuthority,
+    ) -> Result<Vec<u8>, crate::pki::PkiError> {
+        crate::pki::cms::sign_attached(content, &self.cert, &self.key, &[ca.cert().to_owned()])
+    }
 }

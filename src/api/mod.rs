@@ -4,7 +4,9 @@
 //! domain module, answer.
 
 pub mod auth;
+pub mod authz;
 pub mod commands;
+pub mod org;
 
 use actix_web::{web, HttpResponse};
 
@@ -33,7 +35,11 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     )
     .route("/healthz", web::get().to(healthz))
     .route("/readyz", web::get().to(readyz))
-    .service(web::scope("/api/v1").configure(commands::config))
+    .service(
+        web::scope("/api/v1")
+            .configure(commands::config)
+            .configure(org::config),
+    )
     .default_service(web::to(not_found));
 }
 

@@ -140,7 +140,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    enrollment_tokens (id) {
+        id -> Text,
+        token -> Text,
+        tenant_id -> Text,
+        school_id -> Text,
+        class_id -> Nullable<Text>,
+        group_id -> Nullable<Text>,
+        description -> Text,
+        max_uses -> Nullable<Integer>,
+        uses -> Integer,
+        expires_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    scep_challenges (challenge_sha256) {
+        challenge_sha256 -> Text,
+        token_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(schools -> tenants (tenant_id));
+diesel::joinable!(enrollment_tokens -> schools (school_id));
+diesel::joinable!(scep_challenges -> enrollment_tokens (token_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(command_queue -> devices (device_id));
 diesel::joinable!(command_queue -> commands (command_uuid));
@@ -155,4 +185,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     commands,
     command_queue,
     audit_log,
+    enrollment_tokens,
+    scep_challenges,
 );

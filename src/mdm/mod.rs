@@ -5,6 +5,7 @@
 //! `ServerURL` at one path: a body with `MessageType` is a check-in, one with `Status`
 //! a command report. Errors are 4xx with a reason and store nothing; never 401.
 
+pub mod enroll;
 pub mod identity;
 
 use actix_web::http::header::CONTENT_TYPE;
@@ -32,6 +33,7 @@ pub fn config(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
     let (checkin_limit, connect_limit) =
         (settings.mdm.max_checkin_body, settings.mdm.max_connect_body);
     move |cfg| {
+        enroll::config(cfg);
         if checkin == connect {
             let limit = checkin_limit.max(connect_limit);
             cfg.service(device_resource(&checkin, limit));

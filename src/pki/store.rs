@@ -25,6 +25,10 @@ pub struct CertPaths {
     pub server_cert: PathBuf,
     /// Server key (0600, git-ignored).
     pub server_key: PathBuf,
+    /// Certificate that signs enrollment and configuration profiles (public).
+    pub signing_cert: PathBuf,
+    /// Its key (0600, git-ignored).
+    pub signing_key: PathBuf,
 }
 
 impl CertPaths {
@@ -35,6 +39,8 @@ impl CertPaths {
             ca_key: dir.join("ca.key"),
             server_cert: dir.join("server.pem"),
             server_key: dir.join("server.key"),
+            signing_cert: dir.join("signing.pem"),
+            signing_key: dir.join("signing.key"),
         }
     }
 }
@@ -56,6 +62,10 @@ pub struct LoadedPki {
     pub server_cert: X509,
     /// Its key.
     pub server_key: PKey<Private>,
+    /// Profile signing certificate.
+    pub signing_cert: X509,
+    /// Its key.
+    pub signing_key: PKey<Private>,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
@@ -119,6 +129,23 @@ pub fn init(dir: &Path, hosts: &[String], force: bool) -> Result<InitReport, Pki
             .created
             .extend([paths.server_cert.clone(), paths.server_key.clone()]);
     }
+    let ca_created = report.created.contains(&paths.ca_cert);
+    let signing_exists = paths.signing_cert.exists() || paths.signing_key.exists();
+    if signing_exists && !force && !ca_created {
+        report
+            .kept
+            .extend([paths.signing_cert.clone(), paths.signing_key.clone()]);
+    } else {
+        if signing_exists && !force {
+            return Err(PkiError::KeyExists(paths.signing_key.clone()));
+        }
+        let (cert, key) = ca.issue_signing_cert("tafel profile signing", SERVER_DAYS)?;
+        write_key_file(&paths.signing_key, &key.private_key_to_pem_pkcs8()?, force)?;
+        write_public(&paths.signing_cert, &cert.to_pem()?)?;
+        report
+            .created
+            .extend([paths.signing_cert.clone(), paths.signing_key.clone()]);
+    }
     Ok(report)
 }
 
@@ -127,13 +154,18 @@ pub fn load(dir: &Path) -> Result<LoadedPki, PkiError> {
     let paths = CertPaths::new(dir);
     check_key_permissions(&paths.ca_key)?;
     check_key_permissions(&paths.server_key)?;
+    check_key_permissions(&paths.signing_key)?;
     let ca = CertificateAuthority::load(&read(&paths.ca_cert)?, &read(&paths.ca_key)?)?;
     let server_cert = X509::from_pem(&read(&paths.server_cert)?)?;
     let server_key = PKey::private_key_from_pem(&read(&paths.server_key)?)?;
+    let signing_cert = X509::from_pem(&read(&paths.signing_cert)?)?;
+    let signing_key = PKey::private_key_from_pem(&read(&paths.signing_key)?)?;
     Ok(LoadedPki {
         ca,
         server_cert,
         server_key,
+        signing_cert,
+        signing_key,
     })
 }
 
@@ -146,11 +178,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hosts = vec!["mdm.example.org".to_owned(), "127.0.0.1".to_owned()];
         let first = init(dir.path(), &hosts, false).unwrap();
-        assert_eq!(first.created.len(), 4);
+        assert_eq!(first.created.len(), 6);
         let key_before = std::fs::read(dir.path().join("ca.key")).unwrap();
         let second = init(dir.path(), &hosts, false).unwrap();
         assert!(second.created.is_empty());
-        assert_eq!(second.kept.len(), 4);
+        assert_eq!(second.kept.len(), 6);
         assert_eq!(
             key_before,
             std::fs::read(dir.path().join("ca.key")).unwrap()
@@ -159,7 +191,7 @@ mod tests {
         loaded.ca.verify_issued(&loaded.server_cert, None).unwrap();
 
         let forced = init(dir.path(), &hosts, true).unwrap();
-        assert_eq!(forced.created.len(), 4);
+        assert_eq!(forced.created.len(), 6);
         assert_ne!(
             key_before,
             std::fs::read(dir.path().join("ca.key")).unwrap()

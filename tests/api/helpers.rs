@@ -82,9 +82,12 @@ impl TestApp {
     pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let (mut settings, pg) = test_settings(dir.path());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        settings.public_url = format!("http://127.0.0.1:{port}");
         adjust(&mut settings);
         tafel::telemetry::init(settings.log_format, &settings.log_level);
-        let app = Application::build(settings.clone())
+        let app = Application::build_on(settings.clone(), listener)
             .await
             .expect("server starts");
         let admin_token = app

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod enrollment;
 mod foundation;
 mod helpers;
 mod protocol_flow;

@@ -15,6 +15,9 @@
 //! Otherwise it is refused. Every other message must come with the bound certificate
 //! (or a renewal of it, which then becomes the bound one).
 
+pub mod profile;
+pub mod tokens;
+
 use diesel::prelude::*;
 
 use crate::db::schema::{command_queue, device_certificates, devices};
@@ -189,7 +192,15 @@ pub fn authenticate(
             devices::last_seen_at.eq(at),
             devices::updated_at.eq(at),
         );
-        match existing {
+        // The token the certificate was enrolled with decides where the device lands.
+        let token = tokens::token_of_certificate(conn, &identity.sha256)?;
+        let place = token.as_ref().map(|t| {
+            (
+                devices::tenant_id.eq(Some(t.tenant_id.clone())),
+                devices::school_id.eq(Some(t.school_id.clone())),
+            )
+        });
+        let id: Result<String, EnrollError> = match existing {
             Some(device) => {
                 let allowed = match device.identity_cert_sha256.as_deref() {
                     None => true,
@@ -243,7 +254,14 @@ pub fn authenticate(
                     }
                 }
             }
+        };
+        let id = id?;
+        if let Some(place) = place {
+            diesel::update(devices::table.find(&id))
+                .set(place)
+                .execute(conn)?;
         }
+        Ok(id)
     })
 }
 

@@ -1,0 +1,2 @@
+DROP TABLE scep_challenges;
+DROP TABLE enrollment_tokens;

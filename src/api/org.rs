@@ -1,0 +1,247 @@
+//! Admin API for school authorities, schools and enrollment tokens.
+
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
+
+use super::auth::Caller;
+use super::authz::{self, Action, Place};
+use crate::enrollment::tokens::{self, EnrollmentToken, NewToken, TokenError};
+use crate::error::{ApiError, ApiResult};
+use crate::org::{self, NewSchool, NewTenant, OrgError, School, Tenant};
+use crate::state::AppState;
+
+/// Routes under `/api/v1`.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/tenants", web::post().to(create_tenant))
+        .route("/tenants", web::get().to(list_tenants))
+        .route("/tenants/{id}", web::get().to(get_tenant))
+        .route("/tenants/{id}/schools", web::post().to(create_school))
+        .route("/schools", web::get().to(list_schools))
+        .route("/schools/{id}", web::get().to(get_school))
+        .route(
+            "/schools/{id}/enrollment-tokens",
+            web::post().to(create_token),
+        )
+        .route(
+            "/schools/{id}/enrollment-tokens",
+            web::get().to(list_tokens),
+        )
+        .route(
+            "/enrollment-tokens/{id}/revoke",
+            web::post().to(revoke_token),
+        );
+}
+
+fn org_error(e: OrgError) -> ApiError {
+    match e {
+        OrgError::Db(e) => e.into(),
+        OrgError::Invalid { field, message } => ApiError::invalid_field(field, message),
+        OrgError::Duplicate(_) => ApiError::conflict(e.to_string()),
+    }
+}
+
+fn token_error(e: TokenError) -> ApiError {
+    match e {
+        TokenError::Db(e) => e.into(),
+        TokenError::Invalid { field, message } => ApiError::invalid_field(field, message),
+        other => ApiError::conflict(other.to_string()),
+    }
+}
+
+async fn create_tenant(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<NewTenant>,
+) -> ApiResult<HttpResponse> {
+    authz::require(&caller.0, Action::ManageDistrict, Place::default())?;
+    let input = body.into_inner();
+    let tenant = state
+        .db
+        .run(move |conn| org::create_tenant(conn, &input, &caller.0.user_id).map_err(org_error))
+        .await?;
+    Ok(HttpResponse::Created().json(tenant))
+}
+
+async fn list_tenants(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let all = state
+        .db
+        .run(|conn| org::list_tenants(conn).map_err(ApiError::from))
+        .await?;
+    let items: Vec<Tenant> = all
+        .into_iter()
+        .filter(|t| authz::can_see(&caller.0, Place::tenant(&t.id)))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+async fn load_tenant(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    action: Action,
+) -> ApiResult<Tenant> {
+    let tenant = state
+        .db
+        .run(move |conn| org::tenant(conn, &id).map_err(ApiError::from))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such school authority"))?;
+    authz::require(&caller.0, action, Place::tenant(&tenant.id))?;
+    Ok(tenant)
+}
+
+async fn load_school(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    action: Action,
+) -> ApiResult<School> {
+    let school = state
+        .db
+        .run(move |conn| org::school(conn, &id).map_err(ApiError::from))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such school"))?;
+    authz::require(
+        &caller.0,
+        action,
+        Place::school(&school.tenant_id, &school.id),
+    )?;
+    Ok(school)
+}
+
+async fn get_tenant(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let tenant = load_tenant(&state, &caller, path.into_inner(), Action::View).await?;
+    Ok(HttpResponse::Ok().json(tenant))
+}
+
+async fn create_school(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<NewSchool>,
+) -> ApiResult<HttpResponse> {
+    let tenant = load_tenant(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
+    let input = body.into_inner();
+    let school = state
+        .db
+        .run(move |conn| {
+            org::create_school(conn, &tenant.id, &input, &caller.0.user_id).map_err(org_error)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(school))
+}
+
+/// Query of `GET /schools`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SchoolQuery {
+    tenant_id: Option<String>,
+}
+
+async fn list_schools(
+    caller: Caller,
+    state: web::Data<AppState>,
+    q: web::Query<SchoolQuery>,
+) -> ApiResult<HttpResponse> {
+    let tenant = q.into_inner().tenant_id;
+    let all = state
+        .db
+        .run(move |conn| org::list_schools(conn, tenant.as_deref()).map_err(ApiError::from))
+        .await?;
+    let items: Vec<School> = all
+        .into_iter()
+        .filter(|s| authz::can_see(&caller.0, Place::school(&s.tenant_id, &s.id)))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+async fn get_school(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let school = load_school(&state, &caller, path.into_inner(), Action::View).await?;
+    Ok(HttpResponse::Ok().json(school))
+}
+
+/// A token with its enrollment URL.
+#[derive(Serialize)]
+struct TokenView {
+    #[serde(flatten)]
+    token: EnrollmentToken,
+    /// Open this on the iPad (or encode it in a QR code) to enroll.
+    url: String,
+}
+
+fn view(state: &AppState, token: EnrollmentToken) -> TokenView {
+    TokenView {
+        url: format!("{}/enroll/{}", state.settings.base_url(), token.token),
+        token,
+    }
+}
+
+async fn create_token(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: Option<web::Json<NewToken>>,
+) -> ApiResult<HttpResponse> {
+    let school = load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    let input = body.map(web::Json::into_inner).unwrap_or_default();
+    let token = state
+        .db
+        .run(move |conn| -> ApiResult<EnrollmentToken> {
+            let tenant = org::tenant(conn, &school.tenant_id)?.ok_or_else(|| ApiError::not_found("no such school authority"))?;
+            if tenant.push_topic.is_none() {
+                return Err(ApiError::conflict(format!(
+                    "school authority {:?} has no push certificate (topic) yet: upload one before enrolling devices",
+                    tenant.name
+                )));
+            }
+            tokens::create(conn, &school.tenant_id, &school.id, &input, &caller.0.user_id).map_err(token_error)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(view(&state, token)))
+}
+
+async fn list_tokens(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let school = load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    let items = state
+        .db
+        .run(move |conn| tokens::list(conn, &school.id).map_err(ApiError::from))
+        .await?;
+    let items: Vec<TokenView> = items.into_iter().map(|t| view(&state, t)).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+async fn revoke_token(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let token = state
+        .db
+        .run(move |conn| tokens::get(conn, &id).map_err(ApiError::from))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such enrollment token"))?;
+    authz::require(
+        &caller.0,
+        Action::ManageSchool,
+        Place::school(&token.tenant_id, &token.school_id),
+    )?;
+    let actor = caller.0.user_id.clone();
+    let t = token.clone();
+    state
+        .db
+        .run(move |conn| tokens::revoke(conn, &t, &actor).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"revoked": token.id})))
+}

@@ -1,0 +1,362 @@
+//! Enrollment tokens and the one-time SCEP challenges handed out with them.
+//!
+//! A token is a URL (`/enroll/{token}`) an admin gives a school. Each download of the
+//! profile carries a fresh challenge; the challenge is consumed when our SCEP server
+//! issues the device its identity certificate, which is when a token "use" counts.
+
+use diesel::prelude::*;
+use openssl::sha::sha256;
+use serde::Serialize;
+
+use crate::audit;
+use crate::db::schema::{device_certificates, enrollment_tokens, scep_challenges};
+use crate::db::{new_id, now, DbConn};
+
+/// How long a challenge from a downloaded profile stays valid.
+pub const CHALLENGE_LIFETIME: chrono::Duration = chrono::Duration::hours(1);
+
+/// A token as stored and shown to admins.
+#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[diesel(table_name = enrollment_tokens)]
+pub struct EnrollmentToken {
+    /// Id.
+    pub id: String,
+    /// The secret part of the URL.
+    pub token: String,
+    /// Authority.
+    pub tenant_id: String,
+    /// School devices land in.
+    pub school_id: String,
+    /// Class devices land in (optional).
+    pub class_id: Option<String>,
+    /// Device group (tablet cart) devices land in (optional).
+    pub group_id: Option<String>,
+    /// What it is for.
+    pub description: String,
+    /// Most devices that may enroll with it.
+    pub max_uses: Option<i32>,
+    /// Devices enrolled with it so far.
+    pub uses: i32,
+    /// End of validity.
+    pub expires_at: Option<chrono::NaiveDateTime>,
+    /// Revoked at.
+    pub revoked_at: Option<chrono::NaiveDateTime>,
+    /// Creator (user id).
+    pub created_by: Option<String>,
+    /// Created.
+    pub created_at: chrono::NaiveDateTime,
+}
+
+/// Input for a new token.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// What it is for, e.g. "iPad cart 2, Gymnasium Nord".
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Most devices that may enroll with it.
+    #[serde(default)]
+    pub max_uses: Option<i32>,
+    /// Days until it expires (default: never).
+    #[serde(default)]
+    pub expires_in_days: Option<i64>,
+    /// Class devices land in.
+    #[serde(default)]
+    pub class_id: Option<String>,
+    /// Device group devices land in.
+    #[serde(default)]
+    pub group_id: Option<String>,
+}
+
+/// Why a token cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Storage failed.
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+    /// Unknown token.
+    #[error("unknown enrollment token")]
+    Unknown,
+    /// Revoked.
+    #[error("this enrollment token was revoked")]
+    Revoked,
+    /// Past its expiry.
+    #[error("this enrollment token has expired")]
+    Expired,
+    /// All uses taken.
+    #[error("this enrollment token has been used up ({0} devices)")]
+    UsedUp(i32),
+    /// The challenge is unknown, used or expired.
+    #[error("the SCEP challenge is unknown, used or expired")]
+    BadChallenge,
+    /// Bad input.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// Field.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+fn random_string(len: usize) -> Result<String, TokenError> {
+    const ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let mut bytes = vec![0u8; len];
+    openssl::rand::rand_bytes(&mut bytes).map_err(|e| TokenError::Invalid {
+        field: "random",
+        message: e.to_string(),
+    })?;
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(b & 31)] as char)
+        .collect())
+}
+
+/// Creates a token for a school.
+pub fn create(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    school_id: &str,
+    input: &NewToken,
+    actor: &str,
+) -> Result<EnrollmentToken, TokenError> {
+    if input.max_uses.is_some_and(|n| n < 1) {
+        return Err(TokenError::Invalid {
+            field: "max_uses",
+            message: "at least 1".into(),
+        });
+    }
+    if input
+        .expires_in_days
+        .is_some_and(|d| !(1..=3650).contains(&d))
+    {
+        return Err(TokenError::Invalid {
+            field: "expires_in_days",
+            message: "between 1 and 3650".into(),
+        });
+    }
+    let description = input.description.clone().unwrap_or_default();
+    if description.chars().count() > 500 {
+        return Err(TokenError::Invalid {
+            field: "description",
+            message: "at most 500 characters".into(),
+        });
+    }
+    let at = now();
+    let token = EnrollmentToken {
+        id: new_id(),
+        token: random_string(24)?,
+        tenant_id: tenant_id.to_owned(),
+        school_id: school_id.to_owned(),
+        class_id: input.class_id.clone(),
+        group_id: input.group_id.clone(),
+        description,
+        max_uses: input.max_uses,
+        uses: 0,
+        expires_at: input
+            .expires_in_days
+            .map(|d| at + chrono::Duration::days(d)),
+        revoked_at: None,
+        created_by: Some(actor.to_owned()),
+        created_at: at,
+    };
+    conn.write_tx(|conn| {
+        diesel::insert_into(enrollment_tokens::table)
+            .values((
+                enrollment_tokens::id.eq(&token.id),
+                enrollment_tokens::token.eq(&token.token),
+                enrollment_tokens::tenant_id.eq(&token.tenant_id),
+                enrollment_tokens::school_id.eq(&token.school_id),
+                enrollment_tokens::class_id.eq(&token.class_id),
+                enrollment_tokens::group_id.eq(&token.group_id),
+                enrollment_tokens::description.eq(&token.description),
+                enrollment_tokens::max_uses.eq(token.max_uses),
+                enrollment_tokens::uses.eq(0),
+                enrollment_tokens::expires_at.eq(token.expires_at),
+                enrollment_tokens::created_by.eq(&token.created_by),
+                enrollment_tokens::created_at.eq(at),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            &audit::Entry::new(actor, "create", "enrollment_token")
+                .object(&token.id)
+                .scope(Some(tenant_id), Some(school_id))
+                .summary(serde_json::json!({"after": {"description": token.description, "max_uses": token.max_uses, "expires_at": token.expires_at}})),
+        )?;
+        Ok(token.clone())
+    })
+}
+
+/// A school's tokens, newest first.
+pub fn list(conn: &mut DbConn, school_id: &str) -> QueryResult<Vec<EnrollmentToken>> {
+    enrollment_tokens::table
+        .filter(enrollment_tokens::school_id.eq(school_id))
+        .order(enrollment_tokens::created_at.desc())
+        .select(EnrollmentToken::as_select())
+        .load(conn)
+}
+
+/// One token by id.
+pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<EnrollmentToken>> {
+    enrollment_tokens::table
+        .find(id)
+        .select(EnrollmentToken::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Revokes a token; profiles downloaded before keep working only until their
+/// challenge is used or expires.
+pub fn revoke(conn: &mut DbConn, token: &EnrollmentToken, actor: &str) -> QueryResult<()> {
+    conn.write_tx(|conn| {
+        diesel::update(enrollment_tokens::table.find(&token.id))
+            .set(enrollment_tokens::revoked_at.eq(now()))
+            .execute(conn)?;
+        diesel::update(
+            scep_challenges::table
+                .filter(scep_challenges::token_id.eq(&token.id))
+                .filter(scep_challenges::used_at.is_null()),
+        )
+        .set(scep_challenges::expires_at.eq(now()))
+        .execute(conn)?;
+        audit::record(
+            conn,
+            &audit::Entry::new(actor, "revoke", "enrollment_token")
+                .object(&token.id)
+                .scope(Some(&token.tenant_id), Some(&token.school_id))
+                .summary(
+                    serde_json::json!({"before": {"revoked": false}, "after": {"revoked": true}}),
+                ),
+        )
+    })
+}
+
+fn usable(token: &EnrollmentToken, at: chrono::NaiveDateTime) -> Result<(), TokenError> {
+    if token.revoked_at.is_some() {
+        return Err(TokenError::Revoked);
+    }
+    if token.expires_at.is_some_and(|e| e <= at) {
+        return Err(TokenError::Expired);
+    }
+    if let Some(max) = token.max_uses {
+        if token.uses >= max {
+            return Err(TokenError::UsedUp(max));
+        }
+    }
+    Ok(())
+}
+
+/// For a profile download: checks the token and creates a fresh one-time challenge.
+/// Returns the token and the challenge (plain; only its hash is stored).
+pub fn redeem(conn: &mut DbConn, secret: &str) -> Result<(EnrollmentToken, String), TokenError> {
+    let at = now();
+    let token = enrollment_tokens::table
+        .filter(enrollment_tokens::token.eq(secret))
+        .select(EnrollmentToken::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(TokenError::Unknown)?;
+    usable(&token, at)?;
+    let challenge = random_string(32)?;
+    diesel::insert_into(scep_challenges::table)
+        .values((
+            scep_challenges::challenge_sha256.eq(hex::encode(sha256(challenge.as_bytes()))),
+            scep_challenges::token_id.eq(&token.id),
+            scep_challenges::created_at.eq(at),
+            scep_challenges::expires_at.eq(at + CHALLENGE_LIFETIME),
+        ))
+        .execute(conn)?;
+    Ok((token, challenge))
+}
+
+/// For SCEP PKCSReq: checks and consumes a challenge, inside the caller's write
+/// transaction (so a failed issuance leaves it unused). Returns the token.
+pub fn consume_challenge(
+    conn: &mut DbConn,
+    challenge: &str,
+) -> Result<EnrollmentToken, TokenError> {
+    let at = now();
+    let hash = hex::encode(sha256(challenge.as_bytes()));
+    let claimed = diesel::update(
+        scep_challenges::table
+            .find(&hash)
+            .filter(scep_challenges::used_at.is_null())
+            .filter(scep_challenges::expires_at.gt(at)),
+    )
+    .set(scep_challenges::used_at.eq(at))
+    .execute(conn)?;
+    if claimed != 1 {
+        return Err(TokenError::BadChallenge);
+    }
+    let token_id: String = scep_challenges::table
+        .find(&hash)
+        .select(scep_challenges::token_id)
+        .first(conn)?;
+    let token = get(conn, &token_id)?.ok_or(TokenError::Unknown)?;
+    // A token revoked or used up after the download no longer issues certificates.
+    usable(&token, at)?;
+    diesel::update(enrollment_tokens::table.find(&token.id))
+        .set(enrollment_tokens::uses.eq(enrollment_tokens::uses + 1))
+        .execute(conn)?;
+    Ok(token)
+}
+
+/// What we record about every identity certificate we issue.
+pub struct IssuedCertificate<'a> {
+    /// SHA-256 of the DER.
+    pub sha256: &'a str,
+    /// Serial, hex.
+    pub serial: &'a str,
+    /// Subject, one line.
+    pub subject: &'a str,
+    /// Validity start.
+    pub not_before: chrono::NaiveDateTime,
+    /// Validity end.
+    pub not_after: chrono::NaiveDateTime,
+    /// The certificate this one renews.
+    pub renewed_from: Option<&'a str>,
+    /// The token it was enrolled with.
+    pub enrollment_token_id: Option<&'a str>,
+}
+
+/// Records an issued certificate.
+pub fn record_certificate(conn: &mut DbConn, c: &IssuedCertificate<'_>) -> QueryResult<()> {
+    diesel::insert_into(device_certificates::table)
+        .values((
+            device_certificates::sha256.eq(c.sha256),
+            device_certificates::serial.eq(c.serial),
+            device_certificates::subject.eq(c.subject),
+            device_certificates::not_before.eq(c.not_before),
+            device_certificates::not_after.eq(c.not_after),
+            device_certificates::renewed_from.eq(c.renewed_from),
+            device_certificates::enrollment_token_id.eq(c.enrollment_token_id),
+            device_certificates::created_at.eq(now()),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// The token a certificate was enrolled with (following renewals back).
+pub fn token_of_certificate(
+    conn: &mut DbConn,
+    sha256: &str,
+) -> QueryResult<Option<EnrollmentToken>> {
+    let mut current = sha256.to_owned();
+    for _ in 0..16 {
+        let row: Option<(Option<String>, Option<String>)> = device_certificates::table
+            .find(&current)
+            .select((
+                device_certificates::enrollment_token_id,
+                device_certificates::renewed_from,
+            ))
+            .first(conn)
+            .optional()?;
+        match row {
+            Some((Some(token_id), _)) => return get(conn, &token_id),
+            Some((None, Some(parent))) => current = parent,
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
+}
