@@ -40,6 +40,52 @@ pub struct Settings {
     pub tls: TlsSettings,
     /// Device protocol settings.
     pub mdm: MdmSettings,
+    /// APNs push settings.
+    pub push: PushSettings,
+}
+
+/// APNs push: where, how often, how hard.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushSettings {
+    /// APNs provider API base URL (Apple's production endpoint by default).
+    pub base_url: String,
+    /// Extra root CA (PEM file) to trust for the APNs server (tests, proxies).
+    pub extra_root_ca: Option<PathBuf>,
+    /// Window in milliseconds in which pushes to one device are coalesced into one.
+    pub coalesce_ms: u64,
+    /// Pushes in flight at once.
+    pub concurrency: usize,
+    /// Hours until APNs may drop an undelivered push (`apns-expiration`).
+    pub expiration_hours: i64,
+    /// Delays in milliseconds before retrying a push after 429, 5xx or a timeout
+    /// (the last one repeats).
+    pub retry_delays_ms: Vec<u64>,
+    /// Seconds between sweeps for devices that have commands waiting but stay silent.
+    pub sweep_interval_secs: u64,
+    /// A device with waiting commands not seen for this many seconds is pushed again.
+    pub sweep_after_secs: u64,
+    /// At most this many devices are re-pushed per sweep.
+    pub sweep_batch: i64,
+    /// Days before a push certificate's expiry that warnings start.
+    pub expiry_warning_days: u32,
+}
+
+impl Default for PushSettings {
+    fn default() -> Self {
+        PushSettings {
+            base_url: "https://api.push.apple.com".into(),
+            extra_root_ca: None,
+            coalesce_ms: 250,
+            concurrency: 64,
+            expiration_hours: 24,
+            retry_delays_ms: vec![30_000, 120_000, 480_000, 1_800_000],
+            sweep_interval_secs: 300,
+            sweep_after_secs: 4 * 3600,
+            sweep_batch: 1000,
+            expiry_warning_days: 30,
+        }
+    }
 }
 
 /// Log output format.
@@ -96,6 +142,7 @@ impl Default for Settings {
             workers: 0,
             tls: TlsSettings::default(),
             mdm: MdmSettings::default(),
+            push: PushSettings::default(),
         }
     }
 }
@@ -237,6 +284,18 @@ impl Settings {
         }
         if self.hosts.is_empty() {
             return Err("hosts: name at least one host for the server certificate".into());
+        }
+        if self.push.retry_delays_ms.is_empty() {
+            return Err("push.retry_delays_ms: name at least one delay".into());
+        }
+        if self.push.concurrency == 0
+            || self.push.sweep_interval_secs == 0
+            || self.push.sweep_batch < 1
+        {
+            return Err(
+                "push.concurrency, push.sweep_interval_secs and push.sweep_batch: at least 1"
+                    .into(),
+            );
         }
         if self.mdm.identity_validity_days == 0 {
             return Err("mdm.identity_validity_days: must be at least 1".into());

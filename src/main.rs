@@ -40,6 +40,52 @@ enum Command {
     Migrate,
     /// Print the effective configuration (secrets are never part of it).
     Config,
+    /// Play many iPads against a running tafel: each enrolls (profile, SCEP,
+    /// Authenticate, TokenUpdate), then keeps connecting and answering commands.
+    /// Prints progress every second and a summary (enrollments/s, connects/s, latency).
+    Simulate(SimulateArgs),
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Enrollment token to enroll with. Without it, --admin-token creates a
+    /// simulation authority, school and token.
+    #[arg(long)]
+    enroll_token: Option<String>,
+    /// District-admin API token (the one the first start printed).
+    #[arg(long, env = "TAFEL_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+    /// Number of simulated devices.
+    #[arg(long, short = 'n', default_value_t = 100)]
+    devices: usize,
+    /// Requests in flight at once.
+    #[arg(long, short = 'c', default_value_t = 32)]
+    concurrency: usize,
+    /// Seconds the devices keep connecting after enrollment.
+    #[arg(long, short = 'd', default_value_t = 10)]
+    duration: u64,
+    /// Share of commands answered NotNow (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    not_now: f64,
+    /// Share of commands answered Error (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    error: f64,
+    /// Use one RSA key for all devices (certificates stay per device): measures the
+    /// server, not key generation.
+    #[arg(long)]
+    shared_key: bool,
+    /// RequestType queued for every device after enrollment, e.g. DeviceInformation.
+    #[arg(long)]
+    enqueue: Option<String>,
+    /// Accept a self-signed server certificate.
+    #[arg(long)]
+    insecure: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -62,6 +108,9 @@ fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Simulate(args) = cli.command {
+        return simulate(args);
+    }
     let settings = load_settings(&cli)?;
     tafel::telemetry::init(settings.log_format, &settings.log_level);
     match cli.command {
@@ -91,7 +140,79 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{settings:#?}");
             Ok(())
         }
+        Command::Simulate(_) => Ok(()),
     }
+}
+
+fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering;
+    if !(0.0..=1.0).contains(&a.not_now)
+        || !(0.0..=1.0).contains(&a.error)
+        || a.not_now + a.error > 1.0
+    {
+        anyhow::bail!(
+            "--not-now and --error are shares between 0.0 and 1.0 that add up to at most 1.0"
+        );
+    }
+    if a.devices == 0 {
+        anyhow::bail!("--devices must be at least 1");
+    }
+    let opts = tafel::sim::runner::SimOptions {
+        server: a.server.trim_end_matches('/').to_owned(),
+        enroll_token: a.enroll_token,
+        admin_token: a.admin_token,
+        devices: a.devices,
+        concurrency: a.concurrency.max(1),
+        duration: std::time::Duration::from_secs(a.duration),
+        not_now: a.not_now,
+        error: a.error,
+        shared_key: a.shared_key,
+        enqueue: a.enqueue,
+        insecure: a.insecure,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let total = opts.devices;
+    let summary = rt.block_on(tafel::sim::runner::run(opts, move |phase, p| {
+        eprintln!(
+            "[{phase}] enrolled {}/{total}  connects {}  commands {}  errors {}",
+            p.enrolled.load(Ordering::Relaxed),
+            p.connects.load(Ordering::Relaxed),
+            p.commands.load(Ordering::Relaxed),
+            p.errors.load(Ordering::Relaxed),
+        );
+    }))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "devices enrolled   {} in {:.1} s = {:.1}/s (p50 {:.1} ms, p99 {:.1} ms)",
+            summary.enrolled,
+            summary.enroll_seconds,
+            summary.enrolled_per_second,
+            summary.enroll_p50_ms,
+            summary.enroll_p99_ms
+        );
+        println!(
+            "connects           {} in {:.1} s = {:.0}/s",
+            summary.connects, summary.connect_seconds, summary.connects_per_second
+        );
+        println!(
+            "connect latency    p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            summary.connect_p50_ms, summary.connect_p99_ms, summary.connect_max_ms
+        );
+        println!("commands answered  {}", summary.commands);
+        println!("errors             {}", summary.errors);
+        for e in &summary.error_samples {
+            println!("  e.g. {e}");
+        }
+    }
+    if summary.enrolled == 0 {
+        anyhow::bail!("no device enrolled");
+    }
+    Ok(())
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {

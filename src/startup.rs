@@ -68,6 +68,7 @@ impl Application {
             server_key,
             signing_cert,
             signing_key,
+            secrets,
         } = store::load(&settings.certs_dir).context("cannot load certificates")?;
 
         let url = settings.database()?;
@@ -92,6 +93,10 @@ impl Application {
             tracing::info!(migration = %name, "applied migration");
         }
 
+        let secrets = Arc::new(secrets);
+        let push =
+            crate::push::PushService::start(db.clone(), secrets.clone(), settings.push.clone())
+                .context("cannot start the push service")?;
         let state = AppState {
             settings: settings.clone(),
             db,
@@ -100,6 +105,8 @@ impl Application {
                 cert: signing_cert,
                 key: signing_key,
             }),
+            secrets,
+            push,
         };
         let port = listener.local_addr()?.port();
 

@@ -17,6 +17,10 @@ pub struct AppState {
     pub ca: Arc<CertificateAuthority>,
     /// Signs enrollment and configuration profiles.
     pub signer: Arc<ProfileSigner>,
+    /// Seals secrets stored in the database.
+    pub secrets: Arc<crate::secrets::SecretBox>,
+    /// Wakes devices over APNs.
+    pub push: Arc<crate::push::PushService>,
 }
 
 /// The certificate and key that sign profiles.

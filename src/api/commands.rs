@@ -113,11 +113,14 @@ async fn enqueue(
     };
     let udids = req.udids;
     let uuid = command.command_uuid.to_string();
-    let queued = state
+    let (queued, targets) = state
         .db
-        .run(move |conn| -> ApiResult<usize> {
+        .run(move |conn| -> ApiResult<(usize, Vec<String>)> {
             conn.write_tx(|conn| {
-                let targets = scoped_devices(conn, &caller, &udids)?;
+                let targets: Vec<String> = scoped_devices(conn, &caller, &udids)?
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect();
                 let n = queue::enqueue_in_tx(conn, &command, &targets, &opts)
                     .map_err(ApiError::internal)?;
                 audit::record(
@@ -128,10 +131,12 @@ async fn enqueue(
                             serde_json::json!({"request_type": command.request_type, "devices": n}),
                         ),
                 )?;
-                Ok(n)
+                Ok((n, targets))
             })
         })
         .await?;
+    // Committed: now wake the devices.
+    state.push.notify(targets);
     Ok(HttpResponse::Accepted().json(EnqueueResponse {
         command_uuid: uuid,
         queued,
@@ -143,7 +148,11 @@ type ScopeRow = (String, Option<String>, Option<String>, Option<String>);
 
 /// Resolves UDIDs to device ids within the caller's scope; any unknown (or foreign)
 /// UDID rejects the whole request.
-fn scoped_devices(conn: &mut DbConn, caller: &Caller, udids: &[String]) -> ApiResult<Vec<String>> {
+pub(crate) fn scoped_devices(
+    conn: &mut DbConn,
+    caller: &Caller,
+    udids: &[String],
+) -> ApiResult<Vec<(String, String)>> {
     let mut ids = Vec::with_capacity(udids.len());
     let mut seen = std::collections::HashSet::new();
     let mut unknown = Vec::new();
@@ -160,8 +169,8 @@ fn scoped_devices(conn: &mut DbConn, caller: &Caller, udids: &[String]) -> ApiRe
         for (id, udid, tenant, school) in rows {
             if in_scope(caller, tenant.as_deref(), school.as_deref()) {
                 if let Some(u) = udid {
-                    if seen.insert(u) {
-                        ids.push(id);
+                    if seen.insert(u.clone()) {
+                        ids.push((id, u));
                     }
                 }
             }
@@ -228,6 +237,10 @@ pub struct DeviceView {
     awaiting_configuration: bool,
     enrolled_at: Option<chrono::NaiveDateTime>,
     last_seen_at: Option<chrono::NaiveDateTime>,
+    last_push_at: Option<chrono::NaiveDateTime>,
+    last_push_result: Option<String>,
+    push_invalid_at: Option<chrono::NaiveDateTime>,
+    next_push_at: Option<chrono::NaiveDateTime>,
 }
 
 async fn device(

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod authz;
 pub mod commands;
 pub mod org;
+pub mod push;
 
 use actix_web::{web, HttpResponse};
 
@@ -38,7 +39,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/api/v1")
             .configure(commands::config)
-            .configure(org::config),
+            .configure(org::config)
+            .configure(push::config),
     )
     .default_service(web::to(not_found));
 }

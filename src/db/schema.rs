@@ -81,6 +81,11 @@ diesel::table! {
         last_seen_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        push_invalid_at -> Nullable<Timestamp>,
+        last_push_at -> Nullable<Timestamp>,
+        last_push_result -> Nullable<Text>,
+        push_failures -> Integer,
+        next_push_at -> Nullable<Timestamp>,
     }
 }
 
@@ -168,6 +173,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    push_certificates (tenant_id) {
+        tenant_id -> Text,
+        topic -> Text,
+        not_after -> Timestamp,
+        cert_pem -> Text,
+        key_sealed -> Binary,
+        uploaded_by -> Nullable<Text>,
+        uploaded_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(schools -> tenants (tenant_id));
 diesel::joinable!(enrollment_tokens -> schools (school_id));
 diesel::joinable!(scep_challenges -> enrollment_tokens (token_id));
@@ -187,4 +204,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     enrollment_tokens,
     scep_challenges,
+    push_certificates,
 );

@@ -286,6 +286,10 @@ pub fn token_update(
                 devices::enrollment_status.eq(status::ACTIVE),
                 devices::enrolled_at.eq(enrolled_at.or(Some(at))),
                 devices::unenrolled_at.eq(None::<chrono::NaiveDateTime>),
+                // A new token makes the device reachable again.
+                devices::push_invalid_at.eq(None::<chrono::NaiveDateTime>),
+                devices::push_failures.eq(0),
+                devices::next_push_at.eq(None::<chrono::NaiveDateTime>),
                 devices::updated_at.eq(at),
             ))
             .execute(conn)?;

@@ -360,3 +360,12 @@ pub fn token_of_certificate(
     }
     Ok(None)
 }
+
+/// Did our SCEP server issue this certificate?
+pub fn certificate_exists(conn: &mut DbConn, sha256: &str) -> QueryResult<bool> {
+    let n: i64 = device_certificates::table
+        .find(sha256)
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}

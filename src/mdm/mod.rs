@@ -7,6 +7,7 @@
 
 pub mod enroll;
 pub mod identity;
+pub mod scep;
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -34,6 +35,7 @@ pub fn config(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
         (settings.mdm.max_checkin_body, settings.mdm.max_connect_body);
     move |cfg| {
         enroll::config(cfg);
+        scep::config(cfg);
         if checkin == connect {
             let limit = checkin_limit.max(connect_limit);
             cfg.service(device_resource(&checkin, limit));

@@ -51,7 +51,8 @@ enum Profile<'a> {
 }
 
 impl CertificateAuthority {
-    /// Creates a new self-signed root (RSA 3072, SHA-256) valid for `days`.
+    /// Creates a new self-signed root (RSA 3072, SHA-256) valid for `days`;
+    /// its keyUsage also lets it act as tafel's SCEP CA/RA.
     pub fn generate(common_name: &str, days: u32) -> Result<Self> {
         let key = rsa_key(CA_KEY_BITS)?;
         let name = common_name_only(common_name)?;
@@ -69,9 +70,16 @@ impl CertificateAuthority {
         let not_after = Asn1Time::from_unix(not_after)?;
         builder.set_not_after(&not_after)?;
         builder.append_extension(BasicConstraints::new().critical().ca().build()?)?;
+        // The root is also the SCEP CA/RA (see `scep.rs`): devices encrypt
+        // their PKCSReq to it (keyEncipherment, what SCEP clients look for
+        // when they pick an encryption certificate) and it signs every CertRep
+        // (digitalSignature, which OpenSSL's S/MIME purpose check demands of
+        // a CMS signer when the chain is verified).
         builder.append_extension(
             KeyUsage::new()
                 .critical()
+                .digital_signature()
+                .key_encipherment()
                 .key_cert_sign()
                 .crl_sign()
                 .build()?,
@@ -382,7 +390,10 @@ mod tests {
         let ca = CertificateAuthority::generate("tafel test CA", 3650).unwrap();
         let details = text(ca.cert());
         assert!(details.contains("CA:TRUE"), "{details}");
-        assert!(details.contains("Certificate Sign, CRL Sign"), "{details}");
+        assert!(
+            details.contains("Digital Signature, Key Encipherment, Certificate Sign, CRL Sign"),
+            "{details}"
+        );
         assert!(details.contains("X509v3 Subject Key Identifier"));
         assert!(details.contains("X509v3 Authority Key Identifier"));
         assert_eq!(ca.cert().serial_number().to_bn().unwrap().num_bits(), 128);

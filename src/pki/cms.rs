@@ -73,6 +73,23 @@ pub fn sign_attached(
     Ok(sign(content, cert, key, chain, CMSOptions::BINARY)?.to_der()?)
 }
 
+/// The content of a signed profile, its signature checked but not its chain (what a
+/// device does before it trusts our CA: the profile shows as "not verified").
+pub fn signed_content(signed: &[u8]) -> Result<Vec<u8>> {
+    let mut cms = parse(signed)?;
+    require_one_signer_info(&cms)?;
+    let mut content = Vec::new();
+    cms.verify(
+        None,
+        None,
+        None,
+        Some(&mut content),
+        CMSOptions::BINARY | CMSOptions::NO_SIGNER_CERT_VERIFY,
+    )
+    .map_err(verify_error)?;
+    Ok(content)
+}
+
 /// Verifies CMS SignedData with included content against the trust anchor
 /// `ca` and returns the content and the signer's certificate.
 ///

@@ -29,6 +29,8 @@ pub struct CertPaths {
     pub signing_cert: PathBuf,
     /// Its key (0600, git-ignored).
     pub signing_key: PathBuf,
+    /// Key that seals secrets stored in the database (0600, git-ignored).
+    pub secrets_key: PathBuf,
 }
 
 impl CertPaths {
@@ -41,6 +43,7 @@ impl CertPaths {
             server_key: dir.join("server.key"),
             signing_cert: dir.join("signing.pem"),
             signing_key: dir.join("signing.key"),
+            secrets_key: dir.join("secrets.key"),
         }
     }
 }
@@ -66,6 +69,8 @@ pub struct LoadedPki {
     pub signing_cert: X509,
     /// Its key.
     pub signing_key: PKey<Private>,
+    /// Seals secrets stored in the database.
+    pub secrets: crate::secrets::SecretBox,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
@@ -146,6 +151,11 @@ pub fn init(dir: &Path, hosts: &[String], force: bool) -> Result<InitReport, Pki
             .created
             .extend([paths.signing_cert.clone(), paths.signing_key.clone()]);
     }
+    if crate::secrets::SecretBox::create_if_missing(&paths.secrets_key)? {
+        report.created.push(paths.secrets_key.clone());
+    } else {
+        report.kept.push(paths.secrets_key.clone());
+    }
     Ok(report)
 }
 
@@ -160,12 +170,14 @@ pub fn load(dir: &Path) -> Result<LoadedPki, PkiError> {
     let server_key = PKey::private_key_from_pem(&read(&paths.server_key)?)?;
     let signing_cert = X509::from_pem(&read(&paths.signing_cert)?)?;
     let signing_key = PKey::private_key_from_pem(&read(&paths.signing_key)?)?;
+    let secrets = crate::secrets::SecretBox::load(&paths.secrets_key)?;
     Ok(LoadedPki {
         ca,
         server_cert,
         server_key,
         signing_cert,
         signing_key,
+        secrets,
     })
 }
 
@@ -178,11 +190,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hosts = vec!["mdm.example.org".to_owned(), "127.0.0.1".to_owned()];
         let first = init(dir.path(), &hosts, false).unwrap();
-        assert_eq!(first.created.len(), 6);
+        assert_eq!(first.created.len(), 7);
         let key_before = std::fs::read(dir.path().join("ca.key")).unwrap();
         let second = init(dir.path(), &hosts, false).unwrap();
         assert!(second.created.is_empty());
-        assert_eq!(second.kept.len(), 6);
+        assert_eq!(second.kept.len(), 7);
         assert_eq!(
             key_before,
             std::fs::read(dir.path().join("ca.key")).unwrap()

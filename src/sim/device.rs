@@ -77,6 +77,9 @@ pub enum SimError {
     /// The server sent something that is not a command.
     #[error("bad command from server: {0}")]
     Protocol(#[from] crate::protocol::ProtocolError),
+    /// Enrollment (profile or SCEP) failed.
+    #[error("enrollment: {0}")]
+    Enrollment(String),
 }
 
 /// A response of the server: status and body.

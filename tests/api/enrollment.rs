@@ -240,3 +240,221 @@ async fn bad_organisation_input_is_refused_and_audited_changes_are_recorded() {
     assert_eq!(status, 409, "{body}");
     assert_eq!(app.count("audit_log"), audit_before + 2);
 }
+
+/// An enrollment token for a fresh authority and school; returns (school id, token).
+pub async fn enrollment_token(app: &TestApp, slug: &str) -> (String, String) {
+    let (_, school_id) = school(app, slug).await;
+    let t = token(app, &school_id, serde_json::json!({"description": "test"})).await;
+    (school_id, t["token"].as_str().unwrap().to_owned())
+}
+
+#[actix_web::test]
+async fn ipads_enroll_over_http_from_profile_to_first_command() {
+    use tafel::sim::enroll;
+    let app = TestApp::spawn().await;
+    let (school_id, secret) = enrollment_token(&app, "e2e").await;
+    let url = app.url(&format!("/enroll/{secret}"));
+    let mut devices = Vec::new();
+    for n in 0..3u64 {
+        let udid = tafel::protocol::Udid::parse(&format!("00008103-E2E0{n:012X}")).unwrap();
+        let d = enroll::enroll(&app.client, &url, udid, format!("E2E{n}"), None)
+            .await
+            .unwrap();
+        // The certificate came from our CA through SCEP.
+        app.state.ca.verify_issued(&d.cert, None).unwrap();
+        devices.push(d);
+    }
+    for d in &devices {
+        let (_, dev) = app.get(&format!("/api/v1/devices/{}", d.udid)).await;
+        assert_eq!(dev["enrollment_status"], "active");
+        assert_eq!(
+            dev["school_id"],
+            school_id.as_str(),
+            "lands in the token's school"
+        );
+    }
+    let udids: Vec<&str> = devices.iter().map(|d| d.udid.as_str()).collect();
+    let cmd = app.enqueue(&udids, "DeviceInformation", None).await;
+    for d in &mut devices {
+        let got = d.idle().await.unwrap().expect("first command");
+        assert_eq!(got.command_uuid.as_str(), cmd);
+        let answer = d.execute(&got);
+        assert!(d.answer(&got, answer).await.unwrap().is_none());
+        assert_eq!(app.status_of(d.udid.as_str(), &cmd).await, "acknowledged");
+    }
+    // Three devices: three certificates, three challenges used.
+    assert_eq!(app.count("device_certificates"), 3);
+    let (_, tokens) = app
+        .get(&format!("/api/v1/schools/{school_id}/enrollment-tokens"))
+        .await;
+    assert_eq!(tokens["items"][0]["uses"], 3);
+}
+
+#[actix_web::test]
+async fn a_reused_or_wrong_challenge_gets_a_scep_failure_and_nothing_is_issued() {
+    use tafel::pki::scep::{self, CertRepOutcome, FailInfo, MessageType};
+    use tafel::sim::enroll;
+    let app = TestApp::spawn().await;
+    let (_, secret) = enrollment_token(&app, "chal").await;
+    let body = app
+        .client
+        .get(app.url(&format!("/enroll/{secret}")))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let info = enroll::read_profile(&body).unwrap();
+    let key = enroll::new_key().unwrap();
+    // First use: issued.
+    enroll::scep_enroll(&app.client, &info, &key).await.unwrap();
+    assert_eq!(app.count("device_certificates"), 1);
+    // The same challenge again: a SCEP failure (badRequest), nothing issued.
+    let err = enroll::scep_enroll(&app.client, &info, &key)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("BadRequest") || err.contains("badRequest"),
+        "{err}"
+    );
+    let mut wrong = info.clone();
+    wrong.challenge = "not-the-challenge".into();
+    let err = enroll::scep_enroll(&app.client, &wrong, &key)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.to_lowercase().contains("badrequest"), "{err}");
+    assert_eq!(app.count("device_certificates"), 1);
+
+    // A CSR whose key is not the signer's: failure, nothing issued.
+    let other = enroll::new_key().unwrap();
+    let fresh = enroll::read_profile(
+        &app.client
+            .get(app.url(&format!("/enroll/{secret}")))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let mut name = openssl::x509::X509Name::builder().unwrap();
+    name.append_entry_by_text("CN", "mismatch").unwrap();
+    let name = name.build();
+    let csr = scep::csr_with_challenge(&other, &name, &fresh.challenge).unwrap();
+    let signer = scep::self_signed_for_csr(&key, &name).unwrap();
+    let (msg, _, nonce) = scep::build_pkcs_req(
+        &csr,
+        &signer,
+        &key,
+        app.state.ca.cert(),
+        MessageType::PkcsReq,
+    )
+    .unwrap();
+    let res = app
+        .client
+        .post(app.url("/scep?operation=PKIOperation"))
+        .body(msg)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let rep = scep::parse_cert_rep(
+        &res.bytes().await.unwrap(),
+        app.state.ca.cert(),
+        &key,
+        &signer,
+        &nonce,
+    )
+    .unwrap();
+    assert!(
+        matches!(
+            rep,
+            CertRepOutcome::Failed(FailInfo::BadRequest | FailInfo::BadMessageCheck)
+        ),
+        "{rep:?}"
+    );
+    assert_eq!(app.count("device_certificates"), 1);
+
+    // Garbage: 400 with a reason.
+    let res = app
+        .client
+        .post(app.url("/scep?operation=PKIOperation"))
+        .body("garbage")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let res = app
+        .client
+        .get(app.url("/scep?operation=GetCACaps"))
+        .send()
+        .await
+        .unwrap();
+    let caps = res.text().await.unwrap();
+    for cap in ["POSTPKIOperation", "SHA-256", "AES", "Renewal"] {
+        assert!(caps.contains(cap), "{caps}");
+    }
+}
+
+#[actix_web::test]
+async fn the_standard_scepclient_gets_a_certificate() {
+    let Some(bin) = ["/usr/bin/scepclient", "/usr/local/bin/scepclient"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "scepclient (Debian package scep) is required in CI"
+        );
+        eprintln!("skipped: scepclient not installed (apt-get install scep)");
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let (_, secret) = enrollment_token(&app, "scepclient").await;
+    let body = app
+        .client
+        .get(app.url(&format!("/enroll/{secret}")))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let info = tafel::sim::enroll::read_profile(&body).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    let url = info.scep_url.clone();
+    let challenge = info.challenge.clone();
+    let key_arg = key.to_string_lossy().into_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin)
+            .args([
+                "-server-url",
+                &url,
+                "-private-key",
+                &key_arg,
+                "-challenge",
+                &challenge,
+                "-cn",
+                "scepclient-test",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pem = std::fs::read(dir.path().join("client.pem")).unwrap();
+    let cert = openssl::x509::X509::from_pem(&pem).unwrap();
+    app.state.ca.verify_issued(&cert, None).unwrap();
+    assert_eq!(app.count("device_certificates"), 1);
+}

@@ -233,3 +233,30 @@ pub async fn json_reply(res: reqwest::Response) -> (u16, serde_json::Value) {
 }
 
 pub use openssl::x509::X509;
+
+impl TestApp {
+    /// Puts a device into an authority and school (what an import or token does).
+    pub fn place_device(&self, udid: &str, tenant_id: &str, school_id: &str) {
+        use diesel::prelude::*;
+        use tafel::db::schema::devices;
+        let mut conn = self.state.db.get().unwrap();
+        diesel::update(devices::table.filter(devices::udid.eq(udid)))
+            .set((
+                devices::tenant_id.eq(tenant_id),
+                devices::school_id.eq(school_id),
+            ))
+            .execute(&mut *conn)
+            .unwrap();
+    }
+
+    /// Sets a device's last contact and last push to `at` (silence, for sweeps).
+    pub fn set_device_times(&self, udid: &str, at: chrono::NaiveDateTime) {
+        use diesel::prelude::*;
+        use tafel::db::schema::devices;
+        let mut conn = self.state.db.get().unwrap();
+        diesel::update(devices::table.filter(devices::udid.eq(udid)))
+            .set((devices::last_seen_at.eq(at), devices::last_push_at.eq(at)))
+            .execute(&mut *conn)
+            .unwrap();
+    }
+}

@@ -8,3 +8,4 @@ mod enrollment;
 mod foundation;
 mod helpers;
 mod protocol_flow;
+mod push;

@@ -1,0 +1,164 @@
+//! Admin API for push: an authority's push certificate, and pushing devices now.
+
+use actix_web::{web, HttpResponse};
+use base64::Engine;
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::authz::{self, Action, Place};
+use crate::error::{ApiError, ApiResult};
+use crate::push::store::{self, UploadError};
+use crate::push::PushCertificate;
+use crate::state::AppState;
+
+/// Routes under `/api/v1`.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/tenants/{id}/push-certificate", web::put().to(upload))
+        .route("/tenants/{id}/push-certificate", web::get().to(status))
+        .route("/devices/push", web::post().to(push_now));
+}
+
+/// Body of a certificate upload: PEM (certificate and key) or PKCS#12.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upload {
+    /// The certificate from Apple's Push Certificates Portal, PEM.
+    pub certificate_pem: Option<String>,
+    /// Its private key, PEM (unencrypted).
+    pub private_key_pem: Option<String>,
+    /// Or both as a PKCS#12 file, base64.
+    pub pkcs12_base64: Option<String>,
+    /// The PKCS#12 password.
+    #[serde(default)]
+    pub password: String,
+    /// Replace a certificate of another topic (cuts off enrolled devices).
+    #[serde(default)]
+    pub force: bool,
+}
+
+async fn tenant_place(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    action: Action,
+) -> ApiResult<String> {
+    let tenant = state
+        .db
+        .run(move |conn| crate::org::tenant(conn, &id).map_err(ApiError::from))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such school authority"))?;
+    authz::require(&caller.0, action, Place::tenant(&tenant.id))?;
+    Ok(tenant.id)
+}
+
+async fn upload(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<Upload>,
+) -> ApiResult<HttpResponse> {
+    let tenant_id = tenant_place(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
+    let u = body.into_inner();
+    let cert = match (&u.certificate_pem, &u.private_key_pem, &u.pkcs12_base64) {
+        (Some(c), k, None) => {
+            PushCertificate::from_pem(c.as_bytes(), k.as_deref().unwrap_or("").as_bytes())
+        }
+        (None, None, Some(p12)) => {
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(p12.trim())
+                .map_err(|_| ApiError::invalid_field("pkcs12_base64", "not base64"))?;
+            PushCertificate::from_pkcs12(&der, &u.password)
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "send certificate_pem and private_key_pem, or pkcs12_base64 (and password)",
+            ))
+        }
+    }
+    .map_err(|e| {
+        ApiError::invalid_field(
+            if u.pkcs12_base64.is_some() {
+                "pkcs12_base64"
+            } else {
+                "certificate_pem"
+            },
+            e.to_string(),
+        )
+    })?;
+    let secrets = state.secrets.clone();
+    let warn_days = state.push.warning_days();
+    let (actor, force, t) = (caller.0.user_id.clone(), u.force, tenant_id.clone());
+    let info = state
+        .db
+        .run(move |conn| {
+            store::upload(conn, &secrets, &t, &cert, force, &actor, warn_days).map_err(
+                |e| match e {
+                    UploadError::Db(e) => ApiError::from(e),
+                    UploadError::Seal(e) => ApiError::internal(e),
+                    other @ UploadError::TopicChange { .. } => {
+                        ApiError::conflict(other.to_string())
+                    }
+                    other @ UploadError::Expired(_) => {
+                        ApiError::invalid_field("certificate_pem", other.to_string())
+                    }
+                },
+            )
+        })
+        .await?;
+    state.push.forget_client(&tenant_id);
+    if let Some(w) = &info.warning {
+        tracing::warn!(tenant = %tenant_id, "{w}");
+    }
+    Ok(HttpResponse::Ok().json(info))
+}
+
+async fn status(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let tenant_id = tenant_place(&state, &caller, path.into_inner(), Action::View).await?;
+    let warn_days = state.push.warning_days();
+    let info = state
+        .db
+        .run(move |conn| store::status(conn, &tenant_id, warn_days).map_err(ApiError::from))
+        .await?
+        .ok_or_else(|| ApiError::not_found("this school authority has no push certificate yet"))?;
+    Ok(HttpResponse::Ok().json(info))
+}
+
+/// Body of `POST /devices/push`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushNow {
+    /// Devices to wake now.
+    pub udids: Vec<String>,
+}
+
+async fn push_now(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<PushNow>,
+) -> ApiResult<HttpResponse> {
+    if caller.0.role == crate::accounts::Role::Teacher {
+        return Err(ApiError::forbidden("teachers cannot push devices"));
+    }
+    let udids = body.into_inner().udids;
+    if udids.is_empty() || udids.len() > 10_000 {
+        return Err(ApiError::invalid_field("udids", "1 to 10000 devices"));
+    }
+    let targets = state
+        .db
+        .run(move |conn| super::commands::scoped_devices(conn, &caller, &udids))
+        .await?;
+    let udid_of: std::collections::HashMap<String, String> = targets.iter().cloned().collect();
+    let results = state
+        .push
+        .push_now(targets.into_iter().map(|(id, _)| id).collect())
+        .await?;
+    let items: Vec<serde_json::Value> = results
+        .into_iter()
+        .map(|r| serde_json::json!({"udid": udid_of.get(&r.device_id), "result": r.result, "reason": r.reason}))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}

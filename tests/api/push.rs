@@ -1,0 +1,334 @@
+//! APNs push against a local HTTP/2 TLS server that speaks the provider API.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use tafel::sim::apns::{ApnsSim, Response, SimPki};
+use tafel::sim::device::SimDevice;
+
+use crate::enrollment::school;
+use crate::helpers::TestApp;
+
+const TOPIC: &str = "com.apple.mgmt.External.5c3b2f0e-test";
+
+/// A server whose push goes to a local APNs simulator, an authority with a push
+/// certificate, and `n` enrolled devices in its school.
+struct PushWorld {
+    app: TestApp,
+    sim: ApnsSim,
+    pki: SimPki,
+    tenant_id: String,
+    devices: Vec<SimDevice>,
+}
+
+async fn world(n: usize, tweak: impl FnOnce(&mut tafel::config::Settings)) -> PushWorld {
+    let pki = SimPki::generate(TOPIC).unwrap();
+    let sim = pki.start_sim().unwrap();
+    let ca_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca_file.path(), pki.ca_pem().unwrap()).unwrap();
+    let ca_path = ca_file.into_temp_path().keep().unwrap();
+    let url = sim.url.clone();
+    let app = TestApp::spawn_with(move |s| {
+        s.push.base_url = url;
+        s.push.extra_root_ca = Some(ca_path);
+        s.push.coalesce_ms = 300;
+        s.push.retry_delays_ms = vec![300, 600];
+        tweak(s);
+    })
+    .await;
+    let (tenant_id, school_id) = school(&app, "push").await;
+    upload_pem(&app, &tenant_id, &pki.push.cert, &pki.push.key, false).await;
+    let mut devices = Vec::new();
+    for i in 0..n {
+        let mut d = app.device(500 + i);
+        d.topic = TOPIC.into();
+        d.authenticate().await.unwrap();
+        d.token_update(false).await.unwrap();
+        app.place_device(d.udid.as_str(), &tenant_id, &school_id);
+        devices.push(d);
+    }
+    PushWorld {
+        app,
+        sim,
+        pki,
+        tenant_id,
+        devices,
+    }
+}
+
+async fn upload_pem(
+    app: &TestApp,
+    tenant_id: &str,
+    cert: &openssl::x509::X509,
+    key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    force: bool,
+) -> (u16, serde_json::Value) {
+    let body = serde_json::json!({
+        "certificate_pem": String::from_utf8(cert.to_pem().unwrap()).unwrap(),
+        "private_key_pem": String::from_utf8(key.private_key_to_pem_pkcs8().unwrap()).unwrap(),
+        "force": force,
+    });
+    let res = app
+        .client
+        .put(app.url(&format!("/api/v1/tenants/{tenant_id}/push-certificate")))
+        .bearer_auth(&app.admin_token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::json_reply(res).await
+}
+
+/// Waits until the simulator has seen `n` pushes (or 10 s pass).
+async fn wait_for(sim: &ApnsSim, n: usize) -> Vec<tafel::sim::apns::ReceivedPush> {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = sim.received();
+        if got.len() >= n || Instant::now() > until {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the server has recorded `result` for the device's last push.
+async fn wait_for_result(app: &TestApp, d: &SimDevice, result: &str) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        let (_, dev) = app.get(&format!("/api/v1/devices/{}", d.udid)).await;
+        if dev["last_push_result"]
+            .as_str()
+            .is_some_and(|r| r.starts_with(result))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no {result} push recorded for {}", d.udid);
+}
+
+fn token_hex(d: &SimDevice) -> String {
+    d.push_token().to_hex()
+}
+
+#[actix_web::test]
+async fn a_queued_command_wakes_the_device_with_a_real_apns_request() {
+    let w = world(1, |_| {}).await;
+    let d = &w.devices[0];
+    w.app
+        .enqueue(&[d.udid.as_str()], "DeviceInformation", None)
+        .await;
+    let got = wait_for(&w.sim, 1).await;
+    assert_eq!(got.len(), 1);
+    let p = &got[0];
+    assert_eq!(p.version, actix_web::http::Version::HTTP_2);
+    assert_eq!(p.method, "POST");
+    assert_eq!(p.path, format!("/3/device/{}", token_hex(d)));
+    assert_eq!(p.header("apns-topic"), Some(TOPIC));
+    assert_eq!(p.client_topic.as_deref(), Some(TOPIC));
+    assert_eq!(p.header("apns-push-type"), Some("mdm"));
+    assert_eq!(p.header("apns-priority"), Some("10"));
+    let expiration: i64 = p.header("apns-expiration").unwrap().parse().unwrap();
+    let in_a_day = chrono::Utc::now().timestamp() + 24 * 3600;
+    assert!((expiration - in_a_day).abs() < 120, "{expiration}");
+    let body: serde_json::Value = serde_json::from_slice(&p.body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"mdm": format!("magic-{}", d.udid)})
+    );
+    wait_for_result(&w.app, d, "delivered").await;
+    let (_, dev) = w.app.get(&format!("/api/v1/devices/{}", d.udid)).await;
+    assert!(dev["last_push_at"].is_string());
+    drop(w.pki);
+}
+
+#[actix_web::test]
+async fn fifty_commands_for_one_device_cause_one_push_and_a_bulk_enqueue_pushes_all() {
+    let w = world(4, |s| s.push.coalesce_ms = 1500).await;
+    let first = w.devices[0].udid.to_string();
+    let target = [first.as_str()];
+    let calls = (0..50).map(|_| w.app.enqueue(&target, "ProfileList", None));
+    futures_util::future::join_all(calls).await;
+    let udids: Vec<&str> = w.devices.iter().map(|d| d.udid.as_str()).collect();
+    w.app.enqueue(&udids, "SecurityInfo", None).await;
+    let got = wait_for(&w.sim, 4).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got_later = w.sim.received();
+    assert_eq!(got.len(), 4, "one push per device");
+    assert_eq!(got_later.len(), 4, "no second push for the burst");
+    let mut tokens: Vec<String> = got.iter().map(|p| p.token.clone()).collect();
+    tokens.sort();
+    let mut expected: Vec<String> = w.devices.iter().map(token_hex).collect();
+    expected.sort();
+    assert_eq!(tokens, expected);
+}
+
+#[actix_web::test]
+async fn an_unregistered_token_is_not_pushed_again_until_the_next_token_update() {
+    let w = world(1, |_| {}).await;
+    let d = &w.devices[0];
+    let udid = d.udid.to_string();
+    w.sim.set_response(&token_hex(d), Response::Unregistered);
+    w.app.enqueue(&[&udid], "ProfileList", None).await;
+    wait_for(&w.sim, 1).await;
+    wait_for_result(&w.app, d, "invalid_token").await;
+    let (_, dev) = w.app.get(&format!("/api/v1/devices/{udid}")).await;
+    assert!(dev["push_invalid_at"].is_string(), "{dev}");
+    assert!(dev["last_push_result"]
+        .as_str()
+        .unwrap()
+        .starts_with("invalid_token"));
+
+    w.app.enqueue(&[&udid], "SecurityInfo", None).await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(w.sim.received().len(), 1, "a dead token is not pushed");
+
+    w.sim.set_response(&token_hex(d), Response::Success);
+    d.token_update(false).await.unwrap();
+    w.app.enqueue(&[&udid], "DeviceInformation", None).await;
+    let got = wait_for(&w.sim, 2).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].status, 200);
+}
+
+#[actix_web::test]
+async fn server_errors_are_retried_with_growing_delays() {
+    let w = world(1, |_| {}).await;
+    let d = &w.devices[0];
+    w.sim.fail_times(&token_hex(d), 2, 500);
+    w.app.enqueue(&[d.udid.as_str()], "ProfileList", None).await;
+    let got = wait_for(&w.sim, 3).await;
+    assert_eq!(
+        got.iter().map(|p| p.status).collect::<Vec<_>>(),
+        [500, 500, 200]
+    );
+    let gap1 = got[1].at - got[0].at;
+    let gap2 = got[2].at - got[1].at;
+    assert!(gap1 >= chrono::Duration::milliseconds(300), "{gap1}");
+    assert!(gap2 >= chrono::Duration::milliseconds(600), "{gap2}");
+    wait_for_result(&w.app, d, "delivered").await;
+    let (_, dev) = w.app.get(&format!("/api/v1/devices/{}", d.udid)).await;
+    assert!(dev["next_push_at"].is_null());
+}
+
+#[actix_web::test]
+async fn too_many_requests_waits_for_retry_after() {
+    let w = world(1, |_| {}).await;
+    let d = &w.devices[0];
+    w.sim.set_response(
+        &token_hex(d),
+        Response::TooManyRequests {
+            retry_after: Some(1),
+        },
+    );
+    w.app.enqueue(&[d.udid.as_str()], "ProfileList", None).await;
+    wait_for(&w.sim, 1).await;
+    w.sim.set_response(&token_hex(d), Response::Success);
+    let got = wait_for(&w.sim, 2).await;
+    assert_eq!(got.len(), 2);
+    assert!(got[1].at - got[0].at >= chrono::Duration::milliseconds(950));
+}
+
+#[actix_web::test]
+async fn the_sweep_wakes_silent_devices_with_waiting_commands() {
+    let w = world(2, |s| {
+        s.push.sweep_interval_secs = 1;
+        s.push.sweep_after_secs = 3600;
+    })
+    .await;
+    let (quiet, busy) = (&w.devices[0], &w.devices[1]);
+    w.app
+        .enqueue(&[quiet.udid.as_str()], "ProfileList", None)
+        .await;
+    wait_for(&w.sim, 1).await;
+    wait_for_result(&w.app, quiet, "delivered").await;
+    // Two hours of silence since the last contact and the last push.
+    let two_hours_ago = (chrono::Utc::now() - chrono::Duration::hours(2)).naive_utc();
+    w.app.set_device_times(quiet.udid.as_str(), two_hours_ago);
+    // A device without waiting commands is left alone even when silent.
+    w.app.set_device_times(busy.udid.as_str(), two_hours_ago);
+    let got = wait_for(&w.sim, 2).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].token, token_hex(quiet));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(w.sim.received().len(), 2, "swept once, not every tick");
+}
+
+#[actix_web::test]
+async fn admins_push_devices_now() {
+    let w = world(1, |_| {}).await;
+    let d = &w.devices[0];
+    let (status, body) = w
+        .app
+        .post(
+            "/api/v1/devices/push",
+            serde_json::json!({"udids": [d.udid.as_str()]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"][0]["result"], "delivered");
+    assert_eq!(w.sim.received().len(), 1);
+}
+
+#[actix_web::test]
+async fn push_certificates_are_guarded_against_a_topic_change() {
+    let w = world(1, |_| {}).await;
+    let (status, info) = w
+        .app
+        .get(&format!("/api/v1/tenants/{}/push-certificate", w.tenant_id))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(info["topic"], TOPIC);
+    assert!(info["expires_in_days"].as_i64().unwrap() > 300);
+    assert!(info.get("private_key_pem").is_none());
+
+    let (other, other_key) = w
+        .pki
+        .issue_client_cert(Some("com.apple.mgmt.External.other"))
+        .unwrap();
+    let (status, body) = upload_pem(&w.app, &w.tenant_id, &other, &other_key, false).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("enroll again"));
+    let (_, tenant) = w.app.get(&format!("/api/v1/tenants/{}", w.tenant_id)).await;
+    assert_eq!(tenant["push_topic"], TOPIC);
+
+    // Renewal (same topic) is fine; a forced topic change is possible.
+    let (renewed, renewed_key) = w.pki.issue_client_cert(Some(TOPIC)).unwrap();
+    assert_eq!(
+        upload_pem(&w.app, &w.tenant_id, &renewed, &renewed_key, false)
+            .await
+            .0,
+        200
+    );
+    let (status, _) = upload_pem(&w.app, &w.tenant_id, &other, &other_key, true).await;
+    assert_eq!(status, 200);
+
+    // Not a push certificate: no UID.
+    let (plain, plain_key) = w.pki.issue_client_cert(None).unwrap();
+    let (status, body) = upload_pem(&w.app, &w.tenant_id, &plain, &plain_key, false).await;
+    assert_eq!(status, 400, "{body}");
+
+    // PKCS#12 works too.
+    let p12 = openssl::pkcs12::Pkcs12::builder()
+        .name("push")
+        .pkey(&renewed_key)
+        .cert(&renewed)
+        .build2("secret")
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let res = w
+        .app
+        .client
+        .put(w.app.url(&format!("/api/v1/tenants/{}/push-certificate", w.tenant_id)))
+        .bearer_auth(&w.app.admin_token)
+        .json(&serde_json::json!({"pkcs12_base64": base64::engine::general_purpose::STANDARD.encode(p12), "password": "secret", "force": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // The key is stored sealed, never as PEM.
+    assert_eq!(w.app.count("push_certificates"), 1);
+    let audit = w.app.count("audit_log");
+    assert!(audit >= 5);
+}
