@@ -106,6 +106,17 @@ pub enum AccountError {
     /// Randomness failed.
     #[error("random generator failed: {0}")]
     Random(#[from] openssl::error::ErrorStack),
+    /// A field is invalid.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// Field.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The e-mail is taken.
+    #[error("a user with e-mail {0} exists already")]
+    Duplicate(String),
 }
 
 impl From<diesel::result::Error> for AccountError {
@@ -232,4 +243,330 @@ mod tests {
         assert_eq!(a.sha256.len(), 64);
         assert!(!a.sha256.contains(&a.secret));
     }
+}
+
+/// A user as admins see it (never the password hash).
+#[derive(Debug, Clone, serde::Serialize, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct User {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// E-mail (login name).
+    pub email: Option<String>,
+    /// Role name.
+    pub role: String,
+    /// Authority of scoped users.
+    pub tenant_id: Option<String>,
+    /// School of school admins and teachers.
+    pub school_id: Option<String>,
+    /// Created.
+    pub created_at: chrono::NaiveDateTime,
+    /// Disabled (cannot log in, tokens stop working).
+    pub disabled_at: Option<chrono::NaiveDateTime>,
+}
+
+/// Input for a new user.
+#[derive(Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// Display name.
+    pub name: String,
+    /// E-mail, unique.
+    pub email: String,
+    /// Role.
+    pub role: Role,
+    /// Authority (authority admins; implied by the school for the others).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// School (school admins and teachers).
+    #[serde(default)]
+    pub school_id: Option<String>,
+    /// Password for login (at least 12 characters); without one the user works with API tokens only.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        write!(f, "NewUser({} <{}> {:?})", self.name, self.email, self.role)
+    }
+}
+
+/// Hashes a password with Argon2id.
+pub fn hash_password(password: &str) -> Result<String, AccountError> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let mut raw = [0u8; 16];
+    openssl::rand::rand_bytes(&mut raw)?;
+    let salt = SaltString::encode_b64(&raw).map_err(|e| AccountError::Invalid {
+        field: "password",
+        message: e.to_string(),
+    })?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AccountError::Invalid {
+            field: "password",
+            message: e.to_string(),
+        })
+}
+
+/// Checks a password against a stored hash.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash)
+        .map(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Creates a user. The caller has checked that the actor may create this role here.
+pub fn create_user(
+    conn: &mut DbConn,
+    input: &NewUser,
+    tenant_id: Option<&str>,
+    actor: &str,
+) -> Result<User, AccountError> {
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(AccountError::Invalid {
+            field: "name",
+            message: "1 to 200 characters".into(),
+        });
+    }
+    let email = input.email.trim().to_lowercase();
+    if !email.contains('@') || email.len() > 254 {
+        return Err(AccountError::Invalid {
+            field: "email",
+            message: "an e-mail address".into(),
+        });
+    }
+    let hash = match &input.password {
+        Some(p) if p.chars().count() < 12 => {
+            return Err(AccountError::Invalid {
+                field: "password",
+                message: "at least 12 characters".into(),
+            })
+        }
+        Some(p) => Some(hash_password(p)?),
+        None => None,
+    };
+    conn.write_tx(|conn| {
+        let taken: i64 = users::table.filter(users::email.eq(&email)).count().get_result(conn)?;
+        if taken > 0 {
+            return Err(AccountError::Duplicate(email.clone()));
+        }
+        let user = User {
+            id: new_id(),
+            name: name.to_owned(),
+            email: Some(email.clone()),
+            role: input.role.as_str().to_owned(),
+            tenant_id: tenant_id.map(str::to_owned),
+            school_id: input.school_id.clone(),
+            created_at: now(),
+            disabled_at: None,
+        };
+        diesel::insert_into(users::table)
+            .values((
+                users::id.eq(&user.id),
+                users::name.eq(&user.name),
+                users::email.eq(&user.email),
+                users::role.eq(&user.role),
+                users::tenant_id.eq(&user.tenant_id),
+                users::school_id.eq(&user.school_id),
+                users::password_hash.eq(&hash),
+                users::created_at.eq(user.created_at),
+            ))
+            .execute(conn)?;
+        crate::audit::record(
+            conn,
+            &crate::audit::Entry::new(actor, "create", "user")
+                .object(&user.id)
+                .scope(user.tenant_id.as_deref(), user.school_id.as_deref())
+                .summary(serde_json::json!({"after": {"name": user.name, "email": user.email, "role": user.role, "school_id": user.school_id}})),
+        )?;
+        Ok(user)
+    })
+}
+
+/// One user.
+pub fn user(conn: &mut DbConn, id: &str) -> QueryResult<Option<User>> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Users, optionally limited to an authority or a school.
+pub fn list_users(
+    conn: &mut DbConn,
+    tenant_id: Option<&str>,
+    school_id: Option<&str>,
+) -> QueryResult<Vec<User>> {
+    let mut q = users::table
+        .select(User::as_select())
+        .order(users::name.asc())
+        .into_boxed();
+    if let Some(t) = tenant_id {
+        q = q.filter(users::tenant_id.eq(t.to_owned()));
+    }
+    if let Some(s) = school_id {
+        q = q.filter(users::school_id.eq(s.to_owned()));
+    }
+    q.load(conn)
+}
+
+/// Disables a user: no login, tokens stop working.
+pub fn disable_user(conn: &mut DbConn, user: &User, actor: &str) -> QueryResult<()> {
+    conn.write_tx(|conn| {
+        diesel::update(users::table.find(&user.id))
+            .set(users::disabled_at.eq(now()))
+            .execute(conn)?;
+        crate::audit::record(
+            conn,
+            &crate::audit::Entry::new(actor, "disable", "user")
+                .object(&user.id)
+                .scope(user.tenant_id.as_deref(), user.school_id.as_deref())
+                .summary(
+                    serde_json::json!({"before": {"disabled": false}, "after": {"disabled": true}}),
+                ),
+        )
+    })
+}
+
+/// A token as listed (never the secret).
+#[derive(Debug, Clone, serde::Serialize, Queryable, Selectable)]
+#[diesel(table_name = api_tokens)]
+pub struct TokenInfo {
+    /// Id.
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// Label.
+    pub name: String,
+    /// First characters of the secret.
+    pub prefix: String,
+    /// Created.
+    pub created_at: chrono::NaiveDateTime,
+    /// Last used (to the minute).
+    pub last_used_at: Option<chrono::NaiveDateTime>,
+    /// Expiry.
+    pub expires_at: Option<chrono::NaiveDateTime>,
+    /// Revoked.
+    pub revoked_at: Option<chrono::NaiveDateTime>,
+}
+
+/// Creates a labelled token with an optional expiry; audited.
+pub fn issue_token(
+    conn: &mut DbConn,
+    user: &User,
+    name: &str,
+    expires_at: Option<chrono::NaiveDateTime>,
+    actor: &str,
+) -> Result<(TokenInfo, String), AccountError> {
+    if name.trim().is_empty() || name.chars().count() > 100 {
+        return Err(AccountError::Invalid {
+            field: "name",
+            message: "1 to 100 characters".into(),
+        });
+    }
+    conn.write_tx(|conn| {
+        let secret = create_token(conn, &user.id, name.trim())?;
+        let info: TokenInfo = api_tokens::table
+            .filter(api_tokens::token_sha256.eq(hash_token(&secret)))
+            .select(TokenInfo::as_select())
+            .first(conn)?;
+        if expires_at.is_some() {
+            diesel::update(api_tokens::table.find(&info.id))
+                .set(api_tokens::expires_at.eq(expires_at))
+                .execute(conn)?;
+        }
+        crate::audit::record(
+            conn,
+            &crate::audit::Entry::new(actor, "create", "api_token")
+                .object(&info.id)
+                .scope(user.tenant_id.as_deref(), user.school_id.as_deref())
+                .summary(serde_json::json!({"after": {"user": user.id, "name": info.name, "prefix": info.prefix, "expires_at": expires_at}})),
+        )?;
+        Ok((TokenInfo { expires_at, ..info }, secret))
+    })
+}
+
+/// A user's tokens, newest first.
+pub fn tokens_of(conn: &mut DbConn, user_id: &str) -> QueryResult<Vec<TokenInfo>> {
+    api_tokens::table
+        .filter(api_tokens::user_id.eq(user_id))
+        .select(TokenInfo::as_select())
+        .order(api_tokens::created_at.desc())
+        .load(conn)
+}
+
+/// One token.
+pub fn token(conn: &mut DbConn, id: &str) -> QueryResult<Option<TokenInfo>> {
+    api_tokens::table
+        .find(id)
+        .select(TokenInfo::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Revokes a token; audited.
+pub fn revoke_token(
+    conn: &mut DbConn,
+    token: &TokenInfo,
+    owner: &User,
+    actor: &str,
+) -> QueryResult<()> {
+    conn.write_tx(|conn| {
+        diesel::update(api_tokens::table.find(&token.id))
+            .set(api_tokens::revoked_at.eq(now()))
+            .execute(conn)?;
+        crate::audit::record(
+            conn,
+            &crate::audit::Entry::new(actor, "revoke", "api_token")
+                .object(&token.id)
+                .scope(owner.tenant_id.as_deref(), owner.school_id.as_deref())
+                .summary(serde_json::json!({"user": owner.id, "prefix": token.prefix})),
+        )
+    })
+}
+
+/// Password login: a new token (valid `hours`) for the user, or `None`.
+pub fn login(
+    conn: &mut DbConn,
+    email: &str,
+    password: &str,
+    hours: i64,
+) -> Result<Option<(User, String)>, AccountError> {
+    let row: Option<(String, Option<String>)> = users::table
+        .filter(users::email.eq(email.trim().to_lowercase()))
+        .filter(users::disabled_at.is_null())
+        .select((users::id, users::password_hash))
+        .first(conn)
+        .optional()?;
+    let Some((id, Some(hash))) = row else {
+        // Spend the same time as a real check, so timing does not reveal accounts.
+        let _ = verify_password(password, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$Hd8GcTgCj2HQ4bOtcX+UKCbc3N8YwSS2a1C3VvHkMp8");
+        return Ok(None);
+    };
+    if !verify_password(password, &hash) {
+        return Ok(None);
+    }
+    let Some(u) = user(conn, &id)? else {
+        return Ok(None);
+    };
+    let (_, secret) = issue_token(
+        conn,
+        &u,
+        "login",
+        Some(now() + chrono::Duration::hours(hours)),
+        &u.id,
+    )?;
+    Ok(Some((u, secret)))
 }

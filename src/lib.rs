@@ -8,6 +8,7 @@ pub mod api;
 pub mod audit;
 pub mod config;
 pub mod db;
+pub mod devices;
 pub mod enrollment;
 pub mod error;
 pub mod mdm;

@@ -10,6 +10,7 @@ use crate::accounts::Role;
 use crate::audit;
 use crate::db::schema::devices;
 use crate::db::DbConn;
+use crate::devices::DeviceRow;
 use crate::error::{ApiError, ApiResult};
 use crate::protocol::{self, Command};
 use crate::queue::{self, EnqueueOptions, QueueEntry};
@@ -24,7 +25,6 @@ const MAX_PAGE: i64 = 500;
 /// Routes under `/api/v1`.
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/commands", web::post().to(enqueue))
-        .route("/devices/{udid}", web::get().to(device))
         .route("/devices/{udid}/commands", web::get().to(list))
         .route("/devices/{udid}/commands/cancel", web::post().to(cancel));
 }
@@ -206,54 +206,9 @@ fn build_command(request_type: &str, fields: Option<&serde_json::Value>) -> ApiR
 }
 
 /// Loads a device the caller may see, by UDID (404 otherwise).
-fn find_device(conn: &mut DbConn, caller: &Caller, udid: &str) -> ApiResult<DeviceView> {
-    let device: Option<DeviceView> = devices::table
-        .filter(devices::udid.eq(udid))
-        .select(DeviceView::as_select())
-        .first(conn)
-        .optional()?;
-    match device {
-        Some(d) if in_scope(caller, d.tenant_id.as_deref(), d.school_id.as_deref()) => Ok(d),
-        _ => Err(ApiError::not_found(format!("no device {udid}"))),
-    }
-}
-
-/// A device as the queue API shows it.
-#[derive(Debug, Serialize, Queryable, Selectable)]
-#[diesel(table_name = devices)]
-pub struct DeviceView {
-    #[serde(skip)]
-    id: String,
-    udid: Option<String>,
-    serial_number: Option<String>,
-    tenant_id: Option<String>,
-    school_id: Option<String>,
-    name: Option<String>,
-    model: Option<String>,
-    product_name: Option<String>,
-    os_version: Option<String>,
-    enrollment_status: String,
-    topic: Option<String>,
-    awaiting_configuration: bool,
-    enrolled_at: Option<chrono::NaiveDateTime>,
-    last_seen_at: Option<chrono::NaiveDateTime>,
-    last_push_at: Option<chrono::NaiveDateTime>,
-    last_push_result: Option<String>,
-    push_invalid_at: Option<chrono::NaiveDateTime>,
-    next_push_at: Option<chrono::NaiveDateTime>,
-}
-
-async fn device(
-    caller: Caller,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
-    let udid = path.into_inner();
-    let d = state
-        .db
-        .run(move |conn| find_device(conn, &caller, &udid))
-        .await?;
-    Ok(HttpResponse::Ok().json(d))
+fn find_device(conn: &mut DbConn, caller: &Caller, udid: &str) -> ApiResult<DeviceRow> {
+    crate::devices::find(conn, &caller.0, udid)?
+        .ok_or_else(|| ApiError::not_found(format!("no device {udid}")))
 }
 
 /// Query of `GET /devices/{udid}/commands`.

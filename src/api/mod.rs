@@ -3,11 +3,15 @@
 //! Each submodule exposes its routes; handlers are thin: parse, authorise, call the
 //! domain module, answer.
 
+pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod classes;
 pub mod commands;
+pub mod devices;
 pub mod org;
 pub mod push;
+pub mod users;
 
 use actix_web::{web, HttpResponse};
 
@@ -40,7 +44,11 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .configure(commands::config)
             .configure(org::config)
-            .configure(push::config),
+            .configure(push::config)
+            .configure(devices::config)
+            .configure(users::config)
+            .configure(classes::config)
+            .configure(audit::config),
     )
     .default_service(web::to(not_found));
 }

@@ -29,6 +29,14 @@ pub enum DbConn {
     Pg(PgConnection),
 }
 
+/// The query backend of [`DbConn`] (for boxed queries).
+pub type DbBackend = <DbConn as diesel::Connection>::Backend;
+
+diesel::define_sql_function! {
+    /// SQL `lower()`, on both backends.
+    fn lower(x: diesel::sql_types::Nullable<diesel::sql_types::Text>) -> diesel::sql_types::Nullable<diesel::sql_types::Text>;
+}
+
 /// Which engine a [`DatabaseUrl`] names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -185,7 +185,58 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    classes (id) {
+        id -> Text,
+        school_id -> Text,
+        name -> Text,
+        school_year -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    class_teachers (class_id, user_id) {
+        class_id -> Text,
+        user_id -> Text,
+    }
+}
+
+diesel::table! {
+    class_devices (class_id, device_id) {
+        class_id -> Text,
+        device_id -> Text,
+    }
+}
+
+diesel::table! {
+    device_groups (id) {
+        id -> Text,
+        school_id -> Text,
+        name -> Text,
+        kind -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    group_devices (group_id, device_id) {
+        group_id -> Text,
+        device_id -> Text,
+    }
+}
+
 diesel::joinable!(schools -> tenants (tenant_id));
+diesel::joinable!(classes -> schools (school_id));
+diesel::joinable!(class_teachers -> classes (class_id));
+diesel::joinable!(class_teachers -> users (user_id));
+diesel::joinable!(class_devices -> classes (class_id));
+diesel::joinable!(class_devices -> devices (device_id));
+diesel::joinable!(device_groups -> schools (school_id));
+diesel::joinable!(group_devices -> device_groups (group_id));
+diesel::joinable!(group_devices -> devices (device_id));
 diesel::joinable!(enrollment_tokens -> schools (school_id));
 diesel::joinable!(scep_challenges -> enrollment_tokens (token_id));
 diesel::joinable!(api_tokens -> users (user_id));
@@ -205,4 +256,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     enrollment_tokens,
     scep_challenges,
     push_certificates,
+    classes,
+    class_teachers,
+    class_devices,
+    device_groups,
+    group_devices,
 );

@@ -192,14 +192,7 @@ pub fn authenticate(
             devices::last_seen_at.eq(at),
             devices::updated_at.eq(at),
         );
-        // The token the certificate was enrolled with decides where the device lands.
         let token = tokens::token_of_certificate(conn, &identity.sha256)?;
-        let place = token.as_ref().map(|t| {
-            (
-                devices::tenant_id.eq(Some(t.tenant_id.clone())),
-                devices::school_id.eq(Some(t.school_id.clone())),
-            )
-        });
         let id: Result<String, EnrollError> = match existing {
             Some(device) => {
                 let allowed = match device.identity_cert_sha256.as_deref() {
@@ -256,13 +249,54 @@ pub fn authenticate(
             }
         };
         let id = id?;
-        if let Some(place) = place {
-            diesel::update(devices::table.find(&id))
-                .set(place)
-                .execute(conn)?;
+        if let Some(token) = token {
+            land(conn, &id, &token)?;
         }
         Ok(id)
     })
+}
+
+/// Puts a device where its enrollment token says: the token's school unless an import
+/// already placed it (imports are more specific), plus the token's class and cart.
+fn land(conn: &mut DbConn, device_id: &str, token: &tokens::EnrollmentToken) -> QueryResult<()> {
+    use crate::org::classes::{self, Membership};
+    let school: Option<String> = devices::table
+        .find(device_id)
+        .select(devices::school_id)
+        .first(conn)?;
+    let school = match school {
+        Some(s) => s,
+        None => {
+            diesel::update(devices::table.find(device_id))
+                .set((
+                    devices::tenant_id.eq(&token.tenant_id),
+                    devices::school_id.eq(&token.school_id),
+                ))
+                .execute(conn)?;
+            token.school_id.clone()
+        }
+    };
+    if school != token.school_id {
+        return Ok(());
+    }
+    let ids = [device_id.to_owned()];
+    for m in [
+        token.class_id.as_deref().map(Membership::Class),
+        token.group_id.as_deref().map(Membership::Group),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        match classes::add_devices(conn, &school, m, &ids) {
+            Ok(_) => {}
+            Err(crate::org::OrgError::Db(e)) => return Err(e),
+            // A class or cart deleted since the token was made: the school is enough.
+            Err(e) => {
+                tracing::warn!(device = device_id, error = %e, "enrollment token names a class or cart that no longer fits")
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `TokenUpdate`: stores the push token and magic; the enrollment becomes active.

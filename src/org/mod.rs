@@ -1,5 +1,8 @@
 //! The organisation: school authorities (tenants) and their schools.
 
+pub mod classes;
+pub mod import;
+
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 

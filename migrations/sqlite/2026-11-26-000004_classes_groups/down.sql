@@ -1,0 +1,14 @@
+DROP INDEX audit_log_school;
+DROP INDEX audit_log_tenant;
+DROP INDEX users_school;
+DROP INDEX users_tenant;
+DROP INDEX devices_status;
+DROP INDEX devices_os;
+DROP INDEX devices_model;
+DROP INDEX devices_tenant_page;
+DROP INDEX devices_school_page;
+DROP TABLE group_devices;
+DROP TABLE device_groups;
+DROP TABLE class_devices;
+DROP TABLE class_teachers;
+DROP TABLE classes;

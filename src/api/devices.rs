@@ -1,0 +1,68 @@
+//! Admin API for devices: the filtered, paged list and single devices.
+
+use actix_web::{web, HttpResponse};
+
+use super::auth::Caller;
+use crate::devices::{self, DeviceFilter};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Default and largest page.
+const PAGE: i64 = 50;
+const MAX_PAGE: i64 = 500;
+
+/// Routes under `/api/v1`.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/devices", web::get().to(list))
+        .route("/devices/{key}", web::get().to(get));
+}
+
+/// `GET /devices?school_id=&class_id=&group_id=&model=&os_version=&status=&enrolled=&last_seen_before=&last_seen_after=&q=&limit=&cursor=`
+async fn list(
+    caller: Caller,
+    state: web::Data<AppState>,
+    q: web::Query<DeviceFilter>,
+) -> ApiResult<HttpResponse> {
+    let f = q.into_inner();
+    let limit = f.limit.unwrap_or(PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            format!("between 1 and {MAX_PAGE}"),
+        ));
+    }
+    if let Some(s) = &f.status {
+        let known = ["pending", "authenticated", "active", "inactive"];
+        if !known.contains(&s.as_str()) {
+            return Err(ApiError::invalid_field(
+                "status",
+                format!("one of {}", known.join(", ")),
+            ));
+        }
+    }
+    if f.q.as_ref().is_some_and(|t| t.chars().count() > 100) {
+        return Err(ApiError::invalid_field("q", "at most 100 characters"));
+    }
+    let (items, next) = state
+        .db
+        .run(move |conn| devices::list(conn, &caller.0, &f, limit).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_cursor": next})))
+}
+
+/// `GET /devices/{udid or serial}`.
+async fn get(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let key = path.into_inner();
+    let d = state
+        .db
+        .run(move |conn| -> ApiResult<_> {
+            devices::find(conn, &caller.0, &key)?
+                .ok_or_else(|| ApiError::not_found(format!("no device {key}")))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(d))
+}

@@ -1,0 +1,300 @@
+//! Admin API for users, their API tokens, and password login.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::authz::{self, Action, Place};
+use crate::accounts::{self, AccountError, NewUser, Role, User};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Hours a login token is valid.
+const LOGIN_HOURS: i64 = 12;
+
+/// Routes under `/api/v1`.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/login", web::post().to(login))
+        .route("/me", web::get().to(me))
+        .route("/users", web::post().to(create))
+        .route("/users", web::get().to(list))
+        .route("/users/{id}", web::get().to(get))
+        .route("/users/{id}/disable", web::post().to(disable))
+        .route("/users/{id}/tokens", web::post().to(create_token))
+        .route("/users/{id}/tokens", web::get().to(list_tokens))
+        .route("/tokens/{id}/revoke", web::post().to(revoke_token));
+}
+
+fn account_error(e: AccountError) -> ApiError {
+    match e {
+        AccountError::Db(e) => e.into(),
+        AccountError::Random(e) => ApiError::internal(e),
+        AccountError::Invalid { field, message } => ApiError::invalid_field(field, message),
+        AccountError::Duplicate(_) => ApiError::conflict(e.to_string()),
+    }
+}
+
+/// Where a user lives, for authorisation.
+fn place_of(u: &User) -> Place<'_> {
+    Place {
+        tenant_id: u.tenant_id.as_deref(),
+        school_id: u.school_id.as_deref(),
+    }
+}
+
+/// Who may create whom: admins create users at or below their own level, in scope.
+fn may_create(p: &accounts::Principal, role: Role) -> bool {
+    match p.role {
+        Role::DistrictAdmin => true,
+        Role::AuthorityAdmin => role != Role::DistrictAdmin,
+        Role::SchoolAdmin => matches!(role, Role::SchoolAdmin | Role::Teacher),
+        Role::Teacher => false,
+    }
+}
+
+async fn create(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<NewUser>,
+) -> ApiResult<HttpResponse> {
+    let input = body.into_inner();
+    if !may_create(&caller.0, input.role) {
+        return Err(ApiError::forbidden(format!(
+            "a {} may not create a {}",
+            caller.0.role.as_str(),
+            input.role.as_str()
+        )));
+    }
+    let user = state
+        .db
+        .run(move |conn| -> ApiResult<User> {
+            // The authority follows from the school; check both exist and are in scope.
+            let tenant_id = match (input.role, &input.school_id, &input.tenant_id) {
+                (Role::DistrictAdmin, None, None) => None,
+                (Role::DistrictAdmin, _, _) => {
+                    return Err(ApiError::invalid_field(
+                        "school_id",
+                        "a district admin belongs to no authority or school",
+                    ))
+                }
+                (Role::AuthorityAdmin, None, Some(t)) => {
+                    crate::org::tenant(conn, t)?.ok_or_else(|| {
+                        ApiError::invalid_field("tenant_id", "no such school authority")
+                    })?;
+                    Some(t.clone())
+                }
+                (Role::AuthorityAdmin, _, _) => {
+                    return Err(ApiError::invalid_field(
+                        "tenant_id",
+                        "an authority admin needs tenant_id (and no school_id)",
+                    ))
+                }
+                (Role::SchoolAdmin | Role::Teacher, Some(s), _) => {
+                    let school = crate::org::school(conn, s)?
+                        .ok_or_else(|| ApiError::invalid_field("school_id", "no such school"))?;
+                    Some(school.tenant_id)
+                }
+                (_, None, _) => {
+                    return Err(ApiError::invalid_field(
+                        "school_id",
+                        "school admins and teachers need a school_id",
+                    ))
+                }
+            };
+            let place = Place {
+                tenant_id: tenant_id.as_deref(),
+                school_id: input.school_id.as_deref(),
+            };
+            authz::require(
+                &caller.0,
+                if input.role == Role::DistrictAdmin {
+                    Action::ManageDistrict
+                } else {
+                    Action::ManageSchool
+                },
+                place,
+            )?;
+            accounts::create_user(conn, &input, tenant_id.as_deref(), &caller.0.user_id)
+                .map_err(account_error)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(user))
+}
+
+async fn list(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let p = caller.0.clone();
+    let items = state
+        .db
+        .run(move |conn| -> ApiResult<Vec<User>> {
+            Ok(match p.role {
+                Role::DistrictAdmin => accounts::list_users(conn, None, None)?,
+                Role::AuthorityAdmin => {
+                    accounts::list_users(conn, Some(p.tenant_id.as_deref().unwrap_or("-")), None)?
+                }
+                Role::SchoolAdmin => {
+                    accounts::list_users(conn, None, Some(p.school_id.as_deref().unwrap_or("-")))?
+                }
+                Role::Teacher => return Err(ApiError::forbidden("teachers cannot list users")),
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+/// Loads a user the caller may manage (themselves always).
+async fn load(state: &AppState, caller: &Caller, id: String) -> ApiResult<User> {
+    let user = state
+        .db
+        .run(move |conn| accounts::user(conn, &id).map_err(ApiError::from))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such user"))?;
+    if user.id != caller.0.user_id {
+        if user.role == Role::DistrictAdmin.as_str() {
+            authz::require(&caller.0, Action::ManageDistrict, Place::default())?;
+        } else {
+            authz::require(&caller.0, Action::ManageSchool, place_of(&user))?;
+        }
+        // An admin of a school cannot manage the authority's admins.
+        if user.school_id.is_none() && caller.0.role == Role::SchoolAdmin {
+            return Err(ApiError::not_found("no such user"));
+        }
+    }
+    Ok(user)
+}
+
+async fn get(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let user = load(&state, &caller, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+async fn me(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let id = caller.0.user_id.clone();
+    let user = state
+        .db
+        .run(move |conn| accounts::user(conn, &id).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+async fn disable(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let user = load(&state, &caller, path.into_inner()).await?;
+    if user.id == caller.0.user_id {
+        return Err(ApiError::conflict("you cannot disable yourself"));
+    }
+    let actor = caller.0.user_id.clone();
+    let u = user.clone();
+    state
+        .db
+        .run(move |conn| accounts::disable_user(conn, &u, &actor).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"disabled": user.id})))
+}
+
+/// Body of a token request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTokenBody {
+    /// Label, e.g. "Untis sync".
+    name: String,
+    /// Days until it expires (default: never).
+    expires_in_days: Option<i64>,
+}
+
+async fn create_token(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<NewTokenBody>,
+) -> ApiResult<HttpResponse> {
+    let user = load(&state, &caller, path.into_inner()).await?;
+    let b = body.into_inner();
+    let expires = match b.expires_in_days {
+        Some(d) if !(1..=3650).contains(&d) => {
+            return Err(ApiError::invalid_field(
+                "expires_in_days",
+                "between 1 and 3650",
+            ))
+        }
+        Some(d) => Some(crate::db::now() + chrono::Duration::days(d)),
+        None => None,
+    };
+    let actor = caller.0.user_id.clone();
+    let (info, secret) = state
+        .db
+        .run(move |conn| {
+            accounts::issue_token(conn, &user, &b.name, expires, &actor).map_err(account_error)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(
+        serde_json::json!({"token": secret, "info": info, "note": "the token is shown only now"}),
+    ))
+}
+
+async fn list_tokens(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let user = load(&state, &caller, path.into_inner()).await?;
+    let items = state
+        .db
+        .run(move |conn| accounts::tokens_of(conn, &user.id).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+async fn revoke_token(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let token = state
+        .db
+        .run(move |conn| accounts::token(conn, &id).map_err(ApiError::from))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such token"))?;
+    let owner = load(&state, &caller, token.user_id.clone()).await?;
+    let actor = caller.0.user_id.clone();
+    let t = token.clone();
+    state
+        .db
+        .run(move |conn| accounts::revoke_token(conn, &t, &owner, &actor).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"revoked": token.id})))
+}
+
+/// Body of `POST /login`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let result = state
+        .db
+        .run(move |conn| {
+            accounts::login(conn, &b.email, &b.password, LOGIN_HOURS).map_err(account_error)
+        })
+        .await?;
+    match result {
+        Some((user, token)) => Ok(HttpResponse::Ok().json(
+            serde_json::json!({"token": token, "user": user, "expires_in_hours": LOGIN_HOURS}),
+        )),
+        None => Err(ApiError::new(
+            crate::error::ErrorCode::Unauthenticated,
+            "wrong e-mail or password",
+        )),
+    }
+}

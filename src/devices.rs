@@ -1,0 +1,234 @@
+//! Device queries for people: one device, and the filtered, cursor-paged list that must
+//! stay fast at 100,000 devices (keyset paging on the time-ordered id, indexed filters,
+//! no per-row queries). Visibility follows the caller's role:
+//! district admins see all, authority admins their authority, school admins their
+//! school, teachers the devices of their classes and the carts of their school.
+
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::{Principal, Role};
+use crate::db::schema::{class_devices, class_teachers, device_groups, devices, group_devices};
+use crate::db::DbConn;
+
+/// A device as the API shows it.
+#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[diesel(table_name = devices)]
+pub struct DeviceRow {
+    /// Internal id (also the paging key).
+    pub id: String,
+    /// UDID (absent until enrolled).
+    pub udid: Option<String>,
+    /// Serial number.
+    pub serial_number: Option<String>,
+    /// Authority.
+    pub tenant_id: Option<String>,
+    /// School.
+    pub school_id: Option<String>,
+    /// Device name.
+    pub name: Option<String>,
+    /// Model (e.g. iPad13,18 on iOS: ProductName).
+    pub model: Option<String>,
+    /// Product name.
+    pub product_name: Option<String>,
+    /// OS version.
+    pub os_version: Option<String>,
+    /// `pending`, `authenticated`, `active`, `inactive`.
+    pub enrollment_status: String,
+    /// APNs topic.
+    pub topic: Option<String>,
+    /// Waiting in Setup Assistant for DeviceConfigured.
+    pub awaiting_configuration: bool,
+    /// First enrollment.
+    pub enrolled_at: Option<chrono::NaiveDateTime>,
+    /// Last contact.
+    pub last_seen_at: Option<chrono::NaiveDateTime>,
+    /// Last push.
+    pub last_push_at: Option<chrono::NaiveDateTime>,
+    /// Its result.
+    pub last_push_result: Option<String>,
+    /// Push token known dead since.
+    pub push_invalid_at: Option<chrono::NaiveDateTime>,
+    /// Next push retry.
+    pub next_push_at: Option<chrono::NaiveDateTime>,
+}
+
+/// Filters of the device list (all optional, combined with AND).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceFilter {
+    /// Authority.
+    pub tenant_id: Option<String>,
+    /// School.
+    pub school_id: Option<String>,
+    /// Member of this class.
+    pub class_id: Option<String>,
+    /// Member of this device group / cart.
+    pub group_id: Option<String>,
+    /// Product name (e.g. `iPad13,18`) or model.
+    pub model: Option<String>,
+    /// OS version, exact (`18.1`) or prefix with a trailing `*` (`18.*`).
+    pub os_version: Option<String>,
+    /// Enrollment status.
+    pub status: Option<String>,
+    /// Only active (true) or not active (false) enrollments.
+    pub enrolled: Option<bool>,
+    /// Last seen before this instant (RFC 3339).
+    pub last_seen_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Last seen after this instant (RFC 3339).
+    pub last_seen_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Free text in name or serial number.
+    pub q: Option<String>,
+    /// Page size (default 50, at most 500).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+type Boxed<'a> = devices::BoxedQuery<'a, crate::db::DbBackend>;
+
+/// Limits a device query to what `p` may see.
+pub fn scoped<'a>(mut q: Boxed<'a>, p: &Principal) -> Boxed<'a> {
+    match p.role {
+        Role::DistrictAdmin => q,
+        Role::AuthorityAdmin => {
+            q.filter(devices::tenant_id.eq(p.tenant_id.clone().unwrap_or_default()))
+        }
+        Role::SchoolAdmin => {
+            q.filter(devices::school_id.eq(p.school_id.clone().unwrap_or_default()))
+        }
+        Role::Teacher => {
+            let school = p.school_id.clone().unwrap_or_default();
+            let in_my_classes = class_devices::table
+                .inner_join(
+                    class_teachers::table.on(class_teachers::class_id.eq(class_devices::class_id)),
+                )
+                .filter(class_teachers::user_id.eq(p.user_id.clone()))
+                .select(class_devices::device_id);
+            let in_my_school_carts = group_devices::table
+                .inner_join(device_groups::table)
+                .filter(device_groups::school_id.eq(school.clone()))
+                .select(group_devices::device_id);
+            q = q.filter(devices::school_id.eq(school));
+            q.filter(
+                devices::id
+                    .eq_any(in_my_classes)
+                    .or(devices::id.eq_any(in_my_school_carts)),
+            )
+        }
+    }
+}
+
+/// Escapes `%`, `_` and `\` for LIKE.
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// One page of devices visible to `p`, filtered; returns the page and the next cursor.
+pub fn list(
+    conn: &mut DbConn,
+    p: &Principal,
+    f: &DeviceFilter,
+    limit: i64,
+) -> QueryResult<(Vec<DeviceRow>, Option<String>)> {
+    let mut q = scoped(devices::table.into_boxed(), p);
+    if let Some(t) = &f.tenant_id {
+        q = q.filter(devices::tenant_id.eq(t.clone()));
+    }
+    if let Some(s) = &f.school_id {
+        q = q.filter(devices::school_id.eq(s.clone()));
+    }
+    if let Some(c) = &f.class_id {
+        q = q.filter(
+            devices::id.eq_any(
+                class_devices::table
+                    .filter(class_devices::class_id.eq(c.clone()))
+                    .select(class_devices::device_id),
+            ),
+        );
+    }
+    if let Some(g) = &f.group_id {
+        q = q.filter(
+            devices::id.eq_any(
+                group_devices::table
+                    .filter(group_devices::group_id.eq(g.clone()))
+                    .select(group_devices::device_id),
+            ),
+        );
+    }
+    if let Some(m) = &f.model {
+        q = q.filter(
+            devices::product_name
+                .eq(m.clone())
+                .or(devices::model.eq(m.clone())),
+        );
+    }
+    if let Some(v) = &f.os_version {
+        q = match v.strip_suffix('*') {
+            Some(prefix) => q.filter(
+                devices::os_version
+                    .like(format!("{}%", like_escape(prefix)))
+                    .escape('\\'),
+            ),
+            None => q.filter(devices::os_version.eq(v.clone())),
+        };
+    }
+    if let Some(s) = &f.status {
+        q = q.filter(devices::enrollment_status.eq(s.clone()));
+    }
+    match f.enrolled {
+        Some(true) => {
+            q = q.filter(devices::enrollment_status.eq(crate::enrollment::status::ACTIVE))
+        }
+        Some(false) => {
+            q = q.filter(devices::enrollment_status.ne(crate::enrollment::status::ACTIVE))
+        }
+        None => {}
+    }
+    if let Some(t) = f.last_seen_before {
+        q = q.filter(devices::last_seen_at.lt(t.naive_utc()));
+    }
+    if let Some(t) = f.last_seen_after {
+        q = q.filter(devices::last_seen_at.gt(t.naive_utc()));
+    }
+    if let Some(text) = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let pattern = format!("%{}%", like_escape(&text.to_lowercase()));
+        let serial = format!("%{}%", like_escape(&text.to_uppercase()));
+        q = q.filter(
+            crate::db::lower(devices::name)
+                .like(pattern)
+                .escape('\\')
+                .or(devices::serial_number.like(serial).escape('\\')),
+        );
+    }
+    if let Some(after) = &f.cursor {
+        q = q.filter(devices::id.gt(after.clone()));
+    }
+    let mut rows: Vec<DeviceRow> = q
+        .order(devices::id.asc())
+        .limit(limit + 1)
+        .select(DeviceRow::as_select())
+        .load(conn)?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+/// A device by UDID or serial number, if `p` may see it.
+pub fn find(conn: &mut DbConn, p: &Principal, key: &str) -> QueryResult<Option<DeviceRow>> {
+    scoped(devices::table.into_boxed(), p)
+        .filter(
+            devices::udid
+                .eq(key.to_owned())
+                .or(devices::serial_number.eq(key.to_uppercase())),
+        )
+        .select(DeviceRow::as_select())
+        .first(conn)
+        .optional()
+}
