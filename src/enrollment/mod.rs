@@ -176,7 +176,6 @@ pub fn authenticate(
         let existing = find(conn, &udid)?;
         let fields = (
             devices::serial_number.eq(msg.serial_number.as_deref()),
-            devices::name.eq(msg.device_name.as_deref()),
             devices::model.eq(msg.model.as_deref()),
             devices::model_name.eq(msg.model_name.as_deref()),
             devices::product_name.eq(msg.product_name.as_deref()),
@@ -249,6 +248,12 @@ pub fn authenticate(
             }
         };
         let id = id?;
+        // iOS sends no DeviceName here (macOS does); keep an imported or reported name.
+        if let Some(name) = msg.device_name.as_deref() {
+            diesel::update(devices::table.find(&id))
+                .set(devices::name.eq(name))
+                .execute(conn)?;
+        }
         if let Some(token) = token {
             land(conn, &id, &token)?;
         }

@@ -7,5 +7,6 @@ mod cli;
 mod enrollment;
 mod foundation;
 mod helpers;
+mod organisation;
 mod protocol_flow;
 mod push;
