@@ -239,7 +239,8 @@ async fn every_role_sees_exactly_its_part() {
     let push_path = |s: &Side| format!("/api/v1/tenants/{}/push-certificate", s.tenant);
     use Expect::*;
     // Rows: role → expected for own (A) and foreign (B), in endpoint order.
-    let expectations: Vec<(&str, &str, Vec<(Expect, Expect)>)> = vec![
+    type Row<'a> = (&'a str, &'a str, Vec<(Expect, Expect)>);
+    let expectations: Vec<Row> = vec![
         (
             "district admin",
             app.admin_token.as_str(),
