@@ -4,8 +4,11 @@
 //! them never import the HTTP layer, and [`protocol`] is pure data.
 
 pub mod accounts;
+pub mod ade;
 pub mod api;
+pub mod assign;
 pub mod audit;
+pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod devices;
@@ -22,3 +25,4 @@ pub mod sim;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod vpp;

@@ -10,3 +10,4 @@ mod helpers;
 mod organisation;
 mod protocol_flow;
 mod push;
+mod vpp_client;
