@@ -42,6 +42,44 @@ pub struct Settings {
     pub mdm: MdmSettings,
     /// APNs push settings.
     pub push: PushSettings,
+    /// Inventory refresh and retention.
+    pub inventory: InventorySettings,
+    /// The reconciler.
+    pub reconcile: ReconcileSettings,
+}
+
+/// The reconciler.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconcileSettings {
+    /// Reconcile on change events and at schedule boundaries. Off only for tests
+    /// that drive the clock themselves (or for a node that must not reconcile).
+    pub automatic: bool,
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        ReconcileSettings { automatic: true }
+    }
+}
+
+/// Inventory refresh and command retention.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InventorySettings {
+    /// Devices whose inventory is older than this many hours are refreshed.
+    pub refresh_hours: i64,
+    /// Answered commands are kept this many days.
+    pub retention_days: i64,
+}
+
+impl Default for InventorySettings {
+    fn default() -> Self {
+        InventorySettings {
+            refresh_hours: 24,
+            retention_days: 30,
+        }
+    }
 }
 
 /// APNs push: where, how often, how hard.
@@ -143,6 +181,8 @@ impl Default for Settings {
             tls: TlsSettings::default(),
             mdm: MdmSettings::default(),
             push: PushSettings::default(),
+            inventory: InventorySettings::default(),
+            reconcile: ReconcileSettings::default(),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod db;
 pub mod devices;
 pub mod enrollment;
 pub mod error;
+pub mod inventory;
 pub mod mdm;
 pub mod org;
 pub mod pki;

@@ -50,6 +50,12 @@ pub struct EnqueueOptions {
     pub source: String,
     /// The user id, when a person enqueued.
     pub created_by: Option<String>,
+    /// The assignment that asked for it (reconciler).
+    pub assignment_id: Option<String>,
+    /// What it acts on: `app:<bundle id>` or `profile:<identifier>`.
+    pub item_key: Option<String>,
+    /// `install`, `remove` or `inventory`.
+    pub action: Option<String>,
 }
 
 /// Errors of queue operations.
@@ -91,6 +97,9 @@ pub fn enqueue_in_tx(
             commands::created_by.eq(&opts.created_by),
             commands::created_at.eq(at),
             commands::expires_at.eq(opts.expires_at),
+            commands::assignment_id.eq(&opts.assignment_id),
+            commands::item_key.eq(&opts.item_key),
+            commands::action.eq(&opts.action),
         ))
         .execute(conn)?;
     let mut queued = 0;

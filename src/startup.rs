@@ -97,14 +97,26 @@ impl Application {
         let push =
             crate::push::PushService::start(db.clone(), secrets.clone(), settings.push.clone())
                 .context("cannot start the push service")?;
+        let signer = Arc::new(crate::state::ProfileSigner {
+            cert: signing_cert,
+            key: signing_key,
+        });
+        let ca = Arc::new(ca);
+        let reconciler = crate::assign::service::Reconciler::start(
+            db.clone(),
+            push.clone(),
+            ca.clone(),
+            signer.clone(),
+            settings.inventory.refresh_hours,
+            settings.inventory.retention_days,
+            settings.reconcile.automatic,
+        );
         let state = AppState {
             settings: settings.clone(),
             db,
-            ca: Arc::new(ca),
-            signer: Arc::new(crate::state::ProfileSigner {
-                cert: signing_cert,
-                key: signing_key,
-            }),
+            ca,
+            signer,
+            reconciler,
             secrets,
             push,
         };

@@ -21,6 +21,8 @@ pub struct AppState {
     pub secrets: Arc<crate::secrets::SecretBox>,
     /// Wakes devices over APNs.
     pub push: Arc<crate::push::PushService>,
+    /// Turns assignments into commands.
+    pub reconciler: Arc<crate::assign::service::Reconciler>,
 }
 
 /// The certificate and key that sign profiles.

@@ -324,6 +324,8 @@ async fn change_members(
             })
         })
         .await?;
+    // Memberships decide which assignments reach a device.
+    state.reconciler.all();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "changed": n })))
 }
 
@@ -508,7 +510,10 @@ async fn run_import(
         )
         .await?;
     match result {
-        Ok(report) => Ok(HttpResponse::Ok().json(report)),
+        Ok(report) => {
+            state.reconciler.all();
+            Ok(HttpResponse::Ok().json(report))
+        }
         Err(e) => match import_error(e) {
             actix_web::Either::Left(err) => Err(err),
             actix_web::Either::Right(resp) => Ok(resp),

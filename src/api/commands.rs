@@ -110,6 +110,7 @@ async fn enqueue(
         expires_at,
         source: "api".into(),
         created_by: Some(caller.0.user_id.clone()),
+        ..EnqueueOptions::default()
     };
     let udids = req.udids;
     let uuid = command.command_uuid.to_string();

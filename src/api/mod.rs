@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod auth;
 pub mod authz;
+pub mod catalog;
 pub mod classes;
 pub mod commands;
 pub mod devices;
@@ -48,7 +49,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(devices::config)
             .configure(users::config)
             .configure(classes::config)
-            .configure(audit::config),
+            .configure(audit::config)
+            .configure(catalog::config),
     )
     .default_service(web::to(not_found));
 }

@@ -1,4 +1,302 @@
-//! Assignments: app or profile → target → schedule, and the reconciler that turns them
-//! into commands.
+//! Assignments: app or profile → target (authority, school, class, device group, device)
+//! → schedule; school calendars; and the reconciler that turns desired state into
+//! commands.
 
+pub mod reconcile;
 pub mod schedule;
+pub mod service;
+pub mod views;
+
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::audit;
+use crate::db::schema::{assignments, closures};
+use crate::db::{new_id, now, DbConn};
+use schedule::{Calendar, Closure, Schedule};
+
+/// What an assignment installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// An app from the catalog.
+    App,
+    /// A profile from the catalog.
+    Profile,
+}
+
+impl ItemKind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::App => "app",
+            ItemKind::Profile => "profile",
+        }
+    }
+}
+
+/// Whom an assignment targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// Every device of a school authority.
+    Tenant,
+    /// Every device of a school.
+    School,
+    /// The devices of a class.
+    Class,
+    /// The devices of a device group (tablet cart).
+    Group,
+    /// One device.
+    Device,
+}
+
+impl TargetKind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Tenant => "tenant",
+            TargetKind::School => "school",
+            TargetKind::Class => "class",
+            TargetKind::Group => "group",
+            TargetKind::Device => "device",
+        }
+    }
+}
+
+/// An assignment as stored.
+#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[diesel(table_name = assignments)]
+pub struct Assignment {
+    /// Id.
+    pub id: String,
+    /// Authority.
+    pub tenant_id: String,
+    /// School (none for authority-wide assignments).
+    pub school_id: Option<String>,
+    /// `app` or `profile`.
+    pub item_kind: String,
+    /// Catalog id.
+    pub item_id: String,
+    /// `tenant`, `school`, `class`, `group`, `device`.
+    pub target_kind: String,
+    /// Target id.
+    pub target_id: String,
+    /// Schedule JSON.
+    pub schedule: String,
+    /// `admin` or `lesson`.
+    pub source: String,
+    /// Creator.
+    pub created_by: Option<String>,
+    /// Created.
+    pub created_at: chrono::NaiveDateTime,
+    /// Changed.
+    pub updated_at: chrono::NaiveDateTime,
+    /// Deleted (its items are removed where nothing else wants them).
+    pub deleted_at: Option<chrono::NaiveDateTime>,
+}
+
+/// A new assignment, validated by the caller's layer (target exists, in scope).
+#[derive(Debug, Clone)]
+pub struct NewAssignment {
+    /// Authority.
+    pub tenant_id: String,
+    /// School, when the target is in one.
+    pub school_id: Option<String>,
+    /// Item.
+    pub item_kind: ItemKind,
+    /// Item id.
+    pub item_id: String,
+    /// Target kind.
+    pub target_kind: TargetKind,
+    /// Target id.
+    pub target_id: String,
+    /// Validated schedule.
+    pub schedule: Schedule,
+    /// `admin` or `lesson`.
+    pub source: String,
+}
+
+/// Stores an assignment; returns it.
+pub fn create(conn: &mut DbConn, a: &NewAssignment, actor: &str) -> QueryResult<Assignment> {
+    let at = now();
+    let row = Assignment {
+        id: new_id(),
+        tenant_id: a.tenant_id.clone(),
+        school_id: a.school_id.clone(),
+        item_kind: a.item_kind.as_str().into(),
+        item_id: a.item_id.clone(),
+        target_kind: a.target_kind.as_str().into(),
+        target_id: a.target_id.clone(),
+        schedule: a.schedule.to_json().to_string(),
+        source: a.source.clone(),
+        created_by: Some(actor.to_owned()),
+        created_at: at,
+        updated_at: at,
+        deleted_at: None,
+    };
+    diesel::insert_into(assignments::table)
+        .values((
+            assignments::id.eq(&row.id),
+            assignments::tenant_id.eq(&row.tenant_id),
+            assignments::school_id.eq(&row.school_id),
+            assignments::item_kind.eq(&row.item_kind),
+            assignments::item_id.eq(&row.item_id),
+            assignments::target_kind.eq(&row.target_kind),
+            assignments::target_id.eq(&row.target_id),
+            assignments::schedule.eq(&row.schedule),
+            assignments::source.eq(&row.source),
+            assignments::created_by.eq(&row.created_by),
+            assignments::created_at.eq(at),
+            assignments::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    audit::record(
+        conn,
+        &audit::Entry::new(actor, "create", "assignment")
+            .object(&row.id)
+            .scope(Some(&row.tenant_id), row.school_id.as_deref())
+            .summary(serde_json::json!({"after": {"item": [row.item_kind, row.item_id], "target": [row.target_kind, row.target_id], "schedule": a.schedule.to_json(), "source": row.source}})),
+    )?;
+    Ok(row)
+}
+
+/// One assignment (deleted ones too).
+pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<Assignment>> {
+    assignments::table
+        .find(id)
+        .select(Assignment::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Live assignments of an authority (all when `None`), newest first.
+pub fn list(
+    conn: &mut DbConn,
+    tenant_id: Option<&str>,
+    school_id: Option<&str>,
+) -> QueryResult<Vec<Assignment>> {
+    let mut q = assignments::table
+        .filter(assignments::deleted_at.is_null())
+        .select(Assignment::as_select())
+        .order(assignments::created_at.desc())
+        .into_boxed();
+    if let Some(t) = tenant_id {
+        q = q.filter(assignments::tenant_id.eq(t.to_owned()));
+    }
+    if let Some(s) = school_id {
+        q = q.filter(assignments::school_id.eq(s.to_owned()));
+    }
+    q.load(conn)
+}
+
+/// Deletes an assignment (soft: the reconciler then removes what it brought).
+pub fn delete(conn: &mut DbConn, a: &Assignment, actor: &str) -> QueryResult<()> {
+    diesel::update(assignments::table.find(&a.id))
+        .set((
+            assignments::deleted_at.eq(now()),
+            assignments::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    audit::record(
+        conn,
+        &audit::Entry::new(actor, "delete", "assignment")
+            .object(&a.id)
+            .scope(Some(&a.tenant_id), a.school_id.as_deref())
+            .summary(serde_json::json!({"before": {"item": [a.item_kind, a.item_id], "target": [a.target_kind, a.target_id]}})),
+    )
+}
+
+/// Stores closures (holidays) for an authority or one school; replaces the named
+/// calendar's earlier entries when `replace`.
+pub fn add_closures(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    school_id: Option<&str>,
+    cal: &Calendar,
+    replace: bool,
+    actor: &str,
+) -> QueryResult<usize> {
+    if replace {
+        let base = closures::table.filter(closures::tenant_id.eq(tenant_id));
+        match school_id {
+            Some(s) => diesel::delete(base.filter(closures::school_id.eq(s))).execute(conn)?,
+            None => diesel::delete(base.filter(closures::school_id.is_null())).execute(conn)?,
+        };
+    }
+    let at = now();
+    let mut n = 0;
+    for c in cal.closures() {
+        n += diesel::insert_into(closures::table)
+            .values((
+                closures::id.eq(new_id()),
+                closures::tenant_id.eq(tenant_id),
+                closures::school_id.eq(school_id),
+                closures::name.eq(c.name()),
+                closures::from_date.eq(c.from().to_string()),
+                closures::to_date.eq(c.to().to_string()),
+                closures::created_at.eq(at),
+            ))
+            .execute(conn)?;
+    }
+    audit::record(
+        conn,
+        &audit::Entry::new(actor, "import", "calendar")
+            .object(school_id.unwrap_or(tenant_id))
+            .scope(Some(tenant_id), school_id)
+            .summary(serde_json::json!({"closures": n, "replaced": replace})),
+    )?;
+    Ok(n)
+}
+
+/// All closures, grouped into calendars: per school (its own plus its authority's).
+pub fn calendars(conn: &mut DbConn) -> QueryResult<Calendars> {
+    let rows: Vec<(String, Option<String>, String, String, String)> = closures::table
+        .select((
+            closures::tenant_id,
+            closures::school_id,
+            closures::name,
+            closures::from_date,
+            closures::to_date,
+        ))
+        .load(conn)?;
+    let mut by_tenant: std::collections::HashMap<String, Vec<Closure>> = Default::default();
+    let mut by_school: std::collections::HashMap<String, Vec<Closure>> = Default::default();
+    for (tenant, school, name, from, to) in rows {
+        let (Ok(from), Ok(to)) = (from.parse(), to.parse()) else {
+            continue;
+        };
+        let Ok(c) = Closure::new(name, from, to) else {
+            continue;
+        };
+        match school {
+            Some(s) => by_school.entry(s).or_default().push(c),
+            None => by_tenant.entry(tenant).or_default().push(c),
+        }
+    }
+    Ok(Calendars {
+        by_tenant,
+        by_school,
+    })
+}
+
+/// Closures by authority and by school.
+#[derive(Debug, Default)]
+pub struct Calendars {
+    by_tenant: std::collections::HashMap<String, Vec<Closure>>,
+    by_school: std::collections::HashMap<String, Vec<Closure>>,
+}
+
+impl Calendars {
+    /// The calendar of a school in an authority.
+    pub fn for_place(&self, tenant_id: Option<&str>, school_id: Option<&str>) -> Calendar {
+        let mut all = Vec::new();
+        if let Some(t) = tenant_id.and_then(|t| self.by_tenant.get(t)) {
+            all.extend(t.iter().cloned());
+        }
+        if let Some(s) = school_id.and_then(|s| self.by_school.get(s)) {
+            all.extend(s.iter().cloned());
+        }
+        Calendar::new(all)
+    }
+}

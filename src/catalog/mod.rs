@@ -1,3 +1,308 @@
-//! The catalog: apps and configuration profiles (uploaded or from templates).
+//! The catalog: App Store and in-house apps, and configuration profiles (uploaded or
+//! rendered from the templates in `profiles/`). Items belong to the whole district
+//! (no authority) or to one school authority; profiles may be rendered per school.
 
 pub mod profiles;
+
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::audit;
+use crate::db::schema::{apps, profiles as profiles_t};
+use crate::db::{new_id, now, DbConn};
+
+/// An app in the catalog.
+#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[diesel(table_name = apps)]
+pub struct App {
+    /// Id.
+    pub id: String,
+    /// Authority (none: district-wide).
+    pub tenant_id: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Bundle identifier, e.g. `com.apple.Keynote`.
+    pub bundle_id: String,
+    /// App Store id (iTunesStoreID / adamId).
+    pub adam_id: Option<String>,
+    /// In-house app manifest (https).
+    pub manifest_url: Option<String>,
+    /// ManagementFlags (`mdm/commands/application.install.yaml`: 1 remove with MDM, 4 prevent backup, 5 both).
+    pub management_flags: i32,
+    /// Whether users may remove it.
+    pub removable: bool,
+    /// Managed app configuration (JSON dictionary).
+    pub configuration: Option<String>,
+    /// Needs a device-assigned licence from Apps and Books before install.
+    pub licensed: bool,
+    /// Created.
+    pub created_at: chrono::NaiveDateTime,
+    /// Changed.
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+/// Input for an app.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewApp {
+    /// Authority (district admins may leave it out for district-wide apps).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Bundle identifier.
+    pub bundle_id: String,
+    /// App Store id.
+    #[serde(default)]
+    pub adam_id: Option<String>,
+    /// In-house manifest URL.
+    #[serde(default)]
+    pub manifest_url: Option<String>,
+    /// ManagementFlags (1, 4 or 5; default 1).
+    #[serde(default)]
+    pub management_flags: Option<i32>,
+    /// Removable by the user (default true).
+    #[serde(default)]
+    pub removable: Option<bool>,
+    /// Managed app configuration.
+    #[serde(default)]
+    pub configuration: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Needs an Apps and Books licence (default: true for App Store apps).
+    #[serde(default)]
+    pub licensed: Option<bool>,
+}
+
+/// A profile in the catalog.
+#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[diesel(table_name = profiles_t)]
+pub struct Profile {
+    /// Id.
+    pub id: String,
+    /// Authority (none: district-wide).
+    pub tenant_id: Option<String>,
+    /// School it was rendered for.
+    pub school_id: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// PayloadIdentifier (what the device reports in ProfileList).
+    pub identifier: String,
+    /// The unsigned profile (XML); delivered signed.
+    #[serde(skip)]
+    pub payload: Vec<u8>,
+    /// Template it was rendered from.
+    pub template: Option<String>,
+    /// Payload types, comma-separated.
+    pub payload_types: String,
+    /// Created.
+    pub created_at: chrono::NaiveDateTime,
+    /// Changed.
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+/// Why a catalog change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// Storage.
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+    /// Bad field.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// Field.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// Bad profile.
+    #[error(transparent)]
+    Profile(#[from] profiles::ProfileError),
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> CatalogError {
+    CatalogError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Adds an app.
+pub fn create_app(conn: &mut DbConn, input: &NewApp, actor: &str) -> Result<App, CatalogError> {
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(invalid("name", "1 to 200 characters"));
+    }
+    if !profiles::is_reverse_dns(&input.bundle_id) {
+        return Err(invalid(
+            "bundle_id",
+            "a bundle identifier such as com.apple.Keynote",
+        ));
+    }
+    match (&input.adam_id, &input.manifest_url) {
+        (Some(a), None) if !a.is_empty() && a.chars().all(|c| c.is_ascii_digit()) => {}
+        (None, Some(u)) if u.starts_with("https://") => {}
+        _ => {
+            return Err(invalid(
+                "adam_id",
+                "give an App Store adam_id (digits) or an https manifest_url",
+            ))
+        }
+    }
+    let flags = input.management_flags.unwrap_or(1);
+    if ![1, 4, 5].contains(&flags) {
+        return Err(invalid(
+            "management_flags",
+            "1, 4 or 5 (application.install.yaml)",
+        ));
+    }
+    let at = now();
+    let app = App {
+        id: new_id(),
+        tenant_id: input.tenant_id.clone(),
+        name: name.to_owned(),
+        bundle_id: input.bundle_id.clone(),
+        adam_id: input.adam_id.clone(),
+        manifest_url: input.manifest_url.clone(),
+        management_flags: flags,
+        removable: input.removable.unwrap_or(true),
+        configuration: input
+            .configuration
+            .as_ref()
+            .map(|c| serde_json::Value::Object(c.clone()).to_string()),
+        licensed: input.licensed.unwrap_or(input.adam_id.is_some()),
+        created_at: at,
+        updated_at: at,
+    };
+    conn.write_tx(|conn| {
+        diesel::insert_into(apps::table)
+            .values((
+                apps::id.eq(&app.id),
+                apps::tenant_id.eq(&app.tenant_id),
+                apps::name.eq(&app.name),
+                apps::bundle_id.eq(&app.bundle_id),
+                apps::adam_id.eq(&app.adam_id),
+                apps::manifest_url.eq(&app.manifest_url),
+                apps::management_flags.eq(app.management_flags),
+                apps::removable.eq(app.removable),
+                apps::configuration.eq(&app.configuration),
+                apps::licensed.eq(app.licensed),
+                apps::created_at.eq(at),
+                apps::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            &audit::Entry::new(actor, "create", "app")
+                .object(&app.id)
+                .scope(app.tenant_id.as_deref(), None)
+                .summary(serde_json::json!({"after": {"name": app.name, "bundle_id": app.bundle_id, "adam_id": app.adam_id, "licensed": app.licensed}})),
+        )?;
+        Ok(app.clone())
+    })
+}
+
+/// Apps visible to an authority (its own and the district's), by name.
+pub fn list_apps(conn: &mut DbConn, tenant_id: Option<&str>) -> QueryResult<Vec<App>> {
+    let mut q = apps::table
+        .select(App::as_select())
+        .order(apps::name.asc())
+        .into_boxed();
+    if let Some(t) = tenant_id {
+        q = q.filter(
+            apps::tenant_id
+                .eq(t.to_owned())
+                .or(apps::tenant_id.is_null()),
+        );
+    }
+    q.load(conn)
+}
+
+/// One app.
+pub fn app(conn: &mut DbConn, id: &str) -> QueryResult<Option<App>> {
+    apps::table
+        .find(id)
+        .select(App::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Stores a validated profile.
+pub fn create_profile(
+    conn: &mut DbConn,
+    tenant_id: Option<&str>,
+    school_id: Option<&str>,
+    name: &str,
+    payload: &[u8],
+    template: Option<&str>,
+    actor: &str,
+) -> Result<Profile, CatalogError> {
+    let info = profiles::validate_profile(payload)?;
+    let name = if name.trim().is_empty() {
+        info.display_name
+            .clone()
+            .unwrap_or_else(|| info.identifier.clone())
+    } else {
+        name.trim().to_owned()
+    };
+    let at = now();
+    let profile = Profile {
+        id: new_id(),
+        tenant_id: tenant_id.map(str::to_owned),
+        school_id: school_id.map(str::to_owned),
+        name,
+        identifier: info.identifier.clone(),
+        payload: payload.to_vec(),
+        template: template.map(str::to_owned),
+        payload_types: info.payload_types.join(","),
+        created_at: at,
+        updated_at: at,
+    };
+    conn.write_tx(|conn| {
+        diesel::insert_into(profiles_t::table)
+            .values((
+                profiles_t::id.eq(&profile.id),
+                profiles_t::tenant_id.eq(&profile.tenant_id),
+                profiles_t::school_id.eq(&profile.school_id),
+                profiles_t::name.eq(&profile.name),
+                profiles_t::identifier.eq(&profile.identifier),
+                profiles_t::payload.eq(&profile.payload),
+                profiles_t::template.eq(&profile.template),
+                profiles_t::payload_types.eq(&profile.payload_types),
+                profiles_t::created_at.eq(at),
+                profiles_t::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            &audit::Entry::new(actor, "create", "profile")
+                .object(&profile.id)
+                .scope(tenant_id, school_id)
+                .summary(serde_json::json!({"after": {"name": profile.name, "identifier": profile.identifier, "template": template, "payload_types": info.payload_types, "warnings": info.warnings}})),
+        )?;
+        Ok(profile.clone())
+    })
+}
+
+/// Profiles visible to an authority (its own and the district's).
+pub fn list_profiles(conn: &mut DbConn, tenant_id: Option<&str>) -> QueryResult<Vec<Profile>> {
+    let mut q = profiles_t::table
+        .select(Profile::as_select())
+        .order(profiles_t::name.asc())
+        .into_boxed();
+    if let Some(t) = tenant_id {
+        q = q.filter(
+            profiles_t::tenant_id
+                .eq(t.to_owned())
+                .or(profiles_t::tenant_id.is_null()),
+        );
+    }
+    q.load(conn)
+}
+
+/// One profile.
+pub fn profile(conn: &mut DbConn, id: &str) -> QueryResult<Option<Profile>> {
+    profiles_t::table
+        .find(id)
+        .select(Profile::as_select())
+        .first(conn)
+        .optional()
+}

@@ -90,6 +90,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    device_inventory (device_id) {
+        device_id -> Text,
+        battery_level -> Nullable<Double>,
+        capacity_gb -> Nullable<Double>,
+        available_gb -> Nullable<Double>,
+        supervised -> Nullable<Bool>,
+        wifi_mac -> Nullable<Text>,
+        passcode_present -> Nullable<Bool>,
+        details -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     device_certificates (sha256) {
         sha256 -> Text,
         serial -> Text,
@@ -112,6 +126,9 @@ diesel::table! {
         created_by -> Nullable<Text>,
         created_at -> Timestamp,
         expires_at -> Nullable<Timestamp>,
+        assignment_id -> Nullable<Text>,
+        item_key -> Nullable<Text>,
+        action -> Nullable<Text>,
     }
 }
 
@@ -228,6 +245,93 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    apps (id) {
+        id -> Text,
+        tenant_id -> Nullable<Text>,
+        name -> Text,
+        bundle_id -> Text,
+        adam_id -> Nullable<Text>,
+        manifest_url -> Nullable<Text>,
+        management_flags -> Integer,
+        removable -> Bool,
+        configuration -> Nullable<Text>,
+        licensed -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    profiles (id) {
+        id -> Text,
+        tenant_id -> Nullable<Text>,
+        school_id -> Nullable<Text>,
+        name -> Text,
+        identifier -> Text,
+        payload -> Binary,
+        template -> Nullable<Text>,
+        payload_types -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    closures (id) {
+        id -> Text,
+        tenant_id -> Text,
+        school_id -> Nullable<Text>,
+        name -> Text,
+        from_date -> Text,
+        to_date -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    assignments (id) {
+        id -> Text,
+        tenant_id -> Text,
+        school_id -> Nullable<Text>,
+        item_kind -> Text,
+        item_id -> Text,
+        target_kind -> Text,
+        target_id -> Text,
+        schedule -> Text,
+        source -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    device_apps (device_id, bundle_id) {
+        device_id -> Text,
+        bundle_id -> Text,
+        name -> Nullable<Text>,
+        version -> Nullable<Text>,
+        status -> Text,
+        managed -> Bool,
+        by_tafel -> Bool,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    device_profiles (device_id, identifier) {
+        device_id -> Text,
+        identifier -> Text,
+        uuid -> Nullable<Text>,
+        name -> Nullable<Text>,
+        managed -> Bool,
+        by_tafel -> Bool,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(schools -> tenants (tenant_id));
 diesel::joinable!(classes -> schools (school_id));
 diesel::joinable!(class_teachers -> classes (class_id));
@@ -261,4 +365,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     class_devices,
     device_groups,
     group_devices,
+    apps,
+    profiles,
+    closures,
+    assignments,
+    device_apps,
+    device_profiles,
+    device_inventory,
 );

@@ -110,9 +110,13 @@ async fn device_request(
     if is_checkin {
         let msg = CheckinMessage::from_dict(&dict).map_err(protocol_error)?;
         let identity = identity::verify(&req, &body, &state)?;
-        checkin(state.into_inner(), msg, identity)
-            .await
-            .map(Reply::into_response)
+        let state = state.into_inner();
+        let reply = checkin(state.clone(), msg, identity).await?;
+        // A (re-)enrolled device gets its assignments.
+        if let Reply::Enrolled(id) = &reply {
+            state.reconciler.devices(vec![id.clone()]);
+        }
+        Ok(reply.into_response())
     } else {
         let report = ConnectReport::from_dict(dict).map_err(protocol_error)?;
         let identity = identity::verify(&req, &body, &state)?;
@@ -133,12 +137,14 @@ enum Reply {
     Json(serde_json::Value),
     /// 410: this channel is not managed.
     Gone,
+    /// 200, and the device (just enrolled or re-registered) needs reconciling.
+    Enrolled(String),
 }
 
 impl Reply {
     fn into_response(self) -> HttpResponse {
         match self {
-            Reply::Empty => HttpResponse::Ok().finish(),
+            Reply::Empty | Reply::Enrolled(_) => HttpResponse::Ok().finish(),
             Reply::Plist(body) => HttpResponse::Ok().content_type(PLIST).body(body),
             Reply::Json(v) => HttpResponse::Ok().json(v),
             Reply::Gone => HttpResponse::Gone().finish(),
@@ -185,7 +191,7 @@ async fn checkin(
             match &msg {
                 CheckinMessage::TokenUpdate(m) => {
                     enrollment::token_update(conn, &device, m).map_err(device_error)?;
-                    Ok(Reply::Empty)
+                    Ok(Reply::Enrolled(device.id.clone()))
                 }
                 CheckinMessage::CheckOut(m) => {
                     let stopped = enrollment::check_out(conn, &device, m).map_err(device_error)?;
@@ -251,13 +257,17 @@ async fn connect(
         .ok_or_else(|| {
             ApiError::bad_request("report has no UDID; user enrollment is not supported")
         })?;
-    state
+    let (reply, changed) = state
         .db
-        .run(move |conn| -> ApiResult<Reply> {
+        .run(move |conn| -> ApiResult<(Reply, Option<String>)> {
             let device = enrollment::verify_bound(conn, &udid, &identity).map_err(device_error)?;
             let answered = report.status != protocol::Status::Idle;
+            let mut changed = None;
             if answered {
                 queue::record_answer(conn, &device.id, &report, &raw).map_err(queue_error)?;
+                if crate::inventory::apply(conn, &device.id, &report)? {
+                    changed = Some(device.id.clone());
+                }
                 tracing::info!(
                     udid = %udid,
                     command = %report.command_uuid.as_ref().map(|c| c.as_str()).unwrap_or(""),
@@ -265,10 +275,17 @@ async fn connect(
                     "command answered"
                 );
             }
-            match queue::next_command(conn, &device.id, answered).map_err(queue_error)? {
-                Some(body) => Ok(Reply::Plist(body)),
-                None => Ok(Reply::Empty),
-            }
+            let reply =
+                match queue::next_command(conn, &device.id, answered).map_err(queue_error)? {
+                    Some(body) => Reply::Plist(body),
+                    None => Reply::Empty,
+                };
+            Ok((reply, changed))
         })
-        .await
+        .await?;
+    // The observed state changed: the reconciler looks at this device again.
+    if let Some(id) = changed {
+        state.reconciler.devices(vec![id]);
+    }
+    Ok(reply)
 }

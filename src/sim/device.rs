@@ -54,6 +54,8 @@ pub struct SimDevice {
     pub apps: std::collections::BTreeSet<String>,
     /// Installed profiles (identifiers).
     pub profiles: std::collections::BTreeSet<String>,
+    /// What the App Store knows: iTunesStoreID → bundle id (unknown ids install as `store.<id>`).
+    pub store: std::collections::HashMap<i64, String>,
     client: reqwest::Client,
     /// The last Idle body and its signature: an Idle report is the same bytes every
     /// time, so a benchmark need not pay for signing it again (the server still
@@ -116,6 +118,7 @@ impl SimDevice {
             connect_url: format!("{base_url}/mdm/connect"),
             apps: Default::default(),
             profiles: Default::default(),
+            store: Default::default(),
             client,
             idle_signature: std::sync::Mutex::new(None),
         }
@@ -326,6 +329,11 @@ impl SimDevice {
                     .map(|id| {
                         let mut p = Dictionary::new();
                         p.insert("PayloadIdentifier".into(), Value::String(id.clone()));
+                        let uuid = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id.as_bytes());
+                        p.insert(
+                            "PayloadUUID".into(),
+                            Value::String(uuid.to_string().to_uppercase()),
+                        );
                         p.insert("IsManaged".into(), Value::Boolean(true));
                         Value::Dictionary(p)
                     })
@@ -337,7 +345,12 @@ impl SimDevice {
                     .or_else(|| {
                         f.get("iTunesStoreID")
                             .and_then(Value::as_signed_integer)
-                            .map(|n| format!("store.{n}"))
+                            .map(|n| {
+                                self.store
+                                    .get(&n)
+                                    .cloned()
+                                    .unwrap_or_else(|| format!("store.{n}"))
+                            })
                     })
                     .unwrap_or_else(|| "unknown".into());
                 out.insert("Identifier".into(), Value::String(id.clone()));
@@ -354,7 +367,12 @@ impl SimDevice {
                     .get("Payload")
                     .and_then(Value::as_data)
                     .unwrap_or_default();
-                match plist::Value::from_reader(std::io::Cursor::new(payload))
+                // Signed profiles are CMS SignedData around the plist.
+                let plain = match openssl::cms::CmsContentInfo::from_der(payload) {
+                    Ok(_) => cms::signed_content(payload).unwrap_or_default(),
+                    Err(_) => payload.to_vec(),
+                };
+                match plist::Value::from_reader(std::io::Cursor::new(plain))
                     .ok()
                     .and_then(|v| {
                         v.as_dictionary()

@@ -3,6 +3,7 @@
 //! is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod assignments;
 mod cli;
 mod enrollment;
 mod foundation;

@@ -1,0 +1,13 @@
+DROP TABLE device_inventory;
+DROP INDEX command_queue_status;
+DROP INDEX commands_assignment;
+DROP INDEX commands_item;
+ALTER TABLE commands DROP COLUMN action;
+ALTER TABLE commands DROP COLUMN item_key;
+ALTER TABLE commands DROP COLUMN assignment_id;
+DROP TABLE device_profiles;
+DROP TABLE device_apps;
+DROP TABLE assignments;
+DROP TABLE closures;
+DROP TABLE profiles;
+DROP TABLE apps;

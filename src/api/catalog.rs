@@ -1,0 +1,554 @@
+//! Admin API for the catalog (apps, profiles, templates), assignments, school
+//! calendars, and the desired-vs-actual views.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine;
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::authz::{self, Action, Place};
+use crate::accounts::Role;
+use crate::assign::schedule::{Calendar, Schedule};
+use crate::assign::{self, views, ItemKind, NewAssignment, TargetKind};
+use crate::catalog::{self, profiles as templates, CatalogError, NewApp};
+use crate::error::{ApiError, ApiResult};
+use crate::org::{self, classes};
+use crate::state::AppState;
+
+/// Routes under `/api/v1`.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/apps", web::post().to(create_app))
+        .route("/apps", web::get().to(list_apps))
+        .route("/profiles", web::post().to(upload_profile))
+        .route("/profiles", web::get().to(list_profiles))
+        .route("/profile-templates", web::get().to(list_templates))
+        .route("/profiles/from-template", web::post().to(from_template))
+        .route("/assignments", web::post().to(create_assignment))
+        .route("/assignments", web::get().to(list_assignments))
+        .route("/assignments/{id}", web::get().to(get_assignment))
+        .route("/assignments/{id}", web::delete().to(delete_assignment))
+        .route("/tenants/{id}/calendar", web::post().to(tenant_calendar))
+        .route("/schools/{id}/calendar", web::post().to(school_calendar))
+        .route("/devices/{key}/state", web::get().to(device_state))
+        .route("/reconcile", web::post().to(reconcile_now));
+}
+
+fn catalog_error(e: CatalogError) -> ApiError {
+    match e {
+        CatalogError::Db(e) => e.into(),
+        CatalogError::Invalid { field, message } => ApiError::invalid_field(field, message),
+        CatalogError::Profile(p) => ApiError::invalid_field("payload", p.to_string()),
+    }
+}
+
+/// Catalog items belong to an authority; only district admins make district-wide ones.
+fn catalog_place(caller: &Caller, tenant_id: Option<&str>) -> ApiResult<()> {
+    match tenant_id {
+        Some(t) => authz::require(&caller.0, Action::ManageTenant, Place::tenant(t)),
+        None => authz::require(&caller.0, Action::ManageDistrict, Place::default()),
+    }
+}
+
+async fn create_app(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<NewApp>,
+) -> ApiResult<HttpResponse> {
+    let input = body.into_inner();
+    catalog_place(&caller, input.tenant_id.as_deref())?;
+    let app = state
+        .db
+        .run(move |conn| {
+            catalog::create_app(conn, &input, &caller.0.user_id).map_err(catalog_error)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(app))
+}
+
+/// The caller's authority filter for catalog listings (district admins: all).
+fn tenant_filter(caller: &Caller) -> Option<String> {
+    match caller.0.role {
+        Role::DistrictAdmin => None,
+        _ => Some(caller.0.tenant_id.clone().unwrap_or_default()),
+    }
+}
+
+async fn list_apps(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let t = tenant_filter(&caller);
+    let items = state
+        .db
+        .run(move |conn| catalog::list_apps(conn, t.as_deref()).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+/// Body of a profile upload.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadProfile {
+    name: Option<String>,
+    tenant_id: Option<String>,
+    /// The `.mobileconfig` (XML or binary plist), base64.
+    payload_base64: String,
+}
+
+async fn upload_profile(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<UploadProfile>,
+) -> ApiResult<HttpResponse> {
+    let u = body.into_inner();
+    catalog_place(&caller, u.tenant_id.as_deref())?;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(u.payload_base64.trim())
+        .map_err(|_| ApiError::invalid_field("payload_base64", "not base64"))?;
+    let p = state
+        .db
+        .run(move |conn| {
+            catalog::create_profile(
+                conn,
+                u.tenant_id.as_deref(),
+                None,
+                u.name.as_deref().unwrap_or(""),
+                &payload,
+                None,
+                &caller.0.user_id,
+            )
+            .map_err(catalog_error)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(p))
+}
+
+async fn list_profiles(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let t = tenant_filter(&caller);
+    let items = state
+        .db
+        .run(move |conn| catalog::list_profiles(conn, t.as_deref()).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+async fn list_templates(_caller: Caller) -> ApiResult<HttpResponse> {
+    let all = templates::builtin_templates().map_err(ApiError::internal)?;
+    let items: Vec<serde_json::Value> = all
+        .iter()
+        .map(|t| serde_json::json!({"name": t.name, "description": t.description, "variables": t.variables, "notes": t.notes}))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+/// Body of a template rendering.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FromTemplate {
+    template: String,
+    school_id: String,
+    name: Option<String>,
+    values: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+async fn from_template(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<FromTemplate>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let school_id = b.school_id.clone();
+    let school = state
+        .db
+        .run(move |conn| org::school(conn, &school_id).map_err(ApiError::from))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such school"))?;
+    authz::require(
+        &caller.0,
+        Action::ManageSchool,
+        Place::school(&school.tenant_id, &school.id),
+    )?;
+    let template = templates::builtin_template(&b.template)
+        .map_err(|e| ApiError::invalid_field("template", e.to_string()))?;
+    // The school's name and a slug of it fill the usual variables unless given.
+    let mut values = b.values.clone();
+    let slug: String = school
+        .name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    for (var, value) in [("school_name", school.name.clone()), ("school_slug", slug)] {
+        if template.variable(var).is_some() {
+            values
+                .entry(var.to_owned())
+                .or_insert(serde_json::Value::String(value));
+        }
+    }
+    let payload = template
+        .render(&values)
+        .map_err(|e| ApiError::invalid_field("values", e.to_string()))?;
+    let name = b
+        .name
+        .unwrap_or_else(|| format!("{} – {}", b.template, school.name));
+    let p = state
+        .db
+        .run(move |conn| {
+            catalog::create_profile(
+                conn,
+                Some(&school.tenant_id),
+                Some(&school.id),
+                &name,
+                &payload,
+                Some(&b.template),
+                &caller.0.user_id,
+            )
+            .map_err(catalog_error)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(p))
+}
+
+/// Body of `POST /assignments`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignmentBody {
+    /// `app` or `profile`.
+    pub item_kind: ItemKind,
+    /// Catalog id.
+    pub item_id: String,
+    /// `tenant`, `school`, `class`, `group` or `device`.
+    pub target_kind: TargetKind,
+    /// Target id (device: UDID, serial or id).
+    pub target_id: String,
+    /// Schedule (default `{"kind": "always"}`).
+    #[serde(default)]
+    pub schedule: Option<serde_json::Value>,
+}
+
+/// Resolves a target to (tenant, school, canonical id), checking it exists.
+pub fn resolve_target(
+    conn: &mut crate::db::DbConn,
+    kind: TargetKind,
+    id: &str,
+) -> ApiResult<(String, Option<String>, String)> {
+    let nf = || ApiError::invalid_field("target_id", "no such target");
+    Ok(match kind {
+        TargetKind::Tenant => (
+            org::tenant(conn, id)?.ok_or_else(nf)?.id,
+            None,
+            id.to_owned(),
+        ),
+        TargetKind::School => {
+            let s = org::school(conn, id)?.ok_or_else(nf)?;
+            (s.tenant_id, Some(s.id.clone()), s.id)
+        }
+        TargetKind::Class => {
+            let c = classes::class(conn, id)?.ok_or_else(nf)?;
+            let s = org::school(conn, &c.school_id)?.ok_or_else(nf)?;
+            (s.tenant_id, Some(s.id), c.id)
+        }
+        TargetKind::Group => {
+            let g = classes::group(conn, id)?.ok_or_else(nf)?;
+            let s = org::school(conn, &g.school_id)?.ok_or_else(nf)?;
+            (s.tenant_id, Some(s.id), g.id)
+        }
+        TargetKind::Device => {
+            use crate::db::schema::devices;
+            use diesel::prelude::*;
+            let (did, t, s): (String, Option<String>, Option<String>) = devices::table
+                .filter(
+                    devices::id
+                        .eq(id)
+                        .or(devices::udid.eq(id))
+                        .or(devices::serial_number.eq(id.to_uppercase())),
+                )
+                .select((devices::id, devices::tenant_id, devices::school_id))
+                .first(conn)
+                .optional()?
+                .ok_or_else(nf)?;
+            (
+                t.ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "target_id",
+                        "the device belongs to no school authority yet",
+                    )
+                })?,
+                s,
+                did,
+            )
+        }
+    })
+}
+
+async fn create_assignment(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<AssignmentBody>,
+) -> ApiResult<HttpResponse> {
+    let b = body.into_inner();
+    let schedule = match &b.schedule {
+        Some(v) => Schedule::parse_json(v)
+            .map_err(|e| ApiError::invalid_field("schedule", e.to_string()))?,
+        None => Schedule::Always,
+    };
+    if caller.0.role == Role::Teacher {
+        return Err(ApiError::forbidden(
+            "teachers ask for apps through lesson requests",
+        ));
+    }
+    let p = caller.0.clone();
+    let a = state
+        .db
+        .run(move |conn| -> ApiResult<assign::Assignment> {
+            let (tenant, school, target_id) = resolve_target(conn, b.target_kind, &b.target_id)?;
+            let place = Place {
+                tenant_id: Some(&tenant),
+                school_id: school.as_deref(),
+            };
+            authz::require(
+                &p,
+                if school.is_some() {
+                    Action::ManageSchool
+                } else {
+                    Action::ManageTenant
+                },
+                place,
+            )?;
+            // The item must be the district's or this authority's.
+            let item_tenant = match b.item_kind {
+                ItemKind::App => catalog::app(conn, &b.item_id)?.map(|a| a.tenant_id),
+                ItemKind::Profile => catalog::profile(conn, &b.item_id)?.map(|p| p.tenant_id),
+            };
+            match item_tenant {
+                None => return Err(ApiError::invalid_field("item_id", "no such catalog item")),
+                Some(Some(t)) if t != tenant => {
+                    return Err(ApiError::invalid_field(
+                        "item_id",
+                        "the item belongs to another school authority",
+                    ))
+                }
+                _ => {}
+            }
+            let new = NewAssignment {
+                tenant_id: tenant,
+                school_id: school,
+                item_kind: b.item_kind,
+                item_id: b.item_id,
+                target_kind: b.target_kind,
+                target_id,
+                schedule,
+                source: "admin".into(),
+            };
+            Ok(conn.write_tx(|conn| assign::create(conn, &new, &p.user_id))?)
+        })
+        .await?;
+    state.reconciler.all();
+    Ok(HttpResponse::Created().json(a))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignmentQuery {
+    school_id: Option<String>,
+}
+
+async fn list_assignments(
+    caller: Caller,
+    state: web::Data<AppState>,
+    q: web::Query<AssignmentQuery>,
+) -> ApiResult<HttpResponse> {
+    let p = caller.0.clone();
+    let school = q.into_inner().school_id;
+    let items = state
+        .db
+        .run(move |conn| -> ApiResult<Vec<assign::Assignment>> {
+            let all = assign::list(conn, None, school.as_deref())?;
+            Ok(all
+                .into_iter()
+                .filter(|a| {
+                    authz::can_see(
+                        &p,
+                        Place {
+                            tenant_id: Some(&a.tenant_id),
+                            school_id: a.school_id.as_deref(),
+                        },
+                    )
+                })
+                .collect())
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+async fn load_assignment(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    action: Action,
+) -> ApiResult<assign::Assignment> {
+    let a = state
+        .db
+        .run(move |conn| assign::get(conn, &id).map_err(ApiError::from))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such assignment"))?;
+    authz::require(
+        &caller.0,
+        action,
+        Place {
+            tenant_id: Some(&a.tenant_id),
+            school_id: a.school_id.as_deref(),
+        },
+    )?;
+    Ok(a)
+}
+
+async fn get_assignment(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let a = load_assignment(&state, &caller, path.into_inner(), Action::View).await?;
+    let a2 = a.clone();
+    let rollout = state
+        .db
+        .run(move |conn| views::rollout(conn, &a2, chrono::Utc::now()).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"assignment": a, "rollout": rollout})))
+}
+
+async fn delete_assignment(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let a = load_assignment(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    let actor = caller.0.user_id.clone();
+    state
+        .db
+        .run(move |conn| {
+            conn.write_tx(|conn| assign::delete(conn, &a, &actor))
+                .map_err(ApiError::from)
+        })
+        .await?;
+    state.reconciler.all();
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CalendarQuery {
+    #[serde(default)]
+    replace: bool,
+}
+
+fn parse_calendar(req: &HttpRequest, body: &web::Bytes) -> ApiResult<Calendar> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::bad_request("the calendar must be UTF-8"))?;
+    let ct = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let cal = if ct.starts_with("text/calendar") || text.trim_start().starts_with("BEGIN:VCALENDAR")
+    {
+        Calendar::parse_ics(text)
+    } else {
+        Calendar::parse_csv(text)
+    };
+    cal.map_err(|e| ApiError::bad_request(format!("calendar: {e}")))
+}
+
+async fn tenant_calendar(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<CalendarQuery>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let tenant_id = path.into_inner();
+    authz::require(&caller.0, Action::ManageTenant, Place::tenant(&tenant_id))?;
+    let cal = parse_calendar(&req, &body)?;
+    let replace = q.into_inner().replace;
+    let actor = caller.0.user_id.clone();
+    let n = state
+        .db
+        .run(move |conn| -> ApiResult<usize> {
+            org::tenant(conn, &tenant_id)?
+                .ok_or_else(|| ApiError::not_found("no such school authority"))?;
+            Ok(conn.write_tx(|conn| {
+                assign::add_closures(conn, &tenant_id, None, &cal, replace, &actor)
+            })?)
+        })
+        .await?;
+    state.reconciler.all();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "closures": n })))
+}
+
+async fn school_calendar(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<CalendarQuery>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let school_id = path.into_inner();
+    let sid = school_id.clone();
+    let school = state
+        .db
+        .run(move |conn| org::school(conn, &sid).map_err(ApiError::from))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such school"))?;
+    authz::require(
+        &caller.0,
+        Action::ManageSchool,
+        Place::school(&school.tenant_id, &school.id),
+    )?;
+    let cal = parse_calendar(&req, &body)?;
+    let replace = q.into_inner().replace;
+    let actor = caller.0.user_id.clone();
+    let n = state
+        .db
+        .run(move |conn| {
+            conn.write_tx(|conn| {
+                assign::add_closures(
+                    conn,
+                    &school.tenant_id,
+                    Some(&school_id),
+                    &cal,
+                    replace,
+                    &actor,
+                )
+            })
+            .map_err(ApiError::from)
+        })
+        .await?;
+    state.reconciler.all();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "closures": n })))
+}
+
+async fn device_state(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let key = path.into_inner();
+    let items = state
+        .db
+        .run(move |conn| -> ApiResult<Vec<views::ItemState>> {
+            let d = crate::devices::find(conn, &caller.0, &key)?
+                .ok_or_else(|| ApiError::not_found(format!("no device {key}")))?;
+            Ok(views::device_state(conn, &d.id, chrono::Utc::now())?)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+async fn reconcile_now(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    authz::require(&caller.0, Action::ManageDistrict, Place::default())?;
+    state.reconciler.all();
+    Ok(HttpResponse::Accepted().json(serde_json::json!({"requested": true})))
+}

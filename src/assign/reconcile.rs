@@ -1,0 +1,486 @@
+//! The reconciler: desired state per device at time *t* (from assignments), minus
+//! observed state (inventory and acknowledged commands) and commands in flight, gives
+//! exactly the commands needed.
+//!
+//! Rules:
+//! - An item (app or profile) is *desired* on a device when any live assignment that
+//!   targets the device (its authority, school, classes, groups, or the device itself)
+//!   is desired at *t* (inside a window or its lead time, or `always`).
+//! - Overlapping assignments: install wins. An item is removed only when no assignment
+//!   wants it now, no assignment that targets the device wants to keep it (a window
+//!   with `after: keep`, or a window still to come with `keep`), and tafel installed it
+//!   (items installed by hand or by another MDM are never removed).
+//! - A pending install of an item that is no longer desired is cancelled instead (an
+//!   offline device that missed its lesson is cleaned up, not served late).
+//! - A failed install is not retried for [`RETRY_FAILED_AFTER`]; it shows as failed.
+//! - Idempotent: what is installed, or in flight, produces nothing new.
+//!
+//! The pass reads in bulk (a few queries regardless of the number of devices), plans
+//! in memory, and writes in one transaction: one stored command per (item, action,
+//! assignment), fanned out to every device that needs it. On PostgreSQL the pass holds
+//! an advisory lock, so only one node reconciles at a time.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use plist::{Dictionary, Value};
+
+use super::schedule::{AfterWindow, Evaluation, Schedule};
+use super::{Assignment, Calendars};
+use crate::catalog::{App, Profile};
+use crate::db::schema::{
+    apps, assignments, class_devices, command_queue, commands, device_apps, device_profiles,
+    devices, group_devices, profiles,
+};
+use crate::db::{now, DbConn};
+use crate::enrollment::status;
+use crate::protocol::{self, AppSource, Command, InstallApplication, PurchaseMethod};
+use crate::queue::{self, EnqueueOptions};
+
+/// A failed install is retried after this long.
+pub const RETRY_FAILED_AFTER: chrono::Duration = chrono::Duration::hours(6);
+/// Advisory-lock key of the reconciler ("tafelrec").
+const LOCK_KEY: i64 = 0x7461_6665_6c72_6563;
+/// Rows per bulk query.
+const CHUNK: usize = 1000;
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Report {
+    /// Devices looked at.
+    pub devices: usize,
+    /// Live assignments.
+    pub assignments: usize,
+    /// Install queue rows created.
+    pub installs: usize,
+    /// Removal queue rows created.
+    pub removals: usize,
+    /// Pending installs cancelled.
+    pub cancelled: usize,
+    /// Commands stored (each fanned out to many devices).
+    pub commands: usize,
+    /// Devices that got new commands (to push).
+    #[serde(skip)]
+    pub touched: Vec<String>,
+    /// The next instant at which the desired state can change.
+    pub next_boundary: Option<DateTime<Utc>>,
+}
+
+/// Why a pass failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// Storage.
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+    /// A command could not be built (e.g. signing a profile).
+    #[error("cannot build a command: {0}")]
+    Build(String),
+}
+
+impl From<queue::QueueError> for ReconcileError {
+    fn from(e: queue::QueueError) -> Self {
+        match e {
+            queue::QueueError::Db(e) => ReconcileError::Db(e),
+            other => ReconcileError::Build(other.to_string()),
+        }
+    }
+}
+
+/// A catalog item as the reconciler sees it.
+enum Item {
+    App(App),
+    Profile(Profile),
+}
+
+impl Item {
+    fn key(&self) -> String {
+        match self {
+            Item::App(a) => format!("app:{}", a.bundle_id),
+            Item::Profile(p) => format!("profile:{}", p.identifier),
+        }
+    }
+}
+
+/// What to do, grouped for fan-out.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Plan {
+    item_key: String,
+    install: bool,
+    assignment_id: String,
+}
+
+/// Signs profiles for InstallProfile.
+pub type Signer<'a> = &'a dyn Fn(&[u8]) -> Result<Vec<u8>, String>;
+
+/// Runs one pass at `at` over all active devices, or only `only`.
+pub fn run(
+    conn: &mut DbConn,
+    at: DateTime<Utc>,
+    only: Option<&[String]>,
+    sign: Signer<'_>,
+) -> Result<Report, ReconcileError> {
+    let locked = matches!(conn, DbConn::Pg(_));
+    if locked {
+        diesel::sql_query(format!("SELECT pg_advisory_lock({LOCK_KEY})")).execute(conn)?;
+    }
+    let result = pass(conn, at, only, sign);
+    if locked {
+        diesel::sql_query(format!("SELECT pg_advisory_unlock({LOCK_KEY})")).execute(conn)?;
+    }
+    result
+}
+
+fn pass(
+    conn: &mut DbConn,
+    at: DateTime<Utc>,
+    only: Option<&[String]>,
+    sign: Signer<'_>,
+) -> Result<Report, ReconcileError> {
+    let naive_at = at.naive_utc();
+    let live: Vec<Assignment> = assignments::table
+        .filter(assignments::deleted_at.is_null())
+        .select(Assignment::as_select())
+        .order(assignments::created_at.asc())
+        .load(conn)?;
+    let mut report = Report {
+        assignments: live.len(),
+        ..Report::default()
+    };
+
+    // The catalog items the assignments name, by id, and every catalog key (only
+    // catalog items are ever removed).
+    let app_rows: Vec<App> = apps::table.select(App::as_select()).load(conn)?;
+    let profile_rows: Vec<Profile> = profiles::table.select(Profile::as_select()).load(conn)?;
+    let mut items: HashMap<String, Item> = HashMap::new();
+    let mut catalog_keys: HashMap<String, String> = HashMap::new(); // key -> item id (for removal commands)
+    for a in app_rows {
+        catalog_keys.insert(format!("app:{}", a.bundle_id), a.id.clone());
+        items.insert(a.id.clone(), Item::App(a));
+    }
+    for p in profile_rows {
+        catalog_keys.insert(format!("profile:{}", p.identifier), p.id.clone());
+        items.insert(p.id.clone(), Item::Profile(p));
+    }
+    let item_key_of = |a: &Assignment| items.get(&a.item_id).map(Item::key);
+
+    // Parsed schedules; an unreadable one (should not happen: validated on input) is skipped.
+    let schedules: Vec<Option<Schedule>> = live
+        .iter()
+        .map(|a| {
+            serde_json::from_str::<serde_json::Value>(&a.schedule)
+                .ok()
+                .and_then(|v| Schedule::parse_json(&v).ok())
+        })
+        .collect();
+    let calendars: Calendars = super::calendars(conn)?;
+
+    // Devices in scope and their memberships.
+    let mut dq = devices::table
+        .filter(devices::enrollment_status.eq(status::ACTIVE))
+        .filter(devices::udid.is_not_null())
+        .select((devices::id, devices::tenant_id, devices::school_id))
+        .into_boxed();
+    if let Some(ids) = only {
+        dq = dq.filter(devices::id.eq_any(ids.to_vec()));
+    }
+    let device_rows: Vec<(String, Option<String>, Option<String>)> = dq.load(conn)?;
+    report.devices = device_rows.len();
+    let device_ids: Vec<String> = device_rows.iter().map(|d| d.0.clone()).collect();
+    let mut classes_of: HashMap<String, Vec<String>> = HashMap::new();
+    let mut groups_of: HashMap<String, Vec<String>> = HashMap::new();
+    let mut observed: HashMap<String, HashMap<String, bool>> = HashMap::new(); // device -> key -> by_tafel
+    let mut in_flight: HashMap<(String, String), bool> = HashMap::new(); // (device, key) -> install?
+    let mut failed: HashSet<(String, String)> = HashSet::new();
+    let open: Vec<&str> = queue::state::OPEN.to_vec();
+    for chunk in device_ids.chunks(CHUNK) {
+        for (c, d) in class_devices::table
+            .filter(class_devices::device_id.eq_any(chunk))
+            .select((class_devices::class_id, class_devices::device_id))
+            .load::<(String, String)>(conn)?
+        {
+            classes_of.entry(d).or_default().push(c);
+        }
+        for (g, d) in group_devices::table
+            .filter(group_devices::device_id.eq_any(chunk))
+            .select((group_devices::group_id, group_devices::device_id))
+            .load::<(String, String)>(conn)?
+        {
+            groups_of.entry(d).or_default().push(g);
+        }
+        for (d, b, mine) in device_apps::table
+            .filter(device_apps::device_id.eq_any(chunk))
+            .select((
+                device_apps::device_id,
+                device_apps::bundle_id,
+                device_apps::by_tafel,
+            ))
+            .load::<(String, String, bool)>(conn)?
+        {
+            observed
+                .entry(d)
+                .or_default()
+                .insert(format!("app:{b}"), mine);
+        }
+        for (d, i, mine) in device_profiles::table
+            .filter(device_profiles::device_id.eq_any(chunk))
+            .select((
+                device_profiles::device_id,
+                device_profiles::identifier,
+                device_profiles::by_tafel,
+            ))
+            .load::<(String, String, bool)>(conn)?
+        {
+            observed
+                .entry(d)
+                .or_default()
+                .insert(format!("profile:{i}"), mine);
+        }
+        for (d, key, action) in command_queue::table
+            .inner_join(commands::table)
+            .filter(command_queue::device_id.eq_any(chunk))
+            .filter(command_queue::status.eq_any(&open))
+            .filter(commands::item_key.is_not_null())
+            .select((
+                command_queue::device_id,
+                commands::item_key,
+                commands::action,
+            ))
+            .load::<(String, Option<String>, Option<String>)>(conn)?
+        {
+            if let Some(k) = key {
+                in_flight.insert((d, k), action.as_deref() == Some("install"));
+            }
+        }
+        for (d, key) in command_queue::table
+            .inner_join(commands::table)
+            .filter(command_queue::device_id.eq_any(chunk))
+            .filter(
+                command_queue::status
+                    .eq_any([queue::state::ERROR, queue::state::COMMAND_FORMAT_ERROR]),
+            )
+            .filter(commands::action.eq("install"))
+            .filter(command_queue::answered_at.gt(naive_at - RETRY_FAILED_AFTER))
+            .select((command_queue::device_id, commands::item_key))
+            .load::<(String, Option<String>)>(conn)?
+        {
+            if let Some(k) = key {
+                failed.insert((d, k));
+            }
+        }
+    }
+
+    // Which assignments target what.
+    let mut by_target: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (i, a) in live.iter().enumerate() {
+        by_target
+            .entry((a.target_kind.as_str(), a.target_id.as_str()))
+            .or_default()
+            .push(i);
+    }
+    let mut evals: HashMap<(usize, Option<String>), Evaluation> = HashMap::new();
+    let mut next_boundary: Option<DateTime<Utc>> = None;
+    let mut plans: HashMap<Plan, Vec<String>> = HashMap::new();
+    let mut cancels: Vec<(String, String)> = Vec::new();
+
+    for (device, tenant, school) in &device_rows {
+        let mut relevant: Vec<usize> = Vec::new();
+        let mut add = |kind: &str, id: &str| {
+            if let Some(v) = by_target.get(&(kind, id)) {
+                relevant.extend_from_slice(v);
+            }
+        };
+        if let Some(t) = tenant {
+            add("tenant", t);
+        }
+        if let Some(s) = school {
+            add("school", s);
+        }
+        for c in classes_of.get(device).into_iter().flatten() {
+            add("class", c);
+        }
+        for g in groups_of.get(device).into_iter().flatten() {
+            add("group", g);
+        }
+        add("device", device);
+
+        // Desired items (first assignment wins the link) and items to keep.
+        let mut desired: HashMap<String, &str> = HashMap::new();
+        let mut keep: HashSet<String> = HashSet::new();
+        for &i in &relevant {
+            let a = &live[i];
+            let (Some(key), Some(schedule)) = (item_key_of(a), schedules[i].as_ref()) else {
+                continue;
+            };
+            let eval = *evals.entry((i, school.clone())).or_insert_with(|| {
+                let cal = calendars.for_place(tenant.as_deref(), school.as_deref());
+                let e = schedule.evaluate(at, &cal);
+                if let Some(b) = e.next_boundary {
+                    next_boundary = Some(next_boundary.map_or(b, |n: DateTime<Utc>| n.min(b)));
+                }
+                e
+            });
+            if eval.desired {
+                desired.entry(key).or_insert(a.id.as_str());
+            } else if !eval.remove_now && keeps(schedule) {
+                keep.insert(key);
+            }
+        }
+        let seen = observed.get(device);
+        for (key, assignment) in &desired {
+            let installed = seen.is_some_and(|s| s.contains_key(key));
+            let flying = in_flight.get(&(device.clone(), key.clone()));
+            if installed || flying == Some(&true) || failed.contains(&(device.clone(), key.clone()))
+            {
+                continue;
+            }
+            plans
+                .entry(Plan {
+                    item_key: key.clone(),
+                    install: true,
+                    assignment_id: (*assignment).to_owned(),
+                })
+                .or_default()
+                .push(device.clone());
+        }
+        // Pending installs of items nobody wants any more.
+        for ((d, key), install) in in_flight.iter().filter(|((d, _), _)| d == device) {
+            if *install && !desired.contains_key(key) && !keep.contains(key) {
+                cancels.push((d.clone(), key.clone()));
+            }
+        }
+        // Removals: tafel's items that nothing wants or keeps.
+        for (key, by_tafel) in seen.into_iter().flatten() {
+            if !by_tafel
+                || desired.contains_key(key)
+                || keep.contains(key)
+                || !catalog_keys.contains_key(key)
+            {
+                continue;
+            }
+            if in_flight.contains_key(&(device.clone(), key.clone())) {
+                continue;
+            }
+            let assignment = relevant
+                .iter()
+                .map(|&i| &live[i])
+                .find(|a| item_key_of(a).as_deref() == Some(key.as_str()))
+                .map(|a| a.id.clone())
+                .unwrap_or_default();
+            plans
+                .entry(Plan {
+                    item_key: key.clone(),
+                    install: false,
+                    assignment_id: assignment,
+                })
+                .or_default()
+                .push(device.clone());
+        }
+    }
+    report.next_boundary = next_boundary;
+
+    // Build commands first (signing may fail), then write everything at once.
+    let mut built: Vec<(Command, EnqueueOptions, Vec<String>, bool)> = Vec::new();
+    for (plan, targets) in plans {
+        let item = catalog_keys
+            .get(&plan.item_key)
+            .and_then(|id| items.get(id));
+        let Some(item) = item else { continue };
+        let command = build(item, plan.install, sign)?;
+        let opts = EnqueueOptions {
+            priority: 0,
+            expires_at: None,
+            source: "reconciler".into(),
+            created_by: None,
+            assignment_id: (!plan.assignment_id.is_empty()).then(|| plan.assignment_id.clone()),
+            item_key: Some(plan.item_key.clone()),
+            action: Some(if plan.install { "install" } else { "remove" }.into()),
+        };
+        built.push((command, opts, targets, plan.install));
+    }
+    let mut touched: HashSet<String> = HashSet::new();
+    conn.write_tx(|conn| -> Result<(), ReconcileError> {
+        for (command, opts, targets, install) in &built {
+            let n = queue::enqueue_in_tx(conn, command, targets, opts)?;
+            if *install {
+                report.installs += n;
+            } else {
+                report.removals += n;
+            }
+            report.commands += 1;
+            touched.extend(targets.iter().cloned());
+        }
+        for (device, key) in &cancels {
+            let flying: Vec<String> = commands::table
+                .filter(commands::item_key.eq(key))
+                .filter(commands::action.eq("install"))
+                .select(commands::command_uuid)
+                .load(conn)?;
+            report.cancelled += diesel::update(
+                command_queue::table
+                    .filter(command_queue::device_id.eq(device))
+                    .filter(command_queue::command_uuid.eq_any(&flying))
+                    .filter(
+                        command_queue::status
+                            .eq_any([queue::state::PENDING, queue::state::NOT_NOW]),
+                    ),
+            )
+            .set((
+                command_queue::status.eq(queue::state::CANCELLED),
+                command_queue::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        }
+        Ok(())
+    })?;
+    report.touched = touched.into_iter().collect();
+    Ok(report)
+}
+
+/// Does this schedule keep its items between windows?
+fn keeps(schedule: &Schedule) -> bool {
+    match schedule {
+        Schedule::Always => true,
+        Schedule::Windows(w) => w.after() == AfterWindow::Keep,
+    }
+}
+
+/// The command for installing or removing an item.
+fn build(item: &Item, install: bool, sign: Signer<'_>) -> Result<Command, ReconcileError> {
+    match (item, install) {
+        (Item::App(a), true) => {
+            let source = match (&a.adam_id, &a.manifest_url) {
+                (Some(id), _) => AppSource::ITunesStoreId(
+                    id.parse()
+                        .map_err(|_| ReconcileError::Build(format!("adam id {id:?}")))?,
+                ),
+                (None, Some(url)) => AppSource::ManifestUrl(url.clone()),
+                (None, None) => AppSource::Identifier(a.bundle_id.clone()),
+            };
+            let configuration = a
+                .configuration
+                .as_deref()
+                .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+                .and_then(|v| protocol::json_to_plist(&v, "Configuration").ok())
+                .and_then(|v| v.into_dictionary());
+            let mut attributes = Dictionary::new();
+            attributes.insert("Removable".into(), Value::Boolean(a.removable));
+            let spec = InstallApplication {
+                source,
+                management_flags: Some(i64::from(a.management_flags)),
+                // Device-assigned licences: no Apple Account is asked for.
+                purchase_method: a.licensed.then_some(PurchaseMethod::VppAssignment),
+                configuration,
+                attributes: Some(attributes),
+                take_management: true,
+                install_as_managed: None,
+            };
+            Command::install_application(&spec).map_err(|e| ReconcileError::Build(e.to_string()))
+        }
+        (Item::App(a), false) => Ok(Command::remove_application(&a.bundle_id)),
+        (Item::Profile(p), true) => Ok(Command::install_profile(
+            sign(&p.payload).map_err(ReconcileError::Build)?,
+        )),
+        (Item::Profile(p), false) => Ok(Command::remove_profile(&p.identifier)),
+    }
+}

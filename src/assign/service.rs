@@ -1,0 +1,189 @@
+//! The reconciler service: runs passes on change events and at the next schedule
+//! boundary (a timer, not a poll), pushes devices that got commands, and does the
+//! hourly housekeeping (stale inventory refresh, retention).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::reconcile::{self, Report};
+use crate::db::{Db, DbError};
+use crate::pki::CertificateAuthority;
+use crate::push::PushService;
+use crate::state::ProfileSigner;
+
+/// Collect change events this long before a pass, so a burst makes one pass.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+/// A full pass at least this often, whatever the schedules say.
+const SAFETY_PASS: Duration = Duration::from_secs(15 * 60);
+/// Housekeeping interval.
+const HOUSEKEEPING: Duration = Duration::from_secs(3600);
+
+/// What to reconcile.
+#[derive(Debug)]
+enum Request {
+    All,
+    Devices(Vec<String>),
+}
+
+/// Handle to the background reconciler.
+pub struct Reconciler {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+/// Everything a pass needs.
+struct Ctx {
+    db: Db,
+    push: Arc<PushService>,
+    ca: Arc<CertificateAuthority>,
+    signer: Arc<ProfileSigner>,
+    inventory_stale: chrono::Duration,
+    retention: chrono::Duration,
+}
+
+impl Reconciler {
+    /// Starts the service on the current runtime; a first full pass runs at once.
+    pub fn start(
+        db: Db,
+        push: Arc<PushService>,
+        ca: Arc<CertificateAuthority>,
+        signer: Arc<ProfileSigner>,
+        inventory_stale_hours: i64,
+        retention_days: i64,
+        automatic: bool,
+    ) -> Arc<Reconciler> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if !automatic {
+            // Requests go nowhere: passes run only when called explicitly.
+            drop(rx);
+            return Arc::new(Reconciler { tx });
+        }
+        let ctx = Arc::new(Ctx {
+            db,
+            push,
+            ca,
+            signer,
+            inventory_stale: chrono::Duration::hours(inventory_stale_hours),
+            retention: chrono::Duration::days(retention_days),
+        });
+        tokio::spawn(run(ctx, rx));
+        let _ = tx.send(Request::All);
+        Arc::new(Reconciler { tx })
+    }
+
+    /// Reconcile every device (assignments or calendars changed).
+    pub fn all(&self) {
+        let _ = self.tx.send(Request::All);
+    }
+
+    /// Reconcile these devices (membership, enrollment or inventory changed).
+    pub fn devices(&self, ids: Vec<String>) {
+        if !ids.is_empty() {
+            let _ = self.tx.send(Request::Devices(ids));
+        }
+    }
+}
+
+/// Runs one pass now for all devices or some, then pushes those that got commands.
+async fn pass(ctx: &Arc<Ctx>, only: Option<Vec<String>>) -> Result<Report, DbError> {
+    let c = ctx.clone();
+    let report = ctx
+        .db
+        .run(move |conn| -> Result<Report, DbError> {
+            let sign = |bytes: &[u8]| c.signer.sign(bytes, &c.ca).map_err(|e| e.to_string());
+            reconcile::run(conn, chrono::Utc::now(), only.as_deref(), &sign).map_err(|e| match e {
+                reconcile::ReconcileError::Db(e) => DbError::Query(e),
+                other => DbError::Migration(other.to_string()),
+            })
+        })
+        .await?;
+    if report.installs + report.removals + report.cancelled > 0 {
+        tracing::info!(
+            devices = report.devices,
+            installs = report.installs,
+            removals = report.removals,
+            cancelled = report.cancelled,
+            "reconciled"
+        );
+    }
+    ctx.push.notify(report.touched.clone());
+    Ok(report)
+}
+
+async fn run(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<Request>) {
+    let mut next_timer = tokio::time::Instant::now() + SAFETY_PASS;
+    let mut next_housekeeping = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let wake = next_timer.min(next_housekeeping);
+        let first = tokio::select! {
+            r = rx.recv() => match r { Some(r) => Some(r), None => return },
+            _ = tokio::time::sleep_until(wake) => None,
+        };
+        let now = tokio::time::Instant::now();
+        if now >= next_housekeeping {
+            next_housekeeping = now + HOUSEKEEPING;
+            housekeeping(&ctx).await;
+        }
+        let timer_only = first.is_none();
+        let mut all = timer_only && now >= next_timer;
+        let mut some: HashSet<String> = HashSet::new();
+        match first {
+            Some(Request::All) => all = true,
+            Some(Request::Devices(ids)) => some.extend(ids),
+            None => {}
+        }
+        if timer_only && !all {
+            continue;
+        }
+        // Let a burst of events arrive, then make one pass.
+        tokio::time::sleep(DEBOUNCE).await;
+        while let Ok(r) = rx.try_recv() {
+            match r {
+                Request::All => all = true,
+                Request::Devices(ids) => some.extend(ids),
+            }
+        }
+        let only = (!all).then(|| some.into_iter().collect::<Vec<_>>());
+        match pass(&ctx, only).await {
+            Ok(report) if all => {
+                // Wake at the next schedule boundary (at least 1 s ahead), or the safety pass.
+                let until = report
+                    .next_boundary
+                    .and_then(|b| (b - chrono::Utc::now()).to_std().ok())
+                    .map_or(SAFETY_PASS, |d| {
+                        d.clamp(Duration::from_secs(1), SAFETY_PASS)
+                    });
+                next_timer = tokio::time::Instant::now() + until;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "reconcile pass failed");
+                next_timer = tokio::time::Instant::now() + Duration::from_secs(30);
+            }
+        }
+    }
+}
+
+async fn housekeeping(ctx: &Arc<Ctx>) {
+    let (stale, keep) = (ctx.inventory_stale, ctx.retention);
+    let refreshed = ctx
+        .db
+        .run(move |conn| {
+            crate::inventory::refresh_stale(conn, stale, 5000)
+                .map_err(|e| DbError::Migration(e.to_string()))
+        })
+        .await;
+    match refreshed {
+        Ok(ids) => ctx.push.notify(ids),
+        Err(e) => tracing::error!(error = %e, "inventory refresh failed"),
+    }
+    if let Err(e) = ctx
+        .db
+        .run(move |conn| crate::inventory::prune(conn, keep).map_err(DbError::from))
+        .await
+    {
+        tracing::error!(error = %e, "pruning answered commands failed");
+    }
+}

@@ -1,0 +1,264 @@
+//! Read models: a device's desired vs actual state, and an assignment's rollout.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::schedule::Schedule;
+use super::Assignment;
+use crate::db::schema::{
+    apps, assignments, class_devices, command_queue, commands, device_apps, device_profiles,
+    devices, group_devices, profiles,
+};
+use crate::db::DbConn;
+use crate::queue;
+
+/// One item on one device.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemState {
+    /// `app:<bundle id>` or `profile:<identifier>`.
+    pub item: String,
+    /// Display name.
+    pub name: String,
+    /// The assignment.
+    pub assignment_id: String,
+    /// `installed`, `pending_install`, `pending_removal`, `scheduled`, `failed`, `not_installed`.
+    pub state: String,
+    /// Next window start, when scheduled.
+    pub next_window: Option<DateTime<Utc>>,
+    /// Apple's error chain of the last failed command.
+    pub error_chain: Option<serde_json::Value>,
+}
+
+fn schedule_of(a: &Assignment) -> Option<Schedule> {
+    serde_json::from_str::<serde_json::Value>(&a.schedule)
+        .ok()
+        .and_then(|v| Schedule::parse_json(&v).ok())
+}
+
+/// Item key and name of an assignment's item.
+fn item_of(conn: &mut DbConn, a: &Assignment) -> QueryResult<Option<(String, String)>> {
+    Ok(match a.item_kind.as_str() {
+        "app" => apps::table
+            .find(&a.item_id)
+            .select((apps::bundle_id, apps::name))
+            .first::<(String, String)>(conn)
+            .optional()?
+            .map(|(b, n)| (format!("app:{b}"), n)),
+        _ => profiles::table
+            .find(&a.item_id)
+            .select((profiles::identifier, profiles::name))
+            .first::<(String, String)>(conn)
+            .optional()?
+            .map(|(i, n)| (format!("profile:{i}"), n)),
+    })
+}
+
+/// Action, queue status and error chain of a command.
+type LastCommand = (Option<String>, String, Option<String>);
+
+/// The last command for (device, item): its action, queue status and error chain.
+fn last_command(conn: &mut DbConn, device_id: &str, key: &str) -> QueryResult<Option<LastCommand>> {
+    command_queue::table
+        .inner_join(commands::table)
+        .filter(command_queue::device_id.eq(device_id))
+        .filter(commands::item_key.eq(key))
+        .order(command_queue::created_at.desc())
+        .select((
+            commands::action,
+            command_queue::status,
+            command_queue::error_chain,
+        ))
+        .first(conn)
+        .optional()
+}
+
+fn observed(conn: &mut DbConn, device_id: &str, key: &str) -> QueryResult<bool> {
+    let n: i64 = match key.split_once(':') {
+        Some(("app", b)) => device_apps::table
+            .find((device_id, b))
+            .count()
+            .get_result(conn)?,
+        Some(("profile", i)) => device_profiles::table
+            .find((device_id, i))
+            .count()
+            .get_result(conn)?,
+        _ => 0,
+    };
+    Ok(n > 0)
+}
+
+fn state_of(
+    conn: &mut DbConn,
+    device_id: &str,
+    key: &str,
+    desired_or_scheduled: bool,
+) -> QueryResult<(String, Option<serde_json::Value>)> {
+    let present = observed(conn, device_id, key)?;
+    let last = last_command(conn, device_id, key)?;
+    let open = |s: &str| queue::state::OPEN.contains(&s);
+    Ok(match last {
+        Some((Some(a), s, _)) if a == "install" && open(&s) => ("pending_install".into(), None),
+        Some((Some(a), s, _)) if a == "remove" && open(&s) => ("pending_removal".into(), None),
+        _ if present => ("installed".into(), None),
+        Some((Some(a), s, chain))
+            if a == "install"
+                && (s == queue::state::ERROR || s == queue::state::COMMAND_FORMAT_ERROR) =>
+        {
+            (
+                "failed".into(),
+                chain.and_then(|c| serde_json::from_str(&c).ok()),
+            )
+        }
+        _ if desired_or_scheduled => ("scheduled".into(), None),
+        _ => ("not_installed".into(), None),
+    })
+}
+
+/// The assignments that target a device now.
+pub fn assignments_of_device(conn: &mut DbConn, device_id: &str) -> QueryResult<Vec<Assignment>> {
+    let (tenant, school): (Option<String>, Option<String>) = devices::table
+        .find(device_id)
+        .select((devices::tenant_id, devices::school_id))
+        .first(conn)?;
+    let classes: Vec<String> = class_devices::table
+        .filter(class_devices::device_id.eq(device_id))
+        .select(class_devices::class_id)
+        .load(conn)?;
+    let groups: Vec<String> = group_devices::table
+        .filter(group_devices::device_id.eq(device_id))
+        .select(group_devices::group_id)
+        .load(conn)?;
+    let mut targets: Vec<(&str, String)> = vec![("device", device_id.to_owned())];
+    if let Some(t) = tenant {
+        targets.push(("tenant", t));
+    }
+    if let Some(s) = school {
+        targets.push(("school", s));
+    }
+    targets.extend(classes.into_iter().map(|c| ("class", c)));
+    targets.extend(groups.into_iter().map(|g| ("group", g)));
+    let mut out = Vec::new();
+    for (kind, id) in targets {
+        out.extend(
+            assignments::table
+                .filter(assignments::deleted_at.is_null())
+                .filter(assignments::target_kind.eq(kind))
+                .filter(assignments::target_id.eq(id))
+                .select(Assignment::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// Desired vs actual for one device at `at`.
+pub fn device_state(
+    conn: &mut DbConn,
+    device_id: &str,
+    at: DateTime<Utc>,
+) -> QueryResult<Vec<ItemState>> {
+    let calendars = super::calendars(conn)?;
+    let (tenant, school): (Option<String>, Option<String>) = devices::table
+        .find(device_id)
+        .select((devices::tenant_id, devices::school_id))
+        .first(conn)?;
+    let cal = calendars.for_place(tenant.as_deref(), school.as_deref());
+    let mut out = Vec::new();
+    for a in assignments_of_device(conn, device_id)? {
+        let Some((key, name)) = item_of(conn, &a)? else {
+            continue;
+        };
+        let eval = schedule_of(&a).map(|s| s.evaluate(at, &cal));
+        let wanted = eval.is_some_and(|e| e.desired || e.scheduled_next.is_some());
+        let (state, error_chain) = state_of(conn, device_id, &key, wanted)?;
+        out.push(ItemState {
+            item: key,
+            name,
+            assignment_id: a.id.clone(),
+            state,
+            next_window: eval.and_then(|e| e.scheduled_next),
+            error_chain,
+        });
+    }
+    Ok(out)
+}
+
+/// An assignment's rollout: how many target devices are in which state.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rollout {
+    /// Target devices (active).
+    pub devices: usize,
+    /// Count per state.
+    pub states: HashMap<String, usize>,
+    /// Devices that failed, with Apple's error chain.
+    pub failures: Vec<serde_json::Value>,
+}
+
+/// The active devices an assignment targets.
+pub fn target_devices(
+    conn: &mut DbConn,
+    a: &Assignment,
+) -> QueryResult<Vec<(String, Option<String>)>> {
+    let active = crate::enrollment::status::ACTIVE;
+    let q = devices::table
+        .filter(devices::enrollment_status.eq(active))
+        .select((devices::id, devices::udid));
+    match a.target_kind.as_str() {
+        "tenant" => q.filter(devices::tenant_id.eq(&a.target_id)).load(conn),
+        "school" => q.filter(devices::school_id.eq(&a.target_id)).load(conn),
+        "class" => q
+            .filter(
+                devices::id.eq_any(
+                    class_devices::table
+                        .filter(class_devices::class_id.eq(&a.target_id))
+                        .select(class_devices::device_id),
+                ),
+            )
+            .load(conn),
+        "group" => q
+            .filter(
+                devices::id.eq_any(
+                    group_devices::table
+                        .filter(group_devices::group_id.eq(&a.target_id))
+                        .select(group_devices::device_id),
+                ),
+            )
+            .load(conn),
+        _ => q.filter(devices::id.eq(&a.target_id)).load(conn),
+    }
+}
+
+/// Rollout status of an assignment at `at`.
+pub fn rollout(conn: &mut DbConn, a: &Assignment, at: DateTime<Utc>) -> QueryResult<Rollout> {
+    let targets = target_devices(conn, a)?;
+    let Some((key, _)) = item_of(conn, a)? else {
+        return Ok(Rollout {
+            devices: targets.len(),
+            states: HashMap::new(),
+            failures: Vec::new(),
+        });
+    };
+    let calendars = super::calendars(conn)?;
+    let cal = calendars.for_place(Some(&a.tenant_id), a.school_id.as_deref());
+    let wanted = schedule_of(a).is_some_and(|s| {
+        let e = s.evaluate(at, &cal);
+        e.desired || e.scheduled_next.is_some()
+    });
+    let mut states: HashMap<String, usize> = HashMap::new();
+    let mut failures = Vec::new();
+    for (id, udid) in &targets {
+        let (state, chain) = state_of(conn, id, &key, wanted)?;
+        if state == "failed" {
+            failures.push(serde_json::json!({"udid": udid, "error_chain": chain}));
+        }
+        *states.entry(state).or_default() += 1;
+    }
+    Ok(Rollout {
+        devices: targets.len(),
+        states,
+        failures,
+    })
+}

@@ -1,0 +1,333 @@
+//! Observed device state: what answers to inventory commands and acknowledged
+//! install/remove commands say is on a device; stale-device refresh; retention.
+//!
+//! An acknowledged InstallApplication/InstallProfile marks the item as present (and as
+//! installed by tafel, which is what makes it removable later); an acknowledged removal
+//! deletes it. Inventory answers replace the lists, keeping the "by tafel" marks.
+
+use diesel::prelude::*;
+
+use crate::db::schema::{
+    command_queue, commands, device_apps, device_inventory, device_profiles, devices,
+};
+use crate::db::{now, DbConn};
+use crate::protocol::{
+    Command, ConnectReport, DeviceInformationResult, InstalledApplicationListResult,
+    ManagedApplicationListResult, ProfileListResult, SecurityInfoResult, Status, INVENTORY_QUERIES,
+};
+use crate::queue::{self, EnqueueOptions};
+
+/// Applies an answered command to the observed state; returns true when the observed
+/// state of the device changed (the reconciler should look at it again).
+pub fn apply(conn: &mut DbConn, device_id: &str, report: &ConnectReport) -> QueryResult<bool> {
+    if report.status != Status::Acknowledged {
+        return Ok(false);
+    }
+    let Some(uuid) = report.command_uuid.as_ref() else {
+        return Ok(false);
+    };
+    let row: Option<(String, Option<String>, Option<String>)> = commands::table
+        .find(uuid.as_str())
+        .select((commands::request_type, commands::item_key, commands::action))
+        .first(conn)
+        .optional()?;
+    let Some((request_type, item_key, action)) = row else {
+        return Ok(false);
+    };
+    let at = now();
+    match (
+        action.as_deref(),
+        item_key.as_deref().and_then(|k| k.split_once(':')),
+    ) {
+        (Some("install"), Some(("app", bundle))) => {
+            upsert_app(conn, device_id, bundle, None, None, "installing", true)?;
+            return Ok(true);
+        }
+        (Some("install"), Some(("profile", identifier))) => {
+            diesel::delete(device_profiles::table.find((device_id, identifier))).execute(conn)?;
+            diesel::insert_into(device_profiles::table)
+                .values((
+                    device_profiles::device_id.eq(device_id),
+                    device_profiles::identifier.eq(identifier),
+                    device_profiles::managed.eq(true),
+                    device_profiles::by_tafel.eq(true),
+                    device_profiles::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+            return Ok(true);
+        }
+        (Some("remove"), Some(("app", bundle))) => {
+            diesel::delete(device_apps::table.find((device_id, bundle))).execute(conn)?;
+            return Ok(true);
+        }
+        (Some("remove"), Some(("profile", identifier))) => {
+            diesel::delete(device_profiles::table.find((device_id, identifier))).execute(conn)?;
+            return Ok(true);
+        }
+        _ => {}
+    }
+    let raw = &report.raw;
+    match request_type.as_str() {
+        "DeviceInformation" => {
+            let Ok(info) = DeviceInformationResult::from_report(raw) else {
+                return Ok(false);
+            };
+            diesel::update(devices::table.find(device_id))
+                .set((
+                    devices::name.eq(info.device_name.as_deref()),
+                    devices::os_version.eq(info.os_version.as_deref()),
+                    devices::build_version.eq(info.build_version.as_deref()),
+                    devices::model_name.eq(info.model_name.as_deref()),
+                    devices::product_name.eq(info.product_name.as_deref()),
+                    devices::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+            if let Some(serial) = info.serial_number.as_deref() {
+                diesel::update(devices::table.find(device_id))
+                    .set(devices::serial_number.eq(serial))
+                    .execute(conn)?;
+            }
+            let existing: i64 = device_inventory::table
+                .find(device_id)
+                .count()
+                .get_result(conn)?;
+            let values = (
+                device_inventory::battery_level.eq(info.battery_level),
+                device_inventory::capacity_gb.eq(info.device_capacity),
+                device_inventory::available_gb.eq(info.available_device_capacity),
+                device_inventory::supervised.eq(info.is_supervised),
+                device_inventory::wifi_mac.eq(info.wifi_mac.clone()),
+                device_inventory::updated_at.eq(at),
+            );
+            if existing > 0 {
+                diesel::update(device_inventory::table.find(device_id))
+                    .set(values)
+                    .execute(conn)?;
+            } else {
+                diesel::insert_into(device_inventory::table)
+                    .values((device_inventory::device_id.eq(device_id), values))
+                    .execute(conn)?;
+            }
+            Ok(false)
+        }
+        "SecurityInfo" => {
+            let Ok(info) = SecurityInfoResult::from_report(raw) else {
+                return Ok(false);
+            };
+            let existing: i64 = device_inventory::table
+                .find(device_id)
+                .count()
+                .get_result(conn)?;
+            let values = (
+                device_inventory::passcode_present.eq(info.passcode_present),
+                device_inventory::updated_at.eq(at),
+            );
+            if existing > 0 {
+                diesel::update(device_inventory::table.find(device_id))
+                    .set(values)
+                    .execute(conn)?;
+            } else {
+                diesel::insert_into(device_inventory::table)
+                    .values((device_inventory::device_id.eq(device_id), values))
+                    .execute(conn)?;
+            }
+            Ok(false)
+        }
+        "InstalledApplicationList" => {
+            let Ok(list) = InstalledApplicationListResult::from_report(raw) else {
+                return Ok(false);
+            };
+            let mine: Vec<String> = device_apps::table
+                .filter(device_apps::device_id.eq(device_id))
+                .filter(device_apps::by_tafel.eq(true))
+                .select(device_apps::bundle_id)
+                .load(conn)?;
+            diesel::delete(device_apps::table.filter(device_apps::device_id.eq(device_id)))
+                .execute(conn)?;
+            for app in list.apps {
+                let Some(bundle) = app.identifier.as_deref() else {
+                    continue;
+                };
+                let status = if app.installing == Some(true) {
+                    "installing"
+                } else {
+                    "installed"
+                };
+                let version = app.short_version.as_deref().or(app.version.as_deref());
+                upsert_app(
+                    conn,
+                    device_id,
+                    bundle,
+                    app.name.as_deref(),
+                    version,
+                    status,
+                    mine.iter().any(|m| m == bundle),
+                )?;
+            }
+            Ok(true)
+        }
+        "ManagedApplicationList" => {
+            let Ok(list) = ManagedApplicationListResult::from_report(raw) else {
+                return Ok(false);
+            };
+            for (bundle, st) in list.apps {
+                diesel::update(device_apps::table.find((device_id, bundle.as_str())))
+                    .set((
+                        device_apps::managed.eq(true),
+                        device_apps::status.eq(st
+                            .status
+                            .as_deref()
+                            .unwrap_or("Managed")
+                            .to_lowercase()),
+                        device_apps::updated_at.eq(at),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok(false)
+        }
+        "ProfileList" => {
+            let Ok(list) = ProfileListResult::from_report(raw) else {
+                return Ok(false);
+            };
+            let mine: Vec<String> = device_profiles::table
+                .filter(device_profiles::device_id.eq(device_id))
+                .filter(device_profiles::by_tafel.eq(true))
+                .select(device_profiles::identifier)
+                .load(conn)?;
+            diesel::delete(device_profiles::table.filter(device_profiles::device_id.eq(device_id)))
+                .execute(conn)?;
+            for p in list.profiles {
+                diesel::insert_into(device_profiles::table)
+                    .values((
+                        device_profiles::device_id.eq(device_id),
+                        device_profiles::identifier.eq(&p.payload_identifier),
+                        device_profiles::uuid.eq(&p.payload_uuid),
+                        device_profiles::name.eq(&p.payload_display_name),
+                        device_profiles::managed.eq(p.is_managed),
+                        device_profiles::by_tafel.eq(mine.contains(&p.payload_identifier)),
+                        device_profiles::updated_at.eq(at),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+fn upsert_app(
+    conn: &mut DbConn,
+    device_id: &str,
+    bundle: &str,
+    name: Option<&str>,
+    version: Option<&str>,
+    status: &str,
+    by_tafel: bool,
+) -> QueryResult<()> {
+    diesel::delete(device_apps::table.find((device_id, bundle))).execute(conn)?;
+    diesel::insert_into(device_apps::table)
+        .values((
+            device_apps::device_id.eq(device_id),
+            device_apps::bundle_id.eq(bundle),
+            device_apps::name.eq(name),
+            device_apps::version.eq(version),
+            device_apps::status.eq(status),
+            device_apps::managed.eq(by_tafel),
+            device_apps::by_tafel.eq(by_tafel),
+            device_apps::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The inventory commands, and how each is built.
+fn inventory_commands() -> [Command; 4] {
+    [
+        Command::device_information(INVENTORY_QUERIES),
+        Command::installed_application_list(),
+        Command::profile_list(),
+        Command::security_info(),
+    ]
+}
+
+/// Queues inventory commands for active devices not refreshed for `stale`, at most
+/// `limit` devices, never a second open inventory command of a kind for a device.
+/// Returns the devices that got commands.
+pub fn refresh_stale(
+    conn: &mut DbConn,
+    stale: chrono::Duration,
+    limit: i64,
+) -> Result<Vec<String>, queue::QueueError> {
+    let before = now() - stale;
+    let refreshed = device_inventory::table
+        .filter(device_inventory::updated_at.ge(before))
+        .select(device_inventory::device_id);
+    let candidates: Vec<String> = devices::table
+        .filter(devices::enrollment_status.eq(crate::enrollment::status::ACTIVE))
+        .filter(devices::id.ne_all(refreshed))
+        .select(devices::id)
+        .limit(limit)
+        .load(conn)?;
+    if candidates.is_empty() {
+        return Ok(candidates);
+    }
+    conn.write_tx(|conn| {
+        for cmd in inventory_commands() {
+            let open: Vec<String> = command_queue::table
+                .inner_join(commands::table)
+                .filter(commands::request_type.eq(&cmd.request_type))
+                .filter(commands::action.eq("inventory"))
+                .filter(command_queue::status.eq_any(queue::state::OPEN))
+                .filter(command_queue::device_id.eq_any(&candidates))
+                .select(command_queue::device_id)
+                .load(conn)?;
+            let targets: Vec<String> = candidates
+                .iter()
+                .filter(|d| !open.contains(d))
+                .cloned()
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            let opts = EnqueueOptions {
+                source: "inventory".into(),
+                action: Some("inventory".into()),
+                priority: -1,
+                ..EnqueueOptions::default()
+            };
+            queue::enqueue_in_tx(conn, &cmd, &targets, &opts)?;
+        }
+        Ok(candidates.clone())
+    })
+}
+
+/// Deletes answered, cancelled and expired queue rows older than `keep`, and commands
+/// left without queue rows. Returns (queue rows, commands) deleted.
+pub fn prune(conn: &mut DbConn, keep: chrono::Duration) -> QueryResult<(usize, usize)> {
+    let before = now() - keep;
+    let done = [
+        queue::state::ACKNOWLEDGED,
+        queue::state::ERROR,
+        queue::state::COMMAND_FORMAT_ERROR,
+        queue::state::CANCELLED,
+        queue::state::EXPIRED,
+    ];
+    conn.write_tx(|conn| {
+        let rows = diesel::delete(
+            command_queue::table
+                .filter(command_queue::status.eq_any(done))
+                .filter(command_queue::updated_at.lt(before)),
+        )
+        .execute(conn)?;
+        let used = command_queue::table
+            .select(command_queue::command_uuid)
+            .distinct();
+        let cmds = diesel::delete(
+            commands::table
+                .filter(commands::created_at.lt(before))
+                .filter(commands::command_uuid.ne_all(used)),
+        )
+        .execute(conn)?;
+        Ok((rows, cmds))
+    })
+}
