@@ -90,8 +90,11 @@ pub struct PushSettings {
     pub base_url: String,
     /// Extra root CA (PEM file) to trust for the APNs server (tests, proxies).
     pub extra_root_ca: Option<PathBuf>,
-    /// Window in milliseconds in which pushes to one device are coalesced into one.
+    /// Milliseconds a push waits for more commands to the same device (a burst makes
+    /// one push).
     pub coalesce_ms: u64,
+    /// Least milliseconds between two pushes to one device.
+    pub min_interval_ms: u64,
     /// Pushes in flight at once.
     pub concurrency: usize,
     /// Hours until APNs may drop an undelivered push (`apns-expiration`).
@@ -114,7 +117,8 @@ impl Default for PushSettings {
         PushSettings {
             base_url: "https://api.push.apple.com".into(),
             extra_root_ca: None,
-            coalesce_ms: 250,
+            coalesce_ms: 25,
+            min_interval_ms: 1000,
             concurrency: 64,
             expiration_hours: 24,
             retry_delays_ms: vec![30_000, 120_000, 480_000, 1_800_000],

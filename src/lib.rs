@@ -8,6 +8,7 @@ pub mod ade;
 pub mod api;
 pub mod assign;
 pub mod audit;
+pub mod bench;
 pub mod catalog;
 pub mod config;
 pub mod db;

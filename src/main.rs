@@ -44,6 +44,27 @@ enum Command {
     /// Authenticate, TokenUpdate), then keeps connecting and answering commands.
     /// Prints progress every second and a summary (enrollments/s, connects/s, latency).
     Simulate(SimulateArgs),
+    /// The project's benchmark: a full reconcile pass and device-list latency at
+    /// --reconcile-devices, fan-out of one assignment (queued and pushed to a local
+    /// APNs server) at --fanout-devices, and a 30-device class rollout. Uses a fresh
+    /// temporary database unless --database-url names an empty one.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Devices for the reconcile pass and the device list.
+    #[arg(long, default_value_t = 100_000)]
+    reconcile_devices: usize,
+    /// Devices for the fan-out of one assignment.
+    #[arg(long, default_value_t = 10_000)]
+    fanout_devices: usize,
+    /// Device-list requests to time.
+    #[arg(long, default_value_t = 200)]
+    list_requests: usize,
+    /// An empty database to use instead of a temporary SQLite file.
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -111,6 +132,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Simulate(args) = cli.command {
         return simulate(args);
     }
+    if let Command::Bench(a) = cli.command {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        return rt.block_on(tafel::bench::run(tafel::bench::BenchOptions {
+            reconcile_devices: a.reconcile_devices,
+            fanout_devices: a.fanout_devices,
+            list_requests: a.list_requests,
+            database_url: a.database_url,
+        }));
+    }
     let settings = load_settings(&cli)?;
     tafel::telemetry::init(settings.log_format, &settings.log_level);
     match cli.command {
@@ -140,7 +173,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{settings:#?}");
             Ok(())
         }
-        Command::Simulate(_) => Ok(()),
+        Command::Simulate(_) | Command::Bench(_) => Ok(()),
     }
 }
 

@@ -15,7 +15,7 @@ use crate::push::PushService;
 use crate::state::ProfileSigner;
 
 /// Collect change events this long before a pass, so a burst makes one pass.
-const DEBOUNCE: Duration = Duration::from_millis(200);
+const DEBOUNCE: Duration = Duration::from_millis(20);
 /// A full pass at least this often, whatever the schedules say.
 const SAFETY_PASS: Duration = Duration::from_secs(15 * 60);
 /// Housekeeping interval.

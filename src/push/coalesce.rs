@@ -1,7 +1,7 @@
 //! Push coalescing: a burst of commands for one device becomes at most one push per window.
 //!
 //! A push only wakes the device, which then drains its whole queue, so fifty
-//! commands queued for one iPad need one push, not fifty. A push goes out `window`
+//! commands queued for one iPad need one push, not fifty. A push goes out `delay`
 //! after the first request for it (so a burst of requests collects into one), and
 //! never sooner than `window` after the previous push to the same device; requests
 //! that arrive after a push was handed out make one trailing push, so a command
@@ -35,8 +35,8 @@ struct Entry {
 
 impl Entry {
     /// When the pending push may go out.
-    fn deadline(&self, window: Duration) -> Option<Instant> {
-        let since = self.pending_since? + window;
+    fn deadline(&self, delay: Duration, window: Duration) -> Option<Instant> {
+        let since = self.pending_since? + delay;
         Some(match self.last_sent {
             Some(sent) => since.max(sent + window),
             None => since,
@@ -47,14 +47,17 @@ impl Entry {
 /// Merges push requests per device; see the module docs.
 #[derive(Debug, Clone)]
 pub struct Coalescer {
+    delay: Duration,
     window: Duration,
     devices: HashMap<String, Entry>,
 }
 
 impl Coalescer {
-    /// A coalescer that hands out each device at most once per `window`.
-    pub fn new(window: Duration) -> Self {
+    /// A coalescer that collects requests for `delay` and hands out each device at
+    /// most once per `window`.
+    pub fn new(delay: Duration, window: Duration) -> Self {
         Self {
+            delay,
             window,
             devices: HashMap::new(),
         }
@@ -68,10 +71,10 @@ impl Coalescer {
 
     /// The devices to push now, each once, earliest first; they count as pushed at `now`.
     pub fn due(&mut self, now: Instant) -> Vec<String> {
-        let window = self.window;
+        let (delay, window) = (self.delay, self.window);
         let mut due: Vec<(Instant, String)> = Vec::new();
         self.devices.retain(|device, entry| {
-            if let Some(deadline) = entry.deadline(window) {
+            if let Some(deadline) = entry.deadline(delay, window) {
                 if deadline <= now {
                     due.push((deadline, device.clone()));
                     entry.pending_since = None;
@@ -89,7 +92,7 @@ impl Coalescer {
     pub fn next_deadline(&self) -> Option<Instant> {
         self.devices
             .values()
-            .filter_map(|entry| entry.deadline(self.window))
+            .filter_map(|entry| entry.deadline(self.delay, self.window))
             .min()
     }
 
@@ -115,7 +118,7 @@ mod tests {
     #[test]
     fn fifty_commands_in_a_burst_become_one_push() {
         let t0 = Instant::now();
-        let mut c = Coalescer::new(WINDOW);
+        let mut c = Coalescer::new(WINDOW, WINDOW);
         for i in 0..50 {
             c.add("ipad-1".into(), t0 + ms(i));
             // The service asks after every request; nothing is due inside the window.
@@ -131,7 +134,7 @@ mod tests {
     #[test]
     fn commands_after_a_push_wait_for_one_trailing_push() {
         let t0 = Instant::now();
-        let mut c = Coalescer::new(WINDOW);
+        let mut c = Coalescer::new(WINDOW, WINDOW);
         c.add("ipad-1".into(), t0);
         assert_eq!(c.due(t0 + WINDOW), ["ipad-1"]);
 
@@ -154,7 +157,7 @@ mod tests {
     #[test]
     fn devices_come_out_in_deadline_order_and_independently() {
         let t0 = Instant::now();
-        let mut c = Coalescer::new(WINDOW);
+        let mut c = Coalescer::new(WINDOW, WINDOW);
         c.add("b".into(), t0 + ms(2));
         c.add("a".into(), t0 + ms(1));
         c.add("c".into(), t0 + ms(3));
@@ -164,9 +167,25 @@ mod tests {
     }
 
     #[test]
+    fn a_short_delay_collects_a_burst_and_the_window_limits_the_rate() {
+        let t0 = Instant::now();
+        let mut c = Coalescer::new(ms(25), WINDOW);
+        c.add("ipad-1".into(), t0);
+        c.add("ipad-1".into(), t0 + ms(10));
+        assert!(c.due(t0 + ms(24)).is_empty());
+        assert_eq!(c.due(t0 + ms(25)), ["ipad-1"]);
+        c.add("ipad-1".into(), t0 + ms(100));
+        assert!(
+            c.due(t0 + ms(200)).is_empty(),
+            "not again within the window"
+        );
+        assert_eq!(c.due(t0 + ms(25) + WINDOW), ["ipad-1"]);
+    }
+
+    #[test]
     fn never_more_than_once_per_window_under_a_steady_stream() {
         let t0 = Instant::now();
-        let mut c = Coalescer::new(WINDOW);
+        let mut c = Coalescer::new(WINDOW, WINDOW);
         let mut pushed = Vec::new();
         // A command every 100 ms for 30 s, and a tick every 10 ms.
         for tick in 0..3000u64 {

@@ -443,14 +443,15 @@ enum PushOutcomeOrSkip {
 
 /// The background task: coalesce notifications, push what is due, retry, sweep.
 async fn run(service: std::sync::Weak<PushService>, mut rx: mpsc::UnboundedReceiver<Vec<String>>) {
-    let (window, sweep_every) = match service.upgrade() {
+    let (delay, window, sweep_every) = match service.upgrade() {
         Some(s) => (
             Duration::from_millis(s.settings.coalesce_ms),
+            Duration::from_millis(s.settings.min_interval_ms),
             Duration::from_secs(s.settings.sweep_interval_secs),
         ),
         None => return,
     };
-    let mut coalescer = Coalescer::new(window);
+    let mut coalescer = Coalescer::new(delay, window);
     let mut next_retry = Instant::now() + RETRY_TICK;
     let mut next_sweep = Instant::now() + sweep_every;
     let mut last_warning: Option<Instant> = None;
