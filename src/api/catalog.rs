@@ -299,52 +299,61 @@ async fn create_assignment(
         ));
     }
     let p = caller.0.clone();
-    let a = state
+    let (a, targets): (assign::Assignment, Vec<String>) = state
         .db
-        .run(move |conn| -> ApiResult<assign::Assignment> {
-            let (tenant, school, target_id) = resolve_target(conn, b.target_kind, &b.target_id)?;
-            let place = Place {
-                tenant_id: Some(&tenant),
-                school_id: school.as_deref(),
-            };
-            authz::require(
-                &p,
-                if school.is_some() {
-                    Action::ManageSchool
-                } else {
-                    Action::ManageTenant
-                },
-                place,
-            )?;
-            // The item must be the district's or this authority's.
-            let item_tenant = match b.item_kind {
-                ItemKind::App => catalog::app(conn, &b.item_id)?.map(|a| a.tenant_id),
-                ItemKind::Profile => catalog::profile(conn, &b.item_id)?.map(|p| p.tenant_id),
-            };
-            match item_tenant {
-                None => return Err(ApiError::invalid_field("item_id", "no such catalog item")),
-                Some(Some(t)) if t != tenant => {
-                    return Err(ApiError::invalid_field(
-                        "item_id",
-                        "the item belongs to another school authority",
-                    ))
+        .run(
+            move |conn| -> ApiResult<(assign::Assignment, Vec<String>)> {
+                let (tenant, school, target_id) =
+                    resolve_target(conn, b.target_kind, &b.target_id)?;
+                let place = Place {
+                    tenant_id: Some(&tenant),
+                    school_id: school.as_deref(),
+                };
+                authz::require(
+                    &p,
+                    if school.is_some() {
+                        Action::ManageSchool
+                    } else {
+                        Action::ManageTenant
+                    },
+                    place,
+                )?;
+                // The item must be the district's or this authority's.
+                let item_tenant = match b.item_kind {
+                    ItemKind::App => catalog::app(conn, &b.item_id)?.map(|a| a.tenant_id),
+                    ItemKind::Profile => catalog::profile(conn, &b.item_id)?.map(|p| p.tenant_id),
+                };
+                match item_tenant {
+                    None => return Err(ApiError::invalid_field("item_id", "no such catalog item")),
+                    Some(Some(t)) if t != tenant => {
+                        return Err(ApiError::invalid_field(
+                            "item_id",
+                            "the item belongs to another school authority",
+                        ))
+                    }
+                    _ => {}
                 }
-                _ => {}
-            }
-            let new = NewAssignment {
-                tenant_id: tenant,
-                school_id: school,
-                item_kind: b.item_kind,
-                item_id: b.item_id,
-                target_kind: b.target_kind,
-                target_id,
-                schedule,
-                source: "admin".into(),
-            };
-            Ok(conn.write_tx(|conn| assign::create(conn, &new, &p.user_id))?)
-        })
+                let new = NewAssignment {
+                    tenant_id: tenant,
+                    school_id: school,
+                    item_kind: b.item_kind,
+                    item_id: b.item_id,
+                    target_kind: b.target_kind,
+                    target_id,
+                    schedule,
+                    source: "admin".into(),
+                };
+                let a = conn.write_tx(|conn| assign::create(conn, &new, &p.user_id))?;
+                let targets = views::target_devices(conn, &a)?
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect();
+                Ok((a, targets))
+            },
+        )
         .await?;
-    state.reconciler.all();
+    // Only the target's devices can be affected by a new assignment.
+    state.reconciler.devices(targets);
     Ok(HttpResponse::Created().json(a))
 }
 

@@ -190,7 +190,7 @@ fn pass(
     let mut classes_of: HashMap<String, Vec<String>> = HashMap::new();
     let mut groups_of: HashMap<String, Vec<String>> = HashMap::new();
     let mut observed: HashMap<String, HashMap<String, bool>> = HashMap::new(); // device -> key -> by_tafel
-    let mut in_flight: HashMap<(String, String), bool> = HashMap::new(); // (device, key) -> install?
+    let mut in_flight: HashMap<String, HashMap<String, bool>> = HashMap::new(); // device -> key -> install?
     let mut failed: HashSet<(String, String)> = HashSet::new();
     let open: Vec<&str> = queue::state::OPEN.to_vec();
     for chunk in device_ids.chunks(CHUNK) {
@@ -249,7 +249,10 @@ fn pass(
             .load::<(String, Option<String>, Option<String>)>(conn)?
         {
             if let Some(k) = key {
-                in_flight.insert((d, k), action.as_deref() == Some("install"));
+                in_flight
+                    .entry(d)
+                    .or_default()
+                    .insert(k, action.as_deref() == Some("install"));
             }
         }
         for (d, key) in command_queue::table
@@ -327,9 +330,10 @@ fn pass(
             }
         }
         let seen = observed.get(device);
+        let flying_here = in_flight.get(device);
         for (key, assignment) in &desired {
             let installed = seen.is_some_and(|s| s.contains_key(key));
-            let flying = in_flight.get(&(device.clone(), key.clone()));
+            let flying = flying_here.and_then(|f| f.get(key));
             if installed || flying == Some(&true) || failed.contains(&(device.clone(), key.clone()))
             {
                 continue;
@@ -344,9 +348,9 @@ fn pass(
                 .push(device.clone());
         }
         // Pending installs of items nobody wants any more.
-        for ((d, key), install) in in_flight.iter().filter(|((d, _), _)| d == device) {
+        for (key, install) in flying_here.into_iter().flatten() {
             if *install && !desired.contains_key(key) && !keep.contains(key) {
-                cancels.push((d.clone(), key.clone()));
+                cancels.push((device.clone(), key.clone()));
             }
         }
         // Removals: tafel's items that nothing wants or keeps.
@@ -358,7 +362,7 @@ fn pass(
             {
                 continue;
             }
-            if in_flight.contains_key(&(device.clone(), key.clone())) {
+            if flying_here.is_some_and(|f| f.contains_key(key)) {
                 continue;
             }
             let assignment = relevant
