@@ -46,6 +46,40 @@ pub struct Settings {
     pub inventory: InventorySettings,
     /// The reconciler.
     pub reconcile: ReconcileSettings,
+    /// Webhook notifications.
+    pub webhooks: WebhookSettings,
+}
+
+/// Webhook notifications: where events are POSTed and how hard delivery is tried.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// `http(s)://…` that receives every event; none turns notifications off.
+    pub url: Option<String>,
+    /// File with the HMAC secret (mode 0600). When unset, `<certs_dir>/webhook.secret`
+    /// is generated on first start.
+    pub secret_file: Option<PathBuf>,
+    /// Seconds one delivery attempt may take.
+    pub timeout_secs: u64,
+    /// Seconds before each retry (the last one repeats).
+    pub retry_delays_secs: Vec<u64>,
+    /// Attempts before a delivery is given up as `failed`.
+    pub max_attempts: u32,
+    /// Delivered and failed deliveries are kept this many days.
+    pub retention_days: i64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            url: None,
+            secret_file: None,
+            timeout_secs: 10,
+            retry_delays_secs: vec![10, 60, 300, 1800, 7200],
+            max_attempts: 6,
+            retention_days: 30,
+        }
+    }
 }
 
 /// The reconciler.
@@ -187,6 +221,7 @@ impl Default for Settings {
             push: PushSettings::default(),
             inventory: InventorySettings::default(),
             reconcile: ReconcileSettings::default(),
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -344,6 +379,7 @@ impl Settings {
         if self.mdm.identity_validity_days == 0 {
             return Err("mdm.identity_validity_days: must be at least 1".into());
         }
+        self.webhooks.validate()?;
         Ok(())
     }
 
@@ -355,6 +391,28 @@ impl Settings {
     /// The public URL without a trailing slash.
     pub fn base_url(&self) -> &str {
         self.public_url.trim_end_matches('/')
+    }
+}
+
+impl WebhookSettings {
+    /// Checks the URL and the retry policy.
+    fn validate(&self) -> Result<(), String> {
+        if let Some(url) = &self.url {
+            let parsed = reqwest::Url::parse(url).map_err(|e| format!("webhooks.url: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err("webhooks.url: must be an http:// or https:// URL with a host".into());
+            }
+        }
+        if self.timeout_secs == 0 || self.max_attempts == 0 || self.retention_days < 1 {
+            return Err(
+                "webhooks.timeout_secs, webhooks.max_attempts and webhooks.retention_days: at least 1"
+                    .into(),
+            );
+        }
+        if self.retry_delays_secs.is_empty() {
+            return Err("webhooks.retry_delays_secs: at least one delay".into());
+        }
+        Ok(())
     }
 }
 
@@ -446,6 +504,22 @@ mod tests {
             err.to_string().contains("nonsense") || err.to_string().contains("address"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn webhook_urls_must_be_http() {
+        let s = Settings::load(
+            None,
+            false,
+            env(&[("TAFEL_WEBHOOKS__URL", "https://hooks.example.org/tafel")]),
+        )
+        .unwrap();
+        assert_eq!(s.webhooks.max_attempts, 6);
+        for bad in ["ftp://example.org/x", "not a url", "http://"] {
+            let err =
+                Settings::load(None, false, env(&[("TAFEL_WEBHOOKS__URL", bad)])).unwrap_err();
+            assert!(err.to_string().contains("webhooks.url"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -111,6 +111,9 @@ impl Application {
             settings.inventory.retention_days,
             settings.reconcile.automatic,
         );
+        let notifier =
+            crate::notify::Notifier::start(db.clone(), &settings.webhooks, &settings.certs_dir)
+                .context("cannot start webhook notifications")?;
         let state = AppState {
             settings: settings.clone(),
             db,
@@ -119,6 +122,7 @@ impl Application {
             reconciler,
             secrets,
             push,
+            notifier,
         };
         let port = listener.local_addr()?.port();
 

@@ -333,6 +333,24 @@ diesel::table! {
 }
 
 diesel::joinable!(schools -> tenants (tenant_id));
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        event -> Text,
+        url -> Text,
+        payload -> Text,
+        tenant_id -> Nullable<Text>,
+        school_id -> Nullable<Text>,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        status -> Text,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(classes -> schools (school_id));
 diesel::joinable!(class_teachers -> classes (class_id));
 diesel::joinable!(class_teachers -> users (user_id));
@@ -372,4 +390,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     device_apps,
     device_profiles,
     device_inventory,
+    webhook_deliveries,
 );

@@ -7,3 +7,4 @@ pub mod device;
 pub mod enroll;
 pub mod runner;
 pub mod vpp;
+pub mod webhook;

@@ -12,3 +12,4 @@ mod organisation;
 mod protocol_flow;
 mod push;
 mod vpp_client;
+mod webhooks;
