@@ -48,6 +48,24 @@ pub struct Settings {
     pub reconcile: ReconcileSettings,
     /// Webhook notifications.
     pub webhooks: WebhookSettings,
+    /// Lesson requests.
+    pub lessons: LessonSettingsConfig,
+}
+
+/// Lesson requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LessonSettingsConfig {
+    /// Minutes before a lesson at which "ready" or "not ready" is announced by webhook.
+    pub notify_before_minutes: i64,
+}
+
+impl Default for LessonSettingsConfig {
+    fn default() -> Self {
+        LessonSettingsConfig {
+            notify_before_minutes: 15,
+        }
+    }
 }
 
 /// Webhook notifications: where events are POSTed and how hard delivery is tried.
@@ -221,6 +239,7 @@ impl Default for Settings {
             push: PushSettings::default(),
             inventory: InventorySettings::default(),
             reconcile: ReconcileSettings::default(),
+            lessons: LessonSettingsConfig::default(),
             webhooks: WebhookSettings::default(),
         }
     }
@@ -386,6 +405,11 @@ impl Settings {
     /// The parsed database URL (validated at load).
     pub fn database(&self) -> Result<DatabaseUrl, crate::db::DbError> {
         DatabaseUrl::parse(&self.database_url)
+    }
+
+    /// Minutes before a lesson that "ready" / "not ready" is announced.
+    pub fn webhooks_lesson_notice_minutes(&self) -> i64 {
+        self.lessons.notify_before_minutes
     }
 
     /// The public URL without a trailing slash.

@@ -16,6 +16,7 @@ pub mod devices;
 pub mod enrollment;
 pub mod error;
 pub mod inventory;
+pub mod lessons;
 pub mod mdm;
 pub mod notify;
 pub mod org;

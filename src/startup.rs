@@ -114,6 +114,13 @@ impl Application {
         let notifier =
             crate::notify::Notifier::start(db.clone(), &settings.webhooks, &settings.certs_dir)
                 .context("cannot start webhook notifications")?;
+        if settings.reconcile.automatic {
+            crate::lessons::readiness::start_watcher(
+                db.clone(),
+                notifier.clone(),
+                settings.webhooks_lesson_notice_minutes(),
+            );
+        }
         let state = AppState {
             settings: settings.clone(),
             db,

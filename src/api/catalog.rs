@@ -342,6 +342,7 @@ async fn create_assignment(
                     target_id,
                     schedule,
                     source: "admin".into(),
+                    lesson_request_id: None,
                 };
                 let a = conn.write_tx(|conn| assign::create(conn, &new, &p.user_id))?;
                 let targets = views::target_devices(conn, &a)?

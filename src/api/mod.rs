@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod classes;
 pub mod commands;
 pub mod devices;
+pub mod lessons;
 pub mod org;
 pub mod push;
 pub mod users;
@@ -50,7 +51,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(users::config)
             .configure(classes::config)
             .configure(audit::config)
-            .configure(catalog::config),
+            .configure(catalog::config)
+            .configure(lessons::config),
     )
     .default_service(web::to(not_found));
 }

@@ -94,6 +94,8 @@ pub struct Assignment {
     pub updated_at: chrono::NaiveDateTime,
     /// Deleted (its items are removed where nothing else wants them).
     pub deleted_at: Option<chrono::NaiveDateTime>,
+    /// The lesson request it serves.
+    pub lesson_request_id: Option<String>,
 }
 
 /// A new assignment, validated by the caller's layer (target exists, in scope).
@@ -115,6 +117,8 @@ pub struct NewAssignment {
     pub schedule: Schedule,
     /// `admin` or `lesson`.
     pub source: String,
+    /// The lesson request it serves.
+    pub lesson_request_id: Option<String>,
 }
 
 /// Stores an assignment; returns it.
@@ -134,6 +138,7 @@ pub fn create(conn: &mut DbConn, a: &NewAssignment, actor: &str) -> QueryResult<
         created_at: at,
         updated_at: at,
         deleted_at: None,
+        lesson_request_id: a.lesson_request_id.clone(),
     };
     diesel::insert_into(assignments::table)
         .values((
@@ -149,6 +154,7 @@ pub fn create(conn: &mut DbConn, a: &NewAssignment, actor: &str) -> QueryResult<
             assignments::created_by.eq(&row.created_by),
             assignments::created_at.eq(at),
             assignments::updated_at.eq(at),
+            assignments::lesson_request_id.eq(&row.lesson_request_id),
         ))
         .execute(conn)?;
     audit::record(

@@ -90,7 +90,7 @@ fn observed(conn: &mut DbConn, device_id: &str, key: &str) -> QueryResult<bool> 
     Ok(n > 0)
 }
 
-fn state_of(
+pub(crate) fn state_of(
     conn: &mut DbConn,
     device_id: &str,
     key: &str,

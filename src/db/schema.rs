@@ -304,6 +304,50 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        lesson_request_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    lesson_settings (school_id) {
+        school_id -> Text,
+        periods -> Text,
+        min_notice_minutes -> Integer,
+        max_duration_minutes -> Integer,
+        lead_minutes -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    approved_apps (school_id, app_id) {
+        school_id -> Text,
+        app_id -> Text,
+    }
+}
+
+diesel::table! {
+    lesson_requests (id) {
+        id -> Text,
+        tenant_id -> Text,
+        school_id -> Text,
+        teacher_id -> Text,
+        target_kind -> Text,
+        target_id -> Text,
+        app_ids -> Text,
+        lesson_date -> Text,
+        start_time -> Text,
+        end_time -> Text,
+        repeat_until -> Nullable<Text>,
+        after_lesson -> Text,
+        note -> Nullable<Text>,
+        status -> Text,
+        decided_by -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        reason -> Nullable<Text>,
+        notified_start -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }
 
@@ -390,5 +434,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     device_apps,
     device_profiles,
     device_inventory,
+    lesson_settings,
+    approved_apps,
+    lesson_requests,
     webhook_deliveries,
 );

@@ -13,7 +13,7 @@ use crate::helpers::TestApp;
 
 const KEYNOTE_ID: i64 = 361285480;
 
-fn berlin(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+pub fn berlin(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
     Berlin
         .with_ymd_and_hms(y, m, d, h, min, 0)
         .single()
@@ -22,7 +22,7 @@ fn berlin(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
 }
 
 /// One reconcile pass at `at`.
-async fn reconcile_at(app: &TestApp, at: DateTime<Utc>) -> Report {
+pub async fn reconcile_at(app: &TestApp, at: DateTime<Utc>) -> Report {
     let state = app.state.clone();
     tokio::task::spawn_blocking(move || {
         let mut conn = state.db.get().unwrap();
@@ -34,7 +34,7 @@ async fn reconcile_at(app: &TestApp, at: DateTime<Utc>) -> Report {
 }
 
 /// The device connects and does everything the server asks.
-async fn connect(d: &mut SimDevice) -> Vec<String> {
+pub async fn connect(d: &mut SimDevice) -> Vec<String> {
     let mut done = Vec::new();
     let mut next = d.idle().await.unwrap();
     while let Some(cmd) = next {

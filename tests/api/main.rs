@@ -8,6 +8,7 @@ mod cli;
 mod enrollment;
 mod foundation;
 mod helpers;
+mod lessons;
 mod organisation;
 mod protocol_flow;
 mod push;

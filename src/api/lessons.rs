@@ -1,0 +1,339 @@
+//! The teacher's side: lesson requests, approval, readiness; and the school's lesson
+//! settings (periods, rules, approved apps).
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::authz::{self, Action, Place};
+use crate::accounts::Role;
+use crate::assign::TargetKind;
+use crate::error::{ApiError, ApiResult};
+use crate::lessons::{self, readiness, LessonError, LessonRequest, LessonSettings, NewRequest};
+use crate::org::{self, classes, School};
+use crate::state::AppState;
+
+/// Routes under `/api/v1`.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/lesson-requests", web::post().to(create))
+        .route("/lesson-requests", web::get().to(list))
+        .route("/lesson-requests/{id}", web::get().to(get))
+        .route(
+            "/lesson-requests/{id}/readiness",
+            web::get().to(get_readiness),
+        )
+        .route("/lesson-requests/{id}/approve", web::post().to(approve))
+        .route("/lesson-requests/{id}/reject", web::post().to(reject))
+        .route("/lesson-requests/{id}/cancel", web::post().to(cancel))
+        .route("/schools/{id}/lesson-settings", web::get().to(get_settings))
+        .route("/schools/{id}/lesson-settings", web::put().to(put_settings));
+}
+
+fn lesson_error(e: LessonError) -> ApiError {
+    match e {
+        LessonError::Db(e) => e.into(),
+        LessonError::Invalid { field, message } => ApiError::invalid_field(field, message),
+        LessonError::Conflict(m) => ApiError::conflict(m),
+    }
+}
+
+async fn school(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    action: Action,
+) -> ApiResult<School> {
+    let s = state
+        .db
+        .run(move |conn| org::school(conn, &id).map_err(ApiError::from))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such school"))?;
+    authz::require(&caller.0, action, Place::school(&s.tenant_id, &s.id))?;
+    Ok(s)
+}
+
+/// The devices a request targets, to reconcile after a change.
+fn target_devices(conn: &mut crate::db::DbConn, r: &LessonRequest) -> ApiResult<Vec<String>> {
+    use crate::db::schema::{class_devices, group_devices};
+    use diesel::prelude::*;
+    Ok(if r.target_kind == "group" {
+        group_devices::table
+            .filter(group_devices::group_id.eq(&r.target_id))
+            .select(group_devices::device_id)
+            .load(conn)?
+    } else {
+        class_devices::table
+            .filter(class_devices::class_id.eq(&r.target_id))
+            .select(class_devices::device_id)
+            .load(conn)?
+    })
+}
+
+async fn create(
+    caller: Caller,
+    state: web::Data<AppState>,
+    body: web::Json<NewRequest>,
+) -> ApiResult<HttpResponse> {
+    let input = body.into_inner();
+    let p = caller.0.clone();
+    let notifier = state.notifier.clone();
+    let (request, devices) = state
+        .db
+        .run(move |conn| -> ApiResult<(LessonRequest, Vec<String>)> {
+            // Which school: the class's or the cart's.
+            let school_id = match input.target_kind {
+                TargetKind::Class => {
+                    let c = classes::class(conn, &input.target_id)?
+                        .ok_or_else(|| ApiError::not_found("no such class"))?;
+                    if p.role == Role::Teacher && !classes::teaches(conn, &p.user_id, &c.id)? {
+                        // The class exists in the teacher's school but is not theirs: 403; elsewhere: 404.
+                        return Err(if p.school_id.as_deref() == Some(c.school_id.as_str()) {
+                            ApiError::forbidden("you do not teach this class")
+                        } else {
+                            ApiError::not_found("no such class")
+                        });
+                    }
+                    c.school_id
+                }
+                TargetKind::Group => {
+                    classes::group(conn, &input.target_id)?
+                        .ok_or_else(|| ApiError::not_found("no such device group"))?
+                        .school_id
+                }
+                _ => return Err(ApiError::invalid_field("target_kind", "class or group")),
+            };
+            let s = org::school(conn, &school_id)?
+                .ok_or_else(|| ApiError::not_found("no such school"))?;
+            authz::require(&p, Action::View, Place::school(&s.tenant_id, &s.id))?;
+            let r = lessons::create(
+                conn,
+                &s.tenant_id,
+                &s.id,
+                &s.timezone,
+                &p.user_id,
+                &input,
+                chrono::Utc::now(),
+                &notifier,
+            )
+            .map_err(lesson_error)?;
+            let devices = target_devices(conn, &r)?;
+            Ok((r, devices))
+        })
+        .await?;
+    state.notifier.wake();
+    if request.status == lessons::status::APPROVED {
+        state.reconciler.devices(devices);
+    }
+    Ok(HttpResponse::Created().json(view(&request)))
+}
+
+fn view(r: &LessonRequest) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    v["app_ids"] = serde_json::json!(r.apps());
+    v
+}
+
+/// Loads a request the caller may see: teachers their own, admins in scope.
+async fn load(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    action: Action,
+) -> ApiResult<LessonRequest> {
+    let r = state
+        .db
+        .run(move |conn| lessons::get(conn, &id).map_err(ApiError::from))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such lesson request"))?;
+    if caller.0.role == Role::Teacher {
+        if r.teacher_id != caller.0.user_id {
+            return Err(ApiError::not_found("no such lesson request"));
+        }
+        if action != Action::View {
+            return Err(ApiError::forbidden("a school admin decides on requests"));
+        }
+        return Ok(r);
+    }
+    authz::require(&caller.0, action, Place::school(&r.tenant_id, &r.school_id))?;
+    Ok(r)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    school_id: Option<String>,
+}
+
+async fn list(
+    caller: Caller,
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> ApiResult<HttpResponse> {
+    let q = q.into_inner();
+    let p = caller.0.clone();
+    let items = state
+        .db
+        .run(move |conn| -> ApiResult<Vec<LessonRequest>> {
+            Ok(match p.role {
+                Role::Teacher => {
+                    lessons::list(conn, Some(&p.user_id), None, None, q.status.as_deref())?
+                }
+                Role::SchoolAdmin => lessons::list(
+                    conn,
+                    None,
+                    p.school_id.as_deref().or(Some("-")),
+                    None,
+                    q.status.as_deref(),
+                )?,
+                Role::AuthorityAdmin => lessons::list(
+                    conn,
+                    None,
+                    q.school_id.as_deref(),
+                    p.tenant_id.as_deref().or(Some("-")),
+                    q.status.as_deref(),
+                )?,
+                Role::DistrictAdmin => lessons::list(
+                    conn,
+                    None,
+                    q.school_id.as_deref(),
+                    None,
+                    q.status.as_deref(),
+                )?,
+            })
+        })
+        .await?;
+    let items: Vec<serde_json::Value> = items.iter().map(view).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+async fn get(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let r = load(&state, &caller, path.into_inner(), Action::View).await?;
+    Ok(HttpResponse::Ok().json(view(&r)))
+}
+
+async fn get_readiness(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let r = load(&state, &caller, path.into_inner(), Action::View).await?;
+    let ready = state
+        .db
+        .run(move |conn| readiness::readiness(conn, &r, chrono::Utc::now()).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(ready))
+}
+
+async fn approve(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let r = load(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    let (actor, notifier) = (caller.0.user_id.clone(), state.notifier.clone());
+    let (updated, devices) = state
+        .db
+        .run(
+            move |conn| -> ApiResult<(Option<LessonRequest>, Vec<String>)> {
+                let tz = org::school(conn, &r.school_id)?
+                    .map(|s| s.timezone)
+                    .unwrap_or_else(|| "Europe/Berlin".into());
+                lessons::approve(conn, &r, &tz, &actor, &notifier).map_err(lesson_error)?;
+                Ok((lessons::get(conn, &r.id)?, target_devices(conn, &r)?))
+            },
+        )
+        .await?;
+    state.notifier.wake();
+    state.reconciler.devices(devices);
+    Ok(HttpResponse::Ok().json(updated.as_ref().map(view)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RejectBody {
+    reason: String,
+}
+
+async fn reject(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<RejectBody>,
+) -> ApiResult<HttpResponse> {
+    let r = load(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    let (actor, notifier, reason) = (
+        caller.0.user_id.clone(),
+        state.notifier.clone(),
+        body.into_inner().reason,
+    );
+    let updated = state
+        .db
+        .run(move |conn| -> ApiResult<Option<LessonRequest>> {
+            lessons::reject(conn, &r, &reason, &actor, &notifier).map_err(lesson_error)?;
+            Ok(lessons::get(conn, &r.id)?)
+        })
+        .await?;
+    state.notifier.wake();
+    Ok(HttpResponse::Ok().json(updated.as_ref().map(view)))
+}
+
+async fn cancel(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    // Teachers may withdraw their own requests.
+    let r = match load(&state, &caller, id.clone(), Action::View).await {
+        Ok(r) if caller.0.role == Role::Teacher => r,
+        _ => load(&state, &caller, id, Action::ManageSchool).await?,
+    };
+    let actor = caller.0.user_id.clone();
+    let devices = state
+        .db
+        .run(move |conn| -> ApiResult<Vec<String>> {
+            lessons::cancel(conn, &r, &actor).map_err(lesson_error)?;
+            target_devices(conn, &r)
+        })
+        .await?;
+    state.reconciler.devices(devices);
+    Ok(HttpResponse::Ok().json(serde_json::json!({"cancelled": true})))
+}
+
+async fn get_settings(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let s = school(&state, &caller, path.into_inner(), Action::View).await?;
+    let settings = state
+        .db
+        .run(move |conn| lessons::settings(conn, &s.id).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(settings))
+}
+
+async fn put_settings(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<LessonSettings>,
+) -> ApiResult<HttpResponse> {
+    let s = school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    let input = body.into_inner();
+    let actor = caller.0.user_id.clone();
+    let saved = state
+        .db
+        .run(move |conn| -> ApiResult<LessonSettings> {
+            conn.write_tx(|conn| lessons::save_settings(conn, &s.tenant_id, &s.id, &input, &actor))
+                .map_err(lesson_error)?;
+            Ok(lessons::settings(conn, &s.id)?)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(saved))
+}

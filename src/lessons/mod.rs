@@ -1,0 +1,672 @@
+//! Teachers' lesson requests: "apps A, B for 7b on Tuesday, 2nd–3rd period".
+//!
+//! A request names a class or cart of the teacher's school, catalog apps, a date with
+//! a time range or the school's named periods, optionally weekly until a date, and
+//! whether the apps stay afterwards. Rules per school decide: apps on the school's
+//! approved list are approved at once, others wait for a school (or authority) admin;
+//! a request must arrive `min_notice_minutes` before the lesson and may last at most
+//! `max_duration_minutes`. An approved request becomes one scheduled assignment per
+//! app, with the school's lead time, so the apps are on the iPads before the lesson.
+
+pub mod readiness;
+
+use chrono::{NaiveDate, NaiveTime, TimeZone, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::assign::schedule::{PeriodTable, Schedule};
+use crate::assign::{self, ItemKind, NewAssignment, TargetKind};
+use crate::audit;
+use crate::db::schema::{approved_apps, apps, assignments, lesson_requests, lesson_settings};
+use crate::db::{new_id, now, DbConn};
+use crate::notify::Notifier;
+
+/// Request states.
+pub mod status {
+    /// Waiting for an admin.
+    pub const PENDING: &str = "pending";
+    /// Approved: assignments exist.
+    pub const APPROVED: &str = "approved";
+    /// Rejected with a reason.
+    pub const REJECTED: &str = "rejected";
+    /// Withdrawn by the teacher or an admin.
+    pub const CANCELLED: &str = "cancelled";
+}
+
+/// A school's lesson rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LessonSettings {
+    /// Named periods, e.g. `{"1": {"start": "08:00", "end": "08:45"}, …}`.
+    #[serde(default)]
+    pub periods: serde_json::Value,
+    /// A request must arrive this many minutes before the lesson (default 30).
+    #[serde(default = "default_notice")]
+    pub min_notice_minutes: i32,
+    /// Longest lesson in minutes (default 240).
+    #[serde(default = "default_duration")]
+    pub max_duration_minutes: i32,
+    /// Apps are installed this many minutes before the lesson (default 60).
+    #[serde(default = "default_lead")]
+    pub lead_minutes: i32,
+    /// Apps approved for requests without an admin (catalog ids).
+    #[serde(default)]
+    pub approved_app_ids: Vec<String>,
+}
+
+fn default_notice() -> i32 {
+    30
+}
+fn default_duration() -> i32 {
+    240
+}
+fn default_lead() -> i32 {
+    60
+}
+
+impl Default for LessonSettings {
+    fn default() -> Self {
+        LessonSettings {
+            periods: serde_json::json!({}),
+            min_notice_minutes: default_notice(),
+            max_duration_minutes: default_duration(),
+            lead_minutes: default_lead(),
+            approved_app_ids: Vec::new(),
+        }
+    }
+}
+
+/// A lesson request as stored and shown.
+#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[diesel(table_name = lesson_requests)]
+pub struct LessonRequest {
+    /// Id.
+    pub id: String,
+    /// Authority.
+    pub tenant_id: String,
+    /// School.
+    pub school_id: String,
+    /// The requesting teacher.
+    pub teacher_id: String,
+    /// `class` or `group`.
+    pub target_kind: String,
+    /// Class or group id.
+    pub target_id: String,
+    /// Catalog app ids, JSON array.
+    #[serde(skip)]
+    pub app_ids: String,
+    /// First (or only) lesson date.
+    pub lesson_date: String,
+    /// Local start.
+    pub start_time: String,
+    /// Local end.
+    pub end_time: String,
+    /// Weekly until this date.
+    pub repeat_until: Option<String>,
+    /// `remove` or `keep`.
+    pub after_lesson: String,
+    /// The teacher's note.
+    pub note: Option<String>,
+    /// `pending`, `approved`, `rejected`, `cancelled`.
+    pub status: String,
+    /// Who decided.
+    pub decided_by: Option<String>,
+    /// When.
+    pub decided_at: Option<chrono::NaiveDateTime>,
+    /// Why (rejections).
+    pub reason: Option<String>,
+    /// Start of the occurrence the readiness notice was sent for.
+    #[serde(skip)]
+    pub notified_start: Option<chrono::NaiveDateTime>,
+    /// Created.
+    pub created_at: chrono::NaiveDateTime,
+    /// Changed.
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+impl LessonRequest {
+    /// The requested app ids.
+    pub fn apps(&self) -> Vec<String> {
+        serde_json::from_str(&self.app_ids).unwrap_or_default()
+    }
+
+    /// The schedule this request stands for.
+    pub fn schedule(&self, timezone: &str, lead_minutes: i32) -> Result<Schedule, LessonError> {
+        let mut s = serde_json::json!({
+            "kind": "windows",
+            "timezone": timezone,
+            "lead_minutes": lead_minutes,
+            "after": self.after_lesson,
+            "exclude_holidays": true,
+        });
+        match &self.repeat_until {
+            Some(until) => {
+                let date: NaiveDate = self
+                    .lesson_date
+                    .parse()
+                    .map_err(|_| invalid("date", "YYYY-MM-DD"))?;
+                let weekday = format!("{:?}", chrono::Datelike::weekday(&date)).to_lowercase();
+                s["weekly"] = serde_json::json!([{"weekday": weekday, "start": self.start_time, "end": self.end_time}]);
+                s["valid_from"] = serde_json::json!(self.lesson_date);
+                s["valid_until"] = serde_json::json!(until);
+            }
+            None => {
+                s["dates"] = serde_json::json!([{"date": self.lesson_date, "start": self.start_time, "end": self.end_time}]);
+            }
+        }
+        Schedule::parse_json(&s).map_err(|e| invalid("schedule", e.to_string()))
+    }
+}
+
+/// What a teacher sends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    /// `class` or `group`.
+    pub target_kind: TargetKind,
+    /// Class or cart id.
+    pub target_id: String,
+    /// Catalog app ids.
+    pub app_ids: Vec<String>,
+    /// Lesson date, `YYYY-MM-DD`.
+    pub date: String,
+    /// Local start `HH:MM` (or give `periods`).
+    #[serde(default)]
+    pub start: Option<String>,
+    /// Local end `HH:MM`.
+    #[serde(default)]
+    pub end: Option<String>,
+    /// The school's periods, e.g. `"2-3"` or `"2"`.
+    #[serde(default)]
+    pub periods: Option<String>,
+    /// Weekly until this date.
+    #[serde(default)]
+    pub repeat_until: Option<String>,
+    /// Remove the apps after the lesson (default true).
+    #[serde(default)]
+    pub remove_after: Option<bool>,
+    /// A note for the admin.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Why a request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LessonError {
+    /// Storage.
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+    /// Bad input.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// Field.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// Not in a state for this.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> LessonError {
+    LessonError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// A school's settings (defaults when none are stored).
+pub fn settings(conn: &mut DbConn, school_id: &str) -> QueryResult<LessonSettings> {
+    let row: Option<(String, i32, i32, i32)> = lesson_settings::table
+        .find(school_id)
+        .select((
+            lesson_settings::periods,
+            lesson_settings::min_notice_minutes,
+            lesson_settings::max_duration_minutes,
+            lesson_settings::lead_minutes,
+        ))
+        .first(conn)
+        .optional()?;
+    let approved: Vec<String> = approved_apps::table
+        .filter(approved_apps::school_id.eq(school_id))
+        .select(approved_apps::app_id)
+        .order(approved_apps::app_id.asc())
+        .load(conn)?;
+    Ok(match row {
+        Some((periods, notice, duration, lead)) => LessonSettings {
+            periods: serde_json::from_str(&periods).unwrap_or_default(),
+            min_notice_minutes: notice,
+            max_duration_minutes: duration,
+            lead_minutes: lead,
+            approved_app_ids: approved,
+        },
+        None => LessonSettings {
+            approved_app_ids: approved,
+            ..LessonSettings::default()
+        },
+    })
+}
+
+/// Stores a school's settings (replacing them); audited.
+pub fn save_settings(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    school_id: &str,
+    s: &LessonSettings,
+    actor: &str,
+) -> Result<(), LessonError> {
+    PeriodTable::parse_json(&s.periods).map_err(|e| invalid("periods", e.to_string()))?;
+    if !(0..=10_080).contains(&s.min_notice_minutes) {
+        return Err(invalid("min_notice_minutes", "0 to 10080"));
+    }
+    if !(15..=720).contains(&s.max_duration_minutes) {
+        return Err(invalid("max_duration_minutes", "15 to 720"));
+    }
+    if !(0..=1440).contains(&s.lead_minutes) {
+        return Err(invalid("lead_minutes", "0 to 1440"));
+    }
+    let known: i64 = apps::table
+        .filter(apps::id.eq_any(&s.approved_app_ids))
+        .count()
+        .get_result(conn)?;
+    if known != s.approved_app_ids.len() as i64 {
+        return Err(invalid(
+            "approved_app_ids",
+            "every id must be a catalog app",
+        ));
+    }
+    let before = settings(conn, school_id)?;
+    diesel::delete(lesson_settings::table.find(school_id)).execute(conn)?;
+    diesel::insert_into(lesson_settings::table)
+        .values((
+            lesson_settings::school_id.eq(school_id),
+            lesson_settings::periods.eq(s.periods.to_string()),
+            lesson_settings::min_notice_minutes.eq(s.min_notice_minutes),
+            lesson_settings::max_duration_minutes.eq(s.max_duration_minutes),
+            lesson_settings::lead_minutes.eq(s.lead_minutes),
+            lesson_settings::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    diesel::delete(approved_apps::table.filter(approved_apps::school_id.eq(school_id)))
+        .execute(conn)?;
+    for a in &s.approved_app_ids {
+        diesel::insert_into(approved_apps::table)
+            .values((
+                approved_apps::school_id.eq(school_id),
+                approved_apps::app_id.eq(a),
+            ))
+            .execute(conn)?;
+    }
+    audit::record(
+        conn,
+        &audit::Entry::new(actor, "update", "lesson_settings")
+            .object(school_id)
+            .scope(Some(tenant_id), Some(school_id))
+            .summary(serde_json::json!({"before": before, "after": s})),
+    )?;
+    Ok(())
+}
+
+fn parse_time(field: &'static str, t: &str) -> Result<NaiveTime, LessonError> {
+    NaiveTime::parse_from_str(t, "%H:%M").map_err(|_| invalid(field, "HH:MM"))
+}
+
+/// Creates a request (the caller checked the teacher may use the target), approving it
+/// at once when every app is on the school's approved list. Returns the request.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one request, its context and the notifier"
+)]
+pub fn create(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    school_id: &str,
+    timezone: &str,
+    teacher_id: &str,
+    input: &NewRequest,
+    at: chrono::DateTime<Utc>,
+    notifier: &Notifier,
+) -> Result<LessonRequest, LessonError> {
+    if !matches!(input.target_kind, TargetKind::Class | TargetKind::Group) {
+        return Err(invalid("target_kind", "class or group"));
+    }
+    let mut app_ids = input.app_ids.clone();
+    app_ids.sort();
+    app_ids.dedup();
+    if app_ids.is_empty() || app_ids.len() > 20 {
+        return Err(invalid("app_ids", "1 to 20 apps"));
+    }
+    let rules = settings(conn, school_id)?;
+    // The apps must be in the school's catalog (the district's or its authority's).
+    let found: Vec<(String, Option<String>)> = apps::table
+        .filter(apps::id.eq_any(&app_ids))
+        .select((apps::id, apps::tenant_id))
+        .load(conn)?;
+    if found.len() != app_ids.len()
+        || found
+            .iter()
+            .any(|(_, t)| t.as_deref().is_some_and(|t| t != tenant_id))
+    {
+        return Err(invalid(
+            "app_ids",
+            "every app must be in the school's catalog",
+        ));
+    }
+    let date: NaiveDate = input
+        .date
+        .parse()
+        .map_err(|_| invalid("date", "YYYY-MM-DD"))?;
+    let (start, end) = match (&input.periods, &input.start, &input.end) {
+        (Some(p), None, None) => PeriodTable::parse_json(&rules.periods)
+            .map_err(|e| invalid("periods", e.to_string()))?
+            .resolve_text(p)
+            .map_err(|e| invalid("periods", e.to_string()))?,
+        (None, Some(s), Some(e)) => (parse_time("start", s)?, parse_time("end", e)?),
+        _ => return Err(invalid("start", "give start and end, or periods")),
+    };
+    if end <= start {
+        return Err(invalid("end", "must be after start"));
+    }
+    let minutes = (end - start).num_minutes();
+    if minutes > i64::from(rules.max_duration_minutes) {
+        return Err(invalid(
+            "end",
+            format!(
+                "a lesson may last at most {} minutes at this school",
+                rules.max_duration_minutes
+            ),
+        ));
+    }
+    let tz: chrono_tz::Tz = timezone
+        .parse()
+        .map_err(|_| invalid("timezone", "the school's time zone is invalid"))?;
+    let starts = tz
+        .from_local_datetime(&date.and_time(start))
+        .earliest()
+        .ok_or_else(|| invalid("start", "does not exist on that day (clock change)"))?
+        .with_timezone(&Utc);
+    if starts - at < chrono::Duration::minutes(i64::from(rules.min_notice_minutes)) {
+        return Err(invalid(
+            "start",
+            format!(
+                "requests must arrive at least {} minutes before the lesson",
+                rules.min_notice_minutes
+            ),
+        ));
+    }
+    if let Some(u) = &input.repeat_until {
+        let until: NaiveDate = u
+            .parse()
+            .map_err(|_| invalid("repeat_until", "YYYY-MM-DD"))?;
+        if until < date || until > date + chrono::Duration::days(366) {
+            return Err(invalid(
+                "repeat_until",
+                "on or after the date, within a year",
+            ));
+        }
+    }
+    if input
+        .note
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > 1000)
+    {
+        return Err(invalid("note", "at most 1000 characters"));
+    }
+    let approved_now = app_ids.iter().all(|a| rules.approved_app_ids.contains(a));
+    let t = now();
+    let req = LessonRequest {
+        id: new_id(),
+        tenant_id: tenant_id.to_owned(),
+        school_id: school_id.to_owned(),
+        teacher_id: teacher_id.to_owned(),
+        target_kind: input.target_kind.as_str().to_owned(),
+        target_id: input.target_id.clone(),
+        app_ids: serde_json::to_string(&app_ids).unwrap_or_default(),
+        lesson_date: date.to_string(),
+        start_time: start.format("%H:%M").to_string(),
+        end_time: end.format("%H:%M").to_string(),
+        repeat_until: input.repeat_until.clone(),
+        after_lesson: if input.remove_after.unwrap_or(true) {
+            "remove"
+        } else {
+            "keep"
+        }
+        .to_owned(),
+        note: input.note.clone(),
+        status: status::PENDING.to_owned(),
+        decided_by: None,
+        decided_at: None,
+        reason: None,
+        notified_start: None,
+        created_at: t,
+        updated_at: t,
+    };
+    // Validate the schedule before storing anything.
+    req.schedule(timezone, rules.lead_minutes)?;
+    conn.write_tx(|conn| -> Result<(), LessonError> {
+        diesel::insert_into(lesson_requests::table)
+            .values((
+                lesson_requests::id.eq(&req.id),
+                lesson_requests::tenant_id.eq(&req.tenant_id),
+                lesson_requests::school_id.eq(&req.school_id),
+                lesson_requests::teacher_id.eq(&req.teacher_id),
+                lesson_requests::target_kind.eq(&req.target_kind),
+                lesson_requests::target_id.eq(&req.target_id),
+                lesson_requests::app_ids.eq(&req.app_ids),
+                lesson_requests::lesson_date.eq(&req.lesson_date),
+                lesson_requests::start_time.eq(&req.start_time),
+                lesson_requests::end_time.eq(&req.end_time),
+                lesson_requests::repeat_until.eq(&req.repeat_until),
+                lesson_requests::after_lesson.eq(&req.after_lesson),
+                lesson_requests::note.eq(&req.note),
+                lesson_requests::status.eq(status::PENDING),
+                lesson_requests::created_at.eq(t),
+                lesson_requests::updated_at.eq(t),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            &audit::Entry::new(teacher_id, "create", "lesson_request")
+                .object(&req.id)
+                .scope(Some(tenant_id), Some(school_id))
+                .summary(serde_json::json!({"after": {"apps": app_ids, "target": [req.target_kind, req.target_id], "date": req.lesson_date, "start": req.start_time, "end": req.end_time, "repeat_until": req.repeat_until}})),
+        )?;
+        notifier.enqueue(conn, "lesson.request.created", Some(tenant_id), Some(school_id), event_data(&req))?;
+        if approved_now {
+            approve_in_tx(conn, &req, timezone, rules.lead_minutes, "system", notifier)?;
+        }
+        Ok(())
+    })?;
+    Ok(get(conn, &req.id)?.unwrap_or(req))
+}
+
+fn event_data(r: &LessonRequest) -> serde_json::Value {
+    serde_json::json!({
+        "request_id": r.id, "school_id": r.school_id, "teacher_id": r.teacher_id,
+        "target": {"kind": r.target_kind, "id": r.target_id}, "apps": r.apps(),
+        "date": r.lesson_date, "start": r.start_time, "end": r.end_time, "repeat_until": r.repeat_until,
+    })
+}
+
+/// Approves inside a transaction: one assignment per app.
+fn approve_in_tx(
+    conn: &mut DbConn,
+    r: &LessonRequest,
+    timezone: &str,
+    lead: i32,
+    actor: &str,
+    notifier: &Notifier,
+) -> Result<(), LessonError> {
+    let schedule = r.schedule(timezone, lead)?;
+    let target_kind = if r.target_kind == "group" {
+        TargetKind::Group
+    } else {
+        TargetKind::Class
+    };
+    for app in r.apps() {
+        let a = NewAssignment {
+            tenant_id: r.tenant_id.clone(),
+            school_id: Some(r.school_id.clone()),
+            item_kind: ItemKind::App,
+            item_id: app,
+            target_kind,
+            target_id: r.target_id.clone(),
+            schedule: schedule.clone(),
+            source: "lesson".into(),
+            lesson_request_id: Some(r.id.clone()),
+        };
+        assign::create(conn, &a, actor)?;
+    }
+    diesel::update(lesson_requests::table.find(&r.id))
+        .set((
+            lesson_requests::status.eq(status::APPROVED),
+            lesson_requests::decided_by.eq(actor),
+            lesson_requests::decided_at.eq(now()),
+            lesson_requests::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    audit::record(
+        conn,
+        &audit::Entry::new(actor, "approve", "lesson_request")
+            .object(&r.id)
+            .scope(Some(&r.tenant_id), Some(&r.school_id))
+            .summary(serde_json::json!({"before": {"status": r.status}, "after": {"status": status::APPROVED}, "automatic": actor == "system"})),
+    )?;
+    notifier.enqueue(
+        conn,
+        "lesson.request.approved",
+        Some(&r.tenant_id),
+        Some(&r.school_id),
+        event_data(r),
+    )?;
+    Ok(())
+}
+
+/// An admin approves a pending request.
+pub fn approve(
+    conn: &mut DbConn,
+    r: &LessonRequest,
+    timezone: &str,
+    actor: &str,
+    notifier: &Notifier,
+) -> Result<(), LessonError> {
+    if r.status != status::PENDING {
+        return Err(LessonError::Conflict(format!(
+            "the request is {}, not pending",
+            r.status
+        )));
+    }
+    let lead = settings(conn, &r.school_id)?.lead_minutes;
+    conn.write_tx(|conn| approve_in_tx(conn, r, timezone, lead, actor, notifier))
+}
+
+/// An admin rejects a pending request with a reason.
+pub fn reject(
+    conn: &mut DbConn,
+    r: &LessonRequest,
+    reason: &str,
+    actor: &str,
+    notifier: &Notifier,
+) -> Result<(), LessonError> {
+    if r.status != status::PENDING {
+        return Err(LessonError::Conflict(format!(
+            "the request is {}, not pending",
+            r.status
+        )));
+    }
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 1000 {
+        return Err(invalid("reason", "1 to 1000 characters"));
+    }
+    conn.write_tx(|conn| {
+        diesel::update(lesson_requests::table.find(&r.id))
+            .set((
+                lesson_requests::status.eq(status::REJECTED),
+                lesson_requests::decided_by.eq(actor),
+                lesson_requests::decided_at.eq(now()),
+                lesson_requests::reason.eq(reason),
+                lesson_requests::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            &audit::Entry::new(actor, "reject", "lesson_request")
+                .object(&r.id)
+                .scope(Some(&r.tenant_id), Some(&r.school_id))
+                .summary(serde_json::json!({"before": {"status": r.status}, "after": {"status": status::REJECTED, "reason": reason}})),
+        )?;
+        let mut data = event_data(r);
+        data["reason"] = serde_json::json!(reason);
+        notifier.enqueue(conn, "lesson.request.rejected", Some(&r.tenant_id), Some(&r.school_id), data)?;
+        Ok(())
+    })
+}
+
+/// Withdraws a request; its assignments are deleted (the reconciler removes the apps).
+pub fn cancel(conn: &mut DbConn, r: &LessonRequest, actor: &str) -> Result<(), LessonError> {
+    if r.status == status::CANCELLED || r.status == status::REJECTED {
+        return Err(LessonError::Conflict(format!(
+            "the request is {}",
+            r.status
+        )));
+    }
+    conn.write_tx(|conn| {
+        let linked: Vec<assign::Assignment> = assignments::table
+            .filter(assignments::lesson_request_id.eq(&r.id))
+            .filter(assignments::deleted_at.is_null())
+            .select(assign::Assignment::as_select())
+            .load(conn)?;
+        for a in &linked {
+            assign::delete(conn, a, actor)?;
+        }
+        diesel::update(lesson_requests::table.find(&r.id))
+            .set((lesson_requests::status.eq(status::CANCELLED), lesson_requests::updated_at.eq(now())))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            &audit::Entry::new(actor, "cancel", "lesson_request")
+                .object(&r.id)
+                .scope(Some(&r.tenant_id), Some(&r.school_id))
+                .summary(serde_json::json!({"before": {"status": r.status}, "after": {"status": status::CANCELLED}})),
+        )?;
+        Ok(())
+    })
+}
+
+/// One request.
+pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<LessonRequest>> {
+    lesson_requests::table
+        .find(id)
+        .select(LessonRequest::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Requests filtered by teacher, school, authority and status; newest first.
+pub fn list(
+    conn: &mut DbConn,
+    teacher: Option<&str>,
+    school: Option<&str>,
+    tenant: Option<&str>,
+    state: Option<&str>,
+) -> QueryResult<Vec<LessonRequest>> {
+    let mut q = lesson_requests::table
+        .select(LessonRequest::as_select())
+        .order(lesson_requests::created_at.desc())
+        .limit(500)
+        .into_boxed();
+    if let Some(t) = teacher {
+        q = q.filter(lesson_requests::teacher_id.eq(t.to_owned()));
+    }
+    if let Some(s) = school {
+        q = q.filter(lesson_requests::school_id.eq(s.to_owned()));
+    }
+    if let Some(t) = tenant {
+        q = q.filter(lesson_requests::tenant_id.eq(t.to_owned()));
+    }
+    if let Some(s) = state {
+        q = q.filter(lesson_requests::status.eq(s.to_owned()));
+    }
+    q.load(conn)
+}
