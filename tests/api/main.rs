@@ -8,6 +8,7 @@ mod cli;
 mod enrollment;
 mod foundation;
 mod helpers;
+mod openapi;
 mod organisation;
 mod protocol_flow;
 mod push;
