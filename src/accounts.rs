@@ -14,7 +14,9 @@ use crate::db::{new_id, now, DbConn, DbError};
 pub const TOKEN_PREFIX: &str = "tafel_";
 
 /// Whom a user may act for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything in the district.
@@ -246,7 +248,7 @@ mod tests {
 }
 
 /// A user as admins see it (never the password hash).
-#[derive(Debug, Clone, serde::Serialize, Queryable, Selectable)]
+#[derive(Debug, Clone, serde::Serialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = users)]
 pub struct User {
     /// Id.
@@ -268,7 +270,7 @@ pub struct User {
 }
 
 /// Input for a new user.
-#[derive(Clone, serde::Deserialize)]
+#[derive(Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// Display name.
@@ -441,7 +443,7 @@ pub fn disable_user(conn: &mut DbConn, user: &User, actor: &str) -> QueryResult<
 }
 
 /// A token as listed (never the secret).
-#[derive(Debug, Clone, serde::Serialize, Queryable, Selectable)]
+#[derive(Debug, Clone, serde::Serialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = api_tokens)]
 pub struct TokenInfo {
     /// Id.

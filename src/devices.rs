@@ -12,7 +12,7 @@ use crate::db::schema::{class_devices, class_teachers, device_groups, devices, g
 use crate::db::DbConn;
 
 /// A device as the API shows it.
-#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = devices)]
 pub struct DeviceRow {
     /// Internal id (also the paging key).
@@ -54,8 +54,9 @@ pub struct DeviceRow {
 }
 
 /// Filters of the device list (all optional, combined with AND).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeviceFilter {
     /// Authority.
     pub tenant_id: Option<String>,

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::db::DbError;
 
 /// Stable error codes; the serialized names are part of the API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The request is malformed or a value is invalid.
@@ -49,7 +49,7 @@ impl ErrorCode {
 }
 
 /// An error answered to a client.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiError {
     /// Stable code.
     #[serde(rename = "error")]

@@ -268,7 +268,7 @@ pub fn cancel(
 }
 
 /// One queue entry as shown to admins.
-#[derive(Debug, Clone, Queryable, serde::Serialize)]
+#[derive(Debug, Clone, Queryable, serde::Serialize, utoipa::ToSchema)]
 pub struct QueueEntry {
     /// The command.
     pub command_uuid: String,

@@ -16,35 +16,71 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 }
 
 /// Filters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// Who acted (user id, or `system`).
     actor: Option<String>,
+    /// What was done, e.g. `create`, `enqueue`, `revoke`.
     action: Option<String>,
+    /// Kind of object, e.g. `school`, `command`.
     object_type: Option<String>,
+    /// The object's id.
     object_id: Option<String>,
+    /// Only entries of this school.
     school_id: Option<String>,
+    /// At or after this instant (RFC 3339).
     since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Before this instant (RFC 3339).
     until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Page size (default 100, at most 1000).
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// One entry.
-#[derive(Debug, Serialize, Queryable, Selectable)]
+#[derive(Debug, Serialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = audit_log)]
-struct Entry {
+#[schema(as = AuditEntry)]
+pub(crate) struct Entry {
+    /// Id (time-ordered).
     id: String,
+    /// When.
     at: chrono::NaiveDateTime,
+    /// Who (user id, or `system`).
     actor: String,
+    /// What was done.
     action: String,
+    /// Kind of object.
     object_type: String,
+    /// The object's id.
     object_id: Option<String>,
+    /// Its authority.
     tenant_id: Option<String>,
+    /// Its school.
     school_id: Option<String>,
+    /// Details, as JSON (stored as text).
+    #[schema(value_type = Object)]
     summary: String,
 }
 
+/// `GET /api/v1/audit`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "audit",
+    operation_id = "list_audit_log",
+    summary = "The audit log within the caller's scope, newest first (admins only)",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "One page of entries", body = super::schemas::AuditPage),
+        (status = 400, description = "A filter or `limit` is invalid", body = ApiError),
+        (status = 403, description = "Teachers cannot read the audit log", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn list(
     caller: Caller,
     state: web::Data<AppState>,

@@ -10,7 +10,7 @@ use super::authz::{self, Action, Place};
 use crate::accounts::Role;
 use crate::assign::schedule::{Calendar, Schedule};
 use crate::assign::{self, views, ItemKind, NewAssignment, TargetKind};
-use crate::catalog::{self, profiles as templates, CatalogError, NewApp};
+use crate::catalog::{self, profiles as templates, App, CatalogError, NewApp, Profile};
 use crate::error::{ApiError, ApiResult};
 use crate::org::{self, classes};
 use crate::state::AppState;
@@ -49,6 +49,21 @@ fn catalog_place(caller: &Caller, tenant_id: Option<&str>) -> ApiResult<()> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/apps",
+    tag = "catalog",
+    operation_id = "create_app",
+    summary = "Add an App Store or in-house app to the catalog",
+    request_body = NewApp,
+    responses(
+        (status = 201, description = "The new app", body = App),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "The caller may not manage this authority (district-wide items: district admins only)", body = ApiError),
+        (status = 404, description = "The authority is outside the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn create_app(
     caller: Caller,
     state: web::Data<AppState>,
@@ -73,6 +88,17 @@ fn tenant_filter(caller: &Caller) -> Option<String> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/apps",
+    tag = "catalog",
+    operation_id = "list_apps",
+    summary = "The catalog's apps (the district's and the caller's authority's)",
+    responses(
+        (status = 200, description = "Apps", body = super::schemas::AppList),
+    ),
+    security(("bearer" = []))
+)]
 async fn list_apps(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let t = tenant_filter(&caller);
     let items = state
@@ -83,15 +109,32 @@ async fn list_apps(caller: Caller, state: web::Data<AppState>) -> ApiResult<Http
 }
 
 /// Body of a profile upload.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UploadProfile {
+    /// Display name (default: the profile's PayloadDisplayName).
     name: Option<String>,
+    /// Authority (none: district-wide, district admins only).
     tenant_id: Option<String>,
     /// The `.mobileconfig` (XML or binary plist), base64.
     payload_base64: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/profiles",
+    tag = "catalog",
+    operation_id = "upload_profile",
+    summary = "Upload a configuration profile (.mobileconfig) to the catalog",
+    request_body = UploadProfile,
+    responses(
+        (status = 201, description = "The new profile", body = Profile),
+        (status = 400, description = "Not base64, or the profile is invalid", body = ApiError),
+        (status = 403, description = "The caller may not manage this authority (district-wide items: district admins only)", body = ApiError),
+        (status = 404, description = "The authority is outside the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn upload_profile(
     caller: Caller,
     state: web::Data<AppState>,
@@ -120,6 +163,17 @@ async fn upload_profile(
     Ok(HttpResponse::Created().json(p))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/profiles",
+    tag = "catalog",
+    operation_id = "list_profiles",
+    summary = "The catalog's profiles (the district's and the caller's authority's)",
+    responses(
+        (status = 200, description = "Profiles (without their payloads)", body = super::schemas::CatalogProfileList),
+    ),
+    security(("bearer" = []))
+)]
 async fn list_profiles(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let t = tenant_filter(&caller);
     let items = state
@@ -129,6 +183,17 @@ async fn list_profiles(caller: Caller, state: web::Data<AppState>) -> ApiResult<
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/profile-templates",
+    tag = "catalog",
+    operation_id = "list_profile_templates",
+    summary = "The built-in profile templates and their variables",
+    responses(
+        (status = 200, description = "Templates", body = super::schemas::TemplateList),
+    ),
+    security(("bearer" = []))
+)]
 async fn list_templates(_caller: Caller) -> ApiResult<HttpResponse> {
     let all = templates::builtin_templates().map_err(ApiError::internal)?;
     let items: Vec<serde_json::Value> = all
@@ -139,15 +204,35 @@ async fn list_templates(_caller: Caller) -> ApiResult<HttpResponse> {
 }
 
 /// Body of a template rendering.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ProfileFromTemplate)]
 struct FromTemplate {
+    /// Template name (see `GET /profile-templates`).
     template: String,
+    /// The school the profile is for.
     school_id: String,
+    /// Display name (default: template and school name).
     name: Option<String>,
+    /// The template's variables; `school_name` and `school_slug` default to the school's.
     values: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/profiles/from-template",
+    tag = "catalog",
+    operation_id = "create_profile_from_template",
+    summary = "Render a built-in template for a school into a catalog profile",
+    request_body = FromTemplate,
+    responses(
+        (status = 201, description = "The new profile", body = Profile),
+        (status = 400, description = "Unknown template, or invalid values", body = ApiError),
+        (status = 403, description = "The caller may not manage this school", body = ApiError),
+        (status = 404, description = "No such school in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn from_template(
     caller: Caller,
     state: web::Data<AppState>,
@@ -211,7 +296,8 @@ async fn from_template(
 }
 
 /// Body of `POST /assignments`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NewAssignmentBody)]
 #[serde(deny_unknown_fields)]
 pub struct AssignmentBody {
     /// `app` or `profile`.
@@ -224,6 +310,7 @@ pub struct AssignmentBody {
     pub target_id: String,
     /// Schedule (default `{"kind": "always"}`).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub schedule: Option<serde_json::Value>,
 }
 
@@ -282,6 +369,21 @@ pub fn resolve_target(
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/assignments",
+    tag = "catalog",
+    operation_id = "create_assignment",
+    summary = "Assign an app or profile to a target, on a schedule",
+    request_body = AssignmentBody,
+    responses(
+        (status = 201, description = "The new assignment; the reconciler is started", body = assign::Assignment),
+        (status = 400, description = "Invalid schedule, target or item", body = ApiError),
+        (status = 403, description = "Teachers ask through lesson requests; or the caller may not manage the target", body = ApiError),
+        (status = 404, description = "The target is outside the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn create_assignment(
     caller: Caller,
     state: web::Data<AppState>,
@@ -358,12 +460,26 @@ async fn create_assignment(
     Ok(HttpResponse::Created().json(a))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AssignmentQuery {
+    /// Only assignments of this school.
     school_id: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/assignments",
+    tag = "catalog",
+    operation_id = "list_assignments",
+    summary = "The assignments the caller may see",
+    params(AssignmentQuery),
+    responses(
+        (status = 200, description = "Assignments", body = super::schemas::AssignmentList),
+    ),
+    security(("bearer" = []))
+)]
 async fn list_assignments(
     caller: Caller,
     state: web::Data<AppState>,
@@ -414,6 +530,19 @@ async fn load_assignment(
     Ok(a)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/assignments/{id}",
+    tag = "catalog",
+    operation_id = "get_assignment",
+    summary = "One assignment with its rollout",
+    params(("id" = String, Path, description = "Assignment id")),
+    responses(
+        (status = 200, description = "The assignment and how far it reached its devices", body = super::schemas::AssignmentDetail),
+        (status = 404, description = "No such assignment in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn get_assignment(
     caller: Caller,
     state: web::Data<AppState>,
@@ -428,6 +557,20 @@ async fn get_assignment(
     Ok(HttpResponse::Ok().json(serde_json::json!({"assignment": a, "rollout": rollout})))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/assignments/{id}",
+    tag = "catalog",
+    operation_id = "delete_assignment",
+    summary = "Delete an assignment; its items are removed where nothing else wants them",
+    params(("id" = String, Path, description = "Assignment id")),
+    responses(
+        (status = 204, description = "Deleted; the reconciler is started"),
+        (status = 403, description = "The caller may not manage the assignment's school", body = ApiError),
+        (status = 404, description = "No such assignment in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn delete_assignment(
     caller: Caller,
     state: web::Data<AppState>,
@@ -446,9 +589,11 @@ async fn delete_assignment(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct CalendarQuery {
+    /// Replace the stored closures instead of adding to them.
     #[serde(default)]
     replace: bool,
 }
@@ -470,6 +615,22 @@ fn parse_calendar(req: &HttpRequest, body: &web::Bytes) -> ApiResult<Calendar> {
     cal.map_err(|e| ApiError::bad_request(format!("calendar: {e}")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{id}/calendar",
+    tag = "catalog",
+    operation_id = "upload_tenant_calendar",
+    summary = "Upload an authority's calendar (holidays, closed days) for schedules",
+    params(("id" = String, Path, description = "School authority (tenant) id"), CalendarQuery),
+    request_body(description = "An iCalendar file (closures as events) or CSV lines `name,from,to` with ISO dates (`to` inclusive)", content((String = "text/calendar"), (String = "text/csv"))),
+    responses(
+        (status = 200, description = "Closures stored", body = super::schemas::ClosuresAdded),
+        (status = 400, description = "Not UTF-8, or an unreadable calendar", body = ApiError),
+        (status = 403, description = "The caller may not manage this authority", body = ApiError),
+        (status = 404, description = "No such school authority in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn tenant_calendar(
     caller: Caller,
     state: web::Data<AppState>,
@@ -497,6 +658,22 @@ async fn tenant_calendar(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "closures": n })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/schools/{id}/calendar",
+    tag = "catalog",
+    operation_id = "upload_school_calendar",
+    summary = "Upload a school's calendar (holidays, closed days) for schedules",
+    params(("id" = String, Path, description = "School id"), CalendarQuery),
+    request_body(description = "An iCalendar file (closures as events) or CSV lines `name,from,to` with ISO dates (`to` inclusive)", content((String = "text/calendar"), (String = "text/csv"))),
+    responses(
+        (status = 200, description = "Closures stored", body = super::schemas::ClosuresAdded),
+        (status = 400, description = "Not UTF-8, or an unreadable calendar", body = ApiError),
+        (status = 403, description = "The caller may not manage this school", body = ApiError),
+        (status = 404, description = "No such school in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn school_calendar(
     caller: Caller,
     state: web::Data<AppState>,
@@ -540,6 +717,19 @@ async fn school_calendar(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "closures": n })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{key}/state",
+    tag = "catalog",
+    operation_id = "get_device_state",
+    summary = "A device's desired vs actual apps and profiles",
+    params(("key" = String, Path, description = "UDID or serial number")),
+    responses(
+        (status = 200, description = "One entry per assigned item", body = super::schemas::DeviceStateList),
+        (status = 404, description = "No such device in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn device_state(
     caller: Caller,
     state: web::Data<AppState>,
@@ -557,6 +747,18 @@ async fn device_state(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/reconcile",
+    tag = "catalog",
+    operation_id = "reconcile_now",
+    summary = "Start a reconcile run now (district admins)",
+    responses(
+        (status = 202, description = "Requested", body = super::schemas::ReconcileRequested),
+        (status = 403, description = "Only district admins", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn reconcile_now(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     authz::require(&caller.0, Action::ManageDistrict, Place::default())?;
     state.reconciler.all();

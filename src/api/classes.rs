@@ -8,7 +8,7 @@ use super::authz::{self, Action, Place};
 use crate::accounts::Role;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::org::classes::{self, Class, DeviceGroup, Membership, NewClass, NewGroup};
-use crate::org::import::{self, ImportError};
+use crate::org::import::{self, ImportError, ImportReport};
 use crate::org::{self as orgmod, OrgError, School};
 use crate::state::AppState;
 
@@ -122,6 +122,23 @@ async fn group(
     Ok((group, school))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/schools/{id}/classes",
+    tag = "classes",
+    operation_id = "create_class",
+    summary = "Create a class in a school",
+    params(("id" = String, Path, description = "School id")),
+    request_body = NewClass,
+    responses(
+        (status = 201, description = "The new class", body = Class),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "The caller may not manage this school", body = ApiError),
+        (status = 404, description = "No such school in the caller's scope", body = ApiError),
+        (status = 409, description = "One of that name exists", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn create_class(
     caller: Caller,
     state: web::Data<AppState>,
@@ -142,12 +159,27 @@ async fn create_class(
     Ok(HttpResponse::Created().json(class))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct YearQuery {
+    /// Only classes of this school year, e.g. `2026/27`.
     school_year: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/schools/{id}/classes",
+    tag = "classes",
+    operation_id = "list_classes",
+    summary = "A school's classes (teachers: their own)",
+    params(("id" = String, Path, description = "School id"), YearQuery),
+    responses(
+        (status = 200, description = "Classes", body = super::schemas::ClassList),
+        (status = 404, description = "No such school in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn list_classes(
     caller: Caller,
     state: web::Data<AppState>,
@@ -174,6 +206,17 @@ async fn list_classes(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/classes",
+    tag = "classes",
+    operation_id = "my_classes",
+    summary = "The caller's classes and their school's device groups",
+    responses(
+        (status = 200, description = "Classes and device groups", body = super::schemas::MyClasses),
+    ),
+    security(("bearer" = []))
+)]
 async fn my_classes(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let p = caller.0.clone();
     let (classes, groups) = state
@@ -190,6 +233,19 @@ async fn my_classes(caller: Caller, state: web::Data<AppState>) -> ApiResult<Htt
     Ok(HttpResponse::Ok().json(serde_json::json!({"classes": classes, "groups": groups})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/classes/{id}",
+    tag = "classes",
+    operation_id = "get_class",
+    summary = "One class with its teachers and device count",
+    params(("id" = String, Path, description = "Class id")),
+    responses(
+        (status = 200, description = "The class", body = super::schemas::ClassDetail),
+        (status = 404, description = "No such class in the caller's scope (teachers: not theirs)", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn get_class(
     caller: Caller,
     state: web::Data<AppState>,
@@ -210,12 +266,30 @@ async fn get_class(
         .json(serde_json::json!({"class": c, "teacher_ids": teachers, "devices": devices})))
 }
 
-#[derive(Deserialize)]
+/// The teachers of a class.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Teachers {
+    /// User ids (teachers of the class's school); replaces the current list.
     teacher_ids: Vec<String>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/classes/{id}/teachers",
+    tag = "classes",
+    operation_id = "set_class_teachers",
+    summary = "Replace a class's teachers",
+    params(("id" = String, Path, description = "Class id")),
+    request_body = Teachers,
+    responses(
+        (status = 204, description = "Replaced"),
+        (status = 400, description = "A user is not a teacher of this school", body = ApiError),
+        (status = 403, description = "The caller may not manage this school", body = ApiError),
+        (status = 404, description = "No such class in the caller's scope (teachers: not theirs)", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn set_teachers(
     caller: Caller,
     state: web::Data<AppState>,
@@ -237,9 +311,10 @@ async fn set_teachers(
 }
 
 /// Devices to add or remove, by UDID or serial number.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DeviceList {
+    /// UDIDs or serial numbers of devices of the school (1 to 10000).
     devices: Vec<String>,
 }
 
@@ -334,6 +409,22 @@ enum MemberTarget {
     Group(String),
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/classes/{id}/devices",
+    tag = "classes",
+    operation_id = "add_class_devices",
+    summary = "Add devices to a class",
+    params(("id" = String, Path, description = "Class id")),
+    request_body = DeviceList,
+    responses(
+        (status = 200, description = "Memberships added", body = super::schemas::Changed),
+        (status = 400, description = "No, too many, or foreign devices", body = ApiError),
+        (status = 403, description = "The caller may not manage this school", body = ApiError),
+        (status = 404, description = "No such class in the caller's scope (teachers: not theirs)", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn add_class_devices(
     caller: Caller,
     state: web::Data<AppState>,
@@ -352,6 +443,22 @@ async fn add_class_devices(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/classes/{id}/devices/remove",
+    tag = "classes",
+    operation_id = "remove_class_devices",
+    summary = "Remove devices from a class",
+    params(("id" = String, Path, description = "Class id")),
+    request_body = DeviceList,
+    responses(
+        (status = 200, description = "Memberships removed", body = super::schemas::Changed),
+        (status = 400, description = "No, too many, or foreign devices", body = ApiError),
+        (status = 403, description = "The caller may not manage this school", body = ApiError),
+        (status = 404, description = "No such class in the caller's scope (teachers: not theirs)", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn remove_class_devices(
     caller: Caller,
     state: web::Data<AppState>,
@@ -370,6 +477,23 @@ async fn remove_class_devices(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/schools/{id}/groups",
+    tag = "classes",
+    operation_id = "create_group",
+    summary = "Create a device group (tablet cart) in a school",
+    params(("id" = String, Path, description = "School id")),
+    request_body = NewGroup,
+    responses(
+        (status = 201, description = "The new device group", body = DeviceGroup),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "The caller may not manage this school", body = ApiError),
+        (status = 404, description = "No such school in the caller's scope", body = ApiError),
+        (status = 409, description = "One of that name exists", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn create_group(
     caller: Caller,
     state: web::Data<AppState>,
@@ -390,6 +514,19 @@ async fn create_group(
     Ok(HttpResponse::Created().json(g))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/schools/{id}/groups",
+    tag = "classes",
+    operation_id = "list_groups",
+    summary = "A school's device groups",
+    params(("id" = String, Path, description = "School id")),
+    responses(
+        (status = 200, description = "Device groups", body = super::schemas::DeviceGroupList),
+        (status = 404, description = "No such school in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn list_groups(
     caller: Caller,
     state: web::Data<AppState>,
@@ -403,6 +540,19 @@ async fn list_groups(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{id}",
+    tag = "classes",
+    operation_id = "get_group",
+    summary = "One device group with its device count",
+    params(("id" = String, Path, description = "Device group id")),
+    responses(
+        (status = 200, description = "The device group", body = super::schemas::GroupDetail),
+        (status = 404, description = "No such device group in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn get_group(
     caller: Caller,
     state: web::Data<AppState>,
@@ -419,6 +569,22 @@ async fn get_group(
     Ok(HttpResponse::Ok().json(serde_json::json!({"group": g, "devices": n})))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups/{id}/devices",
+    tag = "classes",
+    operation_id = "add_group_devices",
+    summary = "Add devices to a device group",
+    params(("id" = String, Path, description = "Device group id")),
+    request_body = DeviceList,
+    responses(
+        (status = 200, description = "Memberships added", body = super::schemas::Changed),
+        (status = 400, description = "No, too many, or foreign devices", body = ApiError),
+        (status = 403, description = "The caller may not manage this school", body = ApiError),
+        (status = 404, description = "No such device group in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn add_group_devices(
     caller: Caller,
     state: web::Data<AppState>,
@@ -437,6 +603,22 @@ async fn add_group_devices(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups/{id}/devices/remove",
+    tag = "classes",
+    operation_id = "remove_group_devices",
+    summary = "Remove devices from a device group",
+    params(("id" = String, Path, description = "Device group id")),
+    request_body = DeviceList,
+    responses(
+        (status = 200, description = "Memberships removed", body = super::schemas::Changed),
+        (status = 400, description = "No, too many, or foreign devices", body = ApiError),
+        (status = 403, description = "The caller may not manage this school", body = ApiError),
+        (status = 404, description = "No such device group in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn remove_group_devices(
     caller: Caller,
     state: web::Data<AppState>,
@@ -521,6 +703,24 @@ async fn run_import(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/schools/{id}/import/classes",
+    tag = "classes",
+    operation_id = "import_classes",
+    summary = "Import classes and their teachers from CSV (all or nothing)",
+    params(("id" = String, Path, description = "School id")),
+    request_body(content = String, content_type = "text/csv", description = "CSV; columns `class`, `school_year`, optional `teacher_email`, `teacher_name`"),
+    responses(
+        (status = 200, description = "Imported", body = ImportReport),
+        (status = 400, description = "Not UTF-8 text/csv, or a malformed file", body = ApiError),
+        (status = 403, description = "The caller may not manage this school", body = ApiError),
+        (status = 404, description = "No such school in the caller's scope", body = ApiError),
+        (status = 413, description = "Larger than 5 MiB", body = ApiError),
+        (status = 422, description = "Rows were rejected; nothing was imported", body = super::schemas::ImportRejected),
+    ),
+    security(("bearer" = []))
+)]
 async fn import_classes(
     caller: Caller,
     state: web::Data<AppState>,
@@ -533,6 +733,24 @@ async fn import_classes(
     run_import(state, caller, s, text, false).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/schools/{id}/import/devices",
+    tag = "classes",
+    operation_id = "import_devices",
+    summary = "Import devices by serial number, with class and cart, from CSV (all or nothing)",
+    params(("id" = String, Path, description = "School id")),
+    request_body(content = String, content_type = "text/csv", description = "CSV; column `serial`, optional `class`, `school_year`, `cart`, `name`"),
+    responses(
+        (status = 200, description = "Imported", body = ImportReport),
+        (status = 400, description = "Not UTF-8 text/csv, or a malformed file", body = ApiError),
+        (status = 403, description = "The caller may not manage this school", body = ApiError),
+        (status = 404, description = "No such school in the caller's scope", body = ApiError),
+        (status = 413, description = "Larger than 5 MiB", body = ApiError),
+        (status = 422, description = "Rows were rejected; nothing was imported", body = super::schemas::ImportRejected),
+    ),
+    security(("bearer" = []))
+)]
 async fn import_devices(
     caller: Caller,
     state: web::Data<AppState>,

@@ -30,7 +30,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 }
 
 /// `POST /api/v1/commands`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnqueueRequest {
     /// Target devices.
@@ -40,6 +40,7 @@ pub struct EnqueueRequest {
     /// The command's keys as JSON (`{"$data": base64}` for `<data>`); optional for
     /// commands with sensible defaults (DeviceInformation, ProfileList, …).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub fields: Option<serde_json::Value>,
     /// Higher is delivered first (default 0).
     #[serde(default)]
@@ -50,7 +51,7 @@ pub struct EnqueueRequest {
 }
 
 /// Answer to an enqueue.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EnqueueResponse {
     /// The new command's UUID.
     pub command_uuid: String,
@@ -78,6 +79,20 @@ fn in_scope(caller: &Caller, tenant_id: Option<&str>, school_id: Option<&str>) -
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/commands",
+    tag = "commands",
+    operation_id = "enqueue_command",
+    summary = "Queue a raw MDM command for devices and push them",
+    request_body = EnqueueRequest,
+    responses(
+        (status = 202, description = "Queued; the devices are pushed", body = EnqueueResponse),
+        (status = 400, description = "Unknown devices, or an invalid command or field", body = ApiError),
+        (status = 403, description = "Teachers cannot send device commands", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn enqueue(
     caller: Caller,
     state: web::Data<AppState>,
@@ -213,7 +228,8 @@ fn find_device(conn: &mut DbConn, caller: &Caller, udid: &str) -> ApiResult<Devi
 }
 
 /// Query of `GET /devices/{udid}/commands`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only this queue state.
@@ -225,12 +241,16 @@ pub struct ListQuery {
 }
 
 /// One entry with its decoded result.
-#[derive(Debug, Serialize)]
-struct EntryView {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = QueueEntryView)]
+pub(crate) struct EntryView {
     #[serde(flatten)]
     entry: QueueEntry,
+    /// The device's answer, as JSON (`{"$data": base64}` for `<data>`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     result: Option<serde_json::Value>,
+    /// Apple's ErrorChain, when the command failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     error_chain: Option<serde_json::Value>,
 }
@@ -245,6 +265,20 @@ fn parse_cursor(c: &str) -> ApiResult<(chrono::NaiveDateTime, String)> {
     Ok((at, id.to_owned()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{udid}/commands",
+    tag = "commands",
+    operation_id = "list_device_commands",
+    summary = "A device's command queue with results, newest first",
+    params(("udid" = String, Path, description = "The device's UDID"), ListQuery),
+    responses(
+        (status = 200, description = "One page of queue entries", body = super::schemas::CommandPage),
+        (status = 400, description = "`status`, `limit` or `cursor` is invalid", body = ApiError),
+        (status = 404, description = "No such device in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn list(
     caller: Caller,
     state: web::Data<AppState>,
@@ -326,13 +360,28 @@ async fn list(
 }
 
 /// Body of a cancel request.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     /// Only these commands; all open ones when absent.
     pub command_uuids: Option<Vec<String>>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{udid}/commands/cancel",
+    tag = "commands",
+    operation_id = "cancel_device_commands",
+    summary = "Cancel a device's open commands (all, or the ones named)",
+    params(("udid" = String, Path, description = "The device's UDID")),
+    request_body(content = Option<CancelRequest>, description = "Optional: without a body every open command is cancelled"),
+    responses(
+        (status = 200, description = "How many were cancelled", body = super::schemas::Cancelled),
+        (status = 403, description = "Teachers cannot cancel device commands", body = ApiError),
+        (status = 404, description = "No such device in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn cancel(
     caller: Caller,
     state: web::Data<AppState>,

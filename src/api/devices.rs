@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 
 use super::auth::Caller;
-use crate::devices::{self, DeviceFilter};
+use crate::devices::{self, DeviceFilter, DeviceRow};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -18,6 +18,19 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 }
 
 /// `GET /devices?school_id=&class_id=&group_id=&model=&os_version=&status=&enrolled=&last_seen_before=&last_seen_after=&q=&limit=&cursor=`
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices",
+    tag = "devices",
+    operation_id = "list_devices",
+    summary = "List the devices the caller may see, filtered and paged",
+    params(DeviceFilter),
+    responses(
+        (status = 200, description = "One page of devices", body = super::schemas::DevicePage),
+        (status = 400, description = "A filter, `limit` or `cursor` is invalid", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn list(
     caller: Caller,
     state: web::Data<AppState>,
@@ -51,6 +64,19 @@ async fn list(
 }
 
 /// `GET /devices/{udid or serial}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{key}",
+    tag = "devices",
+    operation_id = "get_device",
+    summary = "One device",
+    params(("key" = String, Path, description = "UDID or serial number")),
+    responses(
+        (status = 200, description = "The device", body = DeviceRow),
+        (status = 404, description = "No such device in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn get(
     caller: Caller,
     state: web::Data<AppState>,

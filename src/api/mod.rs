@@ -11,8 +11,10 @@ pub mod classes;
 pub mod commands;
 pub mod devices;
 pub mod lessons;
+pub mod openapi;
 pub mod org;
 pub mod push;
+pub(crate) mod schemas;
 pub mod users;
 
 use actix_web::{web, HttpResponse};
@@ -52,17 +54,35 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(classes::config)
             .configure(audit::config)
             .configure(catalog::config)
-            .configure(lessons::config),
+            .configure(lessons::config)
+            .configure(openapi::config),
     )
     .default_service(web::to(not_found));
 }
 
 /// The process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    operation_id = "healthz",
+    responses((status = 200, description = "The process is up", body = schemas::Health))
+)]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
 /// The database answers.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    operation_id = "readyz",
+    responses(
+        (status = 200, description = "The database answers", body = schemas::Ready),
+        (status = 503, description = "The database cannot be reached", body = ApiError),
+    )
+)]
 async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let db = state.db.clone();
     let backend = db.backend();

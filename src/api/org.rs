@@ -48,6 +48,21 @@ fn token_error(e: TokenError) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants",
+    tag = "organisation",
+    operation_id = "create_tenant",
+    summary = "Create a school authority (district admins)",
+    request_body = NewTenant,
+    responses(
+        (status = 201, description = "The new school authority", body = Tenant),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "Only district admins create school authorities", body = ApiError),
+        (status = 409, description = "The slug is taken", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn create_tenant(
     caller: Caller,
     state: web::Data<AppState>,
@@ -62,6 +77,17 @@ async fn create_tenant(
     Ok(HttpResponse::Created().json(tenant))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants",
+    tag = "organisation",
+    operation_id = "list_tenants",
+    summary = "The school authorities the caller may see",
+    responses(
+        (status = 200, description = "School authorities", body = super::schemas::TenantList),
+    ),
+    security(("bearer" = []))
+)]
 async fn list_tenants(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let all = state
         .db
@@ -108,6 +134,19 @@ async fn load_school(
     Ok(school)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}",
+    tag = "organisation",
+    operation_id = "get_tenant",
+    summary = "One school authority",
+    params(("id" = String, Path, description = "School authority (tenant) id")),
+    responses(
+        (status = 200, description = "The school authority", body = Tenant),
+        (status = 404, description = "No such school authority in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn get_tenant(
     caller: Caller,
     state: web::Data<AppState>,
@@ -117,6 +156,23 @@ async fn get_tenant(
     Ok(HttpResponse::Ok().json(tenant))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{id}/schools",
+    tag = "organisation",
+    operation_id = "create_school",
+    summary = "Create a school in a school authority",
+    params(("id" = String, Path, description = "School authority (tenant) id")),
+    request_body = NewSchool,
+    responses(
+        (status = 201, description = "The new school", body = School),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "The caller may not manage this authority", body = ApiError),
+        (status = 404, description = "No such school authority in the caller's scope", body = ApiError),
+        (status = 409, description = "A school of that name exists", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn create_school(
     caller: Caller,
     state: web::Data<AppState>,
@@ -135,12 +191,26 @@ async fn create_school(
 }
 
 /// Query of `GET /schools`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct SchoolQuery {
+    /// Only schools of this authority.
     tenant_id: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/schools",
+    tag = "organisation",
+    operation_id = "list_schools",
+    summary = "The schools the caller may see",
+    params(SchoolQuery),
+    responses(
+        (status = 200, description = "Schools", body = super::schemas::SchoolList),
+    ),
+    security(("bearer" = []))
+)]
 async fn list_schools(
     caller: Caller,
     state: web::Data<AppState>,
@@ -158,6 +228,19 @@ async fn list_schools(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/schools/{id}",
+    tag = "organisation",
+    operation_id = "get_school",
+    summary = "One school",
+    params(("id" = String, Path, description = "School id")),
+    responses(
+        (status = 200, description = "The school", body = School),
+        (status = 404, description = "No such school in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn get_school(
     caller: Caller,
     state: web::Data<AppState>,
@@ -168,8 +251,9 @@ async fn get_school(
 }
 
 /// A token with its enrollment URL.
-#[derive(Serialize)]
-struct TokenView {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = EnrollmentTokenView)]
+pub(crate) struct TokenView {
     #[serde(flatten)]
     token: EnrollmentToken,
     /// Open this on the iPad (or encode it in a QR code) to enroll.
@@ -183,6 +267,23 @@ fn view(state: &AppState, token: EnrollmentToken) -> TokenView {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/schools/{id}/enrollment-tokens",
+    tag = "organisation",
+    operation_id = "create_enrollment_token",
+    summary = "Create an enrollment token (URL) for a school",
+    params(("id" = String, Path, description = "School id")),
+    request_body(content = Option<NewToken>, description = "Optional: without a body the token has no limits"),
+    responses(
+        (status = 201, description = "The new token with its enrollment URL", body = TokenView),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "The caller may not manage this school", body = ApiError),
+        (status = 404, description = "No such school in the caller's scope", body = ApiError),
+        (status = 409, description = "The school authority has no push certificate yet", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn create_token(
     caller: Caller,
     state: web::Data<AppState>,
@@ -207,6 +308,20 @@ async fn create_token(
     Ok(HttpResponse::Created().json(view(&state, token)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/schools/{id}/enrollment-tokens",
+    tag = "organisation",
+    operation_id = "list_enrollment_tokens",
+    summary = "A school's enrollment tokens",
+    params(("id" = String, Path, description = "School id")),
+    responses(
+        (status = 200, description = "Tokens with their enrollment URLs", body = super::schemas::EnrollmentTokenList),
+        (status = 403, description = "The caller may not manage this school", body = ApiError),
+        (status = 404, description = "No such school in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn list_tokens(
     caller: Caller,
     state: web::Data<AppState>,
@@ -221,6 +336,20 @@ async fn list_tokens(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/enrollment-tokens/{id}/revoke",
+    tag = "organisation",
+    operation_id = "revoke_enrollment_token",
+    summary = "Revoke an enrollment token",
+    params(("id" = String, Path, description = "Enrollment token id")),
+    responses(
+        (status = 200, description = "Revoked", body = super::schemas::Revoked),
+        (status = 403, description = "The caller may not manage this school", body = ApiError),
+        (status = 404, description = "No such enrollment token in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn revoke_token(
     caller: Caller,
     state: web::Data<AppState>,

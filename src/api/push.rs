@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
 use crate::error::{ApiError, ApiResult};
-use crate::push::store::{self, UploadError};
+use crate::push::store::{self, PushCertificateInfo, UploadError};
 use crate::push::PushCertificate;
 use crate::state::AppState;
 
@@ -19,7 +19,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 }
 
 /// Body of a certificate upload: PEM (certificate and key) or PKCS#12.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = PushCertificateUpload)]
 #[serde(deny_unknown_fields)]
 pub struct Upload {
     /// The certificate from Apple's Push Certificates Portal, PEM.
@@ -51,6 +52,23 @@ async fn tenant_place(
     Ok(tenant.id)
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/tenants/{id}/push-certificate",
+    tag = "push",
+    operation_id = "upload_push_certificate",
+    summary = "Upload (or renew) a school authority's APNs push certificate",
+    params(("id" = String, Path, description = "School authority (tenant) id")),
+    request_body = Upload,
+    responses(
+        (status = 200, description = "The stored certificate", body = PushCertificateInfo),
+        (status = 400, description = "Unreadable, mismatched or expired certificate or key", body = ApiError),
+        (status = 403, description = "The caller may not manage this authority", body = ApiError),
+        (status = 404, description = "No such school authority in the caller's scope", body = ApiError),
+        (status = 409, description = "The topic differs from the current certificate's (send `force: true`)", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn upload(
     caller: Caller,
     state: web::Data<AppState>,
@@ -112,6 +130,19 @@ async fn upload(
     Ok(HttpResponse::Ok().json(info))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}/push-certificate",
+    tag = "push",
+    operation_id = "get_push_certificate",
+    summary = "A school authority's push certificate: topic and expiry",
+    params(("id" = String, Path, description = "School authority (tenant) id")),
+    responses(
+        (status = 200, description = "The certificate (never the key)", body = PushCertificateInfo),
+        (status = 404, description = "No such school authority, or no certificate yet", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn status(
     caller: Caller,
     state: web::Data<AppState>,
@@ -128,13 +159,27 @@ async fn status(
 }
 
 /// Body of `POST /devices/push`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PushNow {
     /// Devices to wake now.
     pub udids: Vec<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/push",
+    tag = "push",
+    operation_id = "push_devices_now",
+    summary = "Wake devices now with an APNs push",
+    request_body = PushNow,
+    responses(
+        (status = 200, description = "What happened to each push", body = super::schemas::PushNowResult),
+        (status = 400, description = "No, too many, or unknown devices", body = ApiError),
+        (status = 403, description = "Teachers cannot push devices", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn push_now(
     caller: Caller,
     state: web::Data<AppState>,

@@ -52,6 +52,22 @@ fn may_create(p: &accounts::Principal, role: Role) -> bool {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/users",
+    tag = "users",
+    operation_id = "create_user",
+    summary = "Create a user at or below the caller's level",
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "The new user", body = User),
+        (status = 400, description = "A field is invalid, or the school or authority does not exist", body = ApiError),
+        (status = 403, description = "The caller may not create this role or place", body = ApiError),
+        (status = 404, description = "The school or authority is outside the caller's scope", body = ApiError),
+        (status = 409, description = "The e-mail is taken", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn create(
     caller: Caller,
     state: web::Data<AppState>,
@@ -121,6 +137,18 @@ async fn create(
     Ok(HttpResponse::Created().json(user))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    tag = "users",
+    operation_id = "list_users",
+    summary = "The users the caller manages",
+    responses(
+        (status = 200, description = "Users", body = super::schemas::UserList),
+        (status = 403, description = "Teachers cannot list users", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn list(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let p = caller.0.clone();
     let items = state
@@ -162,6 +190,20 @@ async fn load(state: &AppState, caller: &Caller, id: String) -> ApiResult<User> 
     Ok(user)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{id}",
+    tag = "users",
+    operation_id = "get_user",
+    summary = "One user",
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The user", body = User),
+        (status = 403, description = "The caller may not manage this user", body = ApiError),
+        (status = 404, description = "No such user in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn get(
     caller: Caller,
     state: web::Data<AppState>,
@@ -171,6 +213,17 @@ async fn get(
     Ok(HttpResponse::Ok().json(user))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "users",
+    operation_id = "get_me",
+    summary = "The caller",
+    responses(
+        (status = 200, description = "The user the token belongs to", body = User),
+    ),
+    security(("bearer" = []))
+)]
 async fn me(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let id = caller.0.user_id.clone();
     let user = state
@@ -180,6 +233,21 @@ async fn me(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpRespons
     Ok(HttpResponse::Ok().json(user))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{id}/disable",
+    tag = "users",
+    operation_id = "disable_user",
+    summary = "Disable a user: no login, tokens stop working",
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Disabled", body = super::schemas::Disabled),
+        (status = 403, description = "The caller may not manage this user", body = ApiError),
+        (status = 404, description = "No such user in the caller's scope", body = ApiError),
+        (status = 409, description = "Callers cannot disable themselves", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn disable(
     caller: Caller,
     state: web::Data<AppState>,
@@ -199,7 +267,8 @@ async fn disable(
 }
 
 /// Body of a token request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = NewApiToken)]
 #[serde(deny_unknown_fields)]
 struct NewTokenBody {
     /// Label, e.g. "Untis sync".
@@ -208,6 +277,22 @@ struct NewTokenBody {
     expires_in_days: Option<i64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{id}/tokens",
+    tag = "users",
+    operation_id = "create_api_token",
+    summary = "Issue an API token for a user (the secret is shown once)",
+    params(("id" = String, Path, description = "User id")),
+    request_body = NewTokenBody,
+    responses(
+        (status = 201, description = "The token; its secret is in this answer only", body = super::schemas::CreatedApiToken),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "The caller may not manage this user", body = ApiError),
+        (status = 404, description = "No such user in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn create_token(
     caller: Caller,
     state: web::Data<AppState>,
@@ -238,6 +323,20 @@ async fn create_token(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{id}/tokens",
+    tag = "users",
+    operation_id = "list_api_tokens",
+    summary = "A user's API tokens (never the secrets)",
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Tokens", body = super::schemas::ApiTokenList),
+        (status = 403, description = "The caller may not manage this user", body = ApiError),
+        (status = 404, description = "No such user in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn list_tokens(
     caller: Caller,
     state: web::Data<AppState>,
@@ -251,6 +350,20 @@ async fn list_tokens(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens/{id}/revoke",
+    tag = "users",
+    operation_id = "revoke_api_token",
+    summary = "Revoke an API token",
+    params(("id" = String, Path, description = "API token id")),
+    responses(
+        (status = 200, description = "Revoked", body = super::schemas::Revoked),
+        (status = 403, description = "The caller may not manage this user", body = ApiError),
+        (status = 404, description = "No such token in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn revoke_token(
     caller: Caller,
     state: web::Data<AppState>,
@@ -273,13 +386,29 @@ async fn revoke_token(
 }
 
 /// Body of `POST /login`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Login)]
 struct LoginBody {
+    /// E-mail of the user.
     email: String,
+    /// Their password.
+    #[schema(format = Password)]
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/login",
+    tag = "users",
+    operation_id = "login",
+    summary = "Log in with e-mail and password for a token valid 12 hours",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "A new API token and the user", body = super::schemas::LoginResponse),
+        (status = 401, description = "Wrong e-mail or password", body = ApiError),
+    ),
+)]
 async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let result = state

@@ -16,7 +16,7 @@ use crate::db::{new_id, now, DbConn};
 use schedule::{Calendar, Closure, Schedule};
 
 /// What an assignment installs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemKind {
     /// An app from the catalog.
@@ -36,7 +36,7 @@ impl ItemKind {
 }
 
 /// Whom an assignment targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetKind {
     /// Every device of a school authority.
@@ -65,7 +65,7 @@ impl TargetKind {
 }
 
 /// An assignment as stored.
-#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = assignments)]
 pub struct Assignment {
     /// Id.

@@ -16,7 +16,7 @@ use crate::db::DbConn;
 use crate::queue;
 
 /// One item on one device.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ItemState {
     /// `app:<bundle id>` or `profile:<identifier>`.
     pub item: String,
@@ -187,7 +187,7 @@ pub fn device_state(
 }
 
 /// An assignment's rollout: how many target devices are in which state.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Rollout {
     /// Target devices (active).
     pub devices: usize,

@@ -12,7 +12,7 @@ use crate::db::schema::{apps, profiles as profiles_t};
 use crate::db::{new_id, now, DbConn};
 
 /// An app in the catalog.
-#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = apps)]
 pub struct App {
     /// Id.
@@ -42,7 +42,7 @@ pub struct App {
 }
 
 /// Input for an app.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApp {
     /// Authority (district admins may leave it out for district-wide apps).
@@ -66,6 +66,7 @@ pub struct NewApp {
     pub removable: Option<bool>,
     /// Managed app configuration.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub configuration: Option<serde_json::Map<String, serde_json::Value>>,
     /// Needs an Apps and Books licence (default: true for App Store apps).
     #[serde(default)]
@@ -73,7 +74,7 @@ pub struct NewApp {
 }
 
 /// A profile in the catalog.
-#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = profiles_t)]
 pub struct Profile {
     /// Id.

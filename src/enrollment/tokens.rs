@@ -16,7 +16,7 @@ use crate::db::{new_id, now, DbConn};
 pub const CHALLENGE_LIFETIME: chrono::Duration = chrono::Duration::hours(1);
 
 /// A token as stored and shown to admins.
-#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = enrollment_tokens)]
 pub struct EnrollmentToken {
     /// Id.
@@ -48,8 +48,9 @@ pub struct EnrollmentToken {
 }
 
 /// Input for a new token.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewEnrollmentToken)]
 pub struct NewToken {
     /// What it is for, e.g. "iPad cart 2, Gymnasium Nord".
     #[serde(default)]

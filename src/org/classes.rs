@@ -12,7 +12,7 @@ use crate::db::schema::{
 use crate::db::{new_id, now, DbConn};
 
 /// A class of a school in a school year.
-#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = classes)]
 pub struct Class {
     /// Id.
@@ -30,7 +30,7 @@ pub struct Class {
 }
 
 /// A device group, e.g. a tablet cart that moves between classes.
-#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = device_groups)]
 pub struct DeviceGroup {
     /// Id.
@@ -48,7 +48,7 @@ pub struct DeviceGroup {
 }
 
 /// Input for a class.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClass {
     /// Name.
@@ -61,7 +61,7 @@ pub struct NewClass {
 }
 
 /// Input for a device group.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewGroup {
     /// Name.

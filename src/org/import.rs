@@ -21,7 +21,7 @@ use crate::enrollment::status;
 pub const MAX_CSV: usize = 5 * 1024 * 1024;
 
 /// A rejected row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RowError {
     /// Line in the file (header = 1).
     pub line: usize,
@@ -30,7 +30,7 @@ pub struct RowError {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ImportReport {
     /// Rows read.
     pub rows: usize,

@@ -11,7 +11,7 @@ use crate::db::schema::{schools, tenants};
 use crate::db::{new_id, now, DbConn};
 
 /// A school authority (Schulträger).
-#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = tenants)]
 pub struct Tenant {
     /// Id.
@@ -29,7 +29,7 @@ pub struct Tenant {
 }
 
 /// A school.
-#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = schools)]
 pub struct School {
     /// Id.
@@ -47,7 +47,7 @@ pub struct School {
 }
 
 /// Input for a new tenant.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// Display name.
@@ -60,7 +60,7 @@ pub struct NewTenant {
 }
 
 /// Input for a new school.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSchool {
     /// Display name.

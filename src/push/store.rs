@@ -10,7 +10,7 @@ use crate::db::{now, DbConn};
 use crate::secrets::SecretBox;
 
 /// What admins see of a push certificate (never the key).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PushCertificateInfo {
     /// Authority.
     pub tenant_id: String,

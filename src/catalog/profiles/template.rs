@@ -66,7 +66,7 @@ pub fn builtin_template(name: &str) -> Result<Template, ProfileError> {
 }
 
 /// What a variable holds, and so how it is written into the plist.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum VariableKind {
     /// Text.
@@ -102,7 +102,7 @@ impl VariableKind {
 }
 
 /// One variable a template declares in its JSON metadata.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Variable {
     /// Name used in `{{name}}`: lower-case letters, digits, `_`.

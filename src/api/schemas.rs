@@ -1,0 +1,282 @@
+//! Shapes of the answers that handlers build ad hoc with `serde_json::json!`, for the
+//! OpenAPI document only: handlers do not use these types, so a change to such an
+//! answer must be mirrored here (the `openapi` snapshot test shows the document).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::accounts::{TokenInfo, User};
+use crate::assign::views::{ItemState, Rollout};
+use crate::assign::Assignment;
+use crate::catalog::profiles::Variable;
+use crate::catalog::{App, Profile};
+use crate::devices::DeviceRow;
+use crate::org::classes::{Class, DeviceGroup};
+use crate::org::import::ImportReport;
+use crate::org::{School, Tenant};
+
+/// A complete list of one kind of object: `{"items": [...]}`.
+macro_rules! list {
+    ($(#[$doc:meta])* $name:ident, $item:ty) => {
+        $(#[$doc])*
+        #[derive(Serialize, ToSchema)]
+        pub struct $name {
+            /// All items.
+            pub items: Vec<$item>,
+        }
+    };
+}
+
+/// One page of a cursor-paged list: `{"items": [...], "next_cursor": …}`.
+macro_rules! page {
+    ($(#[$doc:meta])* $name:ident, $item:ty) => {
+        $(#[$doc])*
+        #[derive(Serialize, ToSchema)]
+        pub struct $name {
+            /// The items of this page.
+            pub items: Vec<$item>,
+            /// Pass as `cursor` for the next page; `null` on the last page.
+            pub next_cursor: Option<String>,
+        }
+    };
+}
+
+list!(
+    /// School authorities.
+    TenantList,
+    Tenant
+);
+list!(
+    /// Schools.
+    SchoolList,
+    School
+);
+list!(
+    /// Enrollment tokens with their URLs.
+    EnrollmentTokenList,
+    super::org::TokenView
+);
+list!(
+    /// Users.
+    UserList,
+    User
+);
+list!(
+    /// API tokens (never their secrets).
+    ApiTokenList,
+    TokenInfo
+);
+list!(
+    /// Classes.
+    ClassList,
+    Class
+);
+list!(
+    /// Device groups (tablet carts).
+    DeviceGroupList,
+    DeviceGroup
+);
+list!(
+    /// Catalog apps.
+    AppList,
+    App
+);
+list!(
+    /// Catalog profiles (without their payloads).
+    CatalogProfileList,
+    Profile
+);
+list!(
+    /// Built-in profile templates.
+    TemplateList,
+    TemplateInfo
+);
+list!(
+    /// Assignments.
+    AssignmentList,
+    Assignment
+);
+list!(
+    /// A device's assigned items, desired vs actual.
+    DeviceStateList,
+    ItemState
+);
+list!(
+    /// What happened to each device's push.
+    PushNowResult,
+    PushNowItem
+);
+page!(
+    /// One page of devices.
+    DevicePage,
+    DeviceRow
+);
+page!(
+    /// One page of a device's command queue.
+    CommandPage,
+    super::commands::EntryView
+);
+page!(
+    /// One page of the audit log.
+    AuditPage,
+    super::audit::Entry
+);
+
+/// `GET /healthz`.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+/// `GET /readyz`.
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    /// Always `ready`.
+    #[schema(example = "ready")]
+    pub status: String,
+    /// `sqlite` or `postgres`.
+    #[schema(example = "sqlite")]
+    pub database: String,
+}
+
+/// Answer to `POST /login`.
+#[derive(Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// API token (`tafel_…`) for `Authorization: Bearer`.
+    pub token: String,
+    /// Who logged in.
+    pub user: User,
+    /// Hours the token is valid.
+    pub expires_in_hours: i64,
+}
+
+/// Answer to `POST /users/{id}/tokens`.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedApiToken {
+    /// The secret (`tafel_…`); shown only in this answer.
+    pub token: String,
+    /// What is stored and listed.
+    pub info: TokenInfo,
+    /// A reminder that the token is shown only now.
+    pub note: String,
+}
+
+/// A revoked token (API or enrollment).
+#[derive(Serialize, ToSchema)]
+pub struct Revoked {
+    /// Id of the revoked token.
+    pub revoked: String,
+}
+
+/// A disabled user.
+#[derive(Serialize, ToSchema)]
+pub struct Disabled {
+    /// Id of the disabled user.
+    pub disabled: String,
+}
+
+/// Answer to a membership change.
+#[derive(Serialize, ToSchema)]
+pub struct Changed {
+    /// Memberships added or removed.
+    pub changed: usize,
+}
+
+/// Answer to a cancel.
+#[derive(Serialize, ToSchema)]
+pub struct Cancelled {
+    /// Queue entries cancelled.
+    pub cancelled: usize,
+}
+
+/// Answer to a calendar upload.
+#[derive(Serialize, ToSchema)]
+pub struct ClosuresAdded {
+    /// Closures (holidays, closed days) stored.
+    pub closures: usize,
+}
+
+/// Answer to `POST /reconcile`.
+#[derive(Serialize, ToSchema)]
+pub struct ReconcileRequested {
+    /// Always `true`: a reconcile run was requested.
+    pub requested: bool,
+}
+
+/// The classes a teacher teaches and the device groups of their school.
+#[derive(Serialize, ToSchema)]
+pub struct MyClasses {
+    /// Classes the caller teaches.
+    pub classes: Vec<Class>,
+    /// Device groups (carts) of the caller's school.
+    pub groups: Vec<DeviceGroup>,
+}
+
+/// A class with its teachers and device count.
+#[derive(Serialize, ToSchema)]
+pub struct ClassDetail {
+    /// The class.
+    pub class: Class,
+    /// Its teachers (user ids).
+    pub teacher_ids: Vec<String>,
+    /// Devices in it.
+    pub devices: i64,
+}
+
+/// A device group with its device count.
+#[derive(Serialize, ToSchema)]
+pub struct GroupDetail {
+    /// The group.
+    pub group: DeviceGroup,
+    /// Devices in it.
+    pub devices: i64,
+}
+
+/// An assignment with its rollout.
+#[derive(Serialize, ToSchema)]
+pub struct AssignmentDetail {
+    /// The assignment.
+    pub assignment: Assignment,
+    /// How far it has reached its devices.
+    pub rollout: Rollout,
+}
+
+/// A built-in profile template.
+#[derive(Serialize, ToSchema)]
+pub struct TemplateInfo {
+    /// Name to pass as `template`.
+    pub name: String,
+    /// What the profile does.
+    pub description: String,
+    /// Values it takes.
+    pub variables: Vec<Variable>,
+    /// Why each setting is what it is, keyed by plist key.
+    pub notes: BTreeMap<String, String>,
+}
+
+/// What happened to one device's push.
+#[derive(Serialize, ToSchema)]
+pub struct PushNowItem {
+    /// The device.
+    pub udid: Option<String>,
+    /// `delivered`, `invalid_token`, `retry`, `failed`, `no_push_certificate`, `no_token`.
+    pub result: String,
+    /// Details from APNs.
+    pub reason: Option<String>,
+}
+
+/// A rejected CSV import (nothing was imported).
+#[derive(Serialize, ToSchema)]
+pub struct ImportRejected {
+    /// Always `rows_rejected`.
+    #[schema(example = "rows_rejected")]
+    pub error: String,
+    /// How many rows were rejected.
+    pub message: String,
+    /// The rows and what is wrong with each.
+    pub report: ImportReport,
+}
