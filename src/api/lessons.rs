@@ -9,6 +9,7 @@ use super::authz::{self, Action, Place};
 use crate::accounts::Role;
 use crate::assign::TargetKind;
 use crate::error::{ApiError, ApiResult};
+use crate::lessons::readiness::Readiness;
 use crate::lessons::{self, readiness, LessonError, LessonRequest, LessonSettings, NewRequest};
 use crate::org::{self, classes, School};
 use crate::state::AppState;
@@ -69,6 +70,21 @@ fn target_devices(conn: &mut crate::db::DbConn, r: &LessonRequest) -> ApiResult<
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/lesson-requests",
+    tag = "lessons",
+    operation_id = "create_lesson_request",
+    summary = "A teacher asks for apps for a lesson of a class or cart",
+    request_body = NewRequest,
+    responses(
+        (status = 201, description = "The request (approved at once when every app is on the school's list)", body = Object),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "Not allowed for this role", body = ApiError),
+        (status = 404, description = "Not found or not visible", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn create(
     caller: Caller,
     state: web::Data<AppState>,
@@ -160,11 +176,26 @@ async fn load(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     status: Option<String>,
     school_id: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/lesson-requests",
+    tag = "lessons",
+    operation_id = "list_lesson_requests",
+    summary = "Lesson requests: teachers their own, admins those of their scope",
+    params(("status" = Option<String>, Query, description = "pending, approved, rejected, cancelled"), ("school_id" = Option<String>, Query, description = "School")),
+    responses(
+        (status = 200, description = "Requests", body = Object),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "Not allowed for this role", body = ApiError),
+        (status = 404, description = "Not found or not visible", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn list(
     caller: Caller,
     state: web::Data<AppState>,
@@ -207,6 +238,21 @@ async fn list(
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/lesson-requests/{id}",
+    tag = "lessons",
+    operation_id = "get_lesson_request",
+    summary = "One lesson request",
+    params(("id" = String, Path, description = "Lesson request id")),
+    responses(
+        (status = 200, description = "The request", body = Object),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "Not allowed for this role", body = ApiError),
+        (status = 404, description = "Not found or not visible", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn get(
     caller: Caller,
     state: web::Data<AppState>,
@@ -216,6 +262,21 @@ async fn get(
     Ok(HttpResponse::Ok().json(view(&r)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/lesson-requests/{id}/readiness",
+    tag = "lessons",
+    operation_id = "lesson_readiness",
+    summary = "Per device installed / pending / failed / offline, and N of M ready",
+    params(("id" = String, Path, description = "Lesson request id")),
+    responses(
+        (status = 200, description = "Readiness", body = Readiness),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "Not allowed for this role", body = ApiError),
+        (status = 404, description = "Not found or not visible", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn get_readiness(
     caller: Caller,
     state: web::Data<AppState>,
@@ -229,6 +290,21 @@ async fn get_readiness(
     Ok(HttpResponse::Ok().json(ready))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/lesson-requests/{id}/approve",
+    tag = "lessons",
+    operation_id = "approve_lesson_request",
+    summary = "A school (or authority) admin approves a pending request",
+    params(("id" = String, Path, description = "Lesson request id")),
+    responses(
+        (status = 200, description = "The approved request", body = Object),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "Not allowed for this role", body = ApiError),
+        (status = 404, description = "Not found or not visible", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn approve(
     caller: Caller,
     state: web::Data<AppState>,
@@ -253,12 +329,29 @@ async fn approve(
     Ok(HttpResponse::Ok().json(updated.as_ref().map(view)))
 }
 
-#[derive(Deserialize)]
+/// Body of a rejection.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RejectBody {
+pub(crate) struct RejectBody {
     reason: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/lesson-requests/{id}/reject",
+    tag = "lessons",
+    operation_id = "reject_lesson_request",
+    summary = "A school (or authority) admin rejects a pending request with a reason",
+    params(("id" = String, Path, description = "Lesson request id")),
+    request_body = RejectBody,
+    responses(
+        (status = 200, description = "The rejected request", body = Object),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "Not allowed for this role", body = ApiError),
+        (status = 404, description = "Not found or not visible", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn reject(
     caller: Caller,
     state: web::Data<AppState>,
@@ -282,6 +375,21 @@ async fn reject(
     Ok(HttpResponse::Ok().json(updated.as_ref().map(view)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/lesson-requests/{id}/cancel",
+    tag = "lessons",
+    operation_id = "cancel_lesson_request",
+    summary = "Withdraw a request; its apps are removed where nothing else wants them",
+    params(("id" = String, Path, description = "Lesson request id")),
+    responses(
+        (status = 200, description = "Cancelled"),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "Not allowed for this role", body = ApiError),
+        (status = 404, description = "Not found or not visible", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn cancel(
     caller: Caller,
     state: web::Data<AppState>,
@@ -305,6 +413,21 @@ async fn cancel(
     Ok(HttpResponse::Ok().json(serde_json::json!({"cancelled": true})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/schools/{id}/lesson-settings",
+    tag = "lessons",
+    operation_id = "get_lesson_settings",
+    summary = "A school's periods, rules and approved apps",
+    params(("id" = String, Path, description = "School id")),
+    responses(
+        (status = 200, description = "Settings", body = LessonSettings),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "Not allowed for this role", body = ApiError),
+        (status = 404, description = "Not found or not visible", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn get_settings(
     caller: Caller,
     state: web::Data<AppState>,
@@ -318,6 +441,22 @@ async fn get_settings(
     Ok(HttpResponse::Ok().json(settings))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/schools/{id}/lesson-settings",
+    tag = "lessons",
+    operation_id = "put_lesson_settings",
+    summary = "Set a school's periods, rules and approved apps",
+    params(("id" = String, Path, description = "School id")),
+    request_body = LessonSettings,
+    responses(
+        (status = 200, description = "Settings", body = LessonSettings),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "Not allowed for this role", body = ApiError),
+        (status = 404, description = "Not found or not visible", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
 async fn put_settings(
     caller: Caller,
     state: web::Data<AppState>,

@@ -97,6 +97,16 @@ const BEARER: &str = "bearer";
         super::catalog::school_calendar,
         super::catalog::device_state,
         super::catalog::reconcile_now,
+        // lessons
+        super::lessons::create,
+        super::lessons::list,
+        super::lessons::get,
+        super::lessons::get_readiness,
+        super::lessons::approve,
+        super::lessons::reject,
+        super::lessons::cancel,
+        super::lessons::get_settings,
+        super::lessons::put_settings,
         // audit
         super::audit::list,
     ),

@@ -34,11 +34,12 @@ pub mod status {
 }
 
 /// A school's lesson rules.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LessonSettings {
     /// Named periods, e.g. `{"1": {"start": "08:00", "end": "08:45"}, …}`.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub periods: serde_json::Value,
     /// A request must arrive this many minutes before the lesson (default 30).
     #[serde(default = "default_notice")]
@@ -159,7 +160,7 @@ impl LessonRequest {
 }
 
 /// What a teacher sends.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRequest {
     /// `class` or `group`.

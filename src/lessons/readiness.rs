@@ -21,7 +21,7 @@ use crate::notify::Notifier;
 const OFFLINE_AFTER: chrono::Duration = chrono::Duration::minutes(60);
 
 /// One device's readiness.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeviceReadiness {
     /// UDID.
     pub udid: Option<String>,
@@ -32,13 +32,14 @@ pub struct DeviceReadiness {
     /// Per app: bundle key → state (`installed`, `pending_install`, `failed`, `scheduled`, …).
     pub apps: std::collections::BTreeMap<String, String>,
     /// Apple's error chain of a failed install.
+    #[schema(value_type = Option<Object>)]
     pub error: Option<serde_json::Value>,
     /// Last contact, when longer ago than an hour.
     pub offline_since: Option<chrono::NaiveDateTime>,
 }
 
 /// Readiness of a request's target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// Devices ready.
     pub ready: usize,

@@ -81,6 +81,16 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/schools/{id}/calendar"),
     ("get", "/api/v1/devices/{key}/state"),
     ("post", "/api/v1/reconcile"),
+    // lessons
+    ("post", "/api/v1/lesson-requests"),
+    ("get", "/api/v1/lesson-requests"),
+    ("get", "/api/v1/lesson-requests/{id}"),
+    ("get", "/api/v1/lesson-requests/{id}/readiness"),
+    ("post", "/api/v1/lesson-requests/{id}/approve"),
+    ("post", "/api/v1/lesson-requests/{id}/reject"),
+    ("post", "/api/v1/lesson-requests/{id}/cancel"),
+    ("get", "/api/v1/schools/{id}/lesson-settings"),
+    ("put", "/api/v1/schools/{id}/lesson-settings"),
     // audit
     ("get", "/api/v1/audit"),
 ];
