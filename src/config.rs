@@ -50,6 +50,30 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     /// Lesson requests.
     pub lessons: LessonSettingsConfig,
+    /// Apps and Books (device licences).
+    pub vpp: VppSettings,
+}
+
+/// Apps and Books (device licences).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VppSettings {
+    /// API base URL (Apple's by default).
+    pub base_url: String,
+    /// Hours a licence is kept after its app is no longer needed.
+    pub grace_hours: i64,
+    /// Minutes between licence syncs (assets and Apple's assignments).
+    pub sync_minutes: u64,
+}
+
+impl Default for VppSettings {
+    fn default() -> Self {
+        VppSettings {
+            base_url: "https://vpp.itunes.apple.com".into(),
+            grace_hours: 24,
+            sync_minutes: 60,
+        }
+    }
 }
 
 /// Lesson requests.
@@ -240,6 +264,7 @@ impl Default for Settings {
             inventory: InventorySettings::default(),
             reconcile: ReconcileSettings::default(),
             lessons: LessonSettingsConfig::default(),
+            vpp: VppSettings::default(),
             webhooks: WebhookSettings::default(),
         }
     }

@@ -17,6 +17,7 @@ pub mod enrollment;
 pub mod error;
 pub mod inventory;
 pub mod lessons;
+pub mod licences;
 pub mod mdm;
 pub mod notify;
 pub mod org;

@@ -102,9 +102,22 @@ impl Application {
             key: signing_key,
         });
         let ca = Arc::new(ca);
+        // tafel's identity towards Apple: stable per installation, derived from the CA.
+        let fingerprint = crate::pki::sha256_fingerprint(ca.cert()).context("CA fingerprint")?;
+        let server_id =
+            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, fingerprint.as_bytes()).to_string();
+        let licences = Arc::new(crate::licences::Licences::new(
+            db.clone(),
+            secrets.clone(),
+            &settings.vpp.base_url,
+            settings.vpp.grace_hours,
+            server_id,
+        ));
         let reconciler = crate::assign::service::Reconciler::start(
             db.clone(),
             push.clone(),
+            licences.clone(),
+            settings.vpp.sync_minutes,
             ca.clone(),
             signer.clone(),
             settings.inventory.refresh_hours,
@@ -127,6 +140,7 @@ impl Application {
             ca,
             signer,
             reconciler,
+            licences,
             secrets,
             push,
             notifier,

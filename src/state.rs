@@ -23,6 +23,8 @@ pub struct AppState {
     pub push: Arc<crate::push::PushService>,
     /// Turns assignments into commands.
     pub reconciler: Arc<crate::assign::service::Reconciler>,
+    /// Device licences from Apps and Books.
+    pub licences: Arc<crate::licences::Licences>,
     /// Sends webhook notifications.
     pub notifier: Arc<crate::notify::Notifier>,
 }

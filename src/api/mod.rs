@@ -11,6 +11,7 @@ pub mod classes;
 pub mod commands;
 pub mod devices;
 pub mod lessons;
+pub mod licences;
 pub mod openapi;
 pub mod org;
 pub mod push;
@@ -55,6 +56,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(audit::config)
             .configure(catalog::config)
             .configure(lessons::config)
+            .configure(licences::config)
             .configure(openapi::config),
     )
     .default_service(web::to(not_found));

@@ -107,6 +107,11 @@ const BEARER: &str = "bearer";
         super::lessons::cancel,
         super::lessons::get_settings,
         super::lessons::put_settings,
+        // licences
+        super::licences::upload,
+        super::licences::list,
+        super::licences::counts,
+        super::licences::sync,
         // audit
         super::audit::list,
     ),

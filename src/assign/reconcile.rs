@@ -65,6 +65,31 @@ pub struct Report {
     pub touched: Vec<String>,
     /// The next instant at which the desired state can change.
     pub next_boundary: Option<DateTime<Utc>>,
+    /// Installs held back because the device has no licence for the app yet.
+    #[serde(skip)]
+    pub needed_licences: Vec<LicenceNeed>,
+    /// Every (adam id, serial) a licensed app is desired for now or has a window
+    /// within the grace period: licences to keep. Complete only for full passes.
+    #[serde(skip)]
+    pub wanted_licences: HashSet<(String, String)>,
+    /// Whether this pass looked at every device (release decisions need that).
+    #[serde(skip)]
+    pub full: bool,
+}
+
+/// A device that needs a licence before an install can go out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenceNeed {
+    /// App Store id.
+    pub adam_id: String,
+    /// Device serial number.
+    pub serial: String,
+    /// Device id.
+    pub device_id: String,
+    /// Its authority (whose tokens may serve it).
+    pub tenant_id: String,
+    /// When the app is needed (window start; `at` for "always"): earliest served first.
+    pub needed_from: DateTime<Utc>,
 }
 
 /// Why a pass failed.
@@ -110,8 +135,14 @@ struct Plan {
     assignment_id: String,
 }
 
+/// Device id, authority, school, serial number.
+type DeviceRow = (String, Option<String>, Option<String>, Option<String>);
+
 /// Signs profiles for InstallProfile.
 pub type Signer<'a> = &'a dyn Fn(&[u8]) -> Result<Vec<u8>, String>;
+
+/// How long a licence is kept after its app is no longer needed (default of [`run`]).
+pub const DEFAULT_LICENCE_GRACE: chrono::Duration = chrono::Duration::hours(24);
 
 /// Runs one pass at `at` over all active devices, or only `only`.
 pub fn run(
@@ -120,11 +151,22 @@ pub fn run(
     only: Option<&[String]>,
     sign: Signer<'_>,
 ) -> Result<Report, ReconcileError> {
+    run_with(conn, at, only, sign, DEFAULT_LICENCE_GRACE)
+}
+
+/// As [`run`], with the licence grace period.
+pub fn run_with(
+    conn: &mut DbConn,
+    at: DateTime<Utc>,
+    only: Option<&[String]>,
+    sign: Signer<'_>,
+    grace: chrono::Duration,
+) -> Result<Report, ReconcileError> {
     let locked = matches!(conn, DbConn::Pg(_));
     if locked {
         diesel::sql_query(format!("SELECT pg_advisory_lock({LOCK_KEY})")).execute(conn)?;
     }
-    let result = pass(conn, at, only, sign);
+    let result = pass(conn, at, only, sign, grace);
     if locked {
         diesel::sql_query(format!("SELECT pg_advisory_unlock({LOCK_KEY})")).execute(conn)?;
     }
@@ -136,6 +178,7 @@ fn pass(
     at: DateTime<Utc>,
     only: Option<&[String]>,
     sign: Signer<'_>,
+    grace: chrono::Duration,
 ) -> Result<Report, ReconcileError> {
     let naive_at = at.naive_utc();
     let live: Vec<Assignment> = assignments::table
@@ -145,6 +188,7 @@ fn pass(
         .load(conn)?;
     let mut report = Report {
         assignments: live.len(),
+        full: only.is_none(),
         ..Report::default()
     };
 
@@ -179,12 +223,26 @@ fn pass(
     let mut dq = devices::table
         .filter(devices::enrollment_status.eq(status::ACTIVE))
         .filter(devices::udid.is_not_null())
-        .select((devices::id, devices::tenant_id, devices::school_id))
+        .select((
+            devices::id,
+            devices::tenant_id,
+            devices::school_id,
+            devices::serial_number,
+        ))
         .into_boxed();
     if let Some(ids) = only {
         dq = dq.filter(devices::id.eq_any(ids.to_vec()));
     }
-    let device_rows: Vec<(String, Option<String>, Option<String>)> = dq.load(conn)?;
+    let device_rows: Vec<DeviceRow> = dq.load(conn)?;
+    // Licences Apple holds: (adam id, serial).
+    let licences: HashSet<(String, String)> = crate::db::schema::vpp_licences::table
+        .select((
+            crate::db::schema::vpp_licences::adam_id,
+            crate::db::schema::vpp_licences::serial_number,
+        ))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
     report.devices = device_rows.len();
     let device_ids: Vec<String> = device_rows.iter().map(|d| d.0.clone()).collect();
     let mut classes_of: HashMap<String, Vec<String>> = HashMap::new();
@@ -281,12 +339,12 @@ fn pass(
             .or_default()
             .push(i);
     }
-    let mut evals: HashMap<(usize, Option<String>), Evaluation> = HashMap::new();
+    let mut evals: HashMap<(usize, Option<String>), (Evaluation, bool)> = HashMap::new();
     let mut next_boundary: Option<DateTime<Utc>> = None;
     let mut plans: HashMap<Plan, Vec<String>> = HashMap::new();
     let mut cancels: Vec<(String, String)> = Vec::new();
 
-    for (device, tenant, school) in &device_rows {
+    for (device, tenant, school, serial) in &device_rows {
         let mut relevant: Vec<usize> = Vec::new();
         let mut add = |kind: &str, id: &str| {
             if let Some(v) = by_target.get(&(kind, id)) {
@@ -310,21 +368,35 @@ fn pass(
         // Desired items (first assignment wins the link) and items to keep.
         let mut desired: HashMap<String, &str> = HashMap::new();
         let mut keep: HashSet<String> = HashSet::new();
+        let mut needed_from: HashMap<String, DateTime<Utc>> = HashMap::new();
         for &i in &relevant {
             let a = &live[i];
             let (Some(key), Some(schedule)) = (item_key_of(a), schedules[i].as_ref()) else {
                 continue;
             };
-            let eval = *evals.entry((i, school.clone())).or_insert_with(|| {
+            let (eval, soon) = *evals.entry((i, school.clone())).or_insert_with(|| {
                 let cal = calendars.for_place(tenant.as_deref(), school.as_deref());
                 let e = schedule.evaluate(at, &cal);
                 if let Some(b) = e.next_boundary {
                     next_boundary = Some(next_boundary.map_or(b, |n: DateTime<Utc>| n.min(b)));
                 }
-                e
+                (e, schedule.has_window_within(at, grace, &cal))
             });
+            // Licences stay while the app is wanted now or within the grace period.
+            if let (Some(Item::App(app)), Some(serial)) = (items.get(&a.item_id), serial) {
+                if let (true, Some(adam)) = (app.licensed, &app.adam_id) {
+                    if eval.desired || soon {
+                        report
+                            .wanted_licences
+                            .insert((adam.clone(), serial.clone()));
+                    }
+                }
+            }
             if eval.desired {
-                desired.entry(key).or_insert(a.id.as_str());
+                desired.entry(key.clone()).or_insert(a.id.as_str());
+                let from = eval.active_window.map(|w| w.0).unwrap_or(at);
+                let e = needed_from.entry(key).or_insert(from);
+                *e = (*e).min(from);
             } else if !eval.remove_now && keeps(schedule) {
                 keep.insert(key);
             }
@@ -337,6 +409,26 @@ fn pass(
             if installed || flying == Some(&true) || failed.contains(&(device.clone(), key.clone()))
             {
                 continue;
+            }
+            // A licensed app goes out only to a serial that holds a licence.
+            if let Some(Item::App(app)) = catalog_keys.get(key).and_then(|id| items.get(id)) {
+                if let (true, Some(adam)) = (app.licensed, &app.adam_id) {
+                    let licensed = serial
+                        .as_ref()
+                        .is_some_and(|s| licences.contains(&(adam.clone(), s.clone())));
+                    if !licensed {
+                        if let (Some(s), Some(t)) = (serial, tenant) {
+                            report.needed_licences.push(LicenceNeed {
+                                adam_id: adam.clone(),
+                                serial: s.clone(),
+                                device_id: device.clone(),
+                                tenant_id: t.clone(),
+                                needed_from: needed_from.get(key).copied().unwrap_or(at),
+                            });
+                        }
+                        continue;
+                    }
+                }
             }
             plans
                 .entry(Plan {

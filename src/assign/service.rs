@@ -37,6 +37,8 @@ pub struct Reconciler {
 struct Ctx {
     db: Db,
     push: Arc<PushService>,
+    licences: Arc<crate::licences::Licences>,
+    licence_sync: Duration,
     ca: Arc<CertificateAuthority>,
     signer: Arc<ProfileSigner>,
     inventory_stale: chrono::Duration,
@@ -45,9 +47,15 @@ struct Ctx {
 
 impl Reconciler {
     /// Starts the service on the current runtime; a first full pass runs at once.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the services a pass needs, and its settings"
+    )]
     pub fn start(
         db: Db,
         push: Arc<PushService>,
+        licences: Arc<crate::licences::Licences>,
+        licence_sync_minutes: u64,
         ca: Arc<CertificateAuthority>,
         signer: Arc<ProfileSigner>,
         inventory_stale_hours: i64,
@@ -63,6 +71,8 @@ impl Reconciler {
         let ctx = Arc::new(Ctx {
             db,
             push,
+            licences,
+            licence_sync: Duration::from_secs(licence_sync_minutes.max(1) * 60),
             ca,
             signer,
             inventory_stale: chrono::Duration::hours(inventory_stale_hours),
@@ -93,7 +103,14 @@ async fn pass(ctx: &Arc<Ctx>, only: Option<Vec<String>>) -> Result<Report, DbErr
         .db
         .run(move |conn| -> Result<Report, DbError> {
             let sign = |bytes: &[u8]| c.signer.sign(bytes, &c.ca).map_err(|e| e.to_string());
-            reconcile::run(conn, chrono::Utc::now(), only.as_deref(), &sign).map_err(|e| match e {
+            reconcile::run_with(
+                conn,
+                chrono::Utc::now(),
+                only.as_deref(),
+                &sign,
+                c.licences.grace(),
+            )
+            .map_err(|e| match e {
                 reconcile::ReconcileError::Db(e) => DbError::Query(e),
                 other => DbError::Migration(other.to_string()),
             })
@@ -109,14 +126,42 @@ async fn pass(ctx: &Arc<Ctx>, only: Option<Vec<String>>) -> Result<Report, DbErr
         );
     }
     ctx.push.notify(report.touched.clone());
+    // Licences: associate for held-back installs, release what nothing wants.
+    if !report.needed_licences.is_empty() || report.full {
+        match ctx.licences.after_pass(&report, chrono::Utc::now()).await {
+            Ok((licensed, _)) if !licensed.is_empty() => {
+                // Licences granted: the installs can go out now.
+                let c = ctx.clone();
+                let again = ctx
+                    .db
+                    .run(move |conn| -> Result<Report, DbError> {
+                        let sign =
+                            |bytes: &[u8]| c.signer.sign(bytes, &c.ca).map_err(|e| e.to_string());
+                        reconcile::run_with(
+                            conn,
+                            chrono::Utc::now(),
+                            Some(&licensed),
+                            &sign,
+                            c.licences.grace(),
+                        )
+                        .map_err(|e| DbError::Migration(e.to_string()))
+                    })
+                    .await?;
+                ctx.push.notify(again.touched.clone());
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "licence step failed"),
+        }
+    }
     Ok(report)
 }
 
 async fn run(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<Request>) {
     let mut next_timer = tokio::time::Instant::now() + SAFETY_PASS;
     let mut next_housekeeping = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut next_licence_sync = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let wake = next_timer.min(next_housekeeping);
+        let wake = next_timer.min(next_housekeeping).min(next_licence_sync);
         let first = tokio::select! {
             r = rx.recv() => match r { Some(r) => Some(r), None => return },
             _ = tokio::time::sleep_until(wake) => None,
@@ -125,6 +170,12 @@ async fn run(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<Request>) {
         if now >= next_housekeeping {
             next_housekeeping = now + HOUSEKEEPING;
             housekeeping(&ctx).await;
+        }
+        if now >= next_licence_sync {
+            next_licence_sync = now + ctx.licence_sync;
+            if let Err(e) = ctx.licences.sync().await {
+                tracing::error!(error = %e, "licence sync failed");
+            }
         }
         let timer_only = first.is_none();
         let mut all = timer_only && now >= next_timer;

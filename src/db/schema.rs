@@ -309,6 +309,43 @@ diesel::table! {
 }
 
 diesel::table! {
+    vpp_tokens (id) {
+        id -> Text,
+        tenant_id -> Text,
+        location_name -> Text,
+        org_name -> Text,
+        token_sealed -> Binary,
+        expires_at -> Timestamp,
+        status -> Text,
+        last_error -> Nullable<Text>,
+        last_sync_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    vpp_assets (token_id, adam_id) {
+        token_id -> Text,
+        adam_id -> Text,
+        pricing_param -> Text,
+        total -> Integer,
+        assigned -> Integer,
+        available -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    vpp_licences (token_id, adam_id, serial_number) {
+        token_id -> Text,
+        adam_id -> Text,
+        serial_number -> Text,
+        release_after -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     lesson_settings (school_id) {
         school_id -> Text,
         periods -> Text,
@@ -377,6 +414,7 @@ diesel::table! {
 }
 
 diesel::joinable!(schools -> tenants (tenant_id));
+diesel::joinable!(vpp_assets -> vpp_tokens (token_id));
 diesel::table! {
     webhook_deliveries (id) {
         id -> Text,
@@ -435,6 +473,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     device_profiles,
     device_inventory,
     lesson_settings,
+    vpp_tokens,
+    vpp_assets,
+    vpp_licences,
     approved_apps,
     lesson_requests,
     webhook_deliveries,

@@ -9,6 +9,7 @@ mod enrollment;
 mod foundation;
 mod helpers;
 mod lessons;
+mod licences;
 mod openapi;
 mod organisation;
 mod protocol_flow;

@@ -91,6 +91,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/lesson-requests/{id}/cancel"),
     ("get", "/api/v1/schools/{id}/lesson-settings"),
     ("put", "/api/v1/schools/{id}/lesson-settings"),
+    // licences
+    ("post", "/api/v1/tenants/{id}/vpp-tokens"),
+    ("get", "/api/v1/tenants/{id}/vpp-tokens"),
+    ("get", "/api/v1/licences"),
+    ("post", "/api/v1/licences/sync"),
     // audit
     ("get", "/api/v1/audit"),
 ];

@@ -79,6 +79,22 @@ fn events(received: &[ReceivedWebhook]) -> Vec<String> {
         .collect()
 }
 
+/// Waits until every delivery row is delivered.
+async fn wait_for_all_delivered(app_state: &AppState) -> Vec<Delivery> {
+    let end = std::time::Instant::now() + WAIT;
+    loop {
+        let rows = deliveries(app_state);
+        if !rows.is_empty() && rows.iter().all(|r| r.status == "delivered") {
+            return rows;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "not all delivered: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until the single delivery row reaches `state`.
 async fn wait_for_status(app_state: &AppState, wanted: &str) -> Delivery {
     let end = std::time::Instant::now() + WAIT;
@@ -315,7 +331,8 @@ async fn when_the_receiver_is_down_later_events_wait_and_keep_their_order() {
         gap >= chrono::Duration::milliseconds(900),
         "one request per retry delay: {gap}"
     );
-    let rows = deliveries(&app.state);
+    // The receiver has seen the last request; its row is recorded right after.
+    let rows = wait_for_all_delivered(&app.state).await;
     let attempts: Vec<i32> = rows.iter().map(|r| r.attempts).collect();
     assert_eq!(attempts, vec![2, 1, 1], "waiting is not an attempt");
 }

@@ -1,0 +1,3 @@
+DROP TABLE vpp_licences;
+DROP TABLE vpp_assets;
+DROP TABLE vpp_tokens;

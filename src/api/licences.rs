@@ -1,0 +1,131 @@
+//! Admin API for Apps and Books: content tokens per authority, licence counts and
+//! blocked devices, sync now.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::authz::{self, Action, Place};
+use crate::accounts::Role;
+use crate::error::{ApiError, ApiResult};
+use crate::licences::{self, LicenceError, Licences};
+use crate::state::AppState;
+
+/// Days before expiry that a token is flagged.
+const WARN_DAYS: i64 = 30;
+
+/// Routes under `/api/v1`.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/tenants/{id}/vpp-tokens", web::post().to(upload))
+        .route("/tenants/{id}/vpp-tokens", web::get().to(list))
+        .route("/licences", web::get().to(counts))
+        .route("/licences/sync", web::post().to(sync));
+}
+
+fn licence_error(e: LicenceError) -> ApiError {
+    match e {
+        LicenceError::Db(e) => e.into(),
+        LicenceError::Token(m) => ApiError::invalid_field("token_file", m),
+        LicenceError::Vpp(e) if e.is_token_problem() => {
+            ApiError::invalid_field("token_file", format!("Apple refused the token: {e}"))
+        }
+        LicenceError::Vpp(e) => ApiError::new(
+            crate::error::ErrorCode::Unavailable,
+            format!("Apps and Books: {e}"),
+        ),
+    }
+}
+
+/// Body of a token upload.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokenUpload {
+    /// The `.vpptoken` file's content (as downloaded from Apple School Manager).
+    token_file: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/vpp-tokens", tag = "licences", operation_id = "upload_vpp_token",
+    summary = "Upload an Apps and Books content token for a location of the authority (tafel claims it)",
+    params(("id" = String, Path, description = "School authority id")), request_body = TokenUpload,
+    responses((status = 201, description = "The stored token (never the token itself)", body = licences::TokenInfo),
+        (status = 400, description = "Not a valid or current token", body = ApiError),
+        (status = 403, description = "Authority admins and district admins only", body = ApiError)),
+    security(("bearer" = [])))]
+async fn upload(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<TokenUpload>,
+) -> ApiResult<HttpResponse> {
+    let tenant = path.into_inner();
+    authz::require(&caller.0, Action::ManageTenant, Place::tenant(&tenant))?;
+    let t = tenant.clone();
+    state
+        .db
+        .run(move |conn| crate::org::tenant(conn, &t).map_err(ApiError::from))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such school authority"))?;
+    let info = state
+        .licences
+        .upload(&tenant, &body.token_file, &caller.0.user_id)
+        .await
+        .map_err(licence_error)?;
+    Ok(HttpResponse::Created().json(info))
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/vpp-tokens", tag = "licences", operation_id = "list_vpp_tokens",
+    summary = "The authority's content tokens, with expiry warnings",
+    params(("id" = String, Path, description = "School authority id")),
+    responses((status = 200, description = "Tokens", body = Object)), security(("bearer" = [])))]
+async fn list(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let tenant = path.into_inner();
+    authz::require(&caller.0, Action::ManageTenant, Place::tenant(&tenant))?;
+    let tokens = state
+        .db
+        .run(move |conn| Licences::tokens(conn, Some(&tenant)).map_err(ApiError::from))
+        .await?;
+    let now = crate::db::now();
+    let items: Vec<serde_json::Value> = tokens
+        .into_iter()
+        .map(|t| {
+            let days = (t.expires_at - now).num_days();
+            let mut v = serde_json::to_value(&t).unwrap_or_default();
+            if days < WARN_DAYS {
+                v["warning"] = serde_json::json!(format!("the content token expires in {days} days: download a new one from Apple School Manager"));
+            }
+            v
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+#[utoipa::path(get, path = "/api/v1/licences", tag = "licences", operation_id = "licence_counts",
+    summary = "Per app and location: owned, assigned, available, needed, missing; and the devices blocked for lack of a licence",
+    responses((status = 200, description = "Counts and blocked devices", body = Object)), security(("bearer" = [])))]
+async fn counts(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    if caller.0.role == Role::Teacher {
+        return Err(ApiError::forbidden("licences are for admins"));
+    }
+    let tenant = (caller.0.role != Role::DistrictAdmin)
+        .then(|| caller.0.tenant_id.clone().unwrap_or_default());
+    let blocked = state.licences.blocked();
+    let b = blocked.clone();
+    let counts = state
+        .db
+        .run(move |conn| licences::counts(conn, tenant.as_deref(), &b).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": counts, "blocked": blocked})))
+}
+
+#[utoipa::path(post, path = "/api/v1/licences/sync", tag = "licences", operation_id = "licence_sync",
+    summary = "Sync assets and Apple's licence assignments now (district admins)",
+    responses((status = 200, description = "API calls made", body = Object)), security(("bearer" = [])))]
+async fn sync(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    authz::require(&caller.0, Action::ManageDistrict, Place::default())?;
+    let calls = state.licences.sync().await.map_err(licence_error)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "api_calls": calls })))
+}
