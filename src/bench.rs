@@ -30,6 +30,10 @@ pub struct BenchOptions {
     pub list_requests: usize,
     /// Database URL; default a temporary SQLite file.
     pub database_url: Option<String>,
+    /// Devices for the licence reconcile (0: skip).
+    pub licence_devices: usize,
+    /// Licensed apps for the licence reconcile.
+    pub licence_apps: usize,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -211,8 +215,109 @@ impl Server {
     }
 }
 
+/// Licence reconcile: `devices` devices, `apps` licensed apps assigned to their school,
+/// against a local Apps and Books server; prints time and API calls.
+async fn licence_scenario(opts: &BenchOptions, devices: usize, apps: usize) -> anyhow::Result<()> {
+    let file =
+        crate::sim::vpp::token_file("Bench", chrono::Utc::now() + chrono::Duration::days(300));
+    let vpp = crate::sim::vpp::VppSim::start(&file)?;
+    let dir = tempfile::tempdir()?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let mut s = Settings {
+        listen: listener.local_addr()?,
+        public_url: format!("http://127.0.0.1:{port}"),
+        certs_dir: dir.path().join("certs"),
+        database_url: opts
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display())),
+        log_level: "error".into(),
+        ..Settings::default()
+    };
+    s.reconcile.automatic = false;
+    s.vpp.base_url = vpp.url.clone();
+    let app = Application::build_on(s, listener).await?;
+    let token = app
+        .first_admin_token
+        .clone()
+        .context("no first-start token")?;
+    let (_, state) = app.spawn();
+    let srv = Server {
+        app: state.clone(),
+        base: format!("http://127.0.0.1:{port}"),
+        token,
+        client: reqwest::Client::new(),
+        _dir: dir,
+    };
+    let (tid, sid, _, _) = srv.school("com.apple.mgmt.External.bench-vpp").await?;
+    srv.post(
+        &format!("/api/v1/tenants/{tid}/vpp-tokens"),
+        json!({"token_file": file}),
+    )
+    .await?;
+    for i in 0..apps {
+        let adam = (500_000_000 + i).to_string();
+        vpp.add_asset(&adam, devices as i64);
+        let a = srv
+            .post("/api/v1/apps", json!({"tenant_id": tid, "name": format!("App {i}"), "bundle_id": format!("de.bench.app{i}"), "adam_id": adam}))
+            .await?;
+        srv.post("/api/v1/assignments", json!({"item_kind": "app", "item_id": a["id"], "target_kind": "school", "target_id": sid})).await?;
+    }
+    let (t_tid, t_sid) = (tid.clone(), sid.clone());
+    state
+        .db
+        .run(move |conn| {
+            insert_devices(
+                conn,
+                &t_tid,
+                &t_sid,
+                None,
+                0,
+                devices,
+                "com.apple.mgmt.External.bench-vpp",
+            )
+            .map_err(|e| crate::db::DbError::Migration(e.to_string()))
+        })
+        .await?;
+    state.licences.sync().await?;
+    let t = Instant::now();
+    let st = state.clone();
+    let report = tokio::task::spawn_blocking(move || -> anyhow::Result<reconcile::Report> {
+        let mut conn = st.db.get()?;
+        let sign = |b: &[u8]| st.signer.sign(b, &st.ca).map_err(|e| e.to_string());
+        Ok(reconcile::run(&mut conn, chrono::Utc::now(), None, &sign)?)
+    })
+    .await??;
+    let (licensed, calls) = state
+        .licences
+        .after_pass(&report, chrono::Utc::now())
+        .await?;
+    let licensing = t.elapsed();
+    let st = state.clone();
+    let again = tokio::task::spawn_blocking(move || -> anyhow::Result<reconcile::Report> {
+        let mut conn = st.db.get()?;
+        let sign = |b: &[u8]| st.signer.sign(b, &st.ca).map_err(|e| e.to_string());
+        Ok(reconcile::run(&mut conn, chrono::Utc::now(), None, &sign)?)
+    })
+    .await??;
+    println!(
+        "licence reconcile: {devices} devices x {apps} apps: {} licences needed, {} associated, {} devices licensed in {:.2} s with {calls} Apps and Books API calls; the next pass queued {} installs in {:.2} s total",
+        report.needed_licences.len(),
+        vpp.assignments().len(),
+        licensed.iter().collect::<std::collections::HashSet<_>>().len(),
+        licensing.as_secs_f64(),
+        again.installs,
+        t.elapsed().as_secs_f64(),
+    );
+    Ok(())
+}
+
 /// Runs every scenario and prints the figures.
 pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
+    if opts.licence_devices > 0 {
+        licence_scenario(&opts, opts.licence_devices, opts.licence_apps).await?;
+    }
     // 1. A full reconcile pass and device-list latency at `reconcile_devices`.
     {
         let srv = server(&opts, false, None).await?;

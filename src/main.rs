@@ -65,6 +65,12 @@ struct BenchArgs {
     /// An empty database to use instead of a temporary SQLite file.
     #[arg(long)]
     database_url: Option<String>,
+    /// Devices for the licence reconcile against a local Apps and Books server (0: skip).
+    #[arg(long, default_value_t = 10_000)]
+    licence_devices: usize,
+    /// Licensed apps for the licence reconcile.
+    #[arg(long, default_value_t = 5)]
+    licence_apps: usize,
 }
 
 #[derive(clap::Args)]
@@ -142,6 +148,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             fanout_devices: a.fanout_devices,
             list_requests: a.list_requests,
             database_url: a.database_url,
+            licence_devices: a.licence_devices,
+            licence_apps: a.licence_apps,
         }));
     }
     let settings = load_settings(&cli)?;
