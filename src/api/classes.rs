@@ -50,25 +50,6 @@ fn org_error(e: OrgError) -> ApiError {
     }
 }
 
-async fn school(
-    state: &AppState,
-    caller: &Caller,
-    id: String,
-    action: Action,
-) -> ApiResult<School> {
-    let school = state
-        .db
-        .run(move |conn| orgmod::school(conn, &id).map_err(ApiError::from))
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such school"))?;
-    authz::require(
-        &caller.0,
-        action,
-        Place::school(&school.tenant_id, &school.id),
-    )?;
-    Ok(school)
-}
-
 /// A class the caller may see (teachers: only their own), with its school.
 async fn class(
     state: &AppState,
@@ -145,7 +126,8 @@ async fn create_class(
     path: web::Path<String>,
     body: web::Json<NewClass>,
 ) -> ApiResult<HttpResponse> {
-    let s = school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    let s =
+        super::org::load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
     let input = body.into_inner();
     let class = state
         .db
@@ -186,7 +168,7 @@ async fn list_classes(
     path: web::Path<String>,
     q: web::Query<YearQuery>,
 ) -> ApiResult<HttpResponse> {
-    let s = school(&state, &caller, path.into_inner(), Action::View).await?;
+    let s = super::org::load_school(&state, &caller, path.into_inner(), Action::View).await?;
     let p = caller.0.clone();
     let year = q.into_inner().school_year;
     let items = state
@@ -500,7 +482,8 @@ async fn create_group(
     path: web::Path<String>,
     body: web::Json<NewGroup>,
 ) -> ApiResult<HttpResponse> {
-    let s = school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    let s =
+        super::org::load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
     let input = body.into_inner();
     let g = state
         .db
@@ -532,7 +515,7 @@ async fn list_groups(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let s = school(&state, &caller, path.into_inner(), Action::View).await?;
+    let s = super::org::load_school(&state, &caller, path.into_inner(), Action::View).await?;
     let items = state
         .db
         .run(move |conn| classes::groups_of_school(conn, &s.id).map_err(ApiError::from))
@@ -728,7 +711,8 @@ async fn import_classes(
     req: HttpRequest,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let s = school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    let s =
+        super::org::load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
     let text = csv_body(&req, &body)?;
     run_import(state, caller, s, text, false).await
 }
@@ -758,7 +742,8 @@ async fn import_devices(
     req: HttpRequest,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let s = school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    let s =
+        super::org::load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
     let text = csv_body(&req, &body)?;
     run_import(state, caller, s, text, true).await
 }

@@ -11,7 +11,7 @@ use crate::assign::TargetKind;
 use crate::error::{ApiError, ApiResult};
 use crate::lessons::readiness::Readiness;
 use crate::lessons::{self, readiness, LessonError, LessonRequest, LessonSettings, NewRequest};
-use crate::org::{self, classes, School};
+use crate::org::{self, classes};
 use crate::state::AppState;
 
 /// Routes under `/api/v1`.
@@ -36,21 +36,6 @@ fn lesson_error(e: LessonError) -> ApiError {
         LessonError::Invalid { field, message } => ApiError::invalid_field(field, message),
         LessonError::Conflict(m) => ApiError::conflict(m),
     }
-}
-
-async fn school(
-    state: &AppState,
-    caller: &Caller,
-    id: String,
-    action: Action,
-) -> ApiResult<School> {
-    let s = state
-        .db
-        .run(move |conn| org::school(conn, &id).map_err(ApiError::from))
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such school"))?;
-    authz::require(&caller.0, action, Place::school(&s.tenant_id, &s.id))?;
-    Ok(s)
 }
 
 /// The devices a request targets, to reconcile after a change.
@@ -433,7 +418,7 @@ async fn get_settings(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let s = school(&state, &caller, path.into_inner(), Action::View).await?;
+    let s = super::org::load_school(&state, &caller, path.into_inner(), Action::View).await?;
     let settings = state
         .db
         .run(move |conn| lessons::settings(conn, &s.id).map_err(ApiError::from))
@@ -463,7 +448,8 @@ async fn put_settings(
     path: web::Path<String>,
     body: web::Json<LessonSettings>,
 ) -> ApiResult<HttpResponse> {
-    let s = school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    let s =
+        super::org::load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
     let input = body.into_inner();
     let actor = caller.0.user_id.clone();
     let saved = state

@@ -100,7 +100,8 @@ async fn list_tenants(caller: Caller, state: web::Data<AppState>) -> ApiResult<H
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
-async fn load_tenant(
+/// A school authority the caller may `action` on (404 outside scope, 403 for the role).
+pub(crate) async fn load_tenant(
     state: &AppState,
     caller: &Caller,
     id: String,
@@ -115,7 +116,8 @@ async fn load_tenant(
     Ok(tenant)
 }
 
-async fn load_school(
+/// A school the caller may `action` on (404 outside scope, 403 for the role).
+pub(crate) async fn load_school(
     state: &AppState,
     caller: &Caller,
     id: String,
