@@ -131,6 +131,7 @@ impl Application {
             crate::lessons::readiness::start_watcher(
                 db.clone(),
                 notifier.clone(),
+                licences.clone(),
                 settings.webhooks_lesson_notice_minutes(),
             );
         }

@@ -268,9 +268,12 @@ async fn get_readiness(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let r = load(&state, &caller, path.into_inner(), Action::View).await?;
+    let blocked = state.licences.blocked();
     let ready = state
         .db
-        .run(move |conn| readiness::readiness(conn, &r, chrono::Utc::now()).map_err(ApiError::from))
+        .run(move |conn| {
+            readiness::readiness(conn, &r, chrono::Utc::now(), &blocked).map_err(ApiError::from)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(ready))
 }

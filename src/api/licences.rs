@@ -104,7 +104,7 @@ async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/licences", tag = "licences", operation_id = "licence_counts",
-    summary = "Per app and location: owned, assigned, available, needed, missing; and the devices blocked for lack of a licence",
+    summary = "Per app and location: owned, assigned, available, needed, missing; devices blocked for lack of a licence; lessons in the coming week that would run short",
     responses((status = 200, description = "Counts and blocked devices", body = Object)), security(("bearer" = [])))]
 async fn counts(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     if caller.0.role == Role::Teacher {
@@ -114,11 +114,22 @@ async fn counts(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpRes
         .then(|| caller.0.tenant_id.clone().unwrap_or_default());
     let blocked = state.licences.blocked();
     let b = blocked.clone();
-    let counts = state
+    let (counts, shortfalls) = state
         .db
-        .run(move |conn| licences::counts(conn, tenant.as_deref(), &b).map_err(ApiError::from))
+        .run(move |conn| -> ApiResult<_> {
+            let counts = licences::counts(conn, tenant.as_deref(), &b)?;
+            // Lessons in the coming week that would run short: warn before they start.
+            let short = licences::upcoming_shortfalls(
+                conn,
+                tenant.as_deref(),
+                chrono::Utc::now(),
+                chrono::Duration::days(7),
+            )?;
+            Ok((counts, short))
+        })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": counts, "blocked": blocked})))
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"items": counts, "blocked": blocked, "shortfalls": shortfalls})))
 }
 
 #[utoipa::path(post, path = "/api/v1/licences/sync", tag = "licences", operation_id = "licence_sync",

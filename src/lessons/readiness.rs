@@ -27,7 +27,7 @@ pub struct DeviceReadiness {
     pub udid: Option<String>,
     /// Name.
     pub name: Option<String>,
-    /// `ready`, `pending`, `failed`.
+    /// `ready`, `pending`, `failed`, `no licence`.
     pub state: String,
     /// Per app: bundle key → state (`installed`, `pending_install`, `failed`, `scheduled`, …).
     pub apps: std::collections::BTreeMap<String, String>,
@@ -51,11 +51,13 @@ pub struct Readiness {
     pub items: Vec<DeviceReadiness>,
 }
 
-/// Readiness of a request at `at`.
+/// Readiness of a request at `at`; `blocked` are the devices the licence service held
+/// back (their apps show as `no licence`).
 pub fn readiness(
     conn: &mut DbConn,
     r: &LessonRequest,
     at: DateTime<Utc>,
+    blocked: &[crate::licences::Blocked],
 ) -> QueryResult<Readiness> {
     let linked: Vec<Assignment> = assignments::table
         .filter(assignments::lesson_request_id.eq(&r.id))
@@ -68,13 +70,16 @@ pub fn readiness(
     };
     let mut keys = Vec::new();
     for a in &linked {
-        if let Some(k) = crate::db::schema::apps::table
+        if let Some((k, adam)) = crate::db::schema::apps::table
             .find(&a.item_id)
-            .select(crate::db::schema::apps::bundle_id)
-            .first::<String>(conn)
+            .select((
+                crate::db::schema::apps::bundle_id,
+                crate::db::schema::apps::adam_id,
+            ))
+            .first::<(String, Option<String>)>(conn)
             .optional()?
         {
-            keys.push(format!("app:{k}"));
+            keys.push((format!("app:{k}"), adam));
         }
     }
     let mut items = Vec::new();
@@ -86,10 +91,17 @@ pub fn readiness(
             .first(conn)?;
         let mut apps = std::collections::BTreeMap::new();
         let mut error = None;
-        for k in &keys {
-            let (s, chain) = state_of(conn, id, k, true)?;
+        for (k, adam) in &keys {
+            let (mut s, chain) = state_of(conn, id, k, true)?;
             if chain.is_some() {
                 error = chain;
+            }
+            if s != "installed"
+                && blocked
+                    .iter()
+                    .any(|b| &b.device_id == id && Some(&b.adam_id) == adam.as_ref())
+            {
+                s = "no licence".into();
             }
             apps.insert(k.clone(), s);
         }
@@ -98,6 +110,8 @@ pub fn readiness(
             "ready"
         } else if apps.values().any(|s| s == "failed") {
             "failed"
+        } else if apps.values().any(|s| s == "no licence") {
+            "no licence"
         } else {
             "pending"
         };
@@ -132,6 +146,7 @@ pub fn notify_due(
     at: DateTime<Utc>,
     before: chrono::Duration,
     notifier: &Notifier,
+    blocked: &[crate::licences::Blocked],
 ) -> QueryResult<usize> {
     let approved: Vec<LessonRequest> = lesson_requests::table
         .filter(lesson_requests::status.eq(status::APPROVED))
@@ -157,7 +172,7 @@ pub fn notify_due(
         if start - at > before || r.notified_start == Some(start.naive_utc()) {
             continue;
         }
-        let ready = readiness(conn, &r, at)?;
+        let ready = readiness(conn, &r, at, blocked)?;
         let event = if ready.ready == ready.devices && ready.devices > 0 {
             "lesson.ready"
         } else {
@@ -182,12 +197,18 @@ pub fn notify_due(
 }
 
 /// Checks once a minute for lessons about to start.
-pub fn start_watcher(db: Db, notifier: Arc<Notifier>, before_minutes: i64) {
+pub fn start_watcher(
+    db: Db,
+    notifier: Arc<Notifier>,
+    licences: Arc<crate::licences::Licences>,
+    before_minutes: i64,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
             let n = notifier.clone();
+            let blocked = licences.blocked();
             let result = db
                 .run(move |conn| {
                     notify_due(
@@ -195,6 +216,7 @@ pub fn start_watcher(db: Db, notifier: Arc<Notifier>, before_minutes: i64) {
                         Utc::now(),
                         chrono::Duration::minutes(before_minutes),
                         &n,
+                        &blocked,
                     )
                     .map_err(DbError::from)
                 })

@@ -730,3 +730,95 @@ pub fn counts(
         )
         .collect())
 }
+
+/// A scheduled assignment that will run short of licences.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Shortfall {
+    /// The assignment (lesson or admin).
+    pub assignment_id: String,
+    /// Its lesson request, if any.
+    pub lesson_request_id: Option<String>,
+    /// App Store id.
+    pub adam_id: String,
+    /// Start of the next window.
+    pub next_window: DateTime<Utc>,
+    /// Target devices without a licence.
+    pub needed: usize,
+    /// Licences free for the authority.
+    pub available: i64,
+}
+
+/// Assignments of licensed apps whose next window (within `horizon`) needs more
+/// licences than the authority has free: the warning before a lesson runs short.
+pub fn upcoming_shortfalls(
+    conn: &mut DbConn,
+    tenant_id: Option<&str>,
+    at: DateTime<Utc>,
+    horizon: chrono::Duration,
+) -> QueryResult<Vec<Shortfall>> {
+    use crate::assign::schedule::Schedule;
+    use crate::db::schema::{apps, devices};
+    let live = crate::assign::list(conn, tenant_id, None)?;
+    let calendars = crate::assign::calendars(conn)?;
+    let held: HashSet<(String, String)> = vpp_licences::table
+        .select((vpp_licences::adam_id, vpp_licences::serial_number))
+        .load::<(String, String)>(conn)?
+        .into_iter()
+        .collect();
+    let mut out = Vec::new();
+    for a in live.iter().filter(|a| a.item_kind == "app") {
+        let app: Option<(bool, Option<String>)> = apps::table
+            .find(&a.item_id)
+            .select((apps::licensed, apps::adam_id))
+            .first(conn)
+            .optional()?;
+        let Some((true, Some(adam))) = app else {
+            continue;
+        };
+        let Some(schedule) = serde_json::from_str::<serde_json::Value>(&a.schedule)
+            .ok()
+            .and_then(|v| Schedule::parse_json(&v).ok())
+        else {
+            continue;
+        };
+        let cal = calendars.for_place(Some(&a.tenant_id), a.school_id.as_deref());
+        let Some(next) = schedule.next_window_start_after(at, &cal) else {
+            continue;
+        };
+        if next - at > horizon {
+            continue;
+        }
+        let targets = crate::assign::views::target_devices(conn, a)?;
+        let ids: Vec<String> = targets.into_iter().map(|(id, _)| id).collect();
+        let serials: Vec<Option<String>> = devices::table
+            .filter(devices::id.eq_any(&ids))
+            .select(devices::serial_number)
+            .load(conn)?;
+        let needed = serials
+            .into_iter()
+            .flatten()
+            .filter(|s| !held.contains(&(adam.clone(), s.clone())))
+            .count();
+        let available: i64 = vpp_assets::table
+            .inner_join(vpp_tokens::table)
+            .filter(vpp_assets::adam_id.eq(&adam))
+            .filter(vpp_tokens::tenant_id.eq(&a.tenant_id))
+            .filter(vpp_tokens::status.eq(token_status::ACTIVE))
+            .select(vpp_assets::available)
+            .load::<i32>(conn)?
+            .into_iter()
+            .map(i64::from)
+            .sum();
+        if needed as i64 > available {
+            out.push(Shortfall {
+                assignment_id: a.id.clone(),
+                lesson_request_id: a.lesson_request_id.clone(),
+                adam_id: adam,
+                next_window: next,
+                needed,
+                available,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -204,6 +204,7 @@ async fn a_pre_approved_app_arrives_before_the_lesson_and_leaves_after_it() {
             berlin(2027, 3, 2, 8, 35),
             chrono::Duration::minutes(15),
             &state.notifier,
+            &[],
         )
         .unwrap()
     })

@@ -141,6 +141,22 @@ async fn licences_come_before_installs_run_short_in_lesson_order_and_are_release
         );
     }
 
+    // Tuesday after the association: Wednesday's lesson for 8a needs 2, 1 is free —
+    // the warning comes before the lesson runs short.
+    {
+        let mut conn = app.state.db.get().unwrap();
+        let short = tafel::licences::upcoming_shortfalls(
+            &mut conn,
+            None,
+            berlin(2027, 3, 2, 8, 0),
+            Duration::days(7),
+        )
+        .unwrap();
+        assert_eq!(short.len(), 1, "{short:?}");
+        assert_eq!((short[0].needed, short[0].available), (2, 1));
+        assert_eq!(short[0].assignment_id, a1["id"].as_str().unwrap());
+    }
+
     // Wednesday 07:00: 8a's two iPads need it, one licence is left: one is blocked, never over-assigned.
     let r = pass(&app, berlin(2027, 3, 3, 7, 0)).await;
     assert_eq!(r.needed_licences.len(), 2);
