@@ -34,6 +34,8 @@ pub struct BenchOptions {
     pub licence_devices: usize,
     /// Licensed apps for the licence reconcile.
     pub licence_apps: usize,
+    /// Devices for the ADE sync (0: skip).
+    pub ade_devices: usize,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -313,8 +315,72 @@ async fn licence_scenario(opts: &BenchOptions, devices: usize, apps: usize) -> a
     Ok(())
 }
 
+/// ADE device sync: `devices` devices from a local device enrollment API.
+async fn ade_scenario(opts: &BenchOptions, devices: usize) -> anyhow::Result<()> {
+    let tokens = crate::ade::token::OAuthTokens {
+        consumer_key: "CK_bench".into(),
+        consumer_secret: "CS_bench".into(),
+        access_token: "AT_bench".into(),
+        access_secret: "AS_bench".into(),
+        access_token_expiry: chrono::Utc::now() + chrono::Duration::days(365),
+    };
+    let sim = crate::sim::ade::AdeSim::start(tokens.clone())?;
+    sim.add_devices(devices);
+    let dir = tempfile::tempdir()?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let mut s = Settings {
+        listen: listener.local_addr()?,
+        public_url: format!("http://127.0.0.1:{port}"),
+        certs_dir: dir.path().join("certs"),
+        database_url: opts
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display())),
+        log_level: "error".into(),
+        ..Settings::default()
+    };
+    s.reconcile.automatic = false;
+    s.ade.base_url = sim.url.clone();
+    let app = Application::build_on(s, listener).await?;
+    let token = app
+        .first_admin_token
+        .clone()
+        .context("no first-start token")?;
+    let (_, state) = app.spawn();
+    let srv = Server {
+        app: state.clone(),
+        base: format!("http://127.0.0.1:{port}"),
+        token,
+        client: reqwest::Client::new(),
+        _dir: dir,
+    };
+    let (tid, _, _, _) = srv.school("com.apple.mgmt.External.bench-ade").await?;
+    let t = state.ade.create(&tid, "bench").await?;
+    let cert = openssl::x509::X509::from_pem(t.cert_pem.as_bytes())?;
+    let p7m = crate::ade::token::encrypt_server_token_for_tests(&tokens, &cert)?;
+    state.ade.upload(&t.id, &p7m, "bench").await?;
+    let started = Instant::now();
+    let reports = state.ade.sync().await?;
+    let took = started.elapsed();
+    for r in reports {
+        println!(
+            "ADE sync: {} devices ({} new in tafel) in {:.2} s with {} device enrollment API calls (full fetch: {})",
+            r.devices,
+            r.new_devices,
+            took.as_secs_f64(),
+            r.api_calls,
+            r.full
+        );
+    }
+    Ok(())
+}
+
 /// Runs every scenario and prints the figures.
 pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
+    if opts.ade_devices > 0 {
+        ade_scenario(&opts, opts.ade_devices).await?;
+    }
     if opts.licence_devices > 0 {
         licence_scenario(&opts, opts.licence_devices, opts.licence_apps).await?;
     }

@@ -52,6 +52,24 @@ pub struct Settings {
     pub lessons: LessonSettingsConfig,
     /// Apps and Books (device licences).
     pub vpp: VppSettings,
+    /// Automated Device Enrollment.
+    pub ade: AdeSettings,
+}
+
+/// Automated Device Enrollment (Apple School Manager).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdeSettings {
+    /// Device enrollment API base URL (Apple's by default).
+    pub base_url: String,
+}
+
+impl Default for AdeSettings {
+    fn default() -> Self {
+        AdeSettings {
+            base_url: "https://mdmenrollment.apple.com".into(),
+        }
+    }
 }
 
 /// Apps and Books (device licences).
@@ -265,6 +283,7 @@ impl Default for Settings {
             reconcile: ReconcileSettings::default(),
             lessons: LessonSettingsConfig::default(),
             vpp: VppSettings::default(),
+            ade: AdeSettings::default(),
             webhooks: WebhookSettings::default(),
         }
     }

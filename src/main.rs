@@ -71,6 +71,9 @@ struct BenchArgs {
     /// Licensed apps for the licence reconcile.
     #[arg(long, default_value_t = 5)]
     licence_apps: usize,
+    /// Devices for the ADE sync from a local device enrollment API (0: skip).
+    #[arg(long, default_value_t = 10_000)]
+    ade_devices: usize,
 }
 
 #[derive(clap::Args)]
@@ -150,6 +153,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             database_url: a.database_url,
             licence_devices: a.licence_devices,
             licence_apps: a.licence_apps,
+            ade_devices: a.ade_devices,
         }));
     }
     let settings = load_settings(&cli)?;

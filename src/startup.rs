@@ -135,12 +135,18 @@ impl Application {
                 settings.webhooks_lesson_notice_minutes(),
             );
         }
+        let ade = Arc::new(crate::ade::service::Ade::new(
+            db.clone(),
+            secrets.clone(),
+            &settings.ade.base_url,
+        ));
         let state = AppState {
             settings: settings.clone(),
             db,
             ca,
             signer,
             reconciler,
+            ade,
             licences,
             secrets,
             push,

@@ -25,6 +25,8 @@ pub struct AppState {
     pub reconciler: Arc<crate::assign::service::Reconciler>,
     /// Device licences from Apps and Books.
     pub licences: Arc<crate::licences::Licences>,
+    /// Automated Device Enrollment (Apple School Manager).
+    pub ade: Arc<crate::ade::service::Ade>,
     /// Sends webhook notifications.
     pub notifier: Arc<crate::notify::Notifier>,
 }

@@ -16,6 +16,7 @@
 pub mod client;
 pub mod error;
 pub mod oauth;
+pub mod service;
 pub mod token;
 
 pub use client::{

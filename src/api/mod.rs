@@ -3,6 +3,7 @@
 //! Each submodule exposes its routes; handlers are thin: parse, authorise, call the
 //! domain module, answer.
 
+pub mod ade;
 pub mod audit;
 pub mod auth;
 pub mod authz;
@@ -57,6 +58,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(catalog::config)
             .configure(lessons::config)
             .configure(licences::config)
+            .configure(ade::config)
             .configure(openapi::config),
     )
     .default_service(web::to(not_found));

@@ -112,6 +112,11 @@ const BEARER: &str = "bearer";
         super::licences::list,
         super::licences::counts,
         super::licences::sync,
+        // ade
+        super::ade::create,
+        super::ade::list,
+        super::ade::upload,
+        super::ade::sync,
         // audit
         super::audit::list,
     ),

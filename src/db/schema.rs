@@ -346,6 +346,40 @@ diesel::table! {
 }
 
 diesel::table! {
+    ade_tokens (id) {
+        id -> Text,
+        tenant_id -> Text,
+        cert_pem -> Text,
+        key_sealed -> Binary,
+        tokens_sealed -> Nullable<Binary>,
+        expires_at -> Nullable<Timestamp>,
+        server_name -> Nullable<Text>,
+        sync_cursor -> Nullable<Text>,
+        status -> Text,
+        last_error -> Nullable<Text>,
+        last_sync_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ade_devices (serial_number) {
+        serial_number -> Text,
+        token_id -> Text,
+        tenant_id -> Text,
+        model -> Nullable<Text>,
+        description -> Nullable<Text>,
+        color -> Nullable<Text>,
+        asset_tag -> Nullable<Text>,
+        profile_status -> Nullable<Text>,
+        profile_uuid -> Nullable<Text>,
+        assigned_at -> Nullable<Timestamp>,
+        deleted_at -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     lesson_settings (school_id) {
         school_id -> Text,
         periods -> Text,
@@ -473,6 +507,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     device_profiles,
     device_inventory,
     lesson_settings,
+    ade_tokens,
+    ade_devices,
     vpp_tokens,
     vpp_assets,
     vpp_licences,

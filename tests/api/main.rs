@@ -3,6 +3,7 @@
 //! is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod ade;
 mod assignments;
 mod cli;
 mod enrollment;

@@ -96,6 +96,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/tenants/{id}/vpp-tokens"),
     ("get", "/api/v1/licences"),
     ("post", "/api/v1/licences/sync"),
+    // ade
+    ("post", "/api/v1/tenants/{id}/ade-tokens"),
+    ("get", "/api/v1/tenants/{id}/ade-tokens"),
+    ("put", "/api/v1/ade-tokens/{id}/server-token"),
+    ("post", "/api/v1/ade/sync"),
     // audit
     ("get", "/api/v1/audit"),
 ];

@@ -1,0 +1,2 @@
+DROP TABLE ade_devices;
+DROP TABLE ade_tokens;
