@@ -127,8 +127,7 @@ struct Server {
 
 async fn server(
     opts: &BenchOptions,
-    automatic: bool,
-    apns: Option<(&str, &[u8])>,
+    tweak: impl FnOnce(&mut Settings, &std::path::Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -144,13 +143,7 @@ async fn server(
         log_level: "error".into(),
         ..Settings::default()
     };
-    s.reconcile.automatic = automatic;
-    if let Some((url, ca_pem)) = apns {
-        let ca = dir.path().join("apns-ca.pem");
-        std::fs::write(&ca, ca_pem)?;
-        s.push.base_url = url.to_owned();
-        s.push.extra_root_ca = Some(ca);
-    }
+    tweak(&mut s, dir.path())?;
     let app = Application::build_on(s, listener).await?;
     let token = app
         .first_admin_token
@@ -223,35 +216,14 @@ async fn licence_scenario(opts: &BenchOptions, devices: usize, apps: usize) -> a
     let file =
         crate::sim::vpp::token_file("Bench", chrono::Utc::now() + chrono::Duration::days(300));
     let vpp = crate::sim::vpp::VppSim::start(&file)?;
-    let dir = tempfile::tempdir()?;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    let mut s = Settings {
-        listen: listener.local_addr()?,
-        public_url: format!("http://127.0.0.1:{port}"),
-        certs_dir: dir.path().join("certs"),
-        database_url: opts
-            .database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display())),
-        log_level: "error".into(),
-        ..Settings::default()
-    };
-    s.reconcile.automatic = false;
-    s.vpp.base_url = vpp.url.clone();
-    let app = Application::build_on(s, listener).await?;
-    let token = app
-        .first_admin_token
-        .clone()
-        .context("no first-start token")?;
-    let (_, state) = app.spawn();
-    let srv = Server {
-        app: state.clone(),
-        base: format!("http://127.0.0.1:{port}"),
-        token,
-        client: reqwest::Client::new(),
-        _dir: dir,
-    };
+    let url = vpp.url.clone();
+    let srv = server(opts, |s, _| {
+        s.reconcile.automatic = false;
+        s.vpp.base_url = url;
+        Ok(())
+    })
+    .await?;
+    let state = srv.app.clone();
     let (tid, sid, _, _) = srv.school("com.apple.mgmt.External.bench-vpp").await?;
     srv.post(
         &format!("/api/v1/tenants/{tid}/vpp-tokens"),
@@ -326,35 +298,14 @@ async fn ade_scenario(opts: &BenchOptions, devices: usize) -> anyhow::Result<()>
     };
     let sim = crate::sim::ade::AdeSim::start(tokens.clone())?;
     sim.add_devices(devices);
-    let dir = tempfile::tempdir()?;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    let mut s = Settings {
-        listen: listener.local_addr()?,
-        public_url: format!("http://127.0.0.1:{port}"),
-        certs_dir: dir.path().join("certs"),
-        database_url: opts
-            .database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display())),
-        log_level: "error".into(),
-        ..Settings::default()
-    };
-    s.reconcile.automatic = false;
-    s.ade.base_url = sim.url.clone();
-    let app = Application::build_on(s, listener).await?;
-    let token = app
-        .first_admin_token
-        .clone()
-        .context("no first-start token")?;
-    let (_, state) = app.spawn();
-    let srv = Server {
-        app: state.clone(),
-        base: format!("http://127.0.0.1:{port}"),
-        token,
-        client: reqwest::Client::new(),
-        _dir: dir,
-    };
+    let url = sim.url.clone();
+    let srv = server(opts, |s, _| {
+        s.reconcile.automatic = false;
+        s.ade.base_url = url;
+        Ok(())
+    })
+    .await?;
+    let state = srv.app.clone();
     let (tid, _, _, _) = srv.school("com.apple.mgmt.External.bench-ade").await?;
     let t = state.ade.create(&tid, "bench").await?;
     let cert = openssl::x509::X509::from_pem(t.cert_pem.as_bytes())?;
@@ -386,7 +337,11 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     }
     // 1. A full reconcile pass and device-list latency at `reconcile_devices`.
     {
-        let srv = server(&opts, false, None).await?;
+        let srv = server(&opts, |s, _| {
+            s.reconcile.automatic = false;
+            Ok(())
+        })
+        .await?;
         let (tid, sid, cid, app_id) = srv.school("com.apple.mgmt.External.bench").await?;
         let n = opts.reconcile_devices;
         let state = srv.app.clone();
@@ -473,7 +428,15 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         let topic = "com.apple.mgmt.External.bench-push";
         let pki = Arc::new(SimPki::generate(topic)?);
         let sim = pki.start_sim()?;
-        let srv = server(&opts, true, Some((&sim.url, &pki.ca_pem()?))).await?;
+        let (url, ca_pem) = (sim.url.clone(), pki.ca_pem()?);
+        let srv = server(&opts, |s, dir| {
+            let ca = dir.join("apns-ca.pem");
+            std::fs::write(&ca, &ca_pem)?;
+            s.push.base_url = url;
+            s.push.extra_root_ca = Some(ca);
+            Ok(())
+        })
+        .await?;
         let (tid, sid, cid, app_id) = srv.school(topic).await?;
         let cert_pem = String::from_utf8(pki.push.cert.to_pem()?)?;
         let key_pem = String::from_utf8(pki.push.key.private_key_to_pem_pkcs8()?)?;
