@@ -304,6 +304,17 @@ async fn create_token(
                     tenant.name
                 )));
             }
+            // A class or cart the devices should land in must be one of this school's.
+            if let Some(c) = &input.class_id {
+                if crate::org::classes::class(conn, c)?.is_none_or(|c| c.school_id != school.id) {
+                    return Err(ApiError::invalid_field("class_id", "not a class of this school"));
+                }
+            }
+            if let Some(g) = &input.group_id {
+                if crate::org::classes::group(conn, g)?.is_none_or(|g| g.school_id != school.id) {
+                    return Err(ApiError::invalid_field("group_id", "not a device group of this school"));
+                }
+            }
             tokens::create(conn, &school.tenant_id, &school.id, &input, &caller.0.user_id).map_err(token_error)
         })
         .await?;

@@ -179,6 +179,13 @@ async fn unknown_revoked_and_expired_tokens_are_404_with_a_reason() {
         .await;
     assert_eq!(status, 400);
     assert_eq!(body["field"], "max_uses");
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/schools/{school_id}/enrollment-tokens"),
+            serde_json::json!({"class_id": "not-a-class"}),
+        )
+        .await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("class_id")));
 }
 
 #[actix_web::test]
@@ -457,4 +464,44 @@ async fn the_standard_scepclient_gets_a_certificate() {
     let cert = openssl::x509::X509::from_pem(&pem).unwrap();
     app.state.ca.verify_issued(&cert, None).unwrap();
     assert_eq!(app.count("device_certificates"), 1);
+}
+
+#[actix_web::test]
+async fn a_token_for_a_class_and_cart_puts_the_ipad_there() {
+    let app = TestApp::spawn().await;
+    let (_, school_id) = school(&app, "landing").await;
+    let (_, class) = app
+        .post(
+            &format!("/api/v1/schools/{school_id}/classes"),
+            serde_json::json!({"name": "5c", "school_year": "2026/27"}),
+        )
+        .await;
+    let (_, cart) = app
+        .post(
+            &format!("/api/v1/schools/{school_id}/groups"),
+            serde_json::json!({"name": "Koffer 3"}),
+        )
+        .await;
+    let t = token(
+        &app,
+        &school_id,
+        serde_json::json!({"class_id": class["id"], "group_id": cart["id"]}),
+    )
+    .await;
+    let url = app.url(&format!("/enroll/{}", t["token"].as_str().unwrap()));
+    let udid = tafel::protocol::Udid::parse("00008103-LAND00000000000001").unwrap();
+    let d = tafel::sim::enroll::enroll(&app.client, &url, udid, "LAND1".into(), None)
+        .await
+        .unwrap();
+    for filter in [
+        format!("class_id={}", class["id"].as_str().unwrap()),
+        format!("group_id={}", cart["id"].as_str().unwrap()),
+    ] {
+        let (_, members) = app.get(&format!("/api/v1/devices?{filter}")).await;
+        assert_eq!(
+            members["items"][0]["udid"],
+            d.udid.as_str(),
+            "{filter}: {members}"
+        );
+    }
 }
