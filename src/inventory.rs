@@ -68,6 +68,16 @@ pub fn apply(conn: &mut DbConn, device_id: &str, report: &ConnectReport) -> Quer
     }
     let raw = &report.raw;
     match request_type.as_str() {
+        "DeviceConfigured" => {
+            // Setup Assistant continues: the device is released.
+            diesel::update(devices::table.find(device_id))
+                .set((
+                    devices::awaiting_configuration.eq(false),
+                    devices::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+            Ok(false)
+        }
         "DeviceInformation" => {
             let Ok(info) = DeviceInformationResult::from_report(raw) else {
                 return Ok(false);

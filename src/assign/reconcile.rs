@@ -40,6 +40,12 @@ use crate::queue::{self, EnqueueOptions};
 
 /// A failed install is retried after this long.
 pub const RETRY_FAILED_AFTER: chrono::Duration = chrono::Duration::hours(6);
+/// Item key of the DeviceConfigured command (one open per device at most).
+const CONFIGURED_KEY: &str = "device:configured";
+/// Devices awaiting configuration are released after this long even when their initial
+/// installs have not finished (the gap shows in the device's state).
+pub const DEFAULT_RELEASE_AFTER: chrono::Duration = chrono::Duration::minutes(30);
+
 /// Advisory-lock key of the reconciler ("tafelrec").
 const LOCK_KEY: i64 = 0x7461_6665_6c72_6563;
 /// Rows per bulk query.
@@ -58,6 +64,8 @@ pub struct Report {
     pub removals: usize,
     /// Pending installs cancelled.
     pub cancelled: usize,
+    /// Devices awaiting configuration that got DeviceConfigured.
+    pub released: usize,
     /// Commands stored (each fanned out to many devices).
     pub commands: usize,
     /// Devices that got new commands (to push).
@@ -180,6 +188,7 @@ fn pass(
     sign: Signer<'_>,
     grace: chrono::Duration,
 ) -> Result<Report, ReconcileError> {
+    let release_after = DEFAULT_RELEASE_AFTER;
     let naive_at = at.naive_utc();
     let live: Vec<Assignment> = assignments::table
         .filter(assignments::deleted_at.is_null())
@@ -234,6 +243,20 @@ fn pass(
         dq = dq.filter(devices::id.eq_any(ids.to_vec()));
     }
     let device_rows: Vec<DeviceRow> = dq.load(conn)?;
+    // Devices waiting in Setup Assistant for their initial configuration.
+    let awaiting: HashMap<String, Option<chrono::NaiveDateTime>> = {
+        let mut aq = devices::table
+            .filter(devices::enrollment_status.eq(status::ACTIVE))
+            .filter(devices::awaiting_configuration.eq(true))
+            .select((devices::id, devices::enrolled_at))
+            .into_boxed();
+        if let Some(ids) = only {
+            aq = aq.filter(devices::id.eq_any(ids.to_vec()));
+        }
+        aq.load::<(String, Option<chrono::NaiveDateTime>)>(conn)?
+            .into_iter()
+            .collect()
+    };
     // Licences Apple holds: (adam id, serial).
     let licences: HashSet<(String, String)> = crate::db::schema::vpp_licences::table
         .select((
@@ -475,6 +498,30 @@ fn pass(
     }
     report.next_boundary = next_boundary;
 
+    // Release devices awaiting configuration once their initial installs are done (or
+    // the release timeout passed): DeviceConfigured (`mdm/commands/device.configured.yaml`).
+    let busy: HashSet<&String> = plans
+        .values()
+        .flatten()
+        .chain(report.needed_licences.iter().map(|n| &n.device_id))
+        .collect();
+    let mut release = Vec::new();
+    for (device, enrolled_at) in &awaiting {
+        let flying = in_flight.get(device);
+        if flying.is_some_and(|f| f.contains_key(CONFIGURED_KEY)) {
+            continue;
+        }
+        let installing =
+            busy.contains(device) || flying.is_some_and(|f| f.values().any(|install| *install));
+        let overdue = enrolled_at.is_some_and(|e| naive_at - e >= release_after);
+        if !installing || overdue {
+            if installing {
+                tracing::warn!(device = %device, "releasing a device before its initial configuration finished (timeout)");
+            }
+            release.push(device.clone());
+        }
+    }
+
     // Build commands first (signing may fail), then write everything at once.
     let mut built: Vec<(Command, EnqueueOptions, Vec<String>, bool)> = Vec::new();
     for (plan, targets) in plans {
@@ -494,11 +541,23 @@ fn pass(
         };
         built.push((command, opts, targets, plan.install));
     }
+    if !release.is_empty() {
+        let opts = EnqueueOptions {
+            priority: -1,
+            source: "reconciler".into(),
+            item_key: Some(CONFIGURED_KEY.into()),
+            action: Some("configure".into()),
+            ..EnqueueOptions::default()
+        };
+        built.push((Command::device_configured(), opts, release, false));
+    }
     let mut touched: HashSet<String> = HashSet::new();
     conn.write_tx(|conn| -> Result<(), ReconcileError> {
         for (command, opts, targets, install) in &built {
             let n = queue::enqueue_in_tx(conn, command, targets, opts)?;
-            if *install {
+            if opts.action.as_deref() == Some("configure") {
+                report.released += n;
+            } else if *install {
                 report.installs += n;
             } else {
                 report.removals += n;

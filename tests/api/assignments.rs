@@ -301,3 +301,37 @@ async fn bad_assignments_and_catalog_items_are_refused() {
         assert!(names.contains(&t), "{names:?}");
     }
 }
+
+#[actix_web::test]
+async fn a_device_awaiting_configuration_is_released_after_its_initial_installs() {
+    let app = TestApp::spawn_with(|s| s.reconcile.automatic = false).await;
+    let (tenant, school_id) = school(&app, "await").await;
+    let (_, wifi) = app
+        .post("/api/v1/profiles/from-template", json!({"template": "school-wifi", "school_id": school_id, "values": {"ssid": "Schulnetz", "password": "geheim-und-lang"}}))
+        .await;
+    app.post("/api/v1/assignments", json!({"item_kind": "profile", "item_id": wifi["id"], "target_kind": "school", "target_id": school_id})).await;
+    let mut ipad = app.device(950);
+    ipad.authenticate().await.unwrap();
+    ipad.token_update(true).await.unwrap();
+    app.place_device(ipad.udid.as_str(), &tenant, &school_id);
+    let (_, dev) = app.get(&format!("/api/v1/devices/{}", ipad.udid)).await;
+    assert_eq!(dev["awaiting_configuration"], true);
+
+    // First the school's configuration, not yet the release.
+    let now = Utc::now();
+    let r = reconcile_at(&app, now).await;
+    assert_eq!((r.installs, r.released), (1, 0));
+    assert_eq!(connect(&mut ipad).await, ["InstallProfile"]);
+    // Installed: now DeviceConfigured, once.
+    let r = reconcile_at(&app, now).await;
+    assert_eq!((r.installs, r.released), (0, 1));
+    assert_eq!(
+        reconcile_at(&app, now).await.released,
+        0,
+        "one DeviceConfigured in flight at most"
+    );
+    assert_eq!(connect(&mut ipad).await, ["DeviceConfigured"]);
+    let (_, dev) = app.get(&format!("/api/v1/devices/{}", ipad.udid)).await;
+    assert_eq!(dev["awaiting_configuration"], false);
+    assert_eq!(reconcile_at(&app, now).await.released, 0);
+}
