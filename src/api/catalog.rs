@@ -239,17 +239,8 @@ async fn from_template(
     body: web::Json<FromTemplate>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    let school_id = b.school_id.clone();
-    let school = state
-        .db
-        .run(move |conn| org::school(conn, &school_id).map_err(ApiError::from))
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such school"))?;
-    authz::require(
-        &caller.0,
-        Action::ManageSchool,
-        Place::school(&school.tenant_id, &school.id),
-    )?;
+    let school =
+        super::org::load_school(&state, &caller, b.school_id.clone(), Action::ManageSchool).await?;
     let template = templates::builtin_template(&b.template)
         .map_err(|e| ApiError::invalid_field("template", e.to_string()))?;
     // The school's name and a slug of it fill the usual variables unless given.
@@ -615,6 +606,38 @@ fn parse_calendar(req: &HttpRequest, body: &web::Bytes) -> ApiResult<Calendar> {
     cal.map_err(|e| ApiError::bad_request(format!("calendar: {e}")))
 }
 
+/// Parses an uploaded calendar and stores its closures for an authority or one school.
+async fn store_calendar(
+    state: &AppState,
+    caller: &Caller,
+    tenant_id: String,
+    school_id: Option<String>,
+    replace: bool,
+    req: &HttpRequest,
+    body: &web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let cal = parse_calendar(req, body)?;
+    let actor = caller.0.user_id.clone();
+    let n = state
+        .db
+        .run(move |conn| {
+            conn.write_tx(|conn| {
+                assign::add_closures(
+                    conn,
+                    &tenant_id,
+                    school_id.as_deref(),
+                    &cal,
+                    replace,
+                    &actor,
+                )
+            })
+            .map_err(ApiError::from)
+        })
+        .await?;
+    state.reconciler.all();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "closures": n })))
+}
+
 #[utoipa::path(
     post,
     path = "/api/v1/tenants/{id}/calendar",
@@ -639,23 +662,18 @@ async fn tenant_calendar(
     req: HttpRequest,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let tenant_id = path.into_inner();
-    authz::require(&caller.0, Action::ManageTenant, Place::tenant(&tenant_id))?;
-    let cal = parse_calendar(&req, &body)?;
-    let replace = q.into_inner().replace;
-    let actor = caller.0.user_id.clone();
-    let n = state
-        .db
-        .run(move |conn| -> ApiResult<usize> {
-            org::tenant(conn, &tenant_id)?
-                .ok_or_else(|| ApiError::not_found("no such school authority"))?;
-            Ok(conn.write_tx(|conn| {
-                assign::add_closures(conn, &tenant_id, None, &cal, replace, &actor)
-            })?)
-        })
-        .await?;
-    state.reconciler.all();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "closures": n })))
+    let tenant =
+        super::org::load_tenant(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
+    store_calendar(
+        &state,
+        &caller,
+        tenant.id,
+        None,
+        q.into_inner().replace,
+        &req,
+        &body,
+    )
+    .await
 }
 
 #[utoipa::path(
@@ -682,39 +700,18 @@ async fn school_calendar(
     req: HttpRequest,
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let school_id = path.into_inner();
-    let sid = school_id.clone();
-    let school = state
-        .db
-        .run(move |conn| org::school(conn, &sid).map_err(ApiError::from))
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such school"))?;
-    authz::require(
-        &caller.0,
-        Action::ManageSchool,
-        Place::school(&school.tenant_id, &school.id),
-    )?;
-    let cal = parse_calendar(&req, &body)?;
-    let replace = q.into_inner().replace;
-    let actor = caller.0.user_id.clone();
-    let n = state
-        .db
-        .run(move |conn| {
-            conn.write_tx(|conn| {
-                assign::add_closures(
-                    conn,
-                    &school.tenant_id,
-                    Some(&school_id),
-                    &cal,
-                    replace,
-                    &actor,
-                )
-            })
-            .map_err(ApiError::from)
-        })
-        .await?;
-    state.reconciler.all();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "closures": n })))
+    let school =
+        super::org::load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    store_calendar(
+        &state,
+        &caller,
+        school.tenant_id,
+        Some(school.id),
+        q.into_inner().replace,
+        &req,
+        &body,
+    )
+    .await
 }
 
 #[utoipa::path(
