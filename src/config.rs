@@ -62,12 +62,34 @@ pub struct Settings {
 pub struct AdeSettings {
     /// Device enrollment API base URL (Apple's by default).
     pub base_url: String,
+    /// PEM files with the root certificates that sign the machine info devices send
+    /// during Setup Assistant (Apple's device CA chain; tests use their own). Empty:
+    /// Apple's root CA, built in.
+    pub machine_info_anchors: Vec<std::path::PathBuf>,
+    /// Check the validity dates of the machine info's certificate chain. Off by
+    /// default: Apple still issues device identities under "Apple iPhone Device CA",
+    /// which expired in 2014, and Apple says to ignore these dates.
+    pub machine_info_check_time: bool,
+    /// School (id) that admits devices without a school (no rule, no import) and
+    /// serials Apple has not (yet) reported to tafel. Unset: they are refused.
+    pub new_devices_school: Option<String>,
+    /// Minutes between device syncs with Apple School Manager (0: only on demand).
+    pub sync_minutes: u64,
+    /// Put tafel's CA into the ADE profiles' anchor certificates, so devices trust
+    /// tafel's own server certificate during Setup Assistant. Default: when tafel
+    /// serves TLS itself.
+    pub anchor_own_ca: Option<bool>,
 }
 
 impl Default for AdeSettings {
     fn default() -> Self {
         AdeSettings {
             base_url: "https://mdmenrollment.apple.com".into(),
+            machine_info_anchors: Vec::new(),
+            machine_info_check_time: false,
+            new_devices_school: None,
+            sync_minutes: 30,
+            anchor_own_ca: None,
         }
     }
 }

@@ -233,3 +233,46 @@ pub fn find(conn: &mut DbConn, p: &Principal, key: &str) -> QueryResult<Option<D
         .first(conn)
         .optional()
 }
+
+/// How a device's last Setup Assistant wait went (Automated Device Enrollment).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Setup {
+    /// First contact from Setup Assistant (machine info) or enrollment.
+    pub first_contact_at: chrono::NaiveDateTime,
+    /// When `DeviceConfigured` was sent; absent while it waits.
+    pub released_at: Option<chrono::NaiveDateTime>,
+    /// `configured`, `incomplete` (failed items) or `timeout` (school's release timeout).
+    pub outcome: Option<String>,
+    /// What the initial configuration lacked at release (item keys such as `app:…`).
+    pub missing: Vec<String>,
+}
+
+/// The device's last Setup Assistant wait, if any.
+pub fn setup_of(conn: &mut DbConn, device_id: &str) -> QueryResult<Option<Setup>> {
+    use crate::db::schema::device_setup;
+    let row: Option<(
+        chrono::NaiveDateTime,
+        Option<chrono::NaiveDateTime>,
+        Option<String>,
+        Option<String>,
+    )> = device_setup::table
+        .find(device_id)
+        .select((
+            device_setup::first_contact_at,
+            device_setup::released_at,
+            device_setup::outcome,
+            device_setup::missing,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(
+        row.map(|(first_contact_at, released_at, outcome, missing)| Setup {
+            first_contact_at,
+            released_at,
+            outcome,
+            missing: missing
+                .and_then(|m| serde_json::from_str(&m).ok())
+                .unwrap_or_default(),
+        }),
+    )
+}

@@ -10,6 +10,7 @@ use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, App, HttpMessage, HttpServer};
 use anyhow::Context;
+use base64::Engine;
 use openssl::ssl::{SslAcceptor, SslMethod, SslVerifyMode};
 use openssl::x509::store::X509StoreBuilder;
 use tracing::Instrument;
@@ -135,11 +136,29 @@ impl Application {
                 settings.webhooks_lesson_notice_minutes(),
             );
         }
-        let ade = Arc::new(crate::ade::service::Ade::new(
-            db.clone(),
-            secrets.clone(),
-            &settings.ade.base_url,
-        ));
+        let machine_info_anchors = if settings.ade.machine_info_anchors.is_empty() {
+            openssl::x509::X509::stack_from_pem(crate::ade::machine_info::APPLE_ROOT_CA_PEM)
+                .context("built-in Apple root CA")?
+        } else {
+            crate::ade::machine_info::load_anchors(&settings.ade.machine_info_anchors)
+                .context("ade.machine_info_anchors")?
+        };
+        let own_anchor = settings.ade.anchor_own_ca.unwrap_or(settings.tls.enabled);
+        let profile_anchors = if own_anchor {
+            vec![base64::engine::general_purpose::STANDARD
+                .encode(ca.cert().to_der().context("CA certificate")?)]
+        } else {
+            Vec::new()
+        };
+        let ade = Arc::new(
+            crate::ade::service::Ade::new(db.clone(), secrets.clone(), &settings.ade.base_url)
+                .with_enroll_url(
+                    &format!("{}{}", settings.base_url(), crate::mdm::ade::PATH),
+                    profile_anchors,
+                )
+                .with_machine_info(machine_info_anchors, settings.ade.machine_info_check_time),
+        );
+        ade.start_sync_job(settings.ade.sync_minutes);
         let state = AppState {
             settings: settings.clone(),
             db,

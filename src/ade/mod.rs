@@ -15,7 +15,9 @@
 
 pub mod client;
 pub mod error;
+pub mod machine_info;
 pub mod oauth;
+pub mod school;
 pub mod service;
 pub mod token;
 

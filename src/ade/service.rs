@@ -17,9 +17,10 @@ use openssl::x509::X509;
 use serde::Serialize;
 
 use super::client::{AdeClient, OpType};
+use super::school;
 use super::token::{decrypt_server_token, new_token_keypair, OAuthTokens};
 use crate::audit;
-use crate::db::schema::{ade_devices, ade_tokens, devices};
+use crate::db::schema::{ade_devices, ade_profile_uploads, ade_tokens, devices};
 use crate::db::{new_id, now, Db, DbError};
 use crate::secrets::SecretBox;
 
@@ -70,6 +71,14 @@ pub struct SyncReport {
     pub full: bool,
     /// API calls made.
     pub api_calls: u64,
+    /// Devices placed in a school by the authority's rules.
+    pub placed: usize,
+    /// Profiles defined at Apple (new or changed).
+    pub profiles_defined: usize,
+    /// Serials the school's profile was assigned to.
+    pub profiles_assigned: usize,
+    /// Serials Apple refused a profile for (see the device's `profile_error`).
+    pub profile_errors: usize,
 }
 
 /// Why an ADE operation failed.
@@ -100,7 +109,14 @@ pub struct Ade {
     db: Db,
     secrets: Arc<SecretBox>,
     base_url: String,
+    enroll_url: String,
+    anchor_certs: Vec<String>,
+    machine_info_anchors: Vec<X509>,
+    machine_info_check_time: bool,
 }
+
+/// A sync claim older than this is considered abandoned (a node died mid-sync).
+const CLAIM_TIMEOUT: chrono::Duration = chrono::Duration::minutes(10);
 
 impl Ade {
     /// A service talking to `base_url` (Apple's by default).
@@ -109,7 +125,73 @@ impl Ade {
             db,
             secrets,
             base_url: base_url.trim_end_matches('/').to_owned(),
+            enroll_url: String::new(),
+            anchor_certs: Vec::new(),
+            machine_info_anchors: Vec::new(),
+            machine_info_check_time: false,
         }
+    }
+
+    /// The roots that sign devices' machine info (Apple's device CA chain).
+    pub fn with_machine_info(mut self, anchors: Vec<X509>, check_time: bool) -> Ade {
+        self.machine_info_anchors = anchors;
+        self.machine_info_check_time = check_time;
+        self
+    }
+
+    /// Verifies and reads the machine info a device sends from Setup Assistant.
+    pub fn machine_info(
+        &self,
+        body: &[u8],
+    ) -> Result<super::machine_info::MachineInfo, super::machine_info::MachineInfoError> {
+        super::machine_info::verify(
+            body,
+            &self.machine_info_anchors,
+            self.machine_info_check_time,
+        )
+    }
+
+    /// Where ADE profiles send devices (tafel's `/mdm/ade/enroll`), and the anchor
+    /// certificates (base64 DER) they trust for it.
+    pub fn with_enroll_url(mut self, url: &str, anchor_certs: Vec<String>) -> Ade {
+        self.enroll_url = url.to_owned();
+        self.anchor_certs = anchor_certs;
+        self
+    }
+
+    /// Starts the periodic sync (every `minutes`; 0: none).
+    pub fn start_sync_job(self: &Arc<Self>, minutes: u64) {
+        if minutes == 0 {
+            return;
+        }
+        let ade = self.clone();
+        tokio::spawn(async move {
+            let every = std::time::Duration::from_secs(minutes * 60);
+            // First sync soon after start, then on the interval.
+            let mut next = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                tokio::time::sleep_until(next).await;
+                next = tokio::time::Instant::now() + every;
+                match ade.sync().await {
+                    Ok(reports) => {
+                        for r in reports
+                            .iter()
+                            .filter(|r| r.devices + r.placed + r.profiles_assigned > 0)
+                        {
+                            tracing::info!(
+                                devices = r.devices,
+                                new = r.new_devices,
+                                deleted = r.deleted,
+                                placed = r.placed,
+                                profiles = r.profiles_assigned,
+                                "ADE sync"
+                            );
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "ADE sync failed"),
+                }
+            }
+        });
     }
 
     /// Step 1: a key pair and certificate for the authority.
@@ -264,32 +346,225 @@ impl Ade {
                 Some(t) => t,
                 None => continue,
             };
+            if !self.claim(&id, true).await? {
+                continue; // another node is syncing this token
+            }
             let client = AdeClient::new(&self.base_url, tokens, "3")?;
-            match client.sync_all(cursor).await {
-                Ok(result) => {
-                    let mut report = self.record(&id, &tenant, result).await?;
-                    report.api_calls = client.requests_made();
-                    reports.push(report);
-                }
-                Err(e) => {
-                    tracing::warn!(token = %id, error = %e, "ADE sync failed");
-                    if e.needs_admin() {
-                        let (id, msg) = (id.clone(), e.to_string());
-                        self.db
-                            .run(move |conn| -> Result<usize, DbError> {
-                                Ok(diesel::update(ade_tokens::table.find(&id))
-                                    .set((
-                                        ade_tokens::status.eq(status::FAILED),
-                                        ade_tokens::last_error.eq(msg),
-                                    ))
-                                    .execute(conn)?)
+            let outcome = match client.sync_all(cursor).await {
+                Ok(result) => match self.record(&id, &tenant, result).await {
+                    Ok(mut report) => {
+                        self.profiles(&client, &id, &tenant, &mut report)
+                            .await
+                            .map(|()| {
+                                report.api_calls = client.requests_made();
+                                Some(report)
                             })
-                            .await?;
                     }
+                    Err(e) => Err(e),
+                },
+                Err(e) => {
+                    self.sync_failed(&id, e).await?;
+                    Ok(None)
                 }
+            };
+            self.claim(&id, false).await?;
+            if let Some(report) = outcome? {
+                reports.push(report);
             }
         }
         Ok(reports)
+    }
+
+    /// Claims a token for a sync (`on`) or gives the claim back.
+    async fn claim(&self, token_id: &str, on: bool) -> Result<bool, AdeServiceError> {
+        let id = token_id.to_owned();
+        Ok(self
+            .db
+            .run(move |conn| -> Result<bool, DbError> {
+                let at = now();
+                let n = if on {
+                    diesel::update(
+                        ade_tokens::table.find(&id).filter(
+                            ade_tokens::sync_claimed_at
+                                .is_null()
+                                .or(ade_tokens::sync_claimed_at.lt(at - CLAIM_TIMEOUT)),
+                        ),
+                    )
+                    .set(ade_tokens::sync_claimed_at.eq(Some(at)))
+                    .execute(conn)?
+                } else {
+                    diesel::update(ade_tokens::table.find(&id))
+                        .set(ade_tokens::sync_claimed_at.eq(None::<chrono::NaiveDateTime>))
+                        .execute(conn)?
+                };
+                Ok(n == 1)
+            })
+            .await?)
+    }
+
+    async fn sync_failed(&self, id: &str, e: super::AdeError) -> Result<(), AdeServiceError> {
+        tracing::warn!(token = %id, error = %e, "ADE sync failed");
+        if e.needs_admin() {
+            let (id, msg) = (id.to_owned(), e.to_string());
+            self.db
+                .run(move |conn| -> Result<usize, DbError> {
+                    Ok(diesel::update(ade_tokens::table.find(&id))
+                        .set((
+                            ade_tokens::status.eq(status::FAILED),
+                            ade_tokens::last_error.eq(msg),
+                        ))
+                        .execute(conn)?)
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Defines each school's profile at Apple when it is new or changed, and assigns
+    /// it to the school's serials that do not have it yet.
+    async fn profiles(
+        &self,
+        client: &AdeClient,
+        token_id: &str,
+        tenant: &str,
+        report: &mut SyncReport,
+    ) -> Result<(), AdeServiceError> {
+        if self.enroll_url.is_empty() {
+            return Ok(());
+        }
+        let (tid, ten) = (token_id.to_owned(), tenant.to_owned());
+        // school -> (settings, name, profile at Apple, serials and their profile)
+        type Work = Vec<(
+            school::SchoolAde,
+            String,
+            Option<(i32, String)>,
+            Vec<(String, Option<String>)>,
+        )>;
+        let work: Work = self
+            .db
+            .run(move |conn| -> Result<Work, DbError> {
+                let rows: Vec<(String, String, Option<String>)> = ade_devices::table
+                    .inner_join(
+                        devices::table
+                            .on(devices::serial_number.eq(ade_devices::serial_number.nullable())),
+                    )
+                    .filter(ade_devices::token_id.eq(&tid))
+                    .filter(ade_devices::tenant_id.eq(&ten))
+                    .filter(ade_devices::deleted_at.is_null())
+                    .filter(devices::school_id.is_not_null())
+                    .select((
+                        devices::school_id.assume_not_null(),
+                        ade_devices::serial_number,
+                        ade_devices::profile_uuid,
+                    ))
+                    .load(conn)?;
+                let mut by_school: std::collections::BTreeMap<
+                    String,
+                    Vec<(String, Option<String>)>,
+                > = Default::default();
+                for (school, serial, uuid) in rows {
+                    by_school.entry(school).or_default().push((serial, uuid));
+                }
+                let mut work = Vec::new();
+                for (school_id, serials) in by_school {
+                    let Some(s) = crate::org::school(conn, &school_id)? else {
+                        continue;
+                    };
+                    let settings = school::settings(conn, &school_id)?;
+                    let uploaded: Option<(i32, String)> = ade_profile_uploads::table
+                        .find((&school_id, &tid))
+                        .select((
+                            ade_profile_uploads::revision,
+                            ade_profile_uploads::profile_uuid,
+                        ))
+                        .first(conn)
+                        .optional()?;
+                    work.push((settings, s.name, uploaded, serials));
+                }
+                Ok(work)
+            })
+            .await?;
+        for (settings, name, uploaded, serials) in work {
+            let uuid = match uploaded {
+                Some((rev, uuid)) if rev == settings.revision => uuid,
+                _ => {
+                    let profile = school::apple_profile(
+                        &settings,
+                        &name,
+                        &self.enroll_url,
+                        &self.anchor_certs,
+                    );
+                    let answer = client.define_profile(&profile).await?;
+                    report.profiles_defined += 1;
+                    let (sid, tid, uuid, rev) = (
+                        settings.school_id.clone(),
+                        token_id.to_owned(),
+                        answer.profile_uuid.clone(),
+                        settings.revision,
+                    );
+                    self.db
+                        .run(move |conn| -> Result<(), DbError> {
+                            diesel::delete(ade_profile_uploads::table.find((&sid, &tid)))
+                                .execute(conn)?;
+                            diesel::insert_into(ade_profile_uploads::table)
+                                .values((
+                                    ade_profile_uploads::school_id.eq(&sid),
+                                    ade_profile_uploads::token_id.eq(&tid),
+                                    ade_profile_uploads::revision.eq(rev),
+                                    ade_profile_uploads::profile_uuid.eq(&uuid),
+                                    ade_profile_uploads::defined_at.eq(now()),
+                                ))
+                                .execute(conn)?;
+                            Ok(())
+                        })
+                        .await?;
+                    answer.profile_uuid
+                }
+            };
+            let todo: Vec<String> = serials
+                .into_iter()
+                .filter(|(_, have)| have.as_deref() != Some(uuid.as_str()))
+                .map(|(serial, _)| serial)
+                .collect();
+            if todo.is_empty() {
+                continue;
+            }
+            let answer = client.assign_profile(&uuid, &todo).await?;
+            let results: Vec<(String, super::AssignResult)> = answer.devices.into_iter().collect();
+            report.profiles_assigned += results
+                .iter()
+                .filter(|(_, r)| *r == super::AssignResult::Success)
+                .count();
+            report.profile_errors += results
+                .iter()
+                .filter(|(_, r)| *r != super::AssignResult::Success)
+                .count();
+            self.db
+                .run(move |conn| -> Result<(), DbError> {
+                    conn.write_tx(|conn| {
+                        let at = now();
+                        for (serial, result) in &results {
+                            if *result == super::AssignResult::Success {
+                                diesel::update(ade_devices::table.find(serial))
+                                    .set((
+                                        ade_devices::profile_uuid.eq(Some(&uuid)),
+                                        ade_devices::profile_status.eq("assigned"),
+                                        ade_devices::profile_assigned_at.eq(Some(at)),
+                                        ade_devices::profile_error.eq(None::<String>),
+                                    ))
+                                    .execute(conn)?;
+                            } else {
+                                diesel::update(ade_devices::table.find(serial))
+                                    .set(ade_devices::profile_error.eq(Some(format!("{result:?}"))))
+                                    .execute(conn)?;
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .await?;
+        }
+        Ok(())
     }
 
     async fn record(
@@ -311,10 +586,8 @@ impl Ade {
                     };
                     for d in &result.devices {
                         let deleted = d.op_type == Some(OpType::Deleted);
-                        diesel::delete(ade_devices::table.find(&d.serial_number)).execute(conn)?;
-                        diesel::insert_into(ade_devices::table)
-                            .values((
-                                ade_devices::serial_number.eq(&d.serial_number),
+                        let fields = || {
+                            (
                                 ade_devices::token_id.eq(&token_id),
                                 ade_devices::tenant_id.eq(&tenant),
                                 ade_devices::model.eq(&d.model),
@@ -326,10 +599,27 @@ impl Ade {
                                 ade_devices::profile_uuid.eq(&d.profile_uuid),
                                 ade_devices::assigned_at
                                     .eq(d.device_assigned_date.map(|t| t.naive_utc())),
-                                ade_devices::deleted_at.eq(deleted.then_some(at)),
-                                ade_devices::updated_at.eq(at),
-                            ))
+                                ade_devices::os.eq(&d.os),
+                                ade_devices::device_family.eq(&d.device_family),
+                                (
+                                    ade_devices::profile_assigned_at
+                                        .eq(d.profile_assign_time.map(|t| t.naive_utc())),
+                                    ade_devices::profile_pushed_at
+                                        .eq(d.profile_push_time.map(|t| t.naive_utc())),
+                                    ade_devices::deleted_at.eq(deleted.then_some(at)),
+                                    ade_devices::updated_at.eq(at),
+                                ),
+                            )
+                        };
+                        // An update keeps what tafel added (order number, profile errors).
+                        let updated = diesel::update(ade_devices::table.find(&d.serial_number))
+                            .set(fields())
                             .execute(conn)?;
+                        if updated == 0 {
+                            diesel::insert_into(ade_devices::table)
+                                .values((ade_devices::serial_number.eq(&d.serial_number), fields()))
+                                .execute(conn)?;
+                        }
                         if deleted {
                             report.deleted += 1;
                             continue;
@@ -357,6 +647,18 @@ impl Ade {
                             report.new_devices += 1;
                         }
                     }
+                    if result.full {
+                        // A full fetch lists every device still assigned to tafel.
+                        report.deleted += diesel::update(
+                            ade_devices::table
+                                .filter(ade_devices::token_id.eq(&token_id))
+                                .filter(ade_devices::deleted_at.is_null())
+                                .filter(ade_devices::updated_at.lt(at)),
+                        )
+                        .set(ade_devices::deleted_at.eq(Some(at)))
+                        .execute(conn)?;
+                    }
+                    report.placed = super::school::place(conn, &tenant, None)?;
                     diesel::update(ade_tokens::table.find(&token_id))
                         .set((
                             ade_tokens::sync_cursor.eq(&result.cursor),

@@ -3,12 +3,13 @@
 use actix_web::{web, HttpResponse};
 use base64::Engine;
 use diesel::prelude::*;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
+use crate::ade::school::{self, NewRule, SchoolAde, SchoolAdeInput};
 use crate::ade::service::{AdeServiceError, ServerToken};
-use crate::db::schema::ade_tokens;
+use crate::db::schema::{ade_devices, ade_rules, ade_tokens, devices};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -20,7 +21,17 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/tenants/{id}/ade-tokens", web::post().to(create))
         .route("/tenants/{id}/ade-tokens", web::get().to(list))
         .route("/ade-tokens/{id}/server-token", web::put().to(upload))
-        .route("/ade/sync", web::post().to(sync));
+        .route("/ade/sync", web::post().to(sync))
+        .route("/schools/{id}/ade", web::get().to(get_school))
+        .route("/schools/{id}/ade", web::put().to(put_school))
+        .route("/tenants/{id}/ade-rules", web::get().to(list_rules))
+        .route("/tenants/{id}/ade-rules", web::post().to(create_rule))
+        .route("/ade-rules/{id}", web::delete().to(delete_rule))
+        .route("/tenants/{id}/ade-devices", web::get().to(list_devices))
+        .route(
+            "/tenants/{id}/ade-order-numbers",
+            web::post().to(import_order_numbers),
+        );
 }
 
 fn ade_error(e: AdeServiceError) -> ApiError {
@@ -154,4 +165,285 @@ async fn sync(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpRespo
     authz::require(&caller.0, Action::ManageDistrict, Place::default())?;
     let reports = state.ade.sync().await.map_err(ade_error)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": reports })))
+}
+
+#[utoipa::path(get, path = "/api/v1/schools/{id}/ade", tag = "ade", operation_id = "get_school_ade",
+    summary = "The school's ADE profile (Setup Assistant) and release policy (defaults until changed)",
+    params(("id" = String, Path, description = "School id")),
+    responses((status = 200, description = "Settings", body = SchoolAde)), security(("bearer" = [])))]
+async fn get_school(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let school = super::org::load_school(&state, &caller, path.into_inner(), Action::View).await?;
+    let a = state
+        .db
+        .run(move |conn| -> ApiResult<SchoolAde> { Ok(school::settings(conn, &school.id)?) })
+        .await?;
+    Ok(HttpResponse::Ok().json(a))
+}
+
+#[utoipa::path(put, path = "/api/v1/schools/{id}/ade", tag = "ade", operation_id = "put_school_ade",
+    summary = "Change the school's ADE profile and release policy; a profile change is defined anew at Apple and re-assigned to the school's serials at the next sync",
+    params(("id" = String, Path, description = "School id")), request_body = SchoolAdeInput,
+    responses((status = 200, description = "Stored", body = SchoolAde),
+        (status = 400, description = "A field is invalid (named)", body = ApiError),
+        (status = 403, description = "School admins and above only", body = ApiError)),
+    security(("bearer" = [])))]
+async fn put_school(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<SchoolAdeInput>,
+) -> ApiResult<HttpResponse> {
+    let school =
+        super::org::load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    let input = body.into_inner();
+    let a = state
+        .db
+        .run(move |conn| -> ApiResult<SchoolAde> {
+            school::put(conn, &school, &input, &caller.0.user_id).map_err(super::org::org_error)
+        })
+        .await?;
+    // The release policy applies to devices waiting now.
+    state.reconciler.all();
+    Ok(HttpResponse::Ok().json(a))
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/ade-rules", tag = "ade", operation_id = "list_ade_rules",
+    summary = "Placement rules: serial lists and order numbers that put devices from Apple School Manager into schools",
+    params(("id" = String, Path, description = "School authority id")),
+    responses((status = 200, description = "Rules, first match wins (serial lists before order numbers)", body = Object)),
+    security(("bearer" = [])))]
+async fn list_rules(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let tenant =
+        super::org::load_tenant(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
+    let rules = state
+        .db
+        .run(move |conn| -> ApiResult<Vec<school::Rule>> { Ok(school::rules(conn, &tenant.id)?) })
+        .await?;
+    let items: Vec<serde_json::Value> = rules
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            let serials = r.serial_list();
+            if r.serials.is_some() {
+                v["serials"] = serde_json::json!(serials);
+            }
+            v
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/ade-rules", tag = "ade", operation_id = "create_ade_rule",
+    summary = "Add a placement rule (serial list or order number → school, optionally class and cart); waiting devices it matches are placed at once",
+    params(("id" = String, Path, description = "School authority id")), request_body = NewRule,
+    responses((status = 201, description = "The rule and how many devices it placed", body = Object),
+        (status = 400, description = "A field is invalid (named)", body = ApiError)),
+    security(("bearer" = [])))]
+async fn create_rule(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<NewRule>,
+) -> ApiResult<HttpResponse> {
+    let tenant =
+        super::org::load_tenant(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
+    let input = body.into_inner();
+    let s = state
+        .db
+        .run({
+            let id = input.school_id.clone();
+            move |conn| -> ApiResult<Option<crate::org::School>> {
+                Ok(crate::org::school(conn, &id)?)
+            }
+        })
+        .await?
+        .filter(|s| s.tenant_id == tenant.id)
+        .ok_or_else(|| ApiError::invalid_field("school_id", "no such school in this authority"))?;
+    let (rule, placed) = state
+        .db
+        .run(move |conn| -> ApiResult<_> {
+            school::create_rule(conn, &s, &input, &caller.0.user_id).map_err(super::org::org_error)
+        })
+        .await?;
+    let mut v = serde_json::to_value(&rule).unwrap_or_default();
+    if rule.serials.is_some() {
+        v["serials"] = serde_json::json!(rule.serial_list());
+    }
+    v["placed"] = serde_json::json!(placed);
+    Ok(HttpResponse::Created().json(v))
+}
+
+#[utoipa::path(delete, path = "/api/v1/ade-rules/{id}", tag = "ade", operation_id = "delete_ade_rule",
+    summary = "Delete a placement rule (devices it placed stay where they are)",
+    params(("id" = String, Path, description = "Rule id")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such rule", body = ApiError)),
+    security(("bearer" = [])))]
+async fn delete_rule(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    state
+        .db
+        .run(move |conn| -> ApiResult<()> {
+            let rule: school::Rule = ade_rules::table
+                .find(&id)
+                .select(school::Rule::as_select())
+                .first(conn)
+                .optional()?
+                .ok_or_else(|| ApiError::not_found("no such rule"))?;
+            authz::require(
+                &caller.0,
+                Action::ManageTenant,
+                Place::tenant(&rule.tenant_id),
+            )?;
+            Ok(school::delete_rule(conn, &rule, &caller.0.user_id)?)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Filters for the ASM device list.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AdeDeviceQuery {
+    /// Only devices without a school (`true`) or with one (`false`).
+    unplaced: Option<bool>,
+    /// Include devices Apple deleted (default false).
+    deleted: Option<bool>,
+    /// Page size (default 100, at most 1000).
+    limit: Option<i64>,
+    /// Serial after which the page starts.
+    after: Option<String>,
+}
+
+/// A device from Apple School Manager with where it landed.
+#[derive(Serialize, Queryable, utoipa::ToSchema)]
+pub(crate) struct AdeDeviceRow {
+    serial_number: String,
+    model: Option<String>,
+    description: Option<String>,
+    color: Option<String>,
+    order_number: Option<String>,
+    profile_status: Option<String>,
+    profile_uuid: Option<String>,
+    profile_error: Option<String>,
+    assigned_at: Option<chrono::NaiveDateTime>,
+    deleted_at: Option<chrono::NaiveDateTime>,
+    device_id: Option<String>,
+    school_id: Option<String>,
+    enrollment_status: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/ade-devices", tag = "ade", operation_id = "list_ade_devices",
+    summary = "Devices Apple School Manager assigned to tafel, with profile state and school (paged by serial)",
+    params(("id" = String, Path, description = "School authority id"), AdeDeviceQuery),
+    responses((status = 200, description = "Devices and the cursor of the next page", body = Object)),
+    security(("bearer" = [])))]
+async fn list_devices(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<AdeDeviceQuery>,
+) -> ApiResult<HttpResponse> {
+    let tenant =
+        super::org::load_tenant(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
+    let q = query.into_inner();
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", "between 1 and 1000"));
+    }
+    let rows = state
+        .db
+        .run(move |conn| -> ApiResult<Vec<AdeDeviceRow>> {
+            let mut b = ade_devices::table
+                .left_join(
+                    devices::table
+                        .on(devices::serial_number.eq(ade_devices::serial_number.nullable())),
+                )
+                .filter(ade_devices::tenant_id.eq(&tenant.id))
+                .select((
+                    ade_devices::serial_number,
+                    ade_devices::model,
+                    ade_devices::description,
+                    ade_devices::color,
+                    ade_devices::order_number,
+                    ade_devices::profile_status,
+                    ade_devices::profile_uuid,
+                    ade_devices::profile_error,
+                    ade_devices::assigned_at,
+                    ade_devices::deleted_at,
+                    devices::id.nullable(),
+                    devices::school_id.nullable(),
+                    devices::enrollment_status.nullable(),
+                ))
+                .order(ade_devices::serial_number.asc())
+                .limit(limit)
+                .into_boxed();
+            if !q.deleted.unwrap_or(false) {
+                b = b.filter(ade_devices::deleted_at.is_null());
+            }
+            match q.unplaced {
+                Some(true) => b = b.filter(devices::school_id.nullable().is_null()),
+                Some(false) => b = b.filter(devices::school_id.nullable().is_not_null()),
+                None => {}
+            }
+            if let Some(a) = q.after {
+                b = b.filter(ade_devices::serial_number.gt(a));
+            }
+            Ok(b.load(conn)?)
+        })
+        .await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| r.serial_number.clone()))
+        .flatten();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": rows, "next_after": next })))
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/ade-order-numbers", tag = "ade", operation_id = "import_ade_order_numbers",
+    summary = "Order numbers from Apple School Manager's device export (CSV: serial, order_number); devices then placed by order-number rules",
+    params(("id" = String, Path, description = "School authority id")),
+    request_body(content = String, content_type = "text/csv", description = "CSV; columns `serial`, `order_number`"),
+    responses((status = 200, description = "Stored; `placed` devices got a school", body = Object),
+        (status = 422, description = "Rows rejected; nothing stored", body = Object)),
+    security(("bearer" = [])))]
+async fn import_order_numbers(
+    caller: Caller,
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> ApiResult<HttpResponse> {
+    let tenant =
+        super::org::load_tenant(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
+    let text = super::classes::csv_body(&req, &body)?;
+    let result = state
+        .db
+        .run(move |conn| -> ApiResult<_> {
+            Ok(school::import_order_numbers(
+                conn,
+                &tenant.id,
+                &text,
+                &caller.0.user_id,
+            ))
+        })
+        .await?;
+    match result {
+        Ok((report, placed)) => {
+            Ok(HttpResponse::Ok().json(serde_json::json!({ "report": report, "placed": placed })))
+        }
+        Err(e) => match super::classes::import_error(e) {
+            actix_web::Either::Left(err) => Err(err),
+            actix_web::Either::Right(resp) => Ok(resp),
+        },
+    }
 }

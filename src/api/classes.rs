@@ -620,7 +620,7 @@ async fn remove_group_devices(
     .await
 }
 
-fn import_error(e: ImportError) -> actix_web::Either<ApiError, HttpResponse> {
+pub(crate) fn import_error(e: ImportError) -> actix_web::Either<ApiError, HttpResponse> {
     match e {
         ImportError::Db(e) => actix_web::Either::Left(e.into()),
         ImportError::Format(m) => actix_web::Either::Left(ApiError::bad_request(m)),
@@ -634,7 +634,7 @@ fn import_error(e: ImportError) -> actix_web::Either<ApiError, HttpResponse> {
     }
 }
 
-fn csv_body(req: &HttpRequest, body: &web::Bytes) -> ApiResult<String> {
+pub(crate) fn csv_body(req: &HttpRequest, body: &web::Bytes) -> ApiResult<String> {
     if body.len() > import::MAX_CSV {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,

@@ -86,8 +86,12 @@ async fn get(
     let d = state
         .db
         .run(move |conn| -> ApiResult<_> {
-            devices::find(conn, &caller.0, &key)?
-                .ok_or_else(|| ApiError::not_found(format!("no device {key}")))
+            let d = devices::find(conn, &caller.0, &key)?
+                .ok_or_else(|| ApiError::not_found(format!("no device {key}")))?;
+            let setup = devices::setup_of(conn, &d.id)?;
+            let mut v = serde_json::to_value(&d).map_err(ApiError::internal)?;
+            v["setup"] = serde_json::to_value(setup).map_err(ApiError::internal)?;
+            Ok(v)
         })
         .await?;
     Ok(HttpResponse::Ok().json(d))

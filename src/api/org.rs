@@ -32,7 +32,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         );
 }
 
-fn org_error(e: OrgError) -> ApiError {
+pub(crate) fn org_error(e: OrgError) -> ApiError {
     match e {
         OrgError::Db(e) => e.into(),
         OrgError::Invalid { field, message } => ApiError::invalid_field(field, message),

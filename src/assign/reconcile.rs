@@ -42,9 +42,6 @@ use crate::queue::{self, EnqueueOptions};
 pub const RETRY_FAILED_AFTER: chrono::Duration = chrono::Duration::hours(6);
 /// Item key of the DeviceConfigured command (one open per device at most).
 const CONFIGURED_KEY: &str = "device:configured";
-/// Devices awaiting configuration are released after this long even when their initial
-/// installs have not finished (the gap shows in the device's state).
-pub const DEFAULT_RELEASE_AFTER: chrono::Duration = chrono::Duration::minutes(30);
 
 /// Advisory-lock key of the reconciler ("tafelrec").
 const LOCK_KEY: i64 = 0x7461_6665_6c72_6563;
@@ -188,7 +185,7 @@ fn pass(
     sign: Signer<'_>,
     grace: chrono::Duration,
 ) -> Result<Report, ReconcileError> {
-    let release_after = DEFAULT_RELEASE_AFTER;
+    let policies = crate::ade::school::release_policies(conn)?;
     let naive_at = at.naive_utc();
     let live: Vec<Assignment> = assignments::table
         .filter(assignments::deleted_at.is_null())
@@ -366,6 +363,9 @@ fn pass(
     let mut next_boundary: Option<DateTime<Utc>> = None;
     let mut plans: HashMap<Plan, Vec<String>> = HashMap::new();
     let mut cancels: Vec<(String, String)> = Vec::new();
+    // Devices awaiting configuration: (missing items, still worth waiting, school, authority).
+    type Setup = (Vec<String>, bool, Option<String>, Option<String>);
+    let mut setup: HashMap<String, Setup> = HashMap::new();
 
     for (device, tenant, school, serial) in &device_rows {
         let mut relevant: Vec<usize> = Vec::new();
@@ -392,6 +392,12 @@ fn pass(
         let mut desired: HashMap<String, &str> = HashMap::new();
         let mut keep: HashSet<String> = HashSet::new();
         let mut needed_from: HashMap<String, DateTime<Utc>> = HashMap::new();
+        let waiting = awaiting.contains_key(device);
+        let requires = school
+            .as_ref()
+            .and_then(|s| policies.get(s))
+            .and_then(|p| p.requires.as_ref());
+        let mut required: HashSet<String> = HashSet::new();
         for &i in &relevant {
             let a = &live[i];
             let (Some(key), Some(schedule)) = (item_key_of(a), schedules[i].as_ref()) else {
@@ -416,6 +422,9 @@ fn pass(
                 }
             }
             if eval.desired {
+                if waiting && requires.is_none_or(|r| r.contains(&a.id)) {
+                    required.insert(key.clone());
+                }
                 desired.entry(key.clone()).or_insert(a.id.as_str());
                 let from = eval.active_window.map(|w| w.0).unwrap_or(at);
                 let e = needed_from.entry(key).or_insert(from);
@@ -426,6 +435,22 @@ fn pass(
         }
         let seen = observed.get(device);
         let flying_here = in_flight.get(device);
+        if waiting {
+            // What the initial configuration still lacks; failed installs do not hold
+            // the device back (they are retried later) but count as missing.
+            let mut missing: Vec<String> = required
+                .into_iter()
+                .filter(|k| !seen.is_some_and(|s| s.contains_key(k)))
+                .collect();
+            missing.sort();
+            let blocking = missing
+                .iter()
+                .any(|k| !failed.contains(&(device.clone(), k.clone())));
+            setup.insert(
+                device.clone(),
+                (missing, blocking, school.clone(), tenant.clone()),
+            );
+        }
         for (key, assignment) in &desired {
             let installed = seen.is_some_and(|s| s.contains_key(key));
             let flying = flying_here.and_then(|f| f.get(key));
@@ -498,28 +523,39 @@ fn pass(
     }
     report.next_boundary = next_boundary;
 
-    // Release devices awaiting configuration once their initial installs are done (or
-    // the release timeout passed): DeviceConfigured (`mdm/commands/device.configured.yaml`).
-    let busy: HashSet<&String> = plans
-        .values()
-        .flatten()
-        .chain(report.needed_licences.iter().map(|n| &n.device_id))
-        .collect();
+    // Release devices awaiting configuration once what their school requires is done
+    // (or its release timeout passed): DeviceConfigured (`mdm/commands/device.configured.yaml`).
+    let default_policy = crate::ade::school::ReleasePolicy::default();
     let mut release = Vec::new();
+    let mut released: Vec<(String, Setup, bool)> = Vec::new(); // device, state, by timeout
     for (device, enrolled_at) in &awaiting {
-        let flying = in_flight.get(device);
-        if flying.is_some_and(|f| f.contains_key(CONFIGURED_KEY)) {
+        if in_flight
+            .get(device)
+            .is_some_and(|f| f.contains_key(CONFIGURED_KEY))
+        {
             continue;
         }
-        let installing =
-            busy.contains(device) || flying.is_some_and(|f| f.values().any(|install| *install));
-        let overdue = enrolled_at.is_some_and(|e| naive_at - e >= release_after);
-        if !installing || overdue {
-            if installing {
-                tracing::warn!(device = %device, "releasing a device before its initial configuration finished (timeout)");
+        let state = setup.remove(device).unwrap_or_default();
+        let policy = state
+            .2
+            .as_ref()
+            .and_then(|s| policies.get(s))
+            .unwrap_or(&default_policy);
+        let deadline = enrolled_at.map(|e| e + policy.timeout);
+        let overdue = deadline.is_some_and(|d| naive_at >= d);
+        if state.1 && !overdue {
+            // Wake up at the deadline, not at the next safety pass.
+            if let Some(d) = deadline.map(|d| d.and_utc()) {
+                report.next_boundary = Some(report.next_boundary.map_or(d, |n| n.min(d)));
             }
-            release.push(device.clone());
+            continue;
         }
+        if !state.0.is_empty() {
+            tracing::warn!(device = %device, missing = ?state.0, "releasing a device before its initial configuration finished");
+        }
+        release.push(device.clone());
+        let by_timeout = state.1;
+        released.push((device.clone(), state, by_timeout));
     }
 
     // Build commands first (signing may fail), then write everything at once.
@@ -565,6 +601,16 @@ fn pass(
             report.commands += 1;
             touched.extend(targets.iter().cloned());
         }
+        for (device, (missing, _, school, tenant), by_timeout) in &released {
+            record_release(
+                conn,
+                device,
+                missing,
+                *by_timeout,
+                school.as_deref(),
+                tenant.as_deref(),
+            )?;
+        }
         for (device, key) in &cancels {
             let flying: Vec<String> = commands::table
                 .filter(commands::item_key.eq(key))
@@ -590,6 +636,70 @@ fn pass(
     })?;
     report.touched = touched.into_iter().collect();
     Ok(report)
+}
+
+/// Outcomes of a device's Setup Assistant wait.
+pub mod outcome {
+    /// Everything required was installed.
+    pub const CONFIGURED: &str = "configured";
+    /// Released with failed items (they are retried later).
+    pub const INCOMPLETE: &str = "incomplete";
+    /// Released by the school's timeout with items still pending.
+    pub const TIMEOUT: &str = "timeout";
+}
+
+/// Records how a device's wait ended (the gap, if any, also in the audit log).
+fn record_release(
+    conn: &mut DbConn,
+    device: &str,
+    missing: &[String],
+    by_timeout: bool,
+    school: Option<&str>,
+    tenant: Option<&str>,
+) -> QueryResult<()> {
+    use crate::db::schema::device_setup;
+    let at = now();
+    let result = if by_timeout {
+        outcome::TIMEOUT
+    } else if missing.is_empty() {
+        outcome::CONFIGURED
+    } else {
+        outcome::INCOMPLETE
+    };
+    let gap = (!missing.is_empty()).then(|| serde_json::json!(missing).to_string());
+    let n = diesel::update(device_setup::table.find(device))
+        .set((
+            device_setup::released_at.eq(Some(at)),
+            device_setup::outcome.eq(Some(result)),
+            device_setup::missing.eq(&gap),
+        ))
+        .execute(conn)?;
+    if n == 0 {
+        // Awaiting configuration without ADE's machine info (e.g. a manual test).
+        let start: Option<chrono::NaiveDateTime> = devices::table
+            .find(device)
+            .select(devices::enrolled_at)
+            .first(conn)?;
+        diesel::insert_into(device_setup::table)
+            .values((
+                device_setup::device_id.eq(device),
+                device_setup::first_contact_at.eq(start.unwrap_or(at)),
+                device_setup::released_at.eq(Some(at)),
+                device_setup::outcome.eq(Some(result)),
+                device_setup::missing.eq(&gap),
+            ))
+            .execute(conn)?;
+    }
+    if !missing.is_empty() {
+        crate::audit::record(
+            conn,
+            &crate::audit::Entry::new("system:reconciler", "release_incomplete", "device")
+                .object(device)
+                .scope(tenant, school)
+                .summary(serde_json::json!({"outcome": result, "missing": missing})),
+        )?;
+    }
+    Ok(())
 }
 
 /// Does this schedule keep its items between windows?

@@ -177,6 +177,7 @@ diesel::table! {
         revoked_at -> Nullable<Timestamp>,
         created_by -> Nullable<Text>,
         created_at -> Timestamp,
+        kind -> Text,
     }
 }
 
@@ -359,6 +360,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         last_sync_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        sync_claimed_at -> Nullable<Timestamp>,
     }
 }
 
@@ -376,6 +378,59 @@ diesel::table! {
         assigned_at -> Nullable<Timestamp>,
         deleted_at -> Nullable<Timestamp>,
         updated_at -> Timestamp,
+        order_number -> Nullable<Text>,
+        os -> Nullable<Text>,
+        device_family -> Nullable<Text>,
+        profile_assigned_at -> Nullable<Timestamp>,
+        profile_pushed_at -> Nullable<Timestamp>,
+        profile_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    ade_rules (id) {
+        id -> Text,
+        tenant_id -> Text,
+        school_id -> Text,
+        class_id -> Nullable<Text>,
+        group_id -> Nullable<Text>,
+        order_number -> Nullable<Text>,
+        serials -> Nullable<Text>,
+        description -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ade_profiles (school_id) {
+        school_id -> Text,
+        tenant_id -> Text,
+        settings -> Text,
+        revision -> Integer,
+        release_timeout_minutes -> Integer,
+        release_requires -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ade_profile_uploads (school_id, token_id) {
+        school_id -> Text,
+        token_id -> Text,
+        revision -> Integer,
+        profile_uuid -> Text,
+        defined_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    device_setup (device_id) {
+        device_id -> Text,
+        serial_number -> Nullable<Text>,
+        first_contact_at -> Timestamp,
+        released_at -> Nullable<Timestamp>,
+        outcome -> Nullable<Text>,
+        missing -> Nullable<Text>,
     }
 }
 
@@ -509,6 +564,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     lesson_settings,
     ade_tokens,
     ade_devices,
+    ade_rules,
+    ade_profiles,
+    ade_profile_uploads,
+    device_setup,
     vpp_tokens,
     vpp_assets,
     vpp_licences,

@@ -12,6 +12,11 @@
 //!    enrollment of a reset or re-enrolled iPad, or
 //! 3. the bound certificate has expired, so its holder can no longer use it anyway.
 //!
+//! An iPad in Setup Assistant that proves itself with machine info signed by Apple's
+//! device CA (Automated Device Enrollment) was erased: [`reset_for_setup`] makes its
+//! enrollment pending again (rule 2), forgets what was installed and stops its open
+//! commands, so the reconciler configures it from scratch.
+//!
 //! Otherwise it is refused. Every other message must come with the bound certificate
 //! (or a renewal of it, which then becomes the bound one).
 
@@ -358,18 +363,47 @@ pub fn check_out(
                 devices::updated_at.eq(at),
             ))
             .execute(conn)?;
-        let stopped = diesel::update(
-            command_queue::table
-                .filter(command_queue::device_id.eq(&device.id))
-                .filter(command_queue::status.eq_any(queue::state::OPEN)),
-        )
+        Ok(stop_open_commands(conn, &device.id, at)?)
+    })
+}
+
+fn stop_open_commands(
+    conn: &mut DbConn,
+    device_id: &str,
+    at: chrono::NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(
+        command_queue::table
+            .filter(command_queue::device_id.eq(device_id))
+            .filter(command_queue::status.eq_any(queue::state::OPEN)),
+    )
+    .set((
+        command_queue::status.eq(queue::state::CANCELLED),
+        command_queue::updated_at.eq(at),
+    ))
+    .execute(conn)
+}
+
+/// A device came back through Setup Assistant (erased): its enrollment becomes pending,
+/// its inventory is forgotten and its open commands stop. Returns commands stopped.
+pub fn reset_for_setup(conn: &mut DbConn, device_id: &str) -> QueryResult<usize> {
+    use crate::db::schema::{device_apps, device_profiles};
+    let at = now();
+    diesel::update(devices::table.find(device_id))
         .set((
-            command_queue::status.eq(queue::state::CANCELLED),
-            command_queue::updated_at.eq(at),
+            devices::enrollment_status.eq(status::PENDING),
+            devices::enrolled_at.eq(None::<chrono::NaiveDateTime>),
+            devices::awaiting_configuration.eq(false),
+            devices::push_token.eq(None::<String>),
+            devices::push_magic.eq(None::<String>),
+            devices::updated_at.eq(at),
         ))
         .execute(conn)?;
-        Ok(stopped)
-    })
+    diesel::delete(device_apps::table.filter(device_apps::device_id.eq(device_id)))
+        .execute(conn)?;
+    diesel::delete(device_profiles::table.filter(device_profiles::device_id.eq(device_id)))
+        .execute(conn)?;
+    stop_open_commands(conn, device_id, at)
 }
 
 /// `SetBootstrapToken`: stores (or clears) the device's bootstrap token.

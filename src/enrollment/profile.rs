@@ -30,6 +30,8 @@ pub struct EnrollmentProfile<'a> {
     pub server_url: &'a str,
     /// Check-in endpoint.
     pub check_in_url: &'a str,
+    /// The user may not remove the profile (ADE: supervised, not removable).
+    pub removal_disallowed: bool,
 }
 
 fn string(s: &str) -> Value {
@@ -122,7 +124,10 @@ impl EnrollmentProfile<'_> {
             "PayloadDescription".into(),
             string("Enrolls this iPad in the school's device management (tafel)."),
         );
-        top.insert("PayloadRemovalDisallowed".into(), Value::Boolean(false));
+        top.insert(
+            "PayloadRemovalDisallowed".into(),
+            Value::Boolean(self.removal_disallowed),
+        );
         top.insert(
             "PayloadContent".into(),
             Value::Array(vec![
@@ -155,6 +160,7 @@ mod tests {
             topic: "com.apple.mgmt.External.x",
             server_url: "https://mdm.example/mdm/connect",
             check_in_url: "https://mdm.example/mdm/checkin",
+            removal_disallowed: false,
         }
         .to_xml();
         let v = Value::from_reader_xml(&xml[..]).unwrap();

@@ -12,6 +12,14 @@ use crate::audit;
 use crate::db::schema::{device_certificates, enrollment_tokens, scep_challenges};
 use crate::db::{new_id, now, DbConn};
 
+/// Kinds of enrollment tokens.
+pub mod kind {
+    /// A link (`/enroll/{token}`) an admin hands out.
+    pub const LINK: &str = "link";
+    /// A school's internal token for Automated Device Enrollment.
+    pub const ADE: &str = "ade";
+}
+
 /// How long a challenge from a downloaded profile stays valid.
 pub const CHALLENGE_LIFETIME: chrono::Duration = chrono::Duration::hours(1);
 
@@ -193,6 +201,7 @@ pub fn create(
 pub fn list(conn: &mut DbConn, school_id: &str) -> QueryResult<Vec<EnrollmentToken>> {
     enrollment_tokens::table
         .filter(enrollment_tokens::school_id.eq(school_id))
+        .filter(enrollment_tokens::kind.eq(kind::LINK))
         .order(enrollment_tokens::created_at.desc())
         .select(EnrollmentToken::as_select())
         .load(conn)
@@ -254,21 +263,69 @@ pub fn redeem(conn: &mut DbConn, secret: &str) -> Result<(EnrollmentToken, Strin
     let at = now();
     let token = enrollment_tokens::table
         .filter(enrollment_tokens::token.eq(secret))
+        .filter(enrollment_tokens::kind.eq(kind::LINK))
         .select(EnrollmentToken::as_select())
         .first(conn)
         .optional()?
         .ok_or(TokenError::Unknown)?;
     usable(&token, at)?;
+    let challenge = new_challenge(conn, &token.id, at)?;
+    Ok((token, challenge))
+}
+
+/// For an Automated Device Enrollment into a school: the school's internal ADE token
+/// (made on first use) and a fresh one-time challenge.
+pub fn redeem_ade(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    school_id: &str,
+) -> Result<(EnrollmentToken, String), TokenError> {
+    let at = now();
+    let existing = enrollment_tokens::table
+        .filter(enrollment_tokens::school_id.eq(school_id))
+        .filter(enrollment_tokens::kind.eq(kind::ADE))
+        .select(EnrollmentToken::as_select())
+        .first(conn)
+        .optional()?;
+    let token = match existing {
+        Some(t) => t,
+        None => {
+            let id = new_id();
+            diesel::insert_into(enrollment_tokens::table)
+                .values((
+                    enrollment_tokens::id.eq(&id),
+                    enrollment_tokens::token.eq(random_string(32)?),
+                    enrollment_tokens::tenant_id.eq(tenant_id),
+                    enrollment_tokens::school_id.eq(school_id),
+                    enrollment_tokens::description
+                        .eq("Automated Device Enrollment (Apple School Manager)"),
+                    enrollment_tokens::uses.eq(0),
+                    enrollment_tokens::created_at.eq(at),
+                    enrollment_tokens::kind.eq(kind::ADE),
+                ))
+                .execute(conn)?;
+            get(conn, &id)?.ok_or(TokenError::Unknown)?
+        }
+    };
+    let challenge = new_challenge(conn, &token.id, at)?;
+    Ok((token, challenge))
+}
+
+fn new_challenge(
+    conn: &mut DbConn,
+    token_id: &str,
+    at: chrono::NaiveDateTime,
+) -> Result<String, TokenError> {
     let challenge = random_string(32)?;
     diesel::insert_into(scep_challenges::table)
         .values((
             scep_challenges::challenge_sha256.eq(hex::encode(sha256(challenge.as_bytes()))),
-            scep_challenges::token_id.eq(&token.id),
+            scep_challenges::token_id.eq(token_id),
             scep_challenges::created_at.eq(at),
             scep_challenges::expires_at.eq(at + CHALLENGE_LIFETIME),
         ))
         .execute(conn)?;
-    Ok((token, challenge))
+    Ok(challenge)
 }
 
 /// For SCEP PKCSReq: checks and consumes a challenge, inside the caller's write

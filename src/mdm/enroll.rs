@@ -35,6 +35,29 @@ async fn profile(state: web::Data<AppState>, path: web::Path<String>) -> ApiResu
             Ok((token, challenge, tenant, school))
         })
         .await?;
+    let signed = signed_profile(&state, &token, &challenge, &tenant, &school, false)?;
+    tracing::info!(token = %token.id, school = %school.id, "enrollment profile handed out");
+    Ok(HttpResponse::Ok()
+        .content_type(MOBILECONFIG)
+        .insert_header((
+            "Content-Disposition",
+            format!(
+                "attachment; filename=\"tafel-{}.mobileconfig\"",
+                tenant.slug
+            ),
+        ))
+        .body(signed))
+}
+
+/// The signed enrollment profile of a school: our CA, SCEP with `challenge`, MDM.
+pub(crate) fn signed_profile(
+    state: &AppState,
+    token: &tokens::EnrollmentToken,
+    challenge: &str,
+    tenant: &org::Tenant,
+    school: &org::School,
+    removal_disallowed: bool,
+) -> ApiResult<Vec<u8>> {
     let topic = tenant.push_topic.clone().ok_or_else(|| {
         ApiError::conflict(format!(
             "school authority {:?} has no push certificate yet",
@@ -54,26 +77,16 @@ async fn profile(state: web::Data<AppState>, path: web::Path<String>) -> ApiResu
         identifier: &identifier,
         ca_der: &ca_der,
         scep_url: &format!("{base}/scep"),
-        challenge: &challenge,
+        challenge,
         subject_cn: &subject_cn,
         topic: &topic,
         server_url: &format!("{base}{}", state.settings.mdm.connect_path),
         check_in_url: &format!("{base}{}", state.settings.mdm.checkin_path),
+        removal_disallowed,
     }
     .to_xml();
-    let signed = state
+    state
         .signer
         .sign(&unsigned, &state.ca)
-        .map_err(ApiError::internal)?;
-    tracing::info!(token = %token.id, school = %school.id, "enrollment profile handed out");
-    Ok(HttpResponse::Ok()
-        .content_type(MOBILECONFIG)
-        .insert_header((
-            "Content-Disposition",
-            format!(
-                "attachment; filename=\"tafel-{}.mobileconfig\"",
-                tenant.slug
-            ),
-        ))
-        .body(signed))
+        .map_err(ApiError::internal)
 }

@@ -5,6 +5,7 @@
 //! `ServerURL` at one path: a body with `MessageType` is a check-in, one with `Status`
 //! a command report. Errors are 4xx with a reason and store nothing; never 401.
 
+pub mod ade;
 pub mod enroll;
 pub mod identity;
 pub mod scep;
@@ -34,6 +35,7 @@ pub fn config(settings: &Settings) -> impl FnOnce(&mut web::ServiceConfig) {
     let (checkin_limit, connect_limit) =
         (settings.mdm.max_checkin_body, settings.mdm.max_connect_body);
     move |cfg| {
+        ade::config(cfg);
         enroll::config(cfg);
         scep::config(cfg);
         if checkin == connect {

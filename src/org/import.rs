@@ -68,11 +68,15 @@ impl From<OrgError> for ImportError {
 }
 
 /// A CSV row: its line and its values by column.
-type Row = (usize, HashMap<String, String>);
+pub(crate) type Row = (usize, HashMap<String, String>);
 
 /// Reads a CSV (comma or semicolon separated — German spreadsheets export `;`) into
 /// header-indexed rows.
-fn read_csv(text: &str, required: &[&str], optional: &[&str]) -> Result<Vec<Row>, ImportError> {
+pub(crate) fn read_csv(
+    text: &str,
+    required: &[&str],
+    optional: &[&str],
+) -> Result<Vec<Row>, ImportError> {
     let first = text.lines().next().unwrap_or_default();
     let delimiter = if first.matches(';').count() > first.matches(',').count() {
         b';'
@@ -122,7 +126,7 @@ fn read_csv(text: &str, required: &[&str], optional: &[&str]) -> Result<Vec<Row>
     Ok(rows)
 }
 
-fn field<'a>(row: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(row: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
     row.get(name).map(String::as_str).filter(|v| !v.is_empty())
 }
 

@@ -1,0 +1,13 @@
+ALTER TABLE enrollment_tokens DROP COLUMN kind;
+ALTER TABLE ade_tokens DROP COLUMN sync_claimed_at;
+DROP TABLE device_setup;
+DROP TABLE ade_profile_uploads;
+DROP TABLE ade_profiles;
+DROP TABLE ade_rules;
+DROP INDEX ade_devices_order;
+ALTER TABLE ade_devices DROP COLUMN profile_error;
+ALTER TABLE ade_devices DROP COLUMN profile_pushed_at;
+ALTER TABLE ade_devices DROP COLUMN profile_assigned_at;
+ALTER TABLE ade_devices DROP COLUMN device_family;
+ALTER TABLE ade_devices DROP COLUMN os;
+ALTER TABLE ade_devices DROP COLUMN order_number;
