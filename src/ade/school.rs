@@ -381,9 +381,8 @@ pub fn put(
             }
         }
         let before = settings(conn, &school.id)?;
-        let revision = if before.default {
-            1
-        } else if before.settings.profile != input.profile {
+        // The defaults are revision 1 (they may already be defined at Apple).
+        let revision = if before.settings.profile != input.profile {
             before.revision + 1
         } else {
             before.revision

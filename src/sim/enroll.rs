@@ -160,7 +160,21 @@ pub async fn enroll(
             body: res.text().await.unwrap_or_default(),
         });
     }
-    let info = read_profile(&res.bytes().await?)?;
+    let profile = res.bytes().await?;
+    from_profile(client, &profile, udid, serial, key, false).await
+}
+
+/// The rest of an enrollment once the device holds its profile: key → SCEP →
+/// Authenticate → TokenUpdate (saying whether Setup Assistant awaits configuration).
+pub async fn from_profile(
+    client: &reqwest::Client,
+    profile: &[u8],
+    udid: Udid,
+    serial: String,
+    key: Option<PKey<Private>>,
+    awaiting_configuration: bool,
+) -> Result<SimDevice, SimError> {
+    let info = read_profile(profile)?;
     let key = match key {
         Some(k) => k,
         None => new_key()?,
@@ -171,6 +185,6 @@ pub async fn enroll(
     device.connect_url = info.server_url.clone();
     device.topic = info.topic.clone();
     device.authenticate().await?;
-    device.token_update(false).await?;
+    device.token_update(awaiting_configuration).await?;
     Ok(device)
 }

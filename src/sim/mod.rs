@@ -6,5 +6,6 @@ pub mod apns;
 pub mod device;
 pub mod enroll;
 pub mod runner;
+pub mod setup;
 pub mod vpp;
 pub mod webhook;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ade;
+mod ade_enroll;
 mod assignments;
 mod cli;
 mod enrollment;

@@ -1,0 +1,599 @@
+//! Automated Device Enrollment, second half: placement rules, ADE profiles per school at
+//! Apple, and simulated iPads going the whole way from Setup Assistant to
+//! `DeviceConfigured` (machine info → profile → SCEP → Authenticate → TokenUpdate
+//! awaiting configuration → initial commands → DeviceConfigured).
+
+use std::time::Duration as StdDuration;
+
+use base64::Engine;
+use chrono::{Duration, Utc};
+use serde_json::json;
+use tafel::ade::token::{encrypt_server_token_for_tests, OAuthTokens};
+use tafel::protocol::Udid;
+use tafel::sim::ade::AdeSim;
+use tafel::sim::setup::{self, AppleIdentity, DeviceCa};
+
+use crate::enrollment::school;
+use crate::helpers::TestApp;
+
+const KEYNOTE_ID: i64 = 361285480;
+
+fn tokens() -> OAuthTokens {
+    OAuthTokens {
+        consumer_key: "CK_enroll".into(),
+        consumer_secret: "CS_enroll".into(),
+        access_token: "AT_enroll".into(),
+        access_secret: "AS_enroll".into(),
+        access_token_expiry: Utc::now() + Duration::days(200),
+    }
+}
+
+/// A server trusting the simulated device CA, syncing from a local ASM.
+struct Ade {
+    app: TestApp,
+    sim: AdeSim,
+    ca: DeviceCa,
+    serials: Vec<String>,
+    tenant: String,
+    school: String,
+    _anchors: tempfile::TempDir,
+}
+
+async fn ade(slug: &str, devices: usize, adjust: impl FnOnce(&mut tafel::config::Settings)) -> Ade {
+    let sim = AdeSim::start(tokens()).unwrap();
+    let serials = sim.add_devices(devices);
+    let ca = DeviceCa::generate().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let anchors = dir.path().join("device-ca.pem");
+    std::fs::write(&anchors, ca.cert_pem().unwrap()).unwrap();
+    let url = sim.url.clone();
+    let app = TestApp::spawn_with(move |s| {
+        s.ade.base_url = url;
+        s.ade.machine_info_anchors = vec![anchors];
+        s.ade.sync_minutes = 0;
+        adjust(s);
+    })
+    .await;
+    let (tenant, school) = school(&app, slug).await;
+    let (status, token) = app
+        .post(&format!("/api/v1/tenants/{tenant}/ade-tokens"), json!({}))
+        .await;
+    assert_eq!(status, 201, "{token}");
+    let cert =
+        openssl::x509::X509::from_pem(token["cert_pem"].as_str().unwrap().as_bytes()).unwrap();
+    let p7m = encrypt_server_token_for_tests(&tokens(), &cert).unwrap();
+    let res = app
+        .client
+        .put(app.url(&format!(
+            "/api/v1/ade-tokens/{}/server-token",
+            token["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"p7m_base64": base64::engine::general_purpose::STANDARD.encode(&p7m)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    Ade {
+        app,
+        sim,
+        ca,
+        serials,
+        tenant,
+        school,
+        _anchors: dir,
+    }
+}
+
+impl Ade {
+    fn enroll_url(&self) -> String {
+        self.app.url("/mdm/ade/enroll")
+    }
+
+    fn identity(&self, udid: &Udid) -> AppleIdentity {
+        let key = tafel::sim::enroll::new_key().unwrap();
+        self.ca.identity(udid.as_str(), &key).unwrap()
+    }
+
+    async fn sync(&self) -> serde_json::Value {
+        let (status, sync) = self.app.post("/api/v1/ade/sync", json!({})).await;
+        assert_eq!(status, 200, "{sync}");
+        sync["items"][0].clone()
+    }
+
+    async fn put(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let res = self
+            .app
+            .client
+            .put(self.app.url(path))
+            .bearer_auth(&self.app.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        crate::helpers::json_reply(res).await
+    }
+
+    /// Posts machine info signed by `identity` for `serial`; returns status and text.
+    async fn machine_info(
+        &self,
+        udid: &Udid,
+        serial: &str,
+        identity: &AppleIdentity,
+    ) -> (u16, String) {
+        let body = tafel::ade::machine_info::sign(
+            &setup::machine_info(udid, serial),
+            &identity.cert,
+            &identity.key,
+            &[],
+        )
+        .unwrap();
+        let res = self
+            .app
+            .client
+            .post(self.enroll_url())
+            .header("content-type", "application/pkcs7-signature")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+}
+
+fn udid(n: usize) -> Udid {
+    Udid::parse(&format!("00008103-ADE{n:013}")).unwrap()
+}
+
+#[actix_web::test]
+async fn a_reset_ipad_comes_back_supervised_enrolled_in_its_cart_and_configured() {
+    let t = ade("adefull", 5, |_| {}).await;
+    let app = &t.app;
+    // The school's initial configuration: Wi-Fi and Keynote for every iPad.
+    let (_, wifi) = app
+        .post("/api/v1/profiles/from-template", json!({"template": "school-wifi", "school_id": t.school, "values": {"ssid": "Schulnetz", "password": "geheim-und-lang", "school_slug": "adefull"}}))
+        .await;
+    let (status, keynote) = app
+        .post("/api/v1/apps", json!({"tenant_id": t.tenant, "name": "Keynote", "bundle_id": "com.apple.Keynote", "adam_id": KEYNOTE_ID.to_string(), "licensed": false}))
+        .await;
+    assert_eq!(status, 201, "{keynote}");
+    for (kind, item) in [("profile", &wifi), ("app", &keynote)] {
+        let (status, a) = app
+            .post("/api/v1/assignments", json!({"item_kind": kind, "item_id": item["id"], "target_kind": "school", "target_id": t.school}))
+            .await;
+        assert_eq!(status, 201, "{a}");
+    }
+    let (_, cart) = app
+        .post(
+            &format!("/api/v1/schools/{}/groups", t.school),
+            json!({"name": "Wagen 1", "kind": "cart"}),
+        )
+        .await;
+
+    // The first three serials go to the school's cart by rule; a sync places them and
+    // gives them the school's ADE profile at Apple.
+    let (status, rule) = app
+        .post(&format!("/api/v1/tenants/{}/ade-rules", t.tenant), json!({"school_id": t.school, "group_id": cart["id"], "serials": &t.serials[..3], "description": "Wagen 1"}))
+        .await;
+    assert_eq!(status, 201, "{rule}");
+    assert_eq!(rule["placed"], 0, "nothing synced yet");
+    let sync = t.sync().await;
+    assert_eq!(sync["placed"], 3, "{sync}");
+    assert_eq!(sync["profiles_defined"], 1, "{sync}");
+    assert_eq!(sync["profiles_assigned"], 3, "{sync}");
+    let uuid = t
+        .sim
+        .profile_of(&t.serials[0])
+        .unwrap()
+        .profile_uuid
+        .unwrap();
+    assert_eq!(
+        t.sim.profile_of(&t.serials[3]).unwrap().profile_uuid,
+        None,
+        "not placed, no profile"
+    );
+    let profile = t.sim.profile(&uuid).unwrap();
+    assert_eq!(profile["url"], t.enroll_url());
+    assert_eq!(profile["is_supervised"], true);
+    assert_eq!(profile["is_mandatory"], true);
+    assert_eq!(profile["is_mdm_removable"], false);
+    assert_eq!(profile["await_device_configured"], true);
+    assert_eq!(profile["department"], "Gymnasium Nord");
+    assert_eq!(
+        (profile["language"].as_str(), profile["region"].as_str()),
+        (Some("de"), Some("DE"))
+    );
+    assert!(profile["skip_setup_items"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("AppleID")));
+    // A second sync has nothing to define or assign.
+    let again = t.sync().await;
+    assert_eq!(
+        (
+            again["profiles_defined"].as_u64(),
+            again["profiles_assigned"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+
+    // The iPad in Setup Assistant.
+    let id = udid(1);
+    let apple = t.identity(&id);
+    let client = reqwest::Client::new();
+    let mut ipad = setup::ade_enroll(
+        &client,
+        &t.enroll_url(),
+        id.clone(),
+        t.serials[0].clone(),
+        &apple,
+        None,
+    )
+    .await
+    .unwrap();
+    ipad.store.insert(KEYNOTE_ID, "com.apple.Keynote".into());
+    let seen = setup::await_configuration(
+        &mut ipad,
+        StdDuration::from_secs(20),
+        StdDuration::from_millis(50),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("DeviceConfigured"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&"InstallProfile".to_owned())
+            && seen.contains(&"InstallApplication".to_owned()),
+        "{seen:?}"
+    );
+    assert!(ipad.apps.contains("com.apple.Keynote"));
+    let (_, dev) = app.get(&format!("/api/v1/devices/{}", t.serials[0])).await;
+    assert_eq!(dev["school_id"], t.school.as_str());
+    assert_eq!(dev["enrollment_status"], "active");
+    assert_eq!(dev["setup"]["outcome"], "configured", "{dev}");
+    assert_eq!(dev["setup"]["missing"], json!([]));
+    let (_, in_cart) = app
+        .get(&format!(
+            "/api/v1/devices?group_id={}",
+            cart["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        in_cart["items"].as_array().unwrap().len(),
+        3,
+        "the rule put all three into the cart: {in_cart}"
+    );
+
+    // Next week the iPad is erased: Setup Assistant again, a new identity, and the
+    // configuration comes again (tafel forgot what the erased iPad had).
+    let mut again = setup::ade_enroll(
+        &client,
+        &t.enroll_url(),
+        id.clone(),
+        t.serials[0].clone(),
+        &apple,
+        None,
+    )
+    .await
+    .unwrap();
+    again.store.insert(KEYNOTE_ID, "com.apple.Keynote".into());
+    let seen = setup::await_configuration(
+        &mut again,
+        StdDuration::from_secs(20),
+        StdDuration::from_millis(50),
+    )
+    .await
+    .unwrap();
+    assert!(seen.contains(&"InstallProfile".to_owned()), "{seen:?}");
+    assert_eq!(seen.last().map(String::as_str), Some("DeviceConfigured"));
+    // The old identity no longer speaks for the device.
+    assert_eq!(
+        ipad.idle()
+            .await
+            .err()
+            .map(|e| e.to_string().contains("403")),
+        Some(true)
+    );
+
+    // A changed profile is defined anew and assigned again to the school's serials.
+    let (status, changed) = t
+        .put(&format!("/api/v1/schools/{}/ade", t.school), json!({"profile": {"support_phone_number": "+49 4551 951-0", "support_email_address": "it@schulen-segeberg.de"}}))
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["revision"], 2);
+    let sync = t.sync().await;
+    assert_eq!(
+        (
+            sync["profiles_defined"].as_u64(),
+            sync["profiles_assigned"].as_u64()
+        ),
+        (Some(1), Some(3)),
+        "{sync}"
+    );
+    let new_uuid = t
+        .sim
+        .profile_of(&t.serials[1])
+        .unwrap()
+        .profile_uuid
+        .unwrap();
+    assert_ne!(new_uuid, uuid);
+    assert_eq!(
+        t.sim.profile(&new_uuid).unwrap()["support_phone_number"],
+        "+49 4551 951-0"
+    );
+}
+
+#[actix_web::test]
+async fn devices_are_placed_by_order_number_and_unknown_or_untrusted_ones_are_refused() {
+    let t = ade("adeorder", 4, |_| {}).await;
+    let app = &t.app;
+    t.sync().await;
+    let (status, rule) = app
+        .post(
+            &format!("/api/v1/tenants/{}/ade-rules", t.tenant),
+            json!({"school_id": t.school, "order_number": "MX2027-0042"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{rule}");
+    // Order numbers come from Apple School Manager's device export.
+    let csv = format!(
+        "serial;order_number\n{};MX2027-0042\n{};MX2027-0042\n",
+        t.serials[0], t.serials[1]
+    );
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/tenants/{}/ade-order-numbers", t.tenant)))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    let (status, imported) = crate::helpers::json_reply(res).await;
+    assert_eq!(status, 200, "{imported}");
+    assert_eq!(imported["placed"], 2);
+    let (_, unplaced) = app
+        .get(&format!(
+            "/api/v1/tenants/{}/ade-devices?unplaced=true",
+            t.tenant
+        ))
+        .await;
+    assert_eq!(unplaced["items"].as_array().unwrap().len(), 2, "{unplaced}");
+    // A bad row stores nothing.
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/tenants/{}/ade-order-numbers", t.tenant)))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "text/csv")
+        .body(format!(
+            "serial,order_number\n{},X\nNOSUCHSERIAL,X\n",
+            t.serials[2]
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let (_, d) = app
+        .get(&format!(
+            "/api/v1/tenants/{}/ade-devices?unplaced=true&limit=1",
+            t.tenant
+        ))
+        .await;
+    assert_eq!(
+        d["items"][0]["order_number"],
+        serde_json::Value::Null,
+        "{d}"
+    );
+    assert!(d["next_after"].is_string());
+    // Bad rules name the field.
+    for (body, field) in [
+        (json!({"school_id": t.school}), "serials"),
+        (
+            json!({"school_id": t.school, "serials": ["not a serial!"]}),
+            "serials",
+        ),
+        (
+            json!({"school_id": "nope", "order_number": "1"}),
+            "school_id",
+        ),
+        (
+            json!({"school_id": t.school, "order_number": "1", "class_id": "nope"}),
+            "class_id",
+        ),
+    ] {
+        let (status, e) = app
+            .post(&format!("/api/v1/tenants/{}/ade-rules", t.tenant), body)
+            .await;
+        assert_eq!((status, e["field"].as_str()), (400, Some(field)), "{e}");
+    }
+
+    let devices_before = app.count("devices");
+    // A serial Apple never assigned to tafel.
+    let id = udid(7);
+    let apple = t.identity(&id);
+    let (status, text) = t.machine_info(&id, "C02NOTOURS01", &apple).await;
+    assert_eq!(status, 403);
+    assert!(text.contains("not assigned to this MDM server"), "{text}");
+    // One of ours, but no rule or import gave it a school.
+    let (status, text) = t.machine_info(&id, &t.serials[3], &apple).await;
+    assert_eq!(status, 403);
+    assert!(text.contains("has no school"), "{text}");
+    // Machine info signed by someone other than Apple's device CA.
+    let stranger = DeviceCa::generate().unwrap();
+    let key = tafel::sim::enroll::new_key().unwrap();
+    let forged = stranger.identity(id.as_str(), &key).unwrap();
+    let (status, text) = t.machine_info(&id, &t.serials[0], &forged).await;
+    assert_eq!(status, 403);
+    assert!(text.contains("not trusted"), "{text}");
+    // Not signed at all.
+    let res = app
+        .client
+        .post(t.enroll_url())
+        .header("content-type", "application/pkcs7-signature")
+        .body(tafel::ade::machine_info::to_plist(&setup::machine_info(
+            &id,
+            &t.serials[0],
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        app.count("devices"),
+        devices_before,
+        "refusals store nothing"
+    );
+    assert_eq!(app.count("device_setup"), 0);
+    assert_eq!(app.count("scep_challenges"), 0);
+
+    // A placed serial gets its school's profile, not removable.
+    let (status, profile) = t.machine_info(&id, &t.serials[0], &apple).await;
+    assert_eq!(status, 200, "{profile}");
+    assert_eq!(app.count("device_setup"), 1);
+}
+
+#[actix_web::test]
+async fn a_new_devices_school_admits_serials_without_a_school() {
+    let t = ade("adenew", 2, |s| {
+        s.ade.new_devices_school = Some("school-new-devices".into())
+    })
+    .await;
+    {
+        use diesel::prelude::*;
+        use tafel::db::schema::schools;
+        let mut conn = t.app.state.db.get().unwrap();
+        let at = Utc::now().naive_utc();
+        diesel::insert_into(schools::table)
+            .values((
+                schools::id.eq("school-new-devices"),
+                schools::tenant_id.eq(&t.tenant),
+                schools::name.eq("Neue Geräte"),
+                schools::timezone.eq("Europe/Berlin"),
+                schools::created_at.eq(at),
+                schools::updated_at.eq(at),
+            ))
+            .execute(&mut *conn)
+            .unwrap();
+    }
+    t.sync().await;
+    let id = udid(9);
+    let apple = t.identity(&id);
+    let client = reqwest::Client::new();
+    let mut ipad = setup::ade_enroll(
+        &client,
+        &t.enroll_url(),
+        id,
+        t.serials[1].clone(),
+        &apple,
+        None,
+    )
+    .await
+    .unwrap();
+    let seen = setup::await_configuration(
+        &mut ipad,
+        StdDuration::from_secs(20),
+        StdDuration::from_millis(50),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        seen,
+        ["DeviceConfigured"],
+        "nothing assigned to the new-devices school"
+    );
+    let (_, dev) = t
+        .app
+        .get(&format!("/api/v1/devices/{}", t.serials[1]))
+        .await;
+    assert_eq!(dev["school_id"], "school-new-devices");
+}
+
+#[actix_web::test]
+async fn a_school_releases_after_its_timeout_and_the_gap_is_reported() {
+    let t = ade("adegap", 1, |s| s.reconcile.automatic = false).await;
+    let app = &t.app;
+    let (_, keynote) = app
+        .post("/api/v1/apps", json!({"tenant_id": t.tenant, "name": "Keynote", "bundle_id": "com.apple.Keynote", "adam_id": KEYNOTE_ID.to_string(), "licensed": false}))
+        .await;
+    let (_, pages) = app
+        .post("/api/v1/apps", json!({"tenant_id": t.tenant, "name": "Pages", "bundle_id": "com.apple.Pages", "adam_id": "361309726", "licensed": false}))
+        .await;
+    let mut required = String::new();
+    for (i, item) in [&keynote, &pages].into_iter().enumerate() {
+        let (_, a) = app
+            .post("/api/v1/assignments", json!({"item_kind": "app", "item_id": item["id"], "target_kind": "school", "target_id": t.school}))
+            .await;
+        if i == 0 {
+            required = a["id"].as_str().unwrap().to_owned();
+        }
+    }
+    // Only Keynote must be there before release; at most 10 minutes.
+    let (status, s) = t
+        .put(
+            &format!("/api/v1/schools/{}/ade", t.school),
+            json!({"release_timeout_minutes": 10, "release_requires": [required]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{s}");
+    let (status, e) = t
+        .put(
+            &format!("/api/v1/schools/{}/ade", t.school),
+            json!({"release_requires": ["no-such-assignment"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, e["field"].as_str()),
+        (400, Some("release_requires"))
+    );
+    app.post(
+        &format!("/api/v1/tenants/{}/ade-rules", t.tenant),
+        json!({"school_id": t.school, "serials": [t.serials[0]]}),
+    )
+    .await;
+    t.sync().await;
+
+    let id = udid(3);
+    let apple = t.identity(&id);
+    let client = reqwest::Client::new();
+    let ipad = setup::ade_enroll(
+        &client,
+        &t.enroll_url(),
+        id.clone(),
+        t.serials[0].clone(),
+        &apple,
+        None,
+    )
+    .await
+    .unwrap();
+    let now = Utc::now();
+    let r = crate::assignments::reconcile_at(app, now).await;
+    assert_eq!((r.installs, r.released), (2, 0));
+    // The iPad cannot install Keynote (no space), Pages is still pending: not released…
+    let first = ipad.idle().await.unwrap().unwrap();
+    let second = ipad
+        .answer(&first, tafel::sim::device::Answer::NotNow)
+        .await
+        .unwrap();
+    assert!(second.is_some());
+    assert_eq!(
+        crate::assignments::reconcile_at(app, now + Duration::minutes(5))
+            .await
+            .released,
+        0
+    );
+    // …until the school's ten minutes are over: released, and the gap is on record.
+    let r = crate::assignments::reconcile_at(app, now + Duration::minutes(11)).await;
+    assert_eq!(r.released, 1);
+    let (_, dev) = app.get(&format!("/api/v1/devices/{}", id.as_str())).await;
+    assert_eq!(dev["setup"]["outcome"], "timeout", "{dev}");
+    assert_eq!(
+        dev["setup"]["missing"],
+        json!(["app:com.apple.Keynote"]),
+        "only what the school requires counts"
+    );
+    let (_, audit) = app.get("/api/v1/audit?action=release_incomplete").await;
+    assert_eq!(audit["items"].as_array().map(Vec::len), Some(1), "{audit}");
+}
