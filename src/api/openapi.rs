@@ -117,6 +117,13 @@ const BEARER: &str = "bearer";
         super::ade::list,
         super::ade::upload,
         super::ade::sync,
+        super::ade::get_school,
+        super::ade::put_school,
+        super::ade::list_rules,
+        super::ade::create_rule,
+        super::ade::delete_rule,
+        super::ade::list_devices,
+        super::ade::import_order_numbers,
         // audit
         super::audit::list,
     ),

@@ -101,6 +101,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/tenants/{id}/ade-tokens"),
     ("put", "/api/v1/ade-tokens/{id}/server-token"),
     ("post", "/api/v1/ade/sync"),
+    ("get", "/api/v1/schools/{id}/ade"),
+    ("put", "/api/v1/schools/{id}/ade"),
+    ("get", "/api/v1/tenants/{id}/ade-rules"),
+    ("post", "/api/v1/tenants/{id}/ade-rules"),
+    ("delete", "/api/v1/ade-rules/{id}"),
+    ("get", "/api/v1/tenants/{id}/ade-devices"),
+    ("post", "/api/v1/tenants/{id}/ade-order-numbers"),
     // audit
     ("get", "/api/v1/audit"),
 ];
