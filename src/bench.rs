@@ -126,7 +126,7 @@ struct Server {
 }
 
 async fn server(
-    opts: &BenchOptions,
+    database_url: Option<&str>,
     tweak: impl FnOnce(&mut Settings, &std::path::Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
@@ -136,9 +136,8 @@ async fn server(
         listen: listener.local_addr()?,
         public_url: format!("http://127.0.0.1:{port}"),
         certs_dir: dir.path().join("certs"),
-        database_url: opts
-            .database_url
-            .clone()
+        database_url: database_url
+            .map(str::to_owned)
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display())),
         log_level: "error".into(),
         ..Settings::default()
@@ -217,7 +216,7 @@ async fn licence_scenario(opts: &BenchOptions, devices: usize, apps: usize) -> a
         crate::sim::vpp::token_file("Bench", chrono::Utc::now() + chrono::Duration::days(300));
     let vpp = crate::sim::vpp::VppSim::start(&file)?;
     let url = vpp.url.clone();
-    let srv = server(opts, |s, _| {
+    let srv = server(opts.database_url.as_deref(), |s, _| {
         s.reconcile.automatic = false;
         s.vpp.base_url = url;
         Ok(())
@@ -287,30 +286,40 @@ async fn licence_scenario(opts: &BenchOptions, devices: usize, apps: usize) -> a
     Ok(())
 }
 
-/// ADE device sync: `devices` devices from a local device enrollment API.
-async fn ade_scenario(opts: &BenchOptions, devices: usize) -> anyhow::Result<()> {
-    let tokens = crate::ade::token::OAuthTokens {
+fn ade_tokens() -> crate::ade::token::OAuthTokens {
+    crate::ade::token::OAuthTokens {
         consumer_key: "CK_bench".into(),
         consumer_secret: "CS_bench".into(),
         access_token: "AT_bench".into(),
         access_secret: "AS_bench".into(),
         access_token_expiry: chrono::Utc::now() + chrono::Duration::days(365),
-    };
-    let sim = crate::sim::ade::AdeSim::start(tokens.clone())?;
+    }
+}
+
+/// The server-token round trip for an authority (key pair, `.p7m`, upload).
+async fn ade_token(state: &AppState, tenant_id: &str) -> anyhow::Result<()> {
+    let t = state.ade.create(tenant_id, "bench").await?;
+    let cert = openssl::x509::X509::from_pem(t.cert_pem.as_bytes())?;
+    let p7m = crate::ade::token::encrypt_server_token_for_tests(&ade_tokens(), &cert)?;
+    state.ade.upload(&t.id, &p7m, "bench").await?;
+    Ok(())
+}
+
+/// ADE device sync: `devices` devices from a local device enrollment API.
+async fn ade_scenario(opts: &BenchOptions, devices: usize) -> anyhow::Result<()> {
+    let sim = crate::sim::ade::AdeSim::start(ade_tokens())?;
     sim.add_devices(devices);
     let url = sim.url.clone();
-    let srv = server(opts, |s, _| {
+    let srv = server(opts.database_url.as_deref(), |s, _| {
         s.reconcile.automatic = false;
         s.ade.base_url = url;
+        s.ade.sync_minutes = 0;
         Ok(())
     })
     .await?;
     let state = srv.app.clone();
     let (tid, _, _, _) = srv.school("com.apple.mgmt.External.bench-ade").await?;
-    let t = state.ade.create(&tid, "bench").await?;
-    let cert = openssl::x509::X509::from_pem(t.cert_pem.as_bytes())?;
-    let p7m = crate::ade::token::encrypt_server_token_for_tests(&tokens, &cert)?;
-    state.ade.upload(&t.id, &p7m, "bench").await?;
+    ade_token(&state, &tid).await?;
     let started = Instant::now();
     let reports = state.ade.sync().await?;
     let took = started.elapsed();
@@ -327,6 +336,216 @@ async fn ade_scenario(opts: &BenchOptions, devices: usize) -> anyhow::Result<()>
     Ok(())
 }
 
+/// What `tafel simulate --ade` does.
+#[derive(Debug, Clone)]
+pub struct AdeSetupOptions {
+    /// Reset iPads going through Setup Assistant.
+    pub devices: usize,
+    /// iPads in Setup Assistant at once.
+    pub concurrency: usize,
+    /// One RSA key for all iPads (spares key generation).
+    pub shared_key: bool,
+    /// How often a waiting iPad connects (stands in for APNs pushes).
+    pub poll: Duration,
+    /// Database URL; default a temporary SQLite file.
+    pub database_url: Option<String>,
+}
+
+/// The figures of an ADE run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdeSetupSummary {
+    /// iPads that reached DeviceConfigured.
+    pub configured: usize,
+    /// iPads that failed.
+    pub errors: usize,
+    /// First error messages.
+    pub error_samples: Vec<String>,
+    /// Wall time for all iPads.
+    pub seconds: f64,
+    /// First contact → DeviceConfigured, per iPad: median.
+    pub p50_seconds: f64,
+    /// 99th percentile.
+    pub p99_seconds: f64,
+    /// Slowest.
+    pub max_seconds: f64,
+    /// Commands each iPad executed before DeviceConfigured (incl.).
+    pub commands_per_device: f64,
+    /// The ADE sync before (devices, seconds, API calls).
+    pub sync_devices: usize,
+    /// Sync time.
+    pub sync_seconds: f64,
+    /// Device enrollment API calls of the sync (profiles included).
+    pub sync_api_calls: u64,
+}
+
+/// Reset iPads enrolling through ADE against a tafel of its own (temporary database,
+/// a local Apple School Manager, a simulated Apple device CA): serials placed by a rule,
+/// synced, each school's profile assigned; then every iPad goes machine info → profile
+/// → SCEP → Authenticate → TokenUpdate (awaiting configuration) → the school's Wi-Fi
+/// and Keynote → DeviceConfigured. `progress(done, total)` is called as iPads finish.
+pub async fn ade_setup(
+    opts: AdeSetupOptions,
+    progress: impl Fn(usize, usize),
+) -> anyhow::Result<AdeSetupSummary> {
+    use crate::sim::setup;
+    use futures_util::stream::{self, StreamExt};
+    anyhow::ensure!(opts.devices > 0, "at least one device");
+    let sim = crate::sim::ade::AdeSim::start(ade_tokens())?;
+    let serials = sim.add_devices(opts.devices);
+    let device_ca = Arc::new(setup::DeviceCa::generate()?);
+    let anchor_pem = device_ca.cert_pem()?;
+    let url = sim.url.clone();
+    let srv = server(opts.database_url.as_deref(), move |s, dir| {
+        let anchors = dir.join("simulated-device-ca.pem");
+        std::fs::write(&anchors, &anchor_pem)?;
+        s.ade.base_url = url;
+        s.ade.machine_info_anchors = vec![anchors];
+        s.ade.sync_minutes = 0;
+        Ok(())
+    })
+    .await?;
+    let state = srv.app.clone();
+    let (tid, sid, _, keynote) = srv.school("com.apple.mgmt.External.sim-ade").await?;
+    let wifi = srv
+        .post("/api/v1/profiles/from-template", json!({"template": "school-wifi", "school_id": sid, "values": {"ssid": "Schulnetz", "password": "geheim-und-lang", "school_slug": "sim"}}))
+        .await?;
+    for (kind, id) in [("profile", wifi["id"].clone()), ("app", json!(keynote))] {
+        srv.post(
+            "/api/v1/assignments",
+            json!({"item_kind": kind, "item_id": id, "target_kind": "school", "target_id": sid}),
+        )
+        .await?;
+    }
+    srv.post(
+        &format!("/api/v1/tenants/{tid}/ade-rules"),
+        json!({"school_id": sid, "serials": serials, "description": "simulated delivery"}),
+    )
+    .await?;
+    ade_token(&state, &tid).await?;
+    let started = Instant::now();
+    let report = state
+        .ade
+        .sync()
+        .await?
+        .pop()
+        .context("the ADE sync reported nothing")?;
+    let sync_seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        report.profiles_assigned == opts.devices,
+        "profile assigned to {} of {} serials",
+        report.profiles_assigned,
+        opts.devices
+    );
+
+    let enroll_url = format!("{}{}", srv.base, crate::mdm::ade::PATH);
+    let client = reqwest::Client::new();
+    // Device-side work a real iPad does on its own CPU (its Apple identity exists
+    // already; its SCEP key is made on every iPad at once) is done before any clock
+    // starts, so the figures are tafel's and the protocol's, not the simulator's.
+    let shared = if opts.shared_key {
+        Some(crate::sim::enroll::new_key()?)
+    } else {
+        None
+    };
+    let ca = device_ca.clone();
+    let ipads: Vec<(
+        crate::protocol::Udid,
+        String,
+        openssl::pkey::PKey<openssl::pkey::Private>,
+        setup::AppleIdentity,
+    )> = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        serials
+            .into_iter()
+            .enumerate()
+            .map(|(i, serial)| {
+                let udid = crate::protocol::Udid::parse(&format!("00008103-SIMADE{i:010}"))?;
+                let key = match &shared {
+                    Some(k) => k.clone(),
+                    None => crate::sim::enroll::new_key()?,
+                };
+                let apple = ca.identity(udid.as_str(), &key)?;
+                Ok((udid, serial, key, apple))
+            })
+            .collect()
+    })
+    .await??;
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let started = Instant::now();
+    let results: Vec<Result<(f64, usize), String>> = stream::iter(ipads)
+        .map(|(udid, serial, key, apple)| {
+            let (client, enroll_url) = (client.clone(), enroll_url.clone());
+            let (done, progress, poll) = (&done, &progress, opts.poll);
+            async move {
+                let outcome = async {
+                    let t0 = Instant::now();
+                    let mut ipad =
+                        setup::ade_enroll(&client, &enroll_url, udid, serial, &apple, Some(key))
+                            .await?;
+                    ipad.store.insert(361285480, "com.apple.Keynote".into());
+                    let seen =
+                        setup::await_configuration(&mut ipad, Duration::from_secs(600), poll)
+                            .await?;
+                    Ok::<_, crate::sim::device::SimError>((t0, seen))
+                }
+                .await
+                .map(|(t0, seen)| (t0.elapsed().as_secs_f64(), seen.len()))
+                .map_err(|e| {
+                    // The whole chain: "error sending request" alone says little.
+                    let mut text = e.to_string();
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(s) = source {
+                        text.push_str(&format!(": {s}"));
+                        source = s.source();
+                    }
+                    text
+                });
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                progress(n, opts.devices);
+                outcome
+            }
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut times: Vec<f64> = Vec::new();
+    let mut commands = 0usize;
+    let mut error_samples = Vec::new();
+    let mut errors = 0;
+    for r in results {
+        match r {
+            Ok((t, n)) => {
+                times.push(t);
+                commands += n;
+            }
+            Err(e) => {
+                errors += 1;
+                if error_samples.len() < 5 {
+                    error_samples.push(e);
+                }
+            }
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(AdeSetupSummary {
+        configured: times.len(),
+        errors,
+        error_samples,
+        seconds,
+        p50_seconds: percentile(&times, 0.50),
+        p99_seconds: percentile(&times, 0.99),
+        max_seconds: times.last().copied().unwrap_or_default(),
+        commands_per_device: if times.is_empty() {
+            0.0
+        } else {
+            commands as f64 / times.len() as f64
+        },
+        sync_devices: report.devices,
+        sync_seconds,
+        sync_api_calls: report.api_calls,
+    })
+}
+
 /// Runs every scenario and prints the figures.
 pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     if opts.ade_devices > 0 {
@@ -337,7 +556,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     }
     // 1. A full reconcile pass and device-list latency at `reconcile_devices`.
     {
-        let srv = server(&opts, |s, _| {
+        let srv = server(opts.database_url.as_deref(), |s, _| {
             s.reconcile.automatic = false;
             Ok(())
         })
@@ -429,7 +648,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         let pki = Arc::new(SimPki::generate(topic)?);
         let sim = pki.start_sim()?;
         let (url, ca_pem) = (sim.url.clone(), pki.ca_pem()?);
-        let srv = server(&opts, |s, dir| {
+        let srv = server(opts.database_url.as_deref(), |s, dir| {
             let ca = dir.join("apns-ca.pem");
             std::fs::write(&ca, &ca_pem)?;
             s.push.base_url = url;

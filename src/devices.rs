@@ -250,12 +250,13 @@ pub struct Setup {
 /// The device's last Setup Assistant wait, if any.
 pub fn setup_of(conn: &mut DbConn, device_id: &str) -> QueryResult<Option<Setup>> {
     use crate::db::schema::device_setup;
-    let row: Option<(
+    type Row = (
         chrono::NaiveDateTime,
         Option<chrono::NaiveDateTime>,
         Option<String>,
         Option<String>,
-    )> = device_setup::table
+    );
+    let row: Option<Row> = device_setup::table
         .find(device_id)
         .select((
             device_setup::first_contact_at,

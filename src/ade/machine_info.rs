@@ -983,7 +983,10 @@ mod tests {
             sha1,
         );
         let body = sign(&ipad_info(), &device, &device_key, &[ca]).unwrap();
-        assert_eq!(verify(&body, &[root.clone()], false).unwrap(), ipad_info());
+        assert_eq!(
+            verify(&body, std::slice::from_ref(&root), false).unwrap(),
+            ipad_info()
+        );
         let err = verify(&body, &[root], true).unwrap_err();
         assert!(err.to_string().contains("expired"), "{err}");
     }
@@ -1196,7 +1199,7 @@ mod tests {
         // Only the root in the store: the chain is found through the bundled
         // intermediates, and holds only when validity dates are ignored.
         let chain_ok = |check_time: bool| {
-            let store = trust_store(&[root.clone()], check_time).unwrap();
+            let store = trust_store(std::slice::from_ref(&root), check_time).unwrap();
             let mut ctx = X509StoreContext::new().unwrap();
             ctx.init(&store, device_ca, &Stack::new().unwrap(), |ctx| {
                 Ok((ctx.verify_cert()?, ctx.error().error_string()))
