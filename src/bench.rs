@@ -308,7 +308,7 @@ async fn ade_token(state: &AppState, tenant_id: &str) -> anyhow::Result<()> {
 /// ADE device sync: `devices` devices from a local device enrollment API.
 async fn ade_scenario(opts: &BenchOptions, devices: usize) -> anyhow::Result<()> {
     let sim = crate::sim::ade::AdeSim::start(ade_tokens())?;
-    sim.add_devices(devices);
+    let serials = sim.add_devices(devices);
     let url = sim.url.clone();
     let srv = server(opts.database_url.as_deref(), |s, _| {
         s.reconcile.automatic = false;
@@ -318,16 +318,28 @@ async fn ade_scenario(opts: &BenchOptions, devices: usize) -> anyhow::Result<()>
     })
     .await?;
     let state = srv.app.clone();
-    let (tid, _, _, _) = srv.school("com.apple.mgmt.External.bench-ade").await?;
+    let (tid, sid, _, _) = srv.school("com.apple.mgmt.External.bench-ade").await?;
+    // Every serial is placed by rule, so the sync also defines the school's profile
+    // and assigns it to every device.
+    for chunk in serials.chunks(10_000) {
+        srv.post(
+            &format!("/api/v1/tenants/{tid}/ade-rules"),
+            json!({"school_id": sid, "serials": chunk}),
+        )
+        .await?;
+    }
     ade_token(&state, &tid).await?;
     let started = Instant::now();
     let reports = state.ade.sync().await?;
     let took = started.elapsed();
     for r in reports {
         println!(
-            "ADE sync: {} devices ({} new in tafel) in {:.2} s with {} device enrollment API calls (full fetch: {})",
+            "ADE sync: {} devices ({} new in tafel, {} placed by rule, school profile defined {}x and assigned to {}) in {:.2} s with {} device enrollment API calls (full fetch: {})",
             r.devices,
             r.new_devices,
+            r.placed,
+            r.profiles_defined,
+            r.profiles_assigned,
             took.as_secs_f64(),
             r.api_calls,
             r.full
@@ -674,7 +686,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             "push certificate upload: {}",
             res.status()
         );
-        let n = opts.fanout_devices;
+        // The class rollout needs its 30 devices whatever the fan-out size.
+        let n = opts.fanout_devices.max(30);
         let state = srv.app.clone();
         let (t_tid, t_sid, t_cid) = (tid.clone(), sid.clone(), cid.clone());
         state

@@ -371,7 +371,7 @@ async fn revoke_token(
     let id = path.into_inner();
     let token = state
         .db
-        .run(move |conn| tokens::get(conn, &id).map_err(ApiError::from))
+        .run(move |conn| tokens::get_link(conn, &id).map_err(ApiError::from))
         .await?
         .ok_or_else(|| ApiError::not_found("no such enrollment token"))?;
     authz::require(

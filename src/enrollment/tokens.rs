@@ -216,6 +216,16 @@ pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<EnrollmentToken>> 
         .optional()
 }
 
+/// One link token by id (a school's internal ADE token is not an admin's to revoke).
+pub fn get_link(conn: &mut DbConn, id: &str) -> QueryResult<Option<EnrollmentToken>> {
+    enrollment_tokens::table
+        .find(id)
+        .filter(enrollment_tokens::kind.eq(kind::LINK))
+        .select(EnrollmentToken::as_select())
+        .first(conn)
+        .optional()
+}
+
 /// Revokes a token; profiles downloaded before keep working only until their
 /// challenge is used or expires.
 pub fn revoke(conn: &mut DbConn, token: &EnrollmentToken, actor: &str) -> QueryResult<()> {
