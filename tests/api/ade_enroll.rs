@@ -597,3 +597,64 @@ async fn a_school_releases_after_its_timeout_and_the_gap_is_reported() {
     let (_, audit) = app.get("/api/v1/audit?action=release_incomplete").await;
     assert_eq!(audit["items"].as_array().map(Vec::len), Some(1), "{audit}");
 }
+
+#[actix_web::test]
+async fn school_admins_set_their_own_schools_setup_and_authorities_own_the_rules() {
+    use crate::lessons::{as_user, user};
+    let t = ade("adeauth", 1, |_| {}).await;
+    let app = &t.app;
+    let (_, other) = app
+        .post(
+            &format!("/api/v1/tenants/{}/schools", t.tenant),
+            json!({"name": "Grundschule Süd"}),
+        )
+        .await;
+    let other = other["id"].as_str().unwrap();
+    let (_, admin) = user(app, json!({"name": "SL", "email": "sl@adeauth.de", "role": "school_admin", "school_id": t.school})).await;
+    let (_, teacher) = user(
+        app,
+        json!({"name": "T", "email": "t@adeauth.de", "role": "teacher", "school_id": t.school}),
+    )
+    .await;
+    let own = format!("/api/v1/schools/{}/ade", t.school);
+    let body = json!({"profile": {"skip_setup_items": ["AppleID", "Siri"]}});
+    let (status, s) = as_user(app, &admin, "PUT", &own, Some(body.clone())).await;
+    assert_eq!(status, 200, "{s}");
+    let (status, s) = as_user(app, &admin, "GET", &own, None).await;
+    assert_eq!(
+        (status, s["profile"]["skip_setup_items"].clone()),
+        (200, json!(["AppleID", "Siri"]))
+    );
+    let (status, _) = as_user(
+        app,
+        &admin,
+        "PUT",
+        &format!("/api/v1/schools/{other}/ade"),
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 404, "another school is out of sight");
+    let (status, _) = as_user(app, &teacher, "PUT", &own, Some(body)).await;
+    assert_eq!(status, 403);
+    let rules = format!("/api/v1/tenants/{}/ade-rules", t.tenant);
+    let (status, _) = as_user(
+        app,
+        &admin,
+        "POST",
+        &rules,
+        Some(json!({"school_id": t.school, "order_number": "1"})),
+    )
+    .await;
+    assert_eq!(status, 403, "rules are the authority's");
+    let (status, _) = as_user(
+        app,
+        &admin,
+        "GET",
+        &format!("/api/v1/tenants/{}/ade-devices", t.tenant),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (_, audit) = app.get("/api/v1/audit?object_type=ade_profile").await;
+    assert_eq!(audit["items"].as_array().map(Vec::len), Some(1), "{audit}");
+}

@@ -22,7 +22,7 @@ struct School {
     ipads: Vec<SimDevice>,
 }
 
-async fn user(app: &TestApp, body: Value) -> (String, String) {
+pub(crate) async fn user(app: &TestApp, body: Value) -> (String, String) {
     let (status, u) = app.post("/api/v1/users", body).await;
     assert_eq!(status, 201, "{u}");
     let id = u["id"].as_str().unwrap().to_owned();
@@ -32,7 +32,7 @@ async fn user(app: &TestApp, body: Value) -> (String, String) {
     (id, t["token"].as_str().unwrap().to_owned())
 }
 
-async fn as_user(
+pub(crate) async fn as_user(
     app: &TestApp,
     token: &str,
     method: &str,
