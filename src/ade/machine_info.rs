@@ -23,6 +23,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::pki::cms::{
+    describe, has_cms_reason, CMS_R_CERTIFICATE_VERIFY_ERROR, CMS_R_CONTENT_TYPE_NOT_SIGNED_DATA,
+    CMS_R_NO_CONTENT, CMS_R_NO_SIGNERS, CMS_R_SIGNER_CERTIFICATE_NOT_FOUND,
+};
 use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::error::ErrorStack;
 use openssl::pkey::{PKeyRef, Private};
@@ -99,14 +103,6 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The longest value accepted for any key (UDIDs are 25 or 40 characters,
 /// serials 10–14, IMEIs 15).
 pub const MAX_VALUE_CHARS: usize = 128;
-
-// From <openssl/err.h> and <openssl/cmserr.h>; openssl-sys does not export them.
-const ERR_LIB_CMS: i32 = 46;
-const CMS_R_CERTIFICATE_VERIFY_ERROR: i32 = 100;
-const CMS_R_CONTENT_TYPE_NOT_SIGNED_DATA: i32 = 108;
-const CMS_R_NO_CONTENT: i32 = 127;
-const CMS_R_NO_SIGNERS: i32 = 135;
-const CMS_R_SIGNER_CERTIFICATE_NOT_FOUND: i32 = 138;
 
 /// What a device says about itself when it asks for its enrollment profile.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
@@ -404,11 +400,7 @@ fn push_escaped(xml: &mut String, text: &str) {
 
 /// Sorts a `CMS_verify` failure into the error the caller can act on.
 fn verify_error(e: ErrorStack) -> MachineInfoError {
-    let has = |reason: i32| {
-        e.errors()
-            .iter()
-            .any(|err| err.library_code() == ERR_LIB_CMS && err.reason_code() == reason)
-    };
+    let has = |reason: i32| has_cms_reason(&e, &[reason]);
     if has(CMS_R_CONTENT_TYPE_NOT_SIGNED_DATA) || has(CMS_R_NO_SIGNERS) {
         MachineInfoError::NotSigned
     } else if has(CMS_R_NO_CONTENT) {
@@ -421,24 +413,6 @@ fn verify_error(e: ErrorStack) -> MachineInfoError {
         )
     } else {
         MachineInfoError::BadSignature(describe(&e))
-    }
-}
-
-/// A short, single-line account of an OpenSSL error stack.
-fn describe(e: &ErrorStack) -> String {
-    let parts: Vec<String> = e
-        .errors()
-        .iter()
-        .map(|err| match (err.reason(), err.data()) {
-            (Some(reason), Some(data)) => format!("{reason} ({data})"),
-            (Some(reason), None) => reason.to_owned(),
-            (None, _) => format!("error code {}", err.code()),
-        })
-        .collect();
-    if parts.is_empty() {
-        "unknown OpenSSL error".to_owned()
-    } else {
-        parts.join("; ")
     }
 }
 

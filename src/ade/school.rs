@@ -77,53 +77,30 @@ pub const SKIP_KEYS: &[&str] = &[
     "Zoom",
 ];
 
-/// Panes a school iPad skips unless the school says otherwise: everything a pupil
-/// should not decide (Apple ID, passcode, Siri, …); Location stays (time zone).
-pub const DEFAULT_SKIP: &[&str] = &[
-    "ActionButton",
-    "Android",
-    "Appearance",
-    "AppleID",
-    "Biometric",
-    "CameraButton",
-    "DeviceToDeviceMigration",
-    "Diagnostics",
-    "DisplayTone",
-    "EnableLockdownMode",
-    "HomeButtonSensitivity",
-    "iCloudDiagnostics",
-    "iCloudStorage",
-    "iMessageAndFaceTime",
-    "Intelligence",
-    "Keyboard",
-    "MessagingActivationUsingPhoneNumber",
-    "OnBoarding",
-    "Passcode",
-    "Payment",
-    "Privacy",
-    "Restore",
-    "RestoreCompleted",
-    "Safety",
-    "ScreenTime",
-    "SIMSetup",
-    "Siri",
-    "SoftwareUpdate",
-    "SpokenLanguage",
-    "TapToSetup",
-    "TermsOfAddress",
-    "TOS",
-    "UpdateCompleted",
-    "Wallpaper",
-    "WatchMigration",
-    "Welcome",
-    "Zoom",
+/// Panes a school iPad shows although tafel could skip them: the rest of
+/// [`SKIP_KEYS`] is skipped by default (everything a pupil should not decide: Apple
+/// ID, passcode, Siri, …). Location stays for the time zone; the others are not iPad
+/// panes or belong to the school (App Store, accessibility).
+pub const DEFAULT_SHOWN: &[&str] = &[
+    "Accessibility",
+    "AppStore",
+    "FileVault",
+    "Location",
+    "ScreenSaver",
+    "TVHomeScreenSync",
+    "TVProviderSignIn",
+    "TVRoom",
 ];
 
 /// Minutes a device waits in Setup Assistant for its initial configuration by default.
 pub const DEFAULT_RELEASE_TIMEOUT_MINUTES: i32 = 30;
 
 fn default_skip() -> Vec<String> {
-    DEFAULT_SKIP.iter().map(|s| (*s).to_owned()).collect()
+    SKIP_KEYS
+        .iter()
+        .filter(|k| !DEFAULT_SHOWN.contains(k))
+        .map(|k| (*k).to_owned())
+        .collect()
 }
 fn default_language() -> String {
     "de".into()
@@ -520,6 +497,15 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// The rule as the API shows it (the serial list as an array).
+    pub fn view(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if self.serials.is_some() {
+            v["serials"] = serde_json::json!(self.serial_list());
+        }
+        v
+    }
+
     /// The serial list.
     pub fn serial_list(&self) -> Vec<String> {
         self.serials
@@ -823,7 +809,8 @@ mod tests {
         d.validate().unwrap();
         assert!(!d.profile.is_mdm_removable);
         assert!(d.profile.await_device_configured);
-        assert!(DEFAULT_SKIP.iter().all(|k| SKIP_KEYS.contains(k)));
+        assert!(DEFAULT_SHOWN.iter().all(|k| SKIP_KEYS.contains(k)));
+        assert!(!d.profile.skip_setup_items.contains(&"Location".to_owned()));
         let p = apple_profile(
             &SchoolAde {
                 school_id: "s".into(),

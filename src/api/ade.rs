@@ -227,17 +227,7 @@ async fn list_rules(
         .db
         .run(move |conn| -> ApiResult<Vec<school::Rule>> { Ok(school::rules(conn, &tenant.id)?) })
         .await?;
-    let items: Vec<serde_json::Value> = rules
-        .iter()
-        .map(|r| {
-            let mut v = serde_json::to_value(r).unwrap_or_default();
-            let serials = r.serial_list();
-            if r.serials.is_some() {
-                v["serials"] = serde_json::json!(serials);
-            }
-            v
-        })
-        .collect();
+    let items: Vec<serde_json::Value> = rules.iter().map(school::Rule::view).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
@@ -273,10 +263,7 @@ async fn create_rule(
             school::create_rule(conn, &s, &input, &caller.0.user_id).map_err(super::org::org_error)
         })
         .await?;
-    let mut v = serde_json::to_value(&rule).unwrap_or_default();
-    if rule.serials.is_some() {
-        v["serials"] = serde_json::json!(rule.serial_list());
-    }
+    let mut v = rule.view();
     v["placed"] = serde_json::json!(placed);
     Ok(HttpResponse::Created().json(v))
 }

@@ -14,9 +14,19 @@ use super::ffi;
 
 // From <openssl/err.h> and <openssl/cmserr.h>; openssl-sys does not export them.
 const ERR_LIB_CMS: i32 = 46;
-const CMS_R_CERTIFICATE_VERIFY_ERROR: i32 = 100;
-const CMS_R_NO_CONTENT: i32 = 127;
-const CMS_R_SIGNER_CERTIFICATE_NOT_FOUND: i32 = 138;
+pub(crate) const CMS_R_CERTIFICATE_VERIFY_ERROR: i32 = 100;
+pub(crate) const CMS_R_CIPHER_INITIALISATION_ERROR: i32 = 101;
+pub(crate) const CMS_R_CONTENT_TYPE_NOT_SIGNED_DATA: i32 = 108;
+pub(crate) const CMS_R_NO_CONTENT: i32 = 127;
+pub(crate) const CMS_R_NO_SIGNERS: i32 = 135;
+pub(crate) const CMS_R_SIGNER_CERTIFICATE_NOT_FOUND: i32 = 138;
+
+/// Whether a CMS failure carries one of these reasons.
+pub(crate) fn has_cms_reason(e: &ErrorStack, reasons: &[i32]) -> bool {
+    e.errors()
+        .iter()
+        .any(|err| err.library_code() == ERR_LIB_CMS && reasons.contains(&err.reason_code()))
+}
 
 /// Signs `content` as a detached CMS SignedData (SHA-256, signer certificate
 /// included, DER) — what a device puts, base64-encoded, in `Mdm-Signature`.
@@ -187,11 +197,7 @@ fn the_signer(cms: &CmsContentInfoRef) -> Result<X509> {
 
 /// Sorts a `CMS_verify` failure into the error the caller can act on.
 fn verify_error(e: ErrorStack) -> PkiError {
-    let has = |reason: i32| {
-        e.errors()
-            .iter()
-            .any(|err| err.library_code() == ERR_LIB_CMS && err.reason_code() == reason)
-    };
+    let has = |reason: i32| has_cms_reason(&e, &[reason]);
     if has(CMS_R_CERTIFICATE_VERIFY_ERROR) {
         PkiError::UntrustedCertificate(describe(&e))
     } else if has(CMS_R_SIGNER_CERTIFICATE_NOT_FOUND) {
@@ -204,7 +210,7 @@ fn verify_error(e: ErrorStack) -> PkiError {
 }
 
 /// A short, single-line account of an OpenSSL error stack.
-fn describe(e: &ErrorStack) -> String {
+pub(crate) fn describe(e: &ErrorStack) -> String {
     let parts: Vec<String> = e
         .errors()
         .iter()

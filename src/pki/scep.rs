@@ -36,6 +36,7 @@ use openssl::symm::Cipher;
 use openssl::x509::{X509Builder, X509NameRef, X509Ref, X509Req, X509ReqBuilder, X509ReqRef, X509};
 
 use super::ca::CertificateAuthority;
+use super::cms::{describe, has_cms_reason, CMS_R_CIPHER_INITIALISATION_ERROR, CMS_R_NO_CONTENT};
 use super::error::{PkiError, Result};
 use super::ffi::{self, AttributeInput, AttributeValue};
 
@@ -74,10 +75,6 @@ const MAX_TRANSACTION_ID_LEN: usize = 256;
 const SELF_SIGNED_DAYS: i64 = 7;
 const CLOCK_SKEW_SECS: i64 = 3600;
 
-// From <openssl/err.h> and <openssl/cmserr.h>; openssl-sys does not export them.
-const ERR_LIB_CMS: i32 = 46;
-const CMS_R_CIPHER_INITIALISATION_ERROR: i32 = 101;
-const CMS_R_NO_CONTENT: i32 = 127;
 const CMS_R_UNKNOWN_CIPHER: i32 = 148;
 
 /// What a SCEP request asks for (RFC 8894 §3.2.1.2).
@@ -971,30 +968,6 @@ fn fresh_nonce() -> Result<Vec<u8>> {
 fn is_printable_string(text: &str) -> bool {
     text.chars()
         .all(|c| c.is_ascii_alphanumeric() || " '()+,-./:=?".contains(c))
-}
-
-fn has_cms_reason(e: &ErrorStack, reasons: &[i32]) -> bool {
-    e.errors()
-        .iter()
-        .any(|err| err.library_code() == ERR_LIB_CMS && reasons.contains(&err.reason_code()))
-}
-
-/// A short, single-line account of an OpenSSL error stack.
-fn describe(e: &ErrorStack) -> String {
-    let parts: Vec<String> = e
-        .errors()
-        .iter()
-        .map(|err| match (err.reason(), err.data()) {
-            (Some(reason), Some(data)) => format!("{reason} ({data})"),
-            (Some(reason), None) => reason.to_owned(),
-            (None, _) => format!("error code {}", err.code()),
-        })
-        .collect();
-    if parts.is_empty() {
-        "unknown OpenSSL error".to_owned()
-    } else {
-        parts.join("; ")
-    }
 }
 
 #[cfg(test)]

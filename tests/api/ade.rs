@@ -20,6 +20,19 @@ fn tokens() -> OAuthTokens {
     }
 }
 
+/// Uploads a `.p7m` server token for the ADE token `id`.
+pub(crate) async fn put_p7m(app: &TestApp, id: &str, p7m: &[u8]) -> (u16, serde_json::Value) {
+    let res = app
+        .client
+        .put(app.url(&format!("/api/v1/ade-tokens/{id}/server-token")))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"p7m_base64": base64::engine::general_purpose::STANDARD.encode(p7m)}))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::json_reply(res).await
+}
+
 #[actix_web::test]
 async fn devices_bought_in_apple_school_manager_appear_before_they_enroll() {
     let sim = AdeSim::start(tokens()).unwrap();
@@ -42,16 +55,7 @@ async fn devices_bought_in_apple_school_manager_appear_before_they_enroll() {
         openssl::x509::X509::from_pem(token["cert_pem"].as_str().unwrap().as_bytes()).unwrap();
     // Step 2: the .p7m that Apple School Manager returns, encrypted to that certificate.
     let p7m = encrypt_server_token_for_tests(&tokens(), &cert).unwrap();
-    let id = token["id"].as_str().unwrap();
-    let res = app
-        .client
-        .put(app.url(&format!("/api/v1/ade-tokens/{id}/server-token")))
-        .bearer_auth(&app.admin_token)
-        .json(&json!({"p7m_base64": base64::engine::general_purpose::STANDARD.encode(&p7m)}))
-        .send()
-        .await
-        .unwrap();
-    let (status, active) = crate::helpers::json_reply(res).await;
+    let (status, active) = put_p7m(&app, token["id"].as_str().unwrap(), &p7m).await;
     assert_eq!(status, 200, "{active}");
     assert_eq!(active["status"], "active");
     let (_, list) = app
@@ -118,18 +122,8 @@ async fn a_server_token_for_another_key_is_refused_and_stores_nothing() {
         .await;
     let (other_cert, _) = tafel::ade::token::new_token_keypair("someone else").unwrap();
     let p7m = encrypt_server_token_for_tests(&tokens(), &other_cert).unwrap();
-    let res = app
-        .client
-        .put(app.url(&format!(
-            "/api/v1/ade-tokens/{}/server-token",
-            token["id"].as_str().unwrap()
-        )))
-        .bearer_auth(&app.admin_token)
-        .json(&json!({"p7m_base64": base64::engine::general_purpose::STANDARD.encode(&p7m)}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
+    let (status, _) = put_p7m(&app, token["id"].as_str().unwrap(), &p7m).await;
+    assert_eq!(status, 400);
     let (_, list) = app
         .get(&format!("/api/v1/tenants/{tenant}/ade-tokens"))
         .await;

@@ -5,7 +5,6 @@
 
 use std::time::Duration as StdDuration;
 
-use base64::Engine;
 use chrono::{Duration, Utc};
 use serde_json::json;
 use tafel::ade::token::{encrypt_server_token_for_tests, OAuthTokens};
@@ -62,18 +61,8 @@ async fn ade(slug: &str, devices: usize, adjust: impl FnOnce(&mut tafel::config:
     let cert =
         openssl::x509::X509::from_pem(token["cert_pem"].as_str().unwrap().as_bytes()).unwrap();
     let p7m = encrypt_server_token_for_tests(&tokens(), &cert).unwrap();
-    let res = app
-        .client
-        .put(app.url(&format!(
-            "/api/v1/ade-tokens/{}/server-token",
-            token["id"].as_str().unwrap()
-        )))
-        .bearer_auth(&app.admin_token)
-        .json(&json!({"p7m_base64": base64::engine::general_purpose::STANDARD.encode(&p7m)}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let (status, active) = crate::ade::put_p7m(&app, token["id"].as_str().unwrap(), &p7m).await;
+    assert_eq!(status, 200, "{active}");
     Ade {
         app,
         sim,
@@ -108,6 +97,24 @@ impl Ade {
             .put(self.app.url(path))
             .bearer_auth(&self.app.admin_token)
             .json(&body)
+            .send()
+            .await
+            .unwrap();
+        crate::helpers::json_reply(res).await
+    }
+
+    /// Posts order numbers (CSV).
+    async fn order_numbers(&self, csv: String) -> (u16, serde_json::Value) {
+        let res = self
+            .app
+            .client
+            .post(self.app.url(&format!(
+                "/api/v1/tenants/{}/ade-order-numbers",
+                self.tenant
+            )))
+            .bearer_auth(&self.app.admin_token)
+            .header("content-type", "text/csv")
+            .body(csv)
             .send()
             .await
             .unwrap();
@@ -343,16 +350,7 @@ async fn devices_are_placed_by_order_number_and_unknown_or_untrusted_ones_are_re
         "serial;order_number\n{};MX2027-0042\n{};MX2027-0042\n",
         t.serials[0], t.serials[1]
     );
-    let res = app
-        .client
-        .post(app.url(&format!("/api/v1/tenants/{}/ade-order-numbers", t.tenant)))
-        .bearer_auth(&app.admin_token)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
-    let (status, imported) = crate::helpers::json_reply(res).await;
+    let (status, imported) = t.order_numbers(csv).await;
     assert_eq!(status, 200, "{imported}");
     assert_eq!(imported["placed"], 2);
     let (_, unplaced) = app
@@ -363,19 +361,13 @@ async fn devices_are_placed_by_order_number_and_unknown_or_untrusted_ones_are_re
         .await;
     assert_eq!(unplaced["items"].as_array().unwrap().len(), 2, "{unplaced}");
     // A bad row stores nothing.
-    let res = app
-        .client
-        .post(app.url(&format!("/api/v1/tenants/{}/ade-order-numbers", t.tenant)))
-        .bearer_auth(&app.admin_token)
-        .header("content-type", "text/csv")
-        .body(format!(
+    let (status, _) = t
+        .order_numbers(format!(
             "serial,order_number\n{},X\nNOSUCHSERIAL,X\n",
             t.serials[2]
         ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 422);
+        .await;
+    assert_eq!(status, 422);
     let (_, d) = app
         .get(&format!(
             "/api/v1/tenants/{}/ade-devices?unplaced=true&limit=1",
