@@ -148,6 +148,41 @@ impl Ade {
     }
 }
 
+/// An iPad through Setup Assistant up to `DeviceConfigured` (Keynote known to its App
+/// Store); returns it and the commands it executed.
+async fn through_setup(
+    t: &Ade,
+    id: &Udid,
+    serial: &str,
+    apple: &AppleIdentity,
+) -> (tafel::sim::device::SimDevice, Vec<String>) {
+    let client = reqwest::Client::new();
+    let mut ipad = setup::ade_enroll(
+        &client,
+        &t.enroll_url(),
+        id.clone(),
+        serial.to_owned(),
+        apple,
+        None,
+    )
+    .await
+    .unwrap();
+    ipad.store.insert(KEYNOTE_ID, "com.apple.Keynote".into());
+    let seen = setup::await_configuration(
+        &mut ipad,
+        StdDuration::from_secs(20),
+        StdDuration::from_millis(50),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("DeviceConfigured"),
+        "{seen:?}"
+    );
+    (ipad, seen)
+}
+
 fn udid(n: usize) -> Udid {
     Udid::parse(&format!("00008103-ADE{n:013}")).unwrap()
 }
@@ -227,30 +262,7 @@ async fn a_reset_ipad_comes_back_supervised_enrolled_in_its_cart_and_configured(
     // The iPad in Setup Assistant.
     let id = udid(1);
     let apple = t.identity(&id);
-    let client = reqwest::Client::new();
-    let mut ipad = setup::ade_enroll(
-        &client,
-        &t.enroll_url(),
-        id.clone(),
-        t.serials[0].clone(),
-        &apple,
-        None,
-    )
-    .await
-    .unwrap();
-    ipad.store.insert(KEYNOTE_ID, "com.apple.Keynote".into());
-    let seen = setup::await_configuration(
-        &mut ipad,
-        StdDuration::from_secs(20),
-        StdDuration::from_millis(50),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        seen.last().map(String::as_str),
-        Some("DeviceConfigured"),
-        "{seen:?}"
-    );
+    let (ipad, seen) = through_setup(&t, &id, &t.serials[0], &apple).await;
     assert!(
         seen.contains(&"InstallProfile".to_owned())
             && seen.contains(&"InstallApplication".to_owned()),
@@ -276,26 +288,8 @@ async fn a_reset_ipad_comes_back_supervised_enrolled_in_its_cart_and_configured(
 
     // Next week the iPad is erased: Setup Assistant again, a new identity, and the
     // configuration comes again (tafel forgot what the erased iPad had).
-    let mut again = setup::ade_enroll(
-        &client,
-        &t.enroll_url(),
-        id.clone(),
-        t.serials[0].clone(),
-        &apple,
-        None,
-    )
-    .await
-    .unwrap();
-    again.store.insert(KEYNOTE_ID, "com.apple.Keynote".into());
-    let seen = setup::await_configuration(
-        &mut again,
-        StdDuration::from_secs(20),
-        StdDuration::from_millis(50),
-    )
-    .await
-    .unwrap();
+    let (_, seen) = through_setup(&t, &id, &t.serials[0], &apple).await;
     assert!(seen.contains(&"InstallProfile".to_owned()), "{seen:?}");
-    assert_eq!(seen.last().map(String::as_str), Some("DeviceConfigured"));
     // The old identity no longer speaks for the device.
     assert_eq!(
         ipad.idle()
@@ -473,24 +467,7 @@ async fn a_new_devices_school_admits_serials_without_a_school() {
     t.sync().await;
     let id = udid(9);
     let apple = t.identity(&id);
-    let client = reqwest::Client::new();
-    let mut ipad = setup::ade_enroll(
-        &client,
-        &t.enroll_url(),
-        id,
-        t.serials[1].clone(),
-        &apple,
-        None,
-    )
-    .await
-    .unwrap();
-    let seen = setup::await_configuration(
-        &mut ipad,
-        StdDuration::from_secs(20),
-        StdDuration::from_millis(50),
-    )
-    .await
-    .unwrap();
+    let (_, seen) = through_setup(&t, &id, &t.serials[1], &apple).await;
     assert_eq!(
         seen,
         ["DeviceConfigured"],
