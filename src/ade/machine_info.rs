@@ -223,7 +223,38 @@ pub fn verify(
         CMSOptions::BINARY,
     )
     .map_err(verify_error)?;
+    // A chain to the root is not enough: Apple Root CA also anchors push,
+    // developer and many other certificates whose keys live outside Apple. The
+    // signer must be a device identity: issued by the (verified) "Apple iPhone
+    // Device CA" in its chain, or, for tests and simulators, directly by a
+    // configured anchor.
+    for signer in crate::pki::ffi::signers(&cms) {
+        let by_device_ca = common_name(signer.issuer_name()).as_deref() == Some(DEVICE_CA_NAME);
+        let by_anchor = anchors.iter().any(|anchor| {
+            anchor.issued(&signer) == openssl::x509::X509VerifyResult::OK
+                && anchor
+                    .public_key()
+                    .and_then(|key| signer.verify(&key))
+                    .unwrap_or(false)
+        });
+        if !by_device_ca && !by_anchor {
+            return Err(MachineInfoError::Untrusted(format!(
+                "the signer ({}) is not a device identity issued by {DEVICE_CA_NAME}",
+                common_name(signer.subject_name()).unwrap_or_default()
+            )));
+        }
+    }
     parse(&content)
+}
+
+/// Common name of Apple's CA that issues every device identity.
+const DEVICE_CA_NAME: &str = "Apple iPhone Device CA";
+
+/// The common name in a certificate name, if any.
+fn common_name(name: &openssl::x509::X509NameRef) -> Option<String> {
+    name.entries_by_nid(openssl::nid::Nid::COMMONNAME)
+        .next()
+        .and_then(|e| e.data().as_utf8().ok().map(|s| s.to_string()))
 }
 
 /// The signed body a device sends (used by the simulator and tests): the
@@ -707,6 +738,45 @@ mod tests {
         assert_eq!(info.language.as_deref(), Some("en"));
         assert_eq!(info.imei, None, "an empty IMEI is no IMEI");
         assert_eq!(info.device_name, None);
+    }
+
+    #[test]
+    fn another_certificate_under_apples_root_is_not_a_device() {
+        // Apple's root also anchors push and developer certificates, whose keys
+        // are with schools and developers: chaining to the root is not enough.
+        let a = apple();
+        let now = now();
+        let years = (now - DAY, now + 365 * DAY);
+        let root_key = rsa(2048);
+        let root = issue(
+            "Fake Apple Root CA 2",
+            &root_key,
+            None,
+            Kind::Ca,
+            years,
+            MessageDigest::sha256(),
+        );
+        let wwdr_key = rsa(2048);
+        let wwdr = issue(
+            "Apple Worldwide Developer Relations Certification Authority",
+            &wwdr_key,
+            Some((&root, &root_key)),
+            Kind::Ca,
+            years,
+            MessageDigest::sha256(),
+        );
+        let push = issue(
+            "APSP:0b5d4f71-push",
+            &a.ipad_key,
+            Some((&wwdr, &wwdr_key)),
+            Kind::Device,
+            years,
+            MessageDigest::sha256(),
+        );
+        let body = sign(&ipad_info(), &push, &a.ipad_key, &[wwdr]).unwrap();
+        let err = verify(&body, &[root], false).unwrap_err();
+        assert!(matches!(err, MachineInfoError::Untrusted(_)), "{err}");
+        assert!(err.to_string().contains("Apple iPhone Device CA"), "{err}");
     }
 
     #[test]

@@ -198,7 +198,7 @@ pub(super) fn signer_info_count(cms: &CmsContentInfoRef) -> Option<usize> {
 /// The signer certificates that `CMS_verify` attached to the SignerInfos.
 ///
 /// Only meaningful after a successful `CMS_verify`.
-pub(super) fn signers(cms: &CmsContentInfoRef) -> Vec<X509> {
+pub(crate) fn signers(cms: &CmsContentInfoRef) -> Vec<X509> {
     // SAFETY: CMS_get0_signers returns a new stack (null if empty) whose
     // entries are *not* up-referenced: they stay owned by `cms`. We clone each
     // entry (X509_up_ref via `to_owned`) while `cms` is borrowed, then free

@@ -11,7 +11,7 @@
 pub mod ca;
 pub mod cms;
 pub mod error;
-mod ffi;
+pub(crate) mod ffi;
 pub mod files;
 pub mod scep;
 
