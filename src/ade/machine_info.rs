@@ -254,7 +254,7 @@ const DEVICE_CA_NAME: &str = "Apple iPhone Device CA";
 fn common_name(name: &openssl::x509::X509NameRef) -> Option<String> {
     name.entries_by_nid(openssl::nid::Nid::COMMONNAME)
         .next()
-        .and_then(|e| e.data().as_utf8().ok().map(|s| s.to_string()))
+        .and_then(|e| e.data().to_string().ok())
 }
 
 /// The signed body a device sends (used by the simulator and tests): the

@@ -113,6 +113,7 @@ diesel::table! {
         renewed_from -> Nullable<Text>,
         enrollment_token_id -> Nullable<Text>,
         created_at -> Timestamp,
+        ade_udid -> Nullable<Text>,
     }
 }
 
@@ -188,6 +189,7 @@ diesel::table! {
         created_at -> Timestamp,
         expires_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
+        udid -> Nullable<Text>,
     }
 }
 

@@ -10,12 +10,11 @@
 //!    over several renewals), or
 //! 2. the enrollment is no longer active (the device checked out), i.e. a fresh
 //!    enrollment of a reset or re-enrolled iPad, or
-//! 3. the bound certificate has expired, so its holder can no longer use it anyway.
-//!
-//! An iPad in Setup Assistant that proves itself with machine info signed by Apple's
-//! device CA (Automated Device Enrollment) was erased: [`reset_for_setup`] makes its
-//! enrollment pending again (rule 2), forgets what was installed and stops its open
-//! commands, so the reconciler configures it from scratch.
+//! 3. the bound certificate has expired, so its holder can no longer use it anyway, or
+//! 4. the new certificate was issued through Automated Device Enrollment for this UDID
+//!    (its machine info, signed by Apple's device CA, asked for the challenge): the iPad
+//!    was erased. [`reset_for_setup`] then forgets what was installed and stops its
+//!    open commands, so the reconciler configures it from scratch.
 //!
 //! Otherwise it is refused. Every other message must come with the bound certificate
 //! (or a renewal of it, which then becomes the bound one).
@@ -25,7 +24,7 @@ pub mod tokens;
 
 use diesel::prelude::*;
 
-use crate::db::schema::{command_queue, device_certificates, devices};
+use crate::db::schema::{command_queue, device_certificates, devices, scep_challenges};
 use crate::db::{new_id, now, DbConn};
 use crate::protocol::{Authenticate, CheckOut, TokenUpdate};
 use crate::queue;
@@ -199,11 +198,17 @@ pub fn authenticate(
         let token = tokens::token_of_certificate(conn, &identity.sha256)?;
         let id: Result<String, EnrollError> = match existing {
             Some(device) => {
+                // An identity issued through ADE for this very UDID: the iPad was
+                // erased and went through Setup Assistant again (rule 4).
+                let erased = device.identity_cert_sha256.as_deref() != Some(&identity.sha256)
+                    && tokens::ade_origin(conn, &identity.sha256)?.as_deref()
+                        == Some(udid.as_str());
                 let allowed = match device.identity_cert_sha256.as_deref() {
                     None => true,
                     Some(bound) if bound == identity.sha256 => true,
                     Some(bound) => {
-                        device.enrollment_status == status::INACTIVE
+                        erased
+                            || device.enrollment_status == status::INACTIVE
                             || device.enrollment_status == status::PENDING
                             || device.identity_cert_not_after.is_some_and(|t| t <= at)
                             || renews(conn, &identity.sha256, bound)?
@@ -211,6 +216,23 @@ pub fn authenticate(
                 };
                 if !allowed {
                     return Err(EnrollError::IdentityMismatch(udid.clone()));
+                }
+                if erased && device.enrollment_status != status::PENDING {
+                    reset_for_setup(conn, &device.id)?;
+                    // The wait began when its machine info asked for this identity.
+                    let asked: Option<chrono::NaiveDateTime> = scep_challenges::table
+                        .filter(scep_challenges::udid.eq(&udid))
+                        .filter(scep_challenges::used_at.is_not_null())
+                        .order(scep_challenges::used_at.desc())
+                        .select(scep_challenges::created_at)
+                        .first(conn)
+                        .optional()?;
+                    start_setup(
+                        conn,
+                        &device.id,
+                        msg.serial_number.as_deref(),
+                        asked.unwrap_or(at),
+                    )?;
                 }
                 diesel::update(devices::table.find(&device.id))
                     .set((fields, binding))
@@ -382,6 +404,25 @@ fn stop_open_commands(
         command_queue::updated_at.eq(at),
     ))
     .execute(conn)
+}
+
+/// Records the start of a device's Setup Assistant wait (replacing an earlier one).
+pub fn start_setup(
+    conn: &mut DbConn,
+    device_id: &str,
+    serial: Option<&str>,
+    first_contact: chrono::NaiveDateTime,
+) -> QueryResult<()> {
+    use crate::db::schema::device_setup;
+    diesel::delete(device_setup::table.find(device_id)).execute(conn)?;
+    diesel::insert_into(device_setup::table)
+        .values((
+            device_setup::device_id.eq(device_id),
+            device_setup::serial_number.eq(serial),
+            device_setup::first_contact_at.eq(first_contact),
+        ))
+        .execute(conn)
+        .map(drop)
 }
 
 /// A device came back through Setup Assistant (erased): its enrollment becomes pending,

@@ -279,16 +279,17 @@ pub fn redeem(conn: &mut DbConn, secret: &str) -> Result<(EnrollmentToken, Strin
         .optional()?
         .ok_or(TokenError::Unknown)?;
     usable(&token, at)?;
-    let challenge = new_challenge(conn, &token.id, at)?;
+    let challenge = new_challenge(conn, &token.id, at, None)?;
     Ok((token, challenge))
 }
 
 /// For an Automated Device Enrollment into a school: the school's internal ADE token
-/// (made on first use) and a fresh one-time challenge.
+/// (made on first use) and a fresh one-time challenge for the device `udid`.
 pub fn redeem_ade(
     conn: &mut DbConn,
     tenant_id: &str,
     school_id: &str,
+    udid: &str,
 ) -> Result<(EnrollmentToken, String), TokenError> {
     let at = now();
     let existing = enrollment_tokens::table
@@ -301,6 +302,8 @@ pub fn redeem_ade(
         Some(t) => t,
         None => {
             let id = new_id();
+            // One per school (unique index): a concurrent first use is refused by
+            // the database and the request fails rather than doubling the token.
             diesel::insert_into(enrollment_tokens::table)
                 .values((
                     enrollment_tokens::id.eq(&id),
@@ -317,7 +320,7 @@ pub fn redeem_ade(
             get(conn, &id)?.ok_or(TokenError::Unknown)?
         }
     };
-    let challenge = new_challenge(conn, &token.id, at)?;
+    let challenge = new_challenge(conn, &token.id, at, Some(udid))?;
     Ok((token, challenge))
 }
 
@@ -325,12 +328,14 @@ fn new_challenge(
     conn: &mut DbConn,
     token_id: &str,
     at: chrono::NaiveDateTime,
+    udid: Option<&str>,
 ) -> Result<String, TokenError> {
     let challenge = random_string(32)?;
     diesel::insert_into(scep_challenges::table)
         .values((
             scep_challenges::challenge_sha256.eq(hex::encode(sha256(challenge.as_bytes()))),
             scep_challenges::token_id.eq(token_id),
+            scep_challenges::udid.eq(udid),
             scep_challenges::created_at.eq(at),
             scep_challenges::expires_at.eq(at + CHALLENGE_LIFETIME),
         ))
@@ -339,11 +344,12 @@ fn new_challenge(
 }
 
 /// For SCEP PKCSReq: checks and consumes a challenge, inside the caller's write
-/// transaction (so a failed issuance leaves it unused). Returns the token.
+/// transaction (so a failed issuance leaves it unused). Returns the token and, for an
+/// ADE challenge, the UDID it was handed out to.
 pub fn consume_challenge(
     conn: &mut DbConn,
     challenge: &str,
-) -> Result<EnrollmentToken, TokenError> {
+) -> Result<(EnrollmentToken, Option<String>), TokenError> {
     let at = now();
     let hash = hex::encode(sha256(challenge.as_bytes()));
     let claimed = diesel::update(
@@ -357,9 +363,9 @@ pub fn consume_challenge(
     if claimed != 1 {
         return Err(TokenError::BadChallenge);
     }
-    let token_id: String = scep_challenges::table
+    let (token_id, udid): (String, Option<String>) = scep_challenges::table
         .find(&hash)
-        .select(scep_challenges::token_id)
+        .select((scep_challenges::token_id, scep_challenges::udid))
         .first(conn)?;
     let token = get(conn, &token_id)?.ok_or(TokenError::Unknown)?;
     // A token revoked or used up after the download no longer issues certificates.
@@ -367,7 +373,7 @@ pub fn consume_challenge(
     diesel::update(enrollment_tokens::table.find(&token.id))
         .set(enrollment_tokens::uses.eq(enrollment_tokens::uses + 1))
         .execute(conn)?;
-    Ok(token)
+    Ok((token, udid))
 }
 
 /// What we record about every identity certificate we issue.
@@ -386,6 +392,8 @@ pub struct IssuedCertificate<'a> {
     pub renewed_from: Option<&'a str>,
     /// The token it was enrolled with.
     pub enrollment_token_id: Option<&'a str>,
+    /// For an ADE enrollment: the UDID whose machine info got the challenge.
+    pub ade_udid: Option<&'a str>,
 }
 
 /// Records an issued certificate.
@@ -399,6 +407,7 @@ pub fn record_certificate(conn: &mut DbConn, c: &IssuedCertificate<'_>) -> Query
             device_certificates::not_after.eq(c.not_after),
             device_certificates::renewed_from.eq(c.renewed_from),
             device_certificates::enrollment_token_id.eq(c.enrollment_token_id),
+            device_certificates::ade_udid.eq(c.ade_udid),
             device_certificates::created_at.eq(now()),
         ))
         .execute(conn)
@@ -422,6 +431,27 @@ pub fn token_of_certificate(
             .optional()?;
         match row {
             Some((Some(token_id), _)) => return get(conn, &token_id),
+            Some((None, Some(parent))) => current = parent,
+            _ => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// The UDID an identity was issued for through ADE (following renewals back).
+pub fn ade_origin(conn: &mut DbConn, sha256: &str) -> QueryResult<Option<String>> {
+    let mut current = sha256.to_owned();
+    for _ in 0..16 {
+        let row: Option<(Option<String>, Option<String>)> = device_certificates::table
+            .find(&current)
+            .select((
+                device_certificates::ade_udid,
+                device_certificates::renewed_from,
+            ))
+            .first(conn)
+            .optional()?;
+        match row {
+            Some((Some(udid), _)) => return Ok(Some(udid)),
             Some((None, Some(parent))) => current = parent,
             _ => return Ok(None),
         }

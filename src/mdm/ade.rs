@@ -6,14 +6,15 @@
 //! school, and serials Apple has not reported to tafel, go to `ade.new_devices_school`
 //! when it is set and are refused otherwise (403 with the reason). An iPad known to
 //! tafel that comes back through Setup Assistant was erased: its enrollment starts
-//! over ([`crate::enrollment::reset_for_setup`]).
+//! over when the identity issued for this request authenticates
+//! ([`crate::enrollment::reset_for_setup`]); a replayed body changes nothing.
 
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 
 use super::enroll::{signed_profile, MOBILECONFIG};
 use crate::ade::machine_info::MachineInfoError;
-use crate::db::schema::{ade_devices, device_setup, devices};
+use crate::db::schema::{ade_devices, devices};
 use crate::db::{new_id, now};
 use crate::enrollment::{self, status, tokens};
 use crate::error::{ApiError, ApiResult};
@@ -50,7 +51,7 @@ struct Placement {
     tenant: org::Tenant,
     school: org::School,
     device_id: String,
-    reset: bool,
+    returning: bool,
     removable: bool,
 }
 
@@ -112,8 +113,18 @@ async fn enroll(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<HttpR
                 }
                 let tenant = org::tenant(conn, &school.tenant_id)?
                     .ok_or_else(|| ApiError::forbidden("the school's authority no longer exists"))?;
+                if tenant.push_topic.is_none() {
+                    // Checked before anything is stored: without a topic there is no profile.
+                    return Err(ApiError::conflict(format!(
+                        "school authority {:?} has no push certificate yet",
+                        tenant.name
+                    )));
+                }
                 let at = now();
-                let (device_id, reset) = match known {
+                // An enrolled iPad in Setup Assistant again was erased. Nothing changes
+                // here (machine info can be replayed): its enrollment starts over when
+                // the identity issued for this request authenticates.
+                let (device_id, returning) = match known {
                     Some((id, current, udid, st)) => {
                         if current.is_none() {
                             diesel::update(devices::table.find(&id))
@@ -123,11 +134,7 @@ async fn enroll(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<HttpR
                                 ))
                                 .execute(conn)?;
                         }
-                        let reset = udid.is_some() && st != status::PENDING;
-                        if reset {
-                            enrollment::reset_for_setup(conn, &id)?;
-                        }
-                        (id, reset)
+                        (id, udid.is_some() && st != status::PENDING)
                     }
                     None => {
                         let id = new_id();
@@ -146,26 +153,21 @@ async fn enroll(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<HttpR
                         (id, false)
                     }
                 };
-                // The Setup Assistant wait starts now.
-                diesel::delete(device_setup::table.find(&device_id)).execute(conn)?;
-                diesel::insert_into(device_setup::table)
-                    .values((
-                        device_setup::device_id.eq(&device_id),
-                        device_setup::serial_number.eq(serial),
-                        device_setup::first_contact_at.eq(at),
-                    ))
-                    .execute(conn)?;
+                if !returning {
+                    // The Setup Assistant wait starts now.
+                    enrollment::start_setup(conn, &device_id, Some(serial), at)?;
+                }
                 let removable = crate::ade::school::settings(conn, &school.id)?
                     .settings
                     .profile
                     .is_mdm_removable;
-                let (token, challenge) = tokens::redeem_ade(conn, &school.tenant_id, &school.id)
+                let (token, challenge) = tokens::redeem_ade(conn, &school.tenant_id, &school.id, &i.udid)
                     .map_err(|e| match e {
                         tokens::TokenError::Db(e) => ApiError::from(e),
                         other => ApiError::internal(other),
                     })?;
                 Ok((
-                    Placement { tenant, school, device_id, reset, removable },
+                    Placement { tenant, school, device_id, returning, removable },
                     token,
                     challenge,
                 ))
@@ -182,7 +184,7 @@ async fn enroll(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<HttpR
     )?;
     tracing::info!(
         serial = %info.serial, product = %info.product, version = %info.version,
-        device = %placement.device_id, school = %placement.school.id, reset = placement.reset,
+        device = %placement.device_id, school = %placement.school.id, returning = placement.returning,
         "ADE enrollment profile handed out"
     );
     Ok(HttpResponse::Ok().content_type(MOBILECONFIG).body(signed))

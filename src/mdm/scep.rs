@@ -168,7 +168,7 @@ fn issue(
     days: u32,
     subject: &openssl::x509::X509NameRef,
     renewed_from: Option<&str>,
-    token_id: Option<&str>,
+    origin: Option<(&str, Option<&str>)>,
 ) -> Issue {
     let Some(csr) = req.csr.as_ref() else {
         return Ok(Err((
@@ -180,7 +180,7 @@ fn issue(
     let cert = ca
         .issue_client_cert(&public, subject, days)
         .map_err(ApiError::internal)?;
-    record(conn, &cert, renewed_from, token_id)?;
+    record(conn, &cert, renewed_from, origin)?;
     let reply = scep::cert_rep_success(req, &cert, ca).map_err(ApiError::internal)?;
     Ok(Ok(reply))
 }
@@ -189,7 +189,7 @@ fn record(
     conn: &mut crate::db::DbConn,
     cert: &X509,
     renewed_from: Option<&str>,
-    token_id: Option<&str>,
+    origin: Option<(&str, Option<&str>)>,
 ) -> ApiResult<()> {
     let sha = pki::sha256_fingerprint(cert).map_err(ApiError::internal)?;
     let serial = cert
@@ -211,7 +211,8 @@ fn record(
             not_before,
             not_after,
             renewed_from,
-            enrollment_token_id: token_id,
+            enrollment_token_id: origin.map(|o| o.0),
+            ade_udid: origin.and_then(|o| o.1),
         },
     )?;
     Ok(())
@@ -263,7 +264,7 @@ fn enroll(
             "no challenge password in the request".into(),
         )));
     };
-    let token = match tokens::consume_challenge(conn, challenge) {
+    let (token, ade_udid) = match tokens::consume_challenge(conn, challenge) {
         Ok(t) => t,
         Err(TokenError::Db(e)) => return Err(e.into()),
         Err(e) => return Ok(Err((FailInfo::BadRequest, e.to_string()))),
@@ -272,7 +273,15 @@ fn enroll(
         .map(|t| t.slug)
         .unwrap_or_else(|| token.tenant_id.clone());
     let name = subject(req, &org, &token.school_id)?;
-    let result = issue(conn, ca, req, days, &name, None, Some(&token.id))?;
+    let result = issue(
+        conn,
+        ca,
+        req,
+        days,
+        &name,
+        None,
+        Some((&token.id, ade_udid.as_deref())),
+    )?;
     if result.is_ok() {
         tracing::info!(token = %token.id, school = %token.school_id, "identity certificate issued");
     }

@@ -286,6 +286,14 @@ async fn a_reset_ipad_comes_back_supervised_enrolled_in_its_cart_and_configured(
         "the rule put all three into the cart: {in_cart}"
     );
 
+    // A replayed machine-info body changes nothing for the enrolled iPad.
+    let (status, _) = t.machine_info(&id, &t.serials[0], &apple).await;
+    assert_eq!(status, 200);
+    let (_, dev) = app.get(&format!("/api/v1/devices/{}", t.serials[0])).await;
+    assert_eq!(dev["enrollment_status"], "active");
+    assert_eq!(dev["setup"]["outcome"], "configured");
+    assert!(ipad.idle().await.is_ok(), "its identity still works");
+
     // Next week the iPad is erased: Setup Assistant again, a new identity, and the
     // configuration comes again (tafel forgot what the erased iPad had).
     let (_, seen) = through_setup(&t, &id, &t.serials[0], &apple).await;

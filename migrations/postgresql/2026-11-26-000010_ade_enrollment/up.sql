@@ -12,6 +12,11 @@ CREATE INDEX ade_devices_order ON ade_devices(order_number);
 ALTER TABLE ade_tokens ADD COLUMN sync_claimed_at TIMESTAMP;
 -- ADE enrollments use one internal token per school (kind 'ade'); links are 'link'.
 ALTER TABLE enrollment_tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'link';
+CREATE UNIQUE INDEX enrollment_tokens_one_ade ON enrollment_tokens(school_id) WHERE kind = 'ade';
+-- An ADE challenge is for the device whose machine info asked for it; the identity
+-- issued with it may take over that UDID's enrollment (an erased iPad).
+ALTER TABLE scep_challenges ADD COLUMN udid TEXT;
+ALTER TABLE device_certificates ADD COLUMN ade_udid TEXT;
 
 -- Placement rules: a serial list or an order number → school (and optionally class/cart).
 CREATE TABLE ade_rules (

@@ -1,3 +1,6 @@
+ALTER TABLE device_certificates DROP COLUMN ade_udid;
+ALTER TABLE scep_challenges DROP COLUMN udid;
+DROP INDEX enrollment_tokens_one_ade;
 ALTER TABLE enrollment_tokens DROP COLUMN kind;
 ALTER TABLE ade_tokens DROP COLUMN sync_claimed_at;
 DROP TABLE device_setup;
