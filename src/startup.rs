@@ -156,7 +156,8 @@ impl Application {
                     &format!("{}{}", settings.base_url(), crate::mdm::ade::PATH),
                     profile_anchors,
                 )
-                .with_machine_info(machine_info_anchors, settings.ade.machine_info_check_time),
+                .with_machine_info(machine_info_anchors, settings.ade.machine_info_check_time)
+                .with_new_devices_school(settings.ade.new_devices_school.clone()),
         );
         ade.start_sync_job(settings.ade.sync_minutes);
         let state = AppState {

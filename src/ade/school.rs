@@ -350,11 +350,20 @@ pub fn put(
                 .filter(assignments::id.eq_any(ids))
                 .filter(assignments::deleted_at.is_null())
                 .filter(assignments::tenant_id.eq(&school.tenant_id))
+                // Only assignments that reach this school: its own, or its authority's.
+                .filter(
+                    assignments::school_id
+                        .eq(&school.id)
+                        .or(assignments::school_id.is_null()),
+                )
                 .count()
                 .get_result(conn)?;
             let unique: HashSet<&String> = ids.iter().collect();
             if found != unique.len() as i64 {
-                return Err(invalid("release_requires", "every entry must be a live assignment of this school authority"));
+                return Err(invalid(
+                    "release_requires",
+                    "every entry must be a live assignment for this school or its authority",
+                ));
             }
         }
         let before = settings(conn, &school.id)?;
@@ -679,7 +688,9 @@ pub fn place(conn: &mut DbConn, tenant_id: &str, serials: Option<&[String]>) -> 
     }
     let mut q = ade_devices::table
         .inner_join(
-            devices::table.on(devices::serial_number.eq(ade_devices::serial_number.nullable())),
+            devices::table.on(devices::serial_number
+                .eq(ade_devices::serial_number.nullable())
+                .and(devices::tenant_id.eq(ade_devices::tenant_id.nullable()))),
         )
         .filter(ade_devices::tenant_id.eq(tenant_id))
         .filter(ade_devices::deleted_at.is_null())
@@ -711,6 +722,13 @@ pub fn place(conn: &mut DbConn, tenant_id: &str, serials: Option<&[String]>) -> 
     }
     let mut placed = 0;
     for (rule, ids) in batches.into_values() {
+        audit::record(
+            conn,
+            &audit::Entry::new("system:ade", "place", "ade_rule")
+                .object(&rule.id)
+                .scope(Some(&rule.tenant_id), Some(&rule.school_id))
+                .summary(serde_json::json!({"devices": ids.len(), "class_id": rule.class_id, "group_id": rule.group_id})),
+        )?;
         for chunk in ids.chunks(500) {
             placed += diesel::update(devices::table.filter(devices::id.eq_any(chunk)))
                 .set((

@@ -61,6 +61,10 @@ pub struct ServerToken {
 /// What a sync did.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct SyncReport {
+    /// The server token.
+    pub token_id: String,
+    /// Why the sync of this token failed (the others went on).
+    pub error: Option<String>,
     /// Devices Apple reported.
     pub devices: usize,
     /// Devices new to tafel (pre-registered by serial).
@@ -113,6 +117,7 @@ pub struct Ade {
     anchor_certs: Vec<String>,
     machine_info_anchors: Vec<X509>,
     machine_info_check_time: bool,
+    new_devices_school: Option<String>,
 }
 
 /// A sync claim older than this is considered abandoned (a node died mid-sync).
@@ -129,7 +134,14 @@ impl Ade {
             anchor_certs: Vec::new(),
             machine_info_anchors: Vec::new(),
             machine_info_check_time: false,
+            new_devices_school: None,
         }
+    }
+
+    /// The school that takes serials without one (its profile goes to them).
+    pub fn with_new_devices_school(mut self, school: Option<String>) -> Ade {
+        self.new_devices_school = school;
+        self
     }
 
     /// The roots that sign devices' machine info (Apple's device CA chain).
@@ -336,43 +348,52 @@ impl Ade {
             })
             .await?;
         let mut reports = Vec::new();
+        // Each token on its own: one authority's trouble never stops the others.
         for (id, tenant, sealed, cursor) in rows {
-            let tokens: OAuthTokens = match self
-                .secrets
-                .open(&sealed)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-            {
-                Some(t) => t,
-                None => continue,
-            };
             if !self.claim(&id, true).await? {
                 continue; // another node is syncing this token
             }
-            let client = AdeClient::new(&self.base_url, tokens, "3")?;
-            let outcome = match client.sync_all(cursor).await {
-                Ok(result) => match self.record(&id, &tenant, result).await {
-                    Ok(mut report) => {
-                        self.profiles(&client, &id, &tenant, &mut report)
-                            .await
-                            .map(|()| {
-                                report.api_calls = client.requests_made();
-                                Some(report)
-                            })
-                    }
-                    Err(e) => Err(e),
-                },
-                Err(e) => {
-                    self.sync_failed(&id, e).await?;
-                    Ok(None)
-                }
-            };
+            let outcome = self.sync_token(&id, &tenant, &sealed, cursor).await;
             self.claim(&id, false).await?;
-            if let Some(report) = outcome? {
-                reports.push(report);
+            match outcome {
+                Ok(report) => reports.push(report),
+                Err(AdeServiceError::Db(e)) => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(token = %id, error = %e, "ADE sync failed");
+                    self.sync_failed(&id, &e).await?;
+                    reports.push(SyncReport {
+                        token_id: id.clone(),
+                        error: Some(e.to_string()),
+                        ..SyncReport::default()
+                    });
+                }
             }
         }
         Ok(reports)
+    }
+
+    async fn sync_token(
+        &self,
+        id: &str,
+        tenant: &str,
+        sealed: &[u8],
+        cursor: Option<String>,
+    ) -> Result<SyncReport, AdeServiceError> {
+        let tokens: OAuthTokens = self
+            .secrets
+            .open(sealed)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| {
+                AdeServiceError::Secret("the stored credentials cannot be opened (secrets.key changed?): upload the server token again".into())
+            })?;
+        let client = AdeClient::new(&self.base_url, tokens, "3")?;
+        let result = client.sync_all(cursor).await?;
+        let mut report = self.record(id, tenant, result).await?;
+        report.token_id = id.to_owned();
+        self.profiles(&client, id, tenant, &mut report).await?;
+        report.api_calls = client.requests_made();
+        Ok(report)
     }
 
     /// Claims a token for a sync (`on`) or gives the claim back.
@@ -402,21 +423,24 @@ impl Ade {
             .await?)
     }
 
-    async fn sync_failed(&self, id: &str, e: super::AdeError) -> Result<(), AdeServiceError> {
-        tracing::warn!(token = %id, error = %e, "ADE sync failed");
-        if e.needs_admin() {
-            let (id, msg) = (id.to_owned(), e.to_string());
-            self.db
-                .run(move |conn| -> Result<usize, DbError> {
-                    Ok(diesel::update(ade_tokens::table.find(&id))
-                        .set((
-                            ade_tokens::status.eq(status::FAILED),
-                            ade_tokens::last_error.eq(msg),
-                        ))
-                        .execute(conn)?)
+    async fn sync_failed(&self, id: &str, e: &AdeServiceError) -> Result<(), AdeServiceError> {
+        let needs_admin = matches!(e, AdeServiceError::Ade(a) if a.needs_admin())
+            || matches!(e, AdeServiceError::Secret(_));
+        let (id, msg) = (id.to_owned(), e.to_string());
+        self.db
+            .run(move |conn| -> Result<usize, DbError> {
+                let q = diesel::update(ade_tokens::table.find(&id));
+                Ok(if needs_admin {
+                    q.set((
+                        ade_tokens::status.eq(status::FAILED),
+                        ade_tokens::last_error.eq(msg),
+                    ))
+                    .execute(conn)?
+                } else {
+                    q.set(ade_tokens::last_error.eq(msg)).execute(conn)?
                 })
-                .await?;
-        }
+            })
+            .await?;
         Ok(())
     }
 
@@ -433,31 +457,49 @@ impl Ade {
             return Ok(());
         }
         let (tid, ten) = (token_id.to_owned(), tenant.to_owned());
+        let fallback = self.new_devices_school.clone();
         // school -> (settings, name, profile at Apple, serials and their profile)
         type Work = Vec<(
             school::SchoolAde,
             String,
-            Option<(i32, String)>,
+            Option<(String, String)>,
             Vec<(String, Option<String>)>,
         )>;
         let work: Work = self
             .db
             .run(move |conn| -> Result<Work, DbError> {
-                let rows: Vec<(String, String, Option<String>)> = ade_devices::table
-                    .inner_join(
-                        devices::table
-                            .on(devices::serial_number.eq(ade_devices::serial_number.nullable())),
+                let rows: Vec<(Option<String>, String, Option<String>)> = ade_devices::table
+                    .left_join(
+                        devices::table.on(devices::serial_number
+                            .eq(ade_devices::serial_number.nullable())
+                            .and(devices::tenant_id.eq(ade_devices::tenant_id.nullable()))),
                     )
                     .filter(ade_devices::token_id.eq(&tid))
                     .filter(ade_devices::tenant_id.eq(&ten))
                     .filter(ade_devices::deleted_at.is_null())
-                    .filter(devices::school_id.is_not_null())
                     .select((
-                        devices::school_id.assume_not_null(),
+                        devices::school_id.nullable(),
                         ade_devices::serial_number,
                         ade_devices::profile_uuid,
                     ))
                     .load(conn)?;
+                // Serials without a school get the new-devices school's profile when
+                // that school belongs to this authority; otherwise none (they would
+                // be refused at enrollment anyway).
+                let fallback = match &fallback {
+                    Some(f) => crate::org::school(conn, f)?
+                        .filter(|s| s.tenant_id == ten)
+                        .map(|s| s.id),
+                    None => None,
+                };
+                let rows: Vec<(String, String, Option<String>)> = rows
+                    .into_iter()
+                    .filter_map(|(school, serial, uuid)| {
+                        school
+                            .or_else(|| fallback.clone())
+                            .map(|s| (s, serial, uuid))
+                    })
+                    .collect();
                 let mut by_school: std::collections::BTreeMap<
                     String,
                     Vec<(String, Option<String>)>,
@@ -471,10 +513,10 @@ impl Ade {
                         continue;
                     };
                     let settings = school::settings(conn, &school_id)?;
-                    let uploaded: Option<(i32, String)> = ade_profile_uploads::table
+                    let uploaded: Option<(String, String)> = ade_profile_uploads::table
                         .find((&school_id, &tid))
                         .select((
-                            ade_profile_uploads::revision,
+                            ade_profile_uploads::profile_hash,
                             ade_profile_uploads::profile_uuid,
                         ))
                         .first(conn)
@@ -485,22 +527,26 @@ impl Ade {
             })
             .await?;
         for (settings, name, uploaded, serials) in work {
+            // Defined anew whenever what Apple would get changes: the school's
+            // settings, tafel's URL or its anchor certificates.
+            let profile =
+                school::apple_profile(&settings, &name, &self.enroll_url, &self.anchor_certs);
+            let hash = hex::encode(openssl::sha::sha256(
+                serde_json::to_string(&profile)
+                    .map_err(|e| AdeServiceError::Secret(e.to_string()))?
+                    .as_bytes(),
+            ));
             let uuid = match uploaded {
-                Some((rev, uuid)) if rev == settings.revision => uuid,
+                Some((h, uuid)) if h == hash => uuid,
                 _ => {
-                    let profile = school::apple_profile(
-                        &settings,
-                        &name,
-                        &self.enroll_url,
-                        &self.anchor_certs,
-                    );
                     let answer = client.define_profile(&profile).await?;
                     report.profiles_defined += 1;
-                    let (sid, tid, uuid, rev) = (
+                    let (sid, tid, uuid, rev, hash) = (
                         settings.school_id.clone(),
                         token_id.to_owned(),
                         answer.profile_uuid.clone(),
                         settings.revision,
+                        hash.clone(),
                     );
                     self.db
                         .run(move |conn| -> Result<(), DbError> {
@@ -511,6 +557,7 @@ impl Ade {
                                     ade_profile_uploads::school_id.eq(&sid),
                                     ade_profile_uploads::token_id.eq(&tid),
                                     ade_profile_uploads::revision.eq(rev),
+                                    ade_profile_uploads::profile_hash.eq(&hash),
                                     ade_profile_uploads::profile_uuid.eq(&uuid),
                                     ade_profile_uploads::defined_at.eq(now()),
                                 ))
@@ -539,10 +586,22 @@ impl Ade {
                 .iter()
                 .filter(|(_, r)| *r != super::AssignResult::Success)
                 .count();
+            let (sid, ten) = (settings.school_id.clone(), tenant.to_owned());
             self.db
                 .run(move |conn| -> Result<(), DbError> {
                     conn.write_tx(|conn| {
                         let at = now();
+                        let ok = results
+                            .iter()
+                            .filter(|(_, r)| *r == super::AssignResult::Success)
+                            .count();
+                        audit::record(
+                            conn,
+                            &audit::Entry::new("system:ade", "assign_profile", "ade_profile")
+                                .object(&sid)
+                                .scope(Some(&ten), Some(&sid))
+                                .summary(serde_json::json!({"profile_uuid": uuid, "assigned": ok, "refused": results.len() - ok})),
+                        )?;
                         for (serial, result) in &results {
                             if *result == super::AssignResult::Success {
                                 diesel::update(ade_devices::table.find(serial))
@@ -661,6 +720,7 @@ impl Ade {
                     report.placed = super::school::place(conn, &tenant, None)?;
                     diesel::update(ade_tokens::table.find(&token_id))
                         .set((
+                            ade_tokens::last_error.eq(None::<String>),
                             ade_tokens::sync_cursor.eq(&result.cursor),
                             ade_tokens::last_sync_at.eq(at),
                         ))

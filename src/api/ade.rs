@@ -200,9 +200,28 @@ async fn put_school(
     let school =
         super::org::load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
     let input = body.into_inner();
+    // Management that pupils could remove, or Setup Assistant not waiting for the
+    // configuration, is the authority's decision, not a school's.
+    let authority = authz::require(
+        &caller.0,
+        Action::ManageTenant,
+        Place::tenant(&school.tenant_id),
+    )
+    .is_ok();
     let a = state
         .db
         .run(move |conn| -> ApiResult<SchoolAde> {
+            let now = school::settings(conn, &school.id)?.settings.profile;
+            let p = &input.profile;
+            if !authority
+                && (p.is_mdm_removable != now.is_mdm_removable
+                    || p.await_device_configured != now.await_device_configured
+                    || p.is_multi_user != now.is_multi_user)
+            {
+                return Err(ApiError::forbidden(
+                    "is_mdm_removable, await_device_configured and is_multi_user are set by the school authority's admins",
+                ));
+            }
             school::put(conn, &school, &input, &caller.0.user_id).map_err(super::org::org_error)
         })
         .await?;
@@ -354,8 +373,9 @@ async fn list_devices(
         .run(move |conn| -> ApiResult<Vec<AdeDeviceRow>> {
             let mut b = ade_devices::table
                 .left_join(
-                    devices::table
-                        .on(devices::serial_number.eq(ade_devices::serial_number.nullable())),
+                    devices::table.on(devices::serial_number
+                        .eq(ade_devices::serial_number.nullable())
+                        .and(devices::tenant_id.eq(ade_devices::tenant_id.nullable()))),
                 )
                 .filter(ade_devices::tenant_id.eq(&tenant.id))
                 .select((

@@ -420,6 +420,7 @@ diesel::table! {
         school_id -> Text,
         token_id -> Text,
         revision -> Integer,
+        profile_hash -> Text,
         profile_uuid -> Text,
         defined_at -> Timestamp,
     }

@@ -219,6 +219,12 @@ pub fn authenticate(
                 }
                 if erased && device.enrollment_status != status::PENDING {
                     reset_for_setup(conn, &device.id)?;
+                    crate::audit::record(
+                        conn,
+                        &crate::audit::Entry::new("system:ade", "reset", "device")
+                            .object(&device.id)
+                            .summary(serde_json::json!({"why": "erased: enrolled again through Automated Device Enrollment", "udid": udid})),
+                    )?;
                     // The wait began when its machine info asked for this identity.
                     let asked: Option<chrono::NaiveDateTime> = scep_challenges::table
                         .filter(scep_challenges::udid.eq(&udid))

@@ -76,6 +76,7 @@ async fn enroll(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<HttpR
                     .order(devices::created_at.asc())
                     .first(conn)
                     .optional()?;
+                let known_before = known.as_ref().map(|k| (k.0.clone(), k.1.clone()));
                 let mut school_id = known.as_ref().and_then(|k| k.1.clone());
                 if school_id.is_none() {
                     if let Some(tenant) = &in_asm {
@@ -153,6 +154,15 @@ async fn enroll(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<HttpR
                         (id, false)
                     }
                 };
+                if known_before.as_ref() != Some(&(device_id.clone(), Some(school.id.clone()))) {
+                    crate::audit::record(
+                        conn,
+                        &crate::audit::Entry::new(&format!("device:{serial}"), "ade_enroll", "device")
+                            .object(&device_id)
+                            .scope(Some(&school.tenant_id), Some(&school.id))
+                            .summary(serde_json::json!({"after": {"school_id": school.id, "product": i.product}})),
+                    )?;
+                }
                 if !returning {
                     // The Setup Assistant wait starts now.
                     enrollment::start_setup(conn, &device_id, Some(serial), at)?;

@@ -105,10 +105,25 @@ async fn devices_bought_in_apple_school_manager_appear_before_they_enroll() {
         assert!(deleted.is_some());
     }
 
-    // Expired cursor: a full fetch again.
+    // Expired cursor: a full fetch again. A device missing from it is no longer
+    // assigned to tafel: marked like one Apple reported deleted.
+    sim.delete(&serials[7]);
     sim.expire_cursors();
     let (_, sync) = app.post("/api/v1/ade/sync", json!({})).await;
     assert_eq!(sync["items"][0]["full"], true);
+    assert_eq!(sync["items"][0]["deleted"], 1, "{sync}");
+    assert_eq!(sync["items"][0]["error"], serde_json::Value::Null);
+    {
+        use diesel::prelude::*;
+        use tafel::db::schema::ade_devices;
+        let mut conn = app.state.db.get().unwrap();
+        let deleted: Option<chrono::NaiveDateTime> = ade_devices::table
+            .find(&serials[7])
+            .select(ade_devices::deleted_at)
+            .first(&mut *conn)
+            .unwrap();
+        assert!(deleted.is_some());
+    }
 }
 
 #[actix_web::test]

@@ -121,13 +121,13 @@ impl Ade {
         crate::helpers::json_reply(res).await
     }
 
-    /// Posts machine info signed by `identity` for `serial`; returns status and text.
-    async fn machine_info(
+    /// Posts machine info signed by `identity` for `serial`; returns status and body.
+    async fn machine_info_bytes(
         &self,
         udid: &Udid,
         serial: &str,
         identity: &AppleIdentity,
-    ) -> (u16, String) {
+    ) -> (u16, Vec<u8>) {
         let body = tafel::ade::machine_info::sign(
             &setup::machine_info(udid, serial),
             &identity.cert,
@@ -144,7 +144,18 @@ impl Ade {
             .send()
             .await
             .unwrap();
-        (res.status().as_u16(), res.text().await.unwrap())
+        (res.status().as_u16(), res.bytes().await.unwrap().to_vec())
+    }
+
+    /// Like [`Ade::machine_info_bytes`], the body as text (for error answers).
+    async fn machine_info(
+        &self,
+        udid: &Udid,
+        serial: &str,
+        identity: &AppleIdentity,
+    ) -> (u16, String) {
+        let (status, body) = self.machine_info_bytes(udid, serial, identity).await;
+        (status, String::from_utf8_lossy(&body).into_owned())
     }
 }
 
@@ -443,10 +454,25 @@ async fn devices_are_placed_by_order_number_and_unknown_or_untrusted_ones_are_re
     assert_eq!(app.count("device_setup"), 0);
     assert_eq!(app.count("scep_challenges"), 0);
 
-    // A placed serial gets its school's profile, not removable.
-    let (status, profile) = t.machine_info(&id, &t.serials[0], &apple).await;
-    assert_eq!(status, 200, "{profile}");
+    // A placed serial gets its school's profile, signed, not removable, with a
+    // one-time SCEP challenge.
+    let (status, signed) = t.machine_info_bytes(&id, &t.serials[0], &apple).await;
+    assert_eq!(status, 200);
     assert_eq!(app.count("device_setup"), 1);
+    let xml = tafel::pki::cms::signed_content(&signed).unwrap();
+    let profile = plist::Value::from_reader_xml(&xml[..]).unwrap();
+    let profile = profile.as_dictionary().unwrap();
+    assert_eq!(profile["PayloadRemovalDisallowed"].as_boolean(), Some(true));
+    let payloads = profile["PayloadContent"].as_array().unwrap();
+    let scep = payloads
+        .iter()
+        .filter_map(plist::Value::as_dictionary)
+        .find(|p| p["PayloadType"].as_string() == Some("com.apple.security.scep"))
+        .unwrap();
+    assert!(scep["PayloadContent"].as_dictionary().unwrap()["Challenge"]
+        .as_string()
+        .is_some_and(|c| c.len() >= 32));
+    assert_eq!(app.count("scep_challenges"), 1);
 }
 
 #[actix_web::test]
@@ -472,7 +498,16 @@ async fn a_new_devices_school_admits_serials_without_a_school() {
             .execute(&mut *conn)
             .unwrap();
     }
-    t.sync().await;
+    let sync = t.sync().await;
+    // Apple sends serials without a school to tafel too: with the new-devices
+    // school's profile.
+    assert_eq!(sync["profiles_assigned"], 2, "{sync}");
+    assert!(t
+        .sim
+        .profile_of(&t.serials[1])
+        .unwrap()
+        .profile_uuid
+        .is_some());
     let id = udid(9);
     let apple = t.identity(&id);
     let (_, seen) = through_setup(&t, &id, &t.serials[1], &apple).await;
@@ -613,6 +648,26 @@ async fn school_admins_set_their_own_schools_setup_and_authorities_own_the_rules
     assert_eq!(status, 404, "another school is out of sight");
     let (status, _) = as_user(app, &teacher, "PUT", &own, Some(body)).await;
     assert_eq!(status, 403);
+    // Removable management is the authority's decision, not the school's.
+    let (status, e) = as_user(
+        app,
+        &admin,
+        "PUT",
+        &own,
+        Some(json!({"profile": {"is_mdm_removable": true}})),
+    )
+    .await;
+    assert_eq!(status, 403, "{e}");
+    let (_, audit) = app.get("/api/v1/audit?object_type=ade_profile").await;
+    assert_eq!(
+        audit["items"].as_array().map(Vec::len),
+        Some(1),
+        "refused changes leave no trace: {audit}"
+    );
+    let (status, _) = t
+        .put(&own, json!({"profile": {"is_mdm_removable": true}}))
+        .await;
+    assert_eq!(status, 200, "a district admin may");
     let rules = format!("/api/v1/tenants/{}/ade-rules", t.tenant);
     let (status, _) = as_user(
         app,
@@ -633,5 +688,5 @@ async fn school_admins_set_their_own_schools_setup_and_authorities_own_the_rules
     .await;
     assert_eq!(status, 403);
     let (_, audit) = app.get("/api/v1/audit?object_type=ade_profile").await;
-    assert_eq!(audit["items"].as_array().map(Vec::len), Some(1), "{audit}");
+    assert_eq!(audit["items"].as_array().map(Vec::len), Some(2), "{audit}");
 }

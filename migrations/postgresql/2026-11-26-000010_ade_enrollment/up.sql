@@ -48,6 +48,7 @@ CREATE TABLE ade_profile_uploads (
     school_id TEXT NOT NULL REFERENCES schools(id),
     token_id TEXT NOT NULL REFERENCES ade_tokens(id),
     revision INTEGER NOT NULL,
+    profile_hash TEXT NOT NULL,
     profile_uuid TEXT NOT NULL,
     defined_at TIMESTAMP NOT NULL,
     PRIMARY KEY (school_id, token_id)
