@@ -512,6 +512,13 @@ impl Ade {
                     let Some(s) = crate::org::school(conn, &school_id)? else {
                         continue;
                     };
+                    // Its devices will ask for enrollment profiles once Apple has this.
+                    crate::enrollment::tokens::ade_token(conn, &s.tenant_id, &s.id).map_err(
+                        |e| match e {
+                            crate::enrollment::tokens::TokenError::Db(e) => DbError::Query(e),
+                            other => DbError::Migration(other.to_string()),
+                        },
+                    )?;
                     let settings = school::settings(conn, &school_id)?;
                     let uploaded: Option<(String, String)> = ade_profile_uploads::table
                         .find((&school_id, &tid))

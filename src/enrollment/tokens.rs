@@ -283,44 +283,49 @@ pub fn redeem(conn: &mut DbConn, secret: &str) -> Result<(EnrollmentToken, Strin
     Ok((token, challenge))
 }
 
-/// For an Automated Device Enrollment into a school: the school's internal ADE token
-/// (made on first use) and a fresh one-time challenge for the device `udid`.
-pub fn redeem_ade(
+/// The school's internal token for Automated Device Enrollment, made on first use.
+/// The sync makes it when it first gives the school's profile to Apple, so devices
+/// (which only come after that) never race to create it.
+pub fn ade_token(
     conn: &mut DbConn,
     tenant_id: &str,
     school_id: &str,
-    udid: &str,
-) -> Result<(EnrollmentToken, String), TokenError> {
-    let at = now();
+) -> Result<EnrollmentToken, TokenError> {
     let existing = enrollment_tokens::table
         .filter(enrollment_tokens::school_id.eq(school_id))
         .filter(enrollment_tokens::kind.eq(kind::ADE))
         .select(EnrollmentToken::as_select())
         .first(conn)
         .optional()?;
-    let token = match existing {
-        Some(t) => t,
-        None => {
-            let id = new_id();
-            // One per school (unique index): a concurrent first use is refused by
-            // the database and the request fails rather than doubling the token.
-            diesel::insert_into(enrollment_tokens::table)
-                .values((
-                    enrollment_tokens::id.eq(&id),
-                    enrollment_tokens::token.eq(random_string(32)?),
-                    enrollment_tokens::tenant_id.eq(tenant_id),
-                    enrollment_tokens::school_id.eq(school_id),
-                    enrollment_tokens::description
-                        .eq("Automated Device Enrollment (Apple School Manager)"),
-                    enrollment_tokens::uses.eq(0),
-                    enrollment_tokens::created_at.eq(at),
-                    enrollment_tokens::kind.eq(kind::ADE),
-                ))
-                .execute(conn)?;
-            get(conn, &id)?.ok_or(TokenError::Unknown)?
-        }
-    };
-    let challenge = new_challenge(conn, &token.id, at, Some(udid))?;
+    if let Some(t) = existing {
+        return Ok(t);
+    }
+    let id = new_id();
+    diesel::insert_into(enrollment_tokens::table)
+        .values((
+            enrollment_tokens::id.eq(&id),
+            enrollment_tokens::token.eq(random_string(32)?),
+            enrollment_tokens::tenant_id.eq(tenant_id),
+            enrollment_tokens::school_id.eq(school_id),
+            enrollment_tokens::description.eq("Automated Device Enrollment (Apple School Manager)"),
+            enrollment_tokens::uses.eq(0),
+            enrollment_tokens::created_at.eq(now()),
+            enrollment_tokens::kind.eq(kind::ADE),
+        ))
+        .execute(conn)?;
+    get(conn, &id)?.ok_or(TokenError::Unknown)
+}
+
+/// For an Automated Device Enrollment into a school: the school's ADE token and a
+/// fresh one-time challenge for the device `udid`.
+pub fn redeem_ade(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    school_id: &str,
+    udid: &str,
+) -> Result<(EnrollmentToken, String), TokenError> {
+    let token = ade_token(conn, tenant_id, school_id)?;
+    let challenge = new_challenge(conn, &token.id, now(), Some(udid))?;
     Ok((token, challenge))
 }
 
