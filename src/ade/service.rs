@@ -120,6 +120,9 @@ pub struct Ade {
     new_devices_school: Option<String>,
 }
 
+/// Rows per batched statement (well within both backends' bind-parameter limits).
+const CHUNK: usize = 500;
+
 /// A sync claim older than this is considered abandoned (a node died mid-sync).
 const CLAIM_TIMEOUT: chrono::Duration = chrono::Duration::minutes(10);
 
@@ -609,17 +612,25 @@ impl Ade {
                                 .scope(Some(&ten), Some(&sid))
                                 .summary(serde_json::json!({"profile_uuid": uuid, "assigned": ok, "refused": results.len() - ok})),
                         )?;
+                        let done: Vec<&String> = results
+                            .iter()
+                            .filter(|(_, r)| *r == super::AssignResult::Success)
+                            .map(|(serial, _)| serial)
+                            .collect();
+                        for chunk in done.chunks(CHUNK) {
+                            diesel::update(
+                                ade_devices::table.filter(ade_devices::serial_number.eq_any(chunk)),
+                            )
+                            .set((
+                                ade_devices::profile_uuid.eq(Some(&uuid)),
+                                ade_devices::profile_status.eq("assigned"),
+                                ade_devices::profile_assigned_at.eq(Some(at)),
+                                ade_devices::profile_error.eq(None::<String>),
+                            ))
+                            .execute(conn)?;
+                        }
                         for (serial, result) in &results {
-                            if *result == super::AssignResult::Success {
-                                diesel::update(ade_devices::table.find(serial))
-                                    .set((
-                                        ade_devices::profile_uuid.eq(Some(&uuid)),
-                                        ade_devices::profile_status.eq("assigned"),
-                                        ade_devices::profile_assigned_at.eq(Some(at)),
-                                        ade_devices::profile_error.eq(None::<String>),
-                                    ))
-                                    .execute(conn)?;
-                            } else {
+                            if *result != super::AssignResult::Success {
                                 diesel::update(ade_devices::table.find(serial))
                                     .set(ade_devices::profile_error.eq(Some(format!("{result:?}"))))
                                     .execute(conn)?;
@@ -650,68 +661,96 @@ impl Ade {
                         full: result.full,
                         ..SyncReport::default()
                     };
-                    for d in &result.devices {
+                    // The latest word on each serial (a sync may list one twice).
+                    let mut seen = std::collections::HashSet::new();
+                    let mut latest: Vec<&super::Device> = result
+                        .devices
+                        .iter()
+                        .rev()
+                        .filter(|d| seen.insert(d.serial_number.as_str()))
+                        .collect();
+                    latest.reverse();
+                    // What is known already, in a few queries rather than one per device.
+                    let mut in_ade: std::collections::HashSet<String> = Default::default();
+                    let mut in_tafel: std::collections::HashSet<String> = Default::default();
+                    let serials: Vec<&str> =
+                        latest.iter().map(|d| d.serial_number.as_str()).collect();
+                    for chunk in serials.chunks(CHUNK) {
+                        in_ade.extend(
+                            ade_devices::table
+                                .filter(ade_devices::serial_number.eq_any(chunk))
+                                .select(ade_devices::serial_number)
+                                .load::<String>(conn)?,
+                        );
+                        in_tafel.extend(
+                            devices::table
+                                .filter(devices::serial_number.eq_any(chunk))
+                                .select(devices::serial_number.assume_not_null())
+                                .load::<String>(conn)?,
+                        );
+                    }
+                    let mut new_ade = Vec::new();
+                    let mut new_devices = Vec::new();
+                    for d in latest {
                         let deleted = d.op_type == Some(OpType::Deleted);
-                        let fields = || {
+                        let fields = (
+                            ade_devices::token_id.eq(&token_id),
+                            ade_devices::tenant_id.eq(&tenant),
+                            ade_devices::model.eq(&d.model),
+                            ade_devices::description.eq(&d.description),
+                            ade_devices::color.eq(&d.color),
+                            ade_devices::asset_tag.eq(&d.asset_tag),
+                            ade_devices::profile_status
+                                .eq(format!("{:?}", d.profile_status).to_lowercase()),
+                            ade_devices::profile_uuid.eq(&d.profile_uuid),
+                            ade_devices::assigned_at
+                                .eq(d.device_assigned_date.map(|t| t.naive_utc())),
+                            ade_devices::os.eq(&d.os),
+                            ade_devices::device_family.eq(&d.device_family),
                             (
-                                ade_devices::token_id.eq(&token_id),
-                                ade_devices::tenant_id.eq(&tenant),
-                                ade_devices::model.eq(&d.model),
-                                ade_devices::description.eq(&d.description),
-                                ade_devices::color.eq(&d.color),
-                                ade_devices::asset_tag.eq(&d.asset_tag),
-                                ade_devices::profile_status
-                                    .eq(format!("{:?}", d.profile_status).to_lowercase()),
-                                ade_devices::profile_uuid.eq(&d.profile_uuid),
-                                ade_devices::assigned_at
-                                    .eq(d.device_assigned_date.map(|t| t.naive_utc())),
-                                ade_devices::os.eq(&d.os),
-                                ade_devices::device_family.eq(&d.device_family),
-                                (
-                                    ade_devices::profile_assigned_at
-                                        .eq(d.profile_assign_time.map(|t| t.naive_utc())),
-                                    ade_devices::profile_pushed_at
-                                        .eq(d.profile_push_time.map(|t| t.naive_utc())),
-                                    ade_devices::deleted_at.eq(deleted.then_some(at)),
-                                    ade_devices::updated_at.eq(at),
-                                ),
-                            )
-                        };
-                        // An update keeps what tafel added (order number, profile errors).
-                        let updated = diesel::update(ade_devices::table.find(&d.serial_number))
-                            .set(fields())
-                            .execute(conn)?;
-                        if updated == 0 {
-                            diesel::insert_into(ade_devices::table)
-                                .values((ade_devices::serial_number.eq(&d.serial_number), fields()))
+                                ade_devices::profile_assigned_at
+                                    .eq(d.profile_assign_time.map(|t| t.naive_utc())),
+                                ade_devices::profile_pushed_at
+                                    .eq(d.profile_push_time.map(|t| t.naive_utc())),
+                                ade_devices::deleted_at.eq(deleted.then_some(at)),
+                                ade_devices::updated_at.eq(at),
+                            ),
+                        );
+                        if in_ade.contains(&d.serial_number) {
+                            // An update keeps what tafel added (order number, profile errors).
+                            diesel::update(ade_devices::table.find(&d.serial_number))
+                                .set(fields)
                                 .execute(conn)?;
+                        } else {
+                            new_ade.push((ade_devices::serial_number.eq(&d.serial_number), fields));
                         }
                         if deleted {
                             report.deleted += 1;
                             continue;
                         }
                         // Known to tafel before it enrolls: a pending device of the authority.
-                        let known: i64 = devices::table
-                            .filter(devices::serial_number.eq(&d.serial_number))
-                            .count()
-                            .get_result(conn)?;
-                        if known == 0 {
-                            diesel::insert_into(devices::table)
-                                .values((
-                                    devices::id.eq(new_id()),
-                                    devices::serial_number.eq(&d.serial_number),
-                                    devices::tenant_id.eq(&tenant),
-                                    devices::model.eq(&d.model),
-                                    devices::name.eq(&d.description),
-                                    devices::enrollment_status
-                                        .eq(crate::enrollment::status::PENDING),
-                                    devices::awaiting_configuration.eq(false),
-                                    devices::created_at.eq(at),
-                                    devices::updated_at.eq(at),
-                                ))
-                                .execute(conn)?;
+                        if !in_tafel.contains(&d.serial_number) {
+                            new_devices.push((
+                                devices::id.eq(new_id()),
+                                devices::serial_number.eq(&d.serial_number),
+                                devices::tenant_id.eq(&tenant),
+                                devices::model.eq(&d.model),
+                                devices::name.eq(&d.description),
+                                devices::enrollment_status.eq(crate::enrollment::status::PENDING),
+                                devices::awaiting_configuration.eq(false),
+                                devices::created_at.eq(at),
+                                devices::updated_at.eq(at),
+                            ));
                             report.new_devices += 1;
                         }
+                    }
+                    for chunk in new_ade.chunks(CHUNK) {
+                        let insert = diesel::insert_into(ade_devices::table).values(chunk);
+                        crate::with_backend!(conn, |c| insert.execute(c))?;
+                    }
+                    for chunk in new_devices.chunks(CHUNK) {
+                        let insert = diesel::insert_into(devices::table).values(chunk);
+                        crate::with_backend!(conn, |c| insert.execute(c))?;
                     }
                     if result.full {
                         // A full fetch lists every device still assigned to tafel.
