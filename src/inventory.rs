@@ -17,6 +17,21 @@ use crate::protocol::{
 };
 use crate::queue::{self, EnqueueOptions};
 
+/// Whether an app status (lowercase, as stored) means the app is still on its way:
+/// the install was accepted but the app is not usable yet
+/// (`ManagedApplicationList` statuses; "installing" until the device reports).
+pub fn app_on_its_way(status: &str) -> bool {
+    matches!(
+        status,
+        "installing"
+            | "needsredemption"
+            | "redeeming"
+            | "prompting"
+            | "promptingforlogin"
+            | "validatingpurchase"
+    )
+}
+
 /// Applies an answered command to the observed state; returns true when the observed
 /// state of the device changed (the reconciler should look at it again).
 pub fn apply(conn: &mut DbConn, device_id: &str, report: &ConnectReport) -> QueryResult<bool> {
@@ -180,20 +195,23 @@ pub fn apply(conn: &mut DbConn, device_id: &str, report: &ConnectReport) -> Quer
             let Ok(list) = ManagedApplicationListResult::from_report(raw) else {
                 return Ok(false);
             };
+            let mut changed = 0;
             for (bundle, st) in list.apps {
-                diesel::update(device_apps::table.find((device_id, bundle.as_str())))
-                    .set((
-                        device_apps::managed.eq(true),
-                        device_apps::status.eq(st
-                            .status
-                            .as_deref()
-                            .unwrap_or("Managed")
-                            .to_lowercase()),
-                        device_apps::updated_at.eq(at),
-                    ))
-                    .execute(conn)?;
+                let status = st.status.as_deref().unwrap_or("Managed").to_lowercase();
+                changed += diesel::update(
+                    device_apps::table
+                        .find((device_id, bundle.as_str()))
+                        .filter(device_apps::status.ne(&status)),
+                )
+                .set((
+                    device_apps::managed.eq(true),
+                    device_apps::status.eq(&status),
+                    device_apps::updated_at.eq(at),
+                ))
+                .execute(conn)?;
             }
-            Ok(false)
+            // A finished install may release a device awaiting configuration.
+            Ok(changed > 0)
         }
         "ProfileList" => {
             let Ok(list) = ProfileListResult::from_report(raw) else {

@@ -42,6 +42,11 @@ use crate::queue::{self, EnqueueOptions};
 pub const RETRY_FAILED_AFTER: chrono::Duration = chrono::Duration::hours(6);
 /// Item key of the DeviceConfigured command (one open per device at most).
 const CONFIGURED_KEY: &str = "device:configured";
+/// Item key of the ManagedApplicationList that follows installs of a device awaiting
+/// configuration (one open per device at most).
+const APP_STATUS_KEY: &str = "device:app-status";
+/// How long after one app-status question the next may go to the same device.
+const APP_STATUS_EVERY: chrono::Duration = chrono::Duration::seconds(5);
 
 /// Advisory-lock key of the reconciler ("tafelrec").
 const LOCK_KEY: i64 = 0x7461_6665_6c72_6563;
@@ -61,6 +66,8 @@ pub struct Report {
     pub removals: usize,
     /// Pending installs cancelled.
     pub cancelled: usize,
+    /// Devices awaiting configuration asked how their app installs are going.
+    pub status_checks: usize,
     /// Devices awaiting configuration that got DeviceConfigured.
     pub released: usize,
     /// Commands stored (each fanned out to many devices).
@@ -268,6 +275,7 @@ fn pass(
     let mut classes_of: HashMap<String, Vec<String>> = HashMap::new();
     let mut groups_of: HashMap<String, Vec<String>> = HashMap::new();
     let mut observed: HashMap<String, HashMap<String, bool>> = HashMap::new(); // device -> key -> by_tafel
+    let mut installing: HashSet<(String, String)> = HashSet::new(); // apps acknowledged, not yet installed
     let mut in_flight: HashMap<String, HashMap<String, bool>> = HashMap::new(); // device -> key -> install?
     let mut failed: HashSet<(String, String)> = HashSet::new();
     let open: Vec<&str> = queue::state::OPEN.to_vec();
@@ -286,15 +294,19 @@ fn pass(
         {
             groups_of.entry(d).or_default().push(g);
         }
-        for (d, b, mine) in device_apps::table
+        for (d, b, mine, st) in device_apps::table
             .filter(device_apps::device_id.eq_any(chunk))
             .select((
                 device_apps::device_id,
                 device_apps::bundle_id,
                 device_apps::by_tafel,
+                device_apps::status,
             ))
-            .load::<(String, String, bool)>(conn)?
+            .load::<(String, String, bool, String)>(conn)?
         {
+            if crate::inventory::app_on_its_way(&st) {
+                installing.insert((d.clone(), format!("app:{b}")));
+            }
             observed
                 .entry(d)
                 .or_default()
@@ -366,6 +378,8 @@ fn pass(
     // Devices awaiting configuration: (missing items, still worth waiting, school, authority).
     type Setup = (Vec<String>, bool, Option<String>, Option<String>);
     let mut setup: HashMap<String, Setup> = HashMap::new();
+    // Devices awaiting configuration whose apps are still installing: asked again.
+    let mut ask_app_status: Vec<String> = Vec::new();
 
     for (device, tenant, school, serial) in &device_rows {
         let mut relevant: Vec<usize> = Vec::new();
@@ -438,11 +452,23 @@ fn pass(
         if waiting {
             // What the initial configuration still lacks; failed installs do not hold
             // the device back (they are retried later) but count as missing.
+            // An app counts once the device reports it installed, not when it
+            // accepted the install command.
             let mut missing: Vec<String> = required
                 .into_iter()
-                .filter(|k| !seen.is_some_and(|s| s.contains_key(k)))
+                .filter(|k| {
+                    !seen.is_some_and(|s| s.contains_key(k))
+                        || installing.contains(&(device.clone(), k.clone()))
+                })
                 .collect();
             missing.sort();
+            if missing
+                .iter()
+                .any(|k| installing.contains(&(device.clone(), k.clone())))
+                && !flying_here.is_some_and(|f| f.contains_key(APP_STATUS_KEY))
+            {
+                ask_app_status.push(device.clone());
+            }
             let blocking = missing
                 .iter()
                 .any(|k| !failed.contains(&(device.clone(), k.clone())));
@@ -577,6 +603,35 @@ fn pass(
         };
         built.push((command, opts, targets, plan.install));
     }
+    if !ask_app_status.is_empty() {
+        // At most one question per device every few seconds (a device answers at once
+        // and would otherwise be asked again and again while an app downloads).
+        let recent: HashSet<String> = command_queue::table
+            .inner_join(commands::table)
+            .filter(commands::item_key.eq(APP_STATUS_KEY))
+            .filter(command_queue::device_id.eq_any(&ask_app_status))
+            .filter(command_queue::answered_at.gt(naive_at - APP_STATUS_EVERY))
+            .select(command_queue::device_id)
+            .load::<String>(conn)?
+            .into_iter()
+            .collect();
+        let (later, now_ask): (Vec<String>, Vec<String>) =
+            ask_app_status.into_iter().partition(|d| recent.contains(d));
+        if !later.is_empty() {
+            let d = at + APP_STATUS_EVERY;
+            report.next_boundary = Some(report.next_boundary.map_or(d, |n| n.min(d)));
+        }
+        if !now_ask.is_empty() {
+            let opts = EnqueueOptions {
+                priority: -1,
+                source: "reconciler".into(),
+                item_key: Some(APP_STATUS_KEY.into()),
+                action: Some("inventory".into()),
+                ..EnqueueOptions::default()
+            };
+            built.push((Command::managed_application_list(), opts, now_ask, false));
+        }
+    }
     if !release.is_empty() {
         let opts = EnqueueOptions {
             priority: -1,
@@ -593,6 +648,8 @@ fn pass(
             let n = queue::enqueue_in_tx(conn, command, targets, opts)?;
             if opts.action.as_deref() == Some("configure") {
                 report.released += n;
+            } else if opts.action.as_deref() == Some("inventory") {
+                report.status_checks += n;
             } else if *install {
                 report.installs += n;
             } else {

@@ -208,7 +208,18 @@ async fn run(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<Request>) {
                     });
                 next_timer = tokio::time::Instant::now() + until;
             }
-            Ok(_) => {}
+            Ok(report) => {
+                // A pass for some devices may need a pass sooner (a release deadline,
+                // an app install to ask about again): never later than planned.
+                if let Some(d) = report
+                    .next_boundary
+                    .and_then(|b| (b - chrono::Utc::now()).to_std().ok())
+                {
+                    let at =
+                        tokio::time::Instant::now() + d.clamp(Duration::from_secs(1), SAFETY_PASS);
+                    next_timer = next_timer.min(at);
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, "reconcile pass failed");
                 next_timer = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -56,6 +56,8 @@ pub struct SimDevice {
     pub profiles: std::collections::BTreeSet<String>,
     /// What the App Store knows: iTunesStoreID → bundle id (unknown ids install as `store.<id>`).
     pub store: std::collections::HashMap<i64, String>,
+    /// Apps still downloading: `ManagedApplicationList` reports them `Installing`.
+    pub downloading: std::collections::BTreeSet<String>,
     client: reqwest::Client,
     /// The last Idle body and its signature: an Idle report is the same bytes every
     /// time, so a benchmark need not pay for signing it again (the server still
@@ -119,6 +121,7 @@ impl SimDevice {
             apps: Default::default(),
             profiles: Default::default(),
             store: Default::default(),
+            downloading: Default::default(),
             client,
             idle_signature: std::sync::Mutex::new(None),
         }
@@ -321,6 +324,25 @@ impl SimDevice {
                     })
                     .collect();
                 out.insert("InstalledApplicationList".into(), Value::Array(apps));
+            }
+            "ManagedApplicationList" => {
+                // Installs finish at once on a simulated iPad unless told otherwise.
+                let mut list = Dictionary::new();
+                for id in &self.apps {
+                    let status = if self.downloading.contains(id) {
+                        "Installing"
+                    } else {
+                        "Managed"
+                    };
+                    let mut a = Dictionary::new();
+                    a.insert("Status".into(), Value::String(status.into()));
+                    a.insert("HasConfiguration".into(), Value::Boolean(false));
+                    a.insert("HasFeedback".into(), Value::Boolean(false));
+                    a.insert("IsValidated".into(), Value::Boolean(true));
+                    a.insert("ManagementFlags".into(), Value::Integer(1.into()));
+                    list.insert(id.clone(), Value::Dictionary(a));
+                }
+                out.insert("ManagedApplicationList".into(), Value::Dictionary(list));
             }
             "ProfileList" => {
                 let list = self

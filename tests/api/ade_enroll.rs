@@ -276,7 +276,8 @@ async fn a_reset_ipad_comes_back_supervised_enrolled_in_its_cart_and_configured(
     let (ipad, seen) = through_setup(&t, &id, &t.serials[0], &apple).await;
     assert!(
         seen.contains(&"InstallProfile".to_owned())
-            && seen.contains(&"InstallApplication".to_owned()),
+            && seen.contains(&"InstallApplication".to_owned())
+            && seen.contains(&"ManagedApplicationList".to_owned()),
         "{seen:?}"
     );
     assert!(ipad.apps.contains("com.apple.Keynote"));
@@ -689,4 +690,60 @@ async fn school_admins_set_their_own_schools_setup_and_authorities_own_the_rules
     assert_eq!(status, 403);
     let (_, audit) = app.get("/api/v1/audit?object_type=ade_profile").await;
     assert_eq!(audit["items"].as_array().map(Vec::len), Some(2), "{audit}");
+}
+
+#[actix_web::test]
+async fn an_app_counts_once_the_ipad_reports_it_installed() {
+    use crate::assignments::{connect, reconcile_at};
+    let t = ade("adeslow", 1, |s| s.reconcile.automatic = false).await;
+    let app = &t.app;
+    let (_, keynote) = app
+        .post("/api/v1/apps", json!({"tenant_id": t.tenant, "name": "Keynote", "bundle_id": "com.apple.Keynote", "adam_id": KEYNOTE_ID.to_string(), "licensed": false}))
+        .await;
+    app.post("/api/v1/assignments", json!({"item_kind": "app", "item_id": keynote["id"], "target_kind": "school", "target_id": t.school}))
+        .await;
+    app.post(
+        &format!("/api/v1/tenants/{}/ade-rules", t.tenant),
+        json!({"school_id": t.school, "serials": [t.serials[0]]}),
+    )
+    .await;
+    t.sync().await;
+    let id = udid(4);
+    let apple = t.identity(&id);
+    let client = reqwest::Client::new();
+    let mut ipad = setup::ade_enroll(
+        &client,
+        &t.enroll_url(),
+        id,
+        t.serials[0].clone(),
+        &apple,
+        None,
+    )
+    .await
+    .unwrap();
+    ipad.store.insert(KEYNOTE_ID, "com.apple.Keynote".into());
+    ipad.downloading.insert("com.apple.Keynote".into());
+    let now = Utc::now();
+    assert_eq!(reconcile_at(app, now).await.installs, 1);
+    assert_eq!(connect(&mut ipad).await, ["InstallApplication"]);
+    // Accepted is not installed: the iPad is asked how it is going, and waits.
+    let r = reconcile_at(app, now).await;
+    assert_eq!((r.status_checks, r.released), (1, 0));
+    assert_eq!(connect(&mut ipad).await, ["ManagedApplicationList"]);
+    let r = reconcile_at(app, now).await;
+    assert_eq!(
+        (r.status_checks, r.released),
+        (0, 0),
+        "not asked again at once"
+    );
+    assert!(r
+        .next_boundary
+        .is_some_and(|b| b <= Utc::now() + Duration::seconds(6)));
+    // Downloaded: the next answer releases it.
+    ipad.downloading.clear();
+    let later = Utc::now() + Duration::seconds(6);
+    assert_eq!(reconcile_at(app, later).await.status_checks, 1);
+    assert_eq!(connect(&mut ipad).await, ["ManagedApplicationList"]);
+    assert_eq!(reconcile_at(app, later).await.released, 1);
+    assert_eq!(connect(&mut ipad).await, ["DeviceConfigured"]);
 }
