@@ -17,19 +17,41 @@ use crate::protocol::{
 };
 use crate::queue::{self, EnqueueOptions};
 
-/// Whether an app status (lowercase, as stored) means the app is still on its way:
-/// the install was accepted but the app is not usable yet
-/// (`ManagedApplicationList` statuses; "installing" until the device reports).
-pub fn app_on_its_way(status: &str) -> bool {
-    matches!(
-        status,
+/// Where an app stands by its status (lowercase, as stored from
+/// `ManagedApplicationList`; "installing" from an accepted install until the device
+/// reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppState {
+    /// Usable on the device.
+    Installed,
+    /// Accepted, still downloading, waiting for a licence or a prompt.
+    OnItsWay,
+    /// Refused or failed; needs attention or a later retry.
+    Failed,
+}
+
+/// The state of an app with this status.
+pub fn app_state(status: &str) -> AppState {
+    match status {
         "installing"
-            | "needsredemption"
-            | "redeeming"
-            | "prompting"
-            | "promptingforlogin"
-            | "validatingpurchase"
-    )
+        | "needsredemption"
+        | "redeeming"
+        | "prompting"
+        | "promptingforlogin"
+        | "validatingpurchase"
+        | "updating"
+        | "validatingupdate"
+        | "promptingforupdate"
+        | "promptingforupdatelogin"
+        | "promptingformanagement" => AppState::OnItsWay,
+        "failed"
+        | "userrejected"
+        | "updaterejected"
+        | "managementrejected"
+        | "managedbutuninstalled"
+        | "unknown" => AppState::Failed,
+        _ => AppState::Installed,
+    }
 }
 
 /// Applies an answered command to the observed state; returns true when the observed

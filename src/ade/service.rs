@@ -360,7 +360,6 @@ impl Ade {
             self.claim(&id, false).await?;
             match outcome {
                 Ok(report) => reports.push(report),
-                Err(AdeServiceError::Db(e)) => return Err(e.into()),
                 Err(e) => {
                     tracing::warn!(token = %id, error = %e, "ADE sync failed");
                     self.sync_failed(&id, &e).await?;
@@ -685,6 +684,7 @@ impl Ade {
                         in_tafel.extend(
                             devices::table
                                 .filter(devices::serial_number.eq_any(chunk))
+                                .filter(devices::tenant_id.eq(&tenant))
                                 .select(devices::serial_number.assume_not_null())
                                 .load::<String>(conn)?,
                         );

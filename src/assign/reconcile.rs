@@ -68,6 +68,9 @@ pub struct Report {
     pub cancelled: usize,
     /// Devices awaiting configuration asked how their app installs are going.
     pub status_checks: usize,
+    /// Devices to look at again at a time of their own (release deadlines, app
+    /// installs in progress): the service runs a pass for just them then.
+    pub recheck: Vec<(String, DateTime<Utc>)>,
     /// Devices awaiting configuration that got DeviceConfigured.
     pub released: usize,
     /// Commands stored (each fanned out to many devices).
@@ -276,6 +279,7 @@ fn pass(
     let mut groups_of: HashMap<String, Vec<String>> = HashMap::new();
     let mut observed: HashMap<String, HashMap<String, bool>> = HashMap::new(); // device -> key -> by_tafel
     let mut installing: HashSet<(String, String)> = HashSet::new(); // apps acknowledged, not yet installed
+    let mut failed_apps: HashSet<(String, String)> = HashSet::new(); // apps the device reports failed
     let mut in_flight: HashMap<String, HashMap<String, bool>> = HashMap::new(); // device -> key -> install?
     let mut failed: HashSet<(String, String)> = HashSet::new();
     let open: Vec<&str> = queue::state::OPEN.to_vec();
@@ -304,8 +308,14 @@ fn pass(
             ))
             .load::<(String, String, bool, String)>(conn)?
         {
-            if crate::inventory::app_on_its_way(&st) {
-                installing.insert((d.clone(), format!("app:{b}")));
+            match crate::inventory::app_state(&st) {
+                crate::inventory::AppState::OnItsWay => {
+                    installing.insert((d.clone(), format!("app:{b}")));
+                }
+                crate::inventory::AppState::Failed => {
+                    failed_apps.insert((d.clone(), format!("app:{b}")));
+                }
+                crate::inventory::AppState::Installed => {}
             }
             observed
                 .entry(d)
@@ -375,8 +385,8 @@ fn pass(
     let mut next_boundary: Option<DateTime<Utc>> = None;
     let mut plans: HashMap<Plan, Vec<String>> = HashMap::new();
     let mut cancels: Vec<(String, String)> = Vec::new();
-    // Devices awaiting configuration: (missing items, still worth waiting, school, authority).
-    type Setup = (Vec<String>, bool, Option<String>, Option<String>);
+    // (missing items, still worth waiting, school, authority, apps downloading)
+    type Setup = (Vec<String>, bool, Option<String>, Option<String>, bool);
     let mut setup: HashMap<String, Setup> = HashMap::new();
     // Devices awaiting configuration whose apps are still installing: asked again.
     let mut ask_app_status: Vec<String> = Vec::new();
@@ -450,31 +460,34 @@ fn pass(
         let seen = observed.get(device);
         let flying_here = in_flight.get(device);
         if waiting {
-            // What the initial configuration still lacks; failed installs do not hold
-            // the device back (they are retried later) but count as missing.
-            // An app counts once the device reports it installed, not when it
-            // accepted the install command.
+            // What the initial configuration still lacks. An app counts once the device
+            // reports it installed, not when it accepted the install command. Failed
+            // installs (and apps the device reports failed) do not hold the device
+            // back (they are retried later) but count as missing.
+            let here = |k: &String| (device.clone(), k.clone());
             let mut missing: Vec<String> = required
                 .into_iter()
                 .filter(|k| {
                     !seen.is_some_and(|s| s.contains_key(k))
-                        || installing.contains(&(device.clone(), k.clone()))
+                        || installing.contains(&here(k))
+                        || failed_apps.contains(&here(k))
                 })
                 .collect();
             missing.sort();
-            if missing
-                .iter()
-                .any(|k| installing.contains(&(device.clone(), k.clone())))
-                && !flying_here.is_some_and(|f| f.contains_key(APP_STATUS_KEY))
-            {
-                ask_app_status.push(device.clone());
-            }
+            let downloading = missing.iter().any(|k| installing.contains(&here(k)))
+                && !flying_here.is_some_and(|f| f.contains_key(APP_STATUS_KEY));
             let blocking = missing
                 .iter()
-                .any(|k| !failed.contains(&(device.clone(), k.clone())));
+                .any(|k| !failed.contains(&here(k)) && !failed_apps.contains(&here(k)));
             setup.insert(
                 device.clone(),
-                (missing, blocking, school.clone(), tenant.clone()),
+                (
+                    missing,
+                    blocking,
+                    school.clone(),
+                    tenant.clone(),
+                    downloading,
+                ),
             );
         }
         for (key, assignment) in &desired {
@@ -570,9 +583,13 @@ fn pass(
         let deadline = enrolled_at.map(|e| e + policy.timeout);
         let overdue = deadline.is_some_and(|d| naive_at >= d);
         if state.1 && !overdue {
-            // Wake up at the deadline, not at the next safety pass.
+            // Look again at the deadline, not at the next safety pass; ask how its
+            // downloads are going meanwhile.
             if let Some(d) = deadline.map(|d| d.and_utc()) {
-                report.next_boundary = Some(report.next_boundary.map_or(d, |n| n.min(d)));
+                report.recheck.push((device.clone(), d));
+            }
+            if state.4 {
+                ask_app_status.push(device.clone());
             }
             continue;
         }
@@ -617,9 +634,10 @@ fn pass(
             .collect();
         let (later, now_ask): (Vec<String>, Vec<String>) =
             ask_app_status.into_iter().partition(|d| recent.contains(d));
-        if !later.is_empty() {
-            let d = at + APP_STATUS_EVERY;
-            report.next_boundary = Some(report.next_boundary.map_or(d, |n| n.min(d)));
+        // Either way, look at these devices again shortly: an answer that still says
+        // "installing" changes nothing and wakes no one.
+        for d in later.iter().chain(&now_ask) {
+            report.recheck.push((d.clone(), at + APP_STATUS_EVERY));
         }
         if !now_ask.is_empty() {
             let opts = EnqueueOptions {
@@ -658,7 +676,7 @@ fn pass(
             report.commands += 1;
             touched.extend(targets.iter().cloned());
         }
-        for (device, (missing, _, school, tenant), by_timeout) in &released {
+        for (device, (missing, _, school, tenant, _), by_timeout) in &released {
             record_release(
                 conn,
                 device,

@@ -2,7 +2,7 @@
 //! boundary (a timer, not a poll), pushes devices that got commands, and does the
 //! hourly housekeeping (stale inventory refresh, retention).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -160,8 +160,14 @@ async fn run(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<Request>) {
     let mut next_timer = tokio::time::Instant::now() + SAFETY_PASS;
     let mut next_housekeeping = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut next_licence_sync = tokio::time::Instant::now() + Duration::from_secs(5);
+    // Devices to look at again at a time of their own (from the passes' reports).
+    let mut rechecks: HashMap<String, tokio::time::Instant> = HashMap::new();
     loop {
-        let wake = next_timer.min(next_housekeeping).min(next_licence_sync);
+        let next_recheck = rechecks.values().min().copied().unwrap_or(next_timer);
+        let wake = next_timer
+            .min(next_housekeeping)
+            .min(next_licence_sync)
+            .min(next_recheck);
         let first = tokio::select! {
             r = rx.recv() => match r { Some(r) => Some(r), None => return },
             _ = tokio::time::sleep_until(wake) => None,
@@ -180,12 +186,19 @@ async fn run(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<Request>) {
         let timer_only = first.is_none();
         let mut all = timer_only && now >= next_timer;
         let mut some: HashSet<String> = HashSet::new();
+        rechecks.retain(|device, at| {
+            let due = *at <= now;
+            if due {
+                some.insert(device.clone());
+            }
+            !due
+        });
         match first {
             Some(Request::All) => all = true,
             Some(Request::Devices(ids)) => some.extend(ids),
             None => {}
         }
-        if timer_only && !all {
+        if timer_only && !all && some.is_empty() {
             continue;
         }
         // Let a burst of events arrive, then make one pass.
@@ -198,26 +211,27 @@ async fn run(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<Request>) {
         }
         let only = (!all).then(|| some.into_iter().collect::<Vec<_>>());
         match pass(&ctx, only).await {
-            Ok(report) if all => {
-                // Wake at the next schedule boundary (at least 1 s ahead), or the safety pass.
-                let until = report
-                    .next_boundary
-                    .and_then(|b| (b - chrono::Utc::now()).to_std().ok())
-                    .map_or(SAFETY_PASS, |d| {
-                        d.clamp(Duration::from_secs(1), SAFETY_PASS)
-                    });
-                next_timer = tokio::time::Instant::now() + until;
-            }
             Ok(report) => {
-                // A pass for some devices may need a pass sooner (a release deadline,
-                // an app install to ask about again): never later than planned.
-                if let Some(d) = report
-                    .next_boundary
-                    .and_then(|b| (b - chrono::Utc::now()).to_std().ok())
-                {
-                    let at =
-                        tokio::time::Instant::now() + d.clamp(Duration::from_secs(1), SAFETY_PASS);
-                    next_timer = next_timer.min(at);
+                let in_ = |t: chrono::DateTime<chrono::Utc>| {
+                    // A time already past means "soon", never "never".
+                    let d = (t - chrono::Utc::now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .clamp(Duration::from_secs(1), SAFETY_PASS);
+                    tokio::time::Instant::now() + d
+                };
+                if all {
+                    // Wake at the next schedule boundary, or the safety pass.
+                    next_timer = report
+                        .next_boundary
+                        .map_or(tokio::time::Instant::now() + SAFETY_PASS, in_);
+                }
+                for (device, t) in report.recheck {
+                    let at = in_(t);
+                    rechecks
+                        .entry(device)
+                        .and_modify(|e| *e = (*e).min(at))
+                        .or_insert(at);
                 }
             }
             Err(e) => {

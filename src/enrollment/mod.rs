@@ -200,9 +200,17 @@ pub fn authenticate(
             Some(device) => {
                 // An identity issued through ADE for this very UDID: the iPad was
                 // erased and went through Setup Assistant again (rule 4).
-                let erased = device.identity_cert_sha256.as_deref() != Some(&identity.sha256)
-                    && tokens::ade_origin(conn, &identity.sha256)?.as_deref()
-                        == Some(udid.as_str());
+                let erased = match device.identity_cert_sha256.as_deref() {
+                    Some(bound) if bound == identity.sha256 => false,
+                    bound => {
+                        tokens::ade_origin(conn, &identity.sha256)?.as_deref()
+                            == Some(udid.as_str())
+                            && match bound {
+                                Some(b) => !renews(conn, &identity.sha256, b)?,
+                                None => true,
+                            }
+                    }
+                };
                 let allowed = match device.identity_cert_sha256.as_deref() {
                     None => true,
                     Some(bound) if bound == identity.sha256 => true,

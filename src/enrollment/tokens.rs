@@ -300,10 +300,11 @@ pub fn ade_token(
     if let Some(t) = existing {
         return Ok(t);
     }
-    let id = new_id();
-    diesel::insert_into(enrollment_tokens::table)
+    // One per school (unique index): when another request made it meanwhile, that
+    // one is used.
+    let insert = diesel::insert_into(enrollment_tokens::table)
         .values((
-            enrollment_tokens::id.eq(&id),
+            enrollment_tokens::id.eq(new_id()),
             enrollment_tokens::token.eq(random_string(32)?),
             enrollment_tokens::tenant_id.eq(tenant_id),
             enrollment_tokens::school_id.eq(school_id),
@@ -312,8 +313,15 @@ pub fn ade_token(
             enrollment_tokens::created_at.eq(now()),
             enrollment_tokens::kind.eq(kind::ADE),
         ))
-        .execute(conn)?;
-    get(conn, &id)?.ok_or(TokenError::Unknown)
+        .on_conflict_do_nothing();
+    crate::with_backend!(conn, |c| insert.execute(c))?;
+    enrollment_tokens::table
+        .filter(enrollment_tokens::school_id.eq(school_id))
+        .filter(enrollment_tokens::kind.eq(kind::ADE))
+        .select(EnrollmentToken::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(TokenError::Unknown)
 }
 
 /// For an Automated Device Enrollment into a school: the school's ADE token and a
@@ -443,25 +451,15 @@ pub fn token_of_certificate(
     Ok(None)
 }
 
-/// The UDID an identity was issued for through ADE (following renewals back).
+/// The UDID this very identity was issued for through ADE (a renewal of it is not:
+/// renewing is not being erased).
 pub fn ade_origin(conn: &mut DbConn, sha256: &str) -> QueryResult<Option<String>> {
-    let mut current = sha256.to_owned();
-    for _ in 0..16 {
-        let row: Option<(Option<String>, Option<String>)> = device_certificates::table
-            .find(&current)
-            .select((
-                device_certificates::ade_udid,
-                device_certificates::renewed_from,
-            ))
-            .first(conn)
-            .optional()?;
-        match row {
-            Some((Some(udid), _)) => return Ok(Some(udid)),
-            Some((None, Some(parent))) => current = parent,
-            _ => return Ok(None),
-        }
-    }
-    Ok(None)
+    Ok(device_certificates::table
+        .find(sha256)
+        .select(device_certificates::ade_udid)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
 }
 
 /// Did our SCEP server issue this certificate?

@@ -70,8 +70,14 @@ async fn enroll(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<HttpR
                     .select(ade_devices::tenant_id)
                     .first(conn)
                     .optional()?;
-                let known: Option<(String, Option<String>, Option<String>, String)> = devices::table
+                let mut q = devices::table
                     .filter(devices::serial_number.eq(serial))
+                    .into_boxed();
+                // The authority's own row of the serial (Apple says whose it is).
+                if let Some(t) = &in_asm {
+                    q = q.filter(devices::tenant_id.eq(t.clone()));
+                }
+                let known: Option<(String, Option<String>, Option<String>, String)> = q
                     .select((devices::id, devices::school_id, devices::udid, devices::enrollment_status))
                     .order(devices::created_at.asc())
                     .first(conn)
@@ -83,6 +89,7 @@ async fn enroll(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<HttpR
                         crate::ade::school::place(conn, tenant, Some(&[serial.to_owned()]))?;
                         school_id = devices::table
                             .filter(devices::serial_number.eq(serial))
+                            .filter(devices::tenant_id.eq(tenant))
                             .filter(devices::school_id.is_not_null())
                             .select(devices::school_id)
                             .first::<Option<String>>(conn)

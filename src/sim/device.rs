@@ -127,6 +127,16 @@ impl SimDevice {
         }
     }
 
+    /// Takes a new identity (a renewal); the cached Idle signature goes with the old.
+    pub fn set_identity(&mut self, cert: X509, key: PKey<Private>) {
+        self.cert = cert;
+        self.key = key;
+        *self
+            .idle_signature
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// The `Mdm-Signature` header value for `body`.
     pub fn sign(&self, body: &[u8]) -> Result<String, SimError> {
         let sig = match self.encoding {

@@ -127,6 +127,48 @@ pub async fn scep_enroll(
     }
 }
 
+/// Renews an identity over SCEP (RenewalReq signed with the current identity), with
+/// a new key as iOS does before the certificate expires.
+pub async fn scep_renew(
+    client: &reqwest::Client,
+    scep_url: &str,
+    current: &openssl::x509::X509,
+    current_key: &PKey<Private>,
+    new_key: &PKey<Private>,
+) -> Result<openssl::x509::X509, SimError> {
+    let ca = client
+        .get(scep_url)
+        .query(&[("operation", "GetCACert")])
+        .send()
+        .await?;
+    let ca_cert = openssl::x509::X509::from_der(&ca.bytes().await?)
+        .map_err(|e| bad(format!("GetCACert: not a certificate: {e}")))?;
+    let csr = scep::build_csr(new_key, current.subject_name(), None)?;
+    let (msg, _tid, nonce) = scep::build_pkcs_req(
+        &csr,
+        current,
+        current_key,
+        &ca_cert,
+        MessageType::RenewalReq,
+    )?;
+    let res = client
+        .post(scep_url)
+        .query(&[("operation", "PKIOperation")])
+        .header("Content-Type", "application/x-pki-message")
+        .body(msg)
+        .send()
+        .await?;
+    if !res.status().is_success() {
+        return Err(bad(format!("PKIOperation answered {}", res.status())));
+    }
+    let body = res.bytes().await?;
+    match scep::parse_cert_rep(&body, &ca_cert, current_key, current, &nonce)? {
+        CertRepOutcome::Issued(cert) => Ok(cert),
+        CertRepOutcome::Failed(info) => Err(bad(format!("SCEP failure: {info:?}"))),
+        CertRepOutcome::Pending => Err(bad("SCEP answered PENDING")),
+    }
+}
+
 /// A PKCS#10 request with the challenge password attribute, as iOS builds it.
 fn build_csr(
     key: &PKey<Private>,

@@ -194,6 +194,11 @@ async fn through_setup(
     (ipad, seen)
 }
 
+/// One reconciler pass now (the service runs them too; this one reports).
+async fn reconcile_now(app: &TestApp) -> tafel::assign::reconcile::Report {
+    crate::assignments::reconcile_at(app, Utc::now()).await
+}
+
 fn udid(n: usize) -> Udid {
     Udid::parse(&format!("00008103-ADE{n:013}")).unwrap()
 }
@@ -296,6 +301,29 @@ async fn a_reset_ipad_comes_back_supervised_enrolled_in_its_cart_and_configured(
         in_cart["items"].as_array().unwrap().len(),
         3,
         "the rule put all three into the cart: {in_cart}"
+    );
+
+    // Its identity renewed over SCEP is not an erase: nothing is forgotten.
+    let mut ipad = ipad;
+    let new_key = tafel::sim::enroll::new_key().unwrap();
+    let renewed = tafel::sim::enroll::scep_renew(
+        &reqwest::Client::new(),
+        &app.url("/scep"),
+        &ipad.cert,
+        &ipad.key,
+        &new_key,
+    )
+    .await
+    .unwrap();
+    ipad.set_identity(renewed, new_key);
+    ipad.authenticate().await.unwrap();
+    ipad.token_update(false).await.unwrap();
+    let (_, audit) = app.get("/api/v1/audit?action=reset").await;
+    assert_eq!(audit["items"].as_array().map(Vec::len), Some(0), "{audit}");
+    assert_eq!(
+        reconcile_now(app).await.installs,
+        0,
+        "nothing to install again after a renewal"
     );
 
     // A replayed machine-info body changes nothing for the enrolled iPad.
@@ -736,9 +764,13 @@ async fn an_app_counts_once_the_ipad_reports_it_installed() {
         (0, 0),
         "not asked again at once"
     );
-    assert!(r
-        .next_boundary
-        .is_some_and(|b| b <= Utc::now() + Duration::seconds(6)));
+    assert!(
+        r.recheck
+            .iter()
+            .any(|(_, at)| *at <= Utc::now() + Duration::seconds(6)),
+        "looked at again within seconds: {:?}",
+        r.recheck
+    );
     // Downloaded: the next answer releases it.
     ipad.downloading.clear();
     let later = Utc::now() + Duration::seconds(6);
@@ -746,4 +778,71 @@ async fn an_app_counts_once_the_ipad_reports_it_installed() {
     assert_eq!(connect(&mut ipad).await, ["ManagedApplicationList"]);
     assert_eq!(reconcile_at(app, later).await.released, 1);
     assert_eq!(connect(&mut ipad).await, ["DeviceConfigured"]);
+}
+
+#[actix_web::test]
+async fn a_downloading_app_holds_the_ipad_until_it_is_installed() {
+    // The running service (not hand-driven passes): an answer that still says
+    // "Installing" wakes no one, so the reconciler must come back by itself.
+    let t = ade("adedl", 1, |_| {}).await;
+    let app = &t.app;
+    let (_, keynote) = app
+        .post("/api/v1/apps", json!({"tenant_id": t.tenant, "name": "Keynote", "bundle_id": "com.apple.Keynote", "adam_id": KEYNOTE_ID.to_string(), "licensed": false}))
+        .await;
+    app.post("/api/v1/assignments", json!({"item_kind": "app", "item_id": keynote["id"], "target_kind": "school", "target_id": t.school}))
+        .await;
+    app.post(
+        &format!("/api/v1/tenants/{}/ade-rules", t.tenant),
+        json!({"school_id": t.school, "serials": [t.serials[0]]}),
+    )
+    .await;
+    t.sync().await;
+    let id = udid(5);
+    let apple = t.identity(&id);
+    let client = reqwest::Client::new();
+    let mut ipad = setup::ade_enroll(
+        &client,
+        &t.enroll_url(),
+        id,
+        t.serials[0].clone(),
+        &apple,
+        None,
+    )
+    .await
+    .unwrap();
+    ipad.store.insert(KEYNOTE_ID, "com.apple.Keynote".into());
+    ipad.downloading.insert("com.apple.Keynote".into());
+    // A while of connecting: installed, asked, "Installing" — and no release.
+    let mut seen = Vec::new();
+    let until = std::time::Instant::now() + StdDuration::from_millis(3000);
+    while std::time::Instant::now() < until {
+        let mut next = ipad.idle().await.unwrap();
+        while let Some(c) = next {
+            seen.push(c.request_type.clone());
+            let a = ipad.execute(&c);
+            next = ipad.answer(&c, a).await.unwrap();
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+    assert!(
+        seen.contains(&"ManagedApplicationList".to_owned()),
+        "{seen:?}"
+    );
+    assert!(!seen.contains(&"DeviceConfigured".to_owned()), "{seen:?}");
+    // Downloaded: the next question finds it installed, and the iPad is released.
+    ipad.downloading.clear();
+    let rest = setup::await_configuration(
+        &mut ipad,
+        StdDuration::from_secs(15),
+        StdDuration::from_millis(50),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        rest.last().map(String::as_str),
+        Some("DeviceConfigured"),
+        "{rest:?}"
+    );
+    let (_, dev) = app.get(&format!("/api/v1/devices/{}", t.serials[0])).await;
+    assert_eq!(dev["setup"]["outcome"], "configured", "{dev}");
 }
