@@ -85,72 +85,33 @@ pub fn read_profile(body: &[u8]) -> Result<ProfileInfo, SimError> {
     })
 }
 
-/// Obtains an identity certificate over SCEP (GetCACert, then PKCSReq by POST).
-pub async fn scep_enroll(
-    client: &reqwest::Client,
-    info: &ProfileInfo,
-    key: &PKey<Private>,
-) -> Result<openssl::x509::X509, SimError> {
-    let ca = client
-        .get(&info.scep_url)
-        .query(&[("operation", "GetCACert")])
-        .send()
-        .await?;
-    if !ca.status().is_success() {
-        return Err(bad(format!("GetCACert answered {}", ca.status())));
-    }
-    let ca_cert = openssl::x509::X509::from_der(&ca.bytes().await?)
-        .map_err(|e| bad(format!("GetCACert: not a certificate: {e}")))?;
-    let mut name = X509Name::builder().map_err(crate::pki::PkiError::from)?;
-    name.append_entry_by_text("CN", &info.subject_cn)
-        .map_err(crate::pki::PkiError::from)?;
-    let name = name.build();
-    let csr = build_csr(key, &name, &info.challenge)?;
-    let self_signed = scep::self_signed_for_csr(key, &name)?;
-    let (msg, _tid, nonce) =
-        scep::build_pkcs_req(&csr, &self_signed, key, &ca_cert, MessageType::PkcsReq)?;
-    let res = client
-        .post(&info.scep_url)
-        .query(&[("operation", "PKIOperation")])
-        .header("Content-Type", "application/x-pki-message")
-        .body(msg)
-        .send()
-        .await?;
-    if !res.status().is_success() {
-        return Err(bad(format!("PKIOperation answered {}", res.status())));
-    }
-    let body = res.bytes().await?;
-    match scep::parse_cert_rep(&body, &ca_cert, key, &self_signed, &nonce)? {
-        CertRepOutcome::Issued(cert) => Ok(cert),
-        CertRepOutcome::Failed(info) => Err(bad(format!("SCEP failure: {info:?}"))),
-        CertRepOutcome::Pending => Err(bad("SCEP answered PENDING")),
-    }
-}
-
-/// Renews an identity over SCEP (RenewalReq signed with the current identity), with
-/// a new key as iOS does before the certificate expires.
-pub async fn scep_renew(
+/// GetCACert: the CA certificate SCEP messages are encrypted to.
+async fn ca_certificate(
     client: &reqwest::Client,
     scep_url: &str,
-    current: &openssl::x509::X509,
-    current_key: &PKey<Private>,
-    new_key: &PKey<Private>,
 ) -> Result<openssl::x509::X509, SimError> {
     let ca = client
         .get(scep_url)
         .query(&[("operation", "GetCACert")])
         .send()
         .await?;
-    let ca_cert = openssl::x509::X509::from_der(&ca.bytes().await?)
-        .map_err(|e| bad(format!("GetCACert: not a certificate: {e}")))?;
-    let csr = scep::build_csr(new_key, current.subject_name(), None)?;
-    let (msg, _tid, nonce) = scep::build_pkcs_req(
-        &csr,
-        current,
-        current_key,
-        &ca_cert,
-        MessageType::RenewalReq,
-    )?;
+    if !ca.status().is_success() {
+        return Err(bad(format!("GetCACert answered {}", ca.status())));
+    }
+    openssl::x509::X509::from_der(&ca.bytes().await?)
+        .map_err(|e| bad(format!("GetCACert: not a certificate: {e}")))
+}
+
+/// Sends a pkiMessage by POST and reads the CertRep (signed to `signer`).
+async fn pki_operation(
+    client: &reqwest::Client,
+    scep_url: &str,
+    request: (Vec<u8>, String, Vec<u8>),
+    ca_cert: &openssl::x509::X509,
+    key: &PKey<Private>,
+    signer: &openssl::x509::X509,
+) -> Result<openssl::x509::X509, SimError> {
+    let (msg, _tid, nonce) = request;
     let res = client
         .post(scep_url)
         .query(&[("operation", "PKIOperation")])
@@ -162,11 +123,49 @@ pub async fn scep_renew(
         return Err(bad(format!("PKIOperation answered {}", res.status())));
     }
     let body = res.bytes().await?;
-    match scep::parse_cert_rep(&body, &ca_cert, current_key, current, &nonce)? {
+    match scep::parse_cert_rep(&body, ca_cert, key, signer, &nonce)? {
         CertRepOutcome::Issued(cert) => Ok(cert),
         CertRepOutcome::Failed(info) => Err(bad(format!("SCEP failure: {info:?}"))),
         CertRepOutcome::Pending => Err(bad("SCEP answered PENDING")),
     }
+}
+
+/// Obtains an identity certificate over SCEP (GetCACert, then PKCSReq by POST).
+pub async fn scep_enroll(
+    client: &reqwest::Client,
+    info: &ProfileInfo,
+    key: &PKey<Private>,
+) -> Result<openssl::x509::X509, SimError> {
+    let ca_cert = ca_certificate(client, &info.scep_url).await?;
+    let mut name = X509Name::builder().map_err(crate::pki::PkiError::from)?;
+    name.append_entry_by_text("CN", &info.subject_cn)
+        .map_err(crate::pki::PkiError::from)?;
+    let name = name.build();
+    let csr = build_csr(key, &name, &info.challenge)?;
+    let self_signed = scep::self_signed_for_csr(key, &name)?;
+    let request = scep::build_pkcs_req(&csr, &self_signed, key, &ca_cert, MessageType::PkcsReq)?;
+    pki_operation(client, &info.scep_url, request, &ca_cert, key, &self_signed).await
+}
+
+/// Renews an identity over SCEP (RenewalReq signed with the current identity), with
+/// a new key as iOS does before the certificate expires.
+pub async fn scep_renew(
+    client: &reqwest::Client,
+    scep_url: &str,
+    current: &openssl::x509::X509,
+    current_key: &PKey<Private>,
+    new_key: &PKey<Private>,
+) -> Result<openssl::x509::X509, SimError> {
+    let ca_cert = ca_certificate(client, scep_url).await?;
+    let csr = scep::build_csr(new_key, current.subject_name(), None)?;
+    let request = scep::build_pkcs_req(
+        &csr,
+        current,
+        current_key,
+        &ca_cert,
+        MessageType::RenewalReq,
+    )?;
+    pki_operation(client, scep_url, request, &ca_cert, current_key, current).await
 }
 
 /// A PKCS#10 request with the challenge password attribute, as iOS builds it.

@@ -194,6 +194,39 @@ async fn through_setup(
     (ipad, seen)
 }
 
+/// Keynote assigned to the school, the first serial placed there and synced, and that
+/// iPad enrolled through Setup Assistant (awaiting configuration), Keynote still
+/// downloading on it.
+async fn keynote_and_one_downloading_ipad(t: &Ade, n: usize) -> tafel::sim::device::SimDevice {
+    let app = &t.app;
+    let (_, keynote) = app
+        .post("/api/v1/apps", json!({"tenant_id": t.tenant, "name": "Keynote", "bundle_id": "com.apple.Keynote", "adam_id": KEYNOTE_ID.to_string(), "licensed": false}))
+        .await;
+    app.post("/api/v1/assignments", json!({"item_kind": "app", "item_id": keynote["id"], "target_kind": "school", "target_id": t.school}))
+        .await;
+    app.post(
+        &format!("/api/v1/tenants/{}/ade-rules", t.tenant),
+        json!({"school_id": t.school, "serials": [t.serials[0]]}),
+    )
+    .await;
+    t.sync().await;
+    let id = udid(n);
+    let apple = t.identity(&id);
+    let mut ipad = setup::ade_enroll(
+        &reqwest::Client::new(),
+        &t.enroll_url(),
+        id,
+        t.serials[0].clone(),
+        &apple,
+        None,
+    )
+    .await
+    .unwrap();
+    ipad.store.insert(KEYNOTE_ID, "com.apple.Keynote".into());
+    ipad.downloading.insert("com.apple.Keynote".into());
+    ipad
+}
+
 /// One reconciler pass now (the service runs them too; this one reports).
 async fn reconcile_now(app: &TestApp) -> tafel::assign::reconcile::Report {
     crate::assignments::reconcile_at(app, Utc::now()).await
@@ -725,32 +758,7 @@ async fn an_app_counts_once_the_ipad_reports_it_installed() {
     use crate::assignments::{connect, reconcile_at};
     let t = ade("adeslow", 1, |s| s.reconcile.automatic = false).await;
     let app = &t.app;
-    let (_, keynote) = app
-        .post("/api/v1/apps", json!({"tenant_id": t.tenant, "name": "Keynote", "bundle_id": "com.apple.Keynote", "adam_id": KEYNOTE_ID.to_string(), "licensed": false}))
-        .await;
-    app.post("/api/v1/assignments", json!({"item_kind": "app", "item_id": keynote["id"], "target_kind": "school", "target_id": t.school}))
-        .await;
-    app.post(
-        &format!("/api/v1/tenants/{}/ade-rules", t.tenant),
-        json!({"school_id": t.school, "serials": [t.serials[0]]}),
-    )
-    .await;
-    t.sync().await;
-    let id = udid(4);
-    let apple = t.identity(&id);
-    let client = reqwest::Client::new();
-    let mut ipad = setup::ade_enroll(
-        &client,
-        &t.enroll_url(),
-        id,
-        t.serials[0].clone(),
-        &apple,
-        None,
-    )
-    .await
-    .unwrap();
-    ipad.store.insert(KEYNOTE_ID, "com.apple.Keynote".into());
-    ipad.downloading.insert("com.apple.Keynote".into());
+    let mut ipad = keynote_and_one_downloading_ipad(&t, 4).await;
     let now = Utc::now();
     assert_eq!(reconcile_at(app, now).await.installs, 1);
     assert_eq!(connect(&mut ipad).await, ["InstallApplication"]);
@@ -786,32 +794,7 @@ async fn a_downloading_app_holds_the_ipad_until_it_is_installed() {
     // "Installing" wakes no one, so the reconciler must come back by itself.
     let t = ade("adedl", 1, |_| {}).await;
     let app = &t.app;
-    let (_, keynote) = app
-        .post("/api/v1/apps", json!({"tenant_id": t.tenant, "name": "Keynote", "bundle_id": "com.apple.Keynote", "adam_id": KEYNOTE_ID.to_string(), "licensed": false}))
-        .await;
-    app.post("/api/v1/assignments", json!({"item_kind": "app", "item_id": keynote["id"], "target_kind": "school", "target_id": t.school}))
-        .await;
-    app.post(
-        &format!("/api/v1/tenants/{}/ade-rules", t.tenant),
-        json!({"school_id": t.school, "serials": [t.serials[0]]}),
-    )
-    .await;
-    t.sync().await;
-    let id = udid(5);
-    let apple = t.identity(&id);
-    let client = reqwest::Client::new();
-    let mut ipad = setup::ade_enroll(
-        &client,
-        &t.enroll_url(),
-        id,
-        t.serials[0].clone(),
-        &apple,
-        None,
-    )
-    .await
-    .unwrap();
-    ipad.store.insert(KEYNOTE_ID, "com.apple.Keynote".into());
-    ipad.downloading.insert("com.apple.Keynote".into());
+    let mut ipad = keynote_and_one_downloading_ipad(&t, 5).await;
     // A while of connecting: installed, asked, "Installing" — and no release.
     let mut seen = Vec::new();
     let until = std::time::Instant::now() + StdDuration::from_millis(3000);
