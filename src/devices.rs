@@ -234,6 +234,70 @@ pub fn find(conn: &mut DbConn, p: &Principal, key: &str) -> QueryResult<Option<D
         .optional()
 }
 
+/// Outcomes of a device's Setup Assistant wait.
+pub mod outcome {
+    /// Everything required was installed.
+    pub const CONFIGURED: &str = "configured";
+    /// Released with failed items (they are retried later).
+    pub const INCOMPLETE: &str = "incomplete";
+    /// Released by the school's timeout with items still pending.
+    pub const TIMEOUT: &str = "timeout";
+}
+
+/// Records the start of a device's Setup Assistant wait (replacing an earlier one).
+pub fn start_setup(
+    conn: &mut DbConn,
+    device_id: &str,
+    serial: Option<&str>,
+    first_contact: chrono::NaiveDateTime,
+) -> QueryResult<()> {
+    use crate::db::schema::device_setup;
+    diesel::delete(device_setup::table.find(device_id)).execute(conn)?;
+    diesel::insert_into(device_setup::table)
+        .values((
+            device_setup::device_id.eq(device_id),
+            device_setup::serial_number.eq(serial),
+            device_setup::first_contact_at.eq(first_contact),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Records how a device's wait ended; a wait without a recorded start (awaiting
+/// configuration without ADE's machine info) starts at its enrollment.
+pub fn finish_setup(
+    conn: &mut DbConn,
+    device_id: &str,
+    outcome: &str,
+    missing: &[String],
+) -> QueryResult<()> {
+    use crate::db::schema::device_setup;
+    let at = crate::db::now();
+    let gap = (!missing.is_empty()).then(|| serde_json::json!(missing).to_string());
+    let ended = (
+        device_setup::released_at.eq(Some(at)),
+        device_setup::outcome.eq(Some(outcome)),
+        device_setup::missing.eq(&gap),
+    );
+    let n = diesel::update(device_setup::table.find(device_id))
+        .set(ended)
+        .execute(conn)?;
+    if n == 0 {
+        let start: Option<chrono::NaiveDateTime> = devices::table
+            .find(device_id)
+            .select(devices::enrolled_at)
+            .first(conn)?;
+        diesel::insert_into(device_setup::table)
+            .values((
+                device_setup::device_id.eq(device_id),
+                device_setup::first_contact_at.eq(start.unwrap_or(at)),
+                ended,
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 /// How a device's last Setup Assistant wait went (Automated Device Enrollment).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Setup {

@@ -713,16 +713,6 @@ fn pass(
     Ok(report)
 }
 
-/// Outcomes of a device's Setup Assistant wait.
-pub mod outcome {
-    /// Everything required was installed.
-    pub const CONFIGURED: &str = "configured";
-    /// Released with failed items (they are retried later).
-    pub const INCOMPLETE: &str = "incomplete";
-    /// Released by the school's timeout with items still pending.
-    pub const TIMEOUT: &str = "timeout";
-}
-
 /// Records how a device's wait ended (the gap, if any, also in the audit log).
 fn record_release(
     conn: &mut DbConn,
@@ -732,8 +722,7 @@ fn record_release(
     school: Option<&str>,
     tenant: Option<&str>,
 ) -> QueryResult<()> {
-    use crate::db::schema::device_setup;
-    let at = now();
+    use crate::devices::outcome;
     let result = if by_timeout {
         outcome::TIMEOUT
     } else if missing.is_empty() {
@@ -741,30 +730,7 @@ fn record_release(
     } else {
         outcome::INCOMPLETE
     };
-    let gap = (!missing.is_empty()).then(|| serde_json::json!(missing).to_string());
-    let n = diesel::update(device_setup::table.find(device))
-        .set((
-            device_setup::released_at.eq(Some(at)),
-            device_setup::outcome.eq(Some(result)),
-            device_setup::missing.eq(&gap),
-        ))
-        .execute(conn)?;
-    if n == 0 {
-        // Awaiting configuration without ADE's machine info (e.g. a manual test).
-        let start: Option<chrono::NaiveDateTime> = devices::table
-            .find(device)
-            .select(devices::enrolled_at)
-            .first(conn)?;
-        diesel::insert_into(device_setup::table)
-            .values((
-                device_setup::device_id.eq(device),
-                device_setup::first_contact_at.eq(start.unwrap_or(at)),
-                device_setup::released_at.eq(Some(at)),
-                device_setup::outcome.eq(Some(result)),
-                device_setup::missing.eq(&gap),
-            ))
-            .execute(conn)?;
-    }
+    crate::devices::finish_setup(conn, device, result, missing)?;
     if !missing.is_empty() {
         crate::audit::record(
             conn,

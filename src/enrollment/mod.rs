@@ -241,7 +241,7 @@ pub fn authenticate(
                         .select(scep_challenges::created_at)
                         .first(conn)
                         .optional()?;
-                    start_setup(
+                    crate::devices::start_setup(
                         conn,
                         &device.id,
                         msg.serial_number.as_deref(),
@@ -418,25 +418,6 @@ fn stop_open_commands(
         command_queue::updated_at.eq(at),
     ))
     .execute(conn)
-}
-
-/// Records the start of a device's Setup Assistant wait (replacing an earlier one).
-pub fn start_setup(
-    conn: &mut DbConn,
-    device_id: &str,
-    serial: Option<&str>,
-    first_contact: chrono::NaiveDateTime,
-) -> QueryResult<()> {
-    use crate::db::schema::device_setup;
-    diesel::delete(device_setup::table.find(device_id)).execute(conn)?;
-    diesel::insert_into(device_setup::table)
-        .values((
-            device_setup::device_id.eq(device_id),
-            device_setup::serial_number.eq(serial),
-            device_setup::first_contact_at.eq(first_contact),
-        ))
-        .execute(conn)
-        .map(drop)
 }
 
 /// A device came back through Setup Assistant (erased): its enrollment becomes pending,

@@ -16,7 +16,7 @@ use super::enroll::{signed_profile, MOBILECONFIG};
 use crate::ade::machine_info::MachineInfoError;
 use crate::db::schema::{ade_devices, devices};
 use crate::db::{new_id, now};
-use crate::enrollment::{self, status, tokens};
+use crate::enrollment::{status, tokens};
 use crate::error::{ApiError, ApiResult};
 use crate::org;
 use crate::state::AppState;
@@ -172,7 +172,7 @@ async fn enroll(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<HttpR
                 }
                 if !returning {
                     // The Setup Assistant wait starts now.
-                    enrollment::start_setup(conn, &device_id, Some(serial), at)?;
+                    crate::devices::start_setup(conn, &device_id, Some(serial), at)?;
                 }
                 let removable = crate::ade::school::settings(conn, &school.id)?
                     .settings

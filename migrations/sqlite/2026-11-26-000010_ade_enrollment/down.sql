@@ -8,6 +8,7 @@ DROP TABLE ade_profile_uploads;
 DROP TABLE ade_profiles;
 DROP TABLE ade_rules;
 DROP INDEX ade_devices_order;
+CREATE INDEX devices_serial ON devices(serial_number);
 DROP INDEX devices_serial_tenant;
 ALTER TABLE ade_devices DROP COLUMN profile_error;
 ALTER TABLE ade_devices DROP COLUMN profile_pushed_at;

@@ -8,8 +8,10 @@ ALTER TABLE ade_devices ADD COLUMN profile_assigned_at TIMESTAMP;
 ALTER TABLE ade_devices ADD COLUMN profile_pushed_at TIMESTAMP;
 ALTER TABLE ade_devices ADD COLUMN profile_error TEXT;
 CREATE INDEX ade_devices_order ON ade_devices(order_number);
--- ASM devices meet tafel's devices by serial within their authority.
+-- ASM devices meet tafel's devices by serial within their authority; the pair also
+-- serves lookups by serial alone, so the old serial index goes.
 CREATE INDEX devices_serial_tenant ON devices(serial_number, tenant_id);
+DROP INDEX devices_serial;
 -- A sync claims its token, so two nodes never sync the same token at once.
 ALTER TABLE ade_tokens ADD COLUMN sync_claimed_at TIMESTAMP;
 -- ADE enrollments use one internal token per school (kind 'ade'); links are 'link'.
