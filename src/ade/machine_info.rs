@@ -372,11 +372,9 @@ fn sign_content(
 /// `SOFTWARE_UPDATE_DEVICE_ID`, `MDM_CAN_REQUEST_SOFTWARE_UPDATE`, …) and
 /// their types are ignored.
 fn parse(content: &[u8]) -> Result<MachineInfo, MachineInfoError> {
-    let value = plist::Value::from_reader(std::io::Cursor::new(content))
+    use crate::protocol::bounded::{parse_dictionary, Limits};
+    let dict = parse_dictionary(content, Limits::DEVICE)
         .map_err(|e| MachineInfoError::BadPlist(e.to_string()))?;
-    let dict = value
-        .into_dictionary()
-        .ok_or_else(|| MachineInfoError::BadPlist("the top level is not a dictionary".into()))?;
     let required = |key: &'static str| -> Result<String, MachineInfoError> {
         string(&dict, key)?.ok_or(MachineInfoError::Missing(key))
     };

@@ -343,7 +343,9 @@ async fn list(
             let result = entry
                 .result
                 .take()
-                .and_then(|raw| plist::Value::from_reader(std::io::Cursor::new(raw)).ok())
+                .and_then(|raw| {
+                    protocol::bounded::parse(&raw, protocol::bounded::Limits::DEVICE).ok()
+                })
                 .map(|v| protocol::plist_to_json(&v));
             let error_chain = entry
                 .error_chain

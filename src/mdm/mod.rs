@@ -102,6 +102,9 @@ async fn device_request(
     if body.is_empty() {
         return Err(ApiError::bad_request("empty body: expected a plist"));
     }
+    // The signature (or TLS identity) is checked before the body is read: nothing from
+    // a sender without one of our identities reaches the plist parser.
+    let identity = identity::verify(&req, &body, &state)?;
     let dict = protocol::parse_dict(&body).map_err(protocol_error)?;
     let is_checkin = dict.contains_key("MessageType")
         || req
@@ -111,7 +114,6 @@ async fn device_request(
             .is_some_and(|v| v.starts_with("application/x-apple-aspen-mdm-checkin"));
     if is_checkin {
         let msg = CheckinMessage::from_dict(&dict).map_err(protocol_error)?;
-        let identity = identity::verify(&req, &body, &state)?;
         let state = state.into_inner();
         let reply = checkin(state.clone(), msg, identity).await?;
         // A (re-)enrolled device gets its assignments.
@@ -121,7 +123,6 @@ async fn device_request(
         Ok(reply.into_response())
     } else {
         let report = ConnectReport::from_dict(dict).map_err(protocol_error)?;
-        let identity = identity::verify(&req, &body, &state)?;
         connect(state.into_inner(), report, identity, body)
             .await
             .map(Reply::into_response)

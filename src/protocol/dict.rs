@@ -3,19 +3,15 @@
 //! Every parser in this module goes through [`Fields`], so a wrong type or a
 //! missing key always produces the same [`ProtocolError`] shape.
 
-use std::io::Cursor;
-
 use plist::{Dictionary, Value};
 
 use super::error::ProtocolError;
 
-/// Parses an XML or binary plist body whose top level must be a dictionary.
+/// Parses an XML or binary plist body whose top level must be a dictionary, within
+/// the bounds of a device message ([`super::bounded::Limits::DEVICE`]).
 pub fn parse_body(body: &[u8]) -> Result<Dictionary, ProtocolError> {
-    let value = Value::from_reader(Cursor::new(body))
-        .map_err(|e| ProtocolError::Malformed(e.to_string()))?;
-    value
-        .into_dictionary()
-        .ok_or_else(|| ProtocolError::Malformed("top-level value is not a dictionary".to_owned()))
+    super::bounded::parse_dictionary(body, super::bounded::Limits::DEVICE)
+        .map_err(|e| ProtocolError::Malformed(e.to_string()))
 }
 
 /// Serializes a dictionary as an XML plist document.

@@ -5,6 +5,7 @@
 //! policy: every parser returns [`ProtocolError`] naming the offending key;
 //! nothing here panics on device input.
 
+pub mod bounded;
 mod checkin;
 mod checkin_reply;
 mod command;
