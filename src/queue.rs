@@ -1,11 +1,13 @@
 //! The command queue: a command is stored once and fanned out to one queue row per
 //! device; devices take the oldest pending command (priority first) and answer it.
 //!
-//! Delivery rule (after NanoMDM): a connect *sequence* starts with `Status=Idle`. On
-//! Idle, every command not yet answered (`pending`, `not_now`, and `sent` without an
-//! answer, e.g. after a crash) is a candidate. After an answer within the sequence only
-//! `pending` commands are candidates, so a command the device answered `NotNow` is not
-//! offered again until the device's next Idle: it is never lost and never loops.
+//! Delivery rule: a connect *sequence* starts with `Status=Idle`. Within it, a command
+//! the device answered `NotNow` *in this sequence* is not offered again; every other
+//! open command is: `pending`, `sent` before without an answer (e.g. after a crash),
+//! and commands deferred in an earlier sequence. The Idle turns what earlier sequences
+//! deferred back into `pending`, so inside the sequence `not_now` means "deferred
+//! here": a deferred command is never lost, never loops within a sequence, and comes
+//! back with the very next sequence rather than one command per Idle.
 
 use diesel::prelude::*;
 
@@ -19,7 +21,7 @@ pub mod state {
     pub const PENDING: &str = "pending";
     /// Handed to the device, no answer yet.
     pub const SENT: &str = "sent";
-    /// The device answered NotNow; offered again on its next Idle.
+    /// The device answered NotNow in its current sequence; pending again at its next Idle.
     pub const NOT_NOW: &str = "not_now";
     /// Done.
     pub const ACKNOWLEDGED: &str = "acknowledged";
@@ -124,7 +126,8 @@ pub fn enqueue_in_tx(
 }
 
 /// Picks the next command for a device and marks it sent. `after_answer` is true when
-/// the device has just answered a command in this connect sequence.
+/// the device has just answered a command in this connect sequence; false on its Idle,
+/// which starts a new sequence.
 ///
 /// Needs no transaction: the row is claimed with a conditional update, and a lost race
 /// (two connects of one device at once) just picks again.
@@ -133,11 +136,29 @@ pub fn next_command(
     device_id: &str,
     after_answer: bool,
 ) -> Result<Option<Vec<u8>>, QueueError> {
-    let candidates: &[&str] = if after_answer {
-        &[state::PENDING]
-    } else {
-        &state::OPEN
-    };
+    if !after_answer {
+        // Written only when an earlier sequence deferred something, so an Idle that
+        // finds nothing to do stays read-only.
+        let deferred: i64 = command_queue::table
+            .filter(command_queue::device_id.eq(device_id))
+            .filter(command_queue::status.eq(state::NOT_NOW))
+            .count()
+            .get_result(conn)?;
+        if deferred > 0 {
+            diesel::update(
+                command_queue::table
+                    .filter(command_queue::device_id.eq(device_id))
+                    .filter(command_queue::status.eq(state::NOT_NOW)),
+            )
+            .set((
+                command_queue::status.eq(state::PENDING),
+                command_queue::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        }
+    }
+    // Deferred in this sequence: not offered again until the next Idle.
+    let candidates: &[&str] = &[state::PENDING, state::SENT];
     loop {
         let at = now();
         let next: Option<(String, Vec<u8>, Option<chrono::NaiveDateTime>)> = command_queue::table

@@ -7,6 +7,7 @@ mod ade;
 mod ade_enroll;
 mod assignments;
 mod cli;
+mod device_trust;
 mod enrollment;
 mod foundation;
 mod helpers;

@@ -1,0 +1,102 @@
+//! Device trust, tried as an attacker and a real fleet would: every command reaches
+//! each iPad exactly once under NotNow, no body can crash tafel, an answer and the
+//! inventory it carries land together.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use tafel::sim::device::{Answer, SimDevice};
+
+use crate::helpers::TestApp;
+
+/// An enrolled, active iPad.
+pub async fn enrolled(app: &TestApp, n: usize) -> SimDevice {
+    let ipad = app.device(n);
+    ipad.authenticate().await.unwrap();
+    ipad.token_update(false).await.unwrap();
+    ipad
+}
+
+/// Deterministic "20 %": does the device answer NotNow to this command in this round?
+fn defers(udid: &str, command: &str, round: usize) -> bool {
+    let digest = openssl::sha::sha256(format!("{udid}/{command}/{round}").as_bytes());
+    digest[0] % 5 == 0
+}
+
+#[actix_web::test]
+async fn every_command_reaches_each_ipad_exactly_once_under_not_now() {
+    let app = TestApp::spawn().await;
+    let mut ipads = Vec::new();
+    for n in 0..20 {
+        ipads.push(enrolled(&app, 3000 + n).await);
+    }
+    let udids: Vec<String> = ipads.iter().map(|d| d.udid.to_string()).collect();
+    let refs: Vec<&str> = udids.iter().map(String::as_str).collect();
+    let mut commands = Vec::new();
+    for i in 0..13 {
+        let kind = ["DeviceInformation", "ProfileList", "SecurityInfo"][i % 3];
+        commands.push(app.enqueue(&refs, kind, None).await);
+    }
+
+    // (device, command) → how often it was answered other than NotNow.
+    let mut answered: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut sequences_ending_with_older_deferrals = 0;
+    let mut not_now_answers = 0;
+    let rounds_with_not_now = 4;
+    for round in 0..=rounds_with_not_now {
+        let last = round == rounds_with_not_now;
+        for ipad in &mut ipads {
+            let udid = ipad.udid.to_string();
+            let mut offered_here = BTreeSet::new();
+            let mut deferred_here = BTreeSet::new();
+            let mut next = ipad.idle().await.unwrap();
+            while let Some(cmd) = next {
+                let uuid = cmd.command_uuid.to_string();
+                assert!(
+                    offered_here.insert(uuid.clone()),
+                    "{uuid} offered twice in one sequence"
+                );
+                if !last && defers(&udid, &uuid, round) {
+                    not_now_answers += 1;
+                    deferred_here.insert(uuid);
+                    next = ipad.answer(&cmd, Answer::NotNow).await.unwrap();
+                } else {
+                    *answered.entry((udid.clone(), uuid)).or_default() += 1;
+                    let answer = ipad.execute(&cmd);
+                    next = ipad.answer(&cmd, answer).await.unwrap();
+                }
+            }
+            // The sequence ended: what is still open was deferred in this very sequence.
+            let open: BTreeSet<String> = app
+                .queue_of(&udid)
+                .await
+                .into_iter()
+                .filter(|e| ["pending", "sent", "not_now"].contains(&e["status"].as_str().unwrap()))
+                .map(|e| e["command_uuid"].as_str().unwrap().to_owned())
+                .collect();
+            if open != deferred_here {
+                sequences_ending_with_older_deferrals += 1;
+            }
+        }
+    }
+    println!(
+        "NotNow: 20 iPads x 13 commands, {rounds_with_not_now} rounds with 20 % NotNow ({not_now_answers} NotNow answers) + 1 without; \
+         answered {} (exactly once: {}), sequences ending with older deferrals waiting: {sequences_ending_with_older_deferrals}",
+        answered.values().sum::<usize>(),
+        answered.values().all(|n| *n == 1)
+    );
+    assert!(
+        not_now_answers > 20,
+        "the rounds deferred {not_now_answers}"
+    );
+    assert_eq!(sequences_ending_with_older_deferrals, 0);
+    for udid in &udids {
+        for c in &commands {
+            assert_eq!(
+                answered.get(&(udid.clone(), c.clone())),
+                Some(&1),
+                "{c} on {udid}"
+            );
+            assert_eq!(app.status_of(udid, c).await, "acknowledged");
+        }
+    }
+}
