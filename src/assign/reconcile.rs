@@ -188,25 +188,49 @@ pub fn run_with(
     result
 }
 
-fn pass(
+/// Everything a pass decides from, read in one snapshot: an answer and the inventory
+/// it carries land in one transaction, so an item here is installed, in flight or
+/// missing, never absent in between.
+struct Snapshot {
+    policies: HashMap<String, crate::ade::school::ReleasePolicy>,
+    live: Vec<Assignment>,
+    items: HashMap<String, Item>,
+    /// Every catalog key → item id (only catalog items are ever removed).
+    catalog_keys: HashMap<String, String>,
+    schedules: Vec<Option<Schedule>>,
+    calendars: Calendars,
+    device_rows: Vec<DeviceRow>,
+    /// Devices waiting in Setup Assistant, with their enrollment time.
+    awaiting: HashMap<String, Option<chrono::NaiveDateTime>>,
+    /// Licences Apple holds: (adam id, serial).
+    licences: HashSet<(String, String)>,
+    classes_of: HashMap<String, Vec<String>>,
+    groups_of: HashMap<String, Vec<String>>,
+    /// device → key → by tafel.
+    observed: HashMap<String, HashMap<String, bool>>,
+    /// Apps acknowledged, not yet installed.
+    installing: HashSet<(String, String)>,
+    /// Apps the device reports failed.
+    failed_apps: HashSet<(String, String)>,
+    /// device → key → install?
+    in_flight: HashMap<String, HashMap<String, bool>>,
+    /// Installs that failed recently (not retried yet).
+    failed: HashSet<(String, String)>,
+    /// Waiting devices that answered an app-status question within [`APP_STATUS_EVERY`].
+    answered_app_status: HashSet<String>,
+}
+
+fn load_snapshot(
     conn: &mut DbConn,
-    at: DateTime<Utc>,
+    naive_at: chrono::NaiveDateTime,
     only: Option<&[String]>,
-    sign: Signer<'_>,
-    grace: chrono::Duration,
-) -> Result<Report, ReconcileError> {
+) -> QueryResult<Snapshot> {
     let policies = crate::ade::school::release_policies(conn)?;
-    let naive_at = at.naive_utc();
     let live: Vec<Assignment> = assignments::table
         .filter(assignments::deleted_at.is_null())
         .select(Assignment::as_select())
         .order(assignments::created_at.asc())
         .load(conn)?;
-    let mut report = Report {
-        assignments: live.len(),
-        full: only.is_none(),
-        ..Report::default()
-    };
 
     // The catalog items the assignments name, by id, and every catalog key (only
     // catalog items are ever removed).
@@ -222,7 +246,6 @@ fn pass(
         catalog_keys.insert(format!("profile:{}", p.identifier), p.id.clone());
         items.insert(p.id.clone(), Item::Profile(p));
     }
-    let item_key_of = |a: &Assignment| items.get(&a.item_id).map(Item::key);
 
     // Parsed schedules; an unreadable one (should not happen: validated on input) is skipped.
     let schedules: Vec<Option<Schedule>> = live
@@ -273,7 +296,6 @@ fn pass(
         .load::<(String, String)>(conn)?
         .into_iter()
         .collect();
-    report.devices = device_rows.len();
     let device_ids: Vec<String> = device_rows.iter().map(|d| d.0.clone()).collect();
     let mut classes_of: HashMap<String, Vec<String>> = HashMap::new();
     let mut groups_of: HashMap<String, Vec<String>> = HashMap::new();
@@ -372,6 +394,77 @@ fn pass(
             }
         }
     }
+
+    // At most one app-status question per device every few seconds (a device answers
+    // at once and would otherwise be asked again and again while an app downloads).
+    let waiting: Vec<String> = awaiting.keys().cloned().collect();
+    let mut answered_app_status = HashSet::new();
+    for chunk in waiting.chunks(CHUNK) {
+        answered_app_status.extend(
+            command_queue::table
+                .inner_join(commands::table)
+                .filter(commands::item_key.eq(APP_STATUS_KEY))
+                .filter(command_queue::device_id.eq_any(chunk))
+                .filter(command_queue::answered_at.gt(naive_at - APP_STATUS_EVERY))
+                .select(command_queue::device_id)
+                .load::<String>(conn)?,
+        );
+    }
+    Ok(Snapshot {
+        policies,
+        live,
+        items,
+        catalog_keys,
+        schedules,
+        calendars,
+        device_rows,
+        awaiting,
+        licences,
+        classes_of,
+        groups_of,
+        observed,
+        installing,
+        failed_apps,
+        in_flight,
+        failed,
+        answered_app_status,
+    })
+}
+
+fn pass(
+    conn: &mut DbConn,
+    at: DateTime<Utc>,
+    only: Option<&[String]>,
+    sign: Signer<'_>,
+    grace: chrono::Duration,
+) -> Result<Report, ReconcileError> {
+    let naive_at = at.naive_utc();
+    let Snapshot {
+        policies,
+        live,
+        items,
+        catalog_keys,
+        schedules,
+        calendars,
+        device_rows,
+        awaiting,
+        licences,
+        classes_of,
+        groups_of,
+        observed,
+        installing,
+        failed_apps,
+        in_flight,
+        failed,
+        answered_app_status,
+    } = conn.read_snapshot(|conn| load_snapshot(conn, naive_at, only))?;
+    let mut report = Report {
+        assignments: live.len(),
+        devices: device_rows.len(),
+        full: only.is_none(),
+        ..Report::default()
+    };
+    let item_key_of = |a: &Assignment| items.get(&a.item_id).map(Item::key);
 
     // Which assignments target what.
     let mut by_target: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
@@ -621,19 +714,9 @@ fn pass(
         built.push((command, opts, targets, plan.install));
     }
     if !ask_app_status.is_empty() {
-        // At most one question per device every few seconds (a device answers at once
-        // and would otherwise be asked again and again while an app downloads).
-        let recent: HashSet<String> = command_queue::table
-            .inner_join(commands::table)
-            .filter(commands::item_key.eq(APP_STATUS_KEY))
-            .filter(command_queue::device_id.eq_any(&ask_app_status))
-            .filter(command_queue::answered_at.gt(naive_at - APP_STATUS_EVERY))
-            .select(command_queue::device_id)
-            .load::<String>(conn)?
+        let (later, now_ask): (Vec<String>, Vec<String>) = ask_app_status
             .into_iter()
-            .collect();
-        let (later, now_ask): (Vec<String>, Vec<String>) =
-            ask_app_status.into_iter().partition(|d| recent.contains(d));
+            .partition(|d| answered_app_status.contains(d));
         // Either way, look at these devices again shortly: an answer that still says
         // "installing" changes nothing and wakes no one.
         for d in later.iter().chain(&now_ask) {

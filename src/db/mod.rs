@@ -247,6 +247,31 @@ impl DbConn {
         result
     }
 
+    /// Runs `f` in a read transaction that sees one snapshot of the database for all of
+    /// its statements (SQLite: a deferred transaction, whose snapshot is taken at the
+    /// first read; PostgreSQL: `REPEATABLE READ`, since its default gives each statement
+    /// a snapshot of its own). `f` must not write.
+    pub fn read_snapshot<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        match self {
+            DbConn::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN")?,
+            DbConn::Pg(c) => AnsiTransactionManager::begin_transaction_sql(
+                c,
+                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            )?,
+        }
+        let result = f(self);
+        // Nothing was written: ending the transaction either way only drops the snapshot.
+        match self {
+            DbConn::Sqlite(c) => AnsiTransactionManager::rollback_transaction(c)?,
+            DbConn::Pg(c) => AnsiTransactionManager::rollback_transaction(c)?,
+        }
+        result
+    }
+
     /// The backend of this connection.
     pub fn backend(&self) -> Backend {
         match self {

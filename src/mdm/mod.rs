@@ -267,8 +267,13 @@ async fn connect(
             let answered = report.status != protocol::Status::Idle;
             let mut changed = None;
             if answered {
-                queue::record_answer(conn, &device.id, &report, &raw).map_err(queue_error)?;
-                if crate::inventory::apply(conn, &device.id, &report)? {
+                // One observed fact, one transaction: the queue row's state and the
+                // inventory the answer carries change together.
+                let observed = conn.write_tx(|conn| -> ApiResult<bool> {
+                    queue::record_answer(conn, &device.id, &report, &raw).map_err(queue_error)?;
+                    Ok(crate::inventory::apply(conn, &device.id, &report)?)
+                })?;
+                if observed {
                     changed = Some(device.id.clone());
                 }
                 tracing::info!(

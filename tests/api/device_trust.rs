@@ -100,3 +100,99 @@ async fn every_command_reaches_each_ipad_exactly_once_under_not_now() {
         }
     }
 }
+
+/// A profile and an app for the whole school, always.
+async fn school_with_wifi_and_keynote(app: &TestApp, slug: &str) -> (String, String) {
+    use serde_json::json;
+    let (tenant, school_id) = crate::enrollment::school(app, slug).await;
+    let (status, keynote) = app
+        .post("/api/v1/apps", json!({"tenant_id": tenant, "name": "Keynote", "bundle_id": "com.apple.Keynote", "adam_id": KEYNOTE_ID.to_string(), "licensed": false}))
+        .await;
+    assert_eq!(status, 201, "{keynote}");
+    let (status, wifi) = app
+        .post("/api/v1/profiles/from-template", json!({"template": "school-wifi", "school_id": school_id, "values": {"ssid": "Schulnetz", "password": "geheim-und-lang", "school_slug": slug}}))
+        .await;
+    assert_eq!(status, 201, "{wifi}");
+    for (kind, item) in [("app", &keynote), ("profile", &wifi)] {
+        let (status, a) = app
+            .post("/api/v1/assignments", json!({"item_kind": kind, "item_id": item["id"], "target_kind": "school", "target_id": school_id}))
+            .await;
+        assert_eq!(status, 201, "{a}");
+    }
+    (tenant, school_id)
+}
+
+const KEYNOTE_ID: i64 = 361285480;
+
+#[actix_web::test]
+async fn inventory_answers_during_reconciler_passes_never_bring_an_install_twice() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use crate::assignments::{connect, reconcile_at};
+
+    let app = TestApp::spawn_with(|s| s.reconcile.automatic = false).await;
+    let (tenant, school_id) = school_with_wifi_and_keynote(&app, "race").await;
+    let mut ipads = Vec::new();
+    for n in 0..40 {
+        let mut ipad = enrolled(&app, 3100 + n).await;
+        ipad.store.insert(KEYNOTE_ID, "com.apple.Keynote".into());
+        app.place_device(ipad.udid.as_str(), &tenant, &school_id);
+        ipads.push(ipad);
+    }
+    let r = reconcile_at(&app, chrono::Utc::now()).await;
+    assert_eq!(r.installs, 80);
+    for ipad in &mut ipads {
+        let mut done = connect(ipad).await;
+        done.sort();
+        assert_eq!(done, ["InstallApplication", "InstallProfile"]);
+    }
+
+    // Reconciler passes, one after the other as the service runs them, while every
+    // iPad answers inventory questions.
+    let stop = Arc::new(AtomicBool::new(false));
+    let passes = Arc::new(AtomicUsize::new(0));
+    let reconciler = {
+        let (state, stop, passes) = (app.state.clone(), stop.clone(), passes.clone());
+        tokio::task::spawn_blocking(move || {
+            let sign = |b: &[u8]| state.signer.sign(b, &state.ca).map_err(|e| e.to_string());
+            let mut installs = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let mut conn = state.db.get().unwrap();
+                let r = tafel::assign::reconcile::run(&mut conn, chrono::Utc::now(), None, &sign)
+                    .unwrap();
+                installs += r.installs;
+                passes.fetch_add(1, Ordering::Relaxed);
+            }
+            installs
+        })
+    };
+    let udids: Vec<String> = ipads.iter().map(|d| d.udid.to_string()).collect();
+    let refs: Vec<&str> = udids.iter().map(String::as_str).collect();
+    let mut repeated = 0;
+    let rounds = 12;
+    for _ in 0..rounds {
+        app.enqueue(&refs, "InstalledApplicationList", None).await;
+        app.enqueue(&refs, "ProfileList", None).await;
+        let done = futures_util::future::join_all(ipads.iter_mut().map(connect)).await;
+        repeated += done
+            .iter()
+            .flatten()
+            .filter(|c| c.starts_with("Install") && !c.ends_with("List"))
+            .count();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let queued_again = reconciler.await.unwrap();
+    for ipad in &mut ipads {
+        repeated += connect(ipad).await.len();
+    }
+    println!(
+        "repeated installs: {repeated} ({queued_again} queued) over {rounds} rounds x 40 iPads x 2 inventory answers, {} reconciler passes",
+        passes.load(Ordering::Relaxed)
+    );
+    assert!(
+        passes.load(Ordering::Relaxed) >= rounds,
+        "the passes ran alongside"
+    );
+    assert_eq!((repeated, queued_again), (0, 0));
+}
