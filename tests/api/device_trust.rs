@@ -19,7 +19,7 @@ pub async fn enrolled(app: &TestApp, n: usize) -> SimDevice {
 /// Deterministic "20 %": does the device answer NotNow to this command in this round?
 fn defers(udid: &str, command: &str, round: usize) -> bool {
     let digest = openssl::sha::sha256(format!("{udid}/{command}/{round}").as_bytes());
-    digest[0] % 5 == 0
+    digest[0].is_multiple_of(5)
 }
 
 #[actix_web::test]
