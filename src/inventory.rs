@@ -105,6 +105,11 @@ pub fn apply(conn: &mut DbConn, device_id: &str, report: &ConnectReport) -> Quer
     }
     let raw = &report.raw;
     match request_type.as_str() {
+        "EraseDevice" => {
+            // The iPad wipes itself: it is out of every count until it enrolls again.
+            crate::enrollment::mark_erased(conn, device_id)?;
+            Ok(false)
+        }
         "DeviceConfigured" => {
             // Setup Assistant continues: the device is released.
             diesel::update(devices::table.find(device_id))
@@ -300,6 +305,28 @@ fn inventory_commands() -> [Command; 4] {
     ]
 }
 
+fn inventory_options(priority: i32) -> EnqueueOptions {
+    EnqueueOptions {
+        source: "inventory".into(),
+        action: Some("inventory".into()),
+        priority,
+        ..EnqueueOptions::default()
+    }
+}
+
+/// Queues every inventory command for `device_ids`, inside the caller's transaction
+/// (a device that starts over is asked what it has).
+pub fn ask(
+    conn: &mut DbConn,
+    device_ids: &[String],
+    priority: i32,
+) -> Result<(), queue::QueueError> {
+    for cmd in inventory_commands() {
+        queue::enqueue_in_tx(conn, &cmd, device_ids, &inventory_options(priority))?;
+    }
+    Ok(())
+}
+
 /// Queues inventory commands for active devices not refreshed for `stale`, at most
 /// `limit` devices, never a second open inventory command of a kind for a device.
 /// Returns the devices that got commands.
@@ -339,13 +366,7 @@ pub fn refresh_stale(
             if targets.is_empty() {
                 continue;
             }
-            let opts = EnqueueOptions {
-                source: "inventory".into(),
-                action: Some("inventory".into()),
-                priority: -1,
-                ..EnqueueOptions::default()
-            };
-            queue::enqueue_in_tx(conn, &cmd, &targets, &opts)?;
+            queue::enqueue_in_tx(conn, &cmd, &targets, &inventory_options(-1))?;
         }
         Ok(candidates.clone())
     })

@@ -11,6 +11,7 @@ diesel::table! {
         push_topic -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        reenroll_requires_release -> Bool,
     }
 }
 
@@ -114,6 +115,7 @@ diesel::table! {
         enrollment_token_id -> Nullable<Text>,
         created_at -> Timestamp,
         ade_udid -> Nullable<Text>,
+        udid -> Nullable<Text>,
     }
 }
 

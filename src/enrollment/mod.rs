@@ -1,24 +1,16 @@
 //! Enrollment state from check-in messages: binding UDID ↔ identity certificate,
-//! push tokens, check-out, bootstrap tokens.
+//! push tokens, check-out, erase and release, bootstrap tokens.
 //!
 //! ## The identity rule
 //! A device's identity is the SHA-256 of the certificate it signs with (or presents over
-//! mTLS), which must chain to our CA. `Authenticate` binds that certificate to the UDID.
-//! A UDID already bound to a *different* certificate is accepted only when
-//! 1. the new certificate renews the bound one: our SCEP server issued it for a
-//!    RenewalReq signed with the bound certificate (recorded as `renewed_from`, possibly
-//!    over several renewals), or
-//! 2. the enrollment is no longer active (the device checked out), i.e. a fresh
-//!    enrollment of a reset or re-enrolled iPad, or
-//! 3. the bound certificate has expired, so its holder can no longer use it anyway, or
-//! 4. the new certificate was issued through Automated Device Enrollment for this UDID
-//!    (its machine info, signed by Apple's device CA, asked for the challenge): the iPad
-//!    was erased. [`reset_for_setup`] then forgets what was installed and stops its
-//!    open commands, so the reconciler configures it from scratch.
-//!
-//! Otherwise it is refused. Every other message must come with the bound certificate
-//! (or a renewal of it, which then becomes the bound one).
+//! mTLS), which must chain to our CA and be one our SCEP server issued. `Authenticate`
+//! binds that certificate to the UDID under the rules of [`binding`]: a certificate is
+//! worth what it was issued for (its enrollment token's authority and school, or its
+//! ADE machine info) and belongs to one UDID for its whole life. Every other message
+//! must come with the bound certificate (or a renewal of it, which then becomes the
+//! bound one).
 
+pub mod binding;
 pub mod profile;
 pub mod tokens;
 
@@ -37,8 +29,16 @@ pub mod status {
     pub const ACTIVE: &str = "active";
     /// Checked out (MDM profile removed) or unenrolled.
     pub const INACTIVE: &str = "inactive";
-    /// Known (imported, ASM) but never enrolled.
+    /// Known (imported, ASM) but never enrolled; or back in Setup Assistant after an
+    /// ADE reset, until its new identity authenticates.
     pub const PENDING: &str = "pending";
+    /// Erased (EraseDevice acknowledged): out of classes' counts, waiting to come back
+    /// through a fresh enrollment.
+    pub const ERASED: &str = "erased";
+    /// Released by an admin: no longer managed; may enroll again anywhere.
+    pub const RETIRED: &str = "retired";
+    /// Every state, as the device list filters by them.
+    pub const ALL: [&str; 6] = [PENDING, AUTHENTICATED, ACTIVE, INACTIVE, ERASED, RETIRED];
 }
 
 /// The verified identity a request came with.
@@ -82,6 +82,17 @@ pub enum EnrollError {
     /// The message lacks a UDID (user-channel messages are not supported).
     #[error("message has no UDID")]
     NoUdid,
+    /// Queueing the inventory of a device that starts over failed.
+    #[error(transparent)]
+    Queue(#[from] queue::QueueError),
+    /// The certificate may not speak for this UDID.
+    #[error("device {udid}: {why}")]
+    Refused {
+        /// The UDID the message named.
+        udid: String,
+        /// Why.
+        why: binding::Refusal,
+    },
 }
 
 fn device_select() -> (
@@ -138,7 +149,8 @@ pub fn verify_bound(
     identity: &Identity,
 ) -> Result<DeviceRef, EnrollError> {
     let device = find(conn, udid)?.ok_or_else(|| EnrollError::NotEnrolled(udid.to_owned()))?;
-    if device.udid.is_none() || device.enrollment_status == status::PENDING {
+    let gone = [status::PENDING, status::ERASED, status::RETIRED];
+    if device.udid.is_none() || gone.contains(&device.enrollment_status.as_str()) {
         return Err(EnrollError::NotEnrolled(udid.to_owned()));
     }
     let at = now();
@@ -167,17 +179,160 @@ pub fn verify_bound(
     Ok(device)
 }
 
-/// `Authenticate`: creates or updates the enrollment and binds the certificate.
+/// What tafel knows about a certificate, for [`binding::may_bind`].
+fn cert_facts(conn: &mut DbConn, sha256: &str, udid: &str) -> QueryResult<binding::CertFacts> {
+    let row: Option<(Option<String>, Option<String>)> = device_certificates::table
+        .find(sha256)
+        .select((device_certificates::udid, device_certificates::ade_udid))
+        .first(conn)
+        .optional()?;
+    let Some((bound_udid, ade_udid)) = row else {
+        return Ok(binding::CertFacts {
+            issued_here: false,
+            bound_udid: None,
+            token: None,
+            ade: false,
+            udid_counted: false,
+        });
+    };
+    let token = tokens::token_of_certificate(conn, sha256)?;
+    let udid_counted = match &token {
+        Some(t) => tokens::counts_device(conn, &t.id, udid, sha256)?,
+        None => false,
+    };
+    Ok(binding::CertFacts {
+        issued_here: true,
+        bound_udid,
+        token,
+        ade: ade_udid.is_some(),
+        udid_counted,
+    })
+}
+
+/// What tafel knows about a UDID's row, for [`binding::may_bind`].
+fn device_facts(
+    conn: &mut DbConn,
+    device: &DeviceRef,
+    sha256: &str,
+) -> QueryResult<binding::DeviceFacts> {
+    use crate::db::schema::tenants;
+    let (tenant_id, school_id): (Option<String>, Option<String>) = devices::table
+        .find(&device.id)
+        .select((devices::tenant_id, devices::school_id))
+        .first(conn)?;
+    let renews_bound = match device.identity_cert_sha256.as_deref() {
+        Some(bound) if bound != sha256 => renews(conn, sha256, bound)?,
+        _ => false,
+    };
+    let release_required = match &tenant_id {
+        Some(t) => tenants::table
+            .find(t)
+            .select(tenants::reenroll_requires_release)
+            .first::<bool>(conn)
+            .optional()?
+            .unwrap_or(false),
+        None => false,
+    };
+    Ok(binding::DeviceFacts {
+        id: device.id.clone(),
+        tenant_id,
+        school_id,
+        status: device.enrollment_status.clone(),
+        bound_sha256: device.identity_cert_sha256.clone(),
+        renews_bound,
+        release_required,
+    })
+}
+
+/// Rows pre-registered with `serial` that no UDID has taken yet.
+fn serial_rows(conn: &mut DbConn, serial: Option<&str>) -> QueryResult<Vec<binding::SerialRow>> {
+    let Some(serial) = serial else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<(
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<chrono::NaiveDateTime>,
+    )> = devices::table
+        .filter(devices::serial_number.eq(serial))
+        .filter(devices::udid.is_null())
+        .select((
+            devices::id,
+            devices::tenant_id,
+            devices::school_id,
+            devices::identity_cert_sha256,
+            devices::enrolled_at,
+        ))
+        .order(devices::created_at.asc())
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, tenant_id, school_id, cert, enrolled)| binding::SerialRow {
+                id,
+                tenant_id,
+                school_id,
+                enrolled_before: cert.is_some() || enrolled.is_some(),
+            },
+        )
+        .collect())
+}
+
+/// `Authenticate`: decides whether the certificate may speak for the UDID
+/// ([`binding::may_bind`]), then creates, adopts or re-binds the enrollment.
 pub fn authenticate(
     conn: &mut DbConn,
     udid: &str,
     msg: &Authenticate,
     identity: &Identity,
 ) -> Result<String, EnrollError> {
-    let udid = udid.to_owned();
     conn.write_tx(|conn| {
         let at = now();
-        let existing = find(conn, &udid)?;
+        let existing = find(conn, udid)?;
+        let cert = cert_facts(conn, &identity.sha256, udid)?;
+        let facts = match &existing {
+            Some(d) => Some(device_facts(conn, d, &identity.sha256)?),
+            None => None,
+        };
+        let rows = match existing {
+            Some(_) => Vec::new(),
+            None => serial_rows(conn, msg.serial_number.as_deref())?,
+        };
+        let decision = binding::may_bind(
+            udid,
+            &identity.sha256,
+            &cert,
+            facts.as_ref(),
+            msg.serial_number.as_deref(),
+            &rows,
+            at,
+        )
+        .map_err(|why| EnrollError::Refused {
+            udid: udid.to_owned(),
+            why,
+        })?;
+        let refused = |why| EnrollError::Refused {
+            udid: udid.to_owned(),
+            why,
+        };
+        // A certificate's first binding makes the UDID count for its token.
+        if matches!(
+            decision,
+            binding::Binding::New { .. } | binding::Binding::Rebind(_)
+        ) {
+            if let Some(token) = &cert.token {
+                if !cert.udid_counted && !tokens::count_device(conn, &token.id)? {
+                    return Err(refused(binding::Refusal::Token(
+                        "it has been used up".into(),
+                    )));
+                }
+            }
+            if !tokens::bind_certificate(conn, &identity.sha256, udid)? {
+                return Err(refused(binding::Refusal::OtherDevice));
+            }
+        }
         let fields = (
             devices::serial_number.eq(msg.serial_number.as_deref()),
             devices::model.eq(msg.model.as_deref()),
@@ -188,54 +343,40 @@ pub fn authenticate(
             devices::imei.eq(msg.imei.as_deref()),
             devices::topic.eq(msg.topic.as_deref()),
         );
-        let binding = (
+        let bind = (
+            devices::udid.eq(udid),
             devices::identity_cert_sha256.eq(&identity.sha256),
             devices::identity_cert_not_after.eq(identity.not_after),
             devices::enrollment_status.eq(status::AUTHENTICATED),
             devices::last_seen_at.eq(at),
             devices::updated_at.eq(at),
         );
-        let token = tokens::token_of_certificate(conn, &identity.sha256)?;
-        let id: Result<String, EnrollError> = match existing {
-            Some(device) => {
-                // An identity issued through ADE for this very UDID: the iPad was
-                // erased and went through Setup Assistant again (rule 4).
-                let erased = match device.identity_cert_sha256.as_deref() {
-                    Some(bound) if bound == identity.sha256 => false,
-                    bound => {
-                        tokens::ade_origin(conn, &identity.sha256)?.as_deref()
-                            == Some(udid.as_str())
-                            && match bound {
-                                Some(b) => !renews(conn, &identity.sha256, b)?,
-                                None => true,
-                            }
-                    }
-                };
-                let allowed = match device.identity_cert_sha256.as_deref() {
-                    None => true,
-                    Some(bound) if bound == identity.sha256 => true,
-                    Some(bound) => {
-                        erased
-                            || device.enrollment_status == status::INACTIVE
-                            || device.enrollment_status == status::PENDING
-                            || device.identity_cert_not_after.is_some_and(|t| t <= at)
-                            || renews(conn, &identity.sha256, bound)?
-                    }
-                };
-                if !allowed {
-                    return Err(EnrollError::IdentityMismatch(udid.clone()));
-                }
-                if erased && device.enrollment_status != status::PENDING {
-                    reset_for_setup(conn, &device.id)?;
-                    crate::audit::record(
-                        conn,
-                        &crate::audit::Entry::new("system:ade", "reset", "device")
-                            .object(&device.id)
-                            .summary(serde_json::json!({"why": "erased: enrolled again through Automated Device Enrollment", "udid": udid})),
-                    )?;
+        let id = match (&decision, existing, facts) {
+            (binding::Binding::New { adopt: Some(row) }, _, _) => row.clone(),
+            (binding::Binding::New { adopt: None }, _, _) => {
+                let id = new_id();
+                diesel::insert_into(devices::table)
+                    .values((
+                        devices::id.eq(&id),
+                        devices::udid.eq(udid),
+                        devices::enrollment_status.eq(status::PENDING),
+                        devices::awaiting_configuration.eq(false),
+                        devices::created_at.eq(at),
+                        devices::updated_at.eq(at),
+                    ))
+                    .execute(conn)?;
+                id
+            }
+            (binding::Binding::Rebind(why), Some(_), Some(before)) => {
+                let token = cert
+                    .token
+                    .as_ref()
+                    .ok_or(EnrollError::NotEnrolled(udid.to_owned()))?;
+                rebind(conn, &before, *why, token, udid, &identity.sha256)?;
+                if cert.ade {
                     // The wait began when its machine info asked for this identity.
                     let asked: Option<chrono::NaiveDateTime> = scep_challenges::table
-                        .filter(scep_challenges::udid.eq(&udid))
+                        .filter(scep_challenges::udid.eq(udid))
                         .filter(scep_challenges::used_at.is_not_null())
                         .order(scep_challenges::used_at.desc())
                         .select(scep_challenges::created_at)
@@ -243,63 +384,75 @@ pub fn authenticate(
                         .optional()?;
                     crate::devices::start_setup(
                         conn,
-                        &device.id,
+                        &before.id,
                         msg.serial_number.as_deref(),
                         asked.unwrap_or(at),
                     )?;
                 }
-                diesel::update(devices::table.find(&device.id))
-                    .set((fields, binding))
-                    .execute(conn)?;
-                Ok(device.id)
+                before.id
             }
-            None => {
-                // A device imported by serial before it enrolled takes over that row.
-                let imported: Option<String> = match msg.serial_number.as_deref() {
-                    Some(serial) => devices::table
-                        .filter(devices::serial_number.eq(serial))
-                        .filter(devices::udid.is_null())
-                        .select(devices::id)
-                        .first(conn)
-                        .optional()?,
-                    None => None,
-                };
-                match imported {
-                    Some(id) => {
-                        diesel::update(devices::table.find(&id))
-                            .set((devices::udid.eq(&udid), fields, binding))
-                            .execute(conn)?;
-                        Ok(id)
-                    }
-                    None => {
-                        let id = new_id();
-                        diesel::insert_into(devices::table)
-                            .values((
-                                devices::id.eq(&id),
-                                devices::udid.eq(&udid),
-                                fields,
-                                binding,
-                                devices::awaiting_configuration.eq(false),
-                                devices::created_at.eq(at),
-                            ))
-                            .execute(conn)?;
-                        Ok(id)
-                    }
-                }
-            }
+            (_, Some(d), _) => d.id,
+            (_, None, _) => return Err(EnrollError::NotEnrolled(udid.to_owned())),
         };
-        let id = id?;
+        diesel::update(devices::table.find(&id))
+            .set((fields, bind))
+            .execute(conn)?;
         // iOS sends no DeviceName here (macOS does); keep an imported or reported name.
         if let Some(name) = msg.device_name.as_deref() {
             diesel::update(devices::table.find(&id))
                 .set(devices::name.eq(name))
                 .execute(conn)?;
         }
-        if let Some(token) = token {
-            land(conn, &id, &token)?;
+        if let Some(token) = &cert.token {
+            if !matches!(decision, binding::Binding::Same | binding::Binding::Renewed) {
+                land(conn, &id, token)?;
+            }
         }
         Ok(id)
     })
+}
+
+/// A known device with a new identity starts over where the token says: its old queue
+/// closed, its inventory forgotten and asked for again, moved to the token's school
+/// (leaving the classes and carts of another school), with an audit entry.
+fn rebind(
+    conn: &mut DbConn,
+    before: &binding::DeviceFacts,
+    why: binding::Rebind,
+    token: &tokens::EnrollmentToken,
+    udid: &str,
+    new_certificate: &str,
+) -> Result<(), EnrollError> {
+    use crate::db::schema::{class_devices, group_devices};
+    let stopped = start_over(conn, &before.id)?;
+    if before.school_id.as_deref() != Some(token.school_id.as_str()) {
+        diesel::delete(class_devices::table.filter(class_devices::device_id.eq(&before.id)))
+            .execute(conn)?;
+        diesel::delete(group_devices::table.filter(group_devices::device_id.eq(&before.id)))
+            .execute(conn)?;
+        diesel::update(devices::table.find(&before.id))
+            .set((
+                devices::tenant_id.eq(&token.tenant_id),
+                devices::school_id.eq(&token.school_id),
+            ))
+            .execute(conn)?;
+    }
+    crate::inventory::ask(conn, std::slice::from_ref(&before.id), 1)?;
+    crate::audit::record(
+        conn,
+        &crate::audit::Entry::new(&format!("device:{udid}"), "rebind", "device")
+            .object(&before.id)
+            .scope(Some(&token.tenant_id), Some(&token.school_id))
+            .summary(serde_json::json!({
+                "why": why.as_str(),
+                "udid": udid,
+                "commands_closed": stopped,
+                "before": {"status": before.status, "school_id": before.school_id, "certificate": before.bound_sha256},
+                "after": {"school_id": token.school_id, "certificate": new_certificate, "enrollment_token_id": token.id},
+            })),
+    )?;
+    tracing::info!(udid, device = %before.id, why = why.as_str(), school = %token.school_id, "device bound to a new identity");
+    Ok(())
 }
 
 /// Puts a device where its enrollment token says: the token's school unless an import
@@ -420,9 +573,10 @@ fn stop_open_commands(
     .execute(conn)
 }
 
-/// A device came back through Setup Assistant (erased): its enrollment becomes pending,
-/// its inventory is forgotten and its open commands stop. Returns commands stopped.
-pub fn reset_for_setup(conn: &mut DbConn, device_id: &str) -> QueryResult<usize> {
+/// A device starts over (erased, re-enrolled, released): its enrollment becomes
+/// pending, its inventory is forgotten and its open commands stop. Returns commands
+/// stopped.
+pub fn start_over(conn: &mut DbConn, device_id: &str) -> QueryResult<usize> {
     use crate::db::schema::{device_apps, device_profiles};
     let at = now();
     diesel::update(devices::table.find(device_id))
@@ -440,6 +594,52 @@ pub fn reset_for_setup(conn: &mut DbConn, device_id: &str) -> QueryResult<usize>
     diesel::delete(device_profiles::table.filter(device_profiles::device_id.eq(device_id)))
         .execute(conn)?;
     stop_open_commands(conn, device_id, at)
+}
+
+/// An acknowledged `EraseDevice`: the device is erased, out of classes' counts and
+/// lesson readiness, its open commands closed, waiting to come back through a fresh
+/// enrollment (which re-binds it, see [`binding`]).
+pub fn mark_erased(conn: &mut DbConn, device_id: &str) -> QueryResult<()> {
+    let stopped = start_over(conn, device_id)?;
+    diesel::update(devices::table.find(device_id))
+        .set(devices::enrollment_status.eq(status::ERASED))
+        .execute(conn)?;
+    let (tenant, school): (Option<String>, Option<String>) = devices::table
+        .find(device_id)
+        .select((devices::tenant_id, devices::school_id))
+        .first(conn)?;
+    crate::audit::record(
+        conn,
+        &crate::audit::Entry::new("system:mdm", "erased", "device")
+            .object(device_id)
+            .scope(tenant.as_deref(), school.as_deref())
+            .summary(
+                serde_json::json!({"why": "EraseDevice acknowledged", "commands_closed": stopped}),
+            ),
+    )?;
+    Ok(())
+}
+
+/// An admin releases (retires) a device: it is no longer managed, its identity no longer
+/// speaks for it, its commands stop, it leaves its classes and carts, and it may enroll
+/// again through any school's enrollment (its authority's release rule is satisfied).
+/// Returns the commands closed.
+pub fn release(conn: &mut DbConn, device_id: &str) -> QueryResult<usize> {
+    use crate::db::schema::{class_devices, group_devices};
+    let stopped = start_over(conn, device_id)?;
+    diesel::update(devices::table.find(device_id))
+        .set((
+            devices::enrollment_status.eq(status::RETIRED),
+            devices::identity_cert_sha256.eq(None::<String>),
+            devices::identity_cert_not_after.eq(None::<chrono::NaiveDateTime>),
+            devices::unenrolled_at.eq(now()),
+        ))
+        .execute(conn)?;
+    diesel::delete(class_devices::table.filter(class_devices::device_id.eq(device_id)))
+        .execute(conn)?;
+    diesel::delete(group_devices::table.filter(group_devices::device_id.eq(device_id)))
+        .execute(conn)?;
+    Ok(stopped)
 }
 
 /// `SetBootstrapToken`: stores (or clears) the device's bootstrap token.

@@ -381,11 +381,9 @@ pub fn consume_challenge(
         .select((scep_challenges::token_id, scep_challenges::udid))
         .first(conn)?;
     let token = get(conn, &token_id)?.ok_or(TokenError::Unknown)?;
-    // A token revoked or used up after the download no longer issues certificates.
+    // A token revoked or used up after the download no longer issues certificates. A
+    // use is counted when a device enrolls with the certificate (`count_device`).
     usable(&token, at)?;
-    diesel::update(enrollment_tokens::table.find(&token.id))
-        .set(enrollment_tokens::uses.eq(enrollment_tokens::uses + 1))
-        .execute(conn)?;
     Ok((token, udid))
 }
 
@@ -407,6 +405,9 @@ pub struct IssuedCertificate<'a> {
     pub enrollment_token_id: Option<&'a str>,
     /// For an ADE enrollment: the UDID whose machine info got the challenge.
     pub ade_udid: Option<&'a str>,
+    /// The UDID it is bound to from the start (ADE, renewals); others are bound at
+    /// their first Authenticate.
+    pub udid: Option<&'a str>,
 }
 
 /// Records an issued certificate.
@@ -421,6 +422,7 @@ pub fn record_certificate(conn: &mut DbConn, c: &IssuedCertificate<'_>) -> Query
             device_certificates::renewed_from.eq(c.renewed_from),
             device_certificates::enrollment_token_id.eq(c.enrollment_token_id),
             device_certificates::ade_udid.eq(c.ade_udid),
+            device_certificates::udid.eq(c.udid),
             device_certificates::created_at.eq(now()),
         ))
         .execute(conn)
@@ -451,17 +453,6 @@ pub fn token_of_certificate(
     Ok(None)
 }
 
-/// The UDID this very identity was issued for through ADE (a renewal of it is not:
-/// renewing is not being erased).
-pub fn ade_origin(conn: &mut DbConn, sha256: &str) -> QueryResult<Option<String>> {
-    Ok(device_certificates::table
-        .find(sha256)
-        .select(device_certificates::ade_udid)
-        .first::<Option<String>>(conn)
-        .optional()?
-        .flatten())
-}
-
 /// Did our SCEP server issue this certificate?
 pub fn certificate_exists(conn: &mut DbConn, sha256: &str) -> QueryResult<bool> {
     let n: i64 = device_certificates::table
@@ -469,4 +460,65 @@ pub fn certificate_exists(conn: &mut DbConn, sha256: &str) -> QueryResult<bool> 
         .count()
         .get_result(conn)?;
     Ok(n > 0)
+}
+
+/// Does `udid` already count as a device of this token (another of its certificates is
+/// bound to it)?
+pub fn counts_device(
+    conn: &mut DbConn,
+    token_id: &str,
+    udid: &str,
+    except_sha256: &str,
+) -> QueryResult<bool> {
+    let n: i64 = device_certificates::table
+        .filter(device_certificates::enrollment_token_id.eq(token_id))
+        .filter(device_certificates::udid.eq(udid))
+        .filter(device_certificates::sha256.ne(except_sha256))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// Counts one more device for the token, unless its limit is reached (a conditional
+/// update, so two devices enrolling at once cannot both take the last use).
+pub fn count_device(conn: &mut DbConn, token_id: &str) -> QueryResult<bool> {
+    let n = diesel::update(
+        enrollment_tokens::table.find(token_id).filter(
+            enrollment_tokens::max_uses
+                .is_null()
+                .or(enrollment_tokens::uses
+                    .nullable()
+                    .lt(enrollment_tokens::max_uses)),
+        ),
+    )
+    .set(enrollment_tokens::uses.eq(enrollment_tokens::uses + 1))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Binds a certificate to `udid` for its whole life; false when it is bound to another.
+pub fn bind_certificate(conn: &mut DbConn, sha256: &str, udid: &str) -> QueryResult<bool> {
+    diesel::update(
+        device_certificates::table
+            .find(sha256)
+            .filter(device_certificates::udid.is_null()),
+    )
+    .set(device_certificates::udid.eq(udid))
+    .execute(conn)?;
+    let bound: Option<Option<String>> = device_certificates::table
+        .find(sha256)
+        .select(device_certificates::udid)
+        .first(conn)
+        .optional()?;
+    Ok(bound.flatten().as_deref() == Some(udid))
+}
+
+/// The UDID a certificate is bound to.
+pub fn certificate_udid(conn: &mut DbConn, sha256: &str) -> QueryResult<Option<String>> {
+    Ok(device_certificates::table
+        .find(sha256)
+        .select(device_certificates::udid)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
 }

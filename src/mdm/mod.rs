@@ -58,6 +58,8 @@ fn device_resource(path: &str, limit: usize) -> actix_web::Resource {
 fn device_error(e: EnrollError) -> ApiError {
     match e {
         EnrollError::Db(e) => e.into(),
+        EnrollError::Queue(QueueError::Db(e)) => e.into(),
+        EnrollError::Queue(e) => ApiError::internal(e),
         EnrollError::NoUdid => {
             ApiError::bad_request("message has no UDID; user enrollment is not supported")
         }
@@ -97,6 +99,21 @@ async fn device_request(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
+    let result = handle_device_request(&req, payload, state).await;
+    if let Err(e) = &result {
+        if e.code == ErrorCode::Forbidden {
+            // A device that is refused cannot tell anyone why; the operator's log can.
+            tracing::warn!(path = req.path(), reason = %e.message, "device request refused");
+        }
+    }
+    result
+}
+
+async fn handle_device_request(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
     let limit = req.app_data::<BodyLimit>().map_or(1024 * 1024, |l| l.0);
     let body = read_body(payload, limit).await?;
     if body.is_empty() {
@@ -104,7 +121,7 @@ async fn device_request(
     }
     // The signature (or TLS identity) is checked before the body is read: nothing from
     // a sender without one of our identities reaches the plist parser.
-    let identity = identity::verify(&req, &body, &state)?;
+    let identity = identity::verify(req, &body, &state)?;
     let dict = protocol::parse_dict(&body).map_err(protocol_error)?;
     let is_checkin = dict.contains_key("MessageType")
         || req

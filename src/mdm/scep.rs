@@ -168,7 +168,7 @@ fn issue(
     days: u32,
     subject: &openssl::x509::X509NameRef,
     renewed_from: Option<&str>,
-    origin: Option<(&str, Option<&str>)>,
+    origin: Origin<'_>,
 ) -> Issue {
     let Some(csr) = req.csr.as_ref() else {
         return Ok(Err((
@@ -185,11 +185,23 @@ fn issue(
     Ok(Ok(reply))
 }
 
+/// What an issued certificate is for.
+#[derive(Clone, Copy)]
+enum Origin<'a> {
+    /// A challenge of this token; for ADE, handed out to this UDID's machine info.
+    Enrollment {
+        token_id: &'a str,
+        ade_udid: Option<&'a str>,
+    },
+    /// A renewal of the bound identity of this UDID.
+    Renewal { udid: &'a str },
+}
+
 fn record(
     conn: &mut crate::db::DbConn,
     cert: &X509,
     renewed_from: Option<&str>,
-    origin: Option<(&str, Option<&str>)>,
+    origin: Origin<'_>,
 ) -> ApiResult<()> {
     let sha = pki::sha256_fingerprint(cert).map_err(ApiError::internal)?;
     let serial = cert
@@ -211,8 +223,18 @@ fn record(
             not_before,
             not_after,
             renewed_from,
-            enrollment_token_id: origin.map(|o| o.0),
-            ade_udid: origin.and_then(|o| o.1),
+            enrollment_token_id: match origin {
+                Origin::Enrollment { token_id, .. } => Some(token_id),
+                Origin::Renewal { .. } => None,
+            },
+            ade_udid: match origin {
+                Origin::Enrollment { ade_udid, .. } => ade_udid,
+                Origin::Renewal { .. } => None,
+            },
+            udid: match origin {
+                Origin::Enrollment { ade_udid, .. } => ade_udid,
+                Origin::Renewal { udid } => Some(udid),
+            },
         },
     )?;
     Ok(())
@@ -280,7 +302,10 @@ fn enroll(
         days,
         &name,
         None,
-        Some((&token.id, ade_udid.as_deref())),
+        Origin::Enrollment {
+            token_id: &token.id,
+            ade_udid: ade_udid.as_deref(),
+        },
     )?;
     if result.is_ok() {
         tracing::info!(token = %token.id, school = %token.school_id, "identity certificate issued");
@@ -288,13 +313,18 @@ fn enroll(
     Ok(result)
 }
 
-/// RenewalReq: the signer must hold a valid certificate we issued.
+/// Renewals issued from one certificate at most (a lost reply may be asked again).
+const MAX_RENEWALS: i64 = 5;
+
+/// RenewalReq: the signer must be the bound identity of an active device.
 fn renew(
     conn: &mut crate::db::DbConn,
     ca: &CertificateAuthority,
     req: &ScepRequest,
     days: u32,
 ) -> Issue {
+    use crate::db::schema::{device_certificates, devices};
+    use diesel::prelude::*;
     if let Err(e) = ca.verify_issued(&req.signer_cert, None) {
         return Ok(Err((
             FailInfo::BadMessageCheck,
@@ -302,11 +332,33 @@ fn renew(
         )));
     }
     let old = pki::sha256_fingerprint(&req.signer_cert).map_err(ApiError::internal)?;
-    let known = tokens::certificate_exists(conn, &old)?;
-    if !known {
+    if !tokens::certificate_exists(conn, &old)? {
         return Ok(Err((
             FailInfo::BadCertId,
             "the signing certificate was not issued by this server's SCEP".into(),
+        )));
+    }
+    let bound: Option<String> = devices::table
+        .filter(devices::identity_cert_sha256.eq(&old))
+        .filter(devices::enrollment_status.eq(crate::enrollment::status::ACTIVE))
+        .select(devices::udid)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten();
+    let Some(udid) = bound else {
+        return Ok(Err((
+            FailInfo::BadCertId,
+            "only the identity an active device is enrolled with can be renewed".into(),
+        )));
+    };
+    let renewals: i64 = device_certificates::table
+        .filter(device_certificates::renewed_from.eq(&old))
+        .count()
+        .get_result(conn)?;
+    if renewals >= MAX_RENEWALS {
+        return Ok(Err((
+            FailInfo::BadRequest,
+            format!("this identity was renewed {renewals} times already"),
         )));
     }
     let name = req
@@ -314,9 +366,17 @@ fn renew(
         .subject_name()
         .to_owned()
         .map_err(ApiError::internal)?;
-    let result = issue(conn, ca, req, days, &name, Some(&old), None)?;
+    let result = issue(
+        conn,
+        ca,
+        req,
+        days,
+        &name,
+        Some(&old),
+        Origin::Renewal { udid: &udid },
+    )?;
     if result.is_ok() {
-        tracing::info!(renewed_from = %old, "identity certificate renewed");
+        tracing::info!(renewed_from = %old, udid = %udid, "identity certificate renewed");
     }
     Ok(result)
 }

@@ -43,6 +43,8 @@ pub struct TestApp {
     pub state: AppState,
     /// The district admin's token.
     pub admin_token: String,
+    /// The enrollment token [`TestApp::device`] enrolls through (made on first use).
+    default_token: std::sync::OnceLock<String>,
     _dir: TempDir,
     _pg: Option<PgSchema>,
 }
@@ -105,6 +107,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             state,
             admin_token,
+            default_token: std::sync::OnceLock::new(),
             _dir: dir,
             _pg: pg.map(|(base, name)| PgSchema { base, name }),
         }
@@ -140,9 +143,23 @@ impl TestApp {
         json_reply(res).await
     }
 
-    /// A new simulated iPad with a key and a certificate from this server's CA.
+    /// A new simulated iPad whose identity came through an enrollment token of a test
+    /// authority and school (made on first use), as our SCEP server would issue it.
     pub fn device(&self, n: usize) -> SimDevice {
+        let token = self
+            .default_token
+            .get_or_init(|| {
+                let (_, _, token) = self.enrollment_scope("tafel-tests");
+                token
+            })
+            .clone();
+        self.device_with_token(n, &token)
+    }
+
+    /// A new simulated iPad whose identity was issued through the enrollment token `token_id`.
+    pub fn device_with_token(&self, n: usize, token_id: &str) -> SimDevice {
         let (key, cert) = self.identity(&format!("test-device-{n}"), 365);
+        self.record_identity(&cert, token_id);
         let udid = Udid::parse(&format!("00008103-{n:016X}")).unwrap();
         SimDevice::new(
             self.client.clone(),
@@ -152,6 +169,65 @@ impl TestApp {
             key,
             cert,
         )
+    }
+
+    /// Records `cert` as issued by our SCEP server through the enrollment token `token_id`.
+    pub fn record_identity(&self, cert: &X509, token_id: &str) {
+        let sha = tafel::pki::sha256_fingerprint(cert).unwrap();
+        let not_before = tafel::mdm::identity::asn1_to_naive(cert.not_before()).unwrap();
+        let not_after = tafel::mdm::identity::asn1_to_naive(cert.not_after()).unwrap();
+        let serial = hex::encode(cert.serial_number().to_bn().unwrap().to_vec());
+        let mut conn = self.state.db.get().unwrap();
+        tafel::enrollment::tokens::record_certificate(
+            &mut conn,
+            &tafel::enrollment::tokens::IssuedCertificate {
+                sha256: &sha,
+                serial: &serial,
+                subject: "CN=test device",
+                not_before,
+                not_after,
+                renewed_from: None,
+                enrollment_token_id: Some(token_id),
+                ade_udid: None,
+                udid: None,
+            },
+        )
+        .unwrap();
+    }
+
+    /// An authority (with a push topic), a school and an enrollment token, made directly
+    /// in the database; returns (authority id, school id, token id).
+    pub fn enrollment_scope(&self, slug: &str) -> (String, String, String) {
+        let mut conn = self.state.db.get().unwrap();
+        let tenant = tafel::org::create_tenant(
+            &mut conn,
+            &tafel::org::NewTenant {
+                name: format!("Authority {slug}"),
+                slug: slug.into(),
+                push_topic: Some("com.apple.mgmt.External.tafel".into()),
+            },
+            "test",
+        )
+        .unwrap();
+        let school = tafel::org::create_school(
+            &mut conn,
+            &tenant.id,
+            &tafel::org::NewSchool {
+                name: format!("School {slug}"),
+                timezone: None,
+            },
+            "test",
+        )
+        .unwrap();
+        let token = tafel::enrollment::tokens::create(
+            &mut conn,
+            &tenant.id,
+            &school.id,
+            &tafel::enrollment::tokens::NewToken::default(),
+            "test",
+        )
+        .unwrap();
+        (tenant.id, school.id, token.id)
     }
 
     /// A key and an identity certificate from our CA valid for `days`.

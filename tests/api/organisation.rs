@@ -543,8 +543,10 @@ async fn imports_are_all_or_nothing_and_imported_devices_land_when_they_enroll()
         .await;
     assert_eq!(pending["items"].as_array().unwrap().len(), 2);
 
-    // The iPad with serial DMPTEST00730 enrolls (test device 730 has that serial).
-    let d = app.device(730);
+    // The iPad with serial DMPTEST00730 enrolls through its school's link (test device
+    // 730 has that serial).
+    let link = crate::enrollment::token(&app, &school_id, json!({"description": "Koffer 1"})).await;
+    let d = app.device_with_token(730, link["id"].as_str().unwrap());
     d.authenticate().await.unwrap();
     d.token_update(false).await.unwrap();
     let (_, dev) = app.get(&format!("/api/v1/devices/{}", d.udid)).await;
