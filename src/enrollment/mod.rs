@@ -249,13 +249,14 @@ fn serial_rows(conn: &mut DbConn, serial: Option<&str>) -> QueryResult<Vec<bindi
     let Some(serial) = serial else {
         return Ok(Vec::new());
     };
-    let rows: Vec<(
+    type Row = (
         String,
         Option<String>,
         Option<String>,
         Option<String>,
         Option<chrono::NaiveDateTime>,
-    )> = devices::table
+    );
+    let rows: Vec<Row> = devices::table
         .filter(devices::serial_number.eq(serial))
         .filter(devices::udid.is_null())
         .select((
