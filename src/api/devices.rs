@@ -3,6 +3,7 @@
 use actix_web::{web, HttpResponse};
 
 use super::auth::Caller;
+use super::authz::{self, Action, Place};
 use crate::devices::{self, DeviceFilter, DeviceRow};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -14,7 +15,67 @@ const MAX_PAGE: i64 = 500;
 /// Routes under `/api/v1`.
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/devices", web::get().to(list))
-        .route("/devices/{key}", web::get().to(get));
+        .route("/devices/{key}", web::get().to(get))
+        .route("/devices/{key}/release", web::post().to(release));
+}
+
+/// What releasing a device did.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Released {
+    /// The device.
+    pub id: String,
+    /// Its state now: `retired`.
+    pub enrollment_status: String,
+    /// Open commands that were closed.
+    pub commands_closed: usize,
+}
+
+/// `POST /devices/{key}/release`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{key}/release",
+    tag = "devices",
+    operation_id = "release_device",
+    summary = "Release (retire) a device: no longer managed, free to enroll again",
+    description = "Its identity no longer speaks for it, its open commands close, it leaves \
+its classes and carts. It may enroll again through any school's enrollment link or ADE; \
+where the authority requires a release before a known iPad enrolls again, this is it.",
+    params(("key" = String, Path, description = "UDID, serial number or id")),
+    responses(
+        (status = 200, description = "The device was released", body = Released),
+        (status = 403, description = "Teachers cannot release devices", body = ApiError),
+        (status = 404, description = "No such device in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn release(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let key = path.into_inner();
+    let released = state
+        .db
+        .run(move |conn| -> ApiResult<Released> {
+            let d = devices::find(conn, &caller.0, &key)?
+                .ok_or_else(|| ApiError::not_found(format!("no device {key}")))?;
+            authz::require(
+                &caller.0,
+                Action::ManageSchool,
+                Place {
+                    tenant_id: d.tenant_id.as_deref(),
+                    school_id: d.school_id.as_deref(),
+                },
+            )?;
+            let commands_closed = crate::enrollment::release(conn, &d.id, &caller.0.user_id)?;
+            Ok(Released {
+                id: d.id,
+                enrollment_status: crate::enrollment::status::RETIRED.into(),
+                commands_closed,
+            })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(released))
 }
 
 /// `GET /devices?school_id=&class_id=&group_id=&model=&os_version=&status=&enrolled=&last_seen_before=&last_seen_after=&q=&limit=&cursor=`
@@ -45,7 +106,7 @@ async fn list(
         ));
     }
     if let Some(s) = &f.status {
-        let known = ["pending", "authenticated", "active", "inactive"];
+        let known = crate::enrollment::status::ALL;
         if !known.contains(&s.as_str()) {
             return Err(ApiError::invalid_field(
                 "status",

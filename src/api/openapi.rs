@@ -51,6 +51,8 @@ const BEARER: &str = "bearer";
         super::org::list_tenants,
         super::org::get_tenant,
         super::org::create_school,
+        super::org::get_enrollment_policy,
+        super::org::put_enrollment_policy,
         super::org::list_schools,
         super::org::get_school,
         super::org::create_token,
@@ -63,6 +65,7 @@ const BEARER: &str = "bearer";
         // devices
         super::devices::list,
         super::devices::get,
+        super::devices::release,
         // commands
         super::commands::enqueue,
         super::commands::list,

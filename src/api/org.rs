@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
 use crate::enrollment::tokens::{self, EnrollmentToken, NewToken, TokenError};
+use crate::enrollment::EnrollmentPolicy;
 use crate::error::{ApiError, ApiResult};
 use crate::org::{self, NewSchool, NewTenant, OrgError, School, Tenant};
 use crate::state::AppState;
@@ -16,6 +17,14 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/tenants", web::get().to(list_tenants))
         .route("/tenants/{id}", web::get().to(get_tenant))
         .route("/tenants/{id}/schools", web::post().to(create_school))
+        .route(
+            "/tenants/{id}/enrollment-policy",
+            web::get().to(get_enrollment_policy),
+        )
+        .route(
+            "/tenants/{id}/enrollment-policy",
+            web::put().to(put_enrollment_policy),
+        )
         .route("/schools", web::get().to(list_schools))
         .route("/schools/{id}", web::get().to(get_school))
         .route(
@@ -386,4 +395,63 @@ async fn revoke_token(
         .run(move |conn| tokens::revoke(conn, &t, &actor).map_err(ApiError::from))
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"revoked": token.id})))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{id}/enrollment-policy",
+    tag = "organisation",
+    operation_id = "get_enrollment_policy",
+    summary = "How a school authority lets known iPads enroll again",
+    params(("id" = String, Path, description = "School authority id")),
+    responses(
+        (status = 200, description = "The policy", body = EnrollmentPolicy),
+        (status = 404, description = "No such school authority in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_enrollment_policy(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let tenant = load_tenant(&state, &caller, path.into_inner(), Action::View).await?;
+    let policy = state
+        .db
+        .run(move |conn| crate::enrollment::policy(conn, &tenant.id).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(policy))
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/v1/tenants/{id}/enrollment-policy",
+    tag = "organisation",
+    operation_id = "put_enrollment_policy",
+    summary = "Require an admin's release before a known iPad enrolls again (authority admins)",
+    params(("id" = String, Path, description = "School authority id")),
+    request_body = EnrollmentPolicy,
+    responses(
+        (status = 200, description = "The policy now", body = EnrollmentPolicy),
+        (status = 403, description = "Only district and authority admins set it", body = ApiError),
+        (status = 404, description = "No such school authority in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn put_enrollment_policy(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<EnrollmentPolicy>,
+) -> ApiResult<HttpResponse> {
+    let tenant = load_tenant(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
+    let policy = body.into_inner();
+    let actor = caller.0.user_id.clone();
+    let policy = state
+        .db
+        .run(move |conn| {
+            crate::enrollment::set_policy(conn, &tenant.id, policy, &actor).map_err(ApiError::from)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(policy))
 }

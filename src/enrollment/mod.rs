@@ -625,22 +625,94 @@ pub fn mark_erased(conn: &mut DbConn, device_id: &str) -> QueryResult<()> {
 /// speaks for it, its commands stop, it leaves its classes and carts, and it may enroll
 /// again through any school's enrollment (its authority's release rule is satisfied).
 /// Returns the commands closed.
-pub fn release(conn: &mut DbConn, device_id: &str) -> QueryResult<usize> {
+pub fn release(conn: &mut DbConn, device_id: &str, actor: &str) -> QueryResult<usize> {
     use crate::db::schema::{class_devices, group_devices};
-    let stopped = start_over(conn, device_id)?;
-    diesel::update(devices::table.find(device_id))
-        .set((
-            devices::enrollment_status.eq(status::RETIRED),
-            devices::identity_cert_sha256.eq(None::<String>),
-            devices::identity_cert_not_after.eq(None::<chrono::NaiveDateTime>),
-            devices::unenrolled_at.eq(now()),
-        ))
-        .execute(conn)?;
-    diesel::delete(class_devices::table.filter(class_devices::device_id.eq(device_id)))
-        .execute(conn)?;
-    diesel::delete(group_devices::table.filter(group_devices::device_id.eq(device_id)))
-        .execute(conn)?;
-    Ok(stopped)
+    conn.write_tx(|conn| {
+        let (tenant, school, before): (Option<String>, Option<String>, String) = devices::table
+            .find(device_id)
+            .select((
+                devices::tenant_id,
+                devices::school_id,
+                devices::enrollment_status,
+            ))
+            .first(conn)?;
+        let stopped = start_over(conn, device_id)?;
+        diesel::update(devices::table.find(device_id))
+            .set((
+                devices::enrollment_status.eq(status::RETIRED),
+                devices::identity_cert_sha256.eq(None::<String>),
+                devices::identity_cert_not_after.eq(None::<chrono::NaiveDateTime>),
+                devices::unenrolled_at.eq(now()),
+            ))
+            .execute(conn)?;
+        diesel::delete(class_devices::table.filter(class_devices::device_id.eq(device_id)))
+            .execute(conn)?;
+        diesel::delete(group_devices::table.filter(group_devices::device_id.eq(device_id)))
+            .execute(conn)?;
+        crate::audit::record(
+            conn,
+            &crate::audit::Entry::new(actor, "release", "device")
+                .object(device_id)
+                .scope(tenant.as_deref(), school.as_deref())
+                .summary(serde_json::json!({
+                    "before": {"status": before},
+                    "after": {"status": status::RETIRED},
+                    "commands_closed": stopped,
+                })),
+        )?;
+        Ok(stopped)
+    })
+}
+
+/// An authority's enrollment policy.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollmentPolicy {
+    /// A known iPad that enrolls again with a new identity (erased, profile removed)
+    /// waits until an admin releases it (`POST /api/v1/devices/{key}/release`); by
+    /// default it binds again at once, within its own authority.
+    pub reenroll_requires_release: bool,
+}
+
+/// The enrollment policy of authority `tenant_id`.
+pub fn policy(conn: &mut DbConn, tenant_id: &str) -> QueryResult<EnrollmentPolicy> {
+    use crate::db::schema::tenants;
+    let reenroll_requires_release = tenants::table
+        .find(tenant_id)
+        .select(tenants::reenroll_requires_release)
+        .first(conn)?;
+    Ok(EnrollmentPolicy {
+        reenroll_requires_release,
+    })
+}
+
+/// Sets the enrollment policy of authority `tenant_id`.
+pub fn set_policy(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    policy_: EnrollmentPolicy,
+    actor: &str,
+) -> QueryResult<EnrollmentPolicy> {
+    use crate::db::schema::tenants;
+    conn.write_tx(|conn| {
+        let before = policy(conn, tenant_id)?;
+        diesel::update(tenants::table.find(tenant_id))
+            .set((
+                tenants::reenroll_requires_release.eq(policy_.reenroll_requires_release),
+                tenants::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        crate::audit::record(
+            conn,
+            &crate::audit::Entry::new(actor, "update", "enrollment_policy")
+                .object(tenant_id)
+                .scope(Some(tenant_id), None)
+                .summary(serde_json::json!({"before": before, "after": policy_})),
+        )?;
+        Ok(policy_)
+    })
 }
 
 /// `SetBootstrapToken`: stores (or clears) the device's bootstrap token.

@@ -424,15 +424,22 @@ pub fn remove_devices(
     }
 }
 
-/// Number of devices in a class or group.
+/// Number of devices in a class or group; erased and released iPads do not count
+/// until they enroll again.
 pub fn device_count(conn: &mut DbConn, of: Membership<'_>) -> QueryResult<i64> {
+    use crate::enrollment::status;
+    let gone = [status::ERASED, status::RETIRED];
     match of {
         Membership::Class(c) => class_devices::table
+            .inner_join(devices::table)
             .filter(class_devices::class_id.eq(c))
+            .filter(devices::enrollment_status.ne_all(gone))
             .count()
             .get_result(conn),
         Membership::Group(g) => group_devices::table
+            .inner_join(devices::table)
             .filter(group_devices::group_id.eq(g))
+            .filter(devices::enrollment_status.ne_all(gone))
             .count()
             .get_result(conn),
     }

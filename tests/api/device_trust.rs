@@ -196,3 +196,212 @@ async fn inventory_answers_during_reconciler_passes_never_bring_an_install_twice
     );
     assert_eq!((repeated, queued_again), (0, 0));
 }
+
+/// A school and a link token of it in a new or given authority; returns
+/// (authority, school, token secret, token id).
+async fn school_with_link(
+    app: &TestApp,
+    tenant: Option<&str>,
+    slug: &str,
+    body: serde_json::Value,
+) -> (String, String, String, String) {
+    let (tenant, school) = match tenant {
+        Some(t) => {
+            let (status, s) = app
+                .post(
+                    &format!("/api/v1/tenants/{t}/schools"),
+                    serde_json::json!({"name": format!("Schule {slug}")}),
+                )
+                .await;
+            assert_eq!(status, 201, "{s}");
+            (t.to_owned(), s["id"].as_str().unwrap().to_owned())
+        }
+        None => crate::enrollment::school(app, slug).await,
+    };
+    let t = crate::enrollment::token(app, &school, body).await;
+    (
+        tenant,
+        school,
+        t["token"].as_str().unwrap().to_owned(),
+        t["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Enrolls over HTTP as a real iPad does: profile → SCEP → Authenticate → TokenUpdate.
+async fn enroll_through(
+    app: &TestApp,
+    secret: &str,
+    udid: &str,
+    serial: &str,
+) -> Result<SimDevice, tafel::sim::device::SimError> {
+    tafel::sim::enroll::enroll(
+        &app.client,
+        &app.url(&format!("/enroll/{secret}")),
+        tafel::protocol::Udid::parse(udid).unwrap(),
+        serial.to_owned(),
+        None,
+    )
+    .await
+}
+
+async fn import_serial(app: &TestApp, school: &str, serial: &str) {
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/schools/{school}/import/devices")))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "text/csv")
+        .body(format!("serial,name\n{serial},iPad {serial}\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+/// The device row of a serial, as the district admin sees it.
+async fn by_serial(app: &TestApp, serial: &str) -> Vec<serde_json::Value> {
+    let (status, page) = app
+        .get(&format!("/api/v1/devices?q={}", serial.to_lowercase()))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().unwrap().clone()
+}
+
+/// The enrollment failed with HTTP `status` and a reason containing `why`.
+fn refused(result: Result<SimDevice, tafel::sim::device::SimError>, status: u16, why: &str) {
+    match result {
+        Ok(_) => panic!("enrolled, but should be refused: {why}"),
+        Err(e) => {
+            let e = e.to_string();
+            assert!(e.contains(&status.to_string()) && e.contains(why), "{e}");
+        }
+    }
+}
+
+#[actix_web::test]
+async fn an_enrollment_link_and_a_serial_number_take_over_nothing() {
+    let app = TestApp::spawn().await;
+    let (a, a1, a1_link, _) = school_with_link(&app, None, "ta", serde_json::json!({})).await;
+    let (_, a2, a2_link, _) = school_with_link(&app, Some(&a), "ta2", serde_json::json!({})).await;
+    let (_, b1, b1_link, _) = school_with_link(&app, None, "tb", serde_json::json!({})).await;
+    import_serial(&app, &a1, "VICTIM0001").await;
+
+    // School A2's link with the serial on the box of A1's iPad: refused, nothing stored.
+    let before = (app.count("devices"), app.count("audit_log"));
+    refused(
+        enroll_through(&app, &a2_link, "00008103-0000000000AA0001", "VICTIM0001").await,
+        403,
+        "registered to another school",
+    );
+    assert_eq!(before.0, app.count("devices"));
+    // Another authority's link: the attacker gets a device of their own; A1's row stays.
+    let own = enroll_through(&app, &b1_link, "00008103-0000000000BB0001", "VICTIM0001")
+        .await
+        .unwrap();
+    let rows = by_serial(&app, "VICTIM0001").await;
+    assert_eq!(rows.len(), 2);
+    let victim_row = rows.iter().find(|r| r["school_id"] == a1.as_str()).unwrap();
+    assert_eq!(victim_row["enrollment_status"], "pending");
+    assert!(victim_row["udid"].is_null());
+    let attackers = rows.iter().find(|r| r["school_id"] == b1.as_str()).unwrap();
+    assert_eq!(attackers["udid"], own.udid.as_str());
+
+    // The real iPad enrolls through its own school and takes its row.
+    let real = enroll_through(&app, &a1_link, "00008103-0000000000AA0002", "VICTIM0001")
+        .await
+        .unwrap();
+    let (_, dev) = app.get(&format!("/api/v1/devices/{}", real.udid)).await;
+    assert_eq!(dev["id"], victim_row["id"]);
+    assert_eq!(dev["school_id"], a1.as_str());
+
+    // Its UDID through the other authority's link: refused; the real iPad keeps working.
+    refused(
+        enroll_through(&app, &b1_link, real.udid.as_str(), "VICTIM0001").await,
+        403,
+        "another school authority",
+    );
+    assert!(real.idle().await.is_ok());
+
+    // Checked out, then its UDID comes back through school A2's link: it binds again
+    // there, leaving A1 (and with it A1's profiles), and the old identity is dead.
+    real.check_out().await.unwrap();
+    let again = enroll_through(&app, &a2_link, real.udid.as_str(), "VICTIM0001")
+        .await
+        .unwrap();
+    let (_, dev) = app.get(&format!("/api/v1/devices/{}", again.udid)).await;
+    assert_eq!(dev["school_id"], a2.as_str());
+    assert_eq!(dev["enrollment_status"], "active");
+    let old = real.idle().await.unwrap_err().to_string();
+    assert!(old.contains("403"), "{old}");
+}
+
+#[actix_web::test]
+async fn enrollment_token_limits_count_devices_and_certificates_speak_for_one_udid() {
+    let app = TestApp::spawn().await;
+    let (_, school, secret, token_id) =
+        school_with_link(&app, None, "lim", serde_json::json!({"max_uses": 1})).await;
+    let first = enroll_through(&app, &secret, "00008103-0000000000CC0001", "LIM0001")
+        .await
+        .unwrap();
+    // The same certificate with four invented UDIDs: refused, nothing stored.
+    for n in 2..6 {
+        let mut clone = app.device(0);
+        clone.udid = tafel::protocol::Udid::parse(&format!("00008103-0000000000CC000{n}")).unwrap();
+        clone.set_identity(first.cert.clone(), first.key.clone());
+        clone.checkin_url = first.checkin_url.clone();
+        let before = app.count("devices");
+        let err = clone.authenticate().await.unwrap_err().to_string();
+        assert!(
+            err.contains("403") && err.contains("another device"),
+            "{err}"
+        );
+        assert_eq!(before, app.count("devices"));
+    }
+    // The token is used up: one device.
+    let (_, tokens) = app
+        .get(&format!("/api/v1/schools/{school}/enrollment-tokens"))
+        .await;
+    assert_eq!(tokens["items"][0]["uses"], 1);
+    refused(
+        enroll_through(&app, &secret, "00008103-0000000000CC0009", "LIM0009").await,
+        404,
+        "used up",
+    );
+
+    // A profile fetched before a revocation: its certificate enrolls no one afterwards,
+    // while the device already enrolled through the token keeps working.
+    let (_, _, open_secret, open_id) =
+        school_with_link(&app, None, "rev", serde_json::json!({})).await;
+    let enrolled_before =
+        enroll_through(&app, &open_secret, "00008103-0000000000DD0001", "REV0001")
+            .await
+            .unwrap();
+    let profile = app
+        .client
+        .get(app.url(&format!("/enroll/{open_secret}")))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let info = tafel::sim::enroll::read_profile(&profile).unwrap();
+    let key = tafel::sim::enroll::new_key().unwrap();
+    let cert = tafel::sim::enroll::scep_enroll(&app.client, &info, &key)
+        .await
+        .unwrap();
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/enrollment-tokens/{open_id}/revoke"),
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut late = app.device(0);
+    late.udid = tafel::protocol::Udid::parse("00008103-0000000000DD0002").unwrap();
+    late.set_identity(cert, key);
+    late.checkin_url = info.check_in_url.clone();
+    let err = late.authenticate().await.unwrap_err().to_string();
+    assert!(err.contains("403") && err.contains("revoked"), "{err}");
+    assert!(enrolled_before.idle().await.is_ok());
+    let _ = token_id;
+}

@@ -35,6 +35,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/tenants"),
     ("get", "/api/v1/tenants/{id}"),
     ("post", "/api/v1/tenants/{id}/schools"),
+    ("get", "/api/v1/tenants/{id}/enrollment-policy"),
+    ("put", "/api/v1/tenants/{id}/enrollment-policy"),
     ("get", "/api/v1/schools"),
     ("get", "/api/v1/schools/{id}"),
     ("post", "/api/v1/schools/{id}/enrollment-tokens"),
@@ -47,6 +49,7 @@ const ROUTES: &[(&str, &str)] = &[
     // devices
     ("get", "/api/v1/devices"),
     ("get", "/api/v1/devices/{key}"),
+    ("post", "/api/v1/devices/{key}/release"),
     // commands
     ("post", "/api/v1/commands"),
     ("get", "/api/v1/devices/{udid}/commands"),
