@@ -405,3 +405,111 @@ async fn enrollment_token_limits_count_devices_and_certificates_speak_for_one_ud
     assert!(enrolled_before.idle().await.is_ok());
     let _ = token_id;
 }
+
+/// A class of a new school with a link that enrolls into it; returns (authority,
+/// school, class, link secret).
+async fn class_with_link(app: &TestApp, slug: &str) -> (String, String, String, String) {
+    let (tenant, school) = crate::enrollment::school(app, slug).await;
+    let (status, class) = app
+        .post(
+            &format!("/api/v1/schools/{school}/classes"),
+            serde_json::json!({"name": "7b", "school_year": "2026/27"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{class}");
+    let class = class["id"].as_str().unwrap().to_owned();
+    let t = crate::enrollment::token(app, &school, serde_json::json!({"class_id": class})).await;
+    (tenant, school, class, t["token"].as_str().unwrap().to_owned())
+}
+
+async fn class_devices(app: &TestApp, class: &str) -> i64 {
+    let (status, c) = app.get(&format!("/api/v1/classes/{class}")).await;
+    assert_eq!(status, 200, "{c}");
+    c["devices"].as_i64().unwrap()
+}
+
+async fn audit_actions(app: &TestApp, action: &str) -> Vec<serde_json::Value> {
+    let (_, audit) = app.get(&format!("/api/v1/audit?action={action}&limit=100")).await;
+    audit["items"].as_array().unwrap().clone()
+}
+
+#[actix_web::test]
+async fn an_erased_ipad_comes_back_through_its_school_and_an_erase_leaves_the_counts() {
+    use crate::assignments::connect;
+    let app = TestApp::spawn().await;
+    let (tenant, _, class, link) = class_with_link(&app, "erase").await;
+    let udid = "00008103-0000000000EE0001";
+    let first = enroll_through(&app, &link, udid, "ERASE0001").await.unwrap();
+    assert_eq!(class_devices(&app, &class).await, 1);
+    let waiting = app.enqueue(&[udid], "ProfileList", None).await;
+
+    // A pupil erases the iPad on the iPad itself (no CheckOut reaches tafel); it enrolls
+    // again through a fresh profile of its own class: bound to the new identity, the old
+    // one is dead, the old queue closed, the inventory asked for again.
+    let mut again = enroll_through(&app, &link, udid, "ERASE0001").await.unwrap();
+    let (_, dev) = app.get(&format!("/api/v1/devices/{udid}")).await;
+    assert_eq!(dev["enrollment_status"], "active");
+    assert_eq!(app.status_of(udid, &waiting).await, "cancelled");
+    assert!(first.idle().await.unwrap_err().to_string().contains("403"));
+    let rebinds = audit_actions(&app, "rebind").await;
+    assert_eq!(rebinds.len(), 1, "{rebinds:?}");
+    assert_eq!(rebinds[0]["summary"]["why"], "re-enrolled");
+    let mut asked = connect(&mut again).await;
+    asked.sort();
+    assert_eq!(
+        asked,
+        ["DeviceInformation", "InstalledApplicationList", "ProfileList", "SecurityInfo"]
+    );
+    assert_eq!(class_devices(&app, &class).await, 1);
+
+    // An admin erases it: once the iPad acknowledged, it is erased, out of the class's
+    // count, and what was still queued is closed.
+    let erase = app
+        .enqueue(&[udid], "EraseDevice", Some(serde_json::json!({"PIN": "123456"})))
+        .await;
+    let later = app.enqueue(&[udid], "DeviceInformation", None).await;
+    let cmd = again.idle().await.unwrap().expect("the erase");
+    assert_eq!(cmd.command_uuid.as_str(), erase);
+    let answer = again.execute(&cmd);
+    assert!(again.answer(&cmd, answer).await.unwrap().is_none());
+    let (_, dev) = app.get(&format!("/api/v1/devices/{udid}")).await;
+    assert_eq!(dev["enrollment_status"], "erased");
+    assert_eq!(app.status_of(udid, &later).await, "cancelled");
+    assert_eq!(class_devices(&app, &class).await, 0);
+    assert_eq!(audit_actions(&app, "erased").await.len(), 1);
+
+    // It comes back through its class's link, into its class.
+    let mut back = enroll_through(&app, &link, udid, "ERASE0001").await.unwrap();
+    assert_eq!(class_devices(&app, &class).await, 1);
+    connect(&mut back).await;
+
+    // The authority wants a release before a known iPad enrolls again.
+    let res = app
+        .client
+        .put(app.url(&format!("/api/v1/tenants/{tenant}/enrollment-policy")))
+        .bearer_auth(&app.admin_token)
+        .json(&serde_json::json!({"reenroll_requires_release": true}))
+        .send()
+        .await
+        .unwrap();
+    let (status, policy) = crate::helpers::json_reply(res).await;
+    assert_eq!(status, 200, "{policy}");
+    assert_eq!(policy["reenroll_requires_release"], true);
+    let before = app.count("audit_log");
+    refused(
+        enroll_through(&app, &link, udid, "ERASE0001").await,
+        403,
+        "release",
+    );
+    assert_eq!(before, app.count("audit_log"), "a refusal stores nothing");
+    assert!(back.idle().await.is_ok(), "the enrolled iPad is untouched");
+    let (status, released) = app
+        .post(&format!("/api/v1/devices/{udid}/release"), serde_json::json!({}))
+        .await;
+    assert_eq!(status, 200, "{released}");
+    assert_eq!(released["enrollment_status"], "retired");
+    assert!(back.idle().await.unwrap_err().to_string().contains("403"));
+    enroll_through(&app, &link, udid, "ERASE0001").await.unwrap();
+    let rebinds = audit_actions(&app, "rebind").await;
+    assert!(rebinds.iter().any(|e| e["summary"]["why"] == "released"), "{rebinds:?}");
+}
