@@ -280,8 +280,12 @@ pub struct MdmSettings {
     /// Largest accepted connect body in bytes.
     pub max_connect_body: usize,
     /// Header carrying the URL-encoded PEM client certificate when TLS ends at a
-    /// trusted proxy (e.g. `X-Client-Cert`). Off unless set.
+    /// trusted proxy (e.g. `X-Client-Cert`). Off unless set; needs `trusted_proxies`.
     pub trusted_proxy_cert_header: Option<String>,
+    /// Addresses of the TLS-terminating proxies (CIDR, e.g. `10.0.0.5/32`,
+    /// `fd00::/64`) whose `trusted_proxy_cert_header` counts; from anyone else the
+    /// header is ignored (and logged).
+    pub trusted_proxies: Vec<Cidr>,
     /// Validity of issued device identity certificates, in days.
     pub identity_validity_days: u32,
 }
@@ -328,6 +332,7 @@ impl Default for MdmSettings {
             max_checkin_body: 256 * 1024,
             max_connect_body: 1024 * 1024,
             trusted_proxy_cert_header: None,
+            trusted_proxies: Vec::new(),
             identity_validity_days: 365,
         }
     }
@@ -461,6 +466,9 @@ impl Settings {
                     .into(),
             );
         }
+        if self.mdm.trusted_proxy_cert_header.is_some() && self.mdm.trusted_proxies.is_empty() {
+            return Err("mdm.trusted_proxies: name the proxies (CIDR) whose mdm.trusted_proxy_cert_header counts".into());
+        }
         if self.mdm.identity_validity_days == 0 {
             return Err("mdm.identity_validity_days: must be at least 1".into());
         }
@@ -506,6 +514,72 @@ impl WebhookSettings {
     }
 }
 
+/// An address range: `10.0.0.0/8`, `fd00::/64`, or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Cidr {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        let (ip, prefix) = match s.split_once('/') {
+            Some((ip, p)) => (ip, Some(p)),
+            None => (s.as_str(), None),
+        };
+        let addr: std::net::IpAddr = ip
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address or CIDR range"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: the prefix must be 0 to {max}"))?,
+            None => max,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl Cidr {
+    /// Is `ip` in this range? (An IPv4 address mapped into IPv6 counts as IPv4.)
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
 /// An environment value as TOML: numbers, booleans and arrays keep their type;
 /// anything else is a string.
 fn env_value(raw: &str) -> toml::Value {
@@ -539,6 +613,23 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Res
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn proxy_ranges_contain_their_addresses_only() {
+        let net = super::Cidr::try_from("10.1.0.0/16".to_owned()).unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(!net.contains("fd00::1".parse().unwrap()));
+        let one = super::Cidr::try_from("fd00::5".to_owned()).unwrap();
+        assert!(one.contains("fd00::5".parse().unwrap()));
+        assert!(!one.contains("fd00::6".parse().unwrap()));
+        let all = super::Cidr::try_from("0.0.0.0/0".to_owned()).unwrap();
+        assert!(all.contains("192.0.2.1".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "nope", "10.0.0/8", "::/129"] {
+            assert!(super::Cidr::try_from(bad.to_owned()).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -58,7 +58,7 @@ pub fn verify(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Identi
 }
 
 /// The URL-encoded PEM certificate a trusted TLS-terminating proxy put in the
-/// configured header (off unless configured).
+/// configured header (off unless configured; only from `mdm.trusted_proxies`).
 fn proxy_certificate(
     req: &HttpRequest,
     state: &AppState,
@@ -69,6 +69,23 @@ fn proxy_certificate(
     let Some(value) = req.headers().get(name) else {
         return Ok(None);
     };
+    // The header is the proxy's word; from anyone else it is a forgery attempt.
+    let peer = req.peer_addr().map(|a| a.ip());
+    if !peer.is_some_and(|ip| {
+        state
+            .settings
+            .mdm
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(ip))
+    }) {
+        tracing::warn!(
+            peer = ?peer,
+            header = name,
+            "client certificate header from an address that is not a trusted proxy: ignored"
+        );
+        return Ok(None);
+    }
     let text = value
         .to_str()
         .map_err(|_| ApiError::forbidden(format!("{name} is not ASCII")))?;

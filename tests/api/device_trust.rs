@@ -419,7 +419,12 @@ async fn class_with_link(app: &TestApp, slug: &str) -> (String, String, String, 
     assert_eq!(status, 201, "{class}");
     let class = class["id"].as_str().unwrap().to_owned();
     let t = crate::enrollment::token(app, &school, serde_json::json!({"class_id": class})).await;
-    (tenant, school, class, t["token"].as_str().unwrap().to_owned())
+    (
+        tenant,
+        school,
+        class,
+        t["token"].as_str().unwrap().to_owned(),
+    )
 }
 
 async fn class_devices(app: &TestApp, class: &str) -> i64 {
@@ -429,7 +434,9 @@ async fn class_devices(app: &TestApp, class: &str) -> i64 {
 }
 
 async fn audit_actions(app: &TestApp, action: &str) -> Vec<serde_json::Value> {
-    let (_, audit) = app.get(&format!("/api/v1/audit?action={action}&limit=100")).await;
+    let (_, audit) = app
+        .get(&format!("/api/v1/audit?action={action}&limit=100"))
+        .await;
     audit["items"].as_array().unwrap().clone()
 }
 
@@ -439,14 +446,18 @@ async fn an_erased_ipad_comes_back_through_its_school_and_an_erase_leaves_the_co
     let app = TestApp::spawn().await;
     let (tenant, _, class, link) = class_with_link(&app, "erase").await;
     let udid = "00008103-0000000000EE0001";
-    let first = enroll_through(&app, &link, udid, "ERASE0001").await.unwrap();
+    let first = enroll_through(&app, &link, udid, "ERASE0001")
+        .await
+        .unwrap();
     assert_eq!(class_devices(&app, &class).await, 1);
     let waiting = app.enqueue(&[udid], "ProfileList", None).await;
 
     // A pupil erases the iPad on the iPad itself (no CheckOut reaches tafel); it enrolls
     // again through a fresh profile of its own class: bound to the new identity, the old
     // one is dead, the old queue closed, the inventory asked for again.
-    let mut again = enroll_through(&app, &link, udid, "ERASE0001").await.unwrap();
+    let mut again = enroll_through(&app, &link, udid, "ERASE0001")
+        .await
+        .unwrap();
     let (_, dev) = app.get(&format!("/api/v1/devices/{udid}")).await;
     assert_eq!(dev["enrollment_status"], "active");
     assert_eq!(app.status_of(udid, &waiting).await, "cancelled");
@@ -458,14 +469,23 @@ async fn an_erased_ipad_comes_back_through_its_school_and_an_erase_leaves_the_co
     asked.sort();
     assert_eq!(
         asked,
-        ["DeviceInformation", "InstalledApplicationList", "ProfileList", "SecurityInfo"]
+        [
+            "DeviceInformation",
+            "InstalledApplicationList",
+            "ProfileList",
+            "SecurityInfo"
+        ]
     );
     assert_eq!(class_devices(&app, &class).await, 1);
 
     // An admin erases it: once the iPad acknowledged, it is erased, out of the class's
     // count, and what was still queued is closed.
     let erase = app
-        .enqueue(&[udid], "EraseDevice", Some(serde_json::json!({"PIN": "123456"})))
+        .enqueue(
+            &[udid],
+            "EraseDevice",
+            Some(serde_json::json!({"PIN": "123456"})),
+        )
         .await;
     let later = app.enqueue(&[udid], "DeviceInformation", None).await;
     let cmd = again.idle().await.unwrap().expect("the erase");
@@ -479,7 +499,9 @@ async fn an_erased_ipad_comes_back_through_its_school_and_an_erase_leaves_the_co
     assert_eq!(audit_actions(&app, "erased").await.len(), 1);
 
     // It comes back through its class's link, into its class.
-    let mut back = enroll_through(&app, &link, udid, "ERASE0001").await.unwrap();
+    let mut back = enroll_through(&app, &link, udid, "ERASE0001")
+        .await
+        .unwrap();
     assert_eq!(class_devices(&app, &class).await, 1);
     connect(&mut back).await;
 
@@ -504,12 +526,72 @@ async fn an_erased_ipad_comes_back_through_its_school_and_an_erase_leaves_the_co
     assert_eq!(before, app.count("audit_log"), "a refusal stores nothing");
     assert!(back.idle().await.is_ok(), "the enrolled iPad is untouched");
     let (status, released) = app
-        .post(&format!("/api/v1/devices/{udid}/release"), serde_json::json!({}))
+        .post(
+            &format!("/api/v1/devices/{udid}/release"),
+            serde_json::json!({}),
+        )
         .await;
     assert_eq!(status, 200, "{released}");
     assert_eq!(released["enrollment_status"], "retired");
     assert!(back.idle().await.unwrap_err().to_string().contains("403"));
-    enroll_through(&app, &link, udid, "ERASE0001").await.unwrap();
+    enroll_through(&app, &link, udid, "ERASE0001")
+        .await
+        .unwrap();
     let rebinds = audit_actions(&app, "rebind").await;
-    assert!(rebinds.iter().any(|e| e["summary"]["why"] == "released"), "{rebinds:?}");
+    assert!(
+        rebinds.iter().any(|e| e["summary"]["why"] == "released"),
+        "{rebinds:?}"
+    );
+}
+
+/// An Authenticate with the device's certificate in a proxy header and no signature.
+async fn authenticate_through_proxy_header(app: &TestApp, ipad: &SimDevice) -> u16 {
+    let pem = String::from_utf8(ipad.cert.to_pem().unwrap()).unwrap();
+    let encoded: String = pem
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    app.client
+        .put(app.url("/mdm/checkin"))
+        .header("X-Client-Cert", encoded)
+        .header("Content-Type", "application/x-apple-aspen-mdm-checkin")
+        .body(ipad.authenticate_message().to_xml())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[actix_web::test]
+async fn the_proxy_certificate_header_counts_only_from_the_proxy() {
+    let proxy_elsewhere = TestApp::spawn_with(|s| {
+        s.mdm.trusted_proxy_cert_header = Some("X-Client-Cert".into());
+        s.mdm.trusted_proxies = vec!["192.0.2.10/32".to_owned().try_into().unwrap()];
+    })
+    .await;
+    let ipad = proxy_elsewhere.device(4000);
+    let before = proxy_elsewhere.count("devices");
+    assert_eq!(
+        authenticate_through_proxy_header(&proxy_elsewhere, &ipad).await,
+        403
+    );
+    assert_eq!(before, proxy_elsewhere.count("devices"));
+
+    let proxy_here = TestApp::spawn_with(|s| {
+        s.mdm.trusted_proxy_cert_header = Some("X-Client-Cert".into());
+        s.mdm.trusted_proxies = vec!["127.0.0.0/8".to_owned().try_into().unwrap()];
+    })
+    .await;
+    let ipad = proxy_here.device(4001);
+    assert_eq!(
+        authenticate_through_proxy_header(&proxy_here, &ipad).await,
+        200
+    );
 }
