@@ -11,6 +11,7 @@ mod device_trust;
 mod enrollment;
 mod foundation;
 mod helpers;
+mod hostile_bodies;
 mod lessons;
 mod licences;
 mod openapi;

@@ -1,0 +1,249 @@
+//! No body can crash tafel: bodies nested a million levels deep, unsigned and signed,
+//! XML and binary, against the `tafel` binary itself (the release build in CI:
+//! `TAFEL_TEST_BIN=target/release/tafel`), which must answer 4xx and keep serving; and
+//! an answer too deep to store.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::TestApp;
+
+/// `depth` nested arrays as an XML plist.
+pub fn nested_xml(depth: usize) -> Vec<u8> {
+    let mut s = String::from(r#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0">"#);
+    s.push_str(&"<array>".repeat(depth));
+    s.push_str(&"</array>".repeat(depth));
+    s.push_str("</plist>");
+    s.into_bytes()
+}
+
+/// `depth` nested arrays as a binary plist (each object refers to the next).
+pub fn nested_binary(depth: usize) -> Vec<u8> {
+    let mut out = b"bplist00".to_vec();
+    let mut offsets = Vec::with_capacity(depth);
+    for n in 0..depth {
+        offsets.push(out.len() as u32);
+        if n + 1 < depth {
+            out.push(0xA1);
+            out.extend_from_slice(&((n + 1) as u32).to_be_bytes());
+        } else {
+            out.push(0xA0);
+        }
+    }
+    let table = out.len() as u64;
+    for o in &offsets {
+        out.extend_from_slice(&o.to_be_bytes());
+    }
+    out.extend_from_slice(&[0; 6]);
+    out.extend_from_slice(&[4, 4]);
+    out.extend_from_slice(&(depth as u64).to_be_bytes());
+    out.extend_from_slice(&0u64.to_be_bytes());
+    out.extend_from_slice(&table.to_be_bytes());
+    out
+}
+
+/// A `tafel serve` process, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    admin_token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(env: &[(&str, String)]) -> Server {
+        let bin = std::env::var("TAFEL_TEST_BIN")
+            .ok()
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_tafel").to_owned());
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut cmd = Command::new(&bin);
+        cmd.current_dir(dir.path())
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TAFEL_")) {
+            cmd.env_remove(k);
+        }
+        cmd.env("TAFEL_LISTEN", format!("127.0.0.1:{port}"))
+            .env("TAFEL_PUBLIC_URL", &base)
+            .env("TAFEL_LOG_LEVEL", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{bin}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let admin_token = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("tafel_")
+                    .map(|t| format!("tafel_{t}"))
+            })
+            .expect("the first start prints a token");
+        Server {
+            child,
+            base,
+            admin_token,
+            _dir: dir,
+        }
+    }
+
+    async fn ready(&self, client: &reqwest::Client) -> bool {
+        matches!(
+            client.get(format!("{}/readyz", self.base)).send().await,
+            Ok(r) if r.status() == 200
+        )
+    }
+}
+
+async fn post(
+    client: &reqwest::Client,
+    server: &Server,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let res = client
+        .post(format!("{}{path}", server.base))
+        .bearer_auth(&server.admin_token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, json) = crate::helpers::json_reply(res).await;
+    assert_eq!(status, 201, "{json}");
+    json
+}
+
+#[actix_web::test]
+async fn a_body_nested_a_million_levels_deep_is_refused_and_the_server_keeps_serving() {
+    let limit = (16 * 1024 * 1024).to_string();
+    let server = Server::start(&[
+        ("TAFEL_MDM__MAX_CHECKIN_BODY", limit.clone()),
+        ("TAFEL_MDM__MAX_CONNECT_BODY", limit),
+    ]);
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    while !server.ready(&client).await {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let tenant = post(&client, &server, "/api/v1/tenants", serde_json::json!({"name": "Tiefe", "slug": "tiefe", "push_topic": "com.apple.mgmt.External.tiefe"})).await;
+    let school = post(
+        &client,
+        &server,
+        &format!("/api/v1/tenants/{}/schools", tenant["id"].as_str().unwrap()),
+        serde_json::json!({"name": "Schule"}),
+    )
+    .await;
+    let token = post(
+        &client,
+        &server,
+        &format!(
+            "/api/v1/schools/{}/enrollment-tokens",
+            school["id"].as_str().unwrap()
+        ),
+        serde_json::json!({}),
+    )
+    .await;
+    let ipad = tafel::sim::enroll::enroll(
+        &client,
+        &format!(
+            "{}/enroll/{}",
+            server.base,
+            token["token"].as_str().unwrap()
+        ),
+        tafel::protocol::Udid::parse("00008103-0000000000FF0001").unwrap(),
+        "DEEP00001".into(),
+        None,
+    )
+    .await
+    .unwrap();
+
+    let deep = nested_xml(1_000_000);
+    // Without a signature the body is never parsed: 403.
+    let res = client
+        .put(format!("{}/mdm/checkin", server.base))
+        .body(deep.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    // Signed by an enrolled iPad: parsed with bounds, 400 naming the limit.
+    for (url, body) in [
+        (&ipad.checkin_url, deep),
+        (&ipad.connect_url, nested_binary(1_000_000)),
+        (&ipad.connect_url, nested_binary(110_000)),
+    ] {
+        let reply = ipad.send_raw(url, None, body).await.unwrap();
+        assert_eq!(reply.status, 400);
+        let text = String::from_utf8_lossy(&reply.body).into_owned();
+        assert!(text.contains("nested deeper than 32 levels"), "{text}");
+    }
+    assert!(server.ready(&client).await, "the server keeps serving");
+    assert!(ipad.idle().await.unwrap().is_none());
+}
+
+#[actix_web::test]
+async fn an_answer_too_deep_to_store_is_refused_and_the_queue_stays_readable() {
+    use tafel::protocol::{ConnectReport, Status};
+    let app = TestApp::spawn().await;
+    let ipad = crate::device_trust::enrolled(&app, 4100).await;
+    let udid = ipad.udid.to_string();
+    let cmd = app.enqueue(&[&udid], "ProfileList", None).await;
+    let sent = ipad.idle().await.unwrap().unwrap();
+    assert_eq!(sent.command_uuid.as_str(), cmd);
+    // The answer, with a 5,000-deep value where the list should be.
+    let mut answer = ConnectReport::answer(
+        ipad.udid.clone(),
+        Status::Acknowledged,
+        Some(sent.command_uuid.clone()),
+        plist::Dictionary::new(),
+    )
+    .to_xml();
+    let tail = b"</dict>";
+    let at = answer.len()
+        - answer
+            .windows(tail.len())
+            .rev()
+            .position(|w| w == tail)
+            .unwrap()
+        - tail.len();
+    let nested = format!(
+        "<key>ProfileList</key>{}{}",
+        "<array>".repeat(5000),
+        "</array>".repeat(5000)
+    );
+    answer.splice(at..at, nested.into_bytes());
+    let reply = ipad
+        .send_raw(&ipad.connect_url, None, answer)
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.status,
+        400,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(app.status_of(&udid, &cmd).await, "sent", "nothing stored");
+    let (status, _) = app.get(&format!("/api/v1/devices/{udid}/commands")).await;
+    assert_eq!(status, 200);
+}
