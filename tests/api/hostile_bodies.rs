@@ -63,6 +63,12 @@ impl Server {
         let bin = std::env::var("TAFEL_TEST_BIN")
             .ok()
             .filter(|b| !b.is_empty())
+            .map(|b| {
+                std::fs::canonicalize(&b)
+                    .unwrap_or_else(|e| panic!("TAFEL_TEST_BIN={b}: {e}"))
+                    .display()
+                    .to_string()
+            })
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_tafel").to_owned());
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
