@@ -15,6 +15,7 @@ pub mod db;
 pub mod devices;
 pub mod enrollment;
 pub mod error;
+pub mod fuzz_targets;
 pub mod inventory;
 pub mod lessons;
 pub mod licences;
