@@ -7,7 +7,7 @@
 //! when it is set and are refused otherwise (403 with the reason). An iPad known to
 //! tafel that comes back through Setup Assistant was erased: its enrollment starts
 //! over when the identity issued for this request authenticates
-//! ([`crate::enrollment::reset_for_setup`]); a replayed body changes nothing.
+//! ([`crate::enrollment::binding`], [`crate::enrollment::start_over`]).
 
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;

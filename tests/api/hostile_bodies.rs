@@ -59,7 +59,19 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(env: &[(&str, String)]) -> Server {
+    /// Starts `tafel serve` on a free port and waits until it is ready.
+    async fn start(env: &[(&str, String)]) -> Server {
+        // The port is free when picked but may be taken before the server binds it (other
+        // tests start servers too): then it is picked again.
+        for _ in 0..5 {
+            if let Some(server) = Self::try_start(env).await {
+                return server;
+            }
+        }
+        panic!("tafel serve did not start");
+    }
+
+    async fn try_start(env: &[(&str, String)]) -> Option<Server> {
         let bin = std::env::var("TAFEL_TEST_BIN")
             .ok()
             .filter(|b| !b.is_empty())
@@ -77,11 +89,12 @@ impl Server {
             .unwrap()
             .port();
         let base = format!("http://127.0.0.1:{port}");
+        let stderr_path = dir.path().join("stderr.log");
         let mut cmd = Command::new(&bin);
         cmd.current_dir(dir.path())
             .arg("serve")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(std::fs::File::create(&stderr_path).unwrap());
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TAFEL_")) {
             cmd.env_remove(k);
         }
@@ -93,21 +106,38 @@ impl Server {
         }
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{bin}: {e}"));
         let stdout = child.stdout.take().unwrap();
-        let admin_token = BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix("tafel_")
-                    .map(|t| format!("tafel_{t}"))
-            })
-            .expect("the first start prints a token");
-        Server {
+        // The token is printed once the server has bound its port and migrated.
+        let token = tokio::task::spawn_blocking(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .find_map(|l| {
+                    l.trim()
+                        .strip_prefix("tafel_")
+                        .map(|t| format!("tafel_{t}"))
+                })
+        })
+        .await
+        .unwrap();
+        let Some(admin_token) = token else {
+            let _ = child.wait();
+            let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+            assert!(err.contains("cannot listen"), "tafel serve failed: {err}");
+            return None;
+        };
+        let server = Server {
             child,
             base,
             admin_token,
             _dir: dir,
+        };
+        let client = reqwest::Client::new();
+        let start = Instant::now();
+        while !server.ready(&client).await {
+            assert!(start.elapsed() < Duration::from_secs(60), "not ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        Some(server)
     }
 
     async fn ready(&self, client: &reqwest::Client) -> bool {
@@ -142,16 +172,9 @@ async fn a_body_nested_a_million_levels_deep_is_refused_and_the_server_keeps_ser
     let server = Server::start(&[
         ("TAFEL_MDM__MAX_CHECKIN_BODY", limit.clone()),
         ("TAFEL_MDM__MAX_CONNECT_BODY", limit),
-    ]);
+    ])
+    .await;
     let client = reqwest::Client::new();
-    let start = Instant::now();
-    while !server.ready(&client).await {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let tenant = post(&client, &server, "/api/v1/tenants", serde_json::json!({"name": "Tiefe", "slug": "tiefe", "push_topic": "com.apple.mgmt.External.tiefe"})).await;
     let school = post(
         &client,
