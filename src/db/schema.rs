@@ -369,6 +369,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    ade_machine_infos (body_sha256) {
+        body_sha256 -> Text,
+        udid -> Text,
+        serial_number -> Text,
+        challenge_sha256 -> Text,
+        first_seen_at -> Timestamp,
+        last_seen_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     ade_devices (serial_number) {
         serial_number -> Text,
         token_id -> Text,
@@ -569,6 +580,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     lesson_settings,
     ade_tokens,
     ade_devices,
+    ade_machine_infos,
     ade_rules,
     ade_profiles,
     ade_profile_uploads,

@@ -50,6 +50,9 @@ pub struct DeviceFacts {
     pub bound_sha256: Option<String>,
     /// Does the certificate renew the bound one (possibly over several renewals)?
     pub renews_bound: bool,
+    /// Was the bound certificate issued through Automated Device Enrollment (or is
+    /// none bound)? A machine info may only reset such a device.
+    pub bound_via_ade: bool,
     /// Must a re-enrollment of this device wait for an admin's release (its authority's
     /// setting)?
     pub release_required: bool,
@@ -128,6 +131,9 @@ pub enum Refusal {
     /// The authority wants an admin to release the device first.
     #[error("this device was enrolled before: its school authority requires an admin to release it before it enrolls again")]
     ReleaseRequired,
+    /// A machine info identity for an iPad enrolled through a link.
+    #[error("this device is enrolled through an enrollment link: an admin must release it before it enrolls through Automated Device Enrollment")]
+    EnrolledThroughLink,
     /// The serial is pre-registered in another school of the authority.
     #[error("serial number {0} is registered to another school: enroll it through that school or move it there first")]
     SerialElsewhere(String),
@@ -216,6 +222,11 @@ pub fn may_bind(
     if d.release_required {
         return Err(Refusal::ReleaseRequired);
     }
+    // A machine info is signed by Apple but may come from a pupil's own iPad that was
+    // once managed here: it resets only what came through ADE itself.
+    if cert.ade && !d.bound_via_ade {
+        return Err(Refusal::EnrolledThroughLink);
+    }
     if d.status == super::status::ERASED || cert.ade {
         return Ok(Binding::Rebind(Rebind::Erased));
     }
@@ -269,6 +280,7 @@ mod tests {
             status: status.into(),
             bound_sha256: Some("old".into()),
             renews_bound: false,
+            bound_via_ade: false,
             release_required: false,
         }
     }
@@ -394,6 +406,30 @@ mod tests {
         let mut renewal = device("B", "B1", status::ACTIVE);
         renewal.renews_bound = true;
         assert_eq!(decide(&c, Some(&renewal), &[]), Ok(Binding::Renewed));
+    }
+
+    #[test]
+    fn a_machine_info_identity_resets_only_what_came_through_ade() {
+        let mut c = cert(token("A", "A1"));
+        c.ade = true;
+        let link_enrolled = device("A", "A1", status::ACTIVE);
+        assert_eq!(
+            decide(&c, Some(&link_enrolled), &[]),
+            Err(Refusal::EnrolledThroughLink)
+        );
+        let ade_enrolled = DeviceFacts {
+            bound_via_ade: true,
+            ..link_enrolled.clone()
+        };
+        assert_eq!(
+            decide(&c, Some(&ade_enrolled), &[]),
+            Ok(Binding::Rebind(Rebind::Erased))
+        );
+        let released = device("A", "A1", status::RETIRED);
+        assert_eq!(
+            decide(&c, Some(&released), &[]),
+            Ok(Binding::Rebind(Rebind::Released))
+        );
     }
 
     #[test]

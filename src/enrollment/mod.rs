@@ -224,6 +224,13 @@ fn device_facts(
         Some(bound) if bound != sha256 => renews(conn, sha256, bound)?,
         _ => false,
     };
+    let bound_via_ade = match device.identity_cert_sha256.as_deref() {
+        Some(bound) => match tokens::token_of_certificate(conn, bound)? {
+            Some(t) => tokens::is_ade(conn, &t.id)?,
+            None => false,
+        },
+        None => true,
+    };
     let release_required = match &tenant_id {
         Some(t) => tenants::table
             .find(t)
@@ -240,6 +247,7 @@ fn device_facts(
         status: device.enrollment_status.clone(),
         bound_sha256: device.identity_cert_sha256.clone(),
         renews_bound,
+        bound_via_ade,
         release_required,
     })
 }

@@ -22,6 +22,9 @@ pub mod kind {
 
 /// How long a challenge from a downloaded profile stays valid.
 pub const CHALLENGE_LIFETIME: chrono::Duration = chrono::Duration::hours(1);
+/// How long a challenge handed out for a machine info stays valid: Setup Assistant
+/// enrolls right after it got its profile.
+pub const ADE_CHALLENGE_LIFETIME: chrono::Duration = chrono::Duration::minutes(15);
 
 /// A token as stored and shown to admins.
 #[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
@@ -98,6 +101,9 @@ pub enum TokenError {
     /// The challenge is unknown, used or expired.
     #[error("the SCEP challenge is unknown, used or expired")]
     BadChallenge,
+    /// A machine info that already got its device an identity, sent again.
+    #[error("this machine info was used already; an iPad that was reset gets a new profile from Apple first (tafel sees it at the next Apple School Manager sync)")]
+    MachineInfoUsed,
     /// Bad input.
     #[error("{field}: {message}")]
     Invalid {
@@ -279,7 +285,7 @@ pub fn redeem(conn: &mut DbConn, secret: &str) -> Result<(EnrollmentToken, Strin
         .optional()?
         .ok_or(TokenError::Unknown)?;
     usable(&token, at)?;
-    let challenge = new_challenge(conn, &token.id, at, None)?;
+    let (challenge, _) = new_challenge(conn, &token.id, at, None, CHALLENGE_LIFETIME)?;
     Ok((token, challenge))
 }
 
@@ -325,15 +331,79 @@ pub fn ade_token(
 }
 
 /// For an Automated Device Enrollment into a school: the school's ADE token and a
-/// fresh one-time challenge for the device `udid`.
+/// fresh one-time challenge for the device `udid`, bound to the machine info body it
+/// was asked with (`body_sha256`). A body is good for one identity: sent again while
+/// its challenge is unused it gets a new one (the old one ends); once a certificate was
+/// issued, only a profile push that Apple's sync reports later (a reset) opens it again.
 pub fn redeem_ade(
     conn: &mut DbConn,
     tenant_id: &str,
     school_id: &str,
     udid: &str,
+    serial: &str,
+    body_sha256: &str,
 ) -> Result<(EnrollmentToken, String), TokenError> {
+    use crate::db::schema::{ade_devices, ade_machine_infos};
     let token = ade_token(conn, tenant_id, school_id)?;
-    let challenge = new_challenge(conn, &token.id, now(), Some(udid))?;
+    let at = now();
+    let seen: Option<String> = ade_machine_infos::table
+        .find(body_sha256)
+        .select(ade_machine_infos::challenge_sha256)
+        .first(conn)
+        .optional()?;
+    if let Some(previous) = &seen {
+        let used_at: Option<chrono::NaiveDateTime> = scep_challenges::table
+            .find(previous)
+            .select(scep_challenges::used_at)
+            .first::<Option<chrono::NaiveDateTime>>(conn)
+            .optional()?
+            .flatten();
+        match used_at {
+            Some(used) => {
+                let pushed: Option<chrono::NaiveDateTime> = ade_devices::table
+                    .find(serial)
+                    .select(ade_devices::profile_pushed_at)
+                    .first::<Option<chrono::NaiveDateTime>>(conn)
+                    .optional()?
+                    .flatten();
+                if !pushed.is_some_and(|p| p > used) {
+                    return Err(TokenError::MachineInfoUsed);
+                }
+            }
+            None => {
+                diesel::update(
+                    scep_challenges::table
+                        .find(previous)
+                        .filter(scep_challenges::used_at.is_null()),
+                )
+                .set(scep_challenges::expires_at.eq(at))
+                .execute(conn)?;
+            }
+        }
+    }
+    let (challenge, hash) = new_challenge(conn, &token.id, at, Some(udid), ADE_CHALLENGE_LIFETIME)?;
+    match seen {
+        Some(_) => {
+            diesel::update(ade_machine_infos::table.find(body_sha256))
+                .set((
+                    ade_machine_infos::challenge_sha256.eq(&hash),
+                    ade_machine_infos::last_seen_at.eq(at),
+                ))
+                .execute(conn)?;
+        }
+        None => {
+            diesel::insert_into(ade_machine_infos::table)
+                .values((
+                    ade_machine_infos::body_sha256.eq(body_sha256),
+                    ade_machine_infos::udid.eq(udid),
+                    ade_machine_infos::serial_number.eq(serial),
+                    ade_machine_infos::challenge_sha256.eq(&hash),
+                    ade_machine_infos::first_seen_at.eq(at),
+                    ade_machine_infos::last_seen_at.eq(at),
+                ))
+                .execute(conn)?;
+        }
+    }
     Ok((token, challenge))
 }
 
@@ -342,18 +412,20 @@ fn new_challenge(
     token_id: &str,
     at: chrono::NaiveDateTime,
     udid: Option<&str>,
-) -> Result<String, TokenError> {
+    lifetime: chrono::Duration,
+) -> Result<(String, String), TokenError> {
     let challenge = random_string(32)?;
+    let hash = hex::encode(sha256(challenge.as_bytes()));
     diesel::insert_into(scep_challenges::table)
         .values((
-            scep_challenges::challenge_sha256.eq(hex::encode(sha256(challenge.as_bytes()))),
+            scep_challenges::challenge_sha256.eq(&hash),
             scep_challenges::token_id.eq(token_id),
             scep_challenges::udid.eq(udid),
             scep_challenges::created_at.eq(at),
-            scep_challenges::expires_at.eq(at + CHALLENGE_LIFETIME),
+            scep_challenges::expires_at.eq(at + lifetime),
         ))
         .execute(conn)?;
-    Ok(challenge)
+    Ok((challenge, hash))
 }
 
 /// For SCEP PKCSReq: checks and consumes a challenge, inside the caller's write
@@ -521,4 +593,14 @@ pub fn certificate_udid(conn: &mut DbConn, sha256: &str) -> QueryResult<Option<S
         .first::<Option<String>>(conn)
         .optional()?
         .flatten())
+}
+
+/// Is this a school's internal ADE token?
+pub fn is_ade(conn: &mut DbConn, token_id: &str) -> QueryResult<bool> {
+    let k: Option<String> = enrollment_tokens::table
+        .find(token_id)
+        .select(enrollment_tokens::kind)
+        .first(conn)
+        .optional()?;
+    Ok(k.as_deref() == Some(kind::ADE))
 }

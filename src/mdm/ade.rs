@@ -2,9 +2,11 @@
 //! posts its machine info (a plist signed by Apple's device CA); the answer is the
 //! signed enrollment profile of the device's school with a one-time SCEP challenge.
 //!
-//! The school: where the import or a placement rule put the serial; serials without a
-//! school, and serials Apple has not reported to tafel, go to `ade.new_devices_school`
-//! when it is set and are refused otherwise (403 with the reason). An iPad known to
+//! Only serials Apple's sync reported as assigned to this server are admitted. The
+//! school: where the import or a placement rule put the serial; serials without a
+//! school go to `ade.new_devices_school` when it is set (and belongs to the serial's
+//! authority) and are refused otherwise (403 with the reason). A machine info body is
+//! good for one identity ([`tokens::redeem_ade`]). An iPad known to
 //! tafel that comes back through Setup Assistant was erased: its enrollment starts
 //! over when the identity issued for this request authenticates
 //! ([`crate::enrollment::binding`], [`crate::enrollment::start_over`]).
@@ -57,6 +59,7 @@ struct Placement {
 
 async fn enroll(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<HttpResponse> {
     let info = state.ade.machine_info(&body).map_err(machine_info_error)?;
+    let digest = hex::encode(openssl::sha::sha256(&body));
     let fallback = state.settings.ade.new_devices_school.clone();
     let i = info.clone();
     let (placement, token, challenge) = state
@@ -97,15 +100,18 @@ async fn enroll(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<HttpR
                             .flatten();
                     }
                 }
-                let school_id = match (school_id, &in_asm, &fallback) {
-                    (Some(s), _, _) => s,
-                    (None, _, Some(f)) => f.clone(),
-                    (None, None, None) => {
-                        return Err(ApiError::forbidden(format!(
-                            "serial {serial} is not assigned to this MDM server in Apple School Manager (or not synced yet)"
-                        )))
-                    }
-                    (None, Some(_), None) => {
+                // Apple sends only the devices assigned to this server to the ADE
+                // URL: a serial its sync never reported is not one of ours, whatever
+                // the body says (an OTA profile-service body is signed the same way).
+                if in_asm.is_none() {
+                    return Err(ApiError::forbidden(format!(
+                        "serial {serial} is not assigned to this MDM server in Apple School Manager (or not synced yet: POST /api/v1/ade/sync)"
+                    )));
+                }
+                let school_id = match (school_id, &fallback) {
+                    (Some(s), _) => s,
+                    (None, Some(f)) => f.clone(),
+                    (None, None) => {
                         return Err(ApiError::forbidden(format!(
                             "serial {serial} has no school in tafel: add a placement rule or import it"
                         )))
@@ -178,9 +184,10 @@ async fn enroll(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<HttpR
                     .settings
                     .profile
                     .is_mdm_removable;
-                let (token, challenge) = tokens::redeem_ade(conn, &school.tenant_id, &school.id, &i.udid)
+                let (token, challenge) = tokens::redeem_ade(conn, &school.tenant_id, &school.id, &i.udid, serial, &digest)
                     .map_err(|e| match e {
                         tokens::TokenError::Db(e) => ApiError::from(e),
+                        tokens::TokenError::MachineInfoUsed => ApiError::forbidden(e.to_string()),
                         other => ApiError::internal(other),
                     })?;
                 Ok((

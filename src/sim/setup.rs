@@ -86,6 +86,18 @@ pub async fn ade_enroll(
 ) -> Result<SimDevice, SimError> {
     let body = machine_info::sign(&machine_info(&udid, &serial), &apple.cert, &apple.key, &[])
         .map_err(pki)?;
+    ade_enroll_with(client, url, udid, serial, body, key).await
+}
+
+/// As [`ade_enroll`], with a machine info body signed in advance (to send it again).
+pub async fn ade_enroll_with(
+    client: &reqwest::Client,
+    url: &str,
+    udid: Udid,
+    serial: String,
+    body: Vec<u8>,
+    key: Option<PKey<Private>>,
+) -> Result<SimDevice, SimError> {
     let res = client
         .post(url)
         .header("Content-Type", "application/pkcs7-signature")

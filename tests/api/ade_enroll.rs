@@ -583,6 +583,134 @@ async fn a_new_devices_school_admits_serials_without_a_school() {
         .get(&format!("/api/v1/devices/{}", t.serials[1]))
         .await;
     assert_eq!(dev["school_id"], "school-new-devices");
+
+    // A serial Apple never assigned to this server (an OTA-style body from any Apple
+    // device) is not admitted through the new-devices school.
+    let stranger = udid(10);
+    let before = t.app.count("devices");
+    let (status, body) = t
+        .machine_info(&stranger, "F9STRANGER01", &t.identity(&stranger))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("not assigned to this MDM server"), "{body}");
+    assert_eq!(before, t.app.count("devices"));
+}
+
+#[actix_web::test]
+async fn a_machine_info_is_good_for_one_identity_and_resets_only_what_came_through_ade() {
+    let t = ade("adeonce", 2, |_| {}).await;
+    let (status, rule) = t
+        .app
+        .post(
+            &format!("/api/v1/tenants/{}/ade-rules", t.tenant),
+            json!({"school_id": t.school, "serials": [t.serials[0], t.serials[1]]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{rule}");
+    t.sync().await;
+    let client = reqwest::Client::new();
+
+    // An iPad through Setup Assistant with one signed machine info.
+    let id = udid(20);
+    let apple = t.identity(&id);
+    let body = tafel::ade::machine_info::sign(
+        &setup::machine_info(&id, &t.serials[0]),
+        &apple.cert,
+        &apple.key,
+        &[],
+    )
+    .unwrap();
+    let ipad = setup::ade_enroll_with(
+        &client,
+        &t.enroll_url(),
+        id.clone(),
+        t.serials[0].clone(),
+        body.clone(),
+        None,
+    )
+    .await
+    .unwrap();
+    // The same body again: refused, nothing handed out, the iPad untouched.
+    let challenges = t.app.count("scep_challenges");
+    let res = client
+        .post(t.enroll_url())
+        .header("content-type", "application/pkcs7-signature")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("used already"));
+    assert_eq!(challenges, t.app.count("scep_challenges"));
+    assert!(ipad.idle().await.is_ok());
+
+    // Once Apple's sync reports the iPad fetched its profile again (it was reset), the
+    // same body may enroll it once more. (Apple's times have whole seconds.)
+    tokio::time::sleep(StdDuration::from_millis(1100)).await;
+    assert!(t.sim.mark_pushed(&t.serials[0]));
+    t.sync().await;
+    let again = setup::ade_enroll_with(
+        &client,
+        &t.enroll_url(),
+        id,
+        t.serials[0].clone(),
+        body,
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(again.idle().await.is_ok());
+
+    // An iPad enrolled through a school's link is not reset by a machine info.
+    let link = crate::enrollment::token(&t.app, &t.school, json!({})).await;
+    let linked_udid = udid(21);
+    let linked = tafel::sim::enroll::enroll(
+        &client,
+        &t.app
+            .url(&format!("/enroll/{}", link["token"].as_str().unwrap())),
+        linked_udid.clone(),
+        t.serials[1].clone(),
+        None,
+    )
+    .await
+    .unwrap();
+    let apple = t.identity(&linked_udid);
+    let err = setup::ade_enroll(
+        &client,
+        &t.enroll_url(),
+        linked_udid.clone(),
+        t.serials[1].clone(),
+        &apple,
+        None,
+    )
+    .await
+    .err()
+    .expect("refused")
+    .to_string();
+    assert!(
+        err.contains("403") && err.contains("enrollment link"),
+        "{err}"
+    );
+    assert!(
+        linked.idle().await.is_ok(),
+        "the enrolled iPad keeps working"
+    );
+    // Released by an admin, it may come through Setup Assistant.
+    let (status, _) = t
+        .app
+        .post(&format!("/api/v1/devices/{linked_udid}/release"), json!({}))
+        .await;
+    assert_eq!(status, 200);
+    setup::ade_enroll(
+        &client,
+        &t.enroll_url(),
+        linked_udid,
+        t.serials[1].clone(),
+        &apple,
+        None,
+    )
+    .await
+    .unwrap();
 }
 
 #[actix_web::test]

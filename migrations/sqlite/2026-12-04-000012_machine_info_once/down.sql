@@ -1,0 +1,1 @@
+DROP TABLE ade_machine_infos;
