@@ -15,8 +15,11 @@ use crate::protocol::{
     SecurityInfoResult,
 };
 
+/// A fuzz target: arbitrary bytes in, nothing out.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets by name (as in `fuzz/fuzz_targets/<name>.rs`).
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("checkin", checkin),
     ("command_report", command_report),
     ("cms_signature", cms_signature),

@@ -366,7 +366,7 @@ pub fn redeem_ade(
                     .first::<Option<chrono::NaiveDateTime>>(conn)
                     .optional()?
                     .flatten();
-                if !pushed.is_some_and(|p| p > used) {
+                if pushed.is_none_or(|p| p <= used) {
                     return Err(TokenError::MachineInfoUsed);
                 }
             }
