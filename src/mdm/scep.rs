@@ -18,8 +18,11 @@ use crate::pki::scep::{self, FailInfo, FailureContext, MessageType, ScepError, S
 use crate::pki::{self, CertificateAuthority};
 use crate::state::AppState;
 
-/// Largest PKIOperation message accepted.
+/// Largest PKIOperation message accepted by POST.
 const MAX_MESSAGE: usize = 64 * 1024;
+/// Largest PKIOperation message accepted by GET (base64 in the URL; real ones are a
+/// few KiB).
+const MAX_GET_MESSAGE: usize = 16 * 1024;
 
 /// Registers `/scep`.
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -36,8 +39,18 @@ struct Query {
     message: Option<String>,
 }
 
-async fn scep_get(state: web::Data<AppState>, q: web::Query<Query>) -> ApiResult<HttpResponse> {
-    let q = q.into_inner();
+async fn scep_get(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<HttpResponse> {
+    // A GET message is base64 in the URL: held to the POST limit before it is read
+    // (HTTP/2 sets no limit of its own on a request's path).
+    if req.query_string().len() > MAX_GET_MESSAGE * 4 / 3 + 1024 {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("SCEP message by GET larger than {MAX_GET_MESSAGE} bytes: POST it"),
+        ));
+    }
+    let q = web::Query::<Query>::from_query(req.query_string())
+        .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?
+        .into_inner();
     match q.operation.as_deref() {
         Some("GetCACaps") => Ok(HttpResponse::Ok()
             .content_type("text/plain")
@@ -177,6 +190,9 @@ fn issue(
         )));
     };
     let public = csr.public_key().map_err(ApiError::internal)?;
+    if let Err(why) = pki::key_policy(&public) {
+        return Ok(Err((FailInfo::BadAlg, why)));
+    }
     let cert = ca
         .issue_client_cert(&public, subject, days)
         .map_err(ApiError::internal)?;

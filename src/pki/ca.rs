@@ -282,13 +282,13 @@ impl CertificateAuthority {
                 builder.append_extension(san)?;
             }
             Profile::Client => {
-                builder.append_extension(
-                    KeyUsage::new()
-                        .critical()
-                        .digital_signature()
-                        .key_encipherment()
-                        .build()?,
-                )?;
+                // keyEncipherment is an RSA operation; an EC key only signs.
+                let mut usage = KeyUsage::new();
+                usage.critical().digital_signature();
+                if public_key.id() == openssl::pkey::Id::RSA {
+                    usage.key_encipherment();
+                }
+                builder.append_extension(usage.build()?)?;
                 builder.append_extension(ExtendedKeyUsage::new().client_auth().build()?)?;
             }
             Profile::Signing => {

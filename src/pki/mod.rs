@@ -21,3 +21,36 @@ pub use scep::ScepError;
 pub mod store;
 
 pub use files::{check_key_permissions, write_key_file};
+
+/// The keys tafel certifies for devices: RSA of 2048 to 4096 bits, or EC on P-256 or
+/// P-384 (what iOS generates, and what stays safe and cheap to verify). Anything else
+/// is refused with the reason.
+pub fn key_policy<T: openssl::pkey::HasPublic>(
+    key: &openssl::pkey::PKeyRef<T>,
+) -> std::result::Result<(), String> {
+    use openssl::nid::Nid;
+    use openssl::pkey::Id;
+    match key.id() {
+        Id::RSA => {
+            let bits = key.bits();
+            if (2048..=4096).contains(&bits) {
+                Ok(())
+            } else {
+                Err(format!("RSA keys must have 2048 to 4096 bits, not {bits}"))
+            }
+        }
+        Id::EC => {
+            let curve = key.ec_key().ok().and_then(|k| k.group().curve_name());
+            match curve {
+                Some(Nid::X9_62_PRIME256V1 | Nid::SECP384R1) => Ok(()),
+                other => Err(format!(
+                    "EC keys must be on P-256 or P-384, not {}",
+                    other
+                        .and_then(|n| n.short_name().ok())
+                        .unwrap_or("an unnamed curve")
+                )),
+            }
+        }
+        other => Err(format!("{other:?} keys are not accepted: use RSA or EC")),
+    }
+}

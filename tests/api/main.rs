@@ -6,6 +6,7 @@
 mod ade;
 mod ade_enroll;
 mod assignments;
+mod certificates;
 mod cli;
 mod device_trust;
 mod enrollment;
