@@ -20,6 +20,10 @@ const NOT_SETTINGS: &[&str] = &["TAFEL_CONFIG", "TAFEL_LOG", "TAFEL_TEST_POSTGRE
 pub struct Settings {
     /// Address and port to listen on.
     pub listen: SocketAddr,
+    /// A second address for people (admin API, login, documentation). When set, the
+    /// `listen` address serves only devices (`/mdm`, `/scep`, `/enroll`) and the probes,
+    /// so it can face the internet alone.
+    pub admin_listen: Option<SocketAddr>,
     /// The URL devices and admins reach this server under (used in enrollment profiles).
     pub public_url: String,
     /// `sqlite://path/to/file.db` (default) or `postgres://user@host/db`.
@@ -294,6 +298,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: None,
             public_url: "http://localhost:8080".into(),
             database_url: "sqlite://data/tafel.db".into(),
             database_pool_size: 8,

@@ -1,6 +1,8 @@
 //! Builds the application: certificates, database, first-start token, HTTP(S) server.
 //! Tests call [`Application::build`] with port 0 and talk to it over real HTTP.
 
+use crate::error::ApiError;
+use actix_web::ResponseError;
 use std::any::Any;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -160,7 +162,19 @@ impl Application {
                 .with_new_devices_school(settings.ade.new_devices_school.clone()),
         );
         ade.start_sync_job(settings.ade.sync_minutes);
+        let admin_listener = match settings.admin_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .with_context(|| format!("cannot listen on {addr} (admin_listen)"))?,
+            ),
+            None => None,
+        };
+        let admin_port = match &admin_listener {
+            Some(l) => Some(l.local_addr()?.port()),
+            None => None,
+        };
         let state = AppState {
+            admin_port,
             settings: settings.clone(),
             db,
             ca,
@@ -182,7 +196,19 @@ impl Application {
                 .configure(crate::api::config)
                 .wrap_fn(|req, srv| {
                     let (id, span) = start_request(&req);
-                    let fut = span.in_scope(|| srv.call(req));
+                    let fut = if people_on_device_listener(&req) {
+                        let res = req.into_response(
+                            ApiError::not_found("not on this listener: use admin_listen")
+                                .error_response()
+                                .map_into_right_body(),
+                        );
+                        futures_util::future::Either::Left(futures_util::future::ok(res))
+                    } else {
+                        let call = span.in_scope(|| srv.call(req));
+                        futures_util::future::Either::Right(async move {
+                            call.await.map(|r| r.map_into_left_body())
+                        })
+                    };
                     finish_request(id, span, fut)
                 })
         })
@@ -194,13 +220,25 @@ impl Application {
         } else {
             server
         };
-        let server = if settings.tls.enabled {
+        let mut server = if settings.tls.enabled {
             let acceptor = tls_acceptor(&state, &server_cert, &server_key)?;
             server.listen_openssl(listener, acceptor)?
         } else {
             server.listen(listener)?
+        };
+        if let Some(admin) = admin_listener {
+            server = if settings.tls.enabled {
+                let acceptor = tls_acceptor(&state, &server_cert, &server_key)?;
+                server.listen_openssl(admin, acceptor)?
+            } else {
+                server.listen(admin)?
+            };
+            tracing::info!(
+                port = admin_port,
+                "people's listener (admin API, documentation)"
+            );
         }
-        .run();
+        let server = server.run();
         tracing::info!(
             addr = %settings.listen.ip(), port, tls = settings.tls.enabled,
             backend = ?state.db.backend(), "tafel listening"
@@ -295,6 +333,61 @@ fn attach_peer_certificate(conn: &dyn Any, ext: &mut actix_web::dev::Extensions)
     }
 }
 
+/// The headers every response carries: nothing is sniffed, framed, cached or sent as
+/// a referrer; HTML may load only from tafel itself (the API documentation page), and
+/// everything else nothing at all; HSTS when tafel serves TLS. A handler's own
+/// `Cache-Control` wins.
+fn security_headers<B>(res: &mut ServiceResponse<B>) {
+    use actix_web::http::header;
+    let docs = res.request().path().starts_with("/api/v1/docs");
+    let tls = res
+        .request()
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|s| s.settings.tls.enabled);
+    let csp = if docs {
+        // Swagger UI: its own scripts and styles (inline styles included), served by tafel.
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    } else {
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+    };
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        let cache = if docs { "no-cache" } else { "no-store" };
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    }
+    if tls {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+}
+
+/// With a separate people's listener, the device listener answers nothing under
+/// `/api/`: the admin API, login and documentation are not reachable from there.
+fn people_on_device_listener(req: &ServiceRequest) -> bool {
+    let Some(admin) = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|s| s.admin_port)
+    else {
+        return false;
+    };
+    req.path().starts_with("/api/") && req.app_config().local_addr().port() != admin
+}
+
 /// Opens the request's span and id (the first half of the access log).
 fn start_request(req: &ServiceRequest) -> (String, tracing::Span) {
     let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
@@ -325,6 +418,7 @@ async fn finish_request<B>(
             res.headers_mut()
                 .insert(HeaderName::from_static("x-request-id"), v);
         }
+        security_headers(&mut res);
         Ok(res)
     }
     .instrument(span)

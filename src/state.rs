@@ -29,6 +29,8 @@ pub struct AppState {
     pub ade: Arc<crate::ade::service::Ade>,
     /// Sends webhook notifications.
     pub notifier: Arc<crate::notify::Notifier>,
+    /// The port of the people's listener, when it is separate from the devices'.
+    pub admin_port: Option<u16>,
 }
 
 /// The certificate and key that sign profiles.

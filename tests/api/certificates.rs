@@ -83,3 +83,138 @@ async fn a_scep_get_message_has_a_size_limit() {
         .unwrap();
     assert_eq!(res.status(), 413);
 }
+
+fn assert_guarded(res: &reqwest::Response, what: &str) {
+    let h = res.headers();
+    assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+    assert_eq!(h["x-frame-options"], "DENY", "{what}");
+    assert_eq!(h["referrer-policy"], "no-referrer", "{what}");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+}
+
+#[actix_web::test]
+async fn every_answer_carries_the_security_headers_and_secrets_are_not_cached() {
+    let app = TestApp::spawn().await;
+    let (_, secret) = enrollment_token(&app, "hdr").await;
+    for (what, res) in [
+        (
+            "api",
+            app.client
+                .get(app.url("/api/v1/me"))
+                .bearer_auth(&app.admin_token)
+                .send()
+                .await
+                .unwrap(),
+        ),
+        (
+            "api error",
+            app.client
+                .get(app.url("/api/v1/nothing-here"))
+                .send()
+                .await
+                .unwrap(),
+        ),
+        (
+            "profile",
+            app.client
+                .get(app.url(&format!("/enroll/{secret}")))
+                .send()
+                .await
+                .unwrap(),
+        ),
+        (
+            "device",
+            app.client
+                .put(app.url("/mdm/checkin"))
+                .body("x")
+                .send()
+                .await
+                .unwrap(),
+        ),
+        (
+            "probe",
+            app.client.get(app.url("/healthz")).send().await.unwrap(),
+        ),
+    ] {
+        assert_guarded(&res, what);
+        assert_eq!(res.headers()["cache-control"], "no-store", "{what}");
+        assert!(
+            res.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .starts_with("default-src 'none'"),
+            "{what}"
+        );
+        assert!(
+            !res.headers().contains_key("strict-transport-security"),
+            "{what}: no TLS"
+        );
+    }
+    let docs = app
+        .client
+        .get(app.url("/api/v1/docs/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), 200);
+    assert_guarded(&docs, "docs");
+}
+
+#[actix_web::test]
+async fn under_tls_browsers_are_told_to_stay_on_https() {
+    let app = TestApp::spawn_with(|s| s.tls.enabled = true).await;
+    let ca = std::fs::read(app.state.settings.certs_dir.join("ca.pem")).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let res = client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_guarded(&res, "healthz over TLS");
+    assert_eq!(
+        res.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+}
+
+#[actix_web::test]
+async fn the_device_listener_can_face_the_internet_alone() {
+    let app = TestApp::spawn_with(|s| s.admin_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    let admin = format!("http://127.0.0.1:{}", app.state.admin_port.unwrap());
+    let me = |base: String| {
+        let client = app.client.clone();
+        let token = app.admin_token.clone();
+        async move {
+            client
+                .get(format!("{base}/api/v1/me"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(me(app.base.clone()).await, 404, "no admin API for devices");
+    assert_eq!(me(admin.clone()).await, 200);
+    let docs = app
+        .client
+        .get(app.url("/api/v1/docs/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), 404);
+    // Devices and probes are served where devices connect.
+    let ipad = app.device(4200);
+    ipad.authenticate().await.unwrap();
+    for base in [&app.base, &admin] {
+        let res = app
+            .client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+}
