@@ -12,7 +12,13 @@ use serde::Deserialize;
 use crate::db::DatabaseUrl;
 
 /// Environment variables that start with `TAFEL_` but are not settings.
-const NOT_SETTINGS: &[&str] = &["TAFEL_CONFIG", "TAFEL_LOG", "TAFEL_TEST_POSTGRES_URL"];
+const NOT_SETTINGS: &[&str] = &[
+    "TAFEL_CONFIG",
+    "TAFEL_LOG",
+    "TAFEL_TEST_POSTGRES_URL",
+    "TAFEL_TEST_BIN",
+    "TAFEL_ROOT_PASSPHRASE",
+];
 
 /// Everything tafel can be configured with.
 #[derive(Debug, Clone, Deserialize)]

@@ -28,12 +28,19 @@ enum Command {
     /// Run the server. On first start it creates the CA and server certificate,
     /// migrates the database and prints a district-admin API token (once).
     Serve,
-    /// Create the CA and server certificate under the certificate directory
-    /// (default certs/). Existing files are kept.
+    /// Create the certificate hierarchy under the certificate directory (default
+    /// certs/): the root (key encrypted), the issuing CA, the SCEP RA, the server and
+    /// profile-signing certificates. Existing files are kept; a single-root directory
+    /// from an older tafel is migrated (its root stays what enrolled iPads trust).
     Init {
         /// Replace existing keys and certificates. Enrolled devices must enroll again.
         #[arg(long)]
         force: bool,
+    },
+    /// tafel's own certificates: how long each has left, and renewing them.
+    Certs {
+        #[command(subcommand)]
+        action: CertsAction,
     },
     /// Apply pending database migrations and exit (for operators who migrate
     /// separately from starting the server).
@@ -49,6 +56,29 @@ enum Command {
     /// APNs server) at --fanout-devices, and a 30-device class rollout. Uses a fresh
     /// temporary database unless --database-url names an empty one.
     Bench(BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum CertsAction {
+    /// Each certificate, its end of validity and what to do (60/30/7-day warnings).
+    Status,
+    /// Issue one certificate anew. Restart tafel afterwards to use it. Devices need
+    /// nothing: they trust the root, which stays.
+    Renew {
+        /// `server`, `signing` and `ra` use the issuing CA's key (online); `issuing`
+        /// certifies the issuing CA again with its key and needs the root key
+        /// (TAFEL_ROOT_PASSPHRASE or certs/root.passphrase).
+        #[arg(value_enum)]
+        what: RenewWhat,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RenewWhat {
+    Server,
+    Signing,
+    Ra,
+    Issuing,
 }
 
 #[derive(clap::Args)]
@@ -180,8 +210,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for p in &report.kept {
                 println!("kept    {}", p.display());
             }
+            if report.migrated {
+                println!("migrated: the single root became the root of a hierarchy (its key is now encrypted in root.key); move root.key and root.passphrase off this server");
+            }
             Ok(())
         }
+        Command::Certs { action } => certs(&settings, action),
         Command::Migrate => {
             let db = tafel::db::Db::connect(&settings.database()?, 1)?;
             let applied = db.migrate()?;
@@ -322,6 +356,44 @@ fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
         anyhow::bail!("no device enrolled");
     }
     Ok(())
+}
+
+fn certs(settings: &Settings, action: CertsAction) -> anyhow::Result<()> {
+    use tafel::pki::{lifecycle, store};
+    match action {
+        CertsAction::Status => {
+            let certs = store::certificates(&settings.certs_dir)
+                .context("cannot read the certificates (tafel init creates them)")?;
+            for s in lifecycle::status(&certs, chrono::Utc::now()) {
+                println!(
+                    "{:<8} {:<9} {:>6} days  until {}  {}",
+                    s.name,
+                    format!("{:?}", s.level).to_lowercase(),
+                    s.days_left,
+                    s.not_after.format("%Y-%m-%d"),
+                    if s.level == lifecycle::Level::Ok {
+                        ""
+                    } else {
+                        &s.action
+                    }
+                );
+            }
+            Ok(())
+        }
+        CertsAction::Renew { what } => {
+            let what = match what {
+                RenewWhat::Server => store::Renewable::Server,
+                RenewWhat::Signing => store::Renewable::Signing,
+                RenewWhat::Ra => store::Renewable::Ra,
+                RenewWhat::Issuing => store::Renewable::Issuing,
+            };
+            for p in store::renew(&settings.certs_dir, &settings.hosts, what)? {
+                println!("renewed {}", p.display());
+            }
+            println!("restart tafel to use it");
+            Ok(())
+        }
+    }
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {

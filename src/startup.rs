@@ -65,6 +65,11 @@ impl Application {
         for path in &report.created {
             tracing::info!(path = %path.display(), "created");
         }
+        if report.migrated {
+            tracing::warn!(
+                "the single root became the root of a certificate hierarchy (enrolled iPads keep trusting it); move root.key and root.passphrase off this server (README: certificates)"
+            );
+        }
         let LoadedPki {
             ca,
             server_cert,
@@ -96,6 +101,32 @@ impl Application {
             tracing::info!(migration = %name, "applied migration");
         }
 
+        let certificates = Arc::new(vec![
+            ("root", ca.anchor().to_owned()),
+            ("issuing", ca.cert().to_owned()),
+            ("scep_ra", ca.ra_cert().to_owned()),
+            ("server", server_cert.clone()),
+            ("signing", signing_cert.clone()),
+        ]);
+        crate::pki::lifecycle::log(&crate::pki::lifecycle::status(
+            &certificates,
+            chrono::Utc::now(),
+        ));
+        {
+            // Say it again every day the server runs.
+            let certificates = certificates.clone();
+            tokio::spawn(async move {
+                let mut day = tokio::time::interval(std::time::Duration::from_secs(86_400));
+                day.tick().await;
+                loop {
+                    day.tick().await;
+                    crate::pki::lifecycle::log(&crate::pki::lifecycle::status(
+                        &certificates,
+                        chrono::Utc::now(),
+                    ));
+                }
+            });
+        }
         let secrets = Arc::new(secrets);
         let push =
             crate::push::PushService::start(db.clone(), secrets.clone(), settings.push.clone())
@@ -106,7 +137,8 @@ impl Application {
         });
         let ca = Arc::new(ca);
         // tafel's identity towards Apple: stable per installation, derived from the CA.
-        let fingerprint = crate::pki::sha256_fingerprint(ca.cert()).context("CA fingerprint")?;
+        let fingerprint =
+            crate::pki::sha256_fingerprint(ca.anchor()).context("root fingerprint")?;
         let server_id =
             uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, fingerprint.as_bytes()).to_string();
         let licences = Arc::new(crate::licences::Licences::new(
@@ -148,7 +180,7 @@ impl Application {
         let own_anchor = settings.ade.anchor_own_ca.unwrap_or(settings.tls.enabled);
         let profile_anchors = if own_anchor {
             vec![base64::engine::general_purpose::STANDARD
-                .encode(ca.cert().to_der().context("CA certificate")?)]
+                .encode(ca.anchor().to_der().context("root certificate")?)]
         } else {
             Vec::new()
         };
@@ -174,6 +206,7 @@ impl Application {
             None => None,
         };
         let state = AppState {
+            certificates,
             admin_port,
             settings: settings.clone(),
             db,
@@ -304,6 +337,10 @@ fn tls_acceptor(
 ) -> anyhow::Result<openssl::ssl::SslAcceptorBuilder> {
     let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls())?;
     builder.set_certificate(cert)?;
+    // The chain up to (not including) the root the devices trust.
+    for c in state.ca.intermediates() {
+        builder.add_extra_chain_cert(c)?;
+    }
     builder.set_private_key(key)?;
     builder.check_private_key()?;
     builder.set_alpn_select_callback(|_, client| {
@@ -314,10 +351,13 @@ fn tls_acceptor(
         // Ask for a client certificate but do not insist: admins and enrolling devices
         // have none. The MDM endpoints check identity themselves.
         let mut store = X509StoreBuilder::new()?;
-        store.add_cert(state.ca.cert().to_owned())?;
+        store.add_cert(state.ca.anchor().to_owned())?;
+        for c in state.ca.intermediates() {
+            store.add_cert(c)?;
+        }
         builder.set_verify_cert_store(store.build())?;
         builder.set_client_ca_list(openssl::stack::Stack::new()?);
-        builder.add_client_ca(state.ca.cert())?;
+        builder.add_client_ca(state.ca.anchor())?;
         builder.set_verify_callback(SslVerifyMode::PEER, |_ok, _ctx| true);
     }
     Ok(builder)

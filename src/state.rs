@@ -31,6 +31,9 @@ pub struct AppState {
     pub notifier: Arc<crate::notify::Notifier>,
     /// The port of the people's listener, when it is separate from the devices'.
     pub admin_port: Option<u16>,
+    /// tafel's own certificates as loaded (root, issuing CA, SCEP RA, server, signing),
+    /// for expiry reports.
+    pub certificates: Arc<Vec<(&'static str, openssl::x509::X509)>>,
 }
 
 /// The certificate and key that sign profiles.
@@ -48,6 +51,8 @@ impl ProfileSigner {
         content: &[u8],
         ca: &CertificateAuthority,
     ) -> Result<Vec<u8>, crate::pki::PkiError> {
-        crate::pki::cms::sign_attached(content, &self.cert, &self.key, &[ca.cert().to_owned()])
+        let mut chain = ca.intermediates();
+        chain.push(ca.anchor().to_owned());
+        crate::pki::cms::sign_attached(content, &self.cert, &self.key, &chain)
     }
 }

@@ -76,18 +76,19 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// The database answers.
+/// The database answers, and tafel's certificates are valid.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "health",
     operation_id = "readyz",
     responses(
-        (status = 200, description = "The database answers", body = schemas::Ready),
-        (status = 503, description = "The database cannot be reached", body = ApiError),
+        (status = 200, description = "Ready (`degraded` when a certificate expires within 60 days, with the reasons)", body = schemas::Ready),
+        (status = 503, description = "The database cannot be reached, or a certificate has expired", body = ApiError),
     )
 )]
 async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    use crate::pki::lifecycle::{self, Level};
     let db = state.db.clone();
     let backend = db.backend();
     state
@@ -100,9 +101,41 @@ async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
                 format!("database not ready: {}", e.message),
             )
         })?;
-    Ok(HttpResponse::Ok().json(
-        serde_json::json!({"status": "ready", "database": format!("{backend:?}").to_lowercase()}),
-    ))
+    let certificates = lifecycle::status(&state.certificates, chrono::Utc::now());
+    let expired: Vec<&str> = certificates
+        .iter()
+        .filter(|c| c.level == Level::Expired)
+        .map(|c| c.name.as_str())
+        .collect();
+    if !expired.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "certificate(s) expired: {} (tafel certs status)",
+                expired.join(", ")
+            ),
+        ));
+    }
+    let reasons: Vec<String> = certificates
+        .iter()
+        .filter(|c| c.level != Level::Ok)
+        .map(|c| {
+            format!(
+                "{} certificate expires in {} days: {}",
+                c.name, c.days_left, c.action
+            )
+        })
+        .collect();
+    let status = if reasons.is_empty() {
+        "ready"
+    } else {
+        "degraded"
+    };
+    Ok(HttpResponse::Ok().json(schemas::Ready {
+        status: status.into(),
+        database: format!("{backend:?}").to_lowercase(),
+        reasons,
+    }))
 }
 
 async fn not_found() -> ApiResult<HttpResponse> {

@@ -135,12 +135,14 @@ pub struct Health {
 /// `GET /readyz`.
 #[derive(Serialize, ToSchema)]
 pub struct Ready {
-    /// Always `ready`.
+    /// `ready`, or `degraded` when something needs attention soon (`reasons`).
     #[schema(example = "ready")]
     pub status: String,
     /// `sqlite` or `postgres`.
     #[schema(example = "sqlite")]
     pub database: String,
+    /// What needs attention (certificates expiring within 60 days), empty when ready.
+    pub reasons: Vec<String>,
 }
 
 /// Answer to `POST /login`.

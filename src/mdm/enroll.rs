@@ -65,7 +65,9 @@ pub(crate) fn signed_profile(
         ))
     })?;
     let base = state.settings.base_url();
-    let ca_der = state.ca.cert().to_der().map_err(ApiError::internal)?;
+    // The root is the anchor the iPad installs; the issuing CA reaches it through the
+    // server's TLS chain, the signed profile and SCEP's GetCACert.
+    let ca_der = state.ca.anchor().to_der().map_err(ApiError::internal)?;
     let identifier = format!("de.tafel.enroll.{}", tenant.slug);
     let subject_cn = format!(
         "tafel device {}",

@@ -44,11 +44,14 @@ pub fn verify(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Identi
             "no device identity: sign the body (Mdm-Signature) or present the identity certificate over TLS",
         ));
     };
-    state.ca.verify_issued(&cert, None).map_err(|e| match e {
-        PkiError::Expired => ApiError::forbidden("identity certificate has expired"),
-        PkiError::NotYetValid => ApiError::forbidden("identity certificate is not yet valid"),
-        _ => ApiError::forbidden("identity certificate was not issued by this server's CA"),
-    })?;
+    state
+        .ca
+        .verify_device_identity(&cert, None)
+        .map_err(|e| match e {
+            PkiError::Expired => ApiError::forbidden("identity certificate has expired"),
+            PkiError::NotYetValid => ApiError::forbidden("identity certificate is not yet valid"),
+            _ => ApiError::forbidden("identity certificate was not issued by this server's CA"),
+        })?;
     let not_after = asn1_to_naive(cert.not_after())
         .ok_or_else(|| ApiError::forbidden("identity certificate has an unreadable validity"))?;
     Ok(Identity {

@@ -341,7 +341,7 @@ fn renew(
 ) -> Issue {
     use crate::db::schema::{device_certificates, devices};
     use diesel::prelude::*;
-    if let Err(e) = ca.verify_issued(&req.signer_cert, None) {
+    if let Err(e) = ca.verify_device_identity(&req.signer_cert, None) {
         return Ok(Err((
             FailInfo::BadMessageCheck,
             format!("renewal not signed with a valid identity of ours: {e}"),

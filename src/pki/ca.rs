@@ -1,4 +1,12 @@
-//! tafel's own certificate authority: a root that issues the server's TLS certificate and device identities.
+//! tafel's own certificate authorities: an offline-capable root that only certifies
+//! issuing CAs, and the online issuing CA (name-constrained to tafel's hosts) that
+//! signs device identities, the server's TLS certificate, the profile-signing
+//! certificate and the SCEP RA certificate, which decrypts SCEP envelopes and signs
+//! CertReps. Each key does one job.
+//!
+//! A bare [`CertificateAuthority::generate`] root still acts as all of these at once
+//! (tests, and districts that ran tafel before the hierarchy, until `tafel init`
+//! migrates them).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -33,11 +41,21 @@ const SECS_PER_DAY: i64 = 86_400;
 /// 825 days (Apple support article HT210176, "Requirements for trusted certificates").
 pub const MAX_SERVER_CERT_DAYS: u32 = 825;
 
-/// A CA certificate with its private key.
+/// A CA certificate with its private key, the certificates above it up to the root,
+/// and the SCEP RA it works with.
 pub struct CertificateAuthority {
     cert: X509,
     key: PKey<Private>,
+    /// Issuers above `cert`, the root (trust anchor) last; empty when `cert` is a root.
+    chain: Vec<X509>,
+    /// The SCEP RA; `None`: the CA answers SCEP itself.
+    ra: Option<(X509, PKey<Private>)>,
 }
+
+/// Validity of a root, in days (20 years).
+pub const ROOT_DAYS: u32 = 7300;
+/// Validity of an issuing CA, in days (10 years).
+pub const ISSUING_DAYS: u32 = 3650;
 
 /// What a leaf certificate is for; decides its extensions.
 enum Profile<'a> {
@@ -48,6 +66,10 @@ enum Profile<'a> {
     /// Signs CMS messages such as `.mobileconfig` files: emailProtection,
     /// which OpenSSL's `smime_sign` purpose demands when an EKU is present.
     Signing,
+    /// SCEP RA: devices encrypt their requests to it (keyEncipherment, what SCEP
+    /// clients look for when they pick the encryption certificate) and it signs every
+    /// CertRep (digitalSignature).
+    Ra,
 }
 
 impl CertificateAuthority {
@@ -96,7 +118,118 @@ impl CertificateAuthority {
         Ok(Self {
             cert: builder.build(),
             key,
+            chain: Vec::new(),
+            ra: None,
         })
+    }
+
+    /// Creates a new self-signed root for the hierarchy (RSA 3072, SHA-256) valid for
+    /// `days`: it certifies issuing CAs and nothing else.
+    pub fn generate_root(common_name: &str, days: u32) -> Result<Self> {
+        let key = rsa_key(CA_KEY_BITS)?;
+        let name = common_name_only(common_name)?;
+        let (not_before, not_after) = validity_from_now(days)?;
+        let cert = build_ca_cert(&key, &name, None, not_before, not_after, 1, &[])?;
+        Ok(Self {
+            cert,
+            key,
+            chain: Vec::new(),
+            ra: None,
+        })
+    }
+
+    /// Certifies an issuing CA under this root: a fresh key (or `key`, to renew one
+    /// without touching what it issued), valid for `days` but never beyond the root,
+    /// allowed to name only `permitted` hosts (DNS names and IP addresses) in what it
+    /// issues, so that its key, which is online, cannot impersonate any other site.
+    pub fn issue_issuing_ca(
+        &self,
+        common_name: &str,
+        days: u32,
+        permitted: &[String],
+        key: Option<PKey<Private>>,
+    ) -> Result<CertificateAuthority> {
+        let key = match key {
+            Some(k) => k,
+            None => rsa_key(CA_KEY_BITS)?,
+        };
+        let name = common_name_only(common_name)?;
+        let (not_before, not_after) = validity_from_now(days)?;
+        let not_after = not_after.min(asn1_unix(self.cert.not_after())?);
+        let cert = build_ca_cert(
+            &key,
+            &name,
+            Some((&self.cert, &self.key)),
+            not_before,
+            not_after,
+            0,
+            permitted,
+        )?;
+        let mut chain = vec![self.cert.clone()];
+        chain.extend(self.chain.iter().cloned());
+        Ok(CertificateAuthority {
+            cert,
+            key,
+            chain,
+            ra: None,
+        })
+    }
+
+    /// Issues the SCEP RA certificate with a fresh key.
+    pub fn issue_ra_cert(&self, common_name: &str, days: u32) -> Result<(X509, PKey<Private>)> {
+        let key = rsa_key(LEAF_KEY_BITS)?;
+        let subject = common_name_only(common_name)?;
+        let (not_before, not_after) = validity_from_now(days)?;
+        let cert = self.issue(&key, &subject, not_before, not_after, Profile::Ra)?;
+        Ok((cert, key))
+    }
+
+    /// This CA with the issuers above it (the root last).
+    pub fn with_chain(mut self, chain: Vec<X509>) -> Self {
+        self.chain = chain;
+        self
+    }
+
+    /// This CA with its SCEP RA.
+    pub fn with_ra(mut self, cert: X509, key: PKey<Private>) -> Self {
+        self.ra = Some((cert, key));
+        self
+    }
+
+    /// The trust anchor: the root at the top of the chain (this CA when it is one).
+    pub fn anchor(&self) -> &X509Ref {
+        self.chain.last().map_or(&*self.cert, |c| &**c)
+    }
+
+    /// The issuers above this CA, the root last.
+    pub fn chain(&self) -> &[X509] {
+        &self.chain
+    }
+
+    /// The certificates a client needs to reach the anchor from something this CA
+    /// issued: this CA, then every issuer but the anchor.
+    pub fn intermediates(&self) -> Vec<X509> {
+        if self.chain.is_empty() {
+            return Vec::new();
+        }
+        let mut out = vec![self.cert.clone()];
+        out.extend(self.chain[..self.chain.len() - 1].iter().cloned());
+        out
+    }
+
+    /// The SCEP RA certificate (this CA when it has none).
+    pub fn ra_cert(&self) -> &X509Ref {
+        self.ra.as_ref().map_or(&*self.cert, |(c, _)| &**c)
+    }
+
+    /// The SCEP RA key (this CA's when it has no RA).
+    pub fn ra_key(&self) -> &PKeyRef<Private> {
+        self.ra.as_ref().map_or(&*self.key, |(_, k)| &**k)
+    }
+
+    /// Whether a separate RA answers SCEP.
+    pub fn has_ra(&self) -> bool {
+        self.ra.is_some()
     }
 
     /// Loads a CA from PEM; the key must belong to the certificate.
@@ -110,7 +243,12 @@ impl CertificateAuthority {
                 "CA key does not belong to the CA certificate".into(),
             ));
         }
-        Ok(Self { cert, key })
+        Ok(Self {
+            cert,
+            key,
+            chain: Vec::new(),
+            ra: None,
+        })
     }
 
     /// The CA certificate.
@@ -200,18 +338,38 @@ impl CertificateAuthority {
         Ok((cert, key))
     }
 
-    /// Checks that `cert` was issued by this CA and is valid at `at` (unix
+    /// Checks that `cert` chains to this CA's anchor (through this CA or directly, as
+    /// certificates issued before the hierarchy did) and is valid at `at` (unix
     /// seconds; now when `None`).
     pub fn verify_issued(&self, cert: &X509Ref, at: Option<i64>) -> Result<()> {
+        self.verify(cert, at, None)
+    }
+
+    /// As [`verify_issued`](Self::verify_issued), for a device identity: the
+    /// certificate must also be meant for TLS clients (clientAuth), so no server,
+    /// signing or RA certificate of ours passes as a device.
+    pub fn verify_device_identity(&self, cert: &X509Ref, at: Option<i64>) -> Result<()> {
+        self.verify(cert, at, Some("sslclient"))
+    }
+
+    fn verify(&self, cert: &X509Ref, at: Option<i64>, purpose: Option<&str>) -> Result<()> {
         let mut store = X509StoreBuilder::new()?;
-        store.add_cert(self.cert.clone())?;
+        store.add_cert(self.anchor().to_owned())?;
+        let mut param = X509VerifyParam::new()?;
         if let Some(at) = at {
-            let mut param = X509VerifyParam::new()?;
             param.set_time(at);
-            store.set_param(&param)?;
         }
+        if let Some(purpose) = purpose {
+            let id = openssl::x509::X509PurposeRef::get_by_sname(purpose)?;
+            let purpose = openssl::x509::X509PurposeRef::from_idx(id)?;
+            param.set_purpose(purpose.purpose())?;
+        }
+        store.set_param(&param)?;
         let store = store.build();
-        let untrusted = Stack::new()?;
+        let mut untrusted = Stack::new()?;
+        for c in self.intermediates() {
+            untrusted.push(c)?;
+        }
         let mut ctx = X509StoreContext::new()?;
         let failure = ctx.init(&store, cert, &untrusted, |ctx| {
             Ok(if ctx.verify_cert()? {
@@ -239,9 +397,12 @@ impl CertificateAuthority {
         not_after: i64,
         profile: Profile<'_>,
     ) -> Result<X509> {
+        // Nothing outlives its issuer: a device identity issued a week before the CA
+        // expires is valid for that week, and renewed under the next CA.
+        let not_after = not_after.min(asn1_unix(self.cert.not_after())?);
         if not_before >= not_after {
             return Err(PkiError::Malformed(
-                "certificate validity ends before it starts".into(),
+                "certificate validity ends before it starts (is the CA expiring?)".into(),
             ));
         }
         let mut builder = X509Builder::new()?;
@@ -296,6 +457,15 @@ impl CertificateAuthority {
                     .append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
                 builder.append_extension(ExtendedKeyUsage::new().email_protection().build()?)?;
             }
+            Profile::Ra => {
+                builder.append_extension(
+                    KeyUsage::new()
+                        .critical()
+                        .digital_signature()
+                        .key_encipherment()
+                        .build()?,
+                )?;
+            }
         }
 
         let ski = SubjectKeyIdentifier::new().build(&builder.x509v3_context(None, None))?;
@@ -316,6 +486,115 @@ impl fmt::Debug for CertificateAuthority {
             .field("key", &"<redacted>")
             .finish()
     }
+}
+
+/// A CA certificate for `key`: self-signed when `issuer` is `None`; keyCertSign and
+/// cRLSign (and digitalSignature for an issuing CA); a path length; name constraints
+/// when `permitted` names hosts.
+fn build_ca_cert(
+    key: &PKeyRef<Private>,
+    name: &X509NameRef,
+    issuer: Option<(&X509, &PKey<Private>)>,
+    not_before: i64,
+    not_after: i64,
+    pathlen: u32,
+    permitted: &[String],
+) -> Result<X509> {
+    let mut builder = X509Builder::new()?;
+    builder.set_version(2)?;
+    let serial = random_serial()?;
+    builder.set_serial_number(&serial)?;
+    builder.set_subject_name(name)?;
+    builder.set_issuer_name(issuer.map_or(name, |(c, _)| c.subject_name()))?;
+    builder.set_pubkey(key)?;
+    let (not_before, not_after) = (
+        Asn1Time::from_unix(not_before)?,
+        Asn1Time::from_unix(not_after)?,
+    );
+    builder.set_not_before(&not_before)?;
+    builder.set_not_after(&not_after)?;
+    builder.append_extension(
+        BasicConstraints::new()
+            .critical()
+            .ca()
+            .pathlen(pathlen)
+            .build()?,
+    )?;
+    let mut usage = KeyUsage::new();
+    usage.critical().key_cert_sign().crl_sign();
+    if issuer.is_some() {
+        usage.digital_signature();
+    }
+    builder.append_extension(usage.build()?)?;
+    if !permitted.is_empty() {
+        builder.append_extension(name_constraints(permitted)?)?;
+    }
+    let ski = SubjectKeyIdentifier::new().build(&builder.x509v3_context(None, None))?;
+    builder.append_extension(ski)?;
+    let aki = AuthorityKeyIdentifier::new()
+        .keyid(true)
+        .build(&builder.x509v3_context(issuer.map(|(c, _)| &**c), None))?;
+    builder.append_extension(aki)?;
+    builder.sign(issuer.map_or(key, |(_, k)| &**k), MessageDigest::sha256())?;
+    Ok(builder.build())
+}
+
+/// A critical nameConstraints extension permitting exactly these DNS names (and
+/// their subdomains) and IP addresses (RFC 5280 §4.2.1.10), DER-encoded by hand:
+/// rust-openssl has no builder for it.
+fn name_constraints(permitted: &[String]) -> Result<openssl::x509::X509Extension> {
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = content.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else if len <= 0xff {
+            out.extend_from_slice(&[0x81, len as u8]);
+        } else {
+            out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+    let mut subtrees = Vec::new();
+    for host in permitted {
+        let base = match host.parse::<IpAddr>() {
+            // iPAddress [7]: the address and a mask of all ones.
+            Ok(IpAddr::V4(ip)) => {
+                let mut v = ip.octets().to_vec();
+                v.extend_from_slice(&[0xff; 4]);
+                tlv(0x87, &v)
+            }
+            Ok(IpAddr::V6(ip)) => {
+                let mut v = ip.octets().to_vec();
+                v.extend_from_slice(&[0xff; 16]);
+                tlv(0x87, &v)
+            }
+            // dNSName [2] IA5String.
+            Err(_) => {
+                if host.is_empty() || !host.is_ascii() {
+                    return Err(PkiError::Malformed(format!(
+                        "{host:?} is not a host name for a name constraint"
+                    )));
+                }
+                tlv(0x82, host.as_bytes())
+            }
+        };
+        subtrees.extend(tlv(0x30, &base));
+    }
+    // NameConstraints ::= SEQUENCE { permittedSubtrees [0] GeneralSubtrees }
+    let der = tlv(0x30, &tlv(0xa0, &subtrees));
+    let oid = openssl::asn1::Asn1Object::from_str("2.5.29.30")?;
+    let value = openssl::asn1::Asn1OctetString::new_from_bytes(&der)?;
+    Ok(openssl::x509::X509Extension::new_from_der(
+        &oid, true, &value,
+    )?)
+}
+
+/// An ASN.1 time as unix seconds.
+fn asn1_unix(t: &openssl::asn1::Asn1TimeRef) -> Result<i64> {
+    let diff = Asn1Time::from_unix(0)?.diff(t)?;
+    Ok(i64::from(diff.days) * SECS_PER_DAY + i64::from(diff.secs))
 }
 
 /// Lowercase hex SHA-256 of the certificate's DER: how tafel names a
@@ -530,6 +809,101 @@ mod tests {
             ca.verify_issued(&current, Some(now + 31 * SECS_PER_DAY)),
             Err(PkiError::Expired)
         ));
+    }
+
+    fn hierarchy() -> (CertificateAuthority, CertificateAuthority) {
+        let root = CertificateAuthority::generate_root("tafel Root CA", 7300).unwrap();
+        let hosts = vec!["mdm.school.example".to_owned(), "10.0.0.5".to_owned()];
+        let issuing = root
+            .issue_issuing_ca("tafel Issuing CA", 3650, &hosts, None)
+            .unwrap();
+        (root, issuing)
+    }
+
+    #[test]
+    fn the_issuing_ca_names_only_tafels_hosts_and_its_identities_chain_to_the_root() {
+        let (root, issuing) = hierarchy();
+        assert_eq!(
+            sha256_fingerprint(issuing.anchor()).unwrap(),
+            sha256_fingerprint(root.cert()).unwrap()
+        );
+        let root_text = text(root.cert());
+        assert!(
+            root_text.contains("Certificate Sign, CRL Sign"),
+            "{root_text}"
+        );
+        assert!(!root_text.contains("Key Encipherment"), "{root_text}");
+        let text_ca = text(issuing.cert());
+        assert!(text_ca.contains("Name Constraints"), "{text_ca}");
+        assert!(text_ca.contains("pathlen:0"), "{text_ca}");
+
+        // Device identities (whatever CN the device asked for) and tafel's own server.
+        for cn in ["tafel device 3f2a9c01bd77", "00008103-000A1B2C3D4E5F60"] {
+            let cert = issuing
+                .issue_client_cert(&device_key(), &device_subject(cn), 365)
+                .unwrap();
+            issuing.verify_device_identity(&cert, None).unwrap();
+        }
+        let hosts = vec!["mdm.school.example".to_owned()];
+        let (server, _) = issuing.issue_server_cert(&hosts, 365).unwrap();
+        issuing.verify_issued(&server, None).unwrap();
+        // Its key cannot vouch for any other site: the constraint fails the chain.
+        let elsewhere = vec!["www.bank.example".to_owned()];
+        let (forged, _) = issuing.issue_server_cert(&elsewhere, 365).unwrap();
+        assert!(matches!(
+            issuing.verify_issued(&forged, None),
+            Err(PkiError::UntrustedCertificate(_))
+        ));
+        // The server certificate is no device.
+        assert!(matches!(
+            issuing.verify_device_identity(&server, None),
+            Err(PkiError::UntrustedCertificate(_))
+        ));
+    }
+
+    #[test]
+    fn identities_issued_by_the_old_single_root_still_verify_under_its_issuing_ca() {
+        let legacy = CertificateAuthority::generate("tafel Root CA", 3650).unwrap();
+        let old_identity = legacy
+            .issue_client_cert(&device_key(), &device_subject("old"), 365)
+            .unwrap();
+        let issuing = legacy
+            .issue_issuing_ca("tafel Issuing CA", 3650, &["localhost".to_owned()], None)
+            .unwrap();
+        issuing.verify_device_identity(&old_identity, None).unwrap();
+        let new_identity = issuing
+            .issue_client_cert(&device_key(), &device_subject("new"), 365)
+            .unwrap();
+        issuing.verify_device_identity(&new_identity, None).unwrap();
+        legacy.verify_issued(&new_identity, None).unwrap_err();
+    }
+
+    #[test]
+    fn nothing_outlives_its_issuer() {
+        let root = CertificateAuthority::generate_root("root", 7300).unwrap();
+        let issuing = root.issue_issuing_ca("issuing", 30, &[], None).unwrap();
+        let identity = issuing
+            .issue_client_cert(&device_key(), &device_subject("d"), 365)
+            .unwrap();
+        assert!(identity.not_after() <= issuing.cert().not_after());
+        let long = root.issue_issuing_ca("long", 99_999, &[], None).unwrap();
+        assert!(long.cert().not_after() <= root.cert().not_after());
+    }
+
+    #[test]
+    fn the_ra_encrypts_and_signs_for_scep_and_is_no_ca() {
+        let (_, issuing) = hierarchy();
+        let (ra, key) = issuing.issue_ra_cert("tafel SCEP RA", 825).unwrap();
+        let details = text(&ra);
+        assert!(details.contains("CA:FALSE"), "{details}");
+        assert!(
+            details.contains("Digital Signature, Key Encipherment"),
+            "{details}"
+        );
+        let issuing = issuing.with_ra(ra.clone(), key);
+        assert!(issuing.has_ra());
+        assert_eq!(issuing.ra_cert().to_der().unwrap(), ra.to_der().unwrap());
+        issuing.verify_issued(&ra, None).unwrap();
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod cms;
 pub mod error;
 pub(crate) mod ffi;
 pub mod files;
+pub mod lifecycle;
 pub mod scep;
 
 pub use ca::{sha256_fingerprint, CertificateAuthority};

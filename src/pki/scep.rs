@@ -307,9 +307,24 @@ pub fn get_ca_caps() -> &'static str {
     CA_CAPS
 }
 
-/// The GetCACert answer: content type and body (the CA certificate as DER).
+/// The GetCACert answer: content type and body. With an RA (RFC 8894 §4.2.1.2): a
+/// certs-only PKCS #7 with the RA certificate first (the one a client encrypts to:
+/// keyEncipherment, no CA), then the issuing CA and its issuers; without one, the
+/// CA certificate as DER.
 pub fn get_ca_cert(ca: &CertificateAuthority) -> Result<(&'static str, Vec<u8>)> {
-    Ok((CA_CERT_CONTENT_TYPE, ca.cert().to_der()?))
+    if !ca.has_ra() {
+        return Ok((CA_CERT_CONTENT_TYPE, ca.cert().to_der()?));
+    }
+    let mut certs = Stack::new()?;
+    certs.push(ca.ra_cert().to_owned())?;
+    certs.push(ca.cert().to_owned())?;
+    for c in ca.chain() {
+        certs.push(c.clone())?;
+    }
+    Ok((
+        CA_RA_CERT_CONTENT_TYPE,
+        ffi::certs_only_pkcs7(&certs)?.to_der()?,
+    ))
 }
 
 /// Decodes a GET PKIOperation's `message` parameter (already
@@ -464,7 +479,7 @@ pub fn parse_request(der: &[u8], ca: &CertificateAuthority) -> Result<ScepReques
 
 /// A CertRep with pkiStatus SUCCESS delivering `issued` (RFC 8894 §3.3.2).
 ///
-/// Signed by the CA with SHA-256; the content is an EnvelopedData
+/// Signed by the RA (or the CA) with SHA-256; the content is an EnvelopedData
 /// (AES-128-CBC, the cipher the `AES` capability promises) for the request's
 /// signer certificate, holding a certs-only PKCS #7 with `issued` first and
 /// the CA certificate second.
@@ -476,6 +491,9 @@ pub fn cert_rep_success(
     let mut chain = Stack::new()?;
     chain.push(issued.to_owned())?;
     chain.push(ca.cert().to_owned())?;
+    for c in ca.chain() {
+        chain.push(c.clone())?;
+    }
     let degenerate = ffi::certs_only_pkcs7(&chain)?.to_der()?;
     let mut recipients = Stack::new()?;
     recipients.push(req.signer_cert.clone())?;
@@ -637,9 +655,7 @@ pub fn parse_cert_rep(
         ));
     }
     match text(oid::PKI_STATUS, "pkiStatus")?.trim() {
-        "0" => {
-            issued_certificate(&content, ca_cert, &ca_der, key, cert).map(CertRepOutcome::Issued)
-        }
+        "0" => issued_certificate(&content, &ca_der, key, cert).map(CertRepOutcome::Issued),
         "2" => {
             let code = text(oid::FAIL_INFO, "failInfo")?;
             FailInfo::from_code(&code)
@@ -677,6 +693,19 @@ pub fn parse_ca_cert_response(content_type: &str, body: &[u8]) -> Result<Vec<X50
             "unexpected GetCACert content type {other:?}"
         ))),
     }
+}
+
+/// The certificate a SCEP client encrypts to among the GetCACert certificates: the
+/// RA (a certificate that is no CA and may encipher keys) when there is one, else the
+/// first (the CA itself).
+pub fn recipient(certs: &[X509]) -> Option<&X509> {
+    let is_ra = |c: &&X509| {
+        let text = c
+            .to_text()
+            .map(|t| String::from_utf8_lossy(&t).into_owned());
+        text.is_ok_and(|t| t.contains("CA:FALSE") && t.contains("Key Encipherment"))
+    };
+    certs.iter().find(is_ra).or_else(|| certs.first())
 }
 
 /// A CSR for `key` and `subject` with the enrolment profile's challenge, as
@@ -801,7 +830,8 @@ fn open_envelope(
             )
         })
     };
-    let recipient = ca.cert().to_owned();
+    // Requests are encrypted to the RA (or to the CA that answers SCEP itself).
+    let recipient = ca.ra_cert().to_owned();
     let classify = |e: ErrorStack| {
         if cipher_unavailable(&e) {
             (
@@ -815,10 +845,10 @@ fn open_envelope(
             )
         }
     };
-    match parse()?.decrypt(ca.key(), &recipient) {
+    match parse()?.decrypt(ca.ra_key(), &recipient) {
         Ok(plain) => Ok(plain),
         Err(e) if cipher_unavailable(&e) && legacy_provider_loaded() => {
-            parse()?.decrypt(ca.key(), &recipient).map_err(classify)
+            parse()?.decrypt(ca.ra_key(), &recipient).map_err(classify)
         }
         Err(e) => Err(classify(e)),
     }
@@ -858,7 +888,6 @@ fn legacy_provider_loaded() -> bool {
 /// Finds the issued certificate in a SUCCESS CertRep's content.
 fn issued_certificate(
     content: &[u8],
-    ca_cert: &X509Ref,
     ca_der: &[u8],
     key: &PKeyRef<Private>,
     cert: &X509Ref,
@@ -875,15 +904,19 @@ fn issued_certificate(
         .signed()
         .and_then(|signed| signed.certificates())
         .ok_or_else(|| PkiError::Malformed("CertRep holds no certificates".into()))?;
-    let ca_key = ca_cert.public_key()?;
+    // Ours is the one that is neither the certificate the CertRep is signed with (the
+    // CA, or the RA) nor a CA certificate (the chain the server adds).
     for candidate in certs {
         if candidate.to_der()? == ca_der {
             continue;
         }
-        if candidate.verify(&ca_key).unwrap_or(false) {
+        let is_ca = candidate
+            .to_text()
+            .map(|t| String::from_utf8_lossy(&t).contains("CA:TRUE"))
+            .unwrap_or(true);
+        if !is_ca {
             return Ok(candidate.to_owned());
         }
-        let _ = ErrorStack::get();
     }
     Err(PkiError::UntrustedCertificate(
         "the CertRep holds no certificate issued by the CA".into(),
@@ -929,8 +962,8 @@ fn cert_rep(
     }
     sign_pki_message(
         content,
-        ca.cert(),
-        ca.key(),
+        ca.ra_cert(),
+        ca.ra_key(),
         MessageDigest::sha256(),
         &attributes,
     )

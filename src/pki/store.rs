@@ -1,26 +1,57 @@
-//! The `certs/` directory: creating the CA and server certificate (`tafel init`) and
-//! loading them at start. Private keys are written 0600 and refused when readable by
-//! others.
+//! The `certs/` directory: creating the certificate hierarchy (`tafel init`), migrating a
+//! single-root installation to it, renewing what tafel may renew online (`tafel certs
+//! renew`), and loading it at start. Private keys are written 0600 and refused when
+//! readable by others; the root key is kept encrypted.
+//!
+//! | file | what | key used by |
+//! |---|---|---|
+//! | `root.pem`, `root.key` | the root every profile installs as anchor | `tafel init` / `tafel certs renew issuing` only (offline-capable, encrypted) |
+//! | `ca.pem`, `ca.key` | the issuing CA, name-constrained to `hosts` | the server: device identities, server, signing and RA certificates |
+//! | `scep-ra.pem`, `scep-ra.key` | SCEP RA | the server: decrypts SCEP requests, signs CertReps |
+//! | `server.pem`, `server.key` | TLS server certificate | the server |
+//! | `signing.pem`, `signing.key` | signs enrollment and configuration profiles | the server |
+//! | `secrets.key` | seals secrets in the database | the server |
+//!
+//! The root key's passphrase comes from `TAFEL_ROOT_PASSPHRASE`, else from
+//! `root.passphrase` (0600), which `init` writes when it makes a root; production
+//! moves `root.key` and its passphrase off the server (README).
 
 use std::path::{Path, PathBuf};
 
 use openssl::pkey::{PKey, Private};
+use openssl::symm::Cipher;
 use openssl::x509::X509;
 
+use super::ca::{ISSUING_DAYS, MAX_SERVER_CERT_DAYS, ROOT_DAYS};
 use super::{check_key_permissions, write_key_file, CertificateAuthority, PkiError};
 
-/// Validity of the development CA, in days.
-const CA_DAYS: u32 = 3650;
-/// Validity of the server certificate, in days.
-const SERVER_DAYS: u32 = 825;
+/// Validity of the SCEP RA, server and signing certificates, in days.
+const LEAF_DAYS: u32 = MAX_SERVER_CERT_DAYS;
+/// Environment variable with the root key's passphrase.
+pub const ROOT_PASSPHRASE_ENV: &str = "TAFEL_ROOT_PASSPHRASE";
+
+const ROOT_NAME: &str = "tafel Root CA";
+const ISSUING_NAME: &str = "tafel Issuing CA";
+const RA_NAME: &str = "tafel SCEP RA";
+const SIGNING_NAME: &str = "tafel profile signing";
 
 /// The files in the certificate directory.
 #[derive(Debug, Clone)]
 pub struct CertPaths {
-    /// Root CA certificate (public).
+    /// Root certificate (public): the anchor profiles install.
+    pub root_cert: PathBuf,
+    /// Root key (encrypted PKCS #8, 0600).
+    pub root_key: PathBuf,
+    /// The root key's passphrase, when it lives beside it (0600).
+    pub root_passphrase: PathBuf,
+    /// Issuing CA certificate (public).
     pub ca_cert: PathBuf,
-    /// Root CA key (0600, git-ignored).
+    /// Issuing CA key (0600, git-ignored).
     pub ca_key: PathBuf,
+    /// SCEP RA certificate (public).
+    pub ra_cert: PathBuf,
+    /// SCEP RA key (0600).
+    pub ra_key: PathBuf,
     /// Server certificate (public).
     pub server_cert: PathBuf,
     /// Server key (0600, git-ignored).
@@ -37,8 +68,13 @@ impl CertPaths {
     /// The files under `dir`.
     pub fn new(dir: &Path) -> Self {
         CertPaths {
+            root_cert: dir.join("root.pem"),
+            root_key: dir.join("root.key"),
+            root_passphrase: dir.join("root.passphrase"),
             ca_cert: dir.join("ca.pem"),
             ca_key: dir.join("ca.key"),
+            ra_cert: dir.join("scep-ra.pem"),
+            ra_key: dir.join("scep-ra.key"),
             server_cert: dir.join("server.pem"),
             server_key: dir.join("server.key"),
             signing_cert: dir.join("signing.pem"),
@@ -55,11 +91,13 @@ pub struct InitReport {
     pub created: Vec<PathBuf>,
     /// Files that existed and were kept.
     pub kept: Vec<PathBuf>,
+    /// A single-root installation became a hierarchy (its root stays the anchor).
+    pub migrated: bool,
 }
 
 /// The loaded certificates the server works with.
 pub struct LoadedPki {
-    /// Our CA (signs device identities and profiles).
+    /// The issuing CA with its chain to the root and the SCEP RA.
     pub ca: CertificateAuthority,
     /// The HTTPS server certificate.
     pub server_cert: X509,
@@ -87,11 +125,125 @@ fn write_public(path: &Path, pem: &[u8]) -> Result<(), PkiError> {
     })
 }
 
-/// Creates what is missing in `dir`: the CA, then a server certificate for `hosts`.
+fn cert_file(path: &Path) -> Result<X509, PkiError> {
+    X509::from_pem(&read(path)?).map_err(|e| {
+        PkiError::Malformed(format!("{} is not a PEM certificate: {e}", path.display()))
+    })
+}
+
+fn key_file(path: &Path) -> Result<PKey<Private>, PkiError> {
+    check_key_permissions(path)?;
+    PKey::private_key_from_pem(&read(path)?)
+        .map_err(|e| PkiError::Malformed(format!("{} is not a PEM key: {e}", path.display())))
+}
+
+/// The root key's passphrase: the environment, else the file beside the key.
+fn root_passphrase(paths: &CertPaths) -> Result<Vec<u8>, PkiError> {
+    if let Ok(p) = std::env::var(ROOT_PASSPHRASE_ENV) {
+        if !p.is_empty() {
+            return Ok(p.into_bytes());
+        }
+    }
+    if paths.root_passphrase.exists() {
+        check_key_permissions(&paths.root_passphrase)?;
+        let text = read(&paths.root_passphrase)?;
+        return Ok(String::from_utf8_lossy(&text).trim().as_bytes().to_vec());
+    }
+    Err(PkiError::Malformed(format!(
+        "the root key is needed: set {ROOT_PASSPHRASE_ENV} (or bring {} back)",
+        paths.root_passphrase.display()
+    )))
+}
+
+/// A passphrase for a new root key: the environment's, or a random one written beside it.
+fn new_root_passphrase(paths: &CertPaths, report: &mut InitReport) -> Result<Vec<u8>, PkiError> {
+    if let Ok(p) = std::env::var(ROOT_PASSPHRASE_ENV) {
+        if !p.is_empty() {
+            return Ok(p.into_bytes());
+        }
+    }
+    let mut raw = [0u8; 32];
+    openssl::rand::rand_bytes(&mut raw)?;
+    let pass = hex::encode(raw);
+    write_key_file(&paths.root_passphrase, pass.as_bytes(), true)?;
+    report.created.push(paths.root_passphrase.clone());
+    Ok(pass.into_bytes())
+}
+
+fn write_root(
+    paths: &CertPaths,
+    root: &CertificateAuthority,
+    report: &mut InitReport,
+    force: bool,
+) -> Result<(), PkiError> {
+    let pass = new_root_passphrase(paths, report)?;
+    let pem = root
+        .key()
+        .private_key_to_pem_pkcs8_passphrase(Cipher::aes_256_cbc(), &pass)?;
+    write_key_file(&paths.root_key, &pem, force)?;
+    write_public(&paths.root_cert, &root.cert_pem()?)?;
+    report
+        .created
+        .extend([paths.root_cert.clone(), paths.root_key.clone()]);
+    Ok(())
+}
+
+/// Opens the root (needs its passphrase).
+pub fn open_root(dir: &Path) -> Result<CertificateAuthority, PkiError> {
+    let paths = CertPaths::new(dir);
+    check_key_permissions(&paths.root_key)?;
+    let pass = root_passphrase(&paths)?;
+    let key =
+        PKey::private_key_from_pem_passphrase(&read(&paths.root_key)?, &pass).map_err(|_| {
+            PkiError::Malformed("the root key does not open with its passphrase".into())
+        })?;
+    CertificateAuthority::load(&read(&paths.root_cert)?, &key.private_key_to_pem_pkcs8()?)
+}
+
+fn write_issuing(
+    paths: &CertPaths,
+    issuing: &CertificateAuthority,
+    report: &mut InitReport,
+) -> Result<(), PkiError> {
+    write_key_file(&paths.ca_key, &issuing.key_pem()?, true)?;
+    write_public(&paths.ca_cert, &issuing.cert_pem()?)?;
+    report
+        .created
+        .extend([paths.ca_cert.clone(), paths.ca_key.clone()]);
+    Ok(())
+}
+
+fn write_leaf(
+    cert_path: &Path,
+    key_path: &Path,
+    (cert, key): (X509, PKey<Private>),
+    report: &mut InitReport,
+) -> Result<(), PkiError> {
+    write_key_file(key_path, &key.private_key_to_pem_pkcs8()?, true)?;
+    write_public(cert_path, &cert.to_pem()?)?;
+    report
+        .created
+        .extend([cert_path.to_owned(), key_path.to_owned()]);
+    Ok(())
+}
+
+/// Is this certificate its own issuer (a root)?
+fn self_signed(cert: &X509) -> bool {
+    cert.issuer_name().to_der().ok() == cert.subject_name().to_der().ok()
+        && cert
+            .public_key()
+            .and_then(|k| cert.verify(&k))
+            .unwrap_or(false)
+}
+
+/// Creates what is missing in `dir`: the root (its key encrypted), the issuing CA
+/// (name-constrained to `hosts`), the SCEP RA, a server certificate for `hosts` and the
+/// profile-signing certificate; migrates a single-root installation (its root stays
+/// the anchor every enrolled iPad trusts, its key gets encrypted, an issuing CA and an
+/// RA are made under it; identities it issued stay valid).
 ///
-/// Idempotent: existing files are kept. A key is never replaced unless `force`, in
-/// which case everything is created anew (devices enrolled under the old CA must
-/// enroll again).
+/// Idempotent: existing files are kept. With `force` everything is created anew
+/// (devices enrolled under the old root must enroll again).
 pub fn init(dir: &Path, hosts: &[String], force: bool) -> Result<InitReport, PkiError> {
     std::fs::create_dir_all(dir).map_err(|source| PkiError::Io {
         path: dir.to_owned(),
@@ -100,55 +252,100 @@ pub fn init(dir: &Path, hosts: &[String], force: bool) -> Result<InitReport, Pki
     let paths = CertPaths::new(dir);
     let mut report = InitReport::default();
 
-    let ca_exists = paths.ca_cert.exists() || paths.ca_key.exists();
-    let ca = if ca_exists && !force {
-        let ca = CertificateAuthority::load(&read(&paths.ca_cert)?, &read(&paths.ca_key)?)?;
-        report
-            .kept
-            .extend([paths.ca_cert.clone(), paths.ca_key.clone()]);
-        ca
-    } else {
-        let ca = CertificateAuthority::generate("tafel Root CA", CA_DAYS)?;
-        write_key_file(&paths.ca_key, &ca.key_pem()?, force)?;
-        write_public(&paths.ca_cert, &ca.cert_pem()?)?;
-        report
-            .created
-            .extend([paths.ca_cert.clone(), paths.ca_key.clone()]);
-        ca
-    };
-
-    let server_exists = paths.server_cert.exists() || paths.server_key.exists();
-    if server_exists && !force && !(report.created.contains(&paths.ca_cert)) {
-        report
-            .kept
-            .extend([paths.server_cert.clone(), paths.server_key.clone()]);
-    } else {
-        if server_exists && !force {
-            // A new CA with an old server key: refuse rather than overwrite the key.
-            return Err(PkiError::KeyExists(paths.server_key.clone()));
+    // A lone leftover key is never overwritten without `force`.
+    for (cert, key) in [
+        (&paths.server_cert, &paths.server_key),
+        (&paths.signing_cert, &paths.signing_key),
+        (&paths.ra_cert, &paths.ra_key),
+    ] {
+        if !force && key.exists() && !cert.exists() {
+            return Err(PkiError::KeyExists(key.clone()));
         }
-        let (cert, key) = ca.issue_server_cert(hosts, SERVER_DAYS)?;
-        write_key_file(&paths.server_key, &key.private_key_to_pem_pkcs8()?, force)?;
-        write_public(&paths.server_cert, &cert.to_pem()?)?;
+    }
+
+    // 1. The root.
+    let mut root: Option<CertificateAuthority> = None;
+    let legacy = !force && !paths.root_cert.exists() && paths.ca_cert.exists();
+    if legacy {
+        let single = CertificateAuthority::load(&read(&paths.ca_cert)?, &read(&paths.ca_key)?)?;
+        if !self_signed(&X509::from_der(&single.cert().to_der()?)?) {
+            return Err(PkiError::Malformed(format!(
+                "{} is not a root but {} is missing",
+                paths.ca_cert.display(),
+                paths.root_cert.display()
+            )));
+        }
+        write_root(&paths, &single, &mut report, true)?;
+        report.migrated = true;
+        root = Some(single);
+    } else if force || !paths.root_cert.exists() {
+        let fresh = CertificateAuthority::generate_root(ROOT_NAME, ROOT_DAYS)?;
+        write_root(&paths, &fresh, &mut report, force)?;
+        root = Some(fresh);
+    } else {
+        report.kept.push(paths.root_cert.clone());
+        if paths.root_key.exists() {
+            report.kept.push(paths.root_key.clone());
+        }
+    }
+    let root_is_new = root.is_some() && !report.migrated;
+
+    // 2. The issuing CA (needs the root key when it is made).
+    let issuing = if root.is_some() || !paths.ca_cert.exists() {
+        let root = match root {
+            Some(r) => r,
+            None => open_root(dir)?,
+        };
+        let issuing = root.issue_issuing_ca(ISSUING_NAME, ISSUING_DAYS, hosts, None)?;
+        write_issuing(&paths, &issuing, &mut report)?;
+        issuing
+    } else {
         report
-            .created
+            .kept
+            .extend([paths.ca_cert.clone(), paths.ca_key.clone()]);
+        CertificateAuthority::load(&read(&paths.ca_cert)?, &read(&paths.ca_key)?)?
+            .with_chain(vec![cert_file(&paths.root_cert)?])
+    };
+    let issuing_is_new = report.created.contains(&paths.ca_cert);
+
+    // 3. The leaves: new under a new issuing CA (except after a migration, where the
+    // old root's server and signing certificates stay valid until renewed), or when
+    // missing.
+    let renew_leaves = root_is_new || force;
+    if renew_leaves || (issuing_is_new && !report.migrated) || !paths.ra_cert.exists() {
+        write_leaf(
+            &paths.ra_cert,
+            &paths.ra_key,
+            issuing.issue_ra_cert(RA_NAME, LEAF_DAYS)?,
+            &mut report,
+        )?;
+    } else {
+        report
+            .kept
+            .extend([paths.ra_cert.clone(), paths.ra_key.clone()]);
+    }
+    if renew_leaves || !paths.server_cert.exists() {
+        write_leaf(
+            &paths.server_cert,
+            &paths.server_key,
+            issuing.issue_server_cert(hosts, LEAF_DAYS)?,
+            &mut report,
+        )?;
+    } else {
+        report
+            .kept
             .extend([paths.server_cert.clone(), paths.server_key.clone()]);
     }
-    let ca_created = report.created.contains(&paths.ca_cert);
-    let signing_exists = paths.signing_cert.exists() || paths.signing_key.exists();
-    if signing_exists && !force && !ca_created {
+    if renew_leaves || !paths.signing_cert.exists() {
+        write_leaf(
+            &paths.signing_cert,
+            &paths.signing_key,
+            issuing.issue_signing_cert(SIGNING_NAME, LEAF_DAYS)?,
+            &mut report,
+        )?;
+    } else {
         report
             .kept
-            .extend([paths.signing_cert.clone(), paths.signing_key.clone()]);
-    } else {
-        if signing_exists && !force {
-            return Err(PkiError::KeyExists(paths.signing_key.clone()));
-        }
-        let (cert, key) = ca.issue_signing_cert("tafel profile signing", SERVER_DAYS)?;
-        write_key_file(&paths.signing_key, &key.private_key_to_pem_pkcs8()?, force)?;
-        write_public(&paths.signing_cert, &cert.to_pem()?)?;
-        report
-            .created
             .extend([paths.signing_cert.clone(), paths.signing_key.clone()]);
     }
     if crate::secrets::SecretBox::create_if_missing(&paths.secrets_key)? {
@@ -159,17 +356,78 @@ pub fn init(dir: &Path, hosts: &[String], force: bool) -> Result<InitReport, Pki
     Ok(report)
 }
 
-/// Loads the CA and server certificate from `dir`, checking key permissions.
+/// What `tafel certs renew` may renew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewable {
+    /// The TLS server certificate (with the online issuing CA).
+    Server,
+    /// The profile-signing certificate (with the online issuing CA).
+    Signing,
+    /// The SCEP RA certificate (with the online issuing CA).
+    Ra,
+    /// The issuing CA itself: certified again by the root (its key, so everything it
+    /// issued stays valid); needs the root key.
+    Issuing,
+}
+
+/// Renews one certificate in `dir`; returns the files written. Running servers pick
+/// the new files up when they restart.
+pub fn renew(dir: &Path, hosts: &[String], what: Renewable) -> Result<Vec<PathBuf>, PkiError> {
+    let paths = CertPaths::new(dir);
+    let mut report = InitReport::default();
+    let issuing = CertificateAuthority::load(&read(&paths.ca_cert)?, &read(&paths.ca_key)?)?
+        .with_chain(vec![cert_file(&paths.root_cert)?]);
+    match what {
+        Renewable::Server => write_leaf(
+            &paths.server_cert,
+            &paths.server_key,
+            issuing.issue_server_cert(hosts, LEAF_DAYS)?,
+            &mut report,
+        )?,
+        Renewable::Signing => write_leaf(
+            &paths.signing_cert,
+            &paths.signing_key,
+            issuing.issue_signing_cert(SIGNING_NAME, LEAF_DAYS)?,
+            &mut report,
+        )?,
+        Renewable::Ra => write_leaf(
+            &paths.ra_cert,
+            &paths.ra_key,
+            issuing.issue_ra_cert(RA_NAME, LEAF_DAYS)?,
+            &mut report,
+        )?,
+        Renewable::Issuing => {
+            let root = open_root(dir)?;
+            let key = key_file(&paths.ca_key)?;
+            let renewed = root.issue_issuing_ca(ISSUING_NAME, ISSUING_DAYS, hosts, Some(key))?;
+            write_issuing(&paths, &renewed, &mut report)?;
+        }
+    }
+    Ok(report.created)
+}
+
+/// Loads the hierarchy from `dir`, checking key permissions and that the issuing CA
+/// chains to the root.
 pub fn load(dir: &Path) -> Result<LoadedPki, PkiError> {
     let paths = CertPaths::new(dir);
     check_key_permissions(&paths.ca_key)?;
-    check_key_permissions(&paths.server_key)?;
-    check_key_permissions(&paths.signing_key)?;
-    let ca = CertificateAuthority::load(&read(&paths.ca_cert)?, &read(&paths.ca_key)?)?;
-    let server_cert = X509::from_pem(&read(&paths.server_cert)?)?;
-    let server_key = PKey::private_key_from_pem(&read(&paths.server_key)?)?;
-    let signing_cert = X509::from_pem(&read(&paths.signing_cert)?)?;
-    let signing_key = PKey::private_key_from_pem(&read(&paths.signing_key)?)?;
+    let root = cert_file(&paths.root_cert)?;
+    let issuing_cert = cert_file(&paths.ca_cert)?;
+    let root_key = root.public_key()?;
+    if !issuing_cert.verify(&root_key).unwrap_or(false) {
+        return Err(PkiError::Malformed(format!(
+            "{} was not issued by {}",
+            paths.ca_cert.display(),
+            paths.root_cert.display()
+        )));
+    }
+    let ca = CertificateAuthority::load(&issuing_cert.to_pem()?, &read(&paths.ca_key)?)?
+        .with_chain(vec![root])
+        .with_ra(cert_file(&paths.ra_cert)?, key_file(&paths.ra_key)?);
+    let server_cert = cert_file(&paths.server_cert)?;
+    let server_key = key_file(&paths.server_key)?;
+    let signing_cert = cert_file(&paths.signing_cert)?;
+    let signing_key = key_file(&paths.signing_key)?;
     let secrets = crate::secrets::SecretBox::load(&paths.secrets_key)?;
     Ok(LoadedPki {
         ca,
@@ -181,6 +439,18 @@ pub fn load(dir: &Path) -> Result<LoadedPki, PkiError> {
     })
 }
 
+/// The certificates in `dir` by name, for expiry reports (the root's public part only).
+pub fn certificates(dir: &Path) -> Result<Vec<(&'static str, X509)>, PkiError> {
+    let paths = CertPaths::new(dir);
+    Ok(vec![
+        ("root", cert_file(&paths.root_cert)?),
+        ("issuing", cert_file(&paths.ca_cert)?),
+        ("scep_ra", cert_file(&paths.ra_cert)?),
+        ("server", cert_file(&paths.server_cert)?),
+        ("signing", cert_file(&paths.signing_cert)?),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,20 +460,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hosts = vec!["mdm.example.org".to_owned(), "127.0.0.1".to_owned()];
         let first = init(dir.path(), &hosts, false).unwrap();
-        assert_eq!(first.created.len(), 7);
+        // root (+ passphrase), issuing CA, RA, server, signing: 11 files and the secrets key.
+        assert_eq!(first.created.len(), 12, "{first:?}");
         let key_before = std::fs::read(dir.path().join("ca.key")).unwrap();
         let second = init(dir.path(), &hosts, false).unwrap();
-        assert!(second.created.is_empty());
-        assert_eq!(second.kept.len(), 7);
+        assert!(second.created.is_empty(), "{second:?}");
+        assert_eq!(second.kept.len(), 11);
         assert_eq!(
             key_before,
             std::fs::read(dir.path().join("ca.key")).unwrap()
         );
         let loaded = load(dir.path()).unwrap();
         loaded.ca.verify_issued(&loaded.server_cert, None).unwrap();
+        // The root key is kept encrypted.
+        let root_key = std::fs::read_to_string(dir.path().join("root.key")).unwrap();
+        assert!(root_key.contains("ENCRYPTED PRIVATE KEY"), "{root_key}");
 
         let forced = init(dir.path(), &hosts, true).unwrap();
-        assert_eq!(forced.created.len(), 6);
+        assert_eq!(forced.created.len(), 11, "everything but the secrets key");
         assert_ne!(
             key_before,
             std::fs::read(dir.path().join("ca.key")).unwrap()

@@ -85,7 +85,8 @@ pub fn read_profile(body: &[u8]) -> Result<ProfileInfo, SimError> {
     })
 }
 
-/// GetCACert: the CA certificate SCEP messages are encrypted to.
+/// GetCACert: the certificate SCEP messages are encrypted to (the RA when the server
+/// has one) and that signs the answers.
 async fn ca_certificate(
     client: &reqwest::Client,
     scep_url: &str,
@@ -98,8 +99,16 @@ async fn ca_certificate(
     if !ca.status().is_success() {
         return Err(bad(format!("GetCACert answered {}", ca.status())));
     }
-    openssl::x509::X509::from_der(&ca.bytes().await?)
-        .map_err(|e| bad(format!("GetCACert: not a certificate: {e}")))
+    let content_type = ca
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let certs = scep::parse_ca_cert_response(&content_type, &ca.bytes().await?)?;
+    scep::recipient(&certs)
+        .cloned()
+        .ok_or_else(|| bad("GetCACert: no certificate"))
 }
 
 /// Sends a pkiMessage by POST and reads the CertRep (signed to `signer`).

@@ -695,12 +695,16 @@ async fn a_machine_info_is_good_for_one_identity_and_resets_only_what_came_throu
         linked.idle().await.is_ok(),
         "the enrolled iPad keeps working"
     );
-    // Released by an admin, it may come through Setup Assistant.
+    // Released by an admin and erased, it comes through Setup Assistant (Apple hands it
+    // its profile again, which the sync reports).
     let (status, _) = t
         .app
         .post(&format!("/api/v1/devices/{linked_udid}/release"), json!({}))
         .await;
     assert_eq!(status, 200);
+    tokio::time::sleep(StdDuration::from_millis(1100)).await;
+    assert!(t.sim.mark_pushed(&t.serials[1]));
+    t.sync().await;
     setup::ade_enroll(
         &client,
         &t.enroll_url(),

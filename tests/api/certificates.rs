@@ -164,7 +164,8 @@ async fn every_answer_carries_the_security_headers_and_secrets_are_not_cached() 
 #[actix_web::test]
 async fn under_tls_browsers_are_told_to_stay_on_https() {
     let app = TestApp::spawn_with(|s| s.tls.enabled = true).await;
-    let ca = std::fs::read(app.state.settings.certs_dir.join("ca.pem")).unwrap();
+    // Clients trust the root; the server sends the issuing CA with its certificate.
+    let ca = std::fs::read(app.state.settings.certs_dir.join("root.pem")).unwrap();
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
         .build()

@@ -60,12 +60,12 @@ async fn a_school_gets_a_token_whose_profile_is_signed_and_complete() {
     );
     let signed = res.bytes().await.unwrap();
 
-    // The signature verifies with the openssl CLI against our CA.
+    // The signature verifies with the openssl CLI against our root.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("p.der"), &signed).unwrap();
     std::fs::write(
         dir.path().join("ca.pem"),
-        app.state.ca.cert().to_pem().unwrap(),
+        app.state.ca.anchor().to_pem().unwrap(),
     )
     .unwrap();
     let out = std::process::Command::new("openssl")
@@ -357,7 +357,7 @@ async fn a_reused_or_wrong_challenge_gets_a_scep_failure_and_nothing_is_issued()
         &csr,
         &signer,
         &key,
-        app.state.ca.cert(),
+        app.state.ca.ra_cert(),
         MessageType::PkcsReq,
     )
     .unwrap();
@@ -371,7 +371,7 @@ async fn a_reused_or_wrong_challenge_gets_a_scep_failure_and_nothing_is_issued()
     assert_eq!(res.status(), 200);
     let rep = scep::parse_cert_rep(
         &res.bytes().await.unwrap(),
-        app.state.ca.cert(),
+        app.state.ca.ra_cert(),
         &key,
         &signer,
         &nonce,

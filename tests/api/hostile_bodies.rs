@@ -134,7 +134,14 @@ impl Server {
         let client = reqwest::Client::new();
         let start = Instant::now();
         while !server.ready(&client).await {
-            assert!(start.elapsed() < Duration::from_secs(60), "not ready");
+            if start.elapsed() > Duration::from_secs(60) {
+                let probe = client.get(format!("{}/readyz", server.base)).send().await;
+                let probe = match probe {
+                    Ok(r) => format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
+                    Err(e) => e.to_string(),
+                };
+                panic!("not ready after a minute: {probe}");
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Some(server)
