@@ -299,6 +299,29 @@ impl CertificateAuthority {
         Ok((cert, key))
     }
 
+    /// Like [`issue_server_cert`](Self::issue_server_cert) with an explicit validity
+    /// window in unix seconds (an injected clock: certificates about to expire).
+    pub fn issue_server_cert_between(
+        &self,
+        hosts: &[String],
+        not_before: i64,
+        not_after: i64,
+    ) -> Result<(X509, PKey<Private>)> {
+        let first = hosts
+            .first()
+            .ok_or_else(|| PkiError::Malformed("a server certificate needs a host".into()))?;
+        let key = rsa_key(LEAF_KEY_BITS)?;
+        let subject = common_name_only(first)?;
+        let cert = self.issue(
+            &key,
+            &subject,
+            not_before,
+            not_after,
+            Profile::Server { hosts },
+        )?;
+        Ok((cert, key))
+    }
+
     /// Issues a device identity certificate (clientAuth) for a key the device
     /// generated, e.g. from a SCEP request.
     pub fn issue_client_cert(

@@ -485,6 +485,99 @@ mod tests {
     }
 
     #[test]
+    fn a_single_root_directory_becomes_a_hierarchy_and_its_identities_stay_valid() {
+        use openssl::x509::X509Name;
+        // What tafel wrote before the hierarchy: one root for everything.
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = vec!["mdm.school.example".to_owned()];
+        let legacy = CertificateAuthority::generate("tafel Root CA", 3650).unwrap();
+        write_key_file(
+            &dir.path().join("ca.key"),
+            &legacy.key_pem().unwrap(),
+            false,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("ca.pem"), legacy.cert_pem().unwrap()).unwrap();
+        let (server, server_key) = legacy.issue_server_cert(&hosts, 825).unwrap();
+        write_key_file(
+            &dir.path().join("server.key"),
+            &server_key.private_key_to_pem_pkcs8().unwrap(),
+            false,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("server.pem"), server.to_pem().unwrap()).unwrap();
+        let (signing, signing_key) = legacy.issue_signing_cert("signing", 825).unwrap();
+        write_key_file(
+            &dir.path().join("signing.key"),
+            &signing_key.private_key_to_pem_pkcs8().unwrap(),
+            false,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("signing.pem"), signing.to_pem().unwrap()).unwrap();
+        let device_key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let public = PKey::public_key_from_der(&device_key.public_key_to_der().unwrap()).unwrap();
+        let mut name = X509Name::builder().unwrap();
+        name.append_entry_by_text("CN", "enrolled before").unwrap();
+        let old_identity = legacy
+            .issue_client_cert(&public, &name.build(), 365)
+            .unwrap();
+
+        let report = init(dir.path(), &hosts, false).unwrap();
+        assert!(report.migrated, "{report:?}");
+        // The old root is the root: what every enrolled iPad trusts stays.
+        assert_eq!(
+            std::fs::read(dir.path().join("root.pem")).unwrap(),
+            legacy.cert_pem().unwrap()
+        );
+        let root_key = std::fs::read_to_string(dir.path().join("root.key")).unwrap();
+        assert!(root_key.contains("ENCRYPTED PRIVATE KEY"));
+        assert!(open_root(dir.path()).unwrap().key().public_eq(legacy.key()));
+        // The server and signing certificates stay until renewed.
+        assert_eq!(
+            std::fs::read(dir.path().join("server.pem")).unwrap(),
+            server.to_pem().unwrap()
+        );
+        let loaded = load(dir.path()).unwrap();
+        assert!(loaded.ca.has_ra());
+        assert_ne!(
+            sha256_of(loaded.ca.cert()),
+            sha256_of(legacy.cert()),
+            "a new issuing CA"
+        );
+        assert_eq!(sha256_of(loaded.ca.anchor()), sha256_of(legacy.cert()));
+        loaded
+            .ca
+            .verify_device_identity(&old_identity, None)
+            .unwrap();
+        loaded.ca.verify_issued(&loaded.server_cert, None).unwrap();
+        // Renewing online leaves the root alone.
+        let renewed = renew(dir.path(), &hosts, Renewable::Server).unwrap();
+        assert_eq!(renewed.len(), 2);
+        let loaded = load(dir.path()).unwrap();
+        loaded.ca.verify_issued(&loaded.server_cert, None).unwrap();
+        assert_ne!(sha256_of(&loaded.server_cert), sha256_of(&server));
+        // And the issuing CA renews with its key: identities it issued stay valid.
+        let issued = loaded
+            .ca
+            .issue_client_cert(&public, loaded.ca.cert().subject_name(), 30)
+            .unwrap();
+        renew(dir.path(), &hosts, Renewable::Issuing).unwrap();
+        let again = load(dir.path()).unwrap();
+        again.ca.verify_device_identity(&issued, None).unwrap();
+        again
+            .ca
+            .verify_device_identity(&old_identity, None)
+            .unwrap();
+        // A second init changes nothing.
+        let second = init(dir.path(), &hosts, false).unwrap();
+        assert!(second.created.is_empty() && !second.migrated, "{second:?}");
+    }
+
+    fn sha256_of(cert: &openssl::x509::X509Ref) -> String {
+        super::super::sha256_fingerprint(cert).unwrap()
+    }
+
+    #[test]
     fn a_lone_server_key_is_not_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("server.key"), b"old").unwrap();

@@ -219,3 +219,71 @@ async fn the_device_listener_can_face_the_internet_alone() {
         assert_eq!(res.status(), 200);
     }
 }
+
+/// A certificate directory whose server certificate ends at `days` from now.
+fn certs_with_server_ending_in(days: i64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    tafel::pki::store::init(dir.path(), &hosts, false).unwrap();
+    let issuing = tafel::pki::store::load(dir.path()).unwrap().ca;
+    let now = chrono::Utc::now().timestamp();
+    let (cert, key) = issuing
+        .issue_server_cert_between(&hosts, now - 400 * 86_400, now + days * 86_400)
+        .unwrap();
+    tafel::pki::write_key_file(
+        &dir.path().join("server.key"),
+        &key.private_key_to_pem_pkcs8().unwrap(),
+        true,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("server.pem"), cert.to_pem().unwrap()).unwrap();
+    dir
+}
+
+#[actix_web::test]
+async fn readiness_warns_before_a_certificate_expires_and_fails_after() {
+    let soon = certs_with_server_ending_in(20);
+    let path = soon.path().to_owned();
+    let app = TestApp::spawn_with(move |s| s.certs_dir = path).await;
+    let (status, ready) = app.get("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["status"], "degraded");
+    let reason = ready["reasons"][0].as_str().unwrap();
+    assert!(
+        reason.contains("server") && reason.contains("renew server"),
+        "{reason}"
+    );
+
+    let gone = certs_with_server_ending_in(-1);
+    let path = gone.path().to_owned();
+    let app = TestApp::spawn_with(move |s| s.certs_dir = path).await;
+    let (status, ready) = app.get("/readyz").await;
+    assert_eq!(status, 503, "{ready}");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired: server"),
+        "{ready}"
+    );
+}
+
+#[actix_web::test]
+async fn tafels_own_certificates_are_no_device_identities() {
+    let app = TestApp::spawn().await;
+    let dir = &app.state.settings.certs_dir;
+    for name in ["server", "signing", "scep-ra"] {
+        let cert =
+            openssl::x509::X509::from_pem(&std::fs::read(dir.join(format!("{name}.pem"))).unwrap())
+                .unwrap();
+        let key =
+            PKey::private_key_from_pem(&std::fs::read(dir.join(format!("{name}.key"))).unwrap())
+                .unwrap();
+        let mut ipad = app.device(4300);
+        ipad.set_identity(cert, key);
+        let before = app.count("devices");
+        let err = ipad.authenticate().await.unwrap_err().to_string();
+        assert!(err.contains("403"), "{name}: {err}");
+        assert_eq!(before, app.count("devices"), "{name}");
+    }
+}
