@@ -298,6 +298,9 @@ pub struct MdmSettings {
     pub trusted_proxies: Vec<Cidr>,
     /// Validity of issued device identity certificates, in days.
     pub identity_validity_days: u32,
+    /// Identities ending within this many days are renewed (the enrollment profile is
+    /// sent again with a renewal challenge).
+    pub identity_renew_before_days: u32,
 }
 
 impl Default for Settings {
@@ -345,6 +348,7 @@ impl Default for MdmSettings {
             trusted_proxy_cert_header: None,
             trusted_proxies: Vec::new(),
             identity_validity_days: 365,
+            identity_renew_before_days: 30,
         }
     }
 }
@@ -482,6 +486,12 @@ impl Settings {
         }
         if self.mdm.identity_validity_days == 0 {
             return Err("mdm.identity_validity_days: must be at least 1".into());
+        }
+        if self.mdm.identity_renew_before_days >= self.mdm.identity_validity_days {
+            return Err(
+                "mdm.identity_renew_before_days: must be less than mdm.identity_validity_days"
+                    .into(),
+            );
         }
         self.webhooks.validate()?;
         Ok(())

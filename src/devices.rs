@@ -51,6 +51,8 @@ pub struct DeviceRow {
     pub push_invalid_at: Option<chrono::NaiveDateTime>,
     /// Next push retry.
     pub next_push_at: Option<chrono::NaiveDateTime>,
+    /// End of the identity certificate the device is bound to (renewed ahead of it).
+    pub identity_cert_not_after: Option<chrono::NaiveDateTime>,
 }
 
 /// Filters of the device list (all optional, combined with AND).
@@ -78,6 +80,8 @@ pub struct DeviceFilter {
     pub last_seen_before: Option<chrono::DateTime<chrono::Utc>>,
     /// Last seen after this instant (RFC 3339).
     pub last_seen_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Identity certificate ends before this instant (RFC 3339): who has not renewed.
+    pub identity_expires_before: Option<chrono::DateTime<chrono::Utc>>,
     /// Free text in name or serial number.
     pub q: Option<String>,
     /// Page size (default 50, at most 500).
@@ -193,6 +197,9 @@ pub fn list(
     }
     if let Some(t) = f.last_seen_after {
         q = q.filter(devices::last_seen_at.gt(t.naive_utc()));
+    }
+    if let Some(t) = f.identity_expires_before {
+        q = q.filter(devices::identity_cert_not_after.lt(t.naive_utc()));
     }
     if let Some(text) = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         let pattern = format!("%{}%", like_escape(&text.to_lowercase()));
@@ -340,4 +347,28 @@ pub fn setup_of(conn: &mut DbConn, device_id: &str) -> QueryResult<Option<Setup>
                 .unwrap_or_default(),
         }),
     )
+}
+
+/// Active device identities visible to `p`: how many end before `soon`, and how many
+/// have ended already.
+pub fn identity_expiry(
+    conn: &mut DbConn,
+    p: &Principal,
+    now: chrono::NaiveDateTime,
+    soon: chrono::NaiveDateTime,
+) -> QueryResult<(i64, i64)> {
+    let active = || {
+        scoped(devices::table.into_boxed(), p)
+            .filter(devices::enrollment_status.eq(crate::enrollment::status::ACTIVE))
+    };
+    let expiring = active()
+        .filter(devices::identity_cert_not_after.lt(soon))
+        .filter(devices::identity_cert_not_after.ge(now))
+        .count()
+        .get_result(conn)?;
+    let expired = active()
+        .filter(devices::identity_cert_not_after.lt(now))
+        .count()
+        .get_result(conn)?;
+    Ok((expiring, expired))
 }

@@ -220,6 +220,9 @@ impl Application {
             notifier,
         };
         let port = listener.local_addr()?.port();
+        if settings.reconcile.automatic {
+            crate::mdm::renewal::start(state.clone());
+        }
 
         let app_state = state.clone();
         let server = HttpServer::new(move || {

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod catalog;
+pub mod certificates;
 pub mod classes;
 pub mod commands;
 pub mod devices;
@@ -48,6 +49,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .route("/readyz", web::get().to(readyz))
     .service(
         web::scope("/api/v1")
+            .configure(certificates::config)
             .configure(commands::config)
             .configure(org::config)
             .configure(push::config)

@@ -66,6 +66,7 @@ const BEARER: &str = "bearer";
         super::devices::list,
         super::devices::get,
         super::devices::release,
+        super::certificates::get,
         // commands
         super::commands::enqueue,
         super::commands::list,

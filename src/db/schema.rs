@@ -192,6 +192,7 @@ diesel::table! {
         expires_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
         udid -> Nullable<Text>,
+        renews_sha256 -> Nullable<Text>,
     }
 }
 

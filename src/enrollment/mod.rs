@@ -723,6 +723,60 @@ pub fn set_policy(
     })
 }
 
+/// The item key of the command that renews a device's identity (one open at a time).
+pub const RENEWAL_KEY: &str = "device:identity-renewal";
+
+/// An active device whose identity ends before the renewal horizon.
+#[derive(Debug, Clone)]
+pub struct DueForRenewal {
+    /// Row id.
+    pub id: String,
+    /// UDID.
+    pub udid: String,
+    /// The bound certificate.
+    pub certificate: String,
+    /// The token it was enrolled with (its school, its authority).
+    pub token: tokens::EnrollmentToken,
+}
+
+/// Active devices whose identity ends before `before` and that have no renewal on its
+/// way, oldest end first, at most `limit`.
+pub fn due_for_renewal(
+    conn: &mut DbConn,
+    before: chrono::NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<DueForRenewal>> {
+    use crate::db::schema::commands;
+    let renewing = command_queue::table
+        .inner_join(commands::table)
+        .filter(commands::item_key.eq(RENEWAL_KEY))
+        .filter(command_queue::status.eq_any(queue::state::OPEN))
+        .select(command_queue::device_id);
+    let rows: Vec<(String, Option<String>, Option<String>)> = devices::table
+        .filter(devices::enrollment_status.eq(status::ACTIVE))
+        .filter(devices::identity_cert_not_after.lt(before))
+        .filter(devices::id.ne_all(renewing))
+        .order(devices::identity_cert_not_after.asc())
+        .select((devices::id, devices::udid, devices::identity_cert_sha256))
+        .limit(limit)
+        .load(conn)?;
+    let mut due = Vec::with_capacity(rows.len());
+    for (id, udid, certificate) in rows {
+        let (Some(udid), Some(certificate)) = (udid, certificate) else {
+            continue;
+        };
+        if let Some(token) = tokens::token_of_certificate(conn, &certificate)? {
+            due.push(DueForRenewal {
+                id,
+                udid,
+                certificate,
+                token,
+            });
+        }
+    }
+    Ok(due)
+}
+
 /// `SetBootstrapToken`: stores (or clears) the device's bootstrap token.
 pub fn set_bootstrap_token(
     conn: &mut DbConn,

@@ -428,13 +428,32 @@ fn new_challenge(
     Ok((challenge, hash))
 }
 
+/// What a consumed challenge was handed out for.
+#[derive(Debug, Clone)]
+pub enum ChallengeFor {
+    /// A profile download through an enrollment link.
+    Link,
+    /// A machine info (Automated Device Enrollment) of this UDID.
+    Ade {
+        /// The UDID whose machine info asked for it.
+        udid: String,
+    },
+    /// Renewing the identity an enrolled device is bound to.
+    Renewal {
+        /// The device's UDID.
+        udid: String,
+        /// The certificate being renewed.
+        renews: String,
+    },
+}
+
 /// For SCEP PKCSReq: checks and consumes a challenge, inside the caller's write
-/// transaction (so a failed issuance leaves it unused). Returns the token and, for an
-/// ADE challenge, the UDID it was handed out to.
+/// transaction (so a failed issuance leaves it unused). Returns the token and what the
+/// challenge was for.
 pub fn consume_challenge(
     conn: &mut DbConn,
     challenge: &str,
-) -> Result<(EnrollmentToken, Option<String>), TokenError> {
+) -> Result<(EnrollmentToken, ChallengeFor), TokenError> {
     let at = now();
     let hash = hex::encode(sha256(challenge.as_bytes()));
     let claimed = diesel::update(
@@ -448,15 +467,45 @@ pub fn consume_challenge(
     if claimed != 1 {
         return Err(TokenError::BadChallenge);
     }
-    let (token_id, udid): (String, Option<String>) = scep_challenges::table
+    let (token_id, udid, renews): (String, Option<String>, Option<String>) = scep_challenges::table
         .find(&hash)
-        .select((scep_challenges::token_id, scep_challenges::udid))
+        .select((
+            scep_challenges::token_id,
+            scep_challenges::udid,
+            scep_challenges::renews_sha256,
+        ))
         .first(conn)?;
     let token = get(conn, &token_id)?.ok_or(TokenError::Unknown)?;
+    let purpose = match (udid, renews) {
+        // A renewal keeps an enrolled device enrolled, whatever became of its token.
+        (Some(udid), Some(renews)) => return Ok((token, ChallengeFor::Renewal { udid, renews })),
+        (Some(udid), None) => ChallengeFor::Ade { udid },
+        _ => ChallengeFor::Link,
+    };
     // A token revoked or used up after the download no longer issues certificates. A
     // use is counted when a device enrolls with the certificate (`count_device`).
     usable(&token, at)?;
-    Ok((token, udid))
+    Ok((token, purpose))
+}
+
+/// How long a renewal challenge stays valid: the iPad may be in a cart for days.
+pub const RENEWAL_CHALLENGE_LIFETIME: chrono::Duration = chrono::Duration::days(7);
+
+/// A challenge for renewing the identity `renews` of the device `udid`, under the
+/// token that identity was enrolled with.
+pub fn renewal_challenge(
+    conn: &mut DbConn,
+    token_id: &str,
+    udid: &str,
+    renews: &str,
+) -> Result<String, TokenError> {
+    let at = now();
+    let (challenge, hash) =
+        new_challenge(conn, token_id, at, Some(udid), RENEWAL_CHALLENGE_LIFETIME)?;
+    diesel::update(scep_challenges::table.find(&hash))
+        .set(scep_challenges::renews_sha256.eq(renews))
+        .execute(conn)?;
+    Ok(challenge)
 }
 
 /// What we record about every identity certificate we issue.

@@ -8,6 +8,7 @@
 pub mod ade;
 pub mod enroll;
 pub mod identity;
+pub mod renewal;
 pub mod scep;
 
 use actix_web::http::header::CONTENT_TYPE;

@@ -302,7 +302,7 @@ fn enroll(
             "no challenge password in the request".into(),
         )));
     };
-    let (token, ade_udid) = match tokens::consume_challenge(conn, challenge) {
+    let (token, purpose) = match tokens::consume_challenge(conn, challenge) {
         Ok(t) => t,
         Err(TokenError::Db(e)) => return Err(e.into()),
         Err(e) => return Ok(Err((FailInfo::BadRequest, e.to_string()))),
@@ -311,22 +311,50 @@ fn enroll(
         .map(|t| t.slug)
         .unwrap_or_else(|| token.tenant_id.clone());
     let name = subject(req, &org, &token.school_id)?;
-    let result = issue(
-        conn,
-        ca,
-        req,
-        days,
-        &name,
-        None,
-        Origin::Enrollment {
-            token_id: &token.id,
-            ade_udid: ade_udid.as_deref(),
-        },
-    )?;
+    let (renewed_from, origin) = match &purpose {
+        tokens::ChallengeFor::Renewal { udid, renews } => {
+            // Only while the device is still bound to the identity being renewed.
+            if !bound_and_active(conn, udid, renews)? {
+                return Ok(Err((
+                    FailInfo::BadRequest,
+                    "the identity this challenge renews is no longer the device's".into(),
+                )));
+            }
+            (Some(renews.as_str()), Origin::Renewal { udid })
+        }
+        tokens::ChallengeFor::Ade { udid } => (
+            None,
+            Origin::Enrollment {
+                token_id: &token.id,
+                ade_udid: Some(udid),
+            },
+        ),
+        tokens::ChallengeFor::Link => (
+            None,
+            Origin::Enrollment {
+                token_id: &token.id,
+                ade_udid: None,
+            },
+        ),
+    };
+    let result = issue(conn, ca, req, days, &name, renewed_from, origin)?;
     if result.is_ok() {
-        tracing::info!(token = %token.id, school = %token.school_id, "identity certificate issued");
+        tracing::info!(token = %token.id, school = %token.school_id, renewal = renewed_from.is_some(), "identity certificate issued");
     }
     Ok(result)
+}
+
+/// Is `udid` an active device bound to the certificate `sha256`?
+fn bound_and_active(conn: &mut crate::db::DbConn, udid: &str, sha256: &str) -> ApiResult<bool> {
+    use crate::db::schema::devices;
+    use diesel::prelude::*;
+    let n: i64 = devices::table
+        .filter(devices::udid.eq(udid))
+        .filter(devices::identity_cert_sha256.eq(sha256))
+        .filter(devices::enrollment_status.eq(crate::enrollment::status::ACTIVE))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
 }
 
 /// Renewals issued from one certificate at most (a lost reply may be asked again).

@@ -287,3 +287,119 @@ async fn tafels_own_certificates_are_no_device_identities() {
         assert_eq!(before, app.count("devices"), "{name}");
     }
 }
+
+/// Makes the identity `udid` is bound to look as if it ended at `at`.
+fn identity_ends(app: &TestApp, udid: &str, at: chrono::DateTime<chrono::Utc>) {
+    use diesel::prelude::*;
+    use tafel::db::schema::devices;
+    let mut conn = app.state.db.get().unwrap();
+    diesel::update(devices::table.filter(devices::udid.eq(udid)))
+        .set(devices::identity_cert_not_after.eq(at.naive_utc()))
+        .execute(&mut *conn)
+        .unwrap();
+}
+
+#[actix_web::test]
+async fn identities_are_renewed_ahead_of_their_end_and_the_report_names_who_has_not() {
+    use tafel::mdm::renewal;
+    let app = TestApp::spawn_with(|s| s.reconcile.automatic = false).await;
+    let (_, secret) = enrollment_token(&app, "renew").await;
+    let url = app.url(&format!("/enroll/{secret}"));
+    let mut ipad = tafel::sim::enroll::enroll(
+        &app.client,
+        &url,
+        tafel::protocol::Udid::parse("00008103-0000000000AB0001").unwrap(),
+        "RENEW001".into(),
+        None,
+    )
+    .await
+    .unwrap();
+    let other = tafel::sim::enroll::enroll(
+        &app.client,
+        &url,
+        tafel::protocol::Udid::parse("00008103-0000000000AB0002").unwrap(),
+        "RENEW002".into(),
+        None,
+    )
+    .await
+    .unwrap();
+    let now = chrono::Utc::now();
+    assert_eq!(
+        renewal::pass(&app.state, now).await.unwrap(),
+        0,
+        "a year to go"
+    );
+    for d in [&ipad, &other] {
+        identity_ends(&app, d.udid.as_str(), now + chrono::Duration::days(10));
+    }
+    assert_eq!(renewal::pass(&app.state, now).await.unwrap(), 2);
+    assert_eq!(
+        renewal::pass(&app.state, now).await.unwrap(),
+        0,
+        "one renewal at a time"
+    );
+
+    // The iPad gets its enrollment profile again, renews its identity over SCEP with
+    // the challenge in it, and authenticates with the new one.
+    let (old, old_key) = (ipad.cert.clone(), ipad.key.clone());
+    let cmd = ipad.idle().await.unwrap().expect("the renewal");
+    assert_eq!(cmd.request_type, "InstallProfile");
+    let payload = cmd
+        .fields
+        .get("Payload")
+        .and_then(plist::Value::as_data)
+        .unwrap()
+        .to_vec();
+    let info = tafel::sim::enroll::read_profile(&payload).unwrap();
+    let key = tafel::sim::enroll::new_key().unwrap();
+    let renewed = tafel::sim::enroll::scep_enroll(&app.client, &info, &key)
+        .await
+        .unwrap();
+    ipad.set_identity(renewed.clone(), key);
+    ipad.authenticate().await.unwrap();
+    ipad.token_update(false).await.unwrap();
+    assert!(ipad
+        .answer(
+            &cmd,
+            tafel::sim::device::Answer::Acknowledged(plist::Dictionary::new())
+        )
+        .await
+        .unwrap()
+        .is_none());
+    let (_, dev) = app.get(&format!("/api/v1/devices/{}", ipad.udid)).await;
+    assert_eq!(dev["enrollment_status"], "active");
+    let ends = chrono::NaiveDateTime::parse_from_str(
+        dev["identity_cert_not_after"].as_str().unwrap(),
+        "%Y-%m-%dT%H:%M:%S",
+    )
+    .unwrap();
+    assert!(
+        ends > (now + chrono::Duration::days(300)).naive_utc(),
+        "{dev}"
+    );
+    // The old identity no longer speaks for it.
+    let mut stale = app.device(0);
+    stale.udid = ipad.udid.clone();
+    stale.set_identity(old, old_key);
+    let err = stale.idle().await.unwrap_err().to_string();
+    assert!(
+        err.contains("403") && err.contains("different identity"),
+        "{err}"
+    );
+
+    // Who has not renewed: the other iPad, in the report and in the device list.
+    let (status, report) = app.get("/api/v1/certificates").await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["device_identities"]["expiring"], 1, "{report}");
+    assert_eq!(report["certificates"].as_array().unwrap().len(), 5);
+    let list = report["device_identities"]["list"].as_str().unwrap();
+    let (status, page) = app.get(list).await;
+    assert_eq!(status, 200, "{page}");
+    let udids: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["udid"].as_str().unwrap())
+        .collect();
+    assert_eq!(udids, [other.udid.as_str()]);
+}

@@ -50,6 +50,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/devices"),
     ("get", "/api/v1/devices/{key}"),
     ("post", "/api/v1/devices/{key}/release"),
+    ("get", "/api/v1/certificates"),
     // commands
     ("post", "/api/v1/commands"),
     ("get", "/api/v1/devices/{udid}/commands"),

@@ -1,0 +1,1 @@
+ALTER TABLE scep_challenges DROP COLUMN renews_sha256;
