@@ -283,20 +283,10 @@ impl CertificateAuthority {
                 "server certificates may be valid for at most {MAX_SERVER_CERT_DAYS} days, iOS rejects longer ones"
             )));
         }
-        let first = hosts
-            .first()
-            .ok_or_else(|| PkiError::Malformed("a server certificate needs a host".into()))?;
-        let key = rsa_key(LEAF_KEY_BITS)?;
-        let subject = common_name_only(first)?;
         let (not_before, not_after) = validity_from_now(days)?;
-        let cert = self.issue(
-            &key,
-            &subject,
-            not_before,
-            not_after,
-            Profile::Server { hosts },
-        )?;
-        Ok((cert, key))
+        // The backdated start counts too: the whole span stays within Apple's limit.
+        let not_after = not_after.min(not_before + i64::from(MAX_SERVER_CERT_DAYS) * SECS_PER_DAY);
+        self.issue_server_cert_between(hosts, not_before, not_after)
     }
 
     /// Like [`issue_server_cert`](Self::issue_server_cert) with an explicit validity
@@ -748,6 +738,19 @@ mod tests {
         assert!(details.contains("CA:FALSE"), "{details}");
 
         ca.verify_issued(&cert, None).unwrap();
+    }
+
+    #[test]
+    fn a_server_certificate_spans_at_most_825_days_backdating_included() {
+        let ca = CertificateAuthority::generate("tafel test CA", 3650).unwrap();
+        let (cert, _) = ca
+            .issue_server_cert(&["mdm.school.example".to_owned()], MAX_SERVER_CERT_DAYS)
+            .unwrap();
+        let span = asn1_unix(cert.not_after()).unwrap() - asn1_unix(cert.not_before()).unwrap();
+        assert!(
+            span <= i64::from(MAX_SERVER_CERT_DAYS) * SECS_PER_DAY,
+            "{span}"
+        );
     }
 
     #[test]
