@@ -539,28 +539,29 @@ pub fn revoke_token(
     })
 }
 
-/// Password login: a new token (valid `hours`) for the user, or `None`.
-pub fn login(
-    conn: &mut DbConn,
-    email: &str,
-    password: &str,
-    hours: i64,
-) -> Result<Option<(User, String)>, AccountError> {
+/// A stored hash that matches no password, checked for unknown accounts so that the
+/// time an answer takes does not tell which e-mails exist.
+pub const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$Hd8GcTgCj2HQ4bOtcX+UKCbc3N8YwSS2a1C3VvHkMp8";
+
+/// The user id and password hash of an enabled account with this e-mail.
+pub fn password_of(conn: &mut DbConn, email: &str) -> QueryResult<Option<(String, String)>> {
     let row: Option<(String, Option<String>)> = users::table
         .filter(users::email.eq(email.trim().to_lowercase()))
         .filter(users::disabled_at.is_null())
         .select((users::id, users::password_hash))
         .first(conn)
         .optional()?;
-    let Some((id, Some(hash))) = row else {
-        // Spend the same time as a real check, so timing does not reveal accounts.
-        let _ = verify_password(password, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$Hd8GcTgCj2HQ4bOtcX+UKCbc3N8YwSS2a1C3VvHkMp8");
-        return Ok(None);
-    };
-    if !verify_password(password, &hash) {
-        return Ok(None);
-    }
-    let Some(u) = user(conn, &id)? else {
+    Ok(row.and_then(|(id, hash)| hash.map(|h| (id, h))))
+}
+
+/// After a password checked out: a new token (valid `hours`) for the user.
+pub fn login_token(
+    conn: &mut DbConn,
+    user_id: &str,
+    hours: i64,
+) -> Result<Option<(User, String)>, AccountError> {
+    let Some(u) = user(conn, user_id)? else {
         return Ok(None);
     };
     let (_, secret) = issue_token(

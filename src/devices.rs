@@ -124,13 +124,6 @@ pub fn scoped<'a>(mut q: Boxed<'a>, p: &Principal) -> Boxed<'a> {
     }
 }
 
-/// Escapes `%`, `_` and `\` for LIKE.
-fn like_escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
-}
-
 /// One page of devices visible to `p`, filtered; returns the page and the next cursor.
 pub fn list(
     conn: &mut DbConn,
@@ -174,7 +167,7 @@ pub fn list(
         q = match v.strip_suffix('*') {
             Some(prefix) => q.filter(
                 devices::os_version
-                    .like(format!("{}%", like_escape(prefix)))
+                    .like(format!("{}%", crate::paging::like_escape(prefix)))
                     .escape('\\'),
             ),
             None => q.filter(devices::os_version.eq(v.clone())),
@@ -202,8 +195,8 @@ pub fn list(
         q = q.filter(devices::identity_cert_not_after.lt(t.naive_utc()));
     }
     if let Some(text) = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        let pattern = format!("%{}%", like_escape(&text.to_lowercase()));
-        let serial = format!("%{}%", like_escape(&text.to_uppercase()));
+        let pattern = format!("%{}%", crate::paging::like_escape(&text.to_lowercase()));
+        let serial = format!("%{}%", crate::paging::like_escape(&text.to_uppercase()));
         q = q.filter(
             crate::db::lower(devices::name)
                 .like(pattern)

@@ -27,6 +27,8 @@ pub enum ErrorCode {
     NotFound,
     /// The request conflicts with the current state.
     Conflict,
+    /// Too many attempts: wait `retry_after_secs` (also in `Retry-After`).
+    TooManyRequests,
     /// The database cannot be reached.
     Unavailable,
     /// Something failed on our side.
@@ -42,6 +44,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -59,6 +62,9 @@ pub struct ApiError {
     /// The offending field, when one is to blame.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Seconds to wait before trying again (429), also sent as `Retry-After`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -68,6 +74,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after_secs: None,
         }
     }
 
@@ -94,6 +101,14 @@ impl ApiError {
         Self::new(ErrorCode::NotFound, what)
     }
 
+    /// 429: try again after `secs` seconds.
+    pub fn too_many(message: impl Into<String>, secs: u64) -> Self {
+        ApiError {
+            retry_after_secs: Some(secs.max(1)),
+            ..Self::new(ErrorCode::TooManyRequests, message)
+        }
+    }
+
     /// 409 with a reason.
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Conflict, message)
@@ -118,7 +133,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(self)
+        let mut res = HttpResponse::build(self.status_code());
+        if let Some(secs) = self.retry_after_secs {
+            res.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        res.json(self)
     }
 }
 

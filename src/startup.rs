@@ -206,6 +206,8 @@ impl Application {
             None => None,
         };
         let state = AppState {
+            throttle: Arc::new(crate::throttle::Throttle::default()),
+            login_slots: Arc::new(tokio::sync::Semaphore::new(1)),
             certificates,
             admin_port,
             settings: settings.clone(),

@@ -31,6 +31,10 @@ pub struct AppState {
     pub notifier: Arc<crate::notify::Notifier>,
     /// The port of the people's listener, when it is separate from the devices'.
     pub admin_port: Option<u16>,
+    /// Failed attempts per key (logins, enrollment links).
+    pub throttle: Arc<crate::throttle::Throttle>,
+    /// Password checks run one at a time per node.
+    pub login_slots: Arc<tokio::sync::Semaphore>,
     /// tafel's own certificates as loaded (root, issuing CA, SCEP RA, server, signing),
     /// for expiry reports.
     pub certificates: Arc<Vec<(&'static str, openssl::x509::X509)>>,

@@ -59,6 +59,99 @@ pub fn can_see(p: &Principal, place: Place<'_>) -> bool {
     }
 }
 
+/// May `p` see the catalog item at `item`? Items are shared downward: the district's
+/// (no authority) with everyone, an authority's with its members, one rendered for a
+/// school with that school (and the admins above it).
+pub fn can_see_item(p: &Principal, item: Place<'_>) -> bool {
+    match (item.tenant_id, item.school_id) {
+        (None, _) => true,
+        (Some(t), None) => can_see(p, Place::tenant(t)),
+        (Some(t), Some(s)) => can_see(p, Place::school(t, s)),
+    }
+}
+
+/// May the catalog item at `item` be assigned to a target at `target`? Only downward:
+/// a district item anywhere, an authority's within it, a school's within that school.
+pub fn item_reaches(item: Place<'_>, target: Place<'_>) -> bool {
+    item.tenant_id.is_none_or(|t| Some(t) == target.tenant_id)
+        && item.school_id.is_none_or(|s| Some(s) == target.school_id)
+}
+
+/// The catalog filter for `p`'s lists: which authority's and school's items besides
+/// the district's (`None`: every item, for district admins).
+pub fn item_scope(p: &Principal) -> Option<(String, Option<String>)> {
+    match p.role {
+        Role::DistrictAdmin => None,
+        Role::AuthorityAdmin => Some((p.tenant_id.clone().unwrap_or_default(), None)),
+        Role::SchoolAdmin | Role::Teacher => Some((
+            p.tenant_id.clone().unwrap_or_default(),
+            Some(p.school_id.clone().unwrap_or_default()),
+        )),
+    }
+}
+
+/// A role's rank: district admin > authority admin > school admin > teacher.
+fn rank(role: Role) -> u8 {
+    match role {
+        Role::DistrictAdmin => 4,
+        Role::AuthorityAdmin => 3,
+        Role::SchoolAdmin => 2,
+        Role::Teacher => 1,
+    }
+}
+
+/// What a caller wants to do with another user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserAction {
+    /// See them (their name, role, school).
+    View,
+    /// Act for them or on them: disable, issue or revoke their tokens, reset.
+    Manage,
+}
+
+/// May `p` act on the user with `role` at `place`? Users see the people of their
+/// scope; they act only on users strictly below them (a district admin on anyone), so
+/// no one can act in a peer's name. Themselves: always. 404 outside scope, 403 above.
+pub fn may_act_on_user(
+    p: &Principal,
+    user_id: &str,
+    role: Role,
+    place: Place<'_>,
+    action: UserAction,
+) -> Result<(), ApiError> {
+    if p.user_id == user_id {
+        return Ok(());
+    }
+    let visible = match role {
+        // District admins belong to no place: only district admins see them.
+        Role::DistrictAdmin => p.role == Role::DistrictAdmin,
+        // An authority's admins are not a school's business.
+        Role::AuthorityAdmin => {
+            matches!(p.role, Role::DistrictAdmin | Role::AuthorityAdmin) && can_see(p, place)
+        }
+        Role::SchoolAdmin | Role::Teacher => can_see(p, place),
+    };
+    if !visible {
+        return Err(ApiError::not_found("no such user"));
+    }
+    if p.role == Role::Teacher {
+        return Err(ApiError::forbidden("teachers do not manage users"));
+    }
+    match action {
+        UserAction::View => Ok(()),
+        UserAction::Manage if p.role == Role::DistrictAdmin || rank(p.role) > rank(role) => Ok(()),
+        UserAction::Manage => Err(ApiError::forbidden(format!(
+            "a {} may act only on users below them",
+            p.role.as_str().replace('_', " ")
+        ))),
+    }
+}
+
+/// May `p` create a user with `role`? Strictly below themselves (district admins: any).
+pub fn may_create_user(p: &Principal, role: Role) -> bool {
+    p.role == Role::DistrictAdmin || rank(p.role) > rank(role) && p.role != Role::Teacher
+}
+
 /// Checks that `p` may do `action` at `place`: 404 outside scope, 403 for the role.
 pub fn require(p: &Principal, action: Action, place: Place<'_>) -> Result<(), ApiError> {
     // District-level actions have no object whose existence could leak.

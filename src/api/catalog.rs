@@ -80,32 +80,34 @@ async fn create_app(
     Ok(HttpResponse::Created().json(app))
 }
 
-/// The caller's authority filter for catalog listings (district admins: all).
-fn tenant_filter(caller: &Caller) -> Option<String> {
-    match caller.0.role {
-        Role::DistrictAdmin => None,
-        _ => Some(caller.0.tenant_id.clone().unwrap_or_default()),
-    }
-}
-
 #[utoipa::path(
     get,
     path = "/api/v1/apps",
     tag = "catalog",
     operation_id = "list_apps",
-    summary = "The catalog's apps (the district's and the caller's authority's)",
+    summary = "The catalog's apps the caller may use (the district's and their authority's), paged",
+    params(catalog::CatalogFilter),
     responses(
-        (status = 200, description = "Apps", body = super::schemas::AppList),
+        (status = 200, description = "One page of apps", body = super::schemas::AppList),
+        (status = 400, description = "A filter, `limit` or `cursor` is invalid", body = ApiError),
     ),
     security(("bearer" = []))
 )]
-async fn list_apps(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let t = tenant_filter(&caller);
-    let items = state
+async fn list_apps(
+    caller: Caller,
+    state: web::Data<AppState>,
+    q: web::Query<catalog::CatalogFilter>,
+) -> ApiResult<HttpResponse> {
+    let f = q.into_inner();
+    let limit = crate::paging::limit(f.limit).map_err(|m| ApiError::invalid_field("limit", m))?;
+    let scope = authz::item_scope(&caller.0);
+    let page = state
         .db
-        .run(move |conn| catalog::list_apps(conn, t.as_deref()).map_err(ApiError::from))
+        .run(move |conn| {
+            catalog::list_apps(conn, scope.as_ref(), &f, limit).map_err(ApiError::from)
+        })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// Body of a profile upload.
@@ -168,19 +170,29 @@ async fn upload_profile(
     path = "/api/v1/profiles",
     tag = "catalog",
     operation_id = "list_profiles",
-    summary = "The catalog's profiles (the district's and the caller's authority's)",
+    summary = "The catalog's profiles the caller may use (the district's, their authority's, their school's), paged",
+    params(catalog::CatalogFilter),
     responses(
-        (status = 200, description = "Profiles (without their payloads)", body = super::schemas::CatalogProfileList),
+        (status = 200, description = "One page of profiles (without their payloads)", body = super::schemas::CatalogProfileList),
+        (status = 400, description = "A filter, `limit` or `cursor` is invalid", body = ApiError),
     ),
     security(("bearer" = []))
 )]
-async fn list_profiles(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let t = tenant_filter(&caller);
-    let items = state
+async fn list_profiles(
+    caller: Caller,
+    state: web::Data<AppState>,
+    q: web::Query<catalog::CatalogFilter>,
+) -> ApiResult<HttpResponse> {
+    let f = q.into_inner();
+    let limit = crate::paging::limit(f.limit).map_err(|m| ApiError::invalid_field("limit", m))?;
+    let scope = authz::item_scope(&caller.0);
+    let page = state
         .db
-        .run(move |conn| catalog::list_profiles(conn, t.as_deref()).map_err(ApiError::from))
+        .run(move |conn| {
+            catalog::list_profiles(conn, scope.as_ref(), &f, limit).map_err(ApiError::from)
+        })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(page))
 }
 
 #[utoipa::path(
@@ -411,20 +423,28 @@ async fn create_assignment(
                     },
                     place,
                 )?;
-                // The item must be the district's or this authority's.
-                let item_tenant = match b.item_kind {
-                    ItemKind::App => catalog::app(conn, &b.item_id)?.map(|a| a.tenant_id),
-                    ItemKind::Profile => catalog::profile(conn, &b.item_id)?.map(|p| p.tenant_id),
-                };
-                match item_tenant {
-                    None => return Err(ApiError::invalid_field("item_id", "no such catalog item")),
-                    Some(Some(t)) if t != tenant => {
-                        return Err(ApiError::invalid_field(
-                            "item_id",
-                            "the item belongs to another school authority",
-                        ))
+                // Catalog items are shared downward only (`authz::item_reaches`); one the
+                // caller may not see does not exist for them.
+                let item = match b.item_kind {
+                    ItemKind::App => catalog::app(conn, &b.item_id)?.map(|a| (a.tenant_id, None)),
+                    ItemKind::Profile => {
+                        catalog::profile(conn, &b.item_id)?.map(|p| (p.tenant_id, p.school_id))
                     }
-                    _ => {}
+                };
+                let no_such = || ApiError::invalid_field("item_id", "no such catalog item");
+                let (item_tenant, item_school) = item.ok_or_else(no_such)?;
+                let item_place = Place {
+                    tenant_id: item_tenant.as_deref(),
+                    school_id: item_school.as_deref(),
+                };
+                if !authz::can_see_item(&p, item_place) {
+                    return Err(no_such());
+                }
+                if !authz::item_reaches(item_place, place) {
+                    return Err(ApiError::invalid_field(
+                        "item_id",
+                        "the item belongs to another school or authority than the target",
+                    ));
                 }
                 let new = NewAssignment {
                     tenant_id: tenant,

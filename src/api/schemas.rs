@@ -78,13 +78,13 @@ list!(
     DeviceGroupList,
     DeviceGroup
 );
-list!(
-    /// Catalog apps.
+page!(
+    /// One page of catalog apps.
     AppList,
     App
 );
-list!(
-    /// Catalog profiles (without their payloads).
+page!(
+    /// One page of catalog profiles (without their payloads).
     CatalogProfileList,
     Profile
 );

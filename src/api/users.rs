@@ -42,16 +42,6 @@ fn place_of(u: &User) -> Place<'_> {
     }
 }
 
-/// Who may create whom: admins create users at or below their own level, in scope.
-fn may_create(p: &accounts::Principal, role: Role) -> bool {
-    match p.role {
-        Role::DistrictAdmin => true,
-        Role::AuthorityAdmin => role != Role::DistrictAdmin,
-        Role::SchoolAdmin => matches!(role, Role::SchoolAdmin | Role::Teacher),
-        Role::Teacher => false,
-    }
-}
-
 #[utoipa::path(
     post,
     path = "/api/v1/users",
@@ -74,7 +64,7 @@ async fn create(
     body: web::Json<NewUser>,
 ) -> ApiResult<HttpResponse> {
     let input = body.into_inner();
-    if !may_create(&caller.0, input.role) {
+    if !authz::may_create_user(&caller.0, input.role) {
         return Err(ApiError::forbidden(format!(
             "a {} may not create a {}",
             caller.0.role.as_str(),
@@ -169,24 +159,21 @@ async fn list(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpRespo
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 
-/// Loads a user the caller may manage (themselves always).
-async fn load(state: &AppState, caller: &Caller, id: String) -> ApiResult<User> {
+/// Loads a user the caller may see (`View`) or act on (`Manage`): themselves always,
+/// others by [`authz::may_act_on_user`].
+async fn load(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    action: authz::UserAction,
+) -> ApiResult<User> {
     let user = state
         .db
         .run(move |conn| accounts::user(conn, &id).map_err(ApiError::from))
         .await?
         .ok_or_else(|| ApiError::not_found("no such user"))?;
-    if user.id != caller.0.user_id {
-        if user.role == Role::DistrictAdmin.as_str() {
-            authz::require(&caller.0, Action::ManageDistrict, Place::default())?;
-        } else {
-            authz::require(&caller.0, Action::ManageSchool, place_of(&user))?;
-        }
-        // An admin of a school cannot manage the authority's admins.
-        if user.school_id.is_none() && caller.0.role == Role::SchoolAdmin {
-            return Err(ApiError::not_found("no such user"));
-        }
-    }
+    let role = Role::parse(&user.role).ok_or_else(|| ApiError::not_found("no such user"))?;
+    authz::may_act_on_user(&caller.0, &user.id, role, place_of(&user), action)?;
     Ok(user)
 }
 
@@ -209,7 +196,7 @@ async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let user = load(&state, &caller, path.into_inner()).await?;
+    let user = load(&state, &caller, path.into_inner(), authz::UserAction::View).await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -253,7 +240,13 @@ async fn disable(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let user = load(&state, &caller, path.into_inner()).await?;
+    let user = load(
+        &state,
+        &caller,
+        path.into_inner(),
+        authz::UserAction::Manage,
+    )
+    .await?;
     if user.id == caller.0.user_id {
         return Err(ApiError::conflict("you cannot disable yourself"));
     }
@@ -299,7 +292,13 @@ async fn create_token(
     path: web::Path<String>,
     body: web::Json<NewTokenBody>,
 ) -> ApiResult<HttpResponse> {
-    let user = load(&state, &caller, path.into_inner()).await?;
+    let user = load(
+        &state,
+        &caller,
+        path.into_inner(),
+        authz::UserAction::Manage,
+    )
+    .await?;
     let b = body.into_inner();
     let expires = match b.expires_in_days {
         Some(d) if !(1..=3650).contains(&d) => {
@@ -342,7 +341,13 @@ async fn list_tokens(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let user = load(&state, &caller, path.into_inner()).await?;
+    let user = load(
+        &state,
+        &caller,
+        path.into_inner(),
+        authz::UserAction::Manage,
+    )
+    .await?;
     let items = state
         .db
         .run(move |conn| accounts::tokens_of(conn, &user.id).map_err(ApiError::from))
@@ -375,7 +380,13 @@ async fn revoke_token(
         .run(move |conn| accounts::token(conn, &id).map_err(ApiError::from))
         .await?
         .ok_or_else(|| ApiError::not_found("no such token"))?;
-    let owner = load(&state, &caller, token.user_id.clone()).await?;
+    let owner = load(
+        &state,
+        &caller,
+        token.user_id.clone(),
+        authz::UserAction::Manage,
+    )
+    .await?;
     let actor = caller.0.user_id.clone();
     let t = token.clone();
     state
@@ -384,6 +395,20 @@ async fn revoke_token(
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"revoked": token.id})))
 }
+
+/// Failed logins per account before each further one waits (1 s, doubling, at most 15 min).
+const ACCOUNT_LIMIT: crate::throttle::Limit = crate::throttle::Limit {
+    free: 5,
+    first: std::time::Duration::from_secs(1),
+    ceiling: std::time::Duration::from_secs(15 * 60),
+};
+/// Failed logins per address (a school's network shares one) before each further one
+/// waits (1 s, doubling, at most 5 min).
+const ADDRESS_LIMIT: crate::throttle::Limit = crate::throttle::Limit {
+    free: 30,
+    first: std::time::Duration::from_secs(1),
+    ceiling: std::time::Duration::from_secs(5 * 60),
+};
 
 /// Body of `POST /login`.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -407,15 +432,73 @@ struct LoginBody {
     responses(
         (status = 200, description = "A new API token and the user", body = super::schemas::LoginResponse),
         (status = 401, description = "Wrong e-mail or password", body = ApiError),
+        (status = 429, description = "Too many failed logins for this account or address: wait `retry_after_secs`", body = ApiError),
     ),
 )]
-async fn login(state: web::Data<AppState>, body: web::Json<LoginBody>) -> ApiResult<HttpResponse> {
+async fn login(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<LoginBody>,
+) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
+    let email = b.email.trim().to_lowercase();
+    let account = format!("login:account:{email}");
+    let address = format!(
+        "login:address:{}",
+        req.peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default()
+    );
+    for key in [&account, &address] {
+        if let Some(secs) = state.throttle.wait(key) {
+            return Err(ApiError::too_many(
+                format!("too many failed logins: try again in {secs} s"),
+                secs,
+            ));
+        }
+    }
+    // The hash is checked without a database connection, one at a time per node, so a
+    // flood of guesses costs one core at most and never the connections devices need.
+    let e = email.clone();
+    let stored = state
+        .db
+        .run(move |conn| accounts::password_of(conn, &e).map_err(ApiError::from))
+        .await?;
+    let permit = state
+        .login_slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::new(crate::error::ErrorCode::Unavailable, "shutting down"))?;
+    let (user_id, hash) = match &stored {
+        Some((id, hash)) => (Some(id.clone()), hash.clone()),
+        None => (None, accounts::DUMMY_HASH.to_owned()),
+    };
+    let password = b.password;
+    let matches = tokio::task::spawn_blocking(move || accounts::verify_password(&password, &hash))
+        .await
+        .map_err(ApiError::internal)?;
+    drop(permit);
+    let user_id = match (matches, user_id) {
+        (true, Some(id)) => id,
+        _ => {
+            let wait = [
+                state.throttle.fail(&account, ACCOUNT_LIMIT),
+                state.throttle.fail(&address, ADDRESS_LIMIT),
+            ]
+            .into_iter()
+            .flatten()
+            .max();
+            tracing::warn!(throttled = wait.is_some(), "failed login");
+            return Err(ApiError::new(
+                crate::error::ErrorCode::Unauthenticated,
+                "wrong e-mail or password",
+            ));
+        }
+    };
+    state.throttle.clear(&account);
     let result = state
         .db
-        .run(move |conn| {
-            accounts::login(conn, &b.email, &b.password, LOGIN_HOURS).map_err(account_error)
-        })
+        .run(move |conn| accounts::login_token(conn, &user_id, LOGIN_HOURS).map_err(account_error))
         .await?;
     match result {
         Some((user, token)) => Ok(HttpResponse::Ok().json(

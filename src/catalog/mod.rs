@@ -201,20 +201,57 @@ pub fn create_app(conn: &mut DbConn, input: &NewApp, actor: &str) -> Result<App,
     })
 }
 
-/// Apps visible to an authority (its own and the district's), by name.
-pub fn list_apps(conn: &mut DbConn, tenant_id: Option<&str>) -> QueryResult<Vec<App>> {
+/// Filters of the catalog lists.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CatalogFilter {
+    /// Only this authority's items (and the district's).
+    pub tenant_id: Option<String>,
+    /// Free text in the name or identifier.
+    pub q: Option<String>,
+    /// Page size (default 50, at most 500).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One page of apps: the district's, and (with `scope`) only those of that authority;
+/// without `scope`, all.
+pub fn list_apps(
+    conn: &mut DbConn,
+    scope: Option<&(String, Option<String>)>,
+    f: &CatalogFilter,
+    limit: i64,
+) -> QueryResult<crate::paging::Page<App>> {
     let mut q = apps::table
         .select(App::as_select())
-        .order(apps::name.asc())
+        .order(apps::id.asc())
+        .limit(limit + 1)
         .into_boxed();
-    if let Some(t) = tenant_id {
+    if let Some((t, _)) = scope {
+        q = q.filter(apps::tenant_id.eq(t.clone()).or(apps::tenant_id.is_null()));
+    }
+    if let Some(t) = &f.tenant_id {
+        q = q.filter(apps::tenant_id.eq(t.clone()).or(apps::tenant_id.is_null()));
+    }
+    if let Some(text) = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let pattern = format!("%{}%", crate::paging::like_escape(&text.to_lowercase()));
         q = q.filter(
-            apps::tenant_id
-                .eq(t.to_owned())
-                .or(apps::tenant_id.is_null()),
+            crate::db::lower(apps::name.nullable())
+                .like(pattern.clone())
+                .escape('\\')
+                .or(crate::db::lower(apps::bundle_id.nullable())
+                    .like(pattern)
+                    .escape('\\')),
         );
     }
-    q.load(conn)
+    if let Some(after) = &f.cursor {
+        q = q.filter(apps::id.gt(after.clone()));
+    }
+    Ok(crate::paging::Page::from_rows(q.load(conn)?, limit, |a| {
+        a.id.clone()
+    }))
 }
 
 /// One app.
@@ -283,20 +320,57 @@ pub fn create_profile(
     })
 }
 
-/// Profiles visible to an authority (its own and the district's).
-pub fn list_profiles(conn: &mut DbConn, tenant_id: Option<&str>) -> QueryResult<Vec<Profile>> {
+/// One page of profiles: the district's, and (with `scope`) only those of that
+/// authority and, for a school's people, of that school; without `scope`, all.
+pub fn list_profiles(
+    conn: &mut DbConn,
+    scope: Option<&(String, Option<String>)>,
+    f: &CatalogFilter,
+    limit: i64,
+) -> QueryResult<crate::paging::Page<Profile>> {
     let mut q = profiles_t::table
         .select(Profile::as_select())
-        .order(profiles_t::name.asc())
+        .order(profiles_t::id.asc())
+        .limit(limit + 1)
         .into_boxed();
-    if let Some(t) = tenant_id {
+    if let Some((t, school)) = scope {
         q = q.filter(
             profiles_t::tenant_id
-                .eq(t.to_owned())
+                .eq(t.clone())
+                .or(profiles_t::tenant_id.is_null()),
+        );
+        if let Some(s) = school {
+            q = q.filter(
+                profiles_t::school_id
+                    .eq(s.clone())
+                    .or(profiles_t::school_id.is_null()),
+            );
+        }
+    }
+    if let Some(t) = &f.tenant_id {
+        q = q.filter(
+            profiles_t::tenant_id
+                .eq(t.clone())
                 .or(profiles_t::tenant_id.is_null()),
         );
     }
-    q.load(conn)
+    if let Some(text) = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let pattern = format!("%{}%", crate::paging::like_escape(&text.to_lowercase()));
+        q = q.filter(
+            crate::db::lower(profiles_t::name.nullable())
+                .like(pattern.clone())
+                .escape('\\')
+                .or(crate::db::lower(profiles_t::identifier.nullable())
+                    .like(pattern)
+                    .escape('\\')),
+        );
+    }
+    if let Some(after) = &f.cursor {
+        q = q.filter(profiles_t::id.gt(after.clone()));
+    }
+    Ok(crate::paging::Page::from_rows(q.load(conn)?, limit, |p| {
+        p.id.clone()
+    }))
 }
 
 /// One profile.

@@ -325,15 +325,21 @@ pub fn import_devices(
                 }
                 None => None,
             };
+            // Only this authority's rows: another authority's devices (even one Apple
+            // School Manager reported there) are neither claimed nor revealed.
             let existing: Option<(String, Option<String>)> = devices::table
                 .filter(devices::serial_number.eq(&serial))
+                .filter(devices::tenant_id.eq(tenant_id))
                 .select((devices::id, devices::school_id))
+                .order(devices::created_at.asc())
                 .first(conn)
                 .optional()?;
             let at = now();
             let device_id = match existing {
                 Some((_, Some(s))) if s != school_id => {
-                    bad(format!("device {serial} belongs to another school"));
+                    bad(format!(
+                        "device {serial} is managed elsewhere in this school authority: its authority admin can move it"
+                    ));
                     continue;
                 }
                 Some((id, _)) => {

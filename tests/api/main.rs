@@ -5,6 +5,7 @@
 
 mod ade;
 mod ade_enroll;
+mod admin_scope;
 mod assignments;
 mod certificates;
 mod cli;

@@ -19,7 +19,7 @@ struct Side {
     teacher_id: String,
 }
 
-async fn user(app: &TestApp, body: Value) -> (String, String) {
+pub async fn user(app: &TestApp, body: Value) -> (String, String) {
     let (status, u) = app.post("/api/v1/users", body).await;
     assert_eq!(status, 201, "{u}");
     let id = u["id"].as_str().unwrap().to_owned();
@@ -90,7 +90,7 @@ async fn side(app: &TestApp, slug: &str, device_n: usize) -> Side {
     }
 }
 
-async fn call(
+pub async fn call(
     app: &TestApp,
     token: &str,
     method: &str,
