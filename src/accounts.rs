@@ -410,18 +410,55 @@ pub fn list_users(
     conn: &mut DbConn,
     tenant_id: Option<&str>,
     school_id: Option<&str>,
-) -> QueryResult<Vec<User>> {
+    f: &UserFilter,
+    limit: i64,
+) -> QueryResult<crate::paging::Page<User>> {
     let mut q = users::table
         .select(User::as_select())
-        .order(users::name.asc())
+        .order(users::id.asc())
+        .limit(limit + 1)
         .into_boxed();
     if let Some(t) = tenant_id {
         q = q.filter(users::tenant_id.eq(t.to_owned()));
     }
-    if let Some(s) = school_id {
+    if let Some(s) = school_id.or(f.school_id.as_deref()) {
         q = q.filter(users::school_id.eq(s.to_owned()));
     }
-    q.load(conn)
+    if let Some(r) = &f.role {
+        q = q.filter(users::role.eq(r.clone()));
+    }
+    if let Some(text) = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let pattern = format!("%{}%", crate::paging::like_escape(&text.to_lowercase()));
+        q = q.filter(
+            crate::db::lower(users::name.nullable())
+                .like(pattern.clone())
+                .escape('\\')
+                .or(users::email.like(pattern).escape('\\')),
+        );
+    }
+    if let Some(after) = &f.cursor {
+        q = q.filter(users::id.gt(after.clone()));
+    }
+    Ok(crate::paging::Page::from_rows(q.load(conn)?, limit, |u| {
+        u.id.clone()
+    }))
+}
+
+/// Filters of the user list.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UserFilter {
+    /// Only this school's users.
+    pub school_id: Option<String>,
+    /// Only this role (`district_admin`, `authority_admin`, `school_admin`, `teacher`).
+    pub role: Option<String>,
+    /// Free text in the name or e-mail.
+    pub q: Option<String>,
+    /// Page size (default 50, at most 500).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// Disables a user: no login, tokens stop working.

@@ -471,52 +471,32 @@ async fn create_assignment(
     Ok(HttpResponse::Created().json(a))
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct AssignmentQuery {
-    /// Only assignments of this school.
-    school_id: Option<String>,
-}
-
 #[utoipa::path(
     get,
     path = "/api/v1/assignments",
     tag = "catalog",
     operation_id = "list_assignments",
-    summary = "The assignments the caller may see",
-    params(AssignmentQuery),
+    summary = "The assignments of the caller's scope, filtered and paged",
+    params(assign::AssignmentFilter),
     responses(
-        (status = 200, description = "Assignments", body = super::schemas::AssignmentList),
+        (status = 200, description = "One page of assignments", body = super::schemas::AssignmentList),
+        (status = 400, description = "A filter, `limit` or `cursor` is invalid", body = ApiError),
     ),
     security(("bearer" = []))
 )]
 async fn list_assignments(
     caller: Caller,
     state: web::Data<AppState>,
-    q: web::Query<AssignmentQuery>,
+    q: web::Query<assign::AssignmentFilter>,
 ) -> ApiResult<HttpResponse> {
-    let p = caller.0.clone();
-    let school = q.into_inner().school_id;
-    let items = state
+    let f = q.into_inner();
+    let limit = crate::paging::limit(f.limit).map_err(|m| ApiError::invalid_field("limit", m))?;
+    let scope = authz::item_scope(&caller.0);
+    let page = state
         .db
-        .run(move |conn| -> ApiResult<Vec<assign::Assignment>> {
-            let all = assign::list(conn, None, school.as_deref())?;
-            Ok(all
-                .into_iter()
-                .filter(|a| {
-                    authz::can_see(
-                        &p,
-                        Place {
-                            tenant_id: Some(&a.tenant_id),
-                            school_id: a.school_id.as_deref(),
-                        },
-                    )
-                })
-                .collect())
-        })
+        .run(move |conn| assign::list(conn, scope.as_ref(), &f, limit).map_err(ApiError::from))
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(page))
 }
 
 async fn load_assignment(
@@ -561,9 +541,10 @@ async fn get_assignment(
 ) -> ApiResult<HttpResponse> {
     let a = load_assignment(&state, &caller, path.into_inner(), Action::View).await?;
     let a2 = a.clone();
+    let p = caller.0.clone();
     let rollout = state
         .db
-        .run(move |conn| views::rollout(conn, &a2, chrono::Utc::now()).map_err(ApiError::from))
+        .run(move |conn| views::rollout(conn, &a2, chrono::Utc::now(), &p).map_err(ApiError::from))
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"assignment": a, "rollout": rollout})))
 }

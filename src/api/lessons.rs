@@ -164,6 +164,8 @@ async fn load(
 pub(crate) struct ListQuery {
     status: Option<String>,
     school_id: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
 }
 
 #[utoipa::path(
@@ -172,7 +174,12 @@ pub(crate) struct ListQuery {
     tag = "lessons",
     operation_id = "list_lesson_requests",
     summary = "Lesson requests: teachers their own, admins those of their scope",
-    params(("status" = Option<String>, Query, description = "pending, approved, rejected, cancelled"), ("school_id" = Option<String>, Query, description = "School")),
+    params(
+        ("status" = Option<String>, Query, description = "pending, approved, rejected, cancelled"),
+        ("school_id" = Option<String>, Query, description = "School"),
+        ("limit" = Option<i64>, Query, description = "Page size (default 50, at most 500)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
     responses(
         (status = 200, description = "Requests", body = Object),
         (status = 400, description = "A field is invalid", body = ApiError),
@@ -187,40 +194,41 @@ async fn list(
     q: web::Query<ListQuery>,
 ) -> ApiResult<HttpResponse> {
     let q = q.into_inner();
+    let limit = crate::paging::limit(q.limit).map_err(|m| ApiError::invalid_field("limit", m))?;
     let p = caller.0.clone();
-    let items = state
+    let page = state
         .db
-        .run(move |conn| -> ApiResult<Vec<LessonRequest>> {
-            Ok(match p.role {
-                Role::Teacher => {
-                    lessons::list(conn, Some(&p.user_id), None, None, q.status.as_deref())?
-                }
-                Role::SchoolAdmin => lessons::list(
-                    conn,
-                    None,
-                    p.school_id.as_deref().or(Some("-")),
-                    None,
-                    q.status.as_deref(),
-                )?,
-                Role::AuthorityAdmin => lessons::list(
-                    conn,
-                    None,
-                    q.school_id.as_deref(),
-                    p.tenant_id.as_deref().or(Some("-")),
-                    q.status.as_deref(),
-                )?,
-                Role::DistrictAdmin => lessons::list(
-                    conn,
-                    None,
-                    q.school_id.as_deref(),
-                    None,
-                    q.status.as_deref(),
-                )?,
-            })
+        .run(move |conn| -> ApiResult<_> {
+            let status = q.status.as_deref();
+            let scope = match p.role {
+                Role::Teacher => lessons::RequestScope {
+                    teacher: Some(&p.user_id),
+                    status,
+                    ..Default::default()
+                },
+                Role::SchoolAdmin => lessons::RequestScope {
+                    school: p.school_id.as_deref().or(Some("-")),
+                    status,
+                    ..Default::default()
+                },
+                Role::AuthorityAdmin => lessons::RequestScope {
+                    school: q.school_id.as_deref(),
+                    tenant: p.tenant_id.as_deref().or(Some("-")),
+                    status,
+                    ..Default::default()
+                },
+                Role::DistrictAdmin => lessons::RequestScope {
+                    school: q.school_id.as_deref(),
+                    status,
+                    ..Default::default()
+                },
+            };
+            Ok(lessons::list(conn, &scope, q.cursor.as_deref(), limit)?)
         })
         .await?;
-    let items: Vec<serde_json::Value> = items.iter().map(view).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    let items: Vec<serde_json::Value> = page.items.iter().map(view).collect();
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "items": items, "next_cursor": page.next_cursor })))
 }
 
 #[utoipa::path(

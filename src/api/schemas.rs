@@ -58,8 +58,8 @@ list!(
     EnrollmentTokenList,
     super::org::TokenView
 );
-list!(
-    /// Users.
+page!(
+    /// One page of users.
     UserList,
     User
 );
@@ -93,8 +93,8 @@ list!(
     TemplateList,
     TemplateInfo
 );
-list!(
-    /// Assignments.
+page!(
+    /// One page of assignments.
     AssignmentList,
     Assignment
 );

@@ -132,31 +132,47 @@ async fn create(
     path = "/api/v1/users",
     tag = "users",
     operation_id = "list_users",
-    summary = "The users the caller manages",
+    summary = "The users of the caller's scope, filtered and paged",
+    params(accounts::UserFilter),
     responses(
-        (status = 200, description = "Users", body = super::schemas::UserList),
+        (status = 200, description = "One page of users", body = super::schemas::UserList),
+        (status = 400, description = "A filter, `limit` or `cursor` is invalid", body = ApiError),
         (status = 403, description = "Teachers cannot list users", body = ApiError),
     ),
     security(("bearer" = []))
 )]
-async fn list(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+async fn list(
+    caller: Caller,
+    state: web::Data<AppState>,
+    q: web::Query<accounts::UserFilter>,
+) -> ApiResult<HttpResponse> {
+    let f = q.into_inner();
+    let limit = crate::paging::limit(f.limit).map_err(|m| ApiError::invalid_field("limit", m))?;
     let p = caller.0.clone();
-    let items = state
+    let page = state
         .db
-        .run(move |conn| -> ApiResult<Vec<User>> {
+        .run(move |conn| -> ApiResult<_> {
             Ok(match p.role {
-                Role::DistrictAdmin => accounts::list_users(conn, None, None)?,
-                Role::AuthorityAdmin => {
-                    accounts::list_users(conn, Some(p.tenant_id.as_deref().unwrap_or("-")), None)?
-                }
-                Role::SchoolAdmin => {
-                    accounts::list_users(conn, None, Some(p.school_id.as_deref().unwrap_or("-")))?
-                }
+                Role::DistrictAdmin => accounts::list_users(conn, None, None, &f, limit)?,
+                Role::AuthorityAdmin => accounts::list_users(
+                    conn,
+                    Some(p.tenant_id.as_deref().unwrap_or("-")),
+                    None,
+                    &f,
+                    limit,
+                )?,
+                Role::SchoolAdmin => accounts::list_users(
+                    conn,
+                    None,
+                    Some(p.school_id.as_deref().unwrap_or("-")),
+                    &f,
+                    limit,
+                )?,
                 Role::Teacher => return Err(ApiError::forbidden("teachers cannot list users")),
             })
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// Loads a user the caller may see (`View`) or act on (`Manage`): themselves always,

@@ -176,12 +176,8 @@ pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<Assignment>> {
         .optional()
 }
 
-/// Live assignments of an authority (all when `None`), newest first.
-pub fn list(
-    conn: &mut DbConn,
-    tenant_id: Option<&str>,
-    school_id: Option<&str>,
-) -> QueryResult<Vec<Assignment>> {
+/// Every live assignment (of one authority, or all): for the server's own passes.
+pub fn live(conn: &mut DbConn, tenant_id: Option<&str>) -> QueryResult<Vec<Assignment>> {
     let mut q = assignments::table
         .filter(assignments::deleted_at.is_null())
         .select(Assignment::as_select())
@@ -190,10 +186,60 @@ pub fn list(
     if let Some(t) = tenant_id {
         q = q.filter(assignments::tenant_id.eq(t.to_owned()));
     }
-    if let Some(s) = school_id {
-        q = q.filter(assignments::school_id.eq(s.to_owned()));
-    }
     q.load(conn)
+}
+
+/// Filters of the assignment list.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AssignmentFilter {
+    /// Only this school's assignments.
+    pub school_id: Option<String>,
+    /// Only assignments of this item (catalog id).
+    pub item_id: Option<String>,
+    /// Page size (default 50, at most 500).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One page of live assignments; `scope` limits them to an authority and (for a
+/// school's people) to that school and the authority-wide ones.
+pub fn list(
+    conn: &mut DbConn,
+    scope: Option<&(String, Option<String>)>,
+    f: &AssignmentFilter,
+    limit: i64,
+) -> QueryResult<crate::paging::Page<Assignment>> {
+    let mut q = assignments::table
+        .filter(assignments::deleted_at.is_null())
+        .select(Assignment::as_select())
+        .order(assignments::id.asc())
+        .limit(limit + 1)
+        .into_boxed();
+    if let Some((t, school)) = scope {
+        q = q.filter(assignments::tenant_id.eq(t.clone()));
+        if let Some(s) = school {
+            q = q.filter(
+                assignments::school_id
+                    .eq(s.clone())
+                    .or(assignments::school_id.is_null()),
+            );
+        }
+    }
+    if let Some(s) = &f.school_id {
+        q = q.filter(assignments::school_id.eq(s.clone()));
+    }
+    if let Some(i) = &f.item_id {
+        q = q.filter(assignments::item_id.eq(i.clone()));
+    }
+    if let Some(after) = &f.cursor {
+        q = q.filter(assignments::id.gt(after.clone()));
+    }
+    Ok(crate::paging::Page::from_rows(q.load(conn)?, limit, |a| {
+        a.id.clone()
+    }))
 }
 
 /// Deletes an assignment (soft: the reconciler then removes what it brought).

@@ -231,9 +231,28 @@ pub fn target_devices(
     }
 }
 
-/// Rollout status of an assignment at `at`.
-pub fn rollout(conn: &mut DbConn, a: &Assignment, at: DateTime<Utc>) -> QueryResult<Rollout> {
-    let targets = target_devices(conn, a)?;
+/// Rollout status of an assignment at `at`, over the target devices `p` may see (a
+/// teacher looking at an authority-wide assignment sees their classes' iPads only).
+pub fn rollout(
+    conn: &mut DbConn,
+    a: &Assignment,
+    at: DateTime<Utc>,
+    p: &crate::accounts::Principal,
+) -> QueryResult<Rollout> {
+    let mut targets = target_devices(conn, a)?;
+    if p.role != crate::accounts::Role::DistrictAdmin {
+        let mut visible = std::collections::HashSet::new();
+        let ids: Vec<String> = targets.iter().map(|(id, _)| id.clone()).collect();
+        for chunk in ids.chunks(1000) {
+            visible.extend(
+                crate::devices::scoped(devices::table.into_boxed(), p)
+                    .filter(devices::id.eq_any(chunk.to_vec()))
+                    .select(devices::id)
+                    .load::<String>(conn)?,
+            );
+        }
+        targets.retain(|(id, _)| visible.contains(id));
+    }
     let Some((key, _)) = item_of(conn, a)? else {
         return Ok(Rollout {
             devices: targets.len(),

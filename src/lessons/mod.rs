@@ -644,30 +644,47 @@ pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<LessonRequest>> {
         .optional()
 }
 
-/// Requests filtered by teacher, school, authority and status; newest first.
+/// Where and which lesson requests to list.
+#[derive(Debug, Clone, Default)]
+pub struct RequestScope<'a> {
+    /// Only this teacher's.
+    pub teacher: Option<&'a str>,
+    /// Only this school's.
+    pub school: Option<&'a str>,
+    /// Only this authority's.
+    pub tenant: Option<&'a str>,
+    /// Only in this state.
+    pub status: Option<&'a str>,
+}
+
+/// One page of lesson requests, oldest first (`after`: the last id of the previous page).
 pub fn list(
     conn: &mut DbConn,
-    teacher: Option<&str>,
-    school: Option<&str>,
-    tenant: Option<&str>,
-    state: Option<&str>,
-) -> QueryResult<Vec<LessonRequest>> {
+    scope: &RequestScope<'_>,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<crate::paging::Page<LessonRequest>> {
     let mut q = lesson_requests::table
         .select(LessonRequest::as_select())
-        .order(lesson_requests::created_at.desc())
-        .limit(500)
+        .order(lesson_requests::id.asc())
+        .limit(limit + 1)
         .into_boxed();
-    if let Some(t) = teacher {
+    if let Some(t) = scope.teacher {
         q = q.filter(lesson_requests::teacher_id.eq(t.to_owned()));
     }
-    if let Some(s) = school {
+    if let Some(s) = scope.school {
         q = q.filter(lesson_requests::school_id.eq(s.to_owned()));
     }
-    if let Some(t) = tenant {
+    if let Some(t) = scope.tenant {
         q = q.filter(lesson_requests::tenant_id.eq(t.to_owned()));
     }
-    if let Some(s) = state {
+    if let Some(s) = scope.status {
         q = q.filter(lesson_requests::status.eq(s.to_owned()));
     }
-    q.load(conn)
+    if let Some(a) = after {
+        q = q.filter(lesson_requests::id.gt(a.to_owned()));
+    }
+    Ok(crate::paging::Page::from_rows(q.load(conn)?, limit, |r| {
+        r.id.clone()
+    }))
 }

@@ -758,7 +758,7 @@ pub fn upcoming_shortfalls(
 ) -> QueryResult<Vec<Shortfall>> {
     use crate::assign::schedule::Schedule;
     use crate::db::schema::{apps, devices};
-    let live = crate::assign::list(conn, tenant_id, None)?;
+    let live = crate::assign::live(conn, tenant_id)?;
     let calendars = crate::assign::calendars(conn)?;
     let held: HashSet<(String, String)> = vpp_licences::table
         .select((vpp_licences::adam_id, vpp_licences::serial_number))

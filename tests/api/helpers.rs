@@ -104,7 +104,12 @@ impl TestApp {
         };
         TestApp {
             base: format!("{scheme}://127.0.0.1:{port}"),
-            client: reqwest::Client::new(),
+            // Idle connections are dropped before the server's keep-alive (5 s) ends
+            // them, so a request never goes out on a connection the server is closing.
+            client: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
+                .build()
+                .unwrap(),
             state,
             admin_token,
             default_token: std::sync::OnceLock::new(),
