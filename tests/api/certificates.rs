@@ -66,12 +66,7 @@ async fn scep_certifies_only_keys_worth_trusting() {
         );
         assert_eq!(before, app.count("device_certificates"), "{name}");
     }
-    for (name, key) in [
-        ("RSA-2048", rsa(2048)),
-        ("RSA-4096", rsa(4096)),
-        ("P-256", ec(Nid::X9_62_PRIME256V1)),
-        ("P-384", ec(Nid::SECP384R1)),
-    ] {
+    for (name, key) in good {
         let cert = scep_with(&app, &secret, &key).await.expect(name);
         let text = String::from_utf8(cert.to_text().unwrap()).unwrap();
         let encipherment = text.contains("Key Encipherment");
