@@ -298,6 +298,11 @@ pub struct MdmSettings {
     pub trusted_proxies: Vec<Cidr>,
     /// Validity of issued device identity certificates, in days.
     pub identity_validity_days: u32,
+    /// Enrollment profiles one link hands out per hour at most (each carries a stored
+    /// challenge); then 429 until the hour is over.
+    pub profile_downloads_per_link_hour: u32,
+    /// Enrollment profiles one address fetches per hour at most.
+    pub profile_downloads_per_address_hour: u32,
     /// Identities ending within this many days are renewed (the enrollment profile is
     /// sent again with a renewal challenge).
     pub identity_renew_before_days: u32,
@@ -349,6 +354,8 @@ impl Default for MdmSettings {
             trusted_proxies: Vec::new(),
             identity_validity_days: 365,
             identity_renew_before_days: 30,
+            profile_downloads_per_link_hour: 1000,
+            profile_downloads_per_address_hour: 2000,
         }
     }
 }

@@ -164,3 +164,46 @@ impl From<diesel::result::Error> for ApiError {
 
 /// Result of an HTTP handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Reads a request body, refusing more than `limit` bytes with a JSON 413 (actix's own
+/// limit answers in plain text).
+pub async fn read_body(
+    mut payload: actix_web::web::Payload,
+    limit: usize,
+) -> ApiResult<actix_web::web::Bytes> {
+    use futures_util::StreamExt;
+    let mut body = actix_web::web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("cannot read body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("body larger than {limit} bytes"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// An uploaded file (CSV, calendar) of at most 5 MiB, read with [`read_body`].
+pub struct Upload(pub actix_web::web::Bytes);
+
+/// Largest upload (CSV imports, calendars).
+pub const MAX_UPLOAD: usize = 5 * 1024 * 1024;
+
+impl actix_web::FromRequest for Upload {
+    type Error = ApiError;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Upload, ApiError>>;
+
+    fn from_request(
+        req: &actix_web::HttpRequest,
+        payload: &mut actix_web::dev::Payload,
+    ) -> Self::Future {
+        let payload = actix_web::web::Payload::from_request(req, payload).into_inner();
+        Box::pin(async move {
+            let payload = payload.map_err(|e| ApiError::bad_request(e.to_string()))?;
+            read_body(payload, MAX_UPLOAD).await.map(Upload)
+        })
+    }
+}

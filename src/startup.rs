@@ -433,10 +433,18 @@ fn people_on_device_listener(req: &ServiceRequest) -> bool {
     req.path().starts_with("/api/") && req.app_config().local_addr().port() != admin
 }
 
+/// A request path as the log may show it: an enrollment link's secret is not logged.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix("/enroll/") {
+        Some(rest) if !rest.is_empty() => std::borrow::Cow::Borrowed("/enroll/<redacted>"),
+        _ => std::borrow::Cow::Borrowed(path),
+    }
+}
+
 /// Opens the request's span and id (the first half of the access log).
 fn start_request(req: &ServiceRequest) -> (String, tracing::Span) {
     let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
-    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.path());
+    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %loggable_path(req.path()));
     req.extensions_mut().insert(RequestId(id.clone()));
     (id, span)
 }

@@ -76,6 +76,33 @@ impl Throttle {
         Some(wait.as_secs().max(1))
     }
 
+    /// Counts one use of `key` against `per_hour` uses per hour (a fixed window that
+    /// starts with the first use); returns the seconds to wait once the window is full.
+    pub fn count(&self, key: &str, per_hour: u32) -> Option<u64> {
+        const WINDOW: Duration = Duration::from_secs(3600);
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_KEYS {
+            entries.retain(|_, e| now.duration_since(e.last) < FORGET_AFTER);
+        }
+        let e = entries.entry(key.to_owned()).or_insert(Entry {
+            failures: 0,
+            blocked_until: now + WINDOW,
+            last: now,
+        });
+        // `blocked_until` is the window's end here.
+        if e.blocked_until <= now {
+            e.failures = 0;
+            e.blocked_until = now + WINDOW;
+        }
+        e.last = now;
+        if e.failures >= per_hour {
+            return Some((e.blocked_until - now).as_secs().max(1));
+        }
+        e.failures += 1;
+        None
+    }
+
     /// Forgets `key` (a success).
     pub fn clear(&self, key: &str) {
         self.entries
@@ -107,6 +134,13 @@ mod tests {
         assert_eq!(t.fail("a", limit), Some(8));
         assert_eq!(t.fail("a", limit), Some(10));
         assert!(t.wait("b").is_none(), "keys are separate");
+        for _ in 0..3 {
+            assert_eq!(t.count("rate", 3), None);
+        }
+        assert!(
+            t.count("rate", 3).is_some_and(|s| s > 3000),
+            "the rest of the hour"
+        );
         t.clear("a");
         assert!(t.wait("a").is_none());
     }

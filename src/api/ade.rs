@@ -428,11 +428,11 @@ async fn import_order_numbers(
     state: web::Data<AppState>,
     req: actix_web::HttpRequest,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: crate::error::Upload,
 ) -> ApiResult<HttpResponse> {
     let tenant =
         super::org::load_tenant(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
-    let text = super::classes::csv_body(&req, &body)?;
+    let text = super::classes::csv_body(&req, &body.0)?;
     let result = state
         .db
         .run(move |conn| -> ApiResult<_> {

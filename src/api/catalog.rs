@@ -661,7 +661,7 @@ async fn tenant_calendar(
     path: web::Path<String>,
     q: web::Query<CalendarQuery>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: crate::error::Upload,
 ) -> ApiResult<HttpResponse> {
     let tenant =
         super::org::load_tenant(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
@@ -672,7 +672,7 @@ async fn tenant_calendar(
         None,
         q.into_inner().replace,
         &req,
-        &body,
+        &body.0,
     )
     .await
 }
@@ -699,7 +699,7 @@ async fn school_calendar(
     path: web::Path<String>,
     q: web::Query<CalendarQuery>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: crate::error::Upload,
 ) -> ApiResult<HttpResponse> {
     let school =
         super::org::load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
@@ -710,7 +710,7 @@ async fn school_calendar(
         Some(school.id),
         q.into_inner().replace,
         &req,
-        &body,
+        &body.0,
     )
     .await
 }

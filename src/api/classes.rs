@@ -280,6 +280,7 @@ async fn set_teachers(
 ) -> ApiResult<HttpResponse> {
     let (c, s) = class(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
     let ids = body.into_inner().teacher_ids;
+    no_repeats("teacher_ids", &ids)?;
     state
         .db
         .run(move |conn| {
@@ -339,6 +340,18 @@ fn resolve(
     Ok(rows.into_iter().map(|(id, _, _)| id).collect())
 }
 
+/// A list that names something twice is a mistake worth saying (400), not a 500.
+fn no_repeats(field: &str, ids: &[String]) -> ApiResult<()> {
+    let mut seen = std::collections::HashSet::new();
+    match ids.iter().find(|id| !seen.insert(id.as_str())) {
+        Some(twice) => Err(ApiError::invalid_field(
+            field,
+            format!("{twice} appears twice"),
+        )),
+        None => Ok(()),
+    }
+}
+
 async fn change_members(
     state: &AppState,
     caller: &Caller,
@@ -347,6 +360,7 @@ async fn change_members(
     keys: Vec<String>,
     add: bool,
 ) -> ApiResult<HttpResponse> {
+    no_repeats("devices", &keys)?;
     let actor = caller.0.user_id.clone();
     let n = state
         .db
@@ -709,11 +723,11 @@ async fn import_classes(
     state: web::Data<AppState>,
     path: web::Path<String>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: crate::error::Upload,
 ) -> ApiResult<HttpResponse> {
     let s =
         super::org::load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
-    let text = csv_body(&req, &body)?;
+    let text = csv_body(&req, &body.0)?;
     run_import(state, caller, s, text, false).await
 }
 
@@ -740,10 +754,10 @@ async fn import_devices(
     state: web::Data<AppState>,
     path: web::Path<String>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: crate::error::Upload,
 ) -> ApiResult<HttpResponse> {
     let s =
         super::org::load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
-    let text = csv_body(&req, &body)?;
+    let text = csv_body(&req, &body.0)?;
     run_import(state, caller, s, text, true).await
 }

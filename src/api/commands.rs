@@ -133,20 +133,11 @@ async fn enqueue(
         .db
         .run(move |conn| -> ApiResult<(usize, Vec<String>)> {
             conn.write_tx(|conn| {
-                let targets: Vec<String> = scoped_devices(conn, &caller, &udids)?
-                    .into_iter()
-                    .map(|(id, _)| id)
-                    .collect();
+                let found = scoped_devices(conn, &caller, &udids)?;
+                let targets: Vec<String> = found.iter().map(|t| t.id.clone()).collect();
                 let n = queue::enqueue_in_tx(conn, &command, &targets, &opts)
                     .map_err(ApiError::internal)?;
-                audit::record(
-                    conn,
-                    &audit::Entry::new(&caller.0.user_id, "enqueue", "command")
-                        .object(command.command_uuid.as_str())
-                        .summary(
-                            serde_json::json!({"request_type": command.request_type, "devices": n}),
-                        ),
-                )?;
+                audit_command(conn, &caller.0.user_id, "enqueue", &command, &found)?;
                 Ok((n, targets))
             })
         })
@@ -164,11 +155,54 @@ type ScopeRow = (String, Option<String>, Option<String>, Option<String>);
 
 /// Resolves UDIDs to device ids within the caller's scope; any unknown (or foreign)
 /// UDID rejects the whole request.
+/// A device a command goes to, with where it lives (for the audit log).
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub id: String,
+    pub udid: String,
+    pub tenant_id: Option<String>,
+    pub school_id: Option<String>,
+}
+
+/// Audits a command for its devices: one entry per school (so each school's and
+/// authority's admins see theirs), naming the devices (the first thousand, and how
+/// many).
+pub(crate) fn audit_command(
+    conn: &mut DbConn,
+    actor: &str,
+    action: &str,
+    command: &Command,
+    targets: &[Target],
+) -> ApiResult<()> {
+    let mut by_place: std::collections::BTreeMap<(Option<&str>, Option<&str>), Vec<&str>> =
+        std::collections::BTreeMap::new();
+    for t in targets {
+        by_place
+            .entry((t.tenant_id.as_deref(), t.school_id.as_deref()))
+            .or_default()
+            .push(&t.udid);
+    }
+    for ((tenant, school), udids) in by_place {
+        audit::record(
+            conn,
+            &audit::Entry::new(actor, action, "command")
+                .object(command.command_uuid.as_str())
+                .scope(tenant, school)
+                .summary(serde_json::json!({
+                    "request_type": command.request_type,
+                    "devices": udids.len(),
+                    "udids": &udids[..udids.len().min(1000)],
+                })),
+        )?;
+    }
+    Ok(())
+}
+
 pub(crate) fn scoped_devices(
     conn: &mut DbConn,
     caller: &Caller,
     udids: &[String],
-) -> ApiResult<Vec<(String, String)>> {
+) -> ApiResult<Vec<Target>> {
     let mut ids = Vec::with_capacity(udids.len());
     let mut seen = std::collections::HashSet::new();
     let mut unknown = Vec::new();
@@ -186,7 +220,12 @@ pub(crate) fn scoped_devices(
             if in_scope(caller, tenant.as_deref(), school.as_deref()) {
                 if let Some(u) = udid {
                     if seen.insert(u.clone()) {
-                        ids.push((id, u));
+                        ids.push(Target {
+                            id,
+                            udid: u,
+                            tenant_id: tenant,
+                            school_id: school,
+                        });
                     }
                 }
             }

@@ -196,10 +196,13 @@ async fn push_now(
         .db
         .run(move |conn| super::commands::scoped_devices(conn, &caller, &udids))
         .await?;
-    let udid_of: std::collections::HashMap<String, String> = targets.iter().cloned().collect();
+    let udid_of: std::collections::HashMap<String, String> = targets
+        .iter()
+        .map(|t| (t.id.clone(), t.udid.clone()))
+        .collect();
     let results = state
         .push
-        .push_now(targets.into_iter().map(|(id, _)| id).collect())
+        .push_now(targets.into_iter().map(|t| t.id).collect())
         .await?;
     let items: Vec<serde_json::Value> = results
         .into_iter()

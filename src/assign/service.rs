@@ -262,4 +262,17 @@ async fn housekeeping(ctx: &Arc<Ctx>) {
     {
         tracing::error!(error = %e, "pruning answered commands failed");
     }
+    // Challenges of downloaded profiles that nobody used: a day after they ended.
+    let before = crate::db::now() - chrono::Duration::days(1);
+    match ctx
+        .db
+        .run(move |conn| {
+            crate::enrollment::tokens::prune_challenges(conn, before).map_err(DbError::from)
+        })
+        .await
+    {
+        Ok(n) if n > 0 => tracing::info!(challenges = n, "pruned ended SCEP challenges"),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "pruning SCEP challenges failed"),
+    }
 }

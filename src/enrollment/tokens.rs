@@ -653,3 +653,18 @@ pub fn is_ade(conn: &mut DbConn, token_id: &str) -> QueryResult<bool> {
         .optional()?;
     Ok(k.as_deref() == Some(kind::ADE))
 }
+
+/// Deletes challenges that ended before `before`, except those a machine info still
+/// points to (they keep its body from being used twice). Returns how many.
+pub fn prune_challenges(conn: &mut DbConn, before: chrono::NaiveDateTime) -> QueryResult<usize> {
+    use crate::db::schema::ade_machine_infos;
+    let kept = ade_machine_infos::table.select(ade_machine_infos::challenge_sha256);
+    conn.write_tx(|conn| {
+        diesel::delete(
+            scep_challenges::table
+                .filter(scep_challenges::expires_at.lt(before))
+                .filter(scep_challenges::challenge_sha256.ne_all(kept)),
+        )
+        .execute(conn)
+    })
+}

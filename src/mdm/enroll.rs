@@ -16,12 +16,57 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/enroll/{token}", web::get().to(profile));
 }
 
-async fn profile(state: web::Data<AppState>, path: web::Path<String>) -> ApiResult<HttpResponse> {
+/// Unknown links per address before each further guess waits (up to 15 minutes).
+const GUESSES: crate::throttle::Limit = crate::throttle::Limit {
+    free: 20,
+    first: std::time::Duration::from_secs(1),
+    ceiling: std::time::Duration::from_secs(15 * 60),
+};
+
+async fn profile(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let secret = path.into_inner();
+    let address = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    // The link's hash names it in the throttle: the secret itself is kept nowhere.
+    let link = format!(
+        "enroll:link:{}",
+        hex::encode(&openssl::sha::sha256(secret.as_bytes())[..8])
+    );
+    let (by_address, guesses) = (
+        format!("enroll:address:{address}"),
+        format!("enroll:guess:{address}"),
+    );
+    let too_many = |secs: u64| {
+        ApiError::too_many(
+            format!("too many profile downloads: try again in {secs} s"),
+            secs,
+        )
+    };
+    if let Some(secs) = state.throttle.wait(&guesses) {
+        return Err(too_many(secs));
+    }
     if secret.is_empty() || secret.len() > 64 {
+        state.throttle.fail(&guesses, GUESSES);
         return Err(ApiError::not_found("unknown enrollment token"));
     }
-    let (token, challenge, tenant, school) = state
+    // Each download stores a challenge: at most so many per link and per address an
+    // hour (a cart of iPads enrolls at once; a loop does not).
+    let limits = &state.settings.mdm;
+    for (key, per_hour) in [
+        (&link, limits.profile_downloads_per_link_hour),
+        (&by_address, limits.profile_downloads_per_address_hour),
+    ] {
+        if let Some(secs) = state.throttle.count(key, per_hour) {
+            return Err(too_many(secs));
+        }
+    }
+    let found = state
         .db
         .run(move |conn| -> ApiResult<_> {
             let (token, challenge) = tokens::redeem(conn, &secret).map_err(|e| match e {
@@ -34,7 +79,16 @@ async fn profile(state: web::Data<AppState>, path: web::Path<String>) -> ApiResu
                 .ok_or_else(|| ApiError::not_found("unknown enrollment token"))?;
             Ok((token, challenge, tenant, school))
         })
-        .await?;
+        .await;
+    let (token, challenge, tenant, school) = match found {
+        Ok(f) => f,
+        Err(e) => {
+            if e.message == TokenError::Unknown.to_string() {
+                state.throttle.fail(&guesses, GUESSES);
+            }
+            return Err(e);
+        }
+    };
     let signed = signed_profile(&state, &token, &challenge, &tenant, &school, false)?;
     tracing::info!(token = %token.id, school = %school.id, "enrollment profile handed out");
     Ok(HttpResponse::Ok()

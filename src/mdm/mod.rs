@@ -13,7 +13,6 @@ pub mod scep;
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 
 use crate::config::Settings;
 use crate::enrollment::{self, EnrollError};
@@ -79,22 +78,6 @@ fn protocol_error(e: protocol::ProtocolError) -> ApiError {
     ApiError::bad_request(e.to_string())
 }
 
-/// Reads the body, refusing more than `limit` bytes (413).
-async fn read_body(mut payload: web::Payload, limit: usize) -> ApiResult<web::Bytes> {
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("cannot read body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("body larger than {limit} bytes"),
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
-}
-
 async fn device_request(
     req: HttpRequest,
     payload: web::Payload,
@@ -116,7 +99,7 @@ async fn handle_device_request(
     state: web::Data<AppState>,
 ) -> ApiResult<HttpResponse> {
     let limit = req.app_data::<BodyLimit>().map_or(1024 * 1024, |l| l.0);
-    let body = read_body(payload, limit).await?;
+    let body = crate::error::read_body(payload, limit).await?;
     if body.is_empty() {
         return Err(ApiError::bad_request("empty body: expected a plist"));
     }

@@ -350,3 +350,140 @@ async fn password_guessing_is_throttled_and_a_flood_of_logins_stalls_no_one() {
         "the admin and the iPad were answered while the flood ran"
     );
 }
+
+#[actix_web::test]
+async fn unused_challenges_end_and_profile_downloads_are_throttled() {
+    let app = TestApp::spawn_with(|s| s.mdm.profile_downloads_per_link_hour = 30).await;
+    let (_, secret) = crate::enrollment::enrollment_token(&app, "dl").await;
+    let url = app.url(&format!("/enroll/{secret}"));
+    let mut limited = None;
+    for n in 0..40 {
+        let res = app.client.get(&url).send().await.unwrap();
+        if res.status() == 429 {
+            assert!(res.headers().contains_key("retry-after"));
+            limited = Some(n);
+            break;
+        }
+        assert_eq!(res.status(), 200);
+    }
+    assert_eq!(
+        limited,
+        Some(30),
+        "30 downloads of one link an hour, then a wait"
+    );
+    let issued = app.count("scep_challenges");
+    assert_eq!(issued, 30);
+    // Nobody used them: a day after they ended they are gone.
+    let later = tafel::db::now() + chrono::Duration::days(2);
+    let mut conn = app.state.db.get().unwrap();
+    let pruned = tafel::enrollment::tokens::prune_challenges(&mut conn, later).unwrap();
+    assert_eq!(pruned as i64, issued);
+    drop(conn);
+    // Guessing links is slowed down per address.
+    let mut guessed = None;
+    for n in 0..30 {
+        let res = app
+            .client
+            .get(app.url(&format!("/enroll/guess{n:04}")))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 429 {
+            guessed = Some(n);
+            break;
+        }
+        assert_eq!(res.status(), 404);
+    }
+    assert_eq!(guessed, Some(21));
+}
+
+#[actix_web::test]
+async fn commands_are_audited_per_school_and_lists_naming_one_id_twice_are_refused() {
+    let app = TestApp::spawn().await;
+    let a = authority(&app, "aud", 5050).await;
+    let cmd = app
+        .enqueue(
+            &[&a.devices[0], &a.devices[1]],
+            "EraseDevice",
+            Some(json!({"PIN": "123456"})),
+        )
+        .await;
+    // Each school's admin sees the erase of their own iPad, by name.
+    for i in 0..2 {
+        let (status, audit) = call(
+            &app,
+            &a.school_admins[i].1,
+            "GET",
+            "/api/v1/audit?limit=100",
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{audit}");
+        let entry = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["object_id"] == cmd.as_str())
+            .unwrap_or_else(|| panic!("school {i} does not see the erase: {audit}"));
+        assert_eq!(entry["summary"]["udids"], json!([a.devices[i]]));
+        assert_eq!(entry["summary"]["request_type"], "EraseDevice");
+    }
+    // A repeated id is the caller's mistake: 400, nothing stored.
+    let (_, class) = app
+        .post(
+            &format!("/api/v1/schools/{}/classes", a.schools[0]),
+            json!({"name": "5c", "school_year": "2026/27"}),
+        )
+        .await;
+    let res = app
+        .client
+        .put(app.url(&format!(
+            "/api/v1/classes/{}/teachers",
+            class["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&app.admin_token)
+        .json(&json!({"teacher_ids": [a.teachers[0].0, a.teachers[0].0]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = crate::helpers::json_reply(res).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["field"], "teacher_ids");
+}
+
+#[actix_web::test]
+async fn uploads_take_the_documented_five_mebibytes_and_no_more() {
+    let app = TestApp::spawn().await;
+    let (_, school) = crate::enrollment::school(&app, "upl").await;
+    let post = |body: String| {
+        let app = &app;
+        let url = app.url(&format!("/api/v1/schools/{school}/import/devices"));
+        async move {
+            let res = app
+                .client
+                .post(url)
+                .bearer_auth(&app.admin_token)
+                .header("content-type", "text/csv")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            crate::helpers::json_reply(res).await
+        }
+    };
+    // 300 KiB of devices: above actix's default, within the documented limit.
+    let mut csv = String::from("serial,name\n");
+    let mut n = 0;
+    while csv.len() < 300 * 1024 {
+        csv.push_str(&format!(
+            "UPL{n:07},iPad {n} der Schule am Ende der langen Straße\n"
+        ));
+        n += 1;
+    }
+    let (status, report) = post(csv).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["created"], n);
+    let (status, body) = post("x".repeat(5 * 1024 * 1024 + 1)).await;
+    assert_eq!(status, 413);
+    assert_eq!(body["error"], "payload_too_large", "{body}");
+}
