@@ -258,7 +258,7 @@ async fn licence_scenario(opts: &BenchOptions, devices: usize, apps: usize) -> a
     let st = state.clone();
     let report = tokio::task::spawn_blocking(move || -> anyhow::Result<reconcile::Report> {
         let mut conn = st.db.get()?;
-        let sign = |b: &[u8]| st.signer.sign(b, &st.ca).map_err(|e| e.to_string());
+        let sign = |p: &crate::catalog::Profile| st.deliver_profile(p);
         Ok(reconcile::run(&mut conn, chrono::Utc::now(), None, &sign)?)
     })
     .await??;
@@ -270,7 +270,7 @@ async fn licence_scenario(opts: &BenchOptions, devices: usize, apps: usize) -> a
     let st = state.clone();
     let again = tokio::task::spawn_blocking(move || -> anyhow::Result<reconcile::Report> {
         let mut conn = st.db.get()?;
-        let sign = |b: &[u8]| st.signer.sign(b, &st.ca).map_err(|e| e.to_string());
+        let sign = |p: &crate::catalog::Profile| st.deliver_profile(p);
         Ok(reconcile::run(&mut conn, chrono::Utc::now(), None, &sign)?)
     })
     .await??;
@@ -607,7 +607,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             let report =
                 tokio::task::spawn_blocking(move || -> anyhow::Result<reconcile::Report> {
                     let mut conn = st.db.get()?;
-                    let sign = |b: &[u8]| st.signer.sign(b, &st.ca).map_err(|e| e.to_string());
+                    let sign = |p: &crate::catalog::Profile| st.deliver_profile(p);
                     Ok(reconcile::run(&mut conn, chrono::Utc::now(), None, &sign)?)
                 })
                 .await??;

@@ -78,6 +78,7 @@ impl Application {
             signing_key,
             secrets,
         } = store::load(&settings.certs_dir).context("cannot load certificates")?;
+        let secrets = Arc::new(secrets);
 
         let url = settings.database()?;
         let db = {
@@ -88,8 +89,13 @@ impl Application {
         };
         let (applied, first_admin_token) = {
             let db = db.clone();
+            let secrets_for_migration = secrets.clone();
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let applied = db.migrate()?;
+                let mut conn = db.get()?;
+                crate::secrets::migrate_at_rest(&mut conn, &secrets_for_migration)
+                    .context("converting secrets at rest")?;
+                drop(conn);
                 let mut conn = db.get()?;
                 let token = crate::accounts::bootstrap_admin(&mut conn)?;
                 Ok((applied, token))
@@ -127,7 +133,6 @@ impl Application {
                 }
             });
         }
-        let secrets = Arc::new(secrets);
         let push =
             crate::push::PushService::start(db.clone(), secrets.clone(), settings.push.clone())
                 .context("cannot start the push service")?;
@@ -155,6 +160,7 @@ impl Application {
             settings.vpp.sync_minutes,
             ca.clone(),
             signer.clone(),
+            secrets.clone(),
             settings.inventory.refresh_hours,
             settings.inventory.retention_days,
             settings.reconcile.automatic,

@@ -48,7 +48,28 @@ pub struct ProfileSigner {
     pub key: openssl::pkey::PKey<openssl::pkey::Private>,
 }
 
+impl AppState {
+    /// A catalog profile as it goes to an iPad: its sealed payload opened and signed.
+    pub fn deliver_profile(&self, profile: &crate::catalog::Profile) -> Result<Vec<u8>, String> {
+        self.signer.deliver(profile, &self.secrets, &self.ca)
+    }
+}
+
 impl ProfileSigner {
+    /// Opens a catalog profile's sealed payload and signs it for delivery.
+    pub fn deliver(
+        &self,
+        profile: &crate::catalog::Profile,
+        secrets: &crate::secrets::SecretBox,
+        ca: &CertificateAuthority,
+    ) -> Result<Vec<u8>, String> {
+        let binding = crate::secrets::binding(crate::secrets::places::PROFILE, &profile.id);
+        let plain = secrets
+            .open_for(&binding, &profile.payload)
+            .map_err(|e| format!("profile {}: {e}", profile.id))?;
+        self.sign(&plain, ca).map_err(|e| e.to_string())
+    }
+
     /// Signs a profile (CMS SignedData with the content, DER), chain included.
     pub fn sign(
         &self,

@@ -225,12 +225,16 @@ impl Ade {
         let key_pem = key
             .private_key_to_pem_pkcs8()
             .map_err(|e| AdeServiceError::Secret(e.to_string()))?;
+        let id = new_id();
         let sealed = self
             .secrets
-            .seal(&key_pem)
+            .seal_for(
+                &crate::secrets::binding(crate::secrets::places::ADE_KEY, &id),
+                &key_pem,
+            )
             .map_err(|e| AdeServiceError::Secret(e.to_string()))?;
         let token = ServerToken {
-            id: new_id(),
+            id,
             tenant_id: tenant_id.to_owned(),
             cert_pem,
             expires_at: None,
@@ -288,7 +292,10 @@ impl Ade {
             .map_err(|e| AdeServiceError::Secret(e.to_string()))?;
         let key_pem = self
             .secrets
-            .open(&key_sealed)
+            .open_for(
+                &crate::secrets::binding(crate::secrets::places::ADE_KEY, token_id),
+                &key_sealed,
+            )
             .map_err(|e| AdeServiceError::Secret(e.to_string()))?;
         let key = PKey::private_key_from_pem(&key_pem)
             .map_err(|e| AdeServiceError::Secret(e.to_string()))?;
@@ -297,7 +304,8 @@ impl Ade {
         let account = client.account().await?;
         let sealed = self
             .secrets
-            .seal(
+            .seal_for(
+                &crate::secrets::binding(crate::secrets::places::ADE_TOKENS, token_id),
                 serde_json::to_string(&tokens)
                     .map_err(|e| AdeServiceError::Secret(e.to_string()))?
                     .as_bytes(),
@@ -383,7 +391,10 @@ impl Ade {
     ) -> Result<SyncReport, AdeServiceError> {
         let tokens: OAuthTokens = self
             .secrets
-            .open(sealed)
+            .open_for(
+                &crate::secrets::binding(crate::secrets::places::ADE_TOKENS, id),
+                sealed,
+            )
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or_else(|| {

@@ -147,11 +147,13 @@ async fn upload_profile(
     let payload = base64::engine::general_purpose::STANDARD
         .decode(u.payload_base64.trim())
         .map_err(|_| ApiError::invalid_field("payload_base64", "not base64"))?;
+    let secrets = state.secrets.clone();
     let p = state
         .db
         .run(move |conn| {
             catalog::create_profile(
                 conn,
+                &secrets,
                 u.tenant_id.as_deref(),
                 None,
                 u.name.as_deref().unwrap_or(""),
@@ -280,11 +282,13 @@ async fn from_template(
     let name = b
         .name
         .unwrap_or_else(|| format!("{} – {}", b.template, school.name));
+    let secrets = state.secrets.clone();
     let p = state
         .db
         .run(move |conn| {
             catalog::create_profile(
                 conn,
+                &secrets,
                 Some(&school.tenant_id),
                 Some(&school.id),
                 &name,

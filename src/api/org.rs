@@ -267,13 +267,20 @@ async fn get_school(
 pub(crate) struct TokenView {
     #[serde(flatten)]
     token: EnrollmentToken,
+    /// The secret part of the URL (kept sealed; shown to the school's admins).
+    #[serde(rename = "token")]
+    secret: String,
     /// Open this on the iPad (or encode it in a QR code) to enroll.
     url: String,
 }
 
-fn view(state: &AppState, token: EnrollmentToken) -> TokenView {
+fn view(state: &AppState, token: EnrollmentToken, secret: Option<String>) -> TokenView {
+    let secret = secret
+        .or_else(|| tokens::secret_of(&token, &state.secrets))
+        .unwrap_or_default();
     TokenView {
-        url: format!("{}/enroll/{}", state.settings.base_url(), token.token),
+        url: format!("{}/enroll/{}", state.settings.base_url(), secret),
+        secret,
         token,
     }
 }
@@ -303,9 +310,10 @@ async fn create_token(
 ) -> ApiResult<HttpResponse> {
     let school = load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
     let input = body.map(web::Json::into_inner).unwrap_or_default();
-    let token = state
+    let secrets = state.secrets.clone();
+    let (token, secret) = state
         .db
-        .run(move |conn| -> ApiResult<EnrollmentToken> {
+        .run(move |conn| -> ApiResult<(EnrollmentToken, String)> {
             let tenant = org::tenant(conn, &school.tenant_id)?.ok_or_else(|| ApiError::not_found("no such school authority"))?;
             if tenant.push_topic.is_none() {
                 return Err(ApiError::conflict(format!(
@@ -324,10 +332,10 @@ async fn create_token(
                     return Err(ApiError::invalid_field("group_id", "not a device group of this school"));
                 }
             }
-            tokens::create(conn, &school.tenant_id, &school.id, &input, &caller.0.user_id).map_err(token_error)
+            tokens::create(conn, &secrets, &school.tenant_id, &school.id, &input, &caller.0.user_id).map_err(token_error)
         })
         .await?;
-    Ok(HttpResponse::Created().json(view(&state, token)))
+    Ok(HttpResponse::Created().json(view(&state, token, Some(secret))))
 }
 
 #[utoipa::path(
@@ -354,7 +362,7 @@ async fn list_tokens(
         .db
         .run(move |conn| tokens::list(conn, &school.id).map_err(ApiError::from))
         .await?;
-    let items: Vec<TokenView> = items.into_iter().map(|t| view(&state, t)).collect();
+    let items: Vec<TokenView> = items.into_iter().map(|t| view(&state, t, None)).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
 }
 

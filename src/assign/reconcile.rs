@@ -153,8 +153,8 @@ struct Plan {
 /// Device id, authority, school, serial number.
 type DeviceRow = (String, Option<String>, Option<String>, Option<String>);
 
-/// Signs profiles for InstallProfile.
-pub type Signer<'a> = &'a dyn Fn(&[u8]) -> Result<Vec<u8>, String>;
+/// Prepares a catalog profile for InstallProfile: opens its sealed payload and signs it.
+pub type Signer<'a> = &'a dyn Fn(&Profile) -> Result<Vec<u8>, String>;
 
 /// How long a licence is kept after its app is no longer needed (default of [`run`]).
 pub const DEFAULT_LICENCE_GRACE: chrono::Duration = chrono::Duration::hours(24);
@@ -868,7 +868,7 @@ fn build(item: &Item, install: bool, sign: Signer<'_>) -> Result<Command, Reconc
         }
         (Item::App(a), false) => Ok(Command::remove_application(&a.bundle_id)),
         (Item::Profile(p), true) => Ok(Command::install_profile(
-            sign(&p.payload).map_err(ReconcileError::Build)?,
+            sign(p).map_err(ReconcileError::Build)?,
         )),
         (Item::Profile(p), false) => Ok(Command::remove_profile(&p.identifier)),
     }

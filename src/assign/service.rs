@@ -41,6 +41,7 @@ struct Ctx {
     licence_sync: Duration,
     ca: Arc<CertificateAuthority>,
     signer: Arc<ProfileSigner>,
+    secrets: Arc<crate::secrets::SecretBox>,
     inventory_stale: chrono::Duration,
     retention: chrono::Duration,
 }
@@ -58,6 +59,7 @@ impl Reconciler {
         licence_sync_minutes: u64,
         ca: Arc<CertificateAuthority>,
         signer: Arc<ProfileSigner>,
+        secrets: Arc<crate::secrets::SecretBox>,
         inventory_stale_hours: i64,
         retention_days: i64,
         automatic: bool,
@@ -75,6 +77,7 @@ impl Reconciler {
             licence_sync: Duration::from_secs(licence_sync_minutes.max(1) * 60),
             ca,
             signer,
+            secrets,
             inventory_stale: chrono::Duration::hours(inventory_stale_hours),
             retention: chrono::Duration::days(retention_days),
         });
@@ -102,7 +105,7 @@ async fn pass(ctx: &Arc<Ctx>, only: Option<Vec<String>>) -> Result<Report, DbErr
     let report = ctx
         .db
         .run(move |conn| -> Result<Report, DbError> {
-            let sign = |bytes: &[u8]| c.signer.sign(bytes, &c.ca).map_err(|e| e.to_string());
+            let sign = |p: &crate::catalog::Profile| c.signer.deliver(p, &c.secrets, &c.ca);
             reconcile::run_with(
                 conn,
                 chrono::Utc::now(),
@@ -136,7 +139,7 @@ async fn pass(ctx: &Arc<Ctx>, only: Option<Vec<String>>) -> Result<Report, DbErr
                     .db
                     .run(move |conn| -> Result<Report, DbError> {
                         let sign =
-                            |bytes: &[u8]| c.signer.sign(bytes, &c.ca).map_err(|e| e.to_string());
+                            |p: &crate::catalog::Profile| c.signer.deliver(p, &c.secrets, &c.ca);
                         reconcile::run_with(
                             conn,
                             chrono::Utc::now(),

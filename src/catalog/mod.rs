@@ -266,6 +266,7 @@ pub fn app(conn: &mut DbConn, id: &str) -> QueryResult<Option<App>> {
 /// Stores a validated profile.
 pub fn create_profile(
     conn: &mut DbConn,
+    secrets: &crate::secrets::SecretBox,
     tenant_id: Option<&str>,
     school_id: Option<&str>,
     name: &str,
@@ -282,13 +283,24 @@ pub fn create_profile(
         name.trim().to_owned()
     };
     let at = now();
+    // Profiles may carry credentials (Wi-Fi passwords): stored sealed to their row.
+    let id = new_id();
+    let sealed = secrets
+        .seal_for(
+            &crate::secrets::binding(crate::secrets::places::PROFILE, &id),
+            payload,
+        )
+        .map_err(|e| CatalogError::Invalid {
+            field: "payload",
+            message: e.to_string(),
+        })?;
     let profile = Profile {
-        id: new_id(),
+        id,
         tenant_id: tenant_id.map(str::to_owned),
         school_id: school_id.map(str::to_owned),
         name,
         identifier: info.identifier.clone(),
-        payload: payload.to_vec(),
+        payload: sealed,
         template: template.map(str::to_owned),
         payload_types: info.payload_types.join(","),
         created_at: at,

@@ -107,6 +107,38 @@ impl DatabaseUrl {
     }
 }
 
+/// The database file holds secrets (sealed, but also everything else a school keeps):
+/// readable by tafel's user only. It is created 0600 (SQLite gives its `-wal` and
+/// `-shm` files the same mode) and an existing one is narrowed to that.
+fn private_file(path: &std::path::Path) -> Result<(), DbError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |source| DbError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    let sibling = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        std::path::PathBuf::from(name)
+    };
+    for file in [path.to_path_buf(), sibling("-wal"), sibling("-shm")] {
+        if let Ok(meta) = std::fs::metadata(&file) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(path = %file.display(), "database file readable by others: narrowed to 0600");
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(io)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sets the per-connection SQLite pragmas (WAL, busy timeout, foreign keys).
 #[derive(Debug)]
 struct ConnectionSetup;
@@ -145,6 +177,7 @@ impl Db {
                         source,
                     })?;
                 }
+                private_file(path)?;
                 path.to_string_lossy().into_owned()
             }
             DatabaseUrl::Postgres(url) => url.clone(),

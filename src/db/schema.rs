@@ -181,6 +181,7 @@ diesel::table! {
         created_by -> Nullable<Text>,
         created_at -> Timestamp,
         kind -> Text,
+        token_sealed -> Nullable<Binary>,
     }
 }
 
@@ -366,6 +367,13 @@ diesel::table! {
         last_sync_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         sync_claimed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    secret_migrations (name) {
+        name -> Text,
+        done_at -> Timestamp,
     }
 }
 
@@ -582,6 +590,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     ade_tokens,
     ade_devices,
     ade_machine_infos,
+    secret_migrations,
     ade_rules,
     ade_profiles,
     ade_profile_uploads,

@@ -247,7 +247,8 @@ mod tests {
     fn token(tenant: &str, school: &str) -> EnrollmentToken {
         EnrollmentToken {
             id: format!("tok-{school}"),
-            token: "secret".into(),
+            token_hash: "hash".into(),
+            token_sealed: None,
             tenant_id: tenant.into(),
             school_id: school.into(),
             class_id: None,

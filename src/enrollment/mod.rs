@@ -82,6 +82,9 @@ pub enum EnrollError {
     /// The message lacks a UDID (user-channel messages are not supported).
     #[error("message has no UDID")]
     NoUdid,
+    /// Sealing a device's secret failed.
+    #[error("cannot seal a device secret: {0}")]
+    Secret(String),
     /// Queueing the inventory of a device that starts over failed.
     #[error(transparent)]
     Queue(#[from] queue::QueueError),
@@ -510,9 +513,20 @@ fn land(conn: &mut DbConn, device_id: &str, token: &tokens::EnrollmentToken) -> 
 /// `TokenUpdate`: stores the push token and magic; the enrollment becomes active.
 pub fn token_update(
     conn: &mut DbConn,
+    secrets: &crate::secrets::SecretBox,
     device: &DeviceRef,
     msg: &TokenUpdate,
 ) -> Result<(), EnrollError> {
+    use crate::secrets::{binding, places};
+    // What clears a passcode is kept sealed to this device's row.
+    let unlock = match &msg.unlock_token {
+        Some(u) => Some(
+            secrets
+                .seal_for(&binding(places::UNLOCK_TOKEN, &device.id), u)
+                .map_err(|e| EnrollError::Secret(e.to_string()))?,
+        ),
+        None => None,
+    };
     let at = now();
     conn.write_tx(|conn| {
         let enrolled_at: Option<chrono::NaiveDateTime> = devices::table
@@ -535,7 +549,7 @@ pub fn token_update(
                 devices::updated_at.eq(at),
             ))
             .execute(conn)?;
-        if let Some(unlock) = &msg.unlock_token {
+        if let Some(unlock) = &unlock {
             diesel::update(devices::table.find(&device.id))
                 .set(devices::unlock_token.eq(unlock))
                 .execute(conn)?;
@@ -777,25 +791,47 @@ pub fn due_for_renewal(
     Ok(due)
 }
 
-/// `SetBootstrapToken`: stores (or clears) the device's bootstrap token.
+/// `SetBootstrapToken`: stores (sealed to the device) or clears its bootstrap token.
 pub fn set_bootstrap_token(
     conn: &mut DbConn,
+    secrets: &crate::secrets::SecretBox,
     device: &DeviceRef,
     token: Option<&[u8]>,
-) -> QueryResult<()> {
+) -> Result<(), EnrollError> {
+    use crate::secrets::{binding, places};
+    let sealed = match token {
+        Some(t) => Some(
+            secrets
+                .seal_for(&binding(places::BOOTSTRAP_TOKEN, &device.id), t)
+                .map_err(|e| EnrollError::Secret(e.to_string()))?,
+        ),
+        None => None,
+    };
     diesel::update(devices::table.find(&device.id))
         .set((
-            devices::bootstrap_token.eq(token),
+            devices::bootstrap_token.eq(sealed),
             devices::updated_at.eq(now()),
         ))
-        .execute(conn)
-        .map(|_| ())
+        .execute(conn)?;
+    Ok(())
 }
 
 /// `GetBootstrapToken`: the stored token, if any.
-pub fn bootstrap_token(conn: &mut DbConn, device: &DeviceRef) -> QueryResult<Option<Vec<u8>>> {
-    devices::table
+pub fn bootstrap_token(
+    conn: &mut DbConn,
+    secrets: &crate::secrets::SecretBox,
+    device: &DeviceRef,
+) -> Result<Option<Vec<u8>>, EnrollError> {
+    use crate::secrets::{binding, places};
+    let sealed: Option<Vec<u8>> = devices::table
         .find(&device.id)
         .select(devices::bootstrap_token)
-        .first(conn)
+        .first(conn)?;
+    sealed
+        .map(|s| {
+            secrets
+                .open_for(&binding(places::BOOTSTRAP_TOKEN, &device.id), &s)
+                .map_err(|e| EnrollError::Secret(e.to_string()))
+        })
+        .transpose()
 }

@@ -32,8 +32,13 @@ pub const ADE_CHALLENGE_LIFETIME: chrono::Duration = chrono::Duration::minutes(1
 pub struct EnrollmentToken {
     /// Id.
     pub id: String,
-    /// The secret part of the URL.
-    pub token: String,
+    /// SHA-256 (hex) of the secret part of the URL: how a download finds its token.
+    #[serde(skip)]
+    #[diesel(column_name = token)]
+    pub token_hash: String,
+    /// The secret, sealed to this row (shown to admins, never stored in the clear).
+    #[serde(skip)]
+    pub token_sealed: Option<Vec<u8>>,
     /// Authority.
     pub tenant_id: String,
     /// School devices land in.
@@ -127,14 +132,30 @@ fn random_string(len: usize) -> Result<String, TokenError> {
         .collect())
 }
 
-/// Creates a token for a school.
+/// SHA-256 (hex) of a link's secret: what is stored to find it.
+pub fn link_hash(secret: &str) -> String {
+    hex::encode(sha256(secret.as_bytes()))
+}
+
+/// The secret of a link token, for its admins.
+pub fn secret_of(token: &EnrollmentToken, secrets: &crate::secrets::SecretBox) -> Option<String> {
+    let sealed = token.token_sealed.as_deref()?;
+    let binding = crate::secrets::binding(crate::secrets::places::ENROLLMENT_LINK, &token.id);
+    secrets
+        .open_for(&binding, sealed)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+}
+
+/// Creates a token for a school; returns it and its secret (stored only sealed).
 pub fn create(
     conn: &mut DbConn,
+    secrets: &crate::secrets::SecretBox,
     tenant_id: &str,
     school_id: &str,
     input: &NewToken,
     actor: &str,
-) -> Result<EnrollmentToken, TokenError> {
+) -> Result<(EnrollmentToken, String), TokenError> {
     if input.max_uses.is_some_and(|n| n < 1) {
         return Err(TokenError::Invalid {
             field: "max_uses",
@@ -158,9 +179,21 @@ pub fn create(
         });
     }
     let at = now();
+    let id = new_id();
+    let secret = random_string(24)?;
+    let sealed = secrets
+        .seal_for(
+            &crate::secrets::binding(crate::secrets::places::ENROLLMENT_LINK, &id),
+            secret.as_bytes(),
+        )
+        .map_err(|e| TokenError::Invalid {
+            field: "token",
+            message: e.to_string(),
+        })?;
     let token = EnrollmentToken {
-        id: new_id(),
-        token: random_string(24)?,
+        id,
+        token_hash: link_hash(&secret),
+        token_sealed: Some(sealed),
         tenant_id: tenant_id.to_owned(),
         school_id: school_id.to_owned(),
         class_id: input.class_id.clone(),
@@ -179,7 +212,8 @@ pub fn create(
         diesel::insert_into(enrollment_tokens::table)
             .values((
                 enrollment_tokens::id.eq(&token.id),
-                enrollment_tokens::token.eq(&token.token),
+                enrollment_tokens::token.eq(&token.token_hash),
+                enrollment_tokens::token_sealed.eq(&token.token_sealed),
                 enrollment_tokens::tenant_id.eq(&token.tenant_id),
                 enrollment_tokens::school_id.eq(&token.school_id),
                 enrollment_tokens::class_id.eq(&token.class_id),
@@ -199,7 +233,7 @@ pub fn create(
                 .scope(Some(tenant_id), Some(school_id))
                 .summary(serde_json::json!({"after": {"description": token.description, "max_uses": token.max_uses, "expires_at": token.expires_at}})),
         )?;
-        Ok(token.clone())
+        Ok((token.clone(), secret.clone()))
     })
 }
 
@@ -278,7 +312,7 @@ fn usable(token: &EnrollmentToken, at: chrono::NaiveDateTime) -> Result<(), Toke
 pub fn redeem(conn: &mut DbConn, secret: &str) -> Result<(EnrollmentToken, String), TokenError> {
     let at = now();
     let token = enrollment_tokens::table
-        .filter(enrollment_tokens::token.eq(secret))
+        .filter(enrollment_tokens::token.eq(link_hash(secret)))
         .filter(enrollment_tokens::kind.eq(kind::LINK))
         .select(EnrollmentToken::as_select())
         .first(conn)
@@ -311,7 +345,8 @@ pub fn ade_token(
     let insert = diesel::insert_into(enrollment_tokens::table)
         .values((
             enrollment_tokens::id.eq(new_id()),
-            enrollment_tokens::token.eq(random_string(32)?),
+            // Never shown: only its hash is kept.
+            enrollment_tokens::token.eq(link_hash(&random_string(32)?)),
             enrollment_tokens::tenant_id.eq(tenant_id),
             enrollment_tokens::school_id.eq(school_id),
             enrollment_tokens::description.eq("Automated Device Enrollment (Apple School Manager)"),

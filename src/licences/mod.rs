@@ -149,10 +149,13 @@ impl Licences {
         )
     }
 
-    fn open(&self, sealed: &[u8]) -> Result<ContentToken, LicenceError> {
+    fn open(&self, id: &str, sealed: &[u8]) -> Result<ContentToken, LicenceError> {
         let text = self
             .secrets
-            .open(sealed)
+            .open_for(
+                &crate::secrets::binding(crate::secrets::places::CONTENT_TOKEN, id),
+                sealed,
+            )
             .map_err(|e| LicenceError::Token(e.to_string()))?;
         ContentToken::parse(&String::from_utf8_lossy(&text))
             .map_err(|e| LicenceError::Token(e.to_string()))
@@ -178,12 +181,16 @@ impl Licences {
             .location_name
             .clone()
             .unwrap_or_else(|| token.org_name().to_owned());
+        let id = new_id();
         let sealed = self
             .secrets
-            .seal(file.trim().as_bytes())
+            .seal_for(
+                &crate::secrets::binding(crate::secrets::places::CONTENT_TOKEN, &id),
+                file.trim().as_bytes(),
+            )
             .map_err(|e| LicenceError::Token(e.to_string()))?;
         let info = TokenInfo {
-            id: new_id(),
+            id,
             tenant_id: tenant_id.to_owned(),
             location_name: location,
             org_name: token.org_name().to_owned(),
@@ -257,7 +264,7 @@ impl Licences {
             .await?;
         let mut out = Vec::new();
         for (id, tenant, sealed) in rows {
-            match self.open(&sealed) {
+            match self.open(&id, &sealed) {
                 Ok(t) => out.push((id, tenant, t)),
                 Err(e) => {
                     tracing::error!(token = %id, error = %e, "cannot open a stored content token")

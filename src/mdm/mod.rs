@@ -60,6 +60,7 @@ fn device_error(e: EnrollError) -> ApiError {
         EnrollError::Db(e) => e.into(),
         EnrollError::Queue(QueueError::Db(e)) => e.into(),
         EnrollError::Queue(e) => ApiError::internal(e),
+        EnrollError::Secret(e) => ApiError::internal(e),
         EnrollError::NoUdid => {
             ApiError::bad_request("message has no UDID; user enrollment is not supported")
         }
@@ -184,48 +185,54 @@ async fn checkin(
     let udid = device_udid(&msg)?;
     let kind = msg.message_type();
     tracing::info!(udid = %udid, message = kind, "check-in");
-    state
-        .db
-        .run(move |conn| -> ApiResult<Reply> {
-            if let CheckinMessage::Authenticate(auth) = &msg {
-                enrollment::authenticate(conn, &udid, auth, &identity).map_err(device_error)?;
-                return Ok(Reply::Empty);
+    let db = state.db.clone();
+    db.run(move |conn| -> ApiResult<Reply> {
+        if let CheckinMessage::Authenticate(auth) = &msg {
+            enrollment::authenticate(conn, &udid, auth, &identity).map_err(device_error)?;
+            return Ok(Reply::Empty);
+        }
+        let device = enrollment::verify_bound(conn, &udid, &identity).map_err(device_error)?;
+        match &msg {
+            CheckinMessage::TokenUpdate(m) => {
+                enrollment::token_update(conn, &state.secrets, &device, m).map_err(device_error)?;
+                Ok(Reply::Enrolled(device.id.clone()))
             }
-            let device = enrollment::verify_bound(conn, &udid, &identity).map_err(device_error)?;
-            match &msg {
-                CheckinMessage::TokenUpdate(m) => {
-                    enrollment::token_update(conn, &device, m).map_err(device_error)?;
-                    Ok(Reply::Enrolled(device.id.clone()))
-                }
-                CheckinMessage::CheckOut(m) => {
-                    let stopped = enrollment::check_out(conn, &device, m).map_err(device_error)?;
-                    tracing::info!(udid = %udid, stopped, "checked out");
-                    Ok(Reply::Empty)
-                }
-                CheckinMessage::SetBootstrapToken(m) => {
-                    enrollment::set_bootstrap_token(conn, &device, m.bootstrap_token.as_deref())?;
-                    Ok(Reply::Empty)
-                }
-                CheckinMessage::GetBootstrapToken(_) => {
-                    let token = enrollment::bootstrap_token(conn, &device)?;
-                    Ok(Reply::Plist(
-                        protocol::GetBootstrapTokenResponse {
-                            bootstrap_token: token,
-                        }
-                        .to_xml(),
-                    ))
-                }
-                CheckinMessage::DeclarativeManagement(m) => declarative(m),
-                CheckinMessage::GetToken(m) => Err(ApiError::bad_request(format!(
-                    "token service {:?} is not supported",
-                    m.token_service_type
-                ))),
-                CheckinMessage::Authenticate(_) | CheckinMessage::UserAuthenticate(_) => {
-                    Ok(Reply::Empty)
-                }
+            CheckinMessage::CheckOut(m) => {
+                let stopped = enrollment::check_out(conn, &device, m).map_err(device_error)?;
+                tracing::info!(udid = %udid, stopped, "checked out");
+                Ok(Reply::Empty)
             }
-        })
-        .await
+            CheckinMessage::SetBootstrapToken(m) => {
+                enrollment::set_bootstrap_token(
+                    conn,
+                    &state.secrets,
+                    &device,
+                    m.bootstrap_token.as_deref(),
+                )
+                .map_err(device_error)?;
+                Ok(Reply::Empty)
+            }
+            CheckinMessage::GetBootstrapToken(_) => {
+                let token = enrollment::bootstrap_token(conn, &state.secrets, &device)
+                    .map_err(device_error)?;
+                Ok(Reply::Plist(
+                    protocol::GetBootstrapTokenResponse {
+                        bootstrap_token: token,
+                    }
+                    .to_xml(),
+                ))
+            }
+            CheckinMessage::DeclarativeManagement(m) => declarative(m),
+            CheckinMessage::GetToken(m) => Err(ApiError::bad_request(format!(
+                "token service {:?} is not supported",
+                m.token_service_type
+            ))),
+            CheckinMessage::Authenticate(_) | CheckinMessage::UserAuthenticate(_) => {
+                Ok(Reply::Empty)
+            }
+        }
+    })
+    .await
 }
 
 /// Declarative management without declarations: empty token and manifest, status

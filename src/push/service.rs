@@ -127,7 +127,13 @@ impl PushService {
         cert_pem: &str,
         sealed: &[u8],
     ) -> Result<ApnsClient, String> {
-        let key_pem = self.secrets.open(sealed).map_err(|e| e.to_string())?;
+        let key_pem = self
+            .secrets
+            .open_for(
+                &crate::secrets::binding(crate::secrets::places::PUSH_KEY, tenant_id),
+                sealed,
+            )
+            .map_err(|e| e.to_string())?;
         let cert =
             PushCertificate::from_pem(cert_pem.as_bytes(), &key_pem).map_err(|e| e.to_string())?;
         let config = ApnsConfig {

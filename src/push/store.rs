@@ -91,7 +91,10 @@ pub fn upload(
         .key
         .private_key_to_pem_pkcs8()
         .map_err(crate::pki::PkiError::from)?;
-    let sealed = secrets.seal(&key_pem)?;
+    let sealed = secrets.seal_for(
+        &crate::secrets::binding(crate::secrets::places::PUSH_KEY, tenant_id),
+        &key_pem,
+    )?;
     conn.write_tx(|conn| {
         let current: Option<String> = tenants::table
             .find(tenant_id)

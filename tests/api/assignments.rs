@@ -26,7 +26,7 @@ pub async fn reconcile_at(app: &TestApp, at: DateTime<Utc>) -> Report {
     let state = app.state.clone();
     tokio::task::spawn_blocking(move || {
         let mut conn = state.db.get().unwrap();
-        let sign = |b: &[u8]| state.signer.sign(b, &state.ca).map_err(|e| e.to_string());
+        let sign = |p: &tafel::catalog::Profile| state.deliver_profile(p);
         reconcile::run(&mut conn, at, None, &sign).unwrap()
     })
     .await

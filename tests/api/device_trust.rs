@@ -155,7 +155,7 @@ async fn inventory_answers_during_reconciler_passes_never_bring_an_install_twice
     let reconciler = {
         let (state, stop, passes) = (app.state.clone(), stop.clone(), passes.clone());
         tokio::task::spawn_blocking(move || {
-            let sign = |b: &[u8]| state.signer.sign(b, &state.ca).map_err(|e| e.to_string());
+            let sign = |p: &tafel::catalog::Profile| state.deliver_profile(p);
             let mut installs = 0;
             while !stop.load(Ordering::Relaxed) {
                 let mut conn = state.db.get().unwrap();

@@ -224,8 +224,9 @@ impl TestApp {
             "test",
         )
         .unwrap();
-        let token = tafel::enrollment::tokens::create(
+        let (token, _) = tafel::enrollment::tokens::create(
             &mut conn,
+            &self.state.secrets,
             &tenant.id,
             &school.id,
             &tafel::enrollment::tokens::NewToken::default(),

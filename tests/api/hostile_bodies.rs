@@ -44,11 +44,14 @@ pub fn nested_binary(depth: usize) -> Vec<u8> {
 }
 
 /// A `tafel serve` process, killed when dropped.
-struct Server {
+pub struct Server {
     child: Child,
-    base: String,
-    admin_token: String,
-    _dir: tempfile::TempDir,
+    /// `http://127.0.0.1:port`.
+    pub base: String,
+    /// The first start's district-admin token.
+    pub admin_token: String,
+    /// Its working directory (certificates, SQLite database, `stderr.log`).
+    pub dir: tempfile::TempDir,
 }
 
 impl Drop for Server {
@@ -60,7 +63,7 @@ impl Drop for Server {
 
 impl Server {
     /// Starts `tafel serve` on a free port and waits until it is ready.
-    async fn start(env: &[(&str, String)]) -> Server {
+    pub async fn start(env: &[(&str, String)]) -> Server {
         // The port is free when picked but may be taken before the server binds it (other
         // tests start servers too): then it is picked again.
         for _ in 0..5 {
@@ -101,6 +104,7 @@ impl Server {
         cmd.env("TAFEL_LISTEN", format!("127.0.0.1:{port}"))
             .env("TAFEL_PUBLIC_URL", &base)
             .env("TAFEL_LOG_LEVEL", "warn");
+        // Callers may ask for more (their `env` comes after).
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -129,7 +133,7 @@ impl Server {
             child,
             base,
             admin_token,
-            _dir: dir,
+            dir,
         };
         let client = reqwest::Client::new();
         let start = Instant::now();
@@ -155,7 +159,7 @@ impl Server {
     }
 }
 
-async fn post(
+pub async fn post(
     client: &reqwest::Client,
     server: &Server,
     path: &str,

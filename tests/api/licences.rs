@@ -16,7 +16,7 @@ async fn pass(app: &TestApp, at: chrono::DateTime<Utc>) -> tafel::assign::reconc
     let state = app.state.clone();
     tokio::task::spawn_blocking(move || {
         let mut conn = state.db.get().unwrap();
-        let sign = |b: &[u8]| state.signer.sign(b, &state.ca).map_err(|e| e.to_string());
+        let sign = |p: &tafel::catalog::Profile| state.deliver_profile(p);
         tafel::assign::reconcile::run_with(&mut conn, at, None, &sign, state.licences.grace())
             .unwrap()
     })

@@ -20,5 +20,6 @@ mod openapi;
 mod organisation;
 mod protocol_flow;
 mod push;
+mod secrets_at_rest;
 mod vpp_client;
 mod webhooks;

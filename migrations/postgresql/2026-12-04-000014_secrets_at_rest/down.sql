@@ -1,0 +1,2 @@
+DROP TABLE secret_migrations;
+ALTER TABLE enrollment_tokens DROP COLUMN token_sealed;
