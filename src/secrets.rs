@@ -330,7 +330,8 @@ fn seal_device_tokens(
 ) -> Result<usize, MigrateError> {
     use crate::db::schema::devices;
     use diesel::prelude::*;
-    let rows: Vec<(String, Option<Vec<u8>>, Option<Vec<u8>>)> = devices::table
+    type Row = (String, Option<Vec<u8>>, Option<Vec<u8>>);
+    let rows: Vec<Row> = devices::table
         .filter(
             devices::unlock_token
                 .is_not_null()

@@ -154,11 +154,13 @@ async fn upload_profile(
             catalog::create_profile(
                 conn,
                 &secrets,
-                u.tenant_id.as_deref(),
-                None,
-                u.name.as_deref().unwrap_or(""),
-                &payload,
-                None,
+                catalog::NewProfile {
+                    tenant_id: u.tenant_id.as_deref(),
+                    school_id: None,
+                    name: u.name.as_deref().unwrap_or(""),
+                    payload: &payload,
+                    template: None,
+                },
                 &caller.0.user_id,
             )
             .map_err(catalog_error)
@@ -289,11 +291,13 @@ async fn from_template(
             catalog::create_profile(
                 conn,
                 &secrets,
-                Some(&school.tenant_id),
-                Some(&school.id),
-                &name,
-                &payload,
-                Some(&b.template),
+                catalog::NewProfile {
+                    tenant_id: Some(&school.tenant_id),
+                    school_id: Some(&school.id),
+                    name: &name,
+                    payload: &payload,
+                    template: Some(&b.template),
+                },
                 &caller.0.user_id,
             )
             .map_err(catalog_error)

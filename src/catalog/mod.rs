@@ -263,17 +263,35 @@ pub fn app(conn: &mut DbConn, id: &str) -> QueryResult<Option<App>> {
         .optional()
 }
 
-/// Stores a validated profile.
+/// A profile to store: where it belongs and what it is.
+#[derive(Debug, Clone, Copy)]
+pub struct NewProfile<'a> {
+    /// Authority (none: district-wide).
+    pub tenant_id: Option<&'a str>,
+    /// School it was rendered for.
+    pub school_id: Option<&'a str>,
+    /// Display name (empty: the profile's own).
+    pub name: &'a str,
+    /// The unsigned profile (XML or binary plist).
+    pub payload: &'a [u8],
+    /// Template it was rendered from.
+    pub template: Option<&'a str>,
+}
+
+/// Stores a validated profile, its payload sealed to its row.
 pub fn create_profile(
     conn: &mut DbConn,
     secrets: &crate::secrets::SecretBox,
-    tenant_id: Option<&str>,
-    school_id: Option<&str>,
-    name: &str,
-    payload: &[u8],
-    template: Option<&str>,
+    new: NewProfile<'_>,
     actor: &str,
 ) -> Result<Profile, CatalogError> {
+    let NewProfile {
+        tenant_id,
+        school_id,
+        name,
+        payload,
+        template,
+    } = new;
     let info = profiles::validate_profile(payload)?;
     let name = if name.trim().is_empty() {
         info.display_name
