@@ -17,6 +17,8 @@ struct Side {
     school_admin: String,
     teacher: String,
     teacher_id: String,
+    /// The school's Wi-Fi profile.
+    wifi: String,
 }
 
 pub async fn user(app: &TestApp, body: Value) -> (String, String) {
@@ -77,6 +79,10 @@ async fn side(app: &TestApp, slug: &str, device_n: usize) -> Side {
         .0,
         200
     );
+    let (status, wifi) = app
+        .post("/api/v1/profiles/from-template", json!({"template": "school-wifi", "school_id": school, "values": {"ssid": format!("Netz {slug}"), "password": format!("geheim-{slug}-lang")}}))
+        .await;
+    assert_eq!(status, 201, "{wifi}");
     Side {
         tenant,
         school,
@@ -87,6 +93,7 @@ async fn side(app: &TestApp, slug: &str, device_n: usize) -> Side {
         school_admin,
         teacher,
         teacher_id,
+        wifi: wifi["id"].as_str().unwrap().to_owned(),
     }
 }
 
@@ -235,6 +242,12 @@ async fn every_role_sees_exactly_its_part() {
             |s| format!("/api/v1/schools/{}/import/devices", s.school),
             |_| None,
         ),
+        (
+            "assign the school's profile",
+            "POST",
+            |_| "/api/v1/assignments".into(),
+            |s| Some(json!({"item_kind": "profile", "item_id": s.wifi, "target_kind": "class", "target_id": s.class})),
+        ),
     ];
     let push_path = |s: &Side| format!("/api/v1/tenants/{}/push-certificate", s.tenant);
     use Expect::*;
@@ -244,10 +257,10 @@ async fn every_role_sees_exactly_its_part() {
         (
             "district admin",
             app.admin_token.as_str(),
-            vec![(Ok, Ok); 15],
+            vec![(Ok, Ok); 16],
         ),
         ("authority admin", a.authority_admin.as_str(), {
-            let mut v = vec![(Ok, NotFound); 15];
+            let mut v = vec![(Ok, NotFound); 16];
             v[11] = (Ok, Ok); // foreign UDIDs are "unknown devices": 400, stored nothing
             v
         }),
@@ -267,6 +280,7 @@ async fn every_role_sees_exactly_its_part() {
                 (Ok, NotFound),
                 (Ok, NotFound),
                 (Ok, Ok), // foreign UDIDs are "unknown devices": 400, stored nothing
+                (Ok, NotFound),
                 (Ok, NotFound),
                 (Ok, NotFound),
                 (Ok, NotFound),
@@ -291,6 +305,7 @@ async fn every_role_sees_exactly_its_part() {
                 (Forbidden, Forbidden),
                 (Ok, NotFound),
                 (Forbidden, NotFound),
+                (Forbidden, Forbidden), // teachers ask through lesson requests
             ],
         ),
     ];
