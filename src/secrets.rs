@@ -70,30 +70,30 @@ impl SecretBox {
         SecretBox { key }
     }
 
-    /// Encrypts `plain`.
+    /// Encrypts `plain` without a binding (format 1; only tests and the conversion of
+    /// old values use it).
     pub fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, PkiError> {
-        let mut nonce = [0u8; NONCE];
-        openssl::rand::rand_bytes(&mut nonce)?;
-        let mut tag = [0u8; TAG];
-        let ct = encrypt_aead(
-            Cipher::aes_256_gcm(),
-            &self.key,
-            Some(&nonce),
-            &[VERSION],
-            plain,
-            &mut tag,
-        )?;
-        let mut out = Vec::with_capacity(1 + NONCE + ct.len() + TAG);
-        out.push(VERSION);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
-        out.extend_from_slice(&tag);
-        Ok(out)
+        self.seal_with(VERSION, &[VERSION], plain)
     }
 
     /// Encrypts `plain` for the place `binding` (e.g. `devices.unlock_token:<id>`):
     /// it opens only with the same binding.
     pub fn seal_for(&self, binding: &str, plain: &[u8]) -> Result<Vec<u8>, PkiError> {
+        self.seal_with(BOUND, &aad(binding), plain)
+    }
+
+    /// Decrypts what [`SecretBox::seal_for`] produced for the same `binding`.
+    pub fn open_for(&self, binding: &str, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+        self.open_with(BOUND, &aad(binding), sealed)
+    }
+
+    /// Decrypts what [`SecretBox::seal`] produced.
+    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+        self.open_with(VERSION, &[VERSION], sealed)
+    }
+
+    /// `version`, nonce, ciphertext, tag; `aad` authenticated alongside.
+    fn seal_with(&self, version: u8, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, PkiError> {
         let mut nonce = [0u8; NONCE];
         openssl::rand::rand_bytes(&mut nonce)?;
         let mut tag = [0u8; TAG];
@@ -101,52 +101,26 @@ impl SecretBox {
             Cipher::aes_256_gcm(),
             &self.key,
             Some(&nonce),
-            &aad(binding),
+            aad,
             plain,
             &mut tag,
         )?;
         let mut out = Vec::with_capacity(1 + NONCE + ct.len() + TAG);
-        out.push(BOUND);
+        out.push(version);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
         out.extend_from_slice(&tag);
         Ok(out)
     }
 
-    /// Decrypts what [`SecretBox::seal_for`] produced for the same `binding`.
-    pub fn open_for(&self, binding: &str, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
-        if sealed.len() < 1 + NONCE + TAG || sealed[0] != BOUND {
+    fn open_with(&self, version: u8, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+        if sealed.len() < 1 + NONCE + TAG || sealed[0] != version {
             return Err(OpenError);
         }
         let (nonce, rest) = sealed[1..].split_at(NONCE);
         let (ct, tag) = rest.split_at(rest.len() - TAG);
-        decrypt_aead(
-            Cipher::aes_256_gcm(),
-            &self.key,
-            Some(nonce),
-            &aad(binding),
-            ct,
-            tag,
-        )
-        .map_err(|_| OpenError)
-    }
-
-    /// Decrypts what [`SecretBox::seal`] produced.
-    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
-        if sealed.len() < 1 + NONCE + TAG || sealed[0] != VERSION {
-            return Err(OpenError);
-        }
-        let (nonce, rest) = sealed[1..].split_at(NONCE);
-        let (ct, tag) = rest.split_at(rest.len() - TAG);
-        decrypt_aead(
-            Cipher::aes_256_gcm(),
-            &self.key,
-            Some(nonce),
-            &[VERSION],
-            ct,
-            tag,
-        )
-        .map_err(|_| OpenError)
+        decrypt_aead(Cipher::aes_256_gcm(), &self.key, Some(nonce), aad, ct, tag)
+            .map_err(|_| OpenError)
     }
 }
 

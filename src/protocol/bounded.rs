@@ -185,40 +185,7 @@ fn add_content(so_far: usize, more: usize, limits: Limits) -> Result<usize, Boun
 mod tests {
     use super::*;
 
-    fn nested_xml(depth: usize) -> Vec<u8> {
-        let mut s = String::from(r#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0">"#);
-        s.push_str(&"<array>".repeat(depth));
-        s.push_str(&"</array>".repeat(depth));
-        s.push_str("</plist>");
-        s.into_bytes()
-    }
-
-    /// A binary plist of `depth` arrays, each holding the next (object n refers to n+1).
-    fn nested_binary(depth: usize) -> Vec<u8> {
-        let mut out = b"bplist00".to_vec();
-        let mut offsets = Vec::with_capacity(depth);
-        for n in 0..depth {
-            offsets.push(out.len() as u32);
-            if n + 1 < depth {
-                out.push(0xA1);
-                out.extend_from_slice(&((n + 1) as u32).to_be_bytes());
-            } else {
-                out.push(0xA0);
-            }
-        }
-        let table = out.len() as u64;
-        for o in &offsets {
-            out.extend_from_slice(&o.to_be_bytes());
-        }
-        // Trailer: 6 unused bytes, offset size, ref size, object count, root, table offset.
-        out.extend_from_slice(&[0; 6]);
-        out.push(4);
-        out.push(4);
-        out.extend_from_slice(&(depth as u64).to_be_bytes());
-        out.extend_from_slice(&0u64.to_be_bytes());
-        out.extend_from_slice(&table.to_be_bytes());
-        out
-    }
+    use crate::sim::hostile::{nested_binary, nested_xml};
 
     #[test]
     fn an_ordinary_message_reads_like_the_plist_crate_reads_it() {

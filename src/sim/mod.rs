@@ -5,6 +5,7 @@ pub mod ade;
 pub mod apns;
 pub mod device;
 pub mod enroll;
+pub mod hostile;
 pub mod runner;
 pub mod setup;
 pub mod vpp;

@@ -15,16 +15,7 @@ async fn scep_with(
     secret: &str,
     key: &PKey<Private>,
 ) -> Result<openssl::x509::X509, String> {
-    let profile = app
-        .client
-        .get(app.url(&format!("/enroll/{secret}")))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let info = tafel::sim::enroll::read_profile(&profile).unwrap();
+    let info = app.profile_info(secret).await;
     tafel::sim::enroll::scep_enroll(&app.client, &info, key)
         .await
         .map_err(|e| e.to_string())

@@ -375,16 +375,7 @@ async fn enrollment_token_limits_count_devices_and_certificates_speak_for_one_ud
         enroll_through(&app, &open_secret, "00008103-0000000000DD0001", "REV0001")
             .await
             .unwrap();
-    let profile = app
-        .client
-        .get(app.url(&format!("/enroll/{open_secret}")))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let info = tafel::sim::enroll::read_profile(&profile).unwrap();
+    let info = app.profile_info(&open_secret).await;
     let key = tafel::sim::enroll::new_key().unwrap();
     let cert = tafel::sim::enroll::scep_enroll(&app.client, &info, &key)
         .await

@@ -422,16 +422,7 @@ async fn the_standard_scepclient_gets_a_certificate() {
     };
     let app = TestApp::spawn().await;
     let (_, secret) = enrollment_token(&app, "scepclient").await;
-    let body = app
-        .client
-        .get(app.url(&format!("/enroll/{secret}")))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let info = tafel::sim::enroll::read_profile(&body).unwrap();
+    let info = app.profile_info(&secret).await;
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("key.pem");
     let url = info.scep_url.clone();

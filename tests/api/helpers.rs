@@ -118,6 +118,20 @@ impl TestApp {
         }
     }
 
+    /// Downloads the enrollment profile of the link `secret` and reads it as an iPad does.
+    pub async fn profile_info(&self, secret: &str) -> tafel::sim::enroll::ProfileInfo {
+        let body = self
+            .client
+            .get(self.url(&format!("/enroll/{secret}")))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        tafel::sim::enroll::read_profile(&body).unwrap()
+    }
+
     /// A full URL for `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

@@ -246,7 +246,11 @@ async fn every_role_sees_exactly_its_part() {
             "assign the school's profile",
             "POST",
             |_| "/api/v1/assignments".into(),
-            |s| Some(json!({"item_kind": "profile", "item_id": s.wifi, "target_kind": "class", "target_id": s.class})),
+            |s| {
+                Some(
+                    json!({"item_kind": "profile", "item_id": s.wifi, "target_kind": "class", "target_id": s.class}),
+                )
+            },
         ),
     ];
     let push_path = |s: &Side| format!("/api/v1/tenants/{}/push-certificate", s.tenant);
