@@ -250,7 +250,6 @@ async fn licence_scenario(opts: &BenchOptions, devices: usize, apps: usize) -> a
                 devices,
                 "com.apple.mgmt.External.bench-vpp",
             )
-            .map_err(|e| crate::db::DbError::Migration(e.to_string()))
         })
         .await?;
     state.licences.sync().await?;
@@ -590,7 +589,6 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
                     n,
                     "com.apple.mgmt.External.bench",
                 )
-                .map_err(|e| crate::db::DbError::Migration(e.to_string()))
             })
             .await?;
         eprintln!(
@@ -692,10 +690,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         let (t_tid, t_sid, t_cid) = (tid.clone(), sid.clone(), cid.clone());
         state
             .db
-            .run(move |conn| {
-                insert_devices(conn, &t_tid, &t_sid, Some(&t_cid), 30, n, topic)
-                    .map_err(|e| crate::db::DbError::Migration(e.to_string()))
-            })
+            .run(move |conn| insert_devices(conn, &t_tid, &t_sid, Some(&t_cid), 30, n, topic))
             .await?;
 
         // 30-device class rollout: assignment → queued → pushed.

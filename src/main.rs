@@ -409,9 +409,16 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     rt.block_on(async move {
         let app = tafel::startup::Application::build(settings).await?;
         if let Some(token) = &app.first_admin_token {
-            println!("First start: district-admin API token (shown only this once, store it now):");
-            println!("  {token}");
-            println!("Use it as: Authorization: Bearer {token}");
+            // Written in one piece, and a closed stdout (a supervisor that stopped reading)
+            // must not stop the server: the token is then lost, not the district.
+            use std::io::Write;
+            let notice = format!(
+                "First start: district-admin API token (shown only this once, store it now):\n  {token}\nUse it as: Authorization: Bearer {token}\n"
+            );
+            let mut out = std::io::stdout().lock();
+            if out.write_all(notice.as_bytes()).and_then(|()| out.flush()).is_err() {
+                tracing::warn!("could not print the first district-admin token: stdout is closed");
+            }
         }
         app.run_until_stopped().await?;
         Ok(())

@@ -69,6 +69,9 @@ pub enum QueueError {
     /// The device answered a command that is not queued for it.
     #[error("command {0} is not queued for this device")]
     NotYours(String),
+    /// No connection to work with.
+    #[error(transparent)]
+    Unavailable(#[from] crate::db::DbError),
 }
 
 /// Stores `command` once and queues it for every device id, in one transaction.

@@ -480,7 +480,7 @@ impl Ade {
         )>;
         let work: Work = self
             .db
-            .run(move |conn| -> Result<Work, DbError> {
+            .run(move |conn| -> Result<Work, AdeServiceError> {
                 let rows: Vec<(Option<String>, String, Option<String>)> = ade_devices::table
                     .left_join(
                         devices::table.on(devices::serial_number
@@ -528,8 +528,12 @@ impl Ade {
                     // Its devices will ask for enrollment profiles once Apple has this.
                     crate::enrollment::tokens::ade_token(conn, &s.tenant_id, &s.id).map_err(
                         |e| match e {
-                            crate::enrollment::tokens::TokenError::Db(e) => DbError::Query(e),
-                            other => DbError::Migration(other.to_string()),
+                            crate::enrollment::tokens::TokenError::Db(e) => {
+                                AdeServiceError::from(e)
+                            }
+                            other => AdeServiceError::State(format!(
+                                "cannot make the school's ADE token: {other}"
+                            )),
                         },
                     )?;
                     let settings = school::settings(conn, &school_id)?;

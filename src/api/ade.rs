@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
 use crate::ade::school::{self, NewRule, SchoolAde, SchoolAdeInput};
-use crate::ade::service::{AdeServiceError, ServerToken};
+use crate::ade::service::ServerToken;
 use crate::db::schema::{ade_devices, ade_rules, ade_tokens, devices};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -34,27 +34,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         );
 }
 
-fn ade_error(e: AdeServiceError) -> ApiError {
-    match e {
-        AdeServiceError::Db(e) => e.into(),
-        AdeServiceError::Ade(e) if e.needs_admin() => {
-            ApiError::invalid_field("p7m_base64", e.to_string())
-        }
-        AdeServiceError::Ade(
-            e @ (crate::ade::AdeError::TokenFile(..) | crate::ade::AdeError::Openssl(..)),
-        ) => ApiError::invalid_field(
-            "p7m_base64",
-            format!("not a server token for this MDM server's certificate: {e}"),
-        ),
-        AdeServiceError::Ade(e) => ApiError::new(
-            crate::error::ErrorCode::Unavailable,
-            format!("Apple School Manager: {e}"),
-        ),
-        AdeServiceError::Secret(m) => ApiError::invalid_field("p7m_base64", m),
-        AdeServiceError::State(m) => ApiError::conflict(m),
-    }
-}
-
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/ade-tokens", tag = "ade", operation_id = "create_ade_token",
     summary = "Make a key pair for an MDM server in Apple School Manager; upload the returned certificate (PEM) there",
     params(("id" = String, Path, description = "School authority id")),
@@ -72,7 +51,7 @@ async fn create(
         .ade
         .create(&tenant.id, &caller.0.user_id)
         .await
-        .map_err(ade_error)?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Created().json(t))
 }
 
@@ -154,7 +133,7 @@ async fn upload(
         .ade
         .upload(&id, &p7m, &caller.0.user_id)
         .await
-        .map_err(ade_error)?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(t))
 }
 
@@ -163,7 +142,7 @@ async fn upload(
     responses((status = 200, description = "One report per server token", body = Object)), security(("bearer" = [])))]
 async fn sync(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     authz::require(&caller.0, Action::ManageDistrict, Place::default())?;
-    let reports = state.ade.sync().await.map_err(ade_error)?;
+    let reports = state.ade.sync().await.map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": reports })))
 }
 
@@ -222,7 +201,7 @@ async fn put_school(
                     "is_mdm_removable, await_device_configured and is_multi_user are set by the school authority's admins",
                 ));
             }
-            school::put(conn, &school, &input, &caller.0.user_id).map_err(super::org::org_error)
+            school::put(conn, &school, &input, &caller.0.user_id).map_err(ApiError::from)
         })
         .await?;
     // The release policy applies to devices waiting now.
@@ -279,7 +258,7 @@ async fn create_rule(
     let (rule, placed) = state
         .db
         .run(move |conn| -> ApiResult<_> {
-            school::create_rule(conn, &s, &input, &caller.0.user_id).map_err(super::org::org_error)
+            school::create_rule(conn, &s, &input, &caller.0.user_id).map_err(ApiError::from)
         })
         .await?;
     let mut v = rule.view();

@@ -5,7 +5,6 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
-use crate::accounts::Role;
 use crate::db::schema::audit_log;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -87,9 +86,7 @@ async fn list(
     q: web::Query<AuditQuery>,
 ) -> ApiResult<HttpResponse> {
     let p = caller.0;
-    if p.role == Role::Teacher {
-        return Err(ApiError::forbidden("the audit log is for admins"));
-    }
+    super::authz::require_admin(&p, "do not read the audit log: it is for admins")?;
     let q = q.into_inner();
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -99,14 +96,15 @@ async fn list(
         .db
         .run(move |conn| -> ApiResult<Vec<Entry>> {
             let mut b = audit_log::table.select(Entry::as_select()).into_boxed();
-            b = match p.role {
-                Role::AuthorityAdmin => {
-                    b.filter(audit_log::tenant_id.eq(p.tenant_id.clone().unwrap_or_default()))
+            b = match super::authz::list_scope(&p) {
+                super::authz::ListScope::Authority(t) => {
+                    b.filter(audit_log::tenant_id.eq(t.to_owned()))
                 }
-                Role::SchoolAdmin => {
-                    b.filter(audit_log::school_id.eq(p.school_id.clone().unwrap_or_default()))
+                super::authz::ListScope::School(s)
+                | super::authz::ListScope::Teacher { school: s, .. } => {
+                    b.filter(audit_log::school_id.eq(s.to_owned()))
                 }
-                _ => b,
+                super::authz::ListScope::Everything => b,
             };
             if let Some(v) = q.actor {
                 b = b.filter(audit_log::actor.eq(v));

@@ -90,6 +90,70 @@ pub fn item_scope(p: &Principal) -> Option<(String, Option<String>)> {
     }
 }
 
+/// Admin work (raw commands, pushes, certificates, licences, the audit log, users,
+/// assignments): every role but teachers, whose work goes through lesson requests and
+/// their classes. `what` completes "teachers …" in the refusal.
+pub fn require_admin(p: &Principal, what: &str) -> Result<(), ApiError> {
+    if p.role == Role::Teacher {
+        Err(ApiError::forbidden(format!("teachers {what}")))
+    } else {
+        Ok(())
+    }
+}
+
+/// Does `p` see the whole district (no scope filter at all)?
+pub fn sees_district(p: &Principal) -> bool {
+    p.role == Role::DistrictAdmin
+}
+
+/// Is `p` a teacher (whose view is their own classes and requests)?
+pub fn is_teacher(p: &Principal) -> bool {
+    p.role == Role::Teacher
+}
+
+/// Is a device at (`tenant_id`, `school_id`) in `p`'s scope (devices by place, not
+/// by class: for admin work)?
+pub fn device_in_scope(p: &Principal, tenant_id: Option<&str>, school_id: Option<&str>) -> bool {
+    match p.role {
+        Role::DistrictAdmin => true,
+        Role::AuthorityAdmin => p.tenant_id.is_some() && p.tenant_id.as_deref() == tenant_id,
+        Role::SchoolAdmin | Role::Teacher => {
+            p.school_id.is_some() && p.school_id.as_deref() == school_id
+        }
+    }
+}
+
+/// The rows `p` may list: everything, an authority's, a school's, or (teachers) their own.
+#[derive(Debug, Clone, Copy)]
+pub enum ListScope<'a> {
+    /// District admins.
+    Everything,
+    /// One authority.
+    Authority(&'a str),
+    /// One school.
+    School(&'a str),
+    /// A teacher: their own.
+    Teacher {
+        /// Their school.
+        school: &'a str,
+        /// Their user id.
+        user: &'a str,
+    },
+}
+
+/// What `p` may list (a missing id lists nothing: `"-"` matches no row).
+pub fn list_scope(p: &Principal) -> ListScope<'_> {
+    match p.role {
+        Role::DistrictAdmin => ListScope::Everything,
+        Role::AuthorityAdmin => ListScope::Authority(p.tenant_id.as_deref().unwrap_or("-")),
+        Role::SchoolAdmin => ListScope::School(p.school_id.as_deref().unwrap_or("-")),
+        Role::Teacher => ListScope::Teacher {
+            school: p.school_id.as_deref().unwrap_or("-"),
+            user: &p.user_id,
+        },
+    }
+}
+
 /// A role's rank: district admin > authority admin > school admin > teacher.
 fn rank(role: Role) -> u8 {
     match role {

@@ -7,10 +7,9 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
-use crate::accounts::Role;
 use crate::assign::schedule::{Calendar, Schedule};
 use crate::assign::{self, views, ItemKind, NewAssignment, TargetKind};
-use crate::catalog::{self, profiles as templates, App, CatalogError, NewApp, Profile};
+use crate::catalog::{self, profiles as templates, App, NewApp, Profile};
 use crate::error::{ApiError, ApiResult};
 use crate::org::{self, classes};
 use crate::state::AppState;
@@ -31,14 +30,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/schools/{id}/calendar", web::post().to(school_calendar))
         .route("/devices/{key}/state", web::get().to(device_state))
         .route("/reconcile", web::post().to(reconcile_now));
-}
-
-fn catalog_error(e: CatalogError) -> ApiError {
-    match e {
-        CatalogError::Db(e) => e.into(),
-        CatalogError::Invalid { field, message } => ApiError::invalid_field(field, message),
-        CatalogError::Profile(p) => ApiError::invalid_field("payload", p.to_string()),
-    }
 }
 
 /// Catalog items belong to an authority; only district admins make district-wide ones.
@@ -74,7 +65,7 @@ async fn create_app(
     let app = state
         .db
         .run(move |conn| {
-            catalog::create_app(conn, &input, &caller.0.user_id).map_err(catalog_error)
+            catalog::create_app(conn, &input, &caller.0.user_id).map_err(ApiError::from)
         })
         .await?;
     Ok(HttpResponse::Created().json(app))
@@ -163,7 +154,7 @@ async fn upload_profile(
                 },
                 &caller.0.user_id,
             )
-            .map_err(catalog_error)
+            .map_err(ApiError::from)
         })
         .await?;
     Ok(HttpResponse::Created().json(p))
@@ -300,7 +291,7 @@ async fn from_template(
                 },
                 &caller.0.user_id,
             )
-            .map_err(catalog_error)
+            .map_err(ApiError::from)
         })
         .await?;
     Ok(HttpResponse::Created().json(p))
@@ -406,11 +397,7 @@ async fn create_assignment(
             .map_err(|e| ApiError::invalid_field("schedule", e.to_string()))?,
         None => Schedule::Always,
     };
-    if caller.0.role == Role::Teacher {
-        return Err(ApiError::forbidden(
-            "teachers ask for apps through lesson requests",
-        ));
-    }
+    authz::require_admin(&caller.0, "ask for apps through lesson requests")?;
     let p = caller.0.clone();
     let (a, targets): (assign::Assignment, Vec<String>) = state
         .db

@@ -6,7 +6,6 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
 use super::auth::Caller;
-use crate::accounts::Role;
 use crate::error::{ApiError, ApiResult};
 use crate::pki::lifecycle::{self, CertificateStatus};
 use crate::state::AppState;
@@ -52,13 +51,11 @@ pub struct Certificates {
     security(("bearer" = []))
 )]
 async fn get(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    if caller.0.role == Role::Teacher {
-        return Err(ApiError::forbidden("teachers see no certificates"));
-    }
+    super::authz::require_admin(&caller.0, "see no certificates")?;
     let now = chrono::Utc::now();
     let days = state.settings.mdm.identity_renew_before_days;
     let soon = now + chrono::Duration::days(i64::from(days));
-    let certificates = if caller.0.role == Role::DistrictAdmin {
+    let certificates = if super::authz::sees_district(&caller.0) {
         lifecycle::status(&state.certificates, now)
     } else {
         Vec::new()

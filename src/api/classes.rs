@@ -5,11 +5,10 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
-use crate::accounts::Role;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::org::classes::{self, Class, DeviceGroup, Membership, NewClass, NewGroup};
 use crate::org::import::{self, ImportError, ImportReport};
-use crate::org::{self as orgmod, OrgError, School};
+use crate::org::{self as orgmod, School};
 use crate::state::AppState;
 
 /// Routes under `/api/v1`.
@@ -42,14 +41,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         );
 }
 
-fn org_error(e: OrgError) -> ApiError {
-    match e {
-        OrgError::Db(e) => e.into(),
-        OrgError::Invalid { field, message } => ApiError::invalid_field(field, message),
-        OrgError::Duplicate(_) => ApiError::conflict(e.to_string()),
-    }
-}
-
 /// A class the caller may see (teachers: only their own), with its school.
 async fn class(
     state: &AppState,
@@ -63,7 +54,7 @@ async fn class(
         .run(move |conn| -> ApiResult<(Class, School)> {
             let class =
                 classes::class(conn, &id)?.ok_or_else(|| ApiError::not_found("no such class"))?;
-            if p.role == Role::Teacher && !classes::teaches(conn, &p.user_id, &class.id)? {
+            if authz::is_teacher(&p) && !classes::teaches(conn, &p.user_id, &class.id)? {
                 return Err(ApiError::not_found("no such class"));
             }
             let school = orgmod::school(conn, &class.school_id)?
@@ -135,7 +126,7 @@ async fn create_class(
             conn.write_tx(|conn| {
                 classes::create_class(conn, &s.tenant_id, &s.id, &input, &caller.0.user_id)
             })
-            .map_err(org_error)
+            .map_err(ApiError::from)
         })
         .await?;
     Ok(HttpResponse::Created().json(class))
@@ -175,7 +166,7 @@ async fn list_classes(
         .db
         .run(move |conn| -> ApiResult<Vec<Class>> {
             let all = classes::classes_of_school(conn, &s.id, year.as_deref())?;
-            if p.role == Role::Teacher {
+            if authz::is_teacher(&p) {
                 let mine: Vec<String> = classes::classes_of_teacher(conn, &p.user_id)?
                     .into_iter()
                     .map(|c| c.id)
@@ -287,7 +278,7 @@ async fn set_teachers(
             conn.write_tx(|conn| {
                 classes::set_teachers(conn, &s.tenant_id, &c, &ids, &caller.0.user_id)
             })
-            .map_err(org_error)
+            .map_err(ApiError::from)
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -372,7 +363,8 @@ async fn change_members(
                     MemberTarget::Group(g) => Membership::Group(g),
                 };
                 let n = if add {
-                    classes::add_devices(conn, &school.id, membership, &ids).map_err(org_error)?
+                    classes::add_devices(conn, &school.id, membership, &ids)
+                        .map_err(ApiError::from)?
                 } else {
                     classes::remove_devices(conn, membership, &ids)?
                 };
@@ -505,7 +497,7 @@ async fn create_group(
             conn.write_tx(|conn| {
                 classes::create_group(conn, &s.tenant_id, &s.id, &input, &caller.0.user_id)
             })
-            .map_err(org_error)
+            .map_err(ApiError::from)
         })
         .await?;
     Ok(HttpResponse::Created().json(g))

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
-use crate::accounts::Role;
+use super::authz;
 use crate::audit;
 use crate::db::schema::devices;
 use crate::db::DbConn;
@@ -61,22 +61,12 @@ pub struct EnqueueResponse {
 
 /// Only admins send raw commands; scoped admins only to devices in their scope.
 fn may_command(caller: &Caller) -> ApiResult<()> {
-    match caller.0.role {
-        Role::Teacher => Err(ApiError::forbidden("teachers cannot send device commands")),
-        _ => Ok(()),
-    }
+    authz::require_admin(&caller.0, "cannot send device commands")
 }
 
 /// Devices outside the caller's scope are reported as not found.
 fn in_scope(caller: &Caller, tenant_id: Option<&str>, school_id: Option<&str>) -> bool {
-    let p = &caller.0;
-    match p.role {
-        Role::DistrictAdmin => true,
-        Role::AuthorityAdmin => p.tenant_id.is_some() && p.tenant_id.as_deref() == tenant_id,
-        Role::SchoolAdmin | Role::Teacher => {
-            p.school_id.is_some() && p.school_id.as_deref() == school_id
-        }
-    }
+    authz::device_in_scope(&caller.0, tenant_id, school_id)
 }
 
 #[utoipa::path(

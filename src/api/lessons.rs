@@ -6,11 +6,10 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
-use crate::accounts::Role;
 use crate::assign::TargetKind;
 use crate::error::{ApiError, ApiResult};
 use crate::lessons::readiness::Readiness;
-use crate::lessons::{self, readiness, LessonError, LessonRequest, LessonSettings, NewRequest};
+use crate::lessons::{self, readiness, LessonRequest, LessonSettings, NewRequest};
 use crate::org::{self, classes};
 use crate::state::AppState;
 
@@ -28,14 +27,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/lesson-requests/{id}/cancel", web::post().to(cancel))
         .route("/schools/{id}/lesson-settings", web::get().to(get_settings))
         .route("/schools/{id}/lesson-settings", web::put().to(put_settings));
-}
-
-fn lesson_error(e: LessonError) -> ApiError {
-    match e {
-        LessonError::Db(e) => e.into(),
-        LessonError::Invalid { field, message } => ApiError::invalid_field(field, message),
-        LessonError::Conflict(m) => ApiError::conflict(m),
-    }
 }
 
 /// The devices a request targets, to reconcile after a change.
@@ -86,7 +77,7 @@ async fn create(
                 TargetKind::Class => {
                     let c = classes::class(conn, &input.target_id)?
                         .ok_or_else(|| ApiError::not_found("no such class"))?;
-                    if p.role == Role::Teacher && !classes::teaches(conn, &p.user_id, &c.id)? {
+                    if authz::is_teacher(&p) && !classes::teaches(conn, &p.user_id, &c.id)? {
                         // The class exists in the teacher's school but is not theirs: 403; elsewhere: 404.
                         return Err(if p.school_id.as_deref() == Some(c.school_id.as_str()) {
                             ApiError::forbidden("you do not teach this class")
@@ -116,7 +107,7 @@ async fn create(
                 chrono::Utc::now(),
                 &notifier,
             )
-            .map_err(lesson_error)?;
+            .map_err(ApiError::from)?;
             let devices = target_devices(conn, &r)?;
             Ok((r, devices))
         })
@@ -146,7 +137,7 @@ async fn load(
         .run(move |conn| lessons::get(conn, &id).map_err(ApiError::from))
         .await?
         .ok_or_else(|| ApiError::not_found("no such lesson request"))?;
-    if caller.0.role == Role::Teacher {
+    if authz::is_teacher(&caller.0) {
         if r.teacher_id != caller.0.user_id {
             return Err(ApiError::not_found("no such lesson request"));
         }
@@ -200,24 +191,24 @@ async fn list(
         .db
         .run(move |conn| -> ApiResult<_> {
             let status = q.status.as_deref();
-            let scope = match p.role {
-                Role::Teacher => lessons::RequestScope {
-                    teacher: Some(&p.user_id),
+            let scope = match authz::list_scope(&p) {
+                authz::ListScope::Teacher { user, .. } => lessons::RequestScope {
+                    teacher: Some(user),
                     status,
                     ..Default::default()
                 },
-                Role::SchoolAdmin => lessons::RequestScope {
-                    school: p.school_id.as_deref().or(Some("-")),
+                authz::ListScope::School(s) => lessons::RequestScope {
+                    school: Some(s),
                     status,
                     ..Default::default()
                 },
-                Role::AuthorityAdmin => lessons::RequestScope {
+                authz::ListScope::Authority(t) => lessons::RequestScope {
                     school: q.school_id.as_deref(),
-                    tenant: p.tenant_id.as_deref().or(Some("-")),
+                    tenant: Some(t),
                     status,
                     ..Default::default()
                 },
-                Role::DistrictAdmin => lessons::RequestScope {
+                authz::ListScope::Everything => lessons::RequestScope {
                     school: q.school_id.as_deref(),
                     status,
                     ..Default::default()
@@ -315,7 +306,7 @@ async fn approve(
                 let tz = org::school(conn, &r.school_id)?
                     .map(|s| s.timezone)
                     .unwrap_or_else(|| "Europe/Berlin".into());
-                lessons::approve(conn, &r, &tz, &actor, &notifier).map_err(lesson_error)?;
+                lessons::approve(conn, &r, &tz, &actor, &notifier).map_err(ApiError::from)?;
                 Ok((lessons::get(conn, &r.id)?, target_devices(conn, &r)?))
             },
         )
@@ -363,7 +354,7 @@ async fn reject(
     let updated = state
         .db
         .run(move |conn| -> ApiResult<Option<LessonRequest>> {
-            lessons::reject(conn, &r, &reason, &actor, &notifier).map_err(lesson_error)?;
+            lessons::reject(conn, &r, &reason, &actor, &notifier).map_err(ApiError::from)?;
             Ok(lessons::get(conn, &r.id)?)
         })
         .await?;
@@ -394,14 +385,14 @@ async fn cancel(
     let id = path.into_inner();
     // Teachers may withdraw their own requests.
     let r = match load(&state, &caller, id.clone(), Action::View).await {
-        Ok(r) if caller.0.role == Role::Teacher => r,
+        Ok(r) if authz::is_teacher(&caller.0) => r,
         _ => load(&state, &caller, id, Action::ManageSchool).await?,
     };
     let actor = caller.0.user_id.clone();
     let devices = state
         .db
         .run(move |conn| -> ApiResult<Vec<String>> {
-            lessons::cancel(conn, &r, &actor).map_err(lesson_error)?;
+            lessons::cancel(conn, &r, &actor).map_err(ApiError::from)?;
             target_devices(conn, &r)
         })
         .await?;
@@ -467,7 +458,7 @@ async fn put_settings(
         .db
         .run(move |conn| -> ApiResult<LessonSettings> {
             conn.write_tx(|conn| lessons::save_settings(conn, &s.tenant_id, &s.id, &input, &actor))
-                .map_err(lesson_error)?;
+                .map_err(ApiError::from)?;
             Ok(lessons::settings(conn, &s.id)?)
         })
         .await?;

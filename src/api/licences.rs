@@ -6,9 +6,8 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
-use crate::accounts::Role;
 use crate::error::{ApiError, ApiResult};
-use crate::licences::{self, LicenceError, Licences};
+use crate::licences::{self, Licences};
 use crate::state::AppState;
 
 /// Days before expiry that a token is flagged.
@@ -20,20 +19,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/tenants/{id}/vpp-tokens", web::get().to(list))
         .route("/licences", web::get().to(counts))
         .route("/licences/sync", web::post().to(sync));
-}
-
-fn licence_error(e: LicenceError) -> ApiError {
-    match e {
-        LicenceError::Db(e) => e.into(),
-        LicenceError::Token(m) => ApiError::invalid_field("token_file", m),
-        LicenceError::Vpp(e) if e.is_token_problem() => {
-            ApiError::invalid_field("token_file", format!("Apple refused the token: {e}"))
-        }
-        LicenceError::Vpp(e) => ApiError::new(
-            crate::error::ErrorCode::Unavailable,
-            format!("Apps and Books: {e}"),
-        ),
-    }
 }
 
 /// Body of a token upload.
@@ -69,7 +54,7 @@ async fn upload(
         .licences
         .upload(&tenant, &body.token_file, &caller.0.user_id)
         .await
-        .map_err(licence_error)?;
+        .map_err(ApiError::from)?;
     Ok(HttpResponse::Created().json(info))
 }
 
@@ -107,10 +92,8 @@ async fn list(
     summary = "Per app and location: owned, assigned, available, needed, missing; devices blocked for lack of a licence; lessons in the coming week that would run short",
     responses((status = 200, description = "Counts and blocked devices", body = Object)), security(("bearer" = [])))]
 async fn counts(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    if caller.0.role == Role::Teacher {
-        return Err(ApiError::forbidden("licences are for admins"));
-    }
-    let tenant = (caller.0.role != Role::DistrictAdmin)
+    super::authz::require_admin(&caller.0, "do not manage licences")?;
+    let tenant = (!super::authz::sees_district(&caller.0))
         .then(|| caller.0.tenant_id.clone().unwrap_or_default());
     let blocked = state.licences.blocked();
     let b = blocked.clone();
@@ -137,6 +120,6 @@ async fn counts(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpRes
     responses((status = 200, description = "API calls made", body = Object)), security(("bearer" = [])))]
 async fn sync(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     authz::require(&caller.0, Action::ManageDistrict, Place::default())?;
-    let calls = state.licences.sync().await.map_err(licence_error)?;
+    let calls = state.licences.sync().await.map_err(ApiError::from)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "api_calls": calls })))
 }

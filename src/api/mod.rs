@@ -12,6 +12,7 @@ pub mod certificates;
 pub mod classes;
 pub mod commands;
 pub mod devices;
+pub mod errors;
 pub mod lessons;
 pub mod licences;
 pub mod openapi;

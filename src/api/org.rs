@@ -5,10 +5,10 @@ use serde::Serialize;
 
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
-use crate::enrollment::tokens::{self, EnrollmentToken, NewToken, TokenError};
+use crate::enrollment::tokens::{self, EnrollmentToken, NewToken};
 use crate::enrollment::EnrollmentPolicy;
 use crate::error::{ApiError, ApiResult};
-use crate::org::{self, NewSchool, NewTenant, OrgError, School, Tenant};
+use crate::org::{self, NewSchool, NewTenant, School, Tenant};
 use crate::state::AppState;
 
 /// Routes under `/api/v1`.
@@ -41,22 +41,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         );
 }
 
-pub(crate) fn org_error(e: OrgError) -> ApiError {
-    match e {
-        OrgError::Db(e) => e.into(),
-        OrgError::Invalid { field, message } => ApiError::invalid_field(field, message),
-        OrgError::Duplicate(_) => ApiError::conflict(e.to_string()),
-    }
-}
-
-fn token_error(e: TokenError) -> ApiError {
-    match e {
-        TokenError::Db(e) => e.into(),
-        TokenError::Invalid { field, message } => ApiError::invalid_field(field, message),
-        other => ApiError::conflict(other.to_string()),
-    }
-}
-
 #[utoipa::path(
     post,
     path = "/api/v1/tenants",
@@ -81,7 +65,9 @@ async fn create_tenant(
     let input = body.into_inner();
     let tenant = state
         .db
-        .run(move |conn| org::create_tenant(conn, &input, &caller.0.user_id).map_err(org_error))
+        .run(move |conn| {
+            org::create_tenant(conn, &input, &caller.0.user_id).map_err(ApiError::from)
+        })
         .await?;
     Ok(HttpResponse::Created().json(tenant))
 }
@@ -195,7 +181,7 @@ async fn create_school(
     let school = state
         .db
         .run(move |conn| {
-            org::create_school(conn, &tenant.id, &input, &caller.0.user_id).map_err(org_error)
+            org::create_school(conn, &tenant.id, &input, &caller.0.user_id).map_err(ApiError::from)
         })
         .await?;
     Ok(HttpResponse::Created().json(school))
@@ -332,7 +318,7 @@ async fn create_token(
                     return Err(ApiError::invalid_field("group_id", "not a device group of this school"));
                 }
             }
-            tokens::create(conn, &secrets, &school.tenant_id, &school.id, &input, &caller.0.user_id).map_err(token_error)
+            tokens::create(conn, &secrets, &school.tenant_id, &school.id, &input, &caller.0.user_id).map_err(ApiError::from)
         })
         .await?;
     Ok(HttpResponse::Created().json(view(&state, token, Some(secret))))

@@ -185,9 +185,7 @@ async fn push_now(
     state: web::Data<AppState>,
     body: web::Json<PushNow>,
 ) -> ApiResult<HttpResponse> {
-    if caller.0.role == crate::accounts::Role::Teacher {
-        return Err(ApiError::forbidden("teachers cannot push devices"));
-    }
+    super::authz::require_admin(&caller.0, "cannot push devices")?;
     let udids = body.into_inner().udids;
     if udids.is_empty() || udids.len() > 10_000 {
         return Err(ApiError::invalid_field("udids", "1 to 10000 devices"));

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
-use crate::accounts::{self, AccountError, NewUser, Role, User};
+use crate::accounts::{self, NewUser, Role, User};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -23,15 +23,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/users/{id}/tokens", web::post().to(create_token))
         .route("/users/{id}/tokens", web::get().to(list_tokens))
         .route("/tokens/{id}/revoke", web::post().to(revoke_token));
-}
-
-fn account_error(e: AccountError) -> ApiError {
-    match e {
-        AccountError::Db(e) => e.into(),
-        AccountError::Random(e) => ApiError::internal(e),
-        AccountError::Invalid { field, message } => ApiError::invalid_field(field, message),
-        AccountError::Duplicate(_) => ApiError::conflict(e.to_string()),
-    }
 }
 
 /// Where a user lives, for authorisation.
@@ -121,7 +112,7 @@ async fn create(
                 place,
             )?;
             accounts::create_user(conn, &input, tenant_id.as_deref(), &caller.0.user_id)
-                .map_err(account_error)
+                .map_err(ApiError::from)
         })
         .await?;
     Ok(HttpResponse::Created().json(user))
@@ -152,23 +143,15 @@ async fn list(
     let page = state
         .db
         .run(move |conn| -> ApiResult<_> {
-            Ok(match p.role {
-                Role::DistrictAdmin => accounts::list_users(conn, None, None, &f, limit)?,
-                Role::AuthorityAdmin => accounts::list_users(
-                    conn,
-                    Some(p.tenant_id.as_deref().unwrap_or("-")),
-                    None,
-                    &f,
-                    limit,
-                )?,
-                Role::SchoolAdmin => accounts::list_users(
-                    conn,
-                    None,
-                    Some(p.school_id.as_deref().unwrap_or("-")),
-                    &f,
-                    limit,
-                )?,
-                Role::Teacher => return Err(ApiError::forbidden("teachers cannot list users")),
+            authz::require_admin(&p, "cannot list users")?;
+            Ok(match authz::list_scope(&p) {
+                authz::ListScope::Authority(t) => {
+                    accounts::list_users(conn, Some(t), None, &f, limit)?
+                }
+                authz::ListScope::School(s) | authz::ListScope::Teacher { school: s, .. } => {
+                    accounts::list_users(conn, None, Some(s), &f, limit)?
+                }
+                authz::ListScope::Everything => accounts::list_users(conn, None, None, &f, limit)?,
             })
         })
         .await?;
@@ -330,7 +313,7 @@ async fn create_token(
     let (info, secret) = state
         .db
         .run(move |conn| {
-            accounts::issue_token(conn, &user, &b.name, expires, &actor).map_err(account_error)
+            accounts::issue_token(conn, &user, &b.name, expires, &actor).map_err(ApiError::from)
         })
         .await?;
     Ok(HttpResponse::Created().json(
@@ -514,7 +497,7 @@ async fn login(
     state.throttle.clear(&account);
     let result = state
         .db
-        .run(move |conn| accounts::login_token(conn, &user_id, LOGIN_HOURS).map_err(account_error))
+        .run(move |conn| accounts::login_token(conn, &user_id, LOGIN_HOURS).map_err(ApiError::from))
         .await?;
     match result {
         Some((user, token)) => Ok(HttpResponse::Ok().json(

@@ -116,6 +116,9 @@ pub enum ReconcileError {
     /// A command could not be built (e.g. signing a profile).
     #[error("cannot build a command: {0}")]
     Build(String),
+    /// No connection to run the pass on.
+    #[error(transparent)]
+    Unavailable(#[from] crate::db::DbError),
 }
 
 impl From<queue::QueueError> for ReconcileError {

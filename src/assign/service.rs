@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::reconcile::{self, Report};
+use super::reconcile::{self, ReconcileError, Report};
 use crate::db::{Db, DbError};
 use crate::pki::CertificateAuthority;
 use crate::push::PushService;
@@ -100,11 +100,11 @@ impl Reconciler {
 }
 
 /// Runs one pass now for all devices or some, then pushes those that got commands.
-async fn pass(ctx: &Arc<Ctx>, only: Option<Vec<String>>) -> Result<Report, DbError> {
+async fn pass(ctx: &Arc<Ctx>, only: Option<Vec<String>>) -> Result<Report, ReconcileError> {
     let c = ctx.clone();
     let report = ctx
         .db
-        .run(move |conn| -> Result<Report, DbError> {
+        .run(move |conn| -> Result<Report, ReconcileError> {
             let sign = |p: &crate::catalog::Profile| c.signer.deliver(p, &c.secrets, &c.ca);
             reconcile::run_with(
                 conn,
@@ -113,10 +113,6 @@ async fn pass(ctx: &Arc<Ctx>, only: Option<Vec<String>>) -> Result<Report, DbErr
                 &sign,
                 c.licences.grace(),
             )
-            .map_err(|e| match e {
-                reconcile::ReconcileError::Db(e) => DbError::Query(e),
-                other => DbError::Migration(other.to_string()),
-            })
         })
         .await?;
     if report.installs + report.removals + report.cancelled > 0 {
@@ -137,7 +133,7 @@ async fn pass(ctx: &Arc<Ctx>, only: Option<Vec<String>>) -> Result<Report, DbErr
                 let c = ctx.clone();
                 let again = ctx
                     .db
-                    .run(move |conn| -> Result<Report, DbError> {
+                    .run(move |conn| -> Result<Report, ReconcileError> {
                         let sign =
                             |p: &crate::catalog::Profile| c.signer.deliver(p, &c.secrets, &c.ca);
                         reconcile::run_with(
@@ -147,7 +143,6 @@ async fn pass(ctx: &Arc<Ctx>, only: Option<Vec<String>>) -> Result<Report, DbErr
                             &sign,
                             c.licences.grace(),
                         )
-                        .map_err(|e| DbError::Migration(e.to_string()))
                     })
                     .await?;
                 ctx.push.notify(again.touched.clone());
@@ -249,10 +244,7 @@ async fn housekeeping(ctx: &Arc<Ctx>) {
     let (stale, keep) = (ctx.inventory_stale, ctx.retention);
     let refreshed = ctx
         .db
-        .run(move |conn| {
-            crate::inventory::refresh_stale(conn, stale, 5000)
-                .map_err(|e| DbError::Migration(e.to_string()))
-        })
+        .run(move |conn| crate::inventory::refresh_stale(conn, stale, 5000))
         .await;
     match refreshed {
         Ok(ids) => ctx.push.notify(ids),

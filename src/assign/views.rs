@@ -241,6 +241,8 @@ pub fn rollout(
 ) -> QueryResult<Rollout> {
     let mut targets = target_devices(conn, a)?;
     if p.role != crate::accounts::Role::DistrictAdmin {
+        // (Not `api::authz`: the domain does not use the HTTP layer; the device scope
+        // itself is `devices::scoped`, shared with the API.)
         let mut visible = std::collections::HashSet::new();
         let ids: Vec<String> = targets.iter().map(|(id, _)| id.clone()).collect();
         for chunk in ids.chunks(1000) {

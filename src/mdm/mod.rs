@@ -68,13 +68,6 @@ fn device_error(e: EnrollError) -> ApiError {
     }
 }
 
-fn queue_error(e: QueueError) -> ApiError {
-    match e {
-        QueueError::Db(e) => e.into(),
-        QueueError::NotYours(_) => ApiError::forbidden(e.to_string()),
-    }
-}
-
 fn protocol_error(e: protocol::ProtocolError) -> ApiError {
     ApiError::bad_request(e.to_string())
 }
@@ -278,7 +271,8 @@ async fn connect(
                 // One observed fact, one transaction: the queue row's state and the
                 // inventory the answer carries change together.
                 let observed = conn.write_tx(|conn| -> ApiResult<bool> {
-                    queue::record_answer(conn, &device.id, &report, &raw).map_err(queue_error)?;
+                    queue::record_answer(conn, &device.id, &report, &raw)
+                        .map_err(ApiError::from)?;
                     Ok(crate::inventory::apply(conn, &device.id, &report)?)
                 })?;
                 if observed {
@@ -292,7 +286,7 @@ async fn connect(
                 );
             }
             let reply =
-                match queue::next_command(conn, &device.id, answered).map_err(queue_error)? {
+                match queue::next_command(conn, &device.id, answered).map_err(ApiError::from)? {
                     Some(body) => Reply::Plist(body),
                     None => Reply::Empty,
                 };

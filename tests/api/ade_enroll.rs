@@ -135,6 +135,11 @@ impl Ade {
             &[],
         )
         .unwrap();
+        self.post_machine_info(body).await
+    }
+
+    /// Posts a signed machine-info body as Setup Assistant does.
+    async fn post_machine_info(&self, body: Vec<u8>) -> (u16, Vec<u8>) {
         let res = self
             .app
             .client
@@ -359,9 +364,19 @@ async fn a_reset_ipad_comes_back_supervised_enrolled_in_its_cart_and_configured(
         "nothing to install again after a renewal"
     );
 
-    // A replayed machine-info body changes nothing for the enrolled iPad.
-    let (status, _) = t.machine_info(&id, &t.serials[0], &apple).await;
-    assert_eq!(status, 200);
+    // A replayed machine-info body changes nothing for the enrolled iPad: the same bytes
+    // (its signing time included) are good for one identity only.
+    let body = tafel::ade::machine_info::sign(
+        &setup::machine_info(&id, &t.serials[0]),
+        &apple.cert,
+        &apple.key,
+        &[],
+    )
+    .unwrap();
+    for round in ["first", "replayed while its challenge is unused"] {
+        let (status, _) = t.post_machine_info(body.clone()).await;
+        assert_eq!(status, 200, "{round}");
+    }
     let (_, dev) = app.get(&format!("/api/v1/devices/{}", t.serials[0])).await;
     assert_eq!(dev["enrollment_status"], "active");
     assert_eq!(dev["setup"]["outcome"], "configured");

@@ -79,25 +79,27 @@ impl Server {
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{bin}: {e}"));
         let stdout = child.stdout.take().unwrap();
         // The token is printed once the server has bound its port and migrated.
-        let token = tokio::task::spawn_blocking(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .find_map(|l| {
-                    l.trim()
-                        .strip_prefix("tafel_")
-                        .map(|t| format!("tafel_{t}"))
-                })
-        })
-        .await
-        .unwrap();
+        // stdout is read to its end on its own thread, so the server never writes into a
+        // pipe nobody reads.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(t) = line.trim().strip_prefix("tafel_") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(format!("tafel_{t}"));
+                    }
+                }
+            }
+        });
+        let token = rx.await.ok();
         let Some(admin_token) = token else {
             let _ = child.wait();
             let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
             assert!(err.contains("cannot listen"), "tafel serve failed: {err}");
             return None;
         };
-        let server = Server {
+        let mut server = Server {
             child,
             base,
             admin_token,
@@ -112,11 +114,22 @@ impl Server {
                     Ok(r) => format!("{} {}", r.status(), r.text().await.unwrap_or_default()),
                     Err(e) => e.to_string(),
                 };
-                panic!("not ready after a minute: {probe}");
+                let exited = server.child_status();
+                let err = std::fs::read_to_string(server.dir.path().join("stderr.log"))
+                    .unwrap_or_default();
+                panic!("not ready after a minute: {probe}; process: {exited}; stderr: {err}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Some(server)
+    }
+
+    fn child_status(&mut self) -> String {
+        match self.child.try_wait() {
+            Ok(Some(status)) => format!("exited ({status})"),
+            Ok(None) => "running".into(),
+            Err(e) => e.to_string(),
+        }
     }
 
     async fn ready(&self, client: &reqwest::Client) -> bool {

@@ -1,0 +1,111 @@
+//! Every domain error turned into the API's answer, in one place: `?` in a handler
+//! converts. The device door keeps its own mappings where a device must get another
+//! status than a person (never 401; a refused identity is 403).
+
+use crate::accounts::AccountError;
+use crate::ade::service::AdeServiceError;
+use crate::catalog::CatalogError;
+use crate::enrollment::tokens::TokenError;
+use crate::error::{ApiError, ErrorCode};
+use crate::lessons::LessonError;
+use crate::licences::LicenceError;
+use crate::org::OrgError;
+use crate::queue::QueueError;
+
+impl From<OrgError> for ApiError {
+    fn from(e: OrgError) -> Self {
+        match e {
+            OrgError::Db(e) => e.into(),
+            OrgError::Invalid { field, message } => ApiError::invalid_field(field, message),
+            OrgError::Duplicate(_) => ApiError::conflict(e.to_string()),
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Db(e) => e.into(),
+            TokenError::Invalid { field, message } => ApiError::invalid_field(field, message),
+            other => ApiError::conflict(other.to_string()),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Db(e) => e.into(),
+            AccountError::Random(e) => ApiError::internal(e),
+            AccountError::Invalid { field, message } => ApiError::invalid_field(field, message),
+            AccountError::Duplicate(_) => ApiError::conflict(e.to_string()),
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::Db(e) => e.into(),
+            CatalogError::Invalid { field, message } => ApiError::invalid_field(field, message),
+            CatalogError::Profile(p) => ApiError::invalid_field("payload", p.to_string()),
+        }
+    }
+}
+
+impl From<LessonError> for ApiError {
+    fn from(e: LessonError) -> Self {
+        match e {
+            LessonError::Db(e) => e.into(),
+            LessonError::Invalid { field, message } => ApiError::invalid_field(field, message),
+            LessonError::Conflict(m) => ApiError::conflict(m),
+        }
+    }
+}
+
+impl From<AdeServiceError> for ApiError {
+    fn from(e: AdeServiceError) -> Self {
+        match e {
+            AdeServiceError::Db(e) => e.into(),
+            AdeServiceError::Ade(e) if e.needs_admin() => {
+                ApiError::invalid_field("p7m_base64", e.to_string())
+            }
+            AdeServiceError::Ade(
+                e @ (crate::ade::AdeError::TokenFile(..) | crate::ade::AdeError::Openssl(..)),
+            ) => ApiError::invalid_field(
+                "p7m_base64",
+                format!("not a server token for this MDM server's certificate: {e}"),
+            ),
+            AdeServiceError::Ade(e) => {
+                ApiError::new(ErrorCode::Unavailable, format!("Apple School Manager: {e}"))
+            }
+            AdeServiceError::Secret(m) => ApiError::invalid_field("p7m_base64", m),
+            AdeServiceError::State(m) => ApiError::conflict(m),
+        }
+    }
+}
+
+impl From<LicenceError> for ApiError {
+    fn from(e: LicenceError) -> Self {
+        match e {
+            LicenceError::Db(e) => e.into(),
+            LicenceError::Token(m) => ApiError::invalid_field("token_file", m),
+            LicenceError::Vpp(e) if e.is_token_problem() => {
+                ApiError::invalid_field("token_file", format!("Apple refused the token: {e}"))
+            }
+            LicenceError::Vpp(e) => {
+                ApiError::new(ErrorCode::Unavailable, format!("Apps and Books: {e}"))
+            }
+        }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Db(e) => e.into(),
+            QueueError::Unavailable(e) => e.into(),
+            QueueError::NotYours(_) => ApiError::forbidden(e.to_string()),
+        }
+    }
+}
