@@ -33,8 +33,8 @@ pub struct DeviceRow {
     pub product_name: Option<String>,
     /// OS version.
     pub os_version: Option<String>,
-    /// `pending`, `authenticated`, `active`, `inactive`.
-    pub enrollment_status: String,
+    /// Enrollment state.
+    pub enrollment_status: crate::enrollment::EnrollmentStatus,
     /// APNs topic.
     pub topic: Option<String>,
     /// Waiting in Setup Assistant for DeviceConfigured.
@@ -178,10 +178,10 @@ pub fn list(
     }
     match f.enrolled {
         Some(true) => {
-            q = q.filter(devices::enrollment_status.eq(crate::enrollment::status::ACTIVE))
+            q = q.filter(devices::enrollment_status.eq(crate::enrollment::EnrollmentStatus::Active))
         }
         Some(false) => {
-            q = q.filter(devices::enrollment_status.ne(crate::enrollment::status::ACTIVE))
+            q = q.filter(devices::enrollment_status.ne(crate::enrollment::EnrollmentStatus::Active))
         }
         None => {}
     }
@@ -234,14 +234,16 @@ pub fn find(conn: &mut DbConn, p: &Principal, key: &str) -> QueryResult<Option<D
         .optional()
 }
 
-/// Outcomes of a device's Setup Assistant wait.
-pub mod outcome {
-    /// Everything required was installed.
-    pub const CONFIGURED: &str = "configured";
-    /// Released with failed items (they are retried later).
-    pub const INCOMPLETE: &str = "incomplete";
-    /// Released by the school's timeout with items still pending.
-    pub const TIMEOUT: &str = "timeout";
+crate::text_enum! {
+    /// How a device's Setup Assistant wait ended, as stored.
+    pub enum SetupOutcome("setup outcome") {
+        /// Everything required was installed.
+        Configured = "configured",
+        /// Released with failed items (they are retried later).
+        Incomplete = "incomplete",
+        /// Released by the school's timeout with items still pending.
+        Timeout = "timeout",
+    }
 }
 
 /// Records the start of a device's Setup Assistant wait (replacing an earlier one).
@@ -268,8 +270,8 @@ pub fn start_setup(
 pub fn finish_setup(
     conn: &mut DbConn,
     device_id: &str,
-    outcome: &str,
-    missing: &[String],
+    outcome: SetupOutcome,
+    missing: &[&str],
 ) -> QueryResult<()> {
     use crate::db::schema::device_setup;
     let at = crate::db::now();
@@ -352,7 +354,7 @@ pub fn identity_expiry(
 ) -> QueryResult<(i64, i64)> {
     let active = || {
         scoped(devices::table.into_boxed(), p)
-            .filter(devices::enrollment_status.eq(crate::enrollment::status::ACTIVE))
+            .filter(devices::enrollment_status.eq(crate::enrollment::EnrollmentStatus::Active))
     };
     let expiring = active()
         .filter(devices::identity_cert_not_after.lt(soon))

@@ -63,29 +63,39 @@ pub fn apply(conn: &mut DbConn, device_id: &str, report: &ConnectReport) -> Quer
     let Some(uuid) = report.command_uuid.as_ref() else {
         return Ok(false);
     };
-    let row: Option<(String, Option<String>, Option<String>)> = commands::table
+    type Row = (
+        String,
+        Option<queue::ItemKey>,
+        Option<queue::Action>,
+        Option<String>,
+    );
+    let row: Option<Row> = commands::table
         .find(uuid.as_str())
-        .select((commands::request_type, commands::item_key, commands::action))
+        .select((
+            commands::request_type,
+            commands::item_key,
+            commands::action,
+            commands::item_version,
+        ))
         .first(conn)
         .optional()?;
-    let Some((request_type, item_key, action)) = row else {
+    let Some((request_type, item_key, action, version)) = row else {
         return Ok(false);
     };
     let at = now();
-    match (
-        action.as_deref(),
-        item_key.as_deref().and_then(|k| k.split_once(':')),
-    ) {
-        (Some("install"), Some(("app", bundle))) => {
+    let item = item_key.as_ref().map(queue::ItemKey::item);
+    match (action, item) {
+        (Some(queue::Action::Install), Some(queue::Item::App(bundle))) => {
             upsert_app(conn, device_id, bundle, None, None, "installing", true)?;
             return Ok(true);
         }
-        (Some("install"), Some(("profile", identifier))) => {
+        (Some(queue::Action::Install), Some(queue::Item::Profile(identifier))) => {
             diesel::delete(device_profiles::table.find((device_id, identifier))).execute(conn)?;
             diesel::insert_into(device_profiles::table)
                 .values((
                     device_profiles::device_id.eq(device_id),
                     device_profiles::identifier.eq(identifier),
+                    device_profiles::uuid.eq(&version),
                     device_profiles::managed.eq(true),
                     device_profiles::by_tafel.eq(true),
                     device_profiles::updated_at.eq(at),
@@ -93,11 +103,11 @@ pub fn apply(conn: &mut DbConn, device_id: &str, report: &ConnectReport) -> Quer
                 .execute(conn)?;
             return Ok(true);
         }
-        (Some("remove"), Some(("app", bundle))) => {
+        (Some(queue::Action::Remove), Some(queue::Item::App(bundle))) => {
             diesel::delete(device_apps::table.find((device_id, bundle))).execute(conn)?;
             return Ok(true);
         }
-        (Some("remove"), Some(("profile", identifier))) => {
+        (Some(queue::Action::Remove), Some(queue::Item::Profile(identifier))) => {
             diesel::delete(device_profiles::table.find((device_id, identifier))).execute(conn)?;
             return Ok(true);
         }
@@ -308,7 +318,7 @@ fn inventory_commands() -> [Command; 4] {
 fn inventory_options(priority: i32) -> EnqueueOptions {
     EnqueueOptions {
         source: "inventory".into(),
-        action: Some("inventory".into()),
+        action: Some(queue::Action::Inventory),
         priority,
         ..EnqueueOptions::default()
     }
@@ -340,7 +350,7 @@ pub fn refresh_stale(
         .filter(device_inventory::updated_at.ge(before))
         .select(device_inventory::device_id);
     let candidates: Vec<String> = devices::table
-        .filter(devices::enrollment_status.eq(crate::enrollment::status::ACTIVE))
+        .filter(devices::enrollment_status.eq(crate::enrollment::EnrollmentStatus::Active))
         .filter(devices::id.ne_all(refreshed))
         .select(devices::id)
         .limit(limit)
@@ -353,8 +363,8 @@ pub fn refresh_stale(
             let open: Vec<String> = command_queue::table
                 .inner_join(commands::table)
                 .filter(commands::request_type.eq(&cmd.request_type))
-                .filter(commands::action.eq("inventory"))
-                .filter(command_queue::status.eq_any(queue::state::OPEN))
+                .filter(commands::action.eq(queue::Action::Inventory))
+                .filter(command_queue::status.eq_any(queue::QueueState::OPEN))
                 .filter(command_queue::device_id.eq_any(&candidates))
                 .select(command_queue::device_id)
                 .load(conn)?;
@@ -377,11 +387,11 @@ pub fn refresh_stale(
 pub fn prune(conn: &mut DbConn, keep: chrono::Duration) -> QueryResult<(usize, usize)> {
     let before = now() - keep;
     let done = [
-        queue::state::ACKNOWLEDGED,
-        queue::state::ERROR,
-        queue::state::COMMAND_FORMAT_ERROR,
-        queue::state::CANCELLED,
-        queue::state::EXPIRED,
+        queue::QueueState::Acknowledged,
+        queue::QueueState::Error,
+        queue::QueueState::CommandFormatError,
+        queue::QueueState::Cancelled,
+        queue::QueueState::Expired,
     ];
     conn.write_tx(|conn| {
         let rows = diesel::delete(

@@ -15,28 +15,208 @@ use crate::db::schema::{command_queue, commands, devices};
 use crate::db::{now, DbConn};
 use crate::protocol::{Command, ConnectReport, Status};
 
-/// Queue row states, as stored.
-pub mod state {
-    /// Waiting for the device.
-    pub const PENDING: &str = "pending";
-    /// Handed to the device, no answer yet.
-    pub const SENT: &str = "sent";
-    /// The device answered NotNow in its current sequence; pending again at its next Idle.
-    pub const NOT_NOW: &str = "not_now";
-    /// Done.
-    pub const ACKNOWLEDGED: &str = "acknowledged";
-    /// The device reported an error.
-    pub const ERROR: &str = "error";
-    /// The device could not parse the command.
-    pub const COMMAND_FORMAT_ERROR: &str = "command_format_error";
-    /// Withdrawn before delivery (admin cancel or device check-out).
-    pub const CANCELLED: &str = "cancelled";
-    /// Not delivered before the command's expiry.
-    pub const EXPIRED: &str = "expired";
-
-    /// States in which the device may still receive the command.
-    pub const OPEN: [&str; 3] = [PENDING, SENT, NOT_NOW];
+crate::text_enum! {
+    /// A queue row's state, as stored.
+    pub enum QueueState("queue state") {
+        /// Waiting for the device.
+        Pending = "pending",
+        /// Handed to the device, no answer yet.
+        Sent = "sent",
+        /// The device answered NotNow in its current sequence; pending again at its next Idle.
+        NotNow = "not_now",
+        /// Done.
+        Acknowledged = "acknowledged",
+        /// The device reported an error.
+        Error = "error",
+        /// The device could not parse the command.
+        CommandFormatError = "command_format_error",
+        /// Withdrawn before delivery (admin cancel or device check-out).
+        Cancelled = "cancelled",
+        /// Not delivered before the command's expiry.
+        Expired = "expired",
+    }
 }
+
+impl QueueState {
+    /// States in which the device may still receive the command.
+    pub const OPEN: [QueueState; 3] = [QueueState::Pending, QueueState::Sent, QueueState::NotNow];
+    /// States of a command the device answered with an error.
+    pub const FAILED: [QueueState; 2] = [QueueState::Error, QueueState::CommandFormatError];
+
+    /// The device may still receive the command.
+    pub fn is_open(self) -> bool {
+        Self::OPEN.contains(&self)
+    }
+
+    /// The device answered with an error.
+    pub fn is_failure(self) -> bool {
+        Self::FAILED.contains(&self)
+    }
+}
+
+crate::text_enum! {
+    /// Why a command was queued, as stored in `commands.action`.
+    pub enum Action("command action") {
+        /// Installs an app or profile.
+        Install = "install",
+        /// Removes an app or profile.
+        Remove = "remove",
+        /// Asks for inventory.
+        Inventory = "inventory",
+        /// Ends Setup Assistant (DeviceConfigured).
+        Configure = "configure",
+        /// Renews the device identity.
+        Renew = "renew",
+    }
+}
+
+/// What a command acts on, as stored in `commands.item_key`: `app:<bundle id>`,
+/// `profile:<identifier>` or one of the device-wide keys (`device:configured`, …).
+/// Kept with its text, so it is stored and compared without building it again.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub struct ItemKey {
+    text: String,
+    kind: KeyKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum KeyKind {
+    App,
+    Profile,
+    Device(DeviceItem),
+}
+
+const APP_PREFIX: &str = "app:";
+const PROFILE_PREFIX: &str = "profile:";
+const DEVICE_PREFIX: &str = "device:";
+
+/// An [`ItemKey`] taken apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item<'a> {
+    /// An app by bundle id.
+    App(&'a str),
+    /// A profile by its PayloadIdentifier.
+    Profile(&'a str),
+    /// Something about the device as a whole.
+    Device(DeviceItem),
+}
+
+crate::text_enum! {
+    /// The device-wide item keys (after `device:`).
+    pub enum DeviceItem("device item") {
+        /// The DeviceConfigured that ends Setup Assistant.
+        Configured = "configured",
+        /// The ManagedApplicationList that follows installs.
+        AppStatus = "app-status",
+        /// The identity renewal.
+        IdentityRenewal = "identity-renewal",
+    }
+}
+
+impl ItemKey {
+    /// `app:<bundle id>`.
+    pub fn app(bundle_id: &str) -> Self {
+        Self {
+            text: format!("{APP_PREFIX}{bundle_id}"),
+            kind: KeyKind::App,
+        }
+    }
+
+    /// `profile:<identifier>`.
+    pub fn profile(identifier: &str) -> Self {
+        Self {
+            text: format!("{PROFILE_PREFIX}{identifier}"),
+            kind: KeyKind::Profile,
+        }
+    }
+
+    /// `device:<item>`.
+    pub fn device(item: DeviceItem) -> Self {
+        Self {
+            text: format!("{DEVICE_PREFIX}{item}"),
+            kind: KeyKind::Device(item),
+        }
+    }
+
+    /// What the key names.
+    pub fn item(&self) -> Item<'_> {
+        match self.kind {
+            KeyKind::App => Item::App(self.text.strip_prefix(APP_PREFIX).unwrap_or_default()),
+            KeyKind::Profile => {
+                Item::Profile(self.text.strip_prefix(PROFILE_PREFIX).unwrap_or_default())
+            }
+            KeyKind::Device(d) => Item::Device(d),
+        }
+    }
+
+    /// The key's text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Display for ItemKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl crate::db::text::TextValue for ItemKey {
+    const KIND: &'static str = "item key";
+    fn as_text(&self) -> &str {
+        &self.text
+    }
+    fn parse_text(s: &str) -> Result<Self, crate::db::text::UnknownText> {
+        let kind = if s.strip_prefix(APP_PREFIX).is_some_and(|b| !b.is_empty()) {
+            Some(KeyKind::App)
+        } else if s
+            .strip_prefix(PROFILE_PREFIX)
+            .is_some_and(|i| !i.is_empty())
+        {
+            Some(KeyKind::Profile)
+        } else {
+            s.strip_prefix(DEVICE_PREFIX)
+                .and_then(|d| d.parse().ok())
+                .map(KeyKind::Device)
+        };
+        kind.map(|kind| Self {
+            text: s.to_owned(),
+            kind,
+        })
+        .ok_or_else(|| crate::db::text::UnknownText {
+            kind: Self::KIND,
+            value: s.to_owned(),
+        })
+    }
+}
+
+crate::text_sql!(ItemKey);
+
+impl utoipa::PartialSchema for ItemKey {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^(app|profile|device):.+$"))
+            .examples(["app:com.apple.Keynote"])
+            .description(Some(
+                "What a command acts on: `app:<bundle id>`, `profile:<identifier>` or `device:<configured|app-status|identity-renewal>`",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ItemKey {}
 
 /// Rows inserted per statement (stays well below SQLite's bound-variable limit).
 const INSERT_CHUNK: usize = 1000;
@@ -54,10 +234,12 @@ pub struct EnqueueOptions {
     pub created_by: Option<String>,
     /// The assignment that asked for it (reconciler).
     pub assignment_id: Option<String>,
-    /// What it acts on: `app:<bundle id>` or `profile:<identifier>`.
-    pub item_key: Option<String>,
-    /// `install`, `remove` or `inventory`.
-    pub action: Option<String>,
+    /// What it acts on.
+    pub item_key: Option<ItemKey>,
+    /// Why it was queued.
+    pub action: Option<Action>,
+    /// The version of the item it installs (a profile's PayloadUUID).
+    pub item_version: Option<String>,
 }
 
 /// Errors of queue operations.
@@ -105,6 +287,7 @@ pub fn enqueue_in_tx(
             commands::assignment_id.eq(&opts.assignment_id),
             commands::item_key.eq(&opts.item_key),
             commands::action.eq(&opts.action),
+            commands::item_version.eq(&opts.item_version),
         ))
         .execute(conn)?;
     let mut queued = 0;
@@ -115,7 +298,7 @@ pub fn enqueue_in_tx(
                 (
                     command_queue::device_id.eq(device_id),
                     command_queue::command_uuid.eq(command.command_uuid.as_str()),
-                    command_queue::status.eq(state::PENDING),
+                    command_queue::status.eq(QueueState::Pending),
                     command_queue::priority.eq(opts.priority),
                     command_queue::created_at.eq(at),
                     command_queue::updated_at.eq(at),
@@ -144,24 +327,24 @@ pub fn next_command(
         // finds nothing to do stays read-only.
         let deferred: i64 = command_queue::table
             .filter(command_queue::device_id.eq(device_id))
-            .filter(command_queue::status.eq(state::NOT_NOW))
+            .filter(command_queue::status.eq(QueueState::NotNow))
             .count()
             .get_result(conn)?;
         if deferred > 0 {
             diesel::update(
                 command_queue::table
                     .filter(command_queue::device_id.eq(device_id))
-                    .filter(command_queue::status.eq(state::NOT_NOW)),
+                    .filter(command_queue::status.eq(QueueState::NotNow)),
             )
             .set((
-                command_queue::status.eq(state::PENDING),
+                command_queue::status.eq(QueueState::Pending),
                 command_queue::updated_at.eq(now()),
             ))
             .execute(conn)?;
         }
     }
     // Deferred in this sequence: not offered again until the next Idle.
-    let candidates: &[&str] = &[state::PENDING, state::SENT];
+    let candidates = [QueueState::Pending, QueueState::Sent];
     loop {
         let at = now();
         let next: Option<(String, Vec<u8>, Option<chrono::NaiveDateTime>)> = command_queue::table
@@ -185,7 +368,7 @@ pub fn next_command(
         if expires_at.is_some_and(|e| e <= at) {
             diesel::update(row)
                 .set((
-                    command_queue::status.eq(state::EXPIRED),
+                    command_queue::status.eq(QueueState::Expired),
                     command_queue::updated_at.eq(at),
                 ))
                 .execute(conn)?;
@@ -193,7 +376,7 @@ pub fn next_command(
         }
         let claimed = diesel::update(row)
             .set((
-                command_queue::status.eq(state::SENT),
+                command_queue::status.eq(QueueState::Sent),
                 command_queue::sent_at.eq(at),
                 command_queue::updated_at.eq(at),
                 command_queue::attempts.eq(command_queue::attempts + 1),
@@ -206,10 +389,10 @@ pub fn next_command(
 }
 
 /// States in which an answer is final.
-const FINISHED: [&str; 3] = [
-    state::ACKNOWLEDGED,
-    state::ERROR,
-    state::COMMAND_FORMAT_ERROR,
+const FINISHED: [QueueState; 3] = [
+    QueueState::Acknowledged,
+    QueueState::Error,
+    QueueState::CommandFormatError,
 ];
 
 /// Stores a device's answer to one of its commands. Repeating an answer changes nothing,
@@ -231,15 +414,15 @@ pub fn record_answer(
         Status::Idle => return Ok(()),
         Status::NotNow => diesel::update(open_row)
             .set((
-                command_queue::status.eq(state::NOT_NOW),
+                command_queue::status.eq(QueueState::NotNow),
                 command_queue::updated_at.eq(at),
             ))
             .execute(conn)?,
         done => {
             let new_state = match done {
-                Status::Acknowledged => state::ACKNOWLEDGED,
-                Status::CommandFormatError => state::COMMAND_FORMAT_ERROR,
-                _ => state::ERROR,
+                Status::Acknowledged => QueueState::Acknowledged,
+                Status::CommandFormatError => QueueState::CommandFormatError,
+                _ => QueueState::Error,
             };
             let chain = (!report.error_chain.is_empty())
                 .then(|| serde_json::to_string(&report.error_chain))
@@ -277,9 +460,9 @@ pub fn cancel(
     let at = now();
     let base = command_queue::table
         .filter(command_queue::device_id.eq(device_id))
-        .filter(command_queue::status.eq_any([state::PENDING, state::NOT_NOW]));
+        .filter(command_queue::status.eq_any([QueueState::Pending, QueueState::NotNow]));
     let set = (
-        command_queue::status.eq(state::CANCELLED),
+        command_queue::status.eq(QueueState::Cancelled),
         command_queue::updated_at.eq(at),
     );
     let n = match only {
@@ -299,7 +482,7 @@ pub struct QueueEntry {
     /// Its RequestType.
     pub request_type: String,
     /// Queue state.
-    pub status: String,
+    pub status: QueueState,
     /// Priority (higher first).
     pub priority: i32,
     /// Deliveries so far.
@@ -324,7 +507,7 @@ pub struct QueueEntry {
 pub fn list(
     conn: &mut DbConn,
     device_id: &str,
-    status: Option<&str>,
+    status: Option<QueueState>,
     before: Option<(chrono::NaiveDateTime, String)>,
     limit: i64,
 ) -> QueryResult<Vec<QueueEntry>> {
@@ -351,7 +534,7 @@ pub fn list(
         .limit(limit)
         .into_boxed();
     if let Some(s) = status {
-        q = q.filter(command_queue::status.eq(s.to_owned()));
+        q = q.filter(command_queue::status.eq(s));
     }
     if let Some((t, id)) = before {
         q = q.filter(
@@ -389,4 +572,57 @@ pub fn resolve_udids(
         .cloned()
         .collect();
     Ok((found, unknown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::text::TextValue;
+
+    #[test]
+    fn item_keys_keep_the_stored_words_and_refuse_others() {
+        let app = ItemKey::app("com.apple.Keynote");
+        assert_eq!(app.as_str(), "app:com.apple.Keynote");
+        assert_eq!(app.item(), Item::App("com.apple.Keynote"));
+        let profile = ItemKey::profile("de.schule.wlan");
+        assert_eq!(profile.item(), Item::Profile("de.schule.wlan"));
+        for key in [
+            app,
+            profile,
+            ItemKey::device(DeviceItem::Configured),
+            ItemKey::device(DeviceItem::AppStatus),
+            ItemKey::device(DeviceItem::IdentityRenewal),
+        ] {
+            assert_eq!(ItemKey::parse_text(key.as_str()), Ok(key.clone()));
+        }
+        let renewal: ItemKey = "device:identity-renewal".parse().unwrap();
+        assert_eq!(renewal.item(), Item::Device(DeviceItem::IdentityRenewal));
+        for bad in [
+            "app:",
+            "profile:",
+            "device:reboot",
+            "printer:x",
+            "Keynote",
+            "",
+        ] {
+            let err = ItemKey::parse_text(bad).unwrap_err();
+            assert_eq!(err.value, bad);
+        }
+    }
+
+    #[test]
+    fn open_and_failed_states_are_the_ones_the_queue_delivers_and_reports() {
+        let open: Vec<_> = QueueState::ALL.iter().filter(|s| s.is_open()).collect();
+        assert_eq!(
+            open,
+            [&QueueState::Pending, &QueueState::Sent, &QueueState::NotNow]
+        );
+        let failed: Vec<_> = QueueState::ALL.iter().filter(|s| s.is_failure()).collect();
+        assert_eq!(
+            failed,
+            [&QueueState::Error, &QueueState::CommandFormatError]
+        );
+        assert_eq!(QueueState::NotNow.as_str(), "not_now");
+        assert_eq!(Action::Inventory.to_string(), "inventory");
+    }
 }

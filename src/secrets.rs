@@ -65,6 +65,17 @@ impl SecretBox {
         Ok(SecretBox { key })
     }
 
+    /// A keyed digest of `data` for `purpose` (HMAC-SHA-256 under a key derived from
+    /// this box's key), hex: equal data gives equal digests on this installation, and
+    /// nobody without `secrets.key` can test guesses against it.
+    pub fn fingerprint(&self, purpose: &str, data: &[u8]) -> Result<String, PkiError> {
+        let derived = hmac_sha256(
+            &self.key,
+            format!("tafel fingerprint\n{purpose}").as_bytes(),
+        )?;
+        Ok(hex::encode(hmac_sha256(&derived, data)?))
+    }
+
     /// A box with a given key (tests).
     pub fn from_key(key: [u8; 32]) -> SecretBox {
         SecretBox { key }
@@ -369,6 +380,13 @@ pub mod places {
     pub const PROFILE: &str = "profiles.payload";
 }
 
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let key = openssl::pkey::PKey::hmac(key)?;
+    let mut signer = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key)?;
+    signer.update(data)?;
+    Ok(signer.sign_to_vec()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,6 +402,19 @@ mod tests {
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
         assert!(a.open(&tampered).is_err());
+    }
+
+    #[test]
+    fn fingerprints_are_stable_per_key_and_purpose_and_say_nothing_without_the_key() {
+        let a = SecretBox::from_key([7; 32]);
+        let b = SecretBox::from_key([8; 32]);
+        let f = a.fingerprint("wifi", b"geheim").unwrap();
+        assert_eq!(f, a.fingerprint("wifi", b"geheim").unwrap());
+        assert_eq!(f.len(), 64);
+        assert_ne!(f, a.fingerprint("wifi", b"geheim2").unwrap());
+        assert_ne!(f, a.fingerprint("other", b"geheim").unwrap());
+        assert_ne!(f, b.fingerprint("wifi", b"geheim").unwrap());
+        assert_ne!(f, hex::encode(openssl::sha::sha256(b"geheim")));
     }
 
     #[test]

@@ -24,14 +24,16 @@ use crate::db::schema::{ade_devices, ade_profile_uploads, ade_tokens, devices};
 use crate::db::{new_id, now, Db, DbError};
 use crate::secrets::SecretBox;
 
-/// Server token states.
-pub mod status {
-    /// Key pair made; waiting for the `.p7m` from Apple School Manager.
-    pub const AWAITING_TOKEN: &str = "awaiting_token";
-    /// Credentials stored and accepted by Apple.
-    pub const ACTIVE: &str = "active";
-    /// Apple refused the credentials (expired, revoked, terms not accepted).
-    pub const FAILED: &str = "failed";
+crate::text_enum! {
+    /// An ADE server token's state, as stored.
+    pub enum ServerTokenStatus("server token status") {
+        /// Key pair made; waiting for the `.p7m` from Apple School Manager.
+        AwaitingToken = "awaiting_token",
+        /// Credentials stored and accepted by Apple.
+        Active = "active",
+        /// Apple refused the credentials (expired, revoked, terms not accepted).
+        Failed = "failed",
+    }
 }
 
 /// A server token as admins see it (never secrets).
@@ -48,8 +50,8 @@ pub struct ServerToken {
     pub expires_at: Option<chrono::NaiveDateTime>,
     /// MDM server name in Apple School Manager.
     pub server_name: Option<String>,
-    /// `awaiting_token`, `active`, `failed`.
-    pub status: String,
+    /// Its state.
+    pub status: ServerTokenStatus,
     /// Why it failed.
     pub last_error: Option<String>,
     /// Last sync.
@@ -239,7 +241,7 @@ impl Ade {
             cert_pem,
             expires_at: None,
             server_name: None,
-            status: status::AWAITING_TOKEN.into(),
+            status: ServerTokenStatus::AwaitingToken,
             last_error: None,
             last_sync_at: None,
             created_at: now(),
@@ -322,7 +324,7 @@ impl Ade {
                             ade_tokens::tokens_sealed.eq(Some(&sealed)),
                             ade_tokens::expires_at.eq(Some(expiry)),
                             ade_tokens::server_name.eq(Some(&server_name)),
-                            ade_tokens::status.eq(status::ACTIVE),
+                            ade_tokens::status.eq(ServerTokenStatus::Active),
                             ade_tokens::last_error.eq(None::<String>),
                         ))
                         .execute(conn)?;
@@ -347,7 +349,7 @@ impl Ade {
             .db
             .run(|conn| -> Result<_, DbError> {
                 Ok(ade_tokens::table
-                    .filter(ade_tokens::status.eq(status::ACTIVE))
+                    .filter(ade_tokens::status.eq(ServerTokenStatus::Active))
                     .filter(ade_tokens::tokens_sealed.is_not_null())
                     .select((
                         ade_tokens::id,
@@ -445,7 +447,7 @@ impl Ade {
                 let q = diesel::update(ade_tokens::table.find(&id));
                 Ok(if needs_admin {
                     q.set((
-                        ade_tokens::status.eq(status::FAILED),
+                        ade_tokens::status.eq(ServerTokenStatus::Failed),
                         ade_tokens::last_error.eq(msg),
                     ))
                     .execute(conn)?
@@ -751,7 +753,8 @@ impl Ade {
                                 devices::tenant_id.eq(&tenant),
                                 devices::model.eq(&d.model),
                                 devices::name.eq(&d.description),
-                                devices::enrollment_status.eq(crate::enrollment::status::PENDING),
+                                devices::enrollment_status
+                                    .eq(crate::enrollment::EnrollmentStatus::Pending),
                                 devices::awaiting_configuration.eq(false),
                                 devices::created_at.eq(at),
                                 devices::updated_at.eq(at),

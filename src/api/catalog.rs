@@ -269,13 +269,18 @@ async fn from_template(
                 .or_insert(serde_json::Value::String(value));
         }
     }
+    let secrets = state.secrets.clone();
+    let keyed = |secret: &[u8]| {
+        secrets
+            .fingerprint("profile template secrets", secret)
+            .map_err(|e| e.to_string())
+    };
     let payload = template
-        .render(&values)
+        .render_keyed(&values, &keyed)
         .map_err(|e| ApiError::invalid_field("values", e.to_string()))?;
     let name = b
         .name
         .unwrap_or_else(|| format!("{} – {}", b.template, school.name));
-    let secrets = state.secrets.clone();
     let p = state
         .db
         .run(move |conn| {

@@ -323,36 +323,17 @@ async fn list(
             format!("between 1 and {MAX_PAGE}"),
         ));
     }
-    if let Some(s) = &q.status {
-        let known = [
-            queue::state::PENDING,
-            queue::state::SENT,
-            queue::state::NOT_NOW,
-            queue::state::ACKNOWLEDGED,
-            queue::state::ERROR,
-            queue::state::COMMAND_FORMAT_ERROR,
-            queue::state::CANCELLED,
-            queue::state::EXPIRED,
-        ];
-        if !known.contains(&s.as_str()) {
-            return Err(ApiError::invalid_field(
-                "status",
-                format!("one of {}", known.join(", ")),
-            ));
-        }
-    }
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| super::errors::parse_word::<queue::QueueState>("status", s))
+        .transpose()?;
     let before = q.cursor.as_deref().map(parse_cursor).transpose()?;
     let entries = state
         .db
         .run(move |conn| -> ApiResult<Vec<QueueEntry>> {
             let device = find_device(conn, &caller, &udid)?;
-            Ok(queue::list(
-                conn,
-                &device.id,
-                q.status.as_deref(),
-                before,
-                limit,
-            )?)
+            Ok(queue::list(conn, &device.id, status, before, limit)?)
         })
         .await?;
     let next_cursor = (entries.len() as i64 == limit)

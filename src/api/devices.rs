@@ -25,7 +25,7 @@ pub struct Released {
     /// The device.
     pub id: String,
     /// Its state now: `retired`.
-    pub enrollment_status: String,
+    pub enrollment_status: crate::enrollment::EnrollmentStatus,
     /// Open commands that were closed.
     pub commands_closed: usize,
 }
@@ -70,7 +70,7 @@ async fn release(
             let commands_closed = crate::enrollment::release(conn, &d.id, &caller.0.user_id)?;
             Ok(Released {
                 id: d.id,
-                enrollment_status: crate::enrollment::status::RETIRED.into(),
+                enrollment_status: crate::enrollment::EnrollmentStatus::Retired,
                 commands_closed,
             })
         })
@@ -106,13 +106,7 @@ async fn list(
         ));
     }
     if let Some(s) = &f.status {
-        let known = crate::enrollment::status::ALL;
-        if !known.contains(&s.as_str()) {
-            return Err(ApiError::invalid_field(
-                "status",
-                format!("one of {}", known.join(", ")),
-            ));
-        }
+        super::errors::parse_word::<crate::enrollment::EnrollmentStatus>("status", s)?;
     }
     if f.q.as_ref().is_some_and(|t| t.chars().count() > 100) {
         return Err(ApiError::invalid_field("q", "at most 100 characters"));

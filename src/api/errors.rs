@@ -109,3 +109,10 @@ impl From<QueueError> for ApiError {
         }
     }
 }
+
+/// A query or body word parsed into its enum; otherwise 400 naming the field and the
+/// words it takes.
+pub fn parse_word<T: crate::db::text::TextEnum>(field: &str, value: &str) -> Result<T, ApiError> {
+    T::parse_text(value)
+        .map_err(|_| ApiError::invalid_field(field, format!("one of {}", T::WORDS.join(", "))))
+}

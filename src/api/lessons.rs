@@ -113,7 +113,7 @@ async fn create(
         })
         .await?;
     state.notifier.wake();
-    if request.status == lessons::status::APPROVED {
+    if request.status == lessons::RequestStatus::Approved {
         state.reconciler.devices(devices);
     }
     Ok(HttpResponse::Created().json(view(&request)))

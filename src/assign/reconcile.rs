@@ -21,6 +21,7 @@
 //! an advisory lock, so only one node reconciles at a time.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -34,17 +35,18 @@ use crate::db::schema::{
     devices, group_devices, profiles,
 };
 use crate::db::{now, DbConn};
-use crate::enrollment::status;
+use crate::enrollment::EnrollmentStatus;
 use crate::protocol::{self, AppSource, Command, InstallApplication, PurchaseMethod};
-use crate::queue::{self, EnqueueOptions};
+use crate::queue::{self, Action, DeviceItem, EnqueueOptions, ItemKey};
 
 /// A failed install is retried after this long.
 pub const RETRY_FAILED_AFTER: chrono::Duration = chrono::Duration::hours(6);
 /// Item key of the DeviceConfigured command (one open per device at most).
-const CONFIGURED_KEY: &str = "device:configured";
+static CONFIGURED_KEY: LazyLock<ItemKey> =
+    LazyLock::new(|| ItemKey::device(DeviceItem::Configured));
 /// Item key of the ManagedApplicationList that follows installs of a device awaiting
 /// configuration (one open per device at most).
-const APP_STATUS_KEY: &str = "device:app-status";
+static APP_STATUS_KEY: LazyLock<ItemKey> = LazyLock::new(|| ItemKey::device(DeviceItem::AppStatus));
 /// How long after one app-status question the next may go to the same device.
 const APP_STATUS_EVERY: chrono::Duration = chrono::Duration::seconds(5);
 
@@ -137,10 +139,10 @@ enum Item {
 }
 
 impl Item {
-    fn key(&self) -> String {
+    fn key(&self) -> ItemKey {
         match self {
-            Item::App(a) => format!("app:{}", a.bundle_id),
-            Item::Profile(p) => format!("profile:{}", p.identifier),
+            Item::App(a) => ItemKey::app(&a.bundle_id),
+            Item::Profile(p) => ItemKey::profile(&p.identifier),
         }
     }
 }
@@ -148,9 +150,24 @@ impl Item {
 /// What to do, grouped for fan-out.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Plan {
-    item_key: String,
+    item_key: ItemKey,
+    /// The catalog item to install (several may share a key: versions of a profile).
+    item_id: String,
     install: bool,
     assignment_id: String,
+}
+
+/// Where a device waiting in Setup Assistant stands in one pass.
+#[derive(Debug, Default)]
+struct SetupState {
+    /// Required items not installed yet (failed ones included).
+    missing: Vec<ItemKey>,
+    /// Something missing is still on its way: the device is held back.
+    blocking: bool,
+    school: Option<String>,
+    tenant: Option<String>,
+    /// An app is downloading and nobody asked for its progress yet.
+    downloading: bool,
 }
 
 /// Device id, authority, school, serial number.
@@ -199,7 +216,7 @@ struct Snapshot {
     live: Vec<Assignment>,
     items: HashMap<String, Item>,
     /// Every catalog key → item id (only catalog items are ever removed).
-    catalog_keys: HashMap<String, String>,
+    catalog_keys: HashMap<ItemKey, String>,
     schedules: Vec<Option<Schedule>>,
     calendars: Calendars,
     device_rows: Vec<DeviceRow>,
@@ -210,15 +227,17 @@ struct Snapshot {
     classes_of: HashMap<String, Vec<String>>,
     groups_of: HashMap<String, Vec<String>>,
     /// device → key → by tafel.
-    observed: HashMap<String, HashMap<String, bool>>,
+    observed: HashMap<String, HashMap<ItemKey, bool>>,
+    /// device → profile key → the version (PayloadUUID) it holds, where known.
+    versions: HashMap<String, HashMap<ItemKey, String>>,
     /// Apps acknowledged, not yet installed.
-    installing: HashSet<(String, String)>,
+    installing: HashSet<(String, ItemKey)>,
     /// Apps the device reports failed.
-    failed_apps: HashSet<(String, String)>,
+    failed_apps: HashSet<(String, ItemKey)>,
     /// device → key → install?
-    in_flight: HashMap<String, HashMap<String, bool>>,
+    in_flight: HashMap<String, HashMap<ItemKey, bool>>,
     /// Installs that failed recently (not retried yet).
-    failed: HashSet<(String, String)>,
+    failed: HashSet<(String, ItemKey)>,
     /// Waiting devices that answered an app-status question within [`APP_STATUS_EVERY`].
     answered_app_status: HashSet<String>,
 }
@@ -240,14 +259,18 @@ fn load_snapshot(
     let app_rows: Vec<App> = apps::table.select(App::as_select()).load(conn)?;
     let profile_rows: Vec<Profile> = profiles::table.select(Profile::as_select()).load(conn)?;
     let mut items: HashMap<String, Item> = HashMap::new();
-    let mut catalog_keys: HashMap<String, String> = HashMap::new(); // key -> item id (for removal commands)
-    for a in app_rows {
-        catalog_keys.insert(format!("app:{}", a.bundle_id), a.id.clone());
-        items.insert(a.id.clone(), Item::App(a));
-    }
-    for p in profile_rows {
-        catalog_keys.insert(format!("profile:{}", p.identifier), p.id.clone());
-        items.insert(p.id.clone(), Item::Profile(p));
+    let mut catalog_keys: HashMap<ItemKey, String> = HashMap::new(); // key -> item id (for removal commands)
+    for item in app_rows
+        .into_iter()
+        .map(Item::App)
+        .chain(profile_rows.into_iter().map(Item::Profile))
+    {
+        let id = match &item {
+            Item::App(a) => a.id.clone(),
+            Item::Profile(p) => p.id.clone(),
+        };
+        catalog_keys.insert(item.key(), id.clone());
+        items.insert(id, item);
     }
 
     // Parsed schedules; an unreadable one (should not happen: validated on input) is skipped.
@@ -263,7 +286,7 @@ fn load_snapshot(
 
     // Devices in scope and their memberships.
     let mut dq = devices::table
-        .filter(devices::enrollment_status.eq(status::ACTIVE))
+        .filter(devices::enrollment_status.eq(EnrollmentStatus::Active))
         .filter(devices::udid.is_not_null())
         .select((
             devices::id,
@@ -279,7 +302,7 @@ fn load_snapshot(
     // Devices waiting in Setup Assistant for their initial configuration.
     let awaiting: HashMap<String, Option<chrono::NaiveDateTime>> = {
         let mut aq = devices::table
-            .filter(devices::enrollment_status.eq(status::ACTIVE))
+            .filter(devices::enrollment_status.eq(EnrollmentStatus::Active))
             .filter(devices::awaiting_configuration.eq(true))
             .select((devices::id, devices::enrolled_at))
             .into_boxed();
@@ -302,12 +325,13 @@ fn load_snapshot(
     let device_ids: Vec<String> = device_rows.iter().map(|d| d.0.clone()).collect();
     let mut classes_of: HashMap<String, Vec<String>> = HashMap::new();
     let mut groups_of: HashMap<String, Vec<String>> = HashMap::new();
-    let mut observed: HashMap<String, HashMap<String, bool>> = HashMap::new(); // device -> key -> by_tafel
-    let mut installing: HashSet<(String, String)> = HashSet::new(); // apps acknowledged, not yet installed
-    let mut failed_apps: HashSet<(String, String)> = HashSet::new(); // apps the device reports failed
-    let mut in_flight: HashMap<String, HashMap<String, bool>> = HashMap::new(); // device -> key -> install?
-    let mut failed: HashSet<(String, String)> = HashSet::new();
-    let open: Vec<&str> = queue::state::OPEN.to_vec();
+    let mut observed: HashMap<String, HashMap<ItemKey, bool>> = HashMap::new(); // device -> key -> by_tafel
+    let mut versions: HashMap<String, HashMap<ItemKey, String>> = HashMap::new();
+    let mut installing: HashSet<(String, ItemKey)> = HashSet::new(); // apps acknowledged, not yet installed
+    let mut failed_apps: HashSet<(String, ItemKey)> = HashSet::new(); // apps the device reports failed
+    let mut in_flight: HashMap<String, HashMap<ItemKey, bool>> = HashMap::new(); // device -> key -> install?
+    let mut failed: HashSet<(String, ItemKey)> = HashSet::new();
+    let open = queue::QueueState::OPEN;
     for chunk in device_ids.chunks(CHUNK) {
         for (c, d) in class_devices::table
             .filter(class_devices::device_id.eq_any(chunk))
@@ -333,33 +357,36 @@ fn load_snapshot(
             ))
             .load::<(String, String, bool, String)>(conn)?
         {
+            let key = ItemKey::app(&b);
             match crate::inventory::app_state(&st) {
                 crate::inventory::AppState::OnItsWay => {
-                    installing.insert((d.clone(), format!("app:{b}")));
+                    installing.insert((d.clone(), key.clone()));
                 }
                 crate::inventory::AppState::Failed => {
-                    failed_apps.insert((d.clone(), format!("app:{b}")));
+                    failed_apps.insert((d.clone(), key.clone()));
                 }
                 crate::inventory::AppState::Installed => {}
             }
-            observed
-                .entry(d)
-                .or_default()
-                .insert(format!("app:{b}"), mine);
+            observed.entry(d).or_default().insert(key, mine);
         }
-        for (d, i, mine) in device_profiles::table
+        for (d, i, mine, uuid) in device_profiles::table
             .filter(device_profiles::device_id.eq_any(chunk))
             .select((
                 device_profiles::device_id,
                 device_profiles::identifier,
                 device_profiles::by_tafel,
+                device_profiles::uuid,
             ))
-            .load::<(String, String, bool)>(conn)?
+            .load::<(String, String, bool, Option<String>)>(conn)?
         {
-            observed
-                .entry(d)
-                .or_default()
-                .insert(format!("profile:{i}"), mine);
+            let key = ItemKey::profile(&i);
+            if let Some(uuid) = uuid {
+                versions
+                    .entry(d.clone())
+                    .or_default()
+                    .insert(key.clone(), uuid);
+            }
+            observed.entry(d).or_default().insert(key, mine);
         }
         for (d, key, action) in command_queue::table
             .inner_join(commands::table)
@@ -371,26 +398,26 @@ fn load_snapshot(
                 commands::item_key,
                 commands::action,
             ))
-            .load::<(String, Option<String>, Option<String>)>(conn)?
+            .load::<(String, Option<ItemKey>, Option<Action>)>(conn)?
         {
             if let Some(k) = key {
                 in_flight
                     .entry(d)
                     .or_default()
-                    .insert(k, action.as_deref() == Some("install"));
+                    .insert(k, action == Some(Action::Install));
             }
         }
         for (d, key) in command_queue::table
             .inner_join(commands::table)
             .filter(command_queue::device_id.eq_any(chunk))
-            .filter(
-                command_queue::status
-                    .eq_any([queue::state::ERROR, queue::state::COMMAND_FORMAT_ERROR]),
-            )
-            .filter(commands::action.eq("install"))
+            .filter(command_queue::status.eq_any([
+                queue::QueueState::Error,
+                queue::QueueState::CommandFormatError,
+            ]))
+            .filter(commands::action.eq(Action::Install))
             .filter(command_queue::answered_at.gt(naive_at - RETRY_FAILED_AFTER))
             .select((command_queue::device_id, commands::item_key))
-            .load::<(String, Option<String>)>(conn)?
+            .load::<(String, Option<ItemKey>)>(conn)?
         {
             if let Some(k) = key {
                 failed.insert((d, k));
@@ -406,7 +433,7 @@ fn load_snapshot(
         answered_app_status.extend(
             command_queue::table
                 .inner_join(commands::table)
-                .filter(commands::item_key.eq(APP_STATUS_KEY))
+                .filter(commands::item_key.eq(&*APP_STATUS_KEY))
                 .filter(command_queue::device_id.eq_any(chunk))
                 .filter(command_queue::answered_at.gt(naive_at - APP_STATUS_EVERY))
                 .select(command_queue::device_id)
@@ -426,6 +453,7 @@ fn load_snapshot(
         classes_of,
         groups_of,
         observed,
+        versions,
         installing,
         failed_apps,
         in_flight,
@@ -455,6 +483,7 @@ fn pass(
         classes_of,
         groups_of,
         observed,
+        versions,
         installing,
         failed_apps,
         in_flight,
@@ -480,10 +509,9 @@ fn pass(
     let mut evals: HashMap<(usize, Option<String>), (Evaluation, bool)> = HashMap::new();
     let mut next_boundary: Option<DateTime<Utc>> = None;
     let mut plans: HashMap<Plan, Vec<String>> = HashMap::new();
-    let mut cancels: Vec<(String, String)> = Vec::new();
+    let mut cancels: Vec<(String, ItemKey)> = Vec::new();
     // (missing items, still worth waiting, school, authority, apps downloading)
-    type Setup = (Vec<String>, bool, Option<String>, Option<String>, bool);
-    let mut setup: HashMap<String, Setup> = HashMap::new();
+    let mut setup: HashMap<String, SetupState> = HashMap::new();
     // Devices awaiting configuration whose apps are still installing: asked again.
     let mut ask_app_status: Vec<String> = Vec::new();
 
@@ -509,15 +537,15 @@ fn pass(
         add("device", device);
 
         // Desired items (first assignment wins the link) and items to keep.
-        let mut desired: HashMap<String, &str> = HashMap::new();
-        let mut keep: HashSet<String> = HashSet::new();
-        let mut needed_from: HashMap<String, DateTime<Utc>> = HashMap::new();
+        let mut desired: HashMap<ItemKey, (&str, &str)> = HashMap::new(); // key -> (assignment, item)
+        let mut keep: HashSet<ItemKey> = HashSet::new();
+        let mut needed_from: HashMap<ItemKey, DateTime<Utc>> = HashMap::new();
         let waiting = awaiting.contains_key(device);
         let requires = school
             .as_ref()
             .and_then(|s| policies.get(s))
             .and_then(|p| p.requires.as_ref());
-        let mut required: HashSet<String> = HashSet::new();
+        let mut required: HashSet<ItemKey> = HashSet::new();
         for &i in &relevant {
             let a = &live[i];
             let (Some(key), Some(schedule)) = (item_key_of(a), schedules[i].as_ref()) else {
@@ -545,7 +573,9 @@ fn pass(
                 if waiting && requires.is_none_or(|r| r.contains(&a.id)) {
                     required.insert(key.clone());
                 }
-                desired.entry(key.clone()).or_insert(a.id.as_str());
+                desired
+                    .entry(key.clone())
+                    .or_insert((a.id.as_str(), a.item_id.as_str()));
                 let from = eval.active_window.map(|w| w.0).unwrap_or(at);
                 let e = needed_from.entry(key).or_insert(from);
                 *e = (*e).min(from);
@@ -560,8 +590,8 @@ fn pass(
             // reports it installed, not when it accepted the install command. Failed
             // installs (and apps the device reports failed) do not hold the device
             // back (they are retried later) but count as missing.
-            let here = |k: &String| (device.clone(), k.clone());
-            let mut missing: Vec<String> = required
+            let here = |k: &ItemKey| (device.clone(), k.clone());
+            let mut missing: Vec<ItemKey> = required
                 .into_iter()
                 .filter(|k| {
                     !seen.is_some_and(|s| s.contains_key(k))
@@ -571,30 +601,41 @@ fn pass(
                 .collect();
             missing.sort();
             let downloading = missing.iter().any(|k| installing.contains(&here(k)))
-                && !flying_here.is_some_and(|f| f.contains_key(APP_STATUS_KEY));
+                && !flying_here.is_some_and(|f| f.contains_key(&*APP_STATUS_KEY));
             let blocking = missing
                 .iter()
                 .any(|k| !failed.contains(&here(k)) && !failed_apps.contains(&here(k)));
             setup.insert(
                 device.clone(),
-                (
+                SetupState {
                     missing,
                     blocking,
-                    school.clone(),
-                    tenant.clone(),
+                    school: school.clone(),
+                    tenant: tenant.clone(),
                     downloading,
-                ),
+                },
             );
         }
-        for (key, assignment) in &desired {
-            let installed = seen.is_some_and(|s| s.contains_key(key));
+        let held = versions.get(device);
+        for (key, (assignment, item_id)) in &desired {
+            // A profile counts as installed in the wanted version only (unknown versions,
+            // of rows stored before versions were kept, match).
+            let wanted = match items.get(*item_id) {
+                Some(Item::Profile(p)) => p.payload_uuid.as_deref(),
+                _ => None,
+            };
+            let current = match (wanted, held.and_then(|h| h.get(key))) {
+                (Some(w), Some(h)) => w.eq_ignore_ascii_case(h),
+                _ => true,
+            };
+            let installed = current && seen.is_some_and(|s| s.contains_key(key));
             let flying = flying_here.and_then(|f| f.get(key));
             if installed || flying == Some(&true) || failed.contains(&(device.clone(), key.clone()))
             {
                 continue;
             }
             // A licensed app goes out only to a serial that holds a licence.
-            if let Some(Item::App(app)) = catalog_keys.get(key).and_then(|id| items.get(id)) {
+            if let Some(Item::App(app)) = items.get(*item_id) {
                 if let (true, Some(adam)) = (app.licensed, &app.adam_id) {
                     let licensed = serial
                         .as_ref()
@@ -616,6 +657,7 @@ fn pass(
             plans
                 .entry(Plan {
                     item_key: key.clone(),
+                    item_id: (*item_id).to_owned(),
                     install: true,
                     assignment_id: (*assignment).to_owned(),
                 })
@@ -643,12 +685,16 @@ fn pass(
             let assignment = relevant
                 .iter()
                 .map(|&i| &live[i])
-                .find(|a| item_key_of(a).as_deref() == Some(key.as_str()))
+                .find(|a| item_key_of(a).as_ref() == Some(key))
                 .map(|a| a.id.clone())
                 .unwrap_or_default();
+            let Some(item_id) = catalog_keys.get(key) else {
+                continue;
+            };
             plans
                 .entry(Plan {
                     item_key: key.clone(),
+                    item_id: item_id.clone(),
                     install: false,
                     assignment_id: assignment,
                 })
@@ -662,49 +708,52 @@ fn pass(
     // (or its release timeout passed): DeviceConfigured (`mdm/commands/device.configured.yaml`).
     let default_policy = crate::ade::school::ReleasePolicy::default();
     let mut release = Vec::new();
-    let mut released: Vec<(String, Setup, bool)> = Vec::new(); // device, state, by timeout
+    let mut released: Vec<(String, SetupState, bool)> = Vec::new(); // device, state, by timeout
     for (device, enrolled_at) in &awaiting {
         if in_flight
             .get(device)
-            .is_some_and(|f| f.contains_key(CONFIGURED_KEY))
+            .is_some_and(|f| f.contains_key(&*CONFIGURED_KEY))
         {
             continue;
         }
         let state = setup.remove(device).unwrap_or_default();
         let policy = state
-            .2
+            .school
             .as_ref()
             .and_then(|s| policies.get(s))
             .unwrap_or(&default_policy);
         let deadline = enrolled_at.map(|e| e + policy.timeout);
         let overdue = deadline.is_some_and(|d| naive_at >= d);
-        if state.1 && !overdue {
+        if state.blocking && !overdue {
             // Look again at the deadline, not at the next safety pass; ask how its
             // downloads are going meanwhile.
             if let Some(d) = deadline.map(|d| d.and_utc()) {
                 report.recheck.push((device.clone(), d));
             }
-            if state.4 {
+            if state.downloading {
                 ask_app_status.push(device.clone());
             }
             continue;
         }
-        if !state.0.is_empty() {
-            tracing::warn!(device = %device, missing = ?state.0, "releasing a device before its initial configuration finished");
+        if !state.missing.is_empty() {
+            tracing::warn!(device = %device, missing = ?state.missing, "releasing a device before its initial configuration finished");
         }
         release.push(device.clone());
-        let by_timeout = state.1;
+        let by_timeout = state.blocking;
         released.push((device.clone(), state, by_timeout));
     }
 
     // Build commands first (signing may fail), then write everything at once.
     let mut built: Vec<(Command, EnqueueOptions, Vec<String>, bool)> = Vec::new();
     for (plan, targets) in plans {
-        let item = catalog_keys
-            .get(&plan.item_key)
-            .and_then(|id| items.get(id));
-        let Some(item) = item else { continue };
+        let Some(item) = items.get(&plan.item_id) else {
+            continue;
+        };
         let command = build(item, plan.install, sign)?;
+        let item_version = match item {
+            Item::Profile(p) if plan.install => p.payload_uuid.clone(),
+            _ => None,
+        };
         let opts = EnqueueOptions {
             priority: 0,
             expires_at: None,
@@ -712,7 +761,12 @@ fn pass(
             created_by: None,
             assignment_id: (!plan.assignment_id.is_empty()).then(|| plan.assignment_id.clone()),
             item_key: Some(plan.item_key.clone()),
-            action: Some(if plan.install { "install" } else { "remove" }.into()),
+            action: Some(if plan.install {
+                Action::Install
+            } else {
+                Action::Remove
+            }),
+            item_version,
         };
         built.push((command, opts, targets, plan.install));
     }
@@ -729,8 +783,8 @@ fn pass(
             let opts = EnqueueOptions {
                 priority: -1,
                 source: "reconciler".into(),
-                item_key: Some(APP_STATUS_KEY.into()),
-                action: Some("inventory".into()),
+                item_key: Some(APP_STATUS_KEY.clone()),
+                action: Some(Action::Inventory),
                 ..EnqueueOptions::default()
             };
             built.push((Command::managed_application_list(), opts, now_ask, false));
@@ -740,8 +794,8 @@ fn pass(
         let opts = EnqueueOptions {
             priority: -1,
             source: "reconciler".into(),
-            item_key: Some(CONFIGURED_KEY.into()),
-            action: Some("configure".into()),
+            item_key: Some(CONFIGURED_KEY.clone()),
+            action: Some(Action::Configure),
             ..EnqueueOptions::default()
         };
         built.push((Command::device_configured(), opts, release, false));
@@ -750,9 +804,9 @@ fn pass(
     conn.write_tx(|conn| -> Result<(), ReconcileError> {
         for (command, opts, targets, install) in &built {
             let n = queue::enqueue_in_tx(conn, command, targets, opts)?;
-            if opts.action.as_deref() == Some("configure") {
+            if opts.action == Some(Action::Configure) {
                 report.released += n;
-            } else if opts.action.as_deref() == Some("inventory") {
+            } else if opts.action == Some(Action::Inventory) {
                 report.status_checks += n;
             } else if *install {
                 report.installs += n;
@@ -762,20 +816,20 @@ fn pass(
             report.commands += 1;
             touched.extend(targets.iter().cloned());
         }
-        for (device, (missing, _, school, tenant, _), by_timeout) in &released {
+        for (device, state, by_timeout) in &released {
             record_release(
                 conn,
                 device,
-                missing,
+                &state.missing,
                 *by_timeout,
-                school.as_deref(),
-                tenant.as_deref(),
+                state.school.as_deref(),
+                state.tenant.as_deref(),
             )?;
         }
         for (device, key) in &cancels {
             let flying: Vec<String> = commands::table
                 .filter(commands::item_key.eq(key))
-                .filter(commands::action.eq("install"))
+                .filter(commands::action.eq(Action::Install))
                 .select(commands::command_uuid)
                 .load(conn)?;
             report.cancelled += diesel::update(
@@ -784,11 +838,11 @@ fn pass(
                     .filter(command_queue::command_uuid.eq_any(&flying))
                     .filter(
                         command_queue::status
-                            .eq_any([queue::state::PENDING, queue::state::NOT_NOW]),
+                            .eq_any([queue::QueueState::Pending, queue::QueueState::NotNow]),
                     ),
             )
             .set((
-                command_queue::status.eq(queue::state::CANCELLED),
+                command_queue::status.eq(queue::QueueState::Cancelled),
                 command_queue::updated_at.eq(now()),
             ))
             .execute(conn)?;
@@ -803,20 +857,21 @@ fn pass(
 fn record_release(
     conn: &mut DbConn,
     device: &str,
-    missing: &[String],
+    missing: &[ItemKey],
     by_timeout: bool,
     school: Option<&str>,
     tenant: Option<&str>,
 ) -> QueryResult<()> {
-    use crate::devices::outcome;
+    use crate::devices::SetupOutcome;
     let result = if by_timeout {
-        outcome::TIMEOUT
+        SetupOutcome::Timeout
     } else if missing.is_empty() {
-        outcome::CONFIGURED
+        SetupOutcome::Configured
     } else {
-        outcome::INCOMPLETE
+        SetupOutcome::Incomplete
     };
-    crate::devices::finish_setup(conn, device, result, missing)?;
+    let missing: Vec<&str> = missing.iter().map(ItemKey::as_str).collect();
+    crate::devices::finish_setup(conn, device, result, &missing)?;
     if !missing.is_empty() {
         crate::audit::record(
             conn,

@@ -13,19 +13,39 @@ use crate::db::schema::{
     devices, group_devices, profiles,
 };
 use crate::db::DbConn;
-use crate::queue;
+use crate::queue::{Action, Item, ItemKey, QueueState};
+
+crate::text_enum! {
+    /// Where an item stands on one device, as admins and teachers see it.
+    pub enum ItemProgress("item state") {
+        /// The device reports it.
+        Installed = "installed",
+        /// An install is queued or on its way.
+        PendingInstall = "pending_install",
+        /// A removal is queued or on its way.
+        PendingRemoval = "pending_removal",
+        /// Wanted in a later window.
+        Scheduled = "scheduled",
+        /// The last install failed (its error chain says why).
+        Failed = "failed",
+        /// Not wanted now and not on the device.
+        NotInstalled = "not_installed",
+        /// A licensed app without a licence for this device.
+        NoLicence = "no licence",
+    }
+}
 
 /// One item on one device.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ItemState {
     /// `app:<bundle id>` or `profile:<identifier>`.
-    pub item: String,
+    pub item: ItemKey,
     /// Display name.
     pub name: String,
     /// The assignment.
     pub assignment_id: String,
-    /// `installed`, `pending_install`, `pending_removal`, `scheduled`, `failed`, `not_installed`.
-    pub state: String,
+    /// Where it stands.
+    pub state: ItemProgress,
     /// Next window start, when scheduled.
     pub next_window: Option<DateTime<Utc>>,
     /// Apple's error chain of the last failed command.
@@ -39,28 +59,32 @@ fn schedule_of(a: &Assignment) -> Option<Schedule> {
 }
 
 /// Item key and name of an assignment's item.
-fn item_of(conn: &mut DbConn, a: &Assignment) -> QueryResult<Option<(String, String)>> {
+fn item_of(conn: &mut DbConn, a: &Assignment) -> QueryResult<Option<(ItemKey, String)>> {
     Ok(match a.item_kind.as_str() {
         "app" => apps::table
             .find(&a.item_id)
             .select((apps::bundle_id, apps::name))
             .first::<(String, String)>(conn)
             .optional()?
-            .map(|(b, n)| (format!("app:{b}"), n)),
+            .map(|(b, n)| (ItemKey::app(&b), n)),
         _ => profiles::table
             .find(&a.item_id)
             .select((profiles::identifier, profiles::name))
             .first::<(String, String)>(conn)
             .optional()?
-            .map(|(i, n)| (format!("profile:{i}"), n)),
+            .map(|(i, n)| (ItemKey::profile(&i), n)),
     })
 }
 
 /// Action, queue status and error chain of a command.
-type LastCommand = (Option<String>, String, Option<String>);
+type LastCommand = (Option<Action>, QueueState, Option<String>);
 
 /// The last command for (device, item): its action, queue status and error chain.
-fn last_command(conn: &mut DbConn, device_id: &str, key: &str) -> QueryResult<Option<LastCommand>> {
+fn last_command(
+    conn: &mut DbConn,
+    device_id: &str,
+    key: &ItemKey,
+) -> QueryResult<Option<LastCommand>> {
     command_queue::table
         .inner_join(commands::table)
         .filter(command_queue::device_id.eq(device_id))
@@ -75,17 +99,17 @@ fn last_command(conn: &mut DbConn, device_id: &str, key: &str) -> QueryResult<Op
         .optional()
 }
 
-fn observed(conn: &mut DbConn, device_id: &str, key: &str) -> QueryResult<bool> {
-    let n: i64 = match key.split_once(':') {
-        Some(("app", b)) => device_apps::table
+fn observed(conn: &mut DbConn, device_id: &str, key: &ItemKey) -> QueryResult<bool> {
+    let n: i64 = match key.item() {
+        Item::App(b) => device_apps::table
             .find((device_id, b))
             .count()
             .get_result(conn)?,
-        Some(("profile", i)) => device_profiles::table
+        Item::Profile(i) => device_profiles::table
             .find((device_id, i))
             .count()
             .get_result(conn)?,
-        _ => 0,
+        Item::Device(_) => 0,
     };
     Ok(n > 0)
 }
@@ -93,27 +117,21 @@ fn observed(conn: &mut DbConn, device_id: &str, key: &str) -> QueryResult<bool> 
 pub(crate) fn state_of(
     conn: &mut DbConn,
     device_id: &str,
-    key: &str,
+    key: &ItemKey,
     desired_or_scheduled: bool,
-) -> QueryResult<(String, Option<serde_json::Value>)> {
+) -> QueryResult<(ItemProgress, Option<serde_json::Value>)> {
     let present = observed(conn, device_id, key)?;
     let last = last_command(conn, device_id, key)?;
-    let open = |s: &str| queue::state::OPEN.contains(&s);
     Ok(match last {
-        Some((Some(a), s, _)) if a == "install" && open(&s) => ("pending_install".into(), None),
-        Some((Some(a), s, _)) if a == "remove" && open(&s) => ("pending_removal".into(), None),
-        _ if present => ("installed".into(), None),
-        Some((Some(a), s, chain))
-            if a == "install"
-                && (s == queue::state::ERROR || s == queue::state::COMMAND_FORMAT_ERROR) =>
-        {
-            (
-                "failed".into(),
-                chain.and_then(|c| serde_json::from_str(&c).ok()),
-            )
-        }
-        _ if desired_or_scheduled => ("scheduled".into(), None),
-        _ => ("not_installed".into(), None),
+        Some((Some(Action::Install), s, _)) if s.is_open() => (ItemProgress::PendingInstall, None),
+        Some((Some(Action::Remove), s, _)) if s.is_open() => (ItemProgress::PendingRemoval, None),
+        _ if present => (ItemProgress::Installed, None),
+        Some((Some(Action::Install), s, chain)) if s.is_failure() => (
+            ItemProgress::Failed,
+            chain.and_then(|c| serde_json::from_str(&c).ok()),
+        ),
+        _ if desired_or_scheduled => (ItemProgress::Scheduled, None),
+        _ => (ItemProgress::NotInstalled, None),
     })
 }
 
@@ -192,7 +210,7 @@ pub struct Rollout {
     /// Target devices (active).
     pub devices: usize,
     /// Count per state.
-    pub states: HashMap<String, usize>,
+    pub states: HashMap<ItemProgress, usize>,
     /// Devices that failed, with Apple's error chain.
     pub failures: Vec<serde_json::Value>,
 }
@@ -202,7 +220,7 @@ pub fn target_devices(
     conn: &mut DbConn,
     a: &Assignment,
 ) -> QueryResult<Vec<(String, Option<String>)>> {
-    let active = crate::enrollment::status::ACTIVE;
+    let active = crate::enrollment::EnrollmentStatus::Active;
     let q = devices::table
         .filter(devices::enrollment_status.eq(active))
         .select((devices::id, devices::udid));
@@ -268,11 +286,11 @@ pub fn rollout(
         let e = s.evaluate(at, &cal);
         e.desired || e.scheduled_next.is_some()
     });
-    let mut states: HashMap<String, usize> = HashMap::new();
+    let mut states: HashMap<ItemProgress, usize> = HashMap::new();
     let mut failures = Vec::new();
     for (id, udid) in &targets {
         let (state, chain) = state_of(conn, id, &key, wanted)?;
-        if state == "failed" {
+        if state == ItemProgress::Failed {
             failures.push(serde_json::json!({"udid": udid, "error_chain": chain}));
         }
         *states.entry(state).or_default() += 1;

@@ -98,6 +98,9 @@ pub struct Profile {
     pub created_at: chrono::NaiveDateTime,
     /// Changed.
     pub updated_at: chrono::NaiveDateTime,
+    /// Its version: the outer `PayloadUUID` (uppercase), new for new content; what a
+    /// device's ProfileList is compared with. Unknown for profiles stored before.
+    pub payload_uuid: Option<String>,
 }
 
 /// Why a catalog change was refused.
@@ -323,6 +326,7 @@ pub fn create_profile(
         payload_types: info.payload_types.join(","),
         created_at: at,
         updated_at: at,
+        payload_uuid: Some(info.uuid.hyphenated().to_string().to_uppercase()),
     };
     conn.write_tx(|conn| {
         diesel::insert_into(profiles_t::table)
@@ -337,6 +341,7 @@ pub fn create_profile(
                 profiles_t::payload_types.eq(&profile.payload_types),
                 profiles_t::created_at.eq(at),
                 profiles_t::updated_at.eq(at),
+                profiles_t::payload_uuid.eq(&profile.payload_uuid),
             ))
             .execute(conn)?;
         audit::record(

@@ -5,6 +5,7 @@
 //! run it on the blocking pool through [`Db::run`], never on an actix worker.
 
 pub mod schema;
+pub mod text;
 
 use std::path::PathBuf;
 use std::time::Duration;

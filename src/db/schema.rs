@@ -132,6 +132,7 @@ diesel::table! {
         assignment_id -> Nullable<Text>,
         item_key -> Nullable<Text>,
         action -> Nullable<Text>,
+        item_version -> Nullable<Text>,
     }
 }
 
@@ -281,6 +282,7 @@ diesel::table! {
         payload_types -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        payload_uuid -> Nullable<Text>,
     }
 }
 

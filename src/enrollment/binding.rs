@@ -18,6 +18,7 @@
 //!    require an admin's release first.
 
 use super::tokens::EnrollmentToken;
+use super::EnrollmentStatus;
 
 /// What tafel knows about the certificate a request came with.
 #[derive(Debug, Clone)]
@@ -45,7 +46,7 @@ pub struct DeviceFacts {
     /// Its school.
     pub school_id: Option<String>,
     /// Enrollment state.
-    pub status: String,
+    pub status: EnrollmentStatus,
     /// Bound certificate.
     pub bound_sha256: Option<String>,
     /// Does the certificate renew the bound one (possibly over several renewals)?
@@ -213,7 +214,7 @@ pub fn may_bind(
         }
         return Ok(Binding::New { adopt: None });
     };
-    if d.status == super::status::RETIRED {
+    if d.status == EnrollmentStatus::Retired {
         return Ok(Binding::Rebind(Rebind::Released));
     }
     if d.tenant_id.as_deref().is_some_and(|t| t != token.tenant_id) {
@@ -227,7 +228,7 @@ pub fn may_bind(
     if cert.ade && !d.bound_via_ade {
         return Err(Refusal::EnrolledThroughLink);
     }
-    if d.status == super::status::ERASED || cert.ade {
+    if d.status == EnrollmentStatus::Erased || cert.ade {
         return Ok(Binding::Rebind(Rebind::Erased));
     }
     Ok(Binding::Rebind(Rebind::Reenrolled))
@@ -236,7 +237,6 @@ pub fn may_bind(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enrollment::status;
 
     fn at() -> chrono::NaiveDateTime {
         chrono::DateTime::from_timestamp(1_800_000_000, 0)
@@ -273,12 +273,12 @@ mod tests {
         }
     }
 
-    fn device(tenant: &str, school: &str, status: &str) -> DeviceFacts {
+    fn device(tenant: &str, school: &str, status: EnrollmentStatus) -> DeviceFacts {
         DeviceFacts {
             id: "dev".into(),
             tenant_id: Some(tenant.into()),
             school_id: Some(school.into()),
-            status: status.into(),
+            status,
             bound_sha256: Some("old".into()),
             renews_bound: false,
             bound_via_ade: false,
@@ -347,7 +347,7 @@ mod tests {
         c.bound_udid = Some("UDID-2".into());
         assert_eq!(decide(&c, None, &[]), Err(Refusal::OtherDevice));
         c.bound_udid = Some("UDID-1".into());
-        let mut d = device("A", "A1", status::ACTIVE);
+        let mut d = device("A", "A1", EnrollmentStatus::Active);
         d.bound_sha256 = Some("new".into());
         assert_eq!(decide(&c, Some(&d), &[]), Ok(Binding::Same));
     }
@@ -361,7 +361,7 @@ mod tests {
         assert!(matches!(decide(&c, None, &[]), Err(Refusal::Token(_))));
         // The device it counts already may authenticate again with a new certificate.
         c.udid_counted = true;
-        let d = device("A", "A1", status::INACTIVE);
+        let d = device("A", "A1", EnrollmentStatus::Inactive);
         assert_eq!(
             decide(&c, Some(&d), &[]),
             Ok(Binding::Rebind(Rebind::Reenrolled))
@@ -370,7 +370,7 @@ mod tests {
         let c = cert(t);
         assert!(matches!(decide(&c, None, &[]), Err(Refusal::Token(_))));
         // A device whose bound certificate came through the revoked token keeps working.
-        let mut d = device("A", "A1", status::ACTIVE);
+        let mut d = device("A", "A1", EnrollmentStatus::Active);
         d.bound_sha256 = Some("new".into());
         assert_eq!(decide(&c, Some(&d), &[]), Ok(Binding::Same));
     }
@@ -378,7 +378,11 @@ mod tests {
     #[test]
     fn a_known_ipad_binds_again_only_within_its_authority_unless_released() {
         let c = cert(token("A", "A2"));
-        for st in [status::ACTIVE, status::INACTIVE, status::PENDING] {
+        for st in [
+            EnrollmentStatus::Active,
+            EnrollmentStatus::Inactive,
+            EnrollmentStatus::Pending,
+        ] {
             assert_eq!(
                 decide(&c, Some(&device("A", "A1", st)), &[]),
                 Ok(Binding::Rebind(Rebind::Reenrolled)),
@@ -391,20 +395,20 @@ mod tests {
             );
         }
         assert_eq!(
-            decide(&c, Some(&device("A", "A1", status::ERASED)), &[]),
+            decide(&c, Some(&device("A", "A1", EnrollmentStatus::Erased)), &[]),
             Ok(Binding::Rebind(Rebind::Erased))
         );
         assert_eq!(
-            decide(&c, Some(&device("B", "B1", status::RETIRED)), &[]),
+            decide(&c, Some(&device("B", "B1", EnrollmentStatus::Retired)), &[]),
             Ok(Binding::Rebind(Rebind::Released))
         );
-        let mut guarded = device("A", "A1", status::ERASED);
+        let mut guarded = device("A", "A1", EnrollmentStatus::Erased);
         guarded.release_required = true;
         assert_eq!(
             decide(&c, Some(&guarded), &[]),
             Err(Refusal::ReleaseRequired)
         );
-        let mut renewal = device("B", "B1", status::ACTIVE);
+        let mut renewal = device("B", "B1", EnrollmentStatus::Active);
         renewal.renews_bound = true;
         assert_eq!(decide(&c, Some(&renewal), &[]), Ok(Binding::Renewed));
     }
@@ -413,7 +417,7 @@ mod tests {
     fn a_machine_info_identity_resets_only_what_came_through_ade() {
         let mut c = cert(token("A", "A1"));
         c.ade = true;
-        let link_enrolled = device("A", "A1", status::ACTIVE);
+        let link_enrolled = device("A", "A1", EnrollmentStatus::Active);
         assert_eq!(
             decide(&c, Some(&link_enrolled), &[]),
             Err(Refusal::EnrolledThroughLink)
@@ -426,7 +430,7 @@ mod tests {
             decide(&c, Some(&ade_enrolled), &[]),
             Ok(Binding::Rebind(Rebind::Erased))
         );
-        let released = device("A", "A1", status::RETIRED);
+        let released = device("A", "A1", EnrollmentStatus::Retired);
         assert_eq!(
             decide(&c, Some(&released), &[]),
             Ok(Binding::Rebind(Rebind::Released))

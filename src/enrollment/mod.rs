@@ -21,24 +21,24 @@ use crate::db::{new_id, now, DbConn};
 use crate::protocol::{Authenticate, CheckOut, TokenUpdate};
 use crate::queue;
 
-/// Enrollment states, as stored.
-pub mod status {
-    /// Authenticate received, no push token yet.
-    pub const AUTHENTICATED: &str = "authenticated";
-    /// TokenUpdate received: managed and reachable by push.
-    pub const ACTIVE: &str = "active";
-    /// Checked out (MDM profile removed) or unenrolled.
-    pub const INACTIVE: &str = "inactive";
-    /// Known (imported, ASM) but never enrolled; or back in Setup Assistant after an
-    /// ADE reset, until its new identity authenticates.
-    pub const PENDING: &str = "pending";
-    /// Erased (EraseDevice acknowledged): out of classes' counts, waiting to come back
-    /// through a fresh enrollment.
-    pub const ERASED: &str = "erased";
-    /// Released by an admin: no longer managed; may enroll again anywhere.
-    pub const RETIRED: &str = "retired";
-    /// Every state, as the device list filters by them.
-    pub const ALL: [&str; 6] = [PENDING, AUTHENTICATED, ACTIVE, INACTIVE, ERASED, RETIRED];
+crate::text_enum! {
+    /// A device's enrollment state, as stored.
+    pub enum EnrollmentStatus("enrollment status") {
+        /// Known (imported, ASM) but never enrolled; or back in Setup Assistant after an
+        /// ADE reset, until its new identity authenticates.
+        Pending = "pending",
+        /// Authenticate received, no push token yet.
+        Authenticated = "authenticated",
+        /// TokenUpdate received: managed and reachable by push.
+        Active = "active",
+        /// Checked out (MDM profile removed) or unenrolled.
+        Inactive = "inactive",
+        /// Erased (EraseDevice acknowledged): out of classes' counts, waiting to come back
+        /// through a fresh enrollment.
+        Erased = "erased",
+        /// Released by an admin: no longer managed; may enroll again anywhere.
+        Retired = "retired",
+    }
 }
 
 /// The verified identity a request came with.
@@ -58,7 +58,7 @@ pub struct DeviceRef {
     /// UDID.
     pub udid: Option<String>,
     /// Enrollment state.
-    pub enrollment_status: String,
+    pub enrollment_status: EnrollmentStatus,
     /// Bound certificate.
     pub identity_cert_sha256: Option<String>,
     /// Its expiry.
@@ -152,8 +152,12 @@ pub fn verify_bound(
     identity: &Identity,
 ) -> Result<DeviceRef, EnrollError> {
     let device = find(conn, udid)?.ok_or_else(|| EnrollError::NotEnrolled(udid.to_owned()))?;
-    let gone = [status::PENDING, status::ERASED, status::RETIRED];
-    if device.udid.is_none() || gone.contains(&device.enrollment_status.as_str()) {
+    let gone = [
+        EnrollmentStatus::Pending,
+        EnrollmentStatus::Erased,
+        EnrollmentStatus::Retired,
+    ];
+    if device.udid.is_none() || gone.contains(&device.enrollment_status) {
         return Err(EnrollError::NotEnrolled(udid.to_owned()));
     }
     let at = now();
@@ -247,7 +251,7 @@ fn device_facts(
         id: device.id.clone(),
         tenant_id,
         school_id,
-        status: device.enrollment_status.clone(),
+        status: device.enrollment_status,
         bound_sha256: device.identity_cert_sha256.clone(),
         renews_bound,
         bound_via_ade,
@@ -359,7 +363,7 @@ pub fn authenticate(
             devices::udid.eq(udid),
             devices::identity_cert_sha256.eq(&identity.sha256),
             devices::identity_cert_not_after.eq(identity.not_after),
-            devices::enrollment_status.eq(status::AUTHENTICATED),
+            devices::enrollment_status.eq(EnrollmentStatus::Authenticated),
             devices::last_seen_at.eq(at),
             devices::updated_at.eq(at),
         );
@@ -371,7 +375,7 @@ pub fn authenticate(
                     .values((
                         devices::id.eq(&id),
                         devices::udid.eq(udid),
-                        devices::enrollment_status.eq(status::PENDING),
+                        devices::enrollment_status.eq(EnrollmentStatus::Pending),
                         devices::awaiting_configuration.eq(false),
                         devices::created_at.eq(at),
                         devices::updated_at.eq(at),
@@ -539,7 +543,7 @@ pub fn token_update(
                 devices::push_magic.eq(msg.push_magic.as_str()),
                 devices::topic.eq(msg.topic.as_deref()),
                 devices::awaiting_configuration.eq(msg.awaiting_configuration),
-                devices::enrollment_status.eq(status::ACTIVE),
+                devices::enrollment_status.eq(EnrollmentStatus::Active),
                 devices::enrolled_at.eq(enrolled_at.or(Some(at))),
                 devices::unenrolled_at.eq(None::<chrono::NaiveDateTime>),
                 // A new token makes the device reachable again.
@@ -568,7 +572,7 @@ pub fn check_out(
     conn.write_tx(|conn| {
         diesel::update(devices::table.find(&device.id))
             .set((
-                devices::enrollment_status.eq(status::INACTIVE),
+                devices::enrollment_status.eq(EnrollmentStatus::Inactive),
                 devices::unenrolled_at.eq(at),
                 devices::push_token.eq(None::<String>),
                 devices::push_magic.eq(None::<String>),
@@ -587,10 +591,10 @@ fn stop_open_commands(
     diesel::update(
         command_queue::table
             .filter(command_queue::device_id.eq(device_id))
-            .filter(command_queue::status.eq_any(queue::state::OPEN)),
+            .filter(command_queue::status.eq_any(queue::QueueState::OPEN)),
     )
     .set((
-        command_queue::status.eq(queue::state::CANCELLED),
+        command_queue::status.eq(queue::QueueState::Cancelled),
         command_queue::updated_at.eq(at),
     ))
     .execute(conn)
@@ -604,7 +608,7 @@ pub fn start_over(conn: &mut DbConn, device_id: &str) -> QueryResult<usize> {
     let at = now();
     diesel::update(devices::table.find(device_id))
         .set((
-            devices::enrollment_status.eq(status::PENDING),
+            devices::enrollment_status.eq(EnrollmentStatus::Pending),
             devices::enrolled_at.eq(None::<chrono::NaiveDateTime>),
             devices::awaiting_configuration.eq(false),
             devices::push_token.eq(None::<String>),
@@ -625,7 +629,7 @@ pub fn start_over(conn: &mut DbConn, device_id: &str) -> QueryResult<usize> {
 pub fn mark_erased(conn: &mut DbConn, device_id: &str) -> QueryResult<()> {
     let stopped = start_over(conn, device_id)?;
     diesel::update(devices::table.find(device_id))
-        .set(devices::enrollment_status.eq(status::ERASED))
+        .set(devices::enrollment_status.eq(EnrollmentStatus::Erased))
         .execute(conn)?;
     let (tenant, school): (Option<String>, Option<String>) = devices::table
         .find(device_id)
@@ -661,7 +665,7 @@ pub fn release(conn: &mut DbConn, device_id: &str, actor: &str) -> QueryResult<u
         let stopped = start_over(conn, device_id)?;
         diesel::update(devices::table.find(device_id))
             .set((
-                devices::enrollment_status.eq(status::RETIRED),
+                devices::enrollment_status.eq(EnrollmentStatus::Retired),
                 devices::identity_cert_sha256.eq(None::<String>),
                 devices::identity_cert_not_after.eq(None::<chrono::NaiveDateTime>),
                 devices::unenrolled_at.eq(now()),
@@ -678,7 +682,7 @@ pub fn release(conn: &mut DbConn, device_id: &str, actor: &str) -> QueryResult<u
                 .scope(tenant.as_deref(), school.as_deref())
                 .summary(serde_json::json!({
                     "before": {"status": before},
-                    "after": {"status": status::RETIRED},
+                    "after": {"status": EnrollmentStatus::Retired},
                     "commands_closed": stopped,
                 })),
         )?;
@@ -738,7 +742,8 @@ pub fn set_policy(
 }
 
 /// The item key of the command that renews a device's identity (one open at a time).
-pub const RENEWAL_KEY: &str = "device:identity-renewal";
+pub static RENEWAL_KEY: std::sync::LazyLock<queue::ItemKey> =
+    std::sync::LazyLock::new(|| queue::ItemKey::device(queue::DeviceItem::IdentityRenewal));
 
 /// An active device whose identity ends before the renewal horizon.
 #[derive(Debug, Clone)]
@@ -763,11 +768,11 @@ pub fn due_for_renewal(
     use crate::db::schema::commands;
     let renewing = command_queue::table
         .inner_join(commands::table)
-        .filter(commands::item_key.eq(RENEWAL_KEY))
-        .filter(command_queue::status.eq_any(queue::state::OPEN))
+        .filter(commands::item_key.eq(&*RENEWAL_KEY))
+        .filter(command_queue::status.eq_any(queue::QueueState::OPEN))
         .select(command_queue::device_id);
     let rows: Vec<(String, Option<String>, Option<String>)> = devices::table
-        .filter(devices::enrollment_status.eq(status::ACTIVE))
+        .filter(devices::enrollment_status.eq(EnrollmentStatus::Active))
         .filter(devices::identity_cert_not_after.lt(before))
         .filter(devices::id.ne_all(renewing))
         .order(devices::identity_cert_not_after.asc())

@@ -12,12 +12,14 @@ use crate::audit;
 use crate::db::schema::{device_certificates, enrollment_tokens, scep_challenges};
 use crate::db::{new_id, now, DbConn};
 
-/// Kinds of enrollment tokens.
-pub mod kind {
-    /// A link (`/enroll/{token}`) an admin hands out.
-    pub const LINK: &str = "link";
-    /// A school's internal token for Automated Device Enrollment.
-    pub const ADE: &str = "ade";
+crate::text_enum! {
+    /// Kinds of enrollment tokens, as stored.
+    pub enum TokenKind("token kind") {
+        /// A link (`/enroll/{token}`) an admin hands out.
+        Link = "link",
+        /// A school's internal token for Automated Device Enrollment.
+        Ade = "ade",
+    }
 }
 
 /// How long a challenge from a downloaded profile stays valid.
@@ -241,7 +243,7 @@ pub fn create(
 pub fn list(conn: &mut DbConn, school_id: &str) -> QueryResult<Vec<EnrollmentToken>> {
     enrollment_tokens::table
         .filter(enrollment_tokens::school_id.eq(school_id))
-        .filter(enrollment_tokens::kind.eq(kind::LINK))
+        .filter(enrollment_tokens::kind.eq(TokenKind::Link))
         .order(enrollment_tokens::created_at.desc())
         .select(EnrollmentToken::as_select())
         .load(conn)
@@ -260,7 +262,7 @@ pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<EnrollmentToken>> 
 pub fn get_link(conn: &mut DbConn, id: &str) -> QueryResult<Option<EnrollmentToken>> {
     enrollment_tokens::table
         .find(id)
-        .filter(enrollment_tokens::kind.eq(kind::LINK))
+        .filter(enrollment_tokens::kind.eq(TokenKind::Link))
         .select(EnrollmentToken::as_select())
         .first(conn)
         .optional()
@@ -313,7 +315,7 @@ pub fn redeem(conn: &mut DbConn, secret: &str) -> Result<(EnrollmentToken, Strin
     let at = now();
     let token = enrollment_tokens::table
         .filter(enrollment_tokens::token.eq(link_hash(secret)))
-        .filter(enrollment_tokens::kind.eq(kind::LINK))
+        .filter(enrollment_tokens::kind.eq(TokenKind::Link))
         .select(EnrollmentToken::as_select())
         .first(conn)
         .optional()?
@@ -333,7 +335,7 @@ pub fn ade_token(
 ) -> Result<EnrollmentToken, TokenError> {
     let existing = enrollment_tokens::table
         .filter(enrollment_tokens::school_id.eq(school_id))
-        .filter(enrollment_tokens::kind.eq(kind::ADE))
+        .filter(enrollment_tokens::kind.eq(TokenKind::Ade))
         .select(EnrollmentToken::as_select())
         .first(conn)
         .optional()?;
@@ -352,13 +354,13 @@ pub fn ade_token(
             enrollment_tokens::description.eq("Automated Device Enrollment (Apple School Manager)"),
             enrollment_tokens::uses.eq(0),
             enrollment_tokens::created_at.eq(now()),
-            enrollment_tokens::kind.eq(kind::ADE),
+            enrollment_tokens::kind.eq(TokenKind::Ade),
         ))
         .on_conflict_do_nothing();
     crate::with_backend!(conn, |c| insert.execute(c))?;
     enrollment_tokens::table
         .filter(enrollment_tokens::school_id.eq(school_id))
-        .filter(enrollment_tokens::kind.eq(kind::ADE))
+        .filter(enrollment_tokens::kind.eq(TokenKind::Ade))
         .select(EnrollmentToken::as_select())
         .first(conn)
         .optional()?
@@ -681,12 +683,12 @@ pub fn certificate_udid(conn: &mut DbConn, sha256: &str) -> QueryResult<Option<S
 
 /// Is this a school's internal ADE token?
 pub fn is_ade(conn: &mut DbConn, token_id: &str) -> QueryResult<bool> {
-    let k: Option<String> = enrollment_tokens::table
+    let k: Option<TokenKind> = enrollment_tokens::table
         .find(token_id)
         .select(enrollment_tokens::kind)
         .first(conn)
         .optional()?;
-    Ok(k.as_deref() == Some(kind::ADE))
+    Ok(k == Some(TokenKind::Ade))
 }
 
 /// Deletes challenges that ended before `before`, except those a machine info still

@@ -21,16 +21,18 @@ use crate::db::schema::{approved_apps, apps, assignments, lesson_requests, lesso
 use crate::db::{new_id, now, DbConn};
 use crate::notify::Notifier;
 
-/// Request states.
-pub mod status {
-    /// Waiting for an admin.
-    pub const PENDING: &str = "pending";
-    /// Approved: assignments exist.
-    pub const APPROVED: &str = "approved";
-    /// Rejected with a reason.
-    pub const REJECTED: &str = "rejected";
-    /// Withdrawn by the teacher or an admin.
-    pub const CANCELLED: &str = "cancelled";
+crate::text_enum! {
+    /// A lesson request's state, as stored.
+    pub enum RequestStatus("lesson request status") {
+        /// Waiting for an admin.
+        Pending = "pending",
+        /// Approved: assignments exist.
+        Approved = "approved",
+        /// Rejected with a reason.
+        Rejected = "rejected",
+        /// Withdrawn by the teacher or an admin.
+        Cancelled = "cancelled",
+    }
 }
 
 /// A school's lesson rules.
@@ -108,8 +110,8 @@ pub struct LessonRequest {
     pub after_lesson: String,
     /// The teacher's note.
     pub note: Option<String>,
-    /// `pending`, `approved`, `rejected`, `cancelled`.
-    pub status: String,
+    /// Its state.
+    pub status: RequestStatus,
     /// Who decided.
     pub decided_by: Option<String>,
     /// When.
@@ -435,7 +437,7 @@ pub fn create(
         }
         .to_owned(),
         note: input.note.clone(),
-        status: status::PENDING.to_owned(),
+        status: RequestStatus::Pending.to_owned(),
         decided_by: None,
         decided_at: None,
         reason: None,
@@ -461,7 +463,7 @@ pub fn create(
                 lesson_requests::repeat_until.eq(&req.repeat_until),
                 lesson_requests::after_lesson.eq(&req.after_lesson),
                 lesson_requests::note.eq(&req.note),
-                lesson_requests::status.eq(status::PENDING),
+                lesson_requests::status.eq(RequestStatus::Pending),
                 lesson_requests::created_at.eq(t),
                 lesson_requests::updated_at.eq(t),
             ))
@@ -521,7 +523,7 @@ fn approve_in_tx(
     }
     diesel::update(lesson_requests::table.find(&r.id))
         .set((
-            lesson_requests::status.eq(status::APPROVED),
+            lesson_requests::status.eq(RequestStatus::Approved),
             lesson_requests::decided_by.eq(actor),
             lesson_requests::decided_at.eq(now()),
             lesson_requests::updated_at.eq(now()),
@@ -532,7 +534,7 @@ fn approve_in_tx(
         &audit::Entry::new(actor, "approve", "lesson_request")
             .object(&r.id)
             .scope(Some(&r.tenant_id), Some(&r.school_id))
-            .summary(serde_json::json!({"before": {"status": r.status}, "after": {"status": status::APPROVED}, "automatic": actor == "system"})),
+            .summary(serde_json::json!({"before": {"status": r.status}, "after": {"status": RequestStatus::Approved}, "automatic": actor == "system"})),
     )?;
     notifier.enqueue(
         conn,
@@ -552,7 +554,7 @@ pub fn approve(
     actor: &str,
     notifier: &Notifier,
 ) -> Result<(), LessonError> {
-    if r.status != status::PENDING {
+    if r.status != RequestStatus::Pending {
         return Err(LessonError::Conflict(format!(
             "the request is {}, not pending",
             r.status
@@ -570,7 +572,7 @@ pub fn reject(
     actor: &str,
     notifier: &Notifier,
 ) -> Result<(), LessonError> {
-    if r.status != status::PENDING {
+    if r.status != RequestStatus::Pending {
         return Err(LessonError::Conflict(format!(
             "the request is {}, not pending",
             r.status
@@ -583,7 +585,7 @@ pub fn reject(
     conn.write_tx(|conn| {
         diesel::update(lesson_requests::table.find(&r.id))
             .set((
-                lesson_requests::status.eq(status::REJECTED),
+                lesson_requests::status.eq(RequestStatus::Rejected),
                 lesson_requests::decided_by.eq(actor),
                 lesson_requests::decided_at.eq(now()),
                 lesson_requests::reason.eq(reason),
@@ -595,7 +597,7 @@ pub fn reject(
             &audit::Entry::new(actor, "reject", "lesson_request")
                 .object(&r.id)
                 .scope(Some(&r.tenant_id), Some(&r.school_id))
-                .summary(serde_json::json!({"before": {"status": r.status}, "after": {"status": status::REJECTED, "reason": reason}})),
+                .summary(serde_json::json!({"before": {"status": r.status}, "after": {"status": RequestStatus::Rejected, "reason": reason}})),
         )?;
         let mut data = event_data(r);
         data["reason"] = serde_json::json!(reason);
@@ -606,7 +608,7 @@ pub fn reject(
 
 /// Withdraws a request; its assignments are deleted (the reconciler removes the apps).
 pub fn cancel(conn: &mut DbConn, r: &LessonRequest, actor: &str) -> Result<(), LessonError> {
-    if r.status == status::CANCELLED || r.status == status::REJECTED {
+    if r.status == RequestStatus::Cancelled || r.status == RequestStatus::Rejected {
         return Err(LessonError::Conflict(format!(
             "the request is {}",
             r.status
@@ -622,14 +624,14 @@ pub fn cancel(conn: &mut DbConn, r: &LessonRequest, actor: &str) -> Result<(), L
             assign::delete(conn, a, actor)?;
         }
         diesel::update(lesson_requests::table.find(&r.id))
-            .set((lesson_requests::status.eq(status::CANCELLED), lesson_requests::updated_at.eq(now())))
+            .set((lesson_requests::status.eq(RequestStatus::Cancelled), lesson_requests::updated_at.eq(now())))
             .execute(conn)?;
         audit::record(
             conn,
             &audit::Entry::new(actor, "cancel", "lesson_request")
                 .object(&r.id)
                 .scope(Some(&r.tenant_id), Some(&r.school_id))
-                .summary(serde_json::json!({"before": {"status": r.status}, "after": {"status": status::CANCELLED}})),
+                .summary(serde_json::json!({"before": {"status": r.status}, "after": {"status": RequestStatus::Cancelled}})),
         )?;
         Ok(())
     })

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::{status, LessonRequest};
-use crate::assign::views::{self, state_of};
+use super::{LessonRequest, RequestStatus};
+use crate::assign::views::{self, state_of, ItemProgress};
 use crate::assign::Assignment;
 use crate::db::schema::{assignments, devices, lesson_requests, schools};
 use crate::db::{Db, DbConn, DbError};
@@ -20,6 +20,20 @@ use crate::notify::Notifier;
 /// A device counts as offline when not seen for this long.
 const OFFLINE_AFTER: chrono::Duration = chrono::Duration::minutes(60);
 
+crate::text_enum! {
+    /// Whether one device is ready for the lesson.
+    pub enum DeviceState("device readiness") {
+        /// Every app installed.
+        Ready = "ready",
+        /// Something is still on its way.
+        Pending = "pending",
+        /// An install failed.
+        Failed = "failed",
+        /// A licensed app has no licence for this device.
+        NoLicence = "no licence",
+    }
+}
+
 /// One device's readiness.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeviceReadiness {
@@ -27,10 +41,10 @@ pub struct DeviceReadiness {
     pub udid: Option<String>,
     /// Name.
     pub name: Option<String>,
-    /// `ready`, `pending`, `failed`, `no licence`.
-    pub state: String,
-    /// Per app: bundle key → state (`installed`, `pending_install`, `failed`, `scheduled`, …).
-    pub apps: std::collections::BTreeMap<String, String>,
+    /// Ready or not, and why.
+    pub state: DeviceState,
+    /// Per app: item key → where it stands.
+    pub apps: std::collections::BTreeMap<String, ItemProgress>,
     /// Apple's error chain of a failed install.
     #[schema(value_type = Option<Object>)]
     pub error: Option<serde_json::Value>,
@@ -79,7 +93,7 @@ pub fn readiness(
             .first::<(String, Option<String>)>(conn)
             .optional()?
         {
-            keys.push((format!("app:{k}"), adam));
+            keys.push((crate::queue::ItemKey::app(&k), adam));
         }
     }
     let mut items = Vec::new();
@@ -96,24 +110,24 @@ pub fn readiness(
             if chain.is_some() {
                 error = chain;
             }
-            if s != "installed"
+            if s != ItemProgress::Installed
                 && blocked
                     .iter()
                     .any(|b| &b.device_id == id && Some(&b.adam_id) == adam.as_ref())
             {
-                s = "no licence".into();
+                s = ItemProgress::NoLicence;
             }
-            apps.insert(k.clone(), s);
+            apps.insert(k.to_string(), s);
         }
-        let state = if !apps.is_empty() && apps.values().all(|s| s == "installed") {
+        let state = if !apps.is_empty() && apps.values().all(|s| *s == ItemProgress::Installed) {
             ready += 1;
-            "ready"
-        } else if apps.values().any(|s| s == "failed") {
-            "failed"
-        } else if apps.values().any(|s| s == "no licence") {
-            "no licence"
+            DeviceState::Ready
+        } else if apps.values().any(|s| *s == ItemProgress::Failed) {
+            DeviceState::Failed
+        } else if apps.values().any(|s| *s == ItemProgress::NoLicence) {
+            DeviceState::NoLicence
         } else {
-            "pending"
+            DeviceState::Pending
         };
         let offline_since =
             seen.filter(|t| at.naive_utc() - *t > OFFLINE_AFTER)
@@ -125,7 +139,7 @@ pub fn readiness(
         items.push(DeviceReadiness {
             udid: udid.clone(),
             name,
-            state: state.into(),
+            state,
             apps,
             error,
             offline_since: offline_since.filter(|t| *t != chrono::NaiveDateTime::MIN),
@@ -149,7 +163,7 @@ pub fn notify_due(
     blocked: &[crate::licences::Blocked],
 ) -> QueryResult<usize> {
     let approved: Vec<LessonRequest> = lesson_requests::table
-        .filter(lesson_requests::status.eq(status::APPROVED))
+        .filter(lesson_requests::status.eq(RequestStatus::Approved))
         .select(LessonRequest::as_select())
         .load(conn)?;
     let mut sent = 0;
@@ -185,7 +199,7 @@ pub fn notify_due(
                 Some(&r.tenant_id),
                 Some(&r.school_id),
                 serde_json::json!({"request_id": r.id, "teacher_id": r.teacher_id, "starts_at": start, "ready": ready.ready, "devices": ready.devices, "summary": ready.summary,
-                    "not_ready": ready.items.iter().filter(|i| i.state != "ready").map(|i| serde_json::json!({"udid": i.udid, "state": i.state, "offline_since": i.offline_since})).collect::<Vec<_>>()}),
+                    "not_ready": ready.items.iter().filter(|i| i.state != DeviceState::Ready).map(|i| serde_json::json!({"udid": i.udid, "state": i.state, "offline_since": i.offline_since})).collect::<Vec<_>>()}),
             )?;
             diesel::update(lesson_requests::table.find(&r.id))
                 .set(lesson_requests::notified_start.eq(start.naive_utc()))

@@ -30,14 +30,16 @@ use crate::db::{new_id, now, Db, DbConn, DbError};
 use crate::secrets::SecretBox;
 use crate::vpp::{AssetRef, AssignmentFilter, ContentToken, MdmInfo, VppClient, VppError};
 
-/// Token states.
-pub mod token_status {
-    /// In use.
-    pub const ACTIVE: &str = "active";
-    /// Another MDM claimed it: not used.
-    pub const TAKEN_OVER: &str = "taken_over";
-    /// Expired, revoked or invalid: not used until replaced.
-    pub const FAILED: &str = "failed";
+crate::text_enum! {
+    /// A content token's state, as stored.
+    pub enum ContentTokenStatus("content token status") {
+        /// In use.
+        Active = "active",
+        /// Another MDM claimed it: not used.
+        TakenOver = "taken_over",
+        /// Expired, revoked or invalid: not used until replaced.
+        Failed = "failed",
+    }
 }
 
 /// A stored token as admins see it (never the token itself).
@@ -54,8 +56,8 @@ pub struct TokenInfo {
     pub org_name: String,
     /// Expiry.
     pub expires_at: chrono::NaiveDateTime,
-    /// `active`, `taken_over`, `failed`.
-    pub status: String,
+    /// Its state.
+    pub status: ContentTokenStatus,
     /// Why it is not active.
     pub last_error: Option<String>,
     /// Last successful sync.
@@ -195,7 +197,7 @@ impl Licences {
             location_name: location,
             org_name: token.org_name().to_owned(),
             expires_at: token.expires_at().naive_utc(),
-            status: token_status::ACTIVE.into(),
+            status: ContentTokenStatus::Active,
             last_error: None,
             last_sync_at: None,
             created_at: now(),
@@ -249,7 +251,7 @@ impl Licences {
             .db
             .run(move |conn| -> Result<_, DbError> {
                 let mut q = vpp_tokens::table
-                    .filter(vpp_tokens::status.eq(token_status::ACTIVE))
+                    .filter(vpp_tokens::status.eq(ContentTokenStatus::Active))
                     .select((
                         vpp_tokens::id,
                         vpp_tokens::tenant_id,
@@ -277,12 +279,12 @@ impl Licences {
     /// Marks a token unusable (another MDM, expired, revoked) and logs why.
     async fn fail_token(&self, id: &str, e: &VppError) {
         let status = if matches!(e, VppError::OtherMdm(_)) {
-            token_status::TAKEN_OVER
+            ContentTokenStatus::TakenOver
         } else {
-            token_status::FAILED
+            ContentTokenStatus::Failed
         };
-        tracing::warn!(token = id, error = %e, status, "content token is not used any more: upload a new one in the admin API");
-        let (id, msg, st) = (id.to_owned(), e.to_string(), status.to_owned());
+        tracing::warn!(token = id, error = %e, %status, "content token is not used any more: upload a new one in the admin API");
+        let (id, msg, st) = (id.to_owned(), e.to_string(), status);
         let _ = self
             .db
             .run(move |conn| -> Result<usize, DbError> {
@@ -431,7 +433,7 @@ impl Licences {
                         .inner_join(vpp_tokens::table)
                         .filter(vpp_assets::adam_id.eq(&a2))
                         .filter(vpp_tokens::tenant_id.eq(&t2))
-                        .filter(vpp_tokens::status.eq(token_status::ACTIVE))
+                        .filter(vpp_tokens::status.eq(ContentTokenStatus::Active))
                         .select((
                             vpp_assets::token_id,
                             vpp_assets::pricing_param,
@@ -810,7 +812,7 @@ pub fn upcoming_shortfalls(
             .inner_join(vpp_tokens::table)
             .filter(vpp_assets::adam_id.eq(&adam))
             .filter(vpp_tokens::tenant_id.eq(&a.tenant_id))
-            .filter(vpp_tokens::status.eq(token_status::ACTIVE))
+            .filter(vpp_tokens::status.eq(ContentTokenStatus::Active))
             .select(vpp_assets::available)
             .load::<i32>(conn)?
             .into_iter()

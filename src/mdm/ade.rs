@@ -18,7 +18,7 @@ use super::enroll::{signed_profile, MOBILECONFIG};
 use crate::ade::machine_info::MachineInfoError;
 use crate::db::schema::{ade_devices, devices};
 use crate::db::{new_id, now};
-use crate::enrollment::{status, tokens};
+use crate::enrollment::{tokens, EnrollmentStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::org;
 use crate::state::AppState;
@@ -80,7 +80,7 @@ async fn enroll(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<HttpR
                 if let Some(t) = &in_asm {
                     q = q.filter(devices::tenant_id.eq(t.clone()));
                 }
-                let known: Option<(String, Option<String>, Option<String>, String)> = q
+                let known: Option<(String, Option<String>, Option<String>, EnrollmentStatus)> = q
                     .select((devices::id, devices::school_id, devices::udid, devices::enrollment_status))
                     .order(devices::created_at.asc())
                     .first(conn)
@@ -148,7 +148,7 @@ async fn enroll(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<HttpR
                                 ))
                                 .execute(conn)?;
                         }
-                        (id, udid.is_some() && st != status::PENDING)
+                        (id, udid.is_some() && st != EnrollmentStatus::Pending)
                     }
                     None => {
                         let id = new_id();
@@ -158,7 +158,7 @@ async fn enroll(state: web::Data<AppState>, body: web::Bytes) -> ApiResult<HttpR
                                 devices::serial_number.eq(serial),
                                 devices::tenant_id.eq(&school.tenant_id),
                                 devices::school_id.eq(&school.id),
-                                devices::enrollment_status.eq(status::PENDING),
+                                devices::enrollment_status.eq(EnrollmentStatus::Pending),
                                 devices::awaiting_configuration.eq(false),
                                 devices::created_at.eq(at),
                                 devices::updated_at.eq(at),

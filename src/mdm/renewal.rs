@@ -87,8 +87,8 @@ fn renew_one(
     let opts = EnqueueOptions {
         priority: 1,
         source: "renewal".into(),
-        item_key: Some(enrollment::RENEWAL_KEY.into()),
-        action: Some("renew".into()),
+        item_key: Some(enrollment::RENEWAL_KEY.clone()),
+        action: Some(crate::queue::Action::Renew),
         ..EnqueueOptions::default()
     };
     queue::enqueue_in_tx(

@@ -351,7 +351,7 @@ fn bound_and_active(conn: &mut crate::db::DbConn, udid: &str, sha256: &str) -> A
     let n: i64 = devices::table
         .filter(devices::udid.eq(udid))
         .filter(devices::identity_cert_sha256.eq(sha256))
-        .filter(devices::enrollment_status.eq(crate::enrollment::status::ACTIVE))
+        .filter(devices::enrollment_status.eq(crate::enrollment::EnrollmentStatus::Active))
         .count()
         .get_result(conn)?;
     Ok(n > 0)
@@ -384,7 +384,7 @@ fn renew(
     }
     let bound: Option<String> = devices::table
         .filter(devices::identity_cert_sha256.eq(&old))
-        .filter(devices::enrollment_status.eq(crate::enrollment::status::ACTIVE))
+        .filter(devices::enrollment_status.eq(crate::enrollment::EnrollmentStatus::Active))
         .select(devices::udid)
         .first::<Option<String>>(conn)
         .optional()?

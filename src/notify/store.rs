@@ -14,14 +14,16 @@ use super::InvalidEvent;
 use crate::db::schema::webhook_deliveries;
 use crate::db::{new_id, now, DbConn};
 
-/// Delivery states, as stored.
-pub mod status {
-    /// Waiting for its (next) attempt.
-    pub const PENDING: &str = "pending";
-    /// A 2xx answer came back.
-    pub const DELIVERED: &str = "delivered";
-    /// Given up after the last attempt.
-    pub const FAILED: &str = "failed";
+crate::text_enum! {
+    /// A webhook delivery's state, as stored.
+    pub enum DeliveryStatus("delivery status") {
+        /// Waiting for its (next) attempt.
+        Pending = "pending",
+        /// A 2xx answer came back.
+        Delivered = "delivered",
+        /// Given up after the last attempt.
+        Failed = "failed",
+    }
 }
 
 /// One event for the webhook, and how its delivery went.
@@ -44,8 +46,8 @@ pub struct Delivery {
     pub attempts: i32,
     /// Not sent before this time.
     pub next_attempt_at: NaiveDateTime,
-    /// `pending`, `delivered` or `failed`.
-    pub status: String,
+    /// Its state.
+    pub status: DeliveryStatus,
     /// HTTP status of the last attempt.
     pub last_status: Option<i32>,
     /// Why the last attempt failed.
@@ -127,7 +129,7 @@ pub fn insert(
             webhook_deliveries::school_id.eq(school_id),
             webhook_deliveries::attempts.eq(0),
             webhook_deliveries::next_attempt_at.eq(at),
-            webhook_deliveries::status.eq(status::PENDING),
+            webhook_deliveries::status.eq(DeliveryStatus::Pending),
             webhook_deliveries::created_at.eq(at),
         ))
         .execute(conn)?;
@@ -155,7 +157,7 @@ pub fn claim_due(
             .load(pg)?,
             // SQLite: `BEGIN IMMEDIATE` already keeps every other writer out.
             DbConn::Sqlite(_) => webhook_deliveries::table
-                .filter(webhook_deliveries::status.eq(status::PENDING))
+                .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending))
                 .filter(webhook_deliveries::next_attempt_at.le(at))
                 .order((webhook_deliveries::created_at, webhook_deliveries::id))
                 .limit(limit)
@@ -199,9 +201,9 @@ pub fn record(
 ) -> QueryResult<()> {
     let at = now();
     let (state, next, delivered_at) = match result {
-        Recorded::Delivered => (status::DELIVERED, at, Some(at)),
-        Recorded::Retry(next) => (status::PENDING, *next, None),
-        Recorded::Failed => (status::FAILED, at, None),
+        Recorded::Delivered => (DeliveryStatus::Delivered, at, Some(at)),
+        Recorded::Retry(next) => (DeliveryStatus::Pending, *next, None),
+        Recorded::Failed => (DeliveryStatus::Failed, at, None),
     };
     diesel::update(webhook_deliveries::table.find(id))
         .set((
@@ -227,7 +229,7 @@ pub fn defer(
     until: NaiveDateTime,
 ) -> QueryResult<usize> {
     conn.write_tx(|conn| {
-        let pending = webhook_deliveries::status.eq(status::PENDING);
+        let pending = webhook_deliveries::status.eq(DeliveryStatus::Pending);
         let mut n = 0;
         if !ids.is_empty() {
             n += diesel::update(
@@ -252,7 +254,7 @@ pub fn defer(
 /// When the next pending delivery is due (leased ones included).
 pub fn next_due(conn: &mut DbConn) -> QueryResult<Option<NaiveDateTime>> {
     webhook_deliveries::table
-        .filter(webhook_deliveries::status.eq(status::PENDING))
+        .filter(webhook_deliveries::status.eq(DeliveryStatus::Pending))
         .select(diesel::dsl::min(webhook_deliveries::next_attempt_at))
         .first(conn)
 }
@@ -261,7 +263,7 @@ pub fn next_due(conn: &mut DbConn) -> QueryResult<Option<NaiveDateTime>> {
 pub fn prune(conn: &mut DbConn, before: NaiveDateTime) -> QueryResult<usize> {
     diesel::delete(
         webhook_deliveries::table
-            .filter(webhook_deliveries::status.ne(status::PENDING))
+            .filter(webhook_deliveries::status.ne(DeliveryStatus::Pending))
             .filter(webhook_deliveries::created_at.lt(before)),
     )
     .execute(conn)
@@ -380,18 +382,13 @@ mod tests {
         .unwrap();
         let row = delivery(&mut conn, &a).unwrap().unwrap();
         assert_eq!(
-            (
-                row.status.as_str(),
-                row.attempts,
-                row.last_status,
-                row.url.as_str()
-            ),
-            (status::PENDING, 1, Some(500), "http://y/")
+            (row.status, row.attempts, row.last_status, row.url.as_str()),
+            (DeliveryStatus::Pending, 1, Some(500), "http://y/")
         );
         assert_eq!(row.next_attempt_at, later);
         assert_eq!(row.tenant_id.as_deref(), Some("ten"));
         let row = delivery(&mut conn, &b).unwrap().unwrap();
-        assert_eq!(row.status, status::DELIVERED);
+        assert_eq!(row.status, DeliveryStatus::Delivered);
         assert!(row.delivered_at.is_some());
         assert_eq!(
             prune(&mut conn, now() + chrono::Duration::seconds(1)).unwrap(),

@@ -427,8 +427,8 @@ pub fn remove_devices(
 /// Number of devices in a class or group; erased and released iPads do not count
 /// until they enroll again.
 pub fn device_count(conn: &mut DbConn, of: Membership<'_>) -> QueryResult<i64> {
-    use crate::enrollment::status;
-    let gone = [status::ERASED, status::RETIRED];
+    use crate::enrollment::EnrollmentStatus;
+    let gone = [EnrollmentStatus::Erased, EnrollmentStatus::Retired];
     match of {
         Membership::Class(c) => class_devices::table
             .inner_join(devices::table)

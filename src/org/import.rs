@@ -15,7 +15,7 @@ use crate::accounts::Role;
 use crate::audit;
 use crate::db::schema::{classes as classes_t, device_groups, devices, users};
 use crate::db::{new_id, now, DbConn};
-use crate::enrollment::status;
+use crate::enrollment::EnrollmentStatus;
 
 /// Largest CSV accepted.
 pub const MAX_CSV: usize = 5 * 1024 * 1024;
@@ -368,7 +368,7 @@ pub fn import_devices(
                             devices::tenant_id.eq(tenant_id),
                             devices::school_id.eq(school_id),
                             devices::name.eq(field(row, "name")),
-                            devices::enrollment_status.eq(status::PENDING),
+                            devices::enrollment_status.eq(EnrollmentStatus::Pending),
                             devices::awaiting_configuration.eq(false),
                             devices::created_at.eq(at),
                             devices::updated_at.eq(at),

@@ -20,7 +20,7 @@ use super::{ApnsClient, ApnsConfig, Coalescer, PushCertificate, PushError, PushO
 use crate::config::PushSettings;
 use crate::db::schema::{command_queue, devices, push_certificates};
 use crate::db::{now, Db, DbConn, DbError};
-use crate::enrollment::status;
+use crate::enrollment::EnrollmentStatus;
 use crate::queue;
 use crate::secrets::SecretBox;
 
@@ -177,7 +177,7 @@ impl PushService {
                 for chunk in ids.chunks(CHUNK) {
                     let rows: Vec<Target> = devices::table
                         .filter(devices::id.eq_any(chunk))
-                        .filter(devices::enrollment_status.eq(status::ACTIVE))
+                        .filter(devices::enrollment_status.eq(EnrollmentStatus::Active))
                         .filter(devices::push_invalid_at.is_null())
                         .select((
                             devices::id,
@@ -353,19 +353,19 @@ impl PushService {
                     let mut ids: Vec<String> = devices::table
                         .filter(devices::next_push_at.le(at))
                         .filter(devices::push_invalid_at.is_null())
-                        .filter(devices::enrollment_status.eq(status::ACTIVE))
+                        .filter(devices::enrollment_status.eq(EnrollmentStatus::Active))
                         .select(devices::id)
                         .limit(batch)
                         .load(conn)?;
                     if sweep {
                         let before = at - sweep_after;
                         let waiting = command_queue::table
-                            .filter(command_queue::status.eq_any(queue::state::OPEN))
+                            .filter(command_queue::status.eq_any(queue::QueueState::OPEN))
                             .select(command_queue::device_id)
                             .distinct();
                         let silent: Vec<String> = devices::table
                             .filter(devices::id.eq_any(waiting))
-                            .filter(devices::enrollment_status.eq(status::ACTIVE))
+                            .filter(devices::enrollment_status.eq(EnrollmentStatus::Active))
                             .filter(devices::push_invalid_at.is_null())
                             .filter(devices::next_push_at.is_null())
                             .filter(

@@ -54,6 +54,9 @@ pub struct SimDevice {
     pub apps: std::collections::BTreeSet<String>,
     /// Installed profiles (identifiers).
     pub profiles: std::collections::BTreeSet<String>,
+    /// Installed profiles as installed: identifier → the profile's plist (its
+    /// `PayloadUUID` is what ProfileList reports).
+    pub profile_payloads: std::collections::BTreeMap<String, Dictionary>,
     /// What the App Store knows: iTunesStoreID → bundle id (unknown ids install as `store.<id>`).
     pub store: std::collections::HashMap<i64, String>,
     /// Apps still downloading: `ManagedApplicationList` reports them `Installing`.
@@ -120,6 +123,7 @@ impl SimDevice {
             connect_url: format!("{base_url}/mdm/connect"),
             apps: Default::default(),
             profiles: Default::default(),
+            profile_payloads: Default::default(),
             store: Default::default(),
             downloading: Default::default(),
             client,
@@ -361,11 +365,18 @@ impl SimDevice {
                     .map(|id| {
                         let mut p = Dictionary::new();
                         p.insert("PayloadIdentifier".into(), Value::String(id.clone()));
-                        let uuid = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id.as_bytes());
-                        p.insert(
-                            "PayloadUUID".into(),
-                            Value::String(uuid.to_string().to_uppercase()),
-                        );
+                        let uuid = self
+                            .profile_payloads
+                            .get(id)
+                            .and_then(|d| d.get("PayloadUUID"))
+                            .and_then(Value::as_string)
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| {
+                                uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id.as_bytes())
+                                    .to_string()
+                                    .to_uppercase()
+                            });
+                        p.insert("PayloadUUID".into(), Value::String(uuid));
                         p.insert("IsManaged".into(), Value::Boolean(true));
                         Value::Dictionary(p)
                     })
@@ -404,18 +415,21 @@ impl SimDevice {
                     Ok(_) => cms::signed_content(payload).unwrap_or_default(),
                     Err(_) => payload.to_vec(),
                 };
-                match plist::Value::from_reader(std::io::Cursor::new(plain))
+                let profile = plist::Value::from_reader(std::io::Cursor::new(plain))
                     .ok()
-                    .and_then(|v| {
-                        v.as_dictionary()
-                            .and_then(|d| d.get("PayloadIdentifier"))
-                            .and_then(Value::as_string)
-                            .map(str::to_owned)
-                    }) {
-                    Some(id) => {
-                        self.profiles.insert(id);
+                    .and_then(Value::into_dictionary);
+                let id = profile.as_ref().and_then(|d| {
+                    d.get("PayloadIdentifier")
+                        .and_then(Value::as_string)
+                        .map(str::to_owned)
+                });
+                match (id, profile) {
+                    // Same identifier: the new one replaces the old, as on an iPad.
+                    (Some(id), Some(profile)) => {
+                        self.profiles.insert(id.clone());
+                        self.profile_payloads.insert(id, profile);
                     }
-                    None => {
+                    _ => {
                         return Answer::Error(error_chain(
                             4001,
                             "MCProfileErrorDomain",
@@ -426,6 +440,7 @@ impl SimDevice {
             }
             "RemoveProfile" => {
                 if let Some(id) = text("Identifier") {
+                    self.profile_payloads.remove(&id);
                     self.profiles.remove(&id);
                 }
             }

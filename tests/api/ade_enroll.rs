@@ -172,13 +172,31 @@ async fn through_setup(
     serial: &str,
     apple: &AppleIdentity,
 ) -> (tafel::sim::device::SimDevice, Vec<String>) {
+    through_setup_in(t, id, serial, apple, "de-DE").await
+}
+
+/// As [`through_setup`], Setup Assistant in `language` (a machine info body is good for
+/// one identity: a second setup within the same second must differ in its bytes, as a
+/// real iPad's do by their signing time).
+async fn through_setup_in(
+    t: &Ade,
+    id: &Udid,
+    serial: &str,
+    apple: &AppleIdentity,
+    language: &str,
+) -> (tafel::sim::device::SimDevice, Vec<String>) {
     let client = reqwest::Client::new();
-    let mut ipad = setup::ade_enroll(
+    let info = tafel::ade::machine_info::MachineInfo {
+        language: Some(language.into()),
+        ..setup::machine_info(id, serial)
+    };
+    let body = tafel::ade::machine_info::sign(&info, &apple.cert, &apple.key, &[]).unwrap();
+    let mut ipad = setup::ade_enroll_with(
         &client,
         &t.enroll_url(),
         id.clone(),
         serial.to_owned(),
-        apple,
+        body,
         None,
     )
     .await
@@ -366,13 +384,12 @@ async fn a_reset_ipad_comes_back_supervised_enrolled_in_its_cart_and_configured(
 
     // A replayed machine-info body changes nothing for the enrolled iPad: the same bytes
     // (its signing time included) are good for one identity only.
-    let body = tafel::ade::machine_info::sign(
-        &setup::machine_info(&id, &t.serials[0]),
-        &apple.cert,
-        &apple.key,
-        &[],
-    )
-    .unwrap();
+    // (Another language than at setup, so these bytes are new whatever the clock says.)
+    let info = tafel::ade::machine_info::MachineInfo {
+        language: Some("en-GB".into()),
+        ..setup::machine_info(&id, &t.serials[0])
+    };
+    let body = tafel::ade::machine_info::sign(&info, &apple.cert, &apple.key, &[]).unwrap();
     for round in ["first", "replayed while its challenge is unused"] {
         let (status, _) = t.post_machine_info(body.clone()).await;
         assert_eq!(status, 200, "{round}");
@@ -384,7 +401,7 @@ async fn a_reset_ipad_comes_back_supervised_enrolled_in_its_cart_and_configured(
 
     // Next week the iPad is erased: Setup Assistant again, a new identity, and the
     // configuration comes again (tafel forgot what the erased iPad had).
-    let (_, seen) = through_setup(&t, &id, &t.serials[0], &apple).await;
+    let (_, seen) = through_setup_in(&t, &id, &t.serials[0], &apple, "fr-FR").await;
     assert!(seen.contains(&"InstallProfile".to_owned()), "{seen:?}");
     // The old identity no longer speaks for the device.
     assert_eq!(
@@ -628,13 +645,12 @@ async fn a_machine_info_is_good_for_one_identity_and_resets_only_what_came_throu
     // An iPad through Setup Assistant with one signed machine info.
     let id = udid(20);
     let apple = t.identity(&id);
-    let body = tafel::ade::machine_info::sign(
-        &setup::machine_info(&id, &t.serials[0]),
-        &apple.cert,
-        &apple.key,
-        &[],
-    )
-    .unwrap();
+    // (Another language than at setup, so these bytes are new whatever the clock says.)
+    let info = tafel::ade::machine_info::MachineInfo {
+        language: Some("en-GB".into()),
+        ..setup::machine_info(&id, &t.serials[0])
+    };
+    let body = tafel::ade::machine_info::sign(&info, &apple.cert, &apple.key, &[]).unwrap();
     let ipad = setup::ade_enroll_with(
         &client,
         &t.enroll_url(),

@@ -18,6 +18,7 @@ mod lessons;
 mod licences;
 mod openapi;
 mod organisation;
+mod profile_versions;
 mod protocol_flow;
 mod push;
 mod secrets_at_rest;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tafel::db::DbError;
-use tafel::notify::store::{self, status};
+use tafel::notify::store::{self, DeliveryStatus};
 use tafel::notify::Delivery;
 use tafel::sim::webhook::{ReceivedWebhook, WebhookSim};
 use tafel::startup::Application;
@@ -84,7 +84,7 @@ async fn wait_for_all_delivered(app_state: &AppState) -> Vec<Delivery> {
     let end = std::time::Instant::now() + WAIT;
     loop {
         let rows = deliveries(app_state);
-        if !rows.is_empty() && rows.iter().all(|r| r.status == "delivered") {
+        if !rows.is_empty() && rows.iter().all(|r| r.status == DeliveryStatus::Delivered) {
             return rows;
         }
         assert!(
@@ -96,7 +96,7 @@ async fn wait_for_all_delivered(app_state: &AppState) -> Vec<Delivery> {
 }
 
 /// Waits until the single delivery row reaches `state`.
-async fn wait_for_status(app_state: &AppState, wanted: &str) -> Delivery {
+async fn wait_for_status(app_state: &AppState, wanted: DeliveryStatus) -> Delivery {
     let end = std::time::Instant::now() + WAIT;
     loop {
         let rows = deliveries(app_state);
@@ -163,7 +163,7 @@ async fn a_committed_event_reaches_the_receiver_signed() {
         sig
     ));
 
-    let row = wait_for_status(&app.state, status::DELIVERED).await;
+    let row = wait_for_status(&app.state, DeliveryStatus::Delivered).await;
     assert_eq!(row.id, body["id"]);
     assert_eq!((row.attempts, row.last_status), (1, Some(200)));
     assert_eq!(row.tenant_id.as_deref(), Some("tenant-1"));
@@ -198,7 +198,7 @@ async fn a_failed_delivery_is_retried_after_the_delay() {
         gap >= chrono::Duration::milliseconds(900),
         "retried after {gap}"
     );
-    let row = wait_for_status(&app.state, status::DELIVERED).await;
+    let row = wait_for_status(&app.state, DeliveryStatus::Delivered).await;
     assert_eq!((row.attempts, row.last_status), (2, Some(200)));
 }
 
@@ -217,7 +217,7 @@ async fn retry_after_is_honoured() {
         gap >= chrono::Duration::milliseconds(1900),
         "retried after {gap}"
     );
-    wait_for_status(&app.state, status::DELIVERED).await;
+    wait_for_status(&app.state, DeliveryStatus::Delivered).await;
 }
 
 #[actix_web::test]
@@ -229,7 +229,7 @@ async fn a_delivery_is_given_up_after_max_attempts() {
         &[("lesson.rejected", json!({"lesson_id": "L1"}))],
     )
     .await;
-    let row = wait_for_status(&app.state, status::FAILED).await;
+    let row = wait_for_status(&app.state, DeliveryStatus::Failed).await;
     assert_eq!((row.attempts, row.last_status), (3, Some(503)));
     assert!(
         row.last_error.as_deref().unwrap_or("").contains("503"),
@@ -402,7 +402,7 @@ async fn a_pending_delivery_waits_out_a_restart() {
         assert!(std::time::Instant::now() < end, "{rows:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(row.status, status::PENDING);
+    assert_eq!(row.status, DeliveryStatus::Pending);
     assert_eq!(row.last_status, None);
     assert!(
         row.last_error.as_deref().unwrap_or("").contains("connect"),
@@ -438,7 +438,7 @@ async fn a_pending_delivery_waits_out_a_restart() {
         Some(true),
         "the secret file was kept"
     );
-    let row = wait_for_status(&state2, status::DELIVERED).await;
+    let row = wait_for_status(&state2, DeliveryStatus::Delivered).await;
     assert_eq!((row.attempts, row.url.as_str()), (2, sim.url.as_str()));
 }
 

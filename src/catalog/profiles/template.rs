@@ -387,6 +387,18 @@ impl Template {
         &self,
         values: &BTreeMap<String, serde_json::Value>,
     ) -> Result<Vec<u8>, ProfileError> {
+        self.render_keyed(values, &|_| Ok(String::new()))
+    }
+
+    /// As [`Template::render`], with the secret values in the `PayloadUUID`s too, through
+    /// `keyed` (a keyed digest such as [`crate::secrets::SecretBox::fingerprint`]): a new
+    /// Wi-Fi password gives new UUIDs, so devices holding the old version are found and
+    /// get the new one, while the UUIDs, which devices show, reveal nothing about it.
+    pub fn render_keyed(
+        &self,
+        values: &BTreeMap<String, serde_json::Value>,
+        keyed: &dyn Fn(&[u8]) -> Result<String, String>,
+    ) -> Result<Vec<u8>, ProfileError> {
         let unknown: Vec<String> = values
             .keys()
             .filter(|k| self.variable(k).is_none())
@@ -406,19 +418,30 @@ impl Template {
         }
 
         let mut resolved = BTreeMap::new();
-        // Canonical form of the non-secret inputs, for the UUIDs.
+        // Canonical form of the inputs, for the UUIDs: the secret ones only through `keyed`.
         let mut identity = BTreeMap::new();
+        let mut secret = BTreeMap::new();
         for var in &self.variables {
             let Some(value) = values.get(&var.name).or(var.default.as_ref()) else {
                 continue; // unreachable: required are checked above, optional have defaults
             };
             resolved.insert(var.name.as_str(), resolve(var, value)?);
-            if var.kind != VariableKind::Secret {
+            if var.kind == VariableKind::Secret {
+                secret.insert(var.name.as_str(), value);
+            } else {
                 identity.insert(var.name.as_str(), value);
             }
         }
-        let identity =
-            serde_json::to_string(&identity).map_err(|e| ProfileError::Write(e.to_string()))?;
+        let write = |e: serde_json::Error| ProfileError::Write(e.to_string());
+        let mut identity = serde_json::to_string(&identity).map_err(write)?;
+        if !secret.is_empty() {
+            let digest = keyed(serde_json::to_string(&secret).map_err(write)?.as_bytes())
+                .map_err(ProfileError::Write)?;
+            if !digest.is_empty() {
+                identity.push('\n');
+                identity.push_str(&digest);
+            }
+        }
 
         let mut root = substitute(&Value::Dictionary(self.root.clone()), &resolved);
         if let Value::Dictionary(top) = &mut root {
