@@ -624,10 +624,10 @@ fn pass(
                 Some(Item::Profile(p)) => p.payload_uuid.as_deref(),
                 _ => None,
             };
-            let current = match (wanted, held.and_then(|h| h.get(key))) {
-                (Some(w), Some(h)) => w.eq_ignore_ascii_case(h),
-                _ => true,
-            };
+            let current = crate::catalog::same_version(
+                wanted,
+                held.and_then(|h| h.get(key)).map(String::as_str),
+            );
             let installed = current && seen.is_some_and(|s| s.contains_key(key));
             let flying = flying_here.and_then(|f| f.get(key));
             if installed || flying == Some(&true) || failed.contains(&(device.clone(), key.clone()))

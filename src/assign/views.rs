@@ -58,21 +58,35 @@ fn schedule_of(a: &Assignment) -> Option<Schedule> {
         .and_then(|v| Schedule::parse_json(&v).ok())
 }
 
-/// Item key and name of an assignment's item.
-fn item_of(conn: &mut DbConn, a: &Assignment) -> QueryResult<Option<(ItemKey, String)>> {
+/// An assignment's item: its key, name and the version wanted (profiles).
+struct AssignedItem {
+    key: ItemKey,
+    name: String,
+    version: Option<String>,
+}
+
+fn item_of(conn: &mut DbConn, a: &Assignment) -> QueryResult<Option<AssignedItem>> {
     Ok(match a.item_kind.as_str() {
         "app" => apps::table
             .find(&a.item_id)
             .select((apps::bundle_id, apps::name))
             .first::<(String, String)>(conn)
             .optional()?
-            .map(|(b, n)| (ItemKey::app(&b), n)),
+            .map(|(b, name)| AssignedItem {
+                key: ItemKey::app(&b),
+                name,
+                version: None,
+            }),
         _ => profiles::table
             .find(&a.item_id)
-            .select((profiles::identifier, profiles::name))
-            .first::<(String, String)>(conn)
+            .select((profiles::identifier, profiles::name, profiles::payload_uuid))
+            .first::<(String, String, Option<String>)>(conn)
             .optional()?
-            .map(|(i, n)| (ItemKey::profile(&i), n)),
+            .map(|(i, name, version)| AssignedItem {
+                key: ItemKey::profile(&i),
+                name,
+                version,
+            }),
     })
 }
 
@@ -99,28 +113,39 @@ fn last_command(
         .optional()
 }
 
-fn observed(conn: &mut DbConn, device_id: &str, key: &ItemKey) -> QueryResult<bool> {
-    let n: i64 = match key.item() {
-        Item::App(b) => device_apps::table
-            .find((device_id, b))
-            .count()
-            .get_result(conn)?,
+/// Does the device hold the item (a profile in the `version` wanted)?
+fn observed(
+    conn: &mut DbConn,
+    device_id: &str,
+    key: &ItemKey,
+    version: Option<&str>,
+) -> QueryResult<bool> {
+    Ok(match key.item() {
+        Item::App(b) => {
+            device_apps::table
+                .find((device_id, b))
+                .count()
+                .get_result::<i64>(conn)?
+                > 0
+        }
         Item::Profile(i) => device_profiles::table
             .find((device_id, i))
-            .count()
-            .get_result(conn)?,
-        Item::Device(_) => 0,
-    };
-    Ok(n > 0)
+            .select(device_profiles::uuid)
+            .first::<Option<String>>(conn)
+            .optional()?
+            .is_some_and(|held| crate::catalog::same_version(version, held.as_deref())),
+        Item::Device(_) => false,
+    })
 }
 
 pub(crate) fn state_of(
     conn: &mut DbConn,
     device_id: &str,
     key: &ItemKey,
+    version: Option<&str>,
     desired_or_scheduled: bool,
 ) -> QueryResult<(ItemProgress, Option<serde_json::Value>)> {
-    let present = observed(conn, device_id, key)?;
+    let present = observed(conn, device_id, key, version)?;
     let last = last_command(conn, device_id, key)?;
     Ok(match last {
         Some((Some(Action::Install), s, _)) if s.is_open() => (ItemProgress::PendingInstall, None),
@@ -186,15 +211,16 @@ pub fn device_state(
     let cal = calendars.for_place(tenant.as_deref(), school.as_deref());
     let mut out = Vec::new();
     for a in assignments_of_device(conn, device_id)? {
-        let Some((key, name)) = item_of(conn, &a)? else {
+        let Some(item) = item_of(conn, &a)? else {
             continue;
         };
         let eval = schedule_of(&a).map(|s| s.evaluate(at, &cal));
         let wanted = eval.is_some_and(|e| e.desired || e.scheduled_next.is_some());
-        let (state, error_chain) = state_of(conn, device_id, &key, wanted)?;
+        let (state, error_chain) =
+            state_of(conn, device_id, &item.key, item.version.as_deref(), wanted)?;
         out.push(ItemState {
-            item: key,
-            name,
+            item: item.key,
+            name: item.name,
             assignment_id: a.id.clone(),
             state,
             next_window: eval.and_then(|e| e.scheduled_next),
@@ -273,7 +299,7 @@ pub fn rollout(
         }
         targets.retain(|(id, _)| visible.contains(id));
     }
-    let Some((key, _)) = item_of(conn, a)? else {
+    let Some(item) = item_of(conn, a)? else {
         return Ok(Rollout {
             devices: targets.len(),
             states: HashMap::new(),
@@ -289,7 +315,7 @@ pub fn rollout(
     let mut states: HashMap<ItemProgress, usize> = HashMap::new();
     let mut failures = Vec::new();
     for (id, udid) in &targets {
-        let (state, chain) = state_of(conn, id, &key, wanted)?;
+        let (state, chain) = state_of(conn, id, &item.key, item.version.as_deref(), wanted)?;
         if state == ItemProgress::Failed {
             failures.push(serde_json::json!({"udid": udid, "error_chain": chain}));
         }

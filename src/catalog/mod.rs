@@ -103,6 +103,16 @@ pub struct Profile {
     pub payload_uuid: Option<String>,
 }
 
+/// Does a device holding profile version `held` have the `wanted` one? PayloadUUIDs
+/// compare without case; an unknown version on either side (rows stored before versions
+/// were kept) matches.
+pub fn same_version(wanted: Option<&str>, held: Option<&str>) -> bool {
+    match (wanted, held) {
+        (Some(w), Some(h)) => w.eq_ignore_ascii_case(h),
+        _ => true,
+    }
+}
+
 /// Why a catalog change was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {

@@ -106,7 +106,7 @@ pub fn readiness(
         let mut apps = std::collections::BTreeMap::new();
         let mut error = None;
         for (k, adam) in &keys {
-            let (mut s, chain) = state_of(conn, id, k, true)?;
+            let (mut s, chain) = state_of(conn, id, k, None, true)?;
             if chain.is_some() {
                 error = chain;
             }

@@ -303,16 +303,7 @@ async fn a_reused_or_wrong_challenge_gets_a_scep_failure_and_nothing_is_issued()
     use tafel::sim::enroll;
     let app = TestApp::spawn().await;
     let (_, secret) = enrollment_token(&app, "chal").await;
-    let body = app
-        .client
-        .get(app.url(&format!("/enroll/{secret}")))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let info = enroll::read_profile(&body).unwrap();
+    let info = app.profile_info(&secret).await;
     let key = enroll::new_key().unwrap();
     // First use: issued.
     enroll::scep_enroll(&app.client, &info, &key).await.unwrap();

@@ -102,3 +102,30 @@ async fn a_restart_keeps_data_and_prints_no_new_token() {
             .unwrap();
     }
 }
+
+#[actix_web::test]
+async fn an_unknown_state_word_in_a_filter_names_the_field_and_the_words_it_takes() {
+    let app = TestApp::spawn().await;
+    let ipad = app.device(77);
+    ipad.authenticate().await.unwrap();
+    let udid = ipad.udid.to_string();
+    for (path, word) in [
+        ("/api/v1/devices?status=".to_owned(), "retired"),
+        (
+            format!("/api/v1/devices/{udid}/commands?status="),
+            "not_now",
+        ),
+    ] {
+        for bad in ["Active", "active%27%20OR%201=1", "%00", &"x".repeat(5000)] {
+            let (status, body) = app.get(&format!("{path}{bad}")).await;
+            assert_eq!(status, 400, "{path}{bad}: {body}");
+            assert_eq!(body["field"], "status", "{body}");
+            assert!(
+                body["message"].as_str().unwrap().contains(word),
+                "the answer lists the words: {body}"
+            );
+        }
+        let (status, body) = app.get(&format!("{path}{word}")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+}

@@ -598,7 +598,7 @@ fn uuids_are_stable_per_school_and_differ_between_schools() {
     );
     assert_ne!(a["PayloadUUID"], payload_dict(&a, 0)["PayloadUUID"]);
 
-    // A new password updates the payload in place: same UUIDs (secrets never feed them).
+    // Without a key (`render`), secrets do not feed the UUIDs: a new password keeps them.
     let mut v = wifi_values("gs-am-park");
     v.insert("password".into(), json!("NeuesPasswort1"));
     let c = parse(&wifi.render(&v).unwrap());
@@ -607,6 +607,22 @@ fn uuids_are_stable_per_school_and_differ_between_schools() {
         payload_dict(&a, 0)["Password"],
         payload_dict(&c, 0)["Password"]
     );
+
+    // With the installation's key (`render_keyed`, as the API renders), a new password
+    // gives new UUIDs (devices holding the old version get the new one), the same values
+    // the same bytes, and another installation's key other UUIDs: the UUIDs, which iPads
+    // show, cannot be tested against guessed passwords without the key.
+    let uuid = |key: [u8; 32], values: &std::collections::BTreeMap<String, serde_json::Value>| {
+        let secrets = crate::secrets::SecretBox::from_key(key);
+        let keyed = |s: &[u8]| secrets.fingerprint("t", s).map_err(|e| e.to_string());
+        let bytes = wifi.render_keyed(values, &keyed).unwrap();
+        assert_eq!(bytes, wifi.render_keyed(values, &keyed).unwrap());
+        parse(&bytes)["PayloadUUID"].clone()
+    };
+    let old = wifi_values("gs-am-park");
+    assert_ne!(uuid([1; 32], &old), uuid([1; 32], &v));
+    assert_ne!(uuid([1; 32], &old), uuid([2; 32], &old));
+    assert_ne!(uuid([1; 32], &old), a["PayloadUUID"]);
     // Giving an optional variable its default explicitly changes nothing.
     let mut v = wifi_values("gs-am-park");
     v.insert("hidden".into(), json!(false));
