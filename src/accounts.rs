@@ -264,8 +264,10 @@ pub struct User {
     /// School of school admins and teachers.
     pub school_id: Option<String>,
     /// Created.
+    #[serde(with = "crate::time::utc")]
     pub created_at: chrono::NaiveDateTime,
     /// Disabled (cannot log in, tokens stop working).
+    #[serde(with = "crate::time::utc_opt")]
     pub disabled_at: Option<chrono::NaiveDateTime>,
 }
 
@@ -492,12 +494,16 @@ pub struct TokenInfo {
     /// First characters of the secret.
     pub prefix: String,
     /// Created.
+    #[serde(with = "crate::time::utc")]
     pub created_at: chrono::NaiveDateTime,
     /// Last used (to the minute).
+    #[serde(with = "crate::time::utc_opt")]
     pub last_used_at: Option<chrono::NaiveDateTime>,
     /// Expiry.
+    #[serde(with = "crate::time::utc_opt")]
     pub expires_at: Option<chrono::NaiveDateTime>,
     /// Revoked.
+    #[serde(with = "crate::time::utc_opt")]
     pub revoked_at: Option<chrono::NaiveDateTime>,
 }
 

@@ -40,18 +40,24 @@ pub struct DeviceRow {
     /// Waiting in Setup Assistant for DeviceConfigured.
     pub awaiting_configuration: bool,
     /// First enrollment.
+    #[serde(with = "crate::time::utc_opt")]
     pub enrolled_at: Option<chrono::NaiveDateTime>,
     /// Last contact.
+    #[serde(with = "crate::time::utc_opt")]
     pub last_seen_at: Option<chrono::NaiveDateTime>,
     /// Last push.
+    #[serde(with = "crate::time::utc_opt")]
     pub last_push_at: Option<chrono::NaiveDateTime>,
     /// Its result.
     pub last_push_result: Option<String>,
     /// Push token known dead since.
+    #[serde(with = "crate::time::utc_opt")]
     pub push_invalid_at: Option<chrono::NaiveDateTime>,
     /// Next push retry.
+    #[serde(with = "crate::time::utc_opt")]
     pub next_push_at: Option<chrono::NaiveDateTime>,
     /// End of the identity certificate the device is bound to (renewed ahead of it).
+    #[serde(with = "crate::time::utc_opt")]
     pub identity_cert_not_after: Option<chrono::NaiveDateTime>,
 }
 
@@ -304,8 +310,10 @@ pub fn finish_setup(
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Setup {
     /// First contact from Setup Assistant (machine info) or enrollment.
+    #[serde(with = "crate::time::utc")]
     pub first_contact_at: chrono::NaiveDateTime,
     /// When `DeviceConfigured` was sent; absent while it waits.
+    #[serde(with = "crate::time::utc_opt")]
     pub released_at: Option<chrono::NaiveDateTime>,
     /// `configured`, `incomplete` (failed items) or `timeout` (school's release timeout).
     pub outcome: Option<String>,

@@ -207,3 +207,47 @@ impl actix_web::FromRequest for Upload {
         })
     }
 }
+
+/// A query string read into `T`; a value that does not fit answers 400 naming its field
+/// (actix's `web::Query` says only "premature end of input").
+pub struct Query<T>(pub T);
+
+impl<T> Query<T> {
+    /// The value.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Query<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Reads a query string into `T`, naming the field of the first value that does not fit.
+pub fn parse_query<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let message = e.inner().to_string();
+        if field.is_empty() || field == "." {
+            ApiError::bad_request(format!("invalid query: {message}"))
+        } else {
+            ApiError::invalid_field(&field, format!("invalid value: {message}"))
+        }
+    })
+}
+
+impl<T: serde::de::DeserializeOwned> actix_web::FromRequest for Query<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Query<T>, ApiError>>;
+
+    fn from_request(
+        req: &actix_web::HttpRequest,
+        _payload: &mut actix_web::dev::Payload,
+    ) -> Self::Future {
+        std::future::ready(parse_query(req.query_string()).map(Query))
+    }
+}

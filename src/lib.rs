@@ -33,4 +33,5 @@ pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod throttle;
+pub mod time;
 pub mod vpp;

@@ -488,12 +488,16 @@ pub struct QueueEntry {
     /// Deliveries so far.
     pub attempts: i32,
     /// Queued at.
+    #[serde(with = "crate::time::utc")]
     pub created_at: chrono::NaiveDateTime,
     /// Last delivered at.
+    #[serde(with = "crate::time::utc_opt")]
     pub sent_at: Option<chrono::NaiveDateTime>,
     /// Answered at.
+    #[serde(with = "crate::time::utc_opt")]
     pub answered_at: Option<chrono::NaiveDateTime>,
     /// Expires at.
+    #[serde(with = "crate::time::utc_opt")]
     pub expires_at: Option<chrono::NaiveDateTime>,
     /// The device's raw answer (XML plist).
     #[serde(skip)]

@@ -502,6 +502,7 @@ pub struct Rule {
     /// What it is for.
     pub description: String,
     /// Created.
+    #[serde(with = "crate::time::utc")]
     pub created_at: chrono::NaiveDateTime,
 }
 

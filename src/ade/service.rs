@@ -47,6 +47,7 @@ pub struct ServerToken {
     /// The certificate to upload to Apple School Manager (PEM).
     pub cert_pem: String,
     /// Expiry of the OAuth credentials.
+    #[serde(with = "crate::time::utc_opt")]
     pub expires_at: Option<chrono::NaiveDateTime>,
     /// MDM server name in Apple School Manager.
     pub server_name: Option<String>,
@@ -55,8 +56,10 @@ pub struct ServerToken {
     /// Why it failed.
     pub last_error: Option<String>,
     /// Last sync.
+    #[serde(with = "crate::time::utc_opt")]
     pub last_sync_at: Option<chrono::NaiveDateTime>,
     /// Created.
+    #[serde(with = "crate::time::utc")]
     pub created_at: chrono::NaiveDateTime,
 }
 

@@ -322,7 +322,9 @@ pub(crate) struct AdeDeviceRow {
     profile_status: Option<String>,
     profile_uuid: Option<String>,
     profile_error: Option<String>,
+    #[serde(with = "crate::time::utc_opt")]
     assigned_at: Option<chrono::NaiveDateTime>,
+    #[serde(with = "crate::time::utc_opt")]
     deleted_at: Option<chrono::NaiveDateTime>,
     device_id: Option<String>,
     school_id: Option<String>,
@@ -338,7 +340,7 @@ async fn list_devices(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    query: web::Query<AdeDeviceQuery>,
+    query: crate::error::Query<AdeDeviceQuery>,
 ) -> ApiResult<HttpResponse> {
     let tenant =
         super::org::load_tenant(&state, &caller, path.into_inner(), Action::ManageTenant).await?;

@@ -47,6 +47,7 @@ pub(crate) struct Entry {
     /// Id (time-ordered).
     id: String,
     /// When.
+    #[serde(with = "crate::time::utc")]
     at: chrono::NaiveDateTime,
     /// Who (user id, or `system`).
     actor: String,
@@ -83,7 +84,7 @@ pub(crate) struct Entry {
 async fn list(
     caller: Caller,
     state: web::Data<AppState>,
-    q: web::Query<AuditQuery>,
+    q: crate::error::Query<AuditQuery>,
 ) -> ApiResult<HttpResponse> {
     let p = caller.0;
     super::authz::require_admin(&p, "do not read the audit log: it is for admins")?;

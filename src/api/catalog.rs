@@ -87,7 +87,7 @@ async fn create_app(
 async fn list_apps(
     caller: Caller,
     state: web::Data<AppState>,
-    q: web::Query<catalog::CatalogFilter>,
+    q: crate::error::Query<catalog::CatalogFilter>,
 ) -> ApiResult<HttpResponse> {
     let f = q.into_inner();
     let limit = crate::paging::limit(f.limit).map_err(|m| ApiError::invalid_field("limit", m))?;
@@ -176,7 +176,7 @@ async fn upload_profile(
 async fn list_profiles(
     caller: Caller,
     state: web::Data<AppState>,
-    q: web::Query<catalog::CatalogFilter>,
+    q: crate::error::Query<catalog::CatalogFilter>,
 ) -> ApiResult<HttpResponse> {
     let f = q.into_inner();
     let limit = crate::paging::limit(f.limit).map_err(|m| ApiError::invalid_field("limit", m))?;
@@ -487,7 +487,7 @@ async fn create_assignment(
 async fn list_assignments(
     caller: Caller,
     state: web::Data<AppState>,
-    q: web::Query<assign::AssignmentFilter>,
+    q: crate::error::Query<assign::AssignmentFilter>,
 ) -> ApiResult<HttpResponse> {
     let f = q.into_inner();
     let limit = crate::paging::limit(f.limit).map_err(|m| ApiError::invalid_field("limit", m))?;
@@ -659,7 +659,7 @@ async fn tenant_calendar(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    q: web::Query<CalendarQuery>,
+    q: crate::error::Query<CalendarQuery>,
     req: HttpRequest,
     body: crate::error::Upload,
 ) -> ApiResult<HttpResponse> {
@@ -697,7 +697,7 @@ async fn school_calendar(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    q: web::Query<CalendarQuery>,
+    q: crate::error::Query<CalendarQuery>,
     req: HttpRequest,
     body: crate::error::Upload,
 ) -> ApiResult<HttpResponse> {

@@ -157,7 +157,7 @@ async fn list_classes(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    q: web::Query<YearQuery>,
+    q: crate::error::Query<YearQuery>,
 ) -> ApiResult<HttpResponse> {
     let s = super::org::load_school(&state, &caller, path.into_inner(), Action::View).await?;
     let p = caller.0.clone();

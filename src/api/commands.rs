@@ -312,7 +312,7 @@ async fn list(
     caller: Caller,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    query: web::Query<ListQuery>,
+    query: crate::error::Query<ListQuery>,
 ) -> ApiResult<HttpResponse> {
     let udid = path.into_inner();
     let q = query.into_inner();

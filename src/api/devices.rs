@@ -95,7 +95,7 @@ async fn release(
 async fn list(
     caller: Caller,
     state: web::Data<AppState>,
-    q: web::Query<DeviceFilter>,
+    q: crate::error::Query<DeviceFilter>,
 ) -> ApiResult<HttpResponse> {
     let f = q.into_inner();
     let limit = f.limit.unwrap_or(PAGE);

@@ -182,7 +182,7 @@ pub(crate) struct ListQuery {
 async fn list(
     caller: Caller,
     state: web::Data<AppState>,
-    q: web::Query<ListQuery>,
+    q: crate::error::Query<ListQuery>,
 ) -> ApiResult<HttpResponse> {
     let q = q.into_inner();
     let limit = crate::paging::limit(q.limit).map_err(|m| ApiError::invalid_field("limit", m))?;

@@ -39,10 +39,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             }),
     )
     .app_data(
-        web::QueryConfig::default()
-            .error_handler(|err, _| ApiError::bad_request(format!("invalid query: {err}")).into()),
-    )
-    .app_data(
         web::PathConfig::default()
             .error_handler(|err, _| ApiError::bad_request(format!("invalid path: {err}")).into()),
     )

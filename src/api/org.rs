@@ -211,7 +211,7 @@ struct SchoolQuery {
 async fn list_schools(
     caller: Caller,
     state: web::Data<AppState>,
-    q: web::Query<SchoolQuery>,
+    q: crate::error::Query<SchoolQuery>,
 ) -> ApiResult<HttpResponse> {
     let tenant = q.into_inner().tenant_id;
     let all = state

@@ -135,7 +135,7 @@ async fn create(
 async fn list(
     caller: Caller,
     state: web::Data<AppState>,
-    q: web::Query<accounts::UserFilter>,
+    q: crate::error::Query<accounts::UserFilter>,
 ) -> ApiResult<HttpResponse> {
     let f = q.into_inner();
     let limit = crate::paging::limit(f.limit).map_err(|m| ApiError::invalid_field("limit", m))?;

@@ -89,10 +89,13 @@ pub struct Assignment {
     /// Creator.
     pub created_by: Option<String>,
     /// Created.
+    #[serde(with = "crate::time::utc")]
     pub created_at: chrono::NaiveDateTime,
     /// Changed.
+    #[serde(with = "crate::time::utc")]
     pub updated_at: chrono::NaiveDateTime,
     /// Deleted (its items are removed where nothing else wants them).
+    #[serde(with = "crate::time::utc_opt")]
     pub deleted_at: Option<chrono::NaiveDateTime>,
     /// The lesson request it serves.
     pub lesson_request_id: Option<String>,

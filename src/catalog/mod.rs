@@ -36,8 +36,10 @@ pub struct App {
     /// Needs a device-assigned licence from Apps and Books before install.
     pub licensed: bool,
     /// Created.
+    #[serde(with = "crate::time::utc")]
     pub created_at: chrono::NaiveDateTime,
     /// Changed.
+    #[serde(with = "crate::time::utc")]
     pub updated_at: chrono::NaiveDateTime,
 }
 
@@ -95,8 +97,10 @@ pub struct Profile {
     /// Payload types, comma-separated.
     pub payload_types: String,
     /// Created.
+    #[serde(with = "crate::time::utc")]
     pub created_at: chrono::NaiveDateTime,
     /// Changed.
+    #[serde(with = "crate::time::utc")]
     pub updated_at: chrono::NaiveDateTime,
     /// Its version: the outer `PayloadUUID` (uppercase), new for new content; what a
     /// device's ProfileList is compared with. Unknown for profiles stored before.

@@ -56,12 +56,15 @@ pub struct EnrollmentToken {
     /// Devices enrolled with it so far.
     pub uses: i32,
     /// End of validity.
+    #[serde(with = "crate::time::utc_opt")]
     pub expires_at: Option<chrono::NaiveDateTime>,
     /// Revoked at.
+    #[serde(with = "crate::time::utc_opt")]
     pub revoked_at: Option<chrono::NaiveDateTime>,
     /// Creator (user id).
     pub created_by: Option<String>,
     /// Created.
+    #[serde(with = "crate::time::utc")]
     pub created_at: chrono::NaiveDateTime,
 }
 

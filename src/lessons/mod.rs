@@ -115,6 +115,7 @@ pub struct LessonRequest {
     /// Who decided.
     pub decided_by: Option<String>,
     /// When.
+    #[serde(with = "crate::time::utc_opt")]
     pub decided_at: Option<chrono::NaiveDateTime>,
     /// Why (rejections).
     pub reason: Option<String>,
@@ -122,8 +123,10 @@ pub struct LessonRequest {
     #[serde(skip)]
     pub notified_start: Option<chrono::NaiveDateTime>,
     /// Created.
+    #[serde(with = "crate::time::utc")]
     pub created_at: chrono::NaiveDateTime,
     /// Changed.
+    #[serde(with = "crate::time::utc")]
     pub updated_at: chrono::NaiveDateTime,
 }
 

@@ -49,6 +49,7 @@ pub struct DeviceReadiness {
     #[schema(value_type = Option<Object>)]
     pub error: Option<serde_json::Value>,
     /// Last contact, when longer ago than an hour.
+    #[serde(with = "crate::time::utc_opt")]
     pub offline_since: Option<chrono::NaiveDateTime>,
 }
 

@@ -55,14 +55,17 @@ pub struct TokenInfo {
     /// Organisation name from the token.
     pub org_name: String,
     /// Expiry.
+    #[serde(with = "crate::time::utc")]
     pub expires_at: chrono::NaiveDateTime,
     /// Its state.
     pub status: ContentTokenStatus,
     /// Why it is not active.
     pub last_error: Option<String>,
     /// Last successful sync.
+    #[serde(with = "crate::time::utc_opt")]
     pub last_sync_at: Option<chrono::NaiveDateTime>,
     /// Uploaded.
+    #[serde(with = "crate::time::utc")]
     pub created_at: chrono::NaiveDateTime,
 }
 

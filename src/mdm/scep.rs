@@ -48,9 +48,7 @@ async fn scep_get(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Htt
             format!("SCEP message by GET larger than {MAX_GET_MESSAGE} bytes: POST it"),
         ));
     }
-    let q = web::Query::<Query>::from_query(req.query_string())
-        .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?
-        .into_inner();
+    let q: Query = crate::error::parse_query(req.query_string())?;
     match q.operation.as_deref() {
         Some("GetCACaps") => Ok(HttpResponse::Ok()
             .content_type("text/plain")
@@ -76,7 +74,7 @@ async fn scep_get(state: web::Data<AppState>, req: HttpRequest) -> ApiResult<Htt
 
 async fn scep_post(
     state: web::Data<AppState>,
-    q: web::Query<Query>,
+    q: crate::error::Query<Query>,
     mut payload: web::Payload,
     _req: HttpRequest,
 ) -> ApiResult<HttpResponse> {

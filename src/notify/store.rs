@@ -45,6 +45,7 @@ pub struct Delivery {
     /// Attempts made.
     pub attempts: i32,
     /// Not sent before this time.
+    #[serde(with = "crate::time::utc")]
     pub next_attempt_at: NaiveDateTime,
     /// Its state.
     pub status: DeliveryStatus,
@@ -53,8 +54,10 @@ pub struct Delivery {
     /// Why the last attempt failed.
     pub last_error: Option<String>,
     /// When the event happened.
+    #[serde(with = "crate::time::utc")]
     pub created_at: NaiveDateTime,
     /// When a 2xx answer came back.
+    #[serde(with = "crate::time::utc_opt")]
     pub delivered_at: Option<NaiveDateTime>,
 }
 

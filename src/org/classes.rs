@@ -24,8 +24,10 @@ pub struct Class {
     /// School year, e.g. "2026/27".
     pub school_year: String,
     /// Created.
+    #[serde(with = "crate::time::utc")]
     pub created_at: chrono::NaiveDateTime,
     /// Last change.
+    #[serde(with = "crate::time::utc")]
     pub updated_at: chrono::NaiveDateTime,
 }
 
@@ -42,8 +44,10 @@ pub struct DeviceGroup {
     /// `cart` or `group`.
     pub kind: String,
     /// Created.
+    #[serde(with = "crate::time::utc")]
     pub created_at: chrono::NaiveDateTime,
     /// Last change.
+    #[serde(with = "crate::time::utc")]
     pub updated_at: chrono::NaiveDateTime,
 }
 

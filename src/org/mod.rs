@@ -23,8 +23,10 @@ pub struct Tenant {
     /// APNs topic of the authority's push certificate.
     pub push_topic: Option<String>,
     /// Created.
+    #[serde(with = "crate::time::utc")]
     pub created_at: chrono::NaiveDateTime,
     /// Last change.
+    #[serde(with = "crate::time::utc")]
     pub updated_at: chrono::NaiveDateTime,
 }
 
@@ -41,8 +43,10 @@ pub struct School {
     /// IANA time zone for schedules.
     pub timezone: String,
     /// Created.
+    #[serde(with = "crate::time::utc")]
     pub created_at: chrono::NaiveDateTime,
     /// Last change.
+    #[serde(with = "crate::time::utc")]
     pub updated_at: chrono::NaiveDateTime,
 }
 

@@ -17,6 +17,7 @@ pub struct PushCertificateInfo {
     /// APNs topic (the certificate's UID).
     pub topic: String,
     /// Expiry.
+    #[serde(with = "crate::time::utc")]
     pub not_after: chrono::NaiveDateTime,
     /// Days until expiry (negative: expired).
     pub expires_in_days: i64,
@@ -24,6 +25,7 @@ pub struct PushCertificateInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
     /// Uploaded at.
+    #[serde(with = "crate::time::utc")]
     pub uploaded_at: chrono::NaiveDateTime,
 }
 

@@ -129,3 +129,54 @@ async fn an_unknown_state_word_in_a_filter_names_the_field_and_the_words_it_take
         assert_eq!(status, 200, "{body}");
     }
 }
+
+#[actix_web::test]
+async fn times_carry_their_zone_and_what_tafel_prints_its_filters_take_back() {
+    let app = TestApp::spawn().await;
+    let ipad = app.device(78);
+    ipad.authenticate().await.unwrap();
+    ipad.token_update(false).await.unwrap();
+    let (status, dev) = app.get(&format!("/api/v1/devices/{}", ipad.udid)).await;
+    assert_eq!(status, 200, "{dev}");
+    for field in ["last_seen_at", "enrolled_at", "identity_cert_not_after"] {
+        let t = dev[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field}: {dev}"));
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(t).is_ok() && t.ends_with('Z'),
+            "{field} is RFC 3339 with its offset: {t}"
+        );
+    }
+    // Pasted back into the filters, as printed (the `+` of an offset would need escaping;
+    // tafel prints `Z`).
+    let seen = dev["last_seen_at"].as_str().unwrap();
+    let (status, body) = app
+        .get(&format!("/api/v1/devices?last_seen_before={seen}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["items"].as_array().unwrap().len(),
+        0,
+        "strictly before"
+    );
+    let (status, body) = app
+        .get(&format!(
+            "/api/v1/devices?last_seen_after={seen}&last_seen_before=2099-01-01T00:00:00Z"
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .get(&format!("/api/v1/devices?last_seen_before={}", &seen[..10]))
+        .await;
+    assert_eq!(status, 400, "a date alone is not a time: {body}");
+    assert_eq!(
+        body["field"], "last_seen_before",
+        "the error names its field: {body}"
+    );
+    let (status, body) = app.get("/api/v1/devices?enrolled=perhaps").await;
+    assert_eq!(
+        (status, &body["field"]),
+        (400, &serde_json::json!("enrolled")),
+        "{body}"
+    );
+}
