@@ -363,15 +363,10 @@ async fn identities_are_renewed_ahead_of_their_end_and_the_report_names_who_has_
         .is_none());
     let (_, dev) = app.get(&format!("/api/v1/devices/{}", ipad.udid)).await;
     assert_eq!(dev["enrollment_status"], "active");
-    let ends = chrono::NaiveDateTime::parse_from_str(
-        dev["identity_cert_not_after"].as_str().unwrap(),
-        "%Y-%m-%dT%H:%M:%S",
-    )
-    .unwrap();
-    assert!(
-        ends > (now + chrono::Duration::days(300)).naive_utc(),
-        "{dev}"
-    );
+    let ends =
+        chrono::DateTime::parse_from_rfc3339(dev["identity_cert_not_after"].as_str().unwrap())
+            .unwrap();
+    assert!(ends > now + chrono::Duration::days(300), "{dev}");
     // The old identity no longer speaks for it.
     let mut stale = app.device(0);
     stale.udid = ipad.udid.clone();
