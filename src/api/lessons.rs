@@ -54,7 +54,7 @@ fn target_devices(conn: &mut crate::db::DbConn, r: &LessonRequest) -> ApiResult<
     summary = "A teacher asks for apps for a lesson of a class or cart",
     request_body = NewRequest,
     responses(
-        (status = 201, description = "The request (approved at once when every app is on the school's list)", body = Object),
+        (status = 201, description = "The request (approved at once when every app is on the school's list)", body = lessons::RequestView),
         (status = 400, description = "A field is invalid", body = ApiError),
         (status = 403, description = "Not allowed for this role", body = ApiError),
         (status = 404, description = "Not found or not visible", body = ApiError),
@@ -116,13 +116,26 @@ async fn create(
     if request.status == lessons::RequestStatus::Approved {
         state.reconciler.devices(devices);
     }
-    Ok(HttpResponse::Created().json(view(&request)))
+    Ok(HttpResponse::Created().json(present_one(&state, request).await?))
 }
 
-fn view(r: &LessonRequest) -> serde_json::Value {
-    let mut v = serde_json::to_value(r).unwrap_or_default();
-    v["app_ids"] = serde_json::json!(r.apps());
-    v
+/// Requests with the names people read beside their ids.
+async fn present(
+    state: &AppState,
+    requests: Vec<LessonRequest>,
+) -> ApiResult<Vec<lessons::RequestView>> {
+    state
+        .db
+        .run(move |conn| -> ApiResult<_> { Ok(lessons::views(conn, requests)?) })
+        .await
+}
+
+/// One request, presented.
+async fn present_one(state: &AppState, request: LessonRequest) -> ApiResult<lessons::RequestView> {
+    present(state, vec![request])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::internal("a presented request went missing"))
 }
 
 /// Loads a request the caller may see: teachers their own, admins in scope.
@@ -172,7 +185,7 @@ pub(crate) struct ListQuery {
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
-        (status = 200, description = "Requests", body = Object),
+        (status = 200, description = "One page of requests", body = super::schemas::RequestPage),
         (status = 400, description = "A field is invalid", body = ApiError),
         (status = 403, description = "Not allowed for this role", body = ApiError),
         (status = 404, description = "Not found or not visible", body = ApiError),
@@ -186,6 +199,9 @@ async fn list(
 ) -> ApiResult<HttpResponse> {
     let q = q.into_inner();
     let limit = crate::paging::limit(q.limit).map_err(|m| ApiError::invalid_field("limit", m))?;
+    if let Some(s) = &q.status {
+        super::errors::parse_word::<lessons::RequestStatus>("status", s)?;
+    }
     let p = caller.0.clone();
     let page = state
         .db
@@ -217,9 +233,10 @@ async fn list(
             Ok(lessons::list(conn, &scope, q.cursor.as_deref(), limit)?)
         })
         .await?;
-    let items: Vec<serde_json::Value> = page.items.iter().map(view).collect();
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({ "items": items, "next_cursor": page.next_cursor })))
+    Ok(HttpResponse::Ok().json(crate::paging::Page {
+        items: present(&state, page.items).await?,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 #[utoipa::path(
@@ -230,7 +247,7 @@ async fn list(
     summary = "One lesson request",
     params(("id" = String, Path, description = "Lesson request id")),
     responses(
-        (status = 200, description = "The request", body = Object),
+        (status = 200, description = "The request", body = lessons::RequestView),
         (status = 400, description = "A field is invalid", body = ApiError),
         (status = 403, description = "Not allowed for this role", body = ApiError),
         (status = 404, description = "Not found or not visible", body = ApiError),
@@ -243,7 +260,7 @@ async fn get(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let r = load(&state, &caller, path.into_inner(), Action::View).await?;
-    Ok(HttpResponse::Ok().json(view(&r)))
+    Ok(HttpResponse::Ok().json(present_one(&state, r).await?))
 }
 
 #[utoipa::path(
@@ -285,7 +302,7 @@ async fn get_readiness(
     summary = "A school (or authority) admin approves a pending request",
     params(("id" = String, Path, description = "Lesson request id")),
     responses(
-        (status = 200, description = "The approved request", body = Object),
+        (status = 200, description = "The approved request", body = lessons::RequestView),
         (status = 400, description = "A field is invalid", body = ApiError),
         (status = 403, description = "Not allowed for this role", body = ApiError),
         (status = 404, description = "Not found or not visible", body = ApiError),
@@ -313,7 +330,10 @@ async fn approve(
         .await?;
     state.notifier.wake();
     state.reconciler.devices(devices);
-    Ok(HttpResponse::Ok().json(updated.as_ref().map(view)))
+    Ok(HttpResponse::Ok().json(match updated {
+        Some(r) => Some(present_one(&state, r).await?),
+        None => None,
+    }))
 }
 
 /// Body of a rejection.
@@ -332,7 +352,7 @@ pub(crate) struct RejectBody {
     params(("id" = String, Path, description = "Lesson request id")),
     request_body = RejectBody,
     responses(
-        (status = 200, description = "The rejected request", body = Object),
+        (status = 200, description = "The rejected request", body = lessons::RequestView),
         (status = 400, description = "A field is invalid", body = ApiError),
         (status = 403, description = "Not allowed for this role", body = ApiError),
         (status = 404, description = "Not found or not visible", body = ApiError),
@@ -359,7 +379,10 @@ async fn reject(
         })
         .await?;
     state.notifier.wake();
-    Ok(HttpResponse::Ok().json(updated.as_ref().map(view)))
+    Ok(HttpResponse::Ok().json(match updated {
+        Some(r) => Some(present_one(&state, r).await?),
+        None => None,
+    }))
 }
 
 #[utoipa::path(

@@ -119,6 +119,11 @@ page!(
     super::commands::EntryView
 );
 page!(
+    /// One page of lesson requests.
+    RequestPage,
+    crate::lessons::RequestView
+);
+page!(
     /// One page of the audit log.
     AuditPage,
     super::audit::Entry

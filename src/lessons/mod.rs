@@ -80,7 +80,7 @@ impl Default for LessonSettings {
 }
 
 /// A lesson request as stored and shown.
-#[derive(Debug, Clone, Serialize, Queryable, Selectable)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = lesson_requests)]
 pub struct LessonRequest {
     /// Id.
@@ -128,6 +128,107 @@ pub struct LessonRequest {
     /// Changed.
     #[serde(with = "crate::time::utc")]
     pub updated_at: chrono::NaiveDateTime,
+}
+
+/// An app of a request, by name.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RequestedApp {
+    /// Catalog id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Bundle id.
+    pub bundle_id: String,
+}
+
+/// A lesson request as people read it: names beside the ids.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RequestView {
+    /// The request.
+    #[serde(flatten)]
+    pub request: LessonRequest,
+    /// Catalog app ids.
+    pub app_ids: Vec<String>,
+    /// The apps, by name (in the order requested; apps deleted since are left out).
+    pub apps: Vec<RequestedApp>,
+    /// The teacher's name.
+    pub teacher_name: Option<String>,
+    /// The class's or cart's name.
+    pub target_name: Option<String>,
+}
+
+/// Requests with the names of their teacher, class or cart and apps (one query per kind,
+/// whatever the number of requests).
+pub fn views(conn: &mut DbConn, requests: Vec<LessonRequest>) -> QueryResult<Vec<RequestView>> {
+    use crate::db::schema::{classes, device_groups, users};
+    use std::collections::HashMap;
+    let ids = |f: &dyn Fn(&LessonRequest) -> Option<&str>| -> Vec<String> {
+        let mut v: Vec<String> = requests.iter().filter_map(f).map(str::to_owned).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let teacher_ids = ids(&|r| Some(r.teacher_id.as_str()));
+    let class_ids =
+        ids(&|r| (r.target_kind == TargetKind::Class.as_str()).then_some(r.target_id.as_str()));
+    let group_ids =
+        ids(&|r| (r.target_kind != TargetKind::Class.as_str()).then_some(r.target_id.as_str()));
+    let app_ids: Vec<String> = {
+        let mut v: Vec<String> = requests.iter().flat_map(LessonRequest::apps).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let teachers: HashMap<String, String> = users::table
+        .filter(users::id.eq_any(&teacher_ids))
+        .select((users::id, users::name))
+        .load(conn)?
+        .into_iter()
+        .collect();
+    let mut targets: HashMap<String, String> = classes::table
+        .filter(classes::id.eq_any(&class_ids))
+        .select((classes::id, classes::name))
+        .load(conn)?
+        .into_iter()
+        .collect();
+    targets.extend(
+        device_groups::table
+            .filter(device_groups::id.eq_any(&group_ids))
+            .select((device_groups::id, device_groups::name))
+            .load::<(String, String)>(conn)?,
+    );
+    let apps_by_id: HashMap<String, RequestedApp> = apps::table
+        .filter(apps::id.eq_any(&app_ids))
+        .select((apps::id, apps::name, apps::bundle_id))
+        .load::<(String, String, String)>(conn)?
+        .into_iter()
+        .map(|(id, name, bundle_id)| {
+            (
+                id.clone(),
+                RequestedApp {
+                    id,
+                    name,
+                    bundle_id,
+                },
+            )
+        })
+        .collect();
+    Ok(requests
+        .into_iter()
+        .map(|request| {
+            let app_ids = request.apps();
+            RequestView {
+                apps: app_ids
+                    .iter()
+                    .filter_map(|id| apps_by_id.get(id).cloned())
+                    .collect(),
+                app_ids,
+                teacher_name: teachers.get(&request.teacher_id).cloned(),
+                target_name: targets.get(&request.target_id).cloned(),
+                request,
+            }
+        })
+        .collect())
 }
 
 impl LessonRequest {

@@ -278,6 +278,21 @@ async fn an_unlisted_app_waits_for_the_school_admin() {
     )
     .await;
     assert_eq!(pending["items"].as_array().unwrap().len(), 1);
+    // The admin reads names, not only ids.
+    let listed = &pending["items"][0];
+    assert_eq!(listed["teacher_name"], "Frau Meyer", "{listed}");
+    assert_eq!(listed["target_name"], "7b", "{listed}");
+    assert_eq!(listed["apps"][0]["name"], "GeoGebra", "{listed}");
+    assert_eq!(listed["app_ids"][0], s.geogebra.as_str(), "{listed}");
+    let (status, body) = as_user(
+        &s.app,
+        &s.school_admin,
+        "GET",
+        "/api/v1/lesson-requests?status=waiting",
+        None,
+    )
+    .await;
+    assert_eq!((status, &body["field"]), (400, &json!("status")), "{body}");
     let (status, r) = as_user(
         &s.app,
         &s.school_admin,
