@@ -94,12 +94,9 @@ async fn a_restart_keeps_data_and_prints_no_new_token() {
     drop(first);
     let second = tafel::startup::Application::build(settings).await.unwrap();
     assert!(second.first_admin_token.is_none());
+    drop(second);
     if let Some((base, name)) = pg {
-        use diesel::connection::SimpleConnection;
-        use diesel::Connection;
-        let mut c = diesel::PgConnection::establish(&base).unwrap();
-        c.batch_execute(&format!("DROP SCHEMA {name} CASCADE"))
-            .unwrap();
+        crate::helpers::drop_pg_schema(&base, &name).unwrap();
     }
 }
 

@@ -20,8 +20,25 @@ struct PgSchema {
 
 impl Drop for PgSchema {
     fn drop(&mut self) {
-        if let Ok(mut c) = diesel::PgConnection::establish(&self.base) {
-            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+        let _ = drop_pg_schema(&self.base, &self.name);
+    }
+}
+
+/// Drops a test's schema. A server's background jobs may still be at work in it, and
+/// PostgreSQL then may end the drop as a deadlock victim: it is tried again.
+pub fn drop_pg_schema(base: &str, name: &str) -> diesel::QueryResult<()> {
+    let mut c = diesel::PgConnection::establish(base)
+        .map_err(|e| diesel::result::Error::QueryBuilderError(e.into()))?;
+    let mut tries = 0;
+    loop {
+        match c.batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")) {
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("deadlock") && tries < 5 =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            other => return other,
         }
     }
 }
