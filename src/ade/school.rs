@@ -496,8 +496,12 @@ pub struct Rule {
     pub group_id: Option<String>,
     /// Matches devices of this order.
     pub order_number: Option<String>,
-    /// Matches these serials (JSON array).
-    #[serde(skip)]
+    /// Matches these serials (stored as a JSON array; absent for an order-number rule).
+    #[serde(
+        serialize_with = "serials_as_list",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<Vec<String>>)]
     pub serials: Option<String>,
     /// What it is for.
     pub description: String,
@@ -507,22 +511,21 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// The rule as the API shows it (the serial list as an array).
-    pub fn view(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if self.serials.is_some() {
-            v["serials"] = serde_json::json!(self.serial_list());
-        }
-        v
-    }
-
     /// The serial list.
     pub fn serial_list(&self) -> Vec<String> {
-        self.serials
-            .as_deref()
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default()
+        parse_serials(self.serials.as_deref())
     }
+}
+
+fn parse_serials(stored: Option<&str>) -> Vec<String> {
+    stored
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
+/// The stored JSON array of serials as the list it is.
+fn serials_as_list<S: serde::Serializer>(stored: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&parse_serials(stored.as_deref()), s)
 }
 
 /// Input for a rule: exactly one of `serials` and `order_number`.

@@ -16,6 +16,64 @@ use crate::state::AppState;
 /// Days before expiry that a server token is flagged.
 const WARN_DAYS: i64 = 30;
 
+/// A server token with a warning when it expires soon.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AdeTokenView)]
+pub(crate) struct TokenView {
+    #[serde(flatten)]
+    token: ServerToken,
+    /// What to do, when the token expires within 30 days.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
+}
+
+/// The authority's server tokens.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AdeTokenList)]
+pub(crate) struct TokenList {
+    items: Vec<TokenView>,
+}
+
+/// One report per server token synced.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SyncReports {
+    items: Vec<crate::ade::service::SyncReport>,
+}
+
+/// The placement rules of an authority.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct RuleList {
+    /// First match wins; serial lists before order numbers.
+    items: Vec<school::Rule>,
+}
+
+/// A new rule and how many waiting devices it placed at once.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct CreatedRule {
+    #[serde(flatten)]
+    rule: school::Rule,
+    /// Devices placed by it now.
+    placed: usize,
+}
+
+/// One page of devices from Apple School Manager.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct AdeDevicePage {
+    /// The devices of this page, by serial.
+    items: Vec<AdeDeviceRow>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// Stored order numbers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct OrderNumbersStored {
+    /// What each row did.
+    report: crate::org::import::ImportReport,
+    /// Devices placed by order-number rules.
+    placed: usize,
+}
+
 /// Routes under `/api/v1`.
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/tenants/{id}/ade-tokens", web::post().to(create))
@@ -58,7 +116,7 @@ async fn create(
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/ade-tokens", tag = "ade", operation_id = "list_ade_tokens",
     summary = "The authority's ADE server tokens, with expiry warnings",
     params(("id" = String, Path, description = "School authority id")),
-    responses((status = 200, description = "Tokens", body = Object)), security(("bearer" = [])))]
+    responses((status = 200, description = "Tokens", body = TokenList)), security(("bearer" = [])))]
 async fn list(
     caller: Caller,
     state: web::Data<AppState>,
@@ -77,17 +135,18 @@ async fn list(
         })
         .await?;
     let now = crate::db::now();
-    let items: Vec<serde_json::Value> = rows
+    let items = rows
         .into_iter()
-        .map(|t| {
-            let mut v = serde_json::to_value(&t).unwrap_or_default();
-            if let Some(days) = t.expires_at.map(|e| (e - now).num_days()).filter(|d| *d < WARN_DAYS) {
-                v["warning"] = serde_json::json!(format!("the server token expires in {days} days: download a new one in Apple School Manager and upload it"));
-            }
-            v
+        .map(|token| TokenView {
+            warning: token
+                .expires_at
+                .map(|e| (e - now).num_days())
+                .filter(|d| *d < WARN_DAYS)
+                .map(|days| format!("the server token expires in {days} days: download a new one in Apple School Manager and upload it")),
+            token,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(TokenList { items }))
 }
 
 /// Body of a server-token upload.
@@ -139,11 +198,11 @@ async fn upload(
 
 #[utoipa::path(post, path = "/api/v1/ade/sync", tag = "ade", operation_id = "ade_sync",
     summary = "Sync devices from Apple School Manager now (district admins)",
-    responses((status = 200, description = "One report per server token", body = Object)), security(("bearer" = [])))]
+    responses((status = 200, description = "One report per server token", body = SyncReports)), security(("bearer" = [])))]
 async fn sync(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     authz::require(&caller.0, Action::ManageDistrict, Place::default())?;
     let reports = state.ade.sync().await.map_err(ApiError::from)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": reports })))
+    Ok(HttpResponse::Ok().json(SyncReports { items: reports }))
 }
 
 #[utoipa::path(get, path = "/api/v1/schools/{id}/ade", tag = "ade", operation_id = "get_school_ade",
@@ -212,7 +271,7 @@ async fn put_school(
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/ade-rules", tag = "ade", operation_id = "list_ade_rules",
     summary = "Placement rules: serial lists and order numbers that put devices from Apple School Manager into schools",
     params(("id" = String, Path, description = "School authority id")),
-    responses((status = 200, description = "Rules, first match wins (serial lists before order numbers)", body = Object)),
+    responses((status = 200, description = "Rules, first match wins (serial lists before order numbers)", body = RuleList)),
     security(("bearer" = [])))]
 async fn list_rules(
     caller: Caller,
@@ -225,14 +284,13 @@ async fn list_rules(
         .db
         .run(move |conn| -> ApiResult<Vec<school::Rule>> { Ok(school::rules(conn, &tenant.id)?) })
         .await?;
-    let items: Vec<serde_json::Value> = rules.iter().map(school::Rule::view).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(RuleList { items: rules }))
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/ade-rules", tag = "ade", operation_id = "create_ade_rule",
     summary = "Add a placement rule (serial list or order number → school, optionally class and cart); waiting devices it matches are placed at once",
     params(("id" = String, Path, description = "School authority id")), request_body = NewRule,
-    responses((status = 201, description = "The rule and how many devices it placed", body = Object),
+    responses((status = 201, description = "The rule and how many devices it placed", body = CreatedRule),
         (status = 400, description = "A field is invalid (named)", body = ApiError)),
     security(("bearer" = [])))]
 async fn create_rule(
@@ -261,9 +319,7 @@ async fn create_rule(
             school::create_rule(conn, &s, &input, &caller.0.user_id).map_err(ApiError::from)
         })
         .await?;
-    let mut v = rule.view();
-    v["placed"] = serde_json::json!(placed);
-    Ok(HttpResponse::Created().json(v))
+    Ok(HttpResponse::Created().json(CreatedRule { rule, placed }))
 }
 
 #[utoipa::path(delete, path = "/api/v1/ade-rules/{id}", tag = "ade", operation_id = "delete_ade_rule",
@@ -307,8 +363,8 @@ pub(crate) struct AdeDeviceQuery {
     deleted: Option<bool>,
     /// Page size (default 100, at most 1000).
     limit: Option<i64>,
-    /// Serial after which the page starts.
-    after: Option<String>,
+    /// `next_cursor` of the previous page (a serial: the page starts after it).
+    cursor: Option<String>,
 }
 
 /// A device from Apple School Manager with where it landed.
@@ -334,7 +390,8 @@ pub(crate) struct AdeDeviceRow {
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/ade-devices", tag = "ade", operation_id = "list_ade_devices",
     summary = "Devices Apple School Manager assigned to tafel, with profile state and school (paged by serial)",
     params(("id" = String, Path, description = "School authority id"), AdeDeviceQuery),
-    responses((status = 200, description = "Devices and the cursor of the next page", body = Object)),
+    responses((status = 200, description = "Devices and the cursor of the next page", body = AdeDevicePage),
+        (status = 400, description = "A filter, `limit` or `cursor` is invalid", body = ApiError)),
     security(("bearer" = [])))]
 async fn list_devices(
     caller: Caller,
@@ -385,7 +442,7 @@ async fn list_devices(
                 Some(false) => b = b.filter(devices::school_id.nullable().is_not_null()),
                 None => {}
             }
-            if let Some(a) = q.after {
+            if let Some(a) = q.cursor {
                 b = b.filter(ade_devices::serial_number.gt(a));
             }
             Ok(b.load(conn)?)
@@ -394,15 +451,18 @@ async fn list_devices(
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.serial_number.clone()))
         .flatten();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": rows, "next_after": next })))
+    Ok(HttpResponse::Ok().json(AdeDevicePage {
+        items: rows,
+        next_cursor: next,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/ade-order-numbers", tag = "ade", operation_id = "import_ade_order_numbers",
     summary = "Order numbers from Apple School Manager's device export (CSV: serial, order_number); devices then placed by order-number rules",
     params(("id" = String, Path, description = "School authority id")),
     request_body(content = String, content_type = "text/csv", description = "CSV; columns `serial`, `order_number`"),
-    responses((status = 200, description = "Stored; `placed` devices got a school", body = Object),
-        (status = 422, description = "Rows rejected; nothing stored", body = Object)),
+    responses((status = 200, description = "Stored; `placed` devices got a school", body = OrderNumbersStored),
+        (status = 422, description = "Rows rejected; nothing stored", body = super::answer::ImportRejected)),
     security(("bearer" = [])))]
 async fn import_order_numbers(
     caller: Caller,
@@ -426,9 +486,7 @@ async fn import_order_numbers(
         })
         .await?;
     match result {
-        Ok((report, placed)) => {
-            Ok(HttpResponse::Ok().json(serde_json::json!({ "report": report, "placed": placed })))
-        }
+        Ok((report, placed)) => Ok(HttpResponse::Ok().json(OrderNumbersStored { report, placed })),
         Err(e) => match super::classes::import_error(e) {
             actix_web::Either::Left(err) => Err(err),
             actix_web::Either::Right(resp) => Ok(resp),

@@ -63,7 +63,17 @@ pub(crate) struct Entry {
     school_id: Option<String>,
     /// Details, as JSON (stored as text).
     #[schema(value_type = Object)]
+    #[serde(serialize_with = "json_text")]
     summary: String,
+}
+
+/// Writes details stored as JSON text as the JSON they are (text that is not JSON, as
+/// a string).
+fn json_text<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) => v.serialize(s),
+        Err(_) => s.serialize_str(text),
+    }
 }
 
 /// `GET /api/v1/audit`.
@@ -75,7 +85,7 @@ pub(crate) struct Entry {
     summary = "The audit log within the caller's scope, newest first (admins only)",
     params(AuditQuery),
     responses(
-        (status = 200, description = "One page of entries", body = super::schemas::AuditPage),
+        (status = 200, description = "One page of entries", body = super::answer::AuditPage),
         (status = 400, description = "A filter or `limit` is invalid", body = ApiError),
         (status = 403, description = "Teachers cannot read the audit log", body = ApiError),
     ),
@@ -142,15 +152,8 @@ async fn list(
     } else {
         None
     };
-    let items: Vec<serde_json::Value> = rows
-        .into_iter()
-        .map(|e| {
-            let summary: serde_json::Value = serde_json::from_str(&e.summary)
-                .unwrap_or(serde_json::Value::String(e.summary.clone()));
-            let mut v = serde_json::to_value(&e).unwrap_or_default();
-            v["summary"] = summary;
-            v
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_cursor": next})))
+    Ok(HttpResponse::Ok().json(super::answer::AuditPage {
+        items: rows,
+        next_cursor: next,
+    }))
 }

@@ -79,7 +79,7 @@ async fn create_app(
     summary = "The catalog's apps the caller may use (the district's and their authority's), paged",
     params(catalog::CatalogFilter),
     responses(
-        (status = 200, description = "One page of apps", body = super::schemas::AppList),
+        (status = 200, description = "One page of apps", body = super::answer::AppList),
         (status = 400, description = "A filter, `limit` or `cursor` is invalid", body = ApiError),
     ),
     security(("bearer" = []))
@@ -98,7 +98,7 @@ async fn list_apps(
             catalog::list_apps(conn, scope.as_ref(), &f, limit).map_err(ApiError::from)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(page))
+    Ok(HttpResponse::Ok().json(super::answer::AppList::from(page)))
 }
 
 /// Body of a profile upload.
@@ -168,7 +168,7 @@ async fn upload_profile(
     summary = "The catalog's profiles the caller may use (the district's, their authority's, their school's), paged",
     params(catalog::CatalogFilter),
     responses(
-        (status = 200, description = "One page of profiles (without their payloads)", body = super::schemas::CatalogProfileList),
+        (status = 200, description = "One page of profiles (without their payloads)", body = super::answer::CatalogProfileList),
         (status = 400, description = "A filter, `limit` or `cursor` is invalid", body = ApiError),
     ),
     security(("bearer" = []))
@@ -187,7 +187,7 @@ async fn list_profiles(
             catalog::list_profiles(conn, scope.as_ref(), &f, limit).map_err(ApiError::from)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(page))
+    Ok(HttpResponse::Ok().json(super::answer::CatalogProfileList::from(page)))
 }
 
 #[utoipa::path(
@@ -197,17 +197,22 @@ async fn list_profiles(
     operation_id = "list_profile_templates",
     summary = "The built-in profile templates and their variables",
     responses(
-        (status = 200, description = "Templates", body = super::schemas::TemplateList),
+        (status = 200, description = "Templates", body = super::answer::TemplateList),
     ),
     security(("bearer" = []))
 )]
 async fn list_templates(_caller: Caller) -> ApiResult<HttpResponse> {
     let all = templates::builtin_templates().map_err(ApiError::internal)?;
-    let items: Vec<serde_json::Value> = all
-        .iter()
-        .map(|t| serde_json::json!({"name": t.name, "description": t.description, "variables": t.variables, "notes": t.notes}))
+    let items: Vec<super::answer::TemplateInfo> = all
+        .into_iter()
+        .map(|t| super::answer::TemplateInfo {
+            name: t.name,
+            description: t.description,
+            variables: t.variables,
+            notes: t.notes,
+        })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(super::answer::TemplateList::from(items)))
 }
 
 /// Body of a template rendering.
@@ -479,7 +484,7 @@ async fn create_assignment(
     summary = "The assignments of the caller's scope, filtered and paged",
     params(assign::AssignmentFilter),
     responses(
-        (status = 200, description = "One page of assignments", body = super::schemas::AssignmentList),
+        (status = 200, description = "One page of assignments", body = super::answer::AssignmentList),
         (status = 400, description = "A filter, `limit` or `cursor` is invalid", body = ApiError),
     ),
     security(("bearer" = []))
@@ -496,7 +501,7 @@ async fn list_assignments(
         .db
         .run(move |conn| assign::list(conn, scope.as_ref(), &f, limit).map_err(ApiError::from))
         .await?;
-    Ok(HttpResponse::Ok().json(page))
+    Ok(HttpResponse::Ok().json(super::answer::AssignmentList::from(page)))
 }
 
 async fn load_assignment(
@@ -529,7 +534,7 @@ async fn load_assignment(
     summary = "One assignment with its rollout",
     params(("id" = String, Path, description = "Assignment id")),
     responses(
-        (status = 200, description = "The assignment and how far it reached its devices", body = super::schemas::AssignmentDetail),
+        (status = 200, description = "The assignment and how far it reached its devices", body = super::answer::AssignmentDetail),
         (status = 404, description = "No such assignment in the caller's scope", body = ApiError),
     ),
     security(("bearer" = []))
@@ -546,7 +551,10 @@ async fn get_assignment(
         .db
         .run(move |conn| views::rollout(conn, &a2, chrono::Utc::now(), &p).map_err(ApiError::from))
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"assignment": a, "rollout": rollout})))
+    Ok(HttpResponse::Ok().json(super::answer::AssignmentDetail {
+        assignment: a,
+        rollout,
+    }))
 }
 
 #[utoipa::path(
@@ -636,7 +644,7 @@ async fn store_calendar(
         })
         .await?;
     state.reconciler.all();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "closures": n })))
+    Ok(HttpResponse::Ok().json(super::answer::ClosuresAdded { closures: n }))
 }
 
 #[utoipa::path(
@@ -648,7 +656,7 @@ async fn store_calendar(
     params(("id" = String, Path, description = "School authority (tenant) id"), CalendarQuery),
     request_body(description = "An iCalendar file (closures as events) or CSV lines `name,from,to` with ISO dates (`to` inclusive)", content((String = "text/calendar"), (String = "text/csv"))),
     responses(
-        (status = 200, description = "Closures stored", body = super::schemas::ClosuresAdded),
+        (status = 200, description = "Closures stored", body = super::answer::ClosuresAdded),
         (status = 400, description = "Not UTF-8, or an unreadable calendar", body = ApiError),
         (status = 403, description = "The caller may not manage this authority", body = ApiError),
         (status = 404, description = "No such school authority in the caller's scope", body = ApiError),
@@ -686,7 +694,7 @@ async fn tenant_calendar(
     params(("id" = String, Path, description = "School id"), CalendarQuery),
     request_body(description = "An iCalendar file (closures as events) or CSV lines `name,from,to` with ISO dates (`to` inclusive)", content((String = "text/calendar"), (String = "text/csv"))),
     responses(
-        (status = 200, description = "Closures stored", body = super::schemas::ClosuresAdded),
+        (status = 200, description = "Closures stored", body = super::answer::ClosuresAdded),
         (status = 400, description = "Not UTF-8, or an unreadable calendar", body = ApiError),
         (status = 403, description = "The caller may not manage this school", body = ApiError),
         (status = 404, description = "No such school in the caller's scope", body = ApiError),
@@ -723,7 +731,7 @@ async fn school_calendar(
     summary = "A device's desired vs actual apps and profiles",
     params(("key" = String, Path, description = "UDID or serial number")),
     responses(
-        (status = 200, description = "One entry per assigned item", body = super::schemas::DeviceStateList),
+        (status = 200, description = "One entry per assigned item", body = super::answer::DeviceStateList),
         (status = 404, description = "No such device in the caller's scope", body = ApiError),
     ),
     security(("bearer" = []))
@@ -742,7 +750,7 @@ async fn device_state(
             Ok(views::device_state(conn, &d.id, chrono::Utc::now())?)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(super::answer::DeviceStateList::from(items)))
 }
 
 #[utoipa::path(
@@ -752,7 +760,7 @@ async fn device_state(
     operation_id = "reconcile_now",
     summary = "Start a reconcile run now (district admins)",
     responses(
-        (status = 202, description = "Requested", body = super::schemas::ReconcileRequested),
+        (status = 202, description = "Requested", body = super::answer::ReconcileRequested),
         (status = 403, description = "Only district admins", body = ApiError),
     ),
     security(("bearer" = []))
@@ -760,5 +768,5 @@ async fn device_state(
 async fn reconcile_now(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     authz::require(&caller.0, Action::ManageDistrict, Place::default())?;
     state.reconciler.all();
-    Ok(HttpResponse::Accepted().json(serde_json::json!({"requested": true})))
+    Ok(HttpResponse::Accepted().json(super::answer::ReconcileRequested { requested: true }))
 }

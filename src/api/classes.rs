@@ -148,7 +148,7 @@ struct YearQuery {
     summary = "A school's classes (teachers: their own)",
     params(("id" = String, Path, description = "School id"), YearQuery),
     responses(
-        (status = 200, description = "Classes", body = super::schemas::ClassList),
+        (status = 200, description = "Classes", body = super::answer::ClassList),
         (status = 404, description = "No such school in the caller's scope", body = ApiError),
     ),
     security(("bearer" = []))
@@ -176,7 +176,7 @@ async fn list_classes(
             Ok(all)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(super::answer::ClassList::from(items)))
 }
 
 #[utoipa::path(
@@ -186,7 +186,7 @@ async fn list_classes(
     operation_id = "my_classes",
     summary = "The caller's classes and their school's device groups",
     responses(
-        (status = 200, description = "Classes and device groups", body = super::schemas::MyClasses),
+        (status = 200, description = "Classes and device groups", body = super::answer::MyClasses),
     ),
     security(("bearer" = []))
 )]
@@ -203,7 +203,7 @@ async fn my_classes(caller: Caller, state: web::Data<AppState>) -> ApiResult<Htt
             Ok((classes, groups))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"classes": classes, "groups": groups})))
+    Ok(HttpResponse::Ok().json(super::answer::MyClasses { classes, groups }))
 }
 
 #[utoipa::path(
@@ -214,7 +214,7 @@ async fn my_classes(caller: Caller, state: web::Data<AppState>) -> ApiResult<Htt
     summary = "One class with its teachers and device count",
     params(("id" = String, Path, description = "Class id")),
     responses(
-        (status = 200, description = "The class", body = super::schemas::ClassDetail),
+        (status = 200, description = "The class", body = super::answer::ClassDetail),
         (status = 404, description = "No such class in the caller's scope (teachers: not theirs)", body = ApiError),
     ),
     security(("bearer" = []))
@@ -235,8 +235,11 @@ async fn get_class(
             ))
         })
         .await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({"class": c, "teacher_ids": teachers, "devices": devices})))
+    Ok(HttpResponse::Ok().json(super::answer::ClassDetail {
+        class: c,
+        teacher_ids: teachers,
+        devices,
+    }))
 }
 
 /// The teachers of a class.
@@ -389,7 +392,7 @@ async fn change_members(
         .await?;
     // Memberships decide which assignments reach a device.
     state.reconciler.all();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "changed": n })))
+    Ok(HttpResponse::Ok().json(super::answer::Changed { changed: n }))
 }
 
 enum MemberTarget {
@@ -406,7 +409,7 @@ enum MemberTarget {
     params(("id" = String, Path, description = "Class id")),
     request_body = DeviceList,
     responses(
-        (status = 200, description = "Memberships added", body = super::schemas::Changed),
+        (status = 200, description = "Memberships added", body = super::answer::Changed),
         (status = 400, description = "No, too many, or foreign devices", body = ApiError),
         (status = 403, description = "The caller may not manage this school", body = ApiError),
         (status = 404, description = "No such class in the caller's scope (teachers: not theirs)", body = ApiError),
@@ -440,7 +443,7 @@ async fn add_class_devices(
     params(("id" = String, Path, description = "Class id")),
     request_body = DeviceList,
     responses(
-        (status = 200, description = "Memberships removed", body = super::schemas::Changed),
+        (status = 200, description = "Memberships removed", body = super::answer::Changed),
         (status = 400, description = "No, too many, or foreign devices", body = ApiError),
         (status = 403, description = "The caller may not manage this school", body = ApiError),
         (status = 404, description = "No such class in the caller's scope (teachers: not theirs)", body = ApiError),
@@ -511,7 +514,7 @@ async fn create_group(
     summary = "A school's device groups",
     params(("id" = String, Path, description = "School id")),
     responses(
-        (status = 200, description = "Device groups", body = super::schemas::DeviceGroupList),
+        (status = 200, description = "Device groups", body = super::answer::DeviceGroupList),
         (status = 404, description = "No such school in the caller's scope", body = ApiError),
     ),
     security(("bearer" = []))
@@ -526,7 +529,7 @@ async fn list_groups(
         .db
         .run(move |conn| classes::groups_of_school(conn, &s.id).map_err(ApiError::from))
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(super::answer::DeviceGroupList::from(items)))
 }
 
 #[utoipa::path(
@@ -537,7 +540,7 @@ async fn list_groups(
     summary = "One device group with its device count",
     params(("id" = String, Path, description = "Device group id")),
     responses(
-        (status = 200, description = "The device group", body = super::schemas::GroupDetail),
+        (status = 200, description = "The device group", body = super::answer::GroupDetail),
         (status = 404, description = "No such device group in the caller's scope", body = ApiError),
     ),
     security(("bearer" = []))
@@ -555,7 +558,10 @@ async fn get_group(
             classes::device_count(conn, Membership::Group(&id)).map_err(ApiError::from)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"group": g, "devices": n})))
+    Ok(HttpResponse::Ok().json(super::answer::GroupDetail {
+        group: g,
+        devices: n,
+    }))
 }
 
 #[utoipa::path(
@@ -567,7 +573,7 @@ async fn get_group(
     params(("id" = String, Path, description = "Device group id")),
     request_body = DeviceList,
     responses(
-        (status = 200, description = "Memberships added", body = super::schemas::Changed),
+        (status = 200, description = "Memberships added", body = super::answer::Changed),
         (status = 400, description = "No, too many, or foreign devices", body = ApiError),
         (status = 403, description = "The caller may not manage this school", body = ApiError),
         (status = 404, description = "No such device group in the caller's scope", body = ApiError),
@@ -601,7 +607,7 @@ async fn add_group_devices(
     params(("id" = String, Path, description = "Device group id")),
     request_body = DeviceList,
     responses(
-        (status = 200, description = "Memberships removed", body = super::schemas::Changed),
+        (status = 200, description = "Memberships removed", body = super::answer::Changed),
         (status = 400, description = "No, too many, or foreign devices", body = ApiError),
         (status = 403, description = "The caller may not manage this school", body = ApiError),
         (status = 404, description = "No such device group in the caller's scope", body = ApiError),
@@ -631,11 +637,15 @@ pub(crate) fn import_error(e: ImportError) -> actix_web::Either<ApiError, HttpRe
         ImportError::Db(e) => actix_web::Either::Left(e.into()),
         ImportError::Format(m) => actix_web::Either::Left(ApiError::bad_request(m)),
         ImportError::Rejected(report) => actix_web::Either::Right(
-            HttpResponse::UnprocessableEntity().json(serde_json::json!({
-                "error": "rows_rejected",
-                "message": format!("{} of {} rows rejected; nothing was imported", report.errors.len(), report.rows),
-                "report": report,
-            })),
+            HttpResponse::UnprocessableEntity().json(super::answer::ImportRejected {
+                error: "rows_rejected".into(),
+                message: format!(
+                    "{} of {} rows rejected; nothing was imported",
+                    report.errors.len(),
+                    report.rows
+                ),
+                report,
+            }),
         ),
     }
 }
@@ -706,7 +716,7 @@ async fn run_import(
         (status = 403, description = "The caller may not manage this school", body = ApiError),
         (status = 404, description = "No such school in the caller's scope", body = ApiError),
         (status = 413, description = "Larger than 5 MiB", body = ApiError),
-        (status = 422, description = "Rows were rejected; nothing was imported", body = super::schemas::ImportRejected),
+        (status = 422, description = "Rows were rejected; nothing was imported", body = super::answer::ImportRejected),
     ),
     security(("bearer" = []))
 )]
@@ -737,7 +747,7 @@ async fn import_classes(
         (status = 403, description = "The caller may not manage this school", body = ApiError),
         (status = 404, description = "No such school in the caller's scope", body = ApiError),
         (status = 413, description = "Larger than 5 MiB", body = ApiError),
-        (status = 422, description = "Rows were rejected; nothing was imported", body = super::schemas::ImportRejected),
+        (status = 422, description = "Rows were rejected; nothing was imported", body = super::answer::ImportRejected),
     ),
     security(("bearer" = []))
 )]

@@ -302,7 +302,7 @@ fn parse_cursor(c: &str) -> ApiResult<(chrono::NaiveDateTime, String)> {
     summary = "A device's command queue with results, newest first",
     params(("udid" = String, Path, description = "The device's UDID"), ListQuery),
     responses(
-        (status = 200, description = "One page of queue entries", body = super::schemas::CommandPage),
+        (status = 200, description = "One page of queue entries", body = super::answer::CommandPage),
         (status = 400, description = "`status`, `limit` or `cursor` is invalid", body = ApiError),
         (status = 404, description = "No such device in the caller's scope", body = ApiError),
     ),
@@ -368,7 +368,7 @@ async fn list(
             }
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_cursor": next_cursor})))
+    Ok(HttpResponse::Ok().json(super::answer::CommandPage { items, next_cursor }))
 }
 
 /// Body of a cancel request.
@@ -388,7 +388,7 @@ pub struct CancelRequest {
     params(("udid" = String, Path, description = "The device's UDID")),
     request_body(content = Option<CancelRequest>, description = "Optional: without a body every open command is cancelled"),
     responses(
-        (status = 200, description = "How many were cancelled", body = super::schemas::Cancelled),
+        (status = 200, description = "How many were cancelled", body = super::answer::Cancelled),
         (status = 403, description = "Teachers cannot cancel device commands", body = ApiError),
         (status = 404, description = "No such device in the caller's scope", body = ApiError),
     ),
@@ -424,5 +424,5 @@ async fn cancel(
             })
         })
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"cancelled": cancelled})))
+    Ok(HttpResponse::Ok().json(super::answer::Cancelled { cancelled }))
 }

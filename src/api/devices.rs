@@ -87,7 +87,7 @@ async fn release(
     summary = "List the devices the caller may see, filtered and paged",
     params(DeviceFilter),
     responses(
-        (status = 200, description = "One page of devices", body = super::schemas::DevicePage),
+        (status = 200, description = "One page of devices", body = super::answer::DevicePage),
         (status = 400, description = "A filter, `limit` or `cursor` is invalid", body = ApiError),
     ),
     security(("bearer" = []))
@@ -115,7 +115,10 @@ async fn list(
         .db
         .run(move |conn| devices::list(conn, &caller.0, &f, limit).map_err(ApiError::from))
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next_cursor": next})))
+    Ok(HttpResponse::Ok().json(super::answer::DevicePage {
+        items,
+        next_cursor: next,
+    }))
 }
 
 /// `GET /devices/{udid or serial}`.

@@ -185,7 +185,7 @@ pub(crate) struct ListQuery {
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
-        (status = 200, description = "One page of requests", body = super::schemas::RequestPage),
+        (status = 200, description = "One page of requests", body = super::answer::RequestPage),
         (status = 400, description = "A field is invalid", body = ApiError),
         (status = 403, description = "Not allowed for this role", body = ApiError),
         (status = 404, description = "Not found or not visible", body = ApiError),
@@ -233,7 +233,7 @@ async fn list(
             Ok(lessons::list(conn, &scope, q.cursor.as_deref(), limit)?)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(crate::paging::Page {
+    Ok(HttpResponse::Ok().json(super::answer::RequestPage {
         items: present(&state, page.items).await?,
         next_cursor: page.next_cursor,
     }))
@@ -393,7 +393,7 @@ async fn reject(
     summary = "Withdraw a request; its apps are removed where nothing else wants them",
     params(("id" = String, Path, description = "Lesson request id")),
     responses(
-        (status = 200, description = "Cancelled"),
+        (status = 200, description = "Cancelled", body = super::answer::RequestCancelled),
         (status = 400, description = "A field is invalid", body = ApiError),
         (status = 403, description = "Not allowed for this role", body = ApiError),
         (status = 404, description = "Not found or not visible", body = ApiError),
@@ -420,7 +420,7 @@ async fn cancel(
         })
         .await?;
     state.reconciler.devices(devices);
-    Ok(HttpResponse::Ok().json(serde_json::json!({"cancelled": true})))
+    Ok(HttpResponse::Ok().json(super::answer::RequestCancelled { cancelled: true }))
 }
 
 #[utoipa::path(

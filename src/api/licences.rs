@@ -2,7 +2,7 @@
 //! blocked devices, sync now.
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
@@ -12,6 +12,42 @@ use crate::state::AppState;
 
 /// Days before expiry that a token is flagged.
 const WARN_DAYS: i64 = 30;
+
+/// A content token with a warning when it expires soon.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = VppTokenView)]
+pub(crate) struct TokenView {
+    #[serde(flatten)]
+    token: licences::TokenInfo,
+    /// What to do, when the token expires within 30 days.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
+}
+
+/// The authority's content tokens.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = VppTokenList)]
+pub(crate) struct TokenList {
+    items: Vec<TokenView>,
+}
+
+/// Licence counts, devices waiting for a licence, and lessons that would run short.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct LicenceOverview {
+    /// Per app and location.
+    items: Vec<licences::LicenceCount>,
+    /// Devices that could not get a licence (no free one at the last try).
+    blocked: Vec<licences::Blocked>,
+    /// Lessons in the coming week whose apps lack licences.
+    shortfalls: Vec<licences::Shortfall>,
+}
+
+/// What a licence sync did.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct LicenceSync {
+    /// Calls made to Apple's Apps and Books API.
+    api_calls: u64,
+}
 
 /// Routes under `/api/v1`.
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -61,7 +97,7 @@ async fn upload(
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/vpp-tokens", tag = "licences", operation_id = "list_vpp_tokens",
     summary = "The authority's content tokens, with expiry warnings",
     params(("id" = String, Path, description = "School authority id")),
-    responses((status = 200, description = "Tokens", body = Object)), security(("bearer" = [])))]
+    responses((status = 200, description = "Tokens", body = TokenList)), security(("bearer" = [])))]
 async fn list(
     caller: Caller,
     state: web::Data<AppState>,
@@ -74,30 +110,29 @@ async fn list(
         .run(move |conn| Licences::tokens(conn, Some(&tenant)).map_err(ApiError::from))
         .await?;
     let now = crate::db::now();
-    let items: Vec<serde_json::Value> = tokens
+    let items = tokens
         .into_iter()
-        .map(|t| {
-            let days = (t.expires_at - now).num_days();
-            let mut v = serde_json::to_value(&t).unwrap_or_default();
-            if days < WARN_DAYS {
-                v["warning"] = serde_json::json!(format!("the content token expires in {days} days: download a new one from Apple School Manager"));
+        .map(|token| {
+            let days = (token.expires_at - now).num_days();
+            TokenView {
+                warning: (days < WARN_DAYS).then(|| format!("the content token expires in {days} days: download a new one from Apple School Manager")),
+                token,
             }
-            v
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(TokenList { items }))
 }
 
 #[utoipa::path(get, path = "/api/v1/licences", tag = "licences", operation_id = "licence_counts",
     summary = "Per app and location: owned, assigned, available, needed, missing; devices blocked for lack of a licence; lessons in the coming week that would run short",
-    responses((status = 200, description = "Counts and blocked devices", body = Object)), security(("bearer" = [])))]
+    responses((status = 200, description = "Counts and blocked devices", body = LicenceOverview)), security(("bearer" = [])))]
 async fn counts(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     super::authz::require_admin(&caller.0, "do not manage licences")?;
     let tenant = (!super::authz::sees_district(&caller.0))
         .then(|| caller.0.tenant_id.clone().unwrap_or_default());
     let blocked = state.licences.blocked();
     let b = blocked.clone();
-    let (counts, shortfalls) = state
+    let (items, shortfalls) = state
         .db
         .run(move |conn| -> ApiResult<_> {
             let counts = licences::counts(conn, tenant.as_deref(), &b)?;
@@ -111,15 +146,18 @@ async fn counts(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpRes
             Ok((counts, short))
         })
         .await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({"items": counts, "blocked": blocked, "shortfalls": shortfalls})))
+    Ok(HttpResponse::Ok().json(LicenceOverview {
+        items,
+        blocked,
+        shortfalls,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/licences/sync", tag = "licences", operation_id = "licence_sync",
     summary = "Sync assets and Apple's licence assignments now (district admins)",
-    responses((status = 200, description = "API calls made", body = Object)), security(("bearer" = [])))]
+    responses((status = 200, description = "API calls made", body = LicenceSync)), security(("bearer" = [])))]
 async fn sync(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     authz::require(&caller.0, Action::ManageDistrict, Place::default())?;
     let calls = state.licences.sync().await.map_err(ApiError::from)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "api_calls": calls })))
+    Ok(HttpResponse::Ok().json(LicenceSync { api_calls: calls }))
 }

@@ -4,6 +4,7 @@
 //! domain module, answer.
 
 pub mod ade;
+pub(crate) mod answer;
 pub mod audit;
 pub mod auth;
 pub mod authz;
@@ -18,7 +19,6 @@ pub mod licences;
 pub mod openapi;
 pub mod org;
 pub mod push;
-pub(crate) mod schemas;
 pub mod users;
 
 use actix_web::{web, HttpResponse};
@@ -69,10 +69,12 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     path = "/healthz",
     tag = "health",
     operation_id = "healthz",
-    responses((status = 200, description = "The process is up", body = schemas::Health))
+    responses((status = 200, description = "The process is up", body = answer::Health))
 )]
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+    HttpResponse::Ok().json(answer::Health {
+        status: "ok".into(),
+    })
 }
 
 /// The database answers, and tafel's certificates are valid.
@@ -82,7 +84,7 @@ async fn healthz() -> HttpResponse {
     tag = "health",
     operation_id = "readyz",
     responses(
-        (status = 200, description = "Ready (`degraded` when a certificate expires within 60 days, with the reasons)", body = schemas::Ready),
+        (status = 200, description = "Ready (`degraded` when a certificate expires within 60 days, with the reasons)", body = answer::Ready),
         (status = 503, description = "The database cannot be reached, or a certificate has expired", body = ApiError),
     )
 )]
@@ -130,7 +132,7 @@ async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     } else {
         "degraded"
     };
-    Ok(HttpResponse::Ok().json(schemas::Ready {
+    Ok(HttpResponse::Ok().json(answer::Ready {
         status: status.into(),
         database: format!("{backend:?}").to_lowercase(),
         reasons,

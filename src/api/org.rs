@@ -79,7 +79,7 @@ async fn create_tenant(
     operation_id = "list_tenants",
     summary = "The school authorities the caller may see",
     responses(
-        (status = 200, description = "School authorities", body = super::schemas::TenantList),
+        (status = 200, description = "School authorities", body = super::answer::TenantList),
     ),
     security(("bearer" = []))
 )]
@@ -92,7 +92,7 @@ async fn list_tenants(caller: Caller, state: web::Data<AppState>) -> ApiResult<H
         .into_iter()
         .filter(|t| authz::can_see(&caller.0, Place::tenant(&t.id)))
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(super::answer::TenantList::from(items)))
 }
 
 /// A school authority the caller may `action` on (404 outside scope, 403 for the role).
@@ -204,7 +204,7 @@ struct SchoolQuery {
     summary = "The schools the caller may see",
     params(SchoolQuery),
     responses(
-        (status = 200, description = "Schools", body = super::schemas::SchoolList),
+        (status = 200, description = "Schools", body = super::answer::SchoolList),
     ),
     security(("bearer" = []))
 )]
@@ -222,7 +222,7 @@ async fn list_schools(
         .into_iter()
         .filter(|s| authz::can_see(&caller.0, Place::school(&s.tenant_id, &s.id)))
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(super::answer::SchoolList::from(items)))
 }
 
 #[utoipa::path(
@@ -332,7 +332,7 @@ async fn create_token(
     summary = "A school's enrollment tokens",
     params(("id" = String, Path, description = "School id")),
     responses(
-        (status = 200, description = "Tokens with their enrollment URLs", body = super::schemas::EnrollmentTokenList),
+        (status = 200, description = "Tokens with their enrollment URLs", body = super::answer::EnrollmentTokenList),
         (status = 403, description = "The caller may not manage this school", body = ApiError),
         (status = 404, description = "No such school in the caller's scope", body = ApiError),
     ),
@@ -349,7 +349,7 @@ async fn list_tokens(
         .run(move |conn| tokens::list(conn, &school.id).map_err(ApiError::from))
         .await?;
     let items: Vec<TokenView> = items.into_iter().map(|t| view(&state, t, None)).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(super::answer::EnrollmentTokenList::from(items)))
 }
 
 #[utoipa::path(
@@ -360,7 +360,7 @@ async fn list_tokens(
     summary = "Revoke an enrollment token",
     params(("id" = String, Path, description = "Enrollment token id")),
     responses(
-        (status = 200, description = "Revoked", body = super::schemas::Revoked),
+        (status = 200, description = "Revoked", body = super::answer::Revoked),
         (status = 403, description = "The caller may not manage this school", body = ApiError),
         (status = 404, description = "No such enrollment token in the caller's scope", body = ApiError),
     ),
@@ -388,7 +388,7 @@ async fn revoke_token(
         .db
         .run(move |conn| tokens::revoke(conn, &t, &actor).map_err(ApiError::from))
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"revoked": token.id})))
+    Ok(HttpResponse::Ok().json(super::answer::Revoked { revoked: token.id }))
 }
 
 #[utoipa::path(

@@ -174,7 +174,7 @@ pub struct PushNow {
     summary = "Wake devices now with an APNs push",
     request_body = PushNow,
     responses(
-        (status = 200, description = "What happened to each push", body = super::schemas::PushNowResult),
+        (status = 200, description = "What happened to each push", body = super::answer::PushNowResult),
         (status = 400, description = "No, too many, or unknown devices", body = ApiError),
         (status = 403, description = "Teachers cannot push devices", body = ApiError),
     ),
@@ -202,9 +202,13 @@ async fn push_now(
         .push
         .push_now(targets.into_iter().map(|t| t.id).collect())
         .await?;
-    let items: Vec<serde_json::Value> = results
+    let items: Vec<super::answer::PushNowItem> = results
         .into_iter()
-        .map(|r| serde_json::json!({"udid": udid_of.get(&r.device_id), "result": r.result, "reason": r.reason}))
+        .map(|r| super::answer::PushNowItem {
+            udid: udid_of.get(&r.device_id).cloned(),
+            result: r.result,
+            reason: r.reason,
+        })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(super::answer::PushNowResult::from(items)))
 }

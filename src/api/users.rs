@@ -126,7 +126,7 @@ async fn create(
     summary = "The users of the caller's scope, filtered and paged",
     params(accounts::UserFilter),
     responses(
-        (status = 200, description = "One page of users", body = super::schemas::UserList),
+        (status = 200, description = "One page of users", body = super::answer::UserList),
         (status = 400, description = "A filter, `limit` or `cursor` is invalid", body = ApiError),
         (status = 403, description = "Teachers cannot list users", body = ApiError),
     ),
@@ -155,7 +155,7 @@ async fn list(
             })
         })
         .await?;
-    Ok(HttpResponse::Ok().json(page))
+    Ok(HttpResponse::Ok().json(super::answer::UserList::from(page)))
 }
 
 /// Loads a user the caller may see (`View`) or act on (`Manage`): themselves always,
@@ -227,7 +227,7 @@ async fn me(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpRespons
     summary = "Disable a user: no login, tokens stop working",
     params(("id" = String, Path, description = "User id")),
     responses(
-        (status = 200, description = "Disabled", body = super::schemas::Disabled),
+        (status = 200, description = "Disabled", body = super::answer::Disabled),
         (status = 403, description = "The caller may not manage this user", body = ApiError),
         (status = 404, description = "No such user in the caller's scope", body = ApiError),
         (status = 409, description = "Callers cannot disable themselves", body = ApiError),
@@ -255,7 +255,7 @@ async fn disable(
         .db
         .run(move |conn| accounts::disable_user(conn, &u, &actor).map_err(ApiError::from))
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"disabled": user.id})))
+    Ok(HttpResponse::Ok().json(super::answer::Disabled { disabled: user.id }))
 }
 
 /// Body of a token request.
@@ -278,7 +278,7 @@ struct NewTokenBody {
     params(("id" = String, Path, description = "User id")),
     request_body = NewTokenBody,
     responses(
-        (status = 201, description = "The token; its secret is in this answer only", body = super::schemas::CreatedApiToken),
+        (status = 201, description = "The token; its secret is in this answer only", body = super::answer::CreatedApiToken),
         (status = 400, description = "A field is invalid", body = ApiError),
         (status = 403, description = "The caller may not manage this user", body = ApiError),
         (status = 404, description = "No such user in the caller's scope", body = ApiError),
@@ -316,9 +316,13 @@ async fn create_token(
             accounts::issue_token(conn, &user, &b.name, expires, &actor).map_err(ApiError::from)
         })
         .await?;
-    Ok(HttpResponse::Created().json(
-        serde_json::json!({"token": secret, "info": info, "note": "the token is shown only now"}),
-    ))
+    Ok(
+        HttpResponse::Created().json(super::answer::CreatedApiToken {
+            token: secret,
+            info,
+            note: "the token is shown only now".into(),
+        }),
+    )
 }
 
 #[utoipa::path(
@@ -329,7 +333,7 @@ async fn create_token(
     summary = "A user's API tokens (never the secrets)",
     params(("id" = String, Path, description = "User id")),
     responses(
-        (status = 200, description = "Tokens", body = super::schemas::ApiTokenList),
+        (status = 200, description = "Tokens", body = super::answer::ApiTokenList),
         (status = 403, description = "The caller may not manage this user", body = ApiError),
         (status = 404, description = "No such user in the caller's scope", body = ApiError),
     ),
@@ -351,7 +355,7 @@ async fn list_tokens(
         .db
         .run(move |conn| accounts::tokens_of(conn, &user.id).map_err(ApiError::from))
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(super::answer::ApiTokenList::from(items)))
 }
 
 #[utoipa::path(
@@ -362,7 +366,7 @@ async fn list_tokens(
     summary = "Revoke an API token",
     params(("id" = String, Path, description = "API token id")),
     responses(
-        (status = 200, description = "Revoked", body = super::schemas::Revoked),
+        (status = 200, description = "Revoked", body = super::answer::Revoked),
         (status = 403, description = "The caller may not manage this user", body = ApiError),
         (status = 404, description = "No such token in the caller's scope", body = ApiError),
     ),
@@ -392,7 +396,7 @@ async fn revoke_token(
         .db
         .run(move |conn| accounts::revoke_token(conn, &t, &owner, &actor).map_err(ApiError::from))
         .await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"revoked": token.id})))
+    Ok(HttpResponse::Ok().json(super::answer::Revoked { revoked: token.id }))
 }
 
 /// Failed logins per account before each further one waits (1 s, doubling, at most 15 min).
@@ -429,7 +433,7 @@ struct LoginBody {
     summary = "Log in with e-mail and password for a token valid 12 hours",
     request_body = LoginBody,
     responses(
-        (status = 200, description = "A new API token and the user", body = super::schemas::LoginResponse),
+        (status = 200, description = "A new API token and the user", body = super::answer::LoginResponse),
         (status = 401, description = "Wrong e-mail or password", body = ApiError),
         (status = 429, description = "Too many failed logins for this account or address: wait `retry_after_secs`", body = ApiError),
     ),
@@ -500,9 +504,11 @@ async fn login(
         .run(move |conn| accounts::login_token(conn, &user_id, LOGIN_HOURS).map_err(ApiError::from))
         .await?;
     match result {
-        Some((user, token)) => Ok(HttpResponse::Ok().json(
-            serde_json::json!({"token": token, "user": user, "expires_in_hours": LOGIN_HOURS}),
-        )),
+        Some((user, token)) => Ok(HttpResponse::Ok().json(super::answer::LoginResponse {
+            token,
+            user,
+            expires_in_hours: LOGIN_HOURS,
+        })),
         None => Err(ApiError::new(
             crate::error::ErrorCode::Unauthenticated,
             "wrong e-mail or password",

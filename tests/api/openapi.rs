@@ -347,6 +347,35 @@ async fn every_route_is_documented_and_every_documented_operation_exists() {
     }
 }
 
+/// Every JSON answer is a named type with its fields, never a bare `object`: the OpenAPI
+/// document itself is the one answer whose shape is not tafel's.
+#[actix_web::test]
+async fn every_json_answer_is_a_documented_type() {
+    let app = TestApp::spawn().await;
+    let doc = fetch_document(&app).await;
+    let mut untyped = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let Some(schema) = response.pointer("/content/application~1json/schema") else {
+                    continue;
+                };
+                let typed = schema.get("$ref").is_some()
+                    || schema.get("properties").is_some()
+                    || schema.get("allOf").is_some()
+                    || schema.get("items").is_some();
+                if !typed && path != "/api/v1/openapi.json" {
+                    untyped.push(format!("{method} {path} {status}"));
+                }
+            }
+        }
+    }
+    assert!(
+        untyped.is_empty(),
+        "answers documented as bare objects: {untyped:?}"
+    );
+}
+
 #[actix_web::test]
 async fn the_documentation_page_is_served_without_any_outside_resource() {
     let app = TestApp::spawn().await;

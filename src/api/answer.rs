@@ -1,6 +1,7 @@
-//! Shapes of the answers that handlers build ad hoc with `serde_json::json!`, for the
-//! OpenAPI document only: handlers do not use these types, so a change to such an
-//! answer must be mirrored here (the `openapi` snapshot test shows the document).
+//! The answers handlers send that are not a domain type of their own: lists, pages and
+//! small acknowledgements. Handlers build these values (no `json!` replies), and the
+//! OpenAPI annotations name the same types, so a changed answer changes its document
+//! (the `openapi` snapshot test shows it).
 
 use std::collections::BTreeMap;
 
@@ -26,6 +27,12 @@ macro_rules! list {
             /// All items.
             pub items: Vec<$item>,
         }
+
+        impl From<Vec<$item>> for $name {
+            fn from(items: Vec<$item>) -> Self {
+                Self { items }
+            }
+        }
     };
 }
 
@@ -39,6 +46,15 @@ macro_rules! page {
             pub items: Vec<$item>,
             /// Pass as `cursor` for the next page; `null` on the last page.
             pub next_cursor: Option<String>,
+        }
+
+        impl From<crate::paging::Page<$item>> for $name {
+            fn from(page: crate::paging::Page<$item>) -> Self {
+                Self {
+                    items: page.items,
+                    next_cursor: page.next_cursor,
+                }
+            }
         }
     };
 }
@@ -205,6 +221,13 @@ pub struct Cancelled {
 pub struct ClosuresAdded {
     /// Closures (holidays, closed days) stored.
     pub closures: usize,
+}
+
+/// Answer to `POST /lesson-requests/{id}/cancel`.
+#[derive(Serialize, ToSchema)]
+pub struct RequestCancelled {
+    /// Always `true`: the request is withdrawn.
+    pub cancelled: bool,
 }
 
 /// Answer to `POST /reconcile`.
