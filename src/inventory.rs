@@ -54,6 +54,33 @@ pub fn app_state(status: &str) -> AppState {
     }
 }
 
+/// A row of `device_apps`: one app as observed on a device.
+#[derive(Insertable)]
+#[diesel(table_name = device_apps)]
+struct AppRow<'a> {
+    device_id: &'a str,
+    bundle_id: &'a str,
+    name: Option<&'a str>,
+    version: Option<&'a str>,
+    status: &'a str,
+    managed: bool,
+    by_tafel: bool,
+    updated_at: chrono::NaiveDateTime,
+}
+
+/// A row of `device_profiles`: one profile as observed on a device.
+#[derive(Insertable)]
+#[diesel(table_name = device_profiles)]
+struct ProfileRow<'a> {
+    device_id: &'a str,
+    identifier: &'a str,
+    uuid: Option<&'a str>,
+    name: Option<&'a str>,
+    managed: bool,
+    by_tafel: bool,
+    updated_at: chrono::NaiveDateTime,
+}
+
 /// Applies an answered command to the observed state; returns true when the observed
 /// state of the device changed (the reconciler should look at it again).
 pub fn apply(conn: &mut DbConn, device_id: &str, report: &ConnectReport) -> QueryResult<bool> {
@@ -82,36 +109,10 @@ pub fn apply(conn: &mut DbConn, device_id: &str, report: &ConnectReport) -> Quer
     let Some((request_type, item_key, action, version)) = row else {
         return Ok(false);
     };
-    let at = now();
-    let item = item_key.as_ref().map(queue::ItemKey::item);
-    match (action, item) {
-        (Some(queue::Action::Install), Some(queue::Item::App(bundle))) => {
-            upsert_app(conn, device_id, bundle, None, None, "installing", true)?;
-            return Ok(true);
+    if let (Some(action), Some(key)) = (action, &item_key) {
+        if let Some(changed) = item_done(conn, device_id, action, key, version.as_deref())? {
+            return Ok(changed);
         }
-        (Some(queue::Action::Install), Some(queue::Item::Profile(identifier))) => {
-            diesel::delete(device_profiles::table.find((device_id, identifier))).execute(conn)?;
-            diesel::insert_into(device_profiles::table)
-                .values((
-                    device_profiles::device_id.eq(device_id),
-                    device_profiles::identifier.eq(identifier),
-                    device_profiles::uuid.eq(&version),
-                    device_profiles::managed.eq(true),
-                    device_profiles::by_tafel.eq(true),
-                    device_profiles::updated_at.eq(at),
-                ))
-                .execute(conn)?;
-            return Ok(true);
-        }
-        (Some(queue::Action::Remove), Some(queue::Item::App(bundle))) => {
-            diesel::delete(device_apps::table.find((device_id, bundle))).execute(conn)?;
-            return Ok(true);
-        }
-        (Some(queue::Action::Remove), Some(queue::Item::Profile(identifier))) => {
-            diesel::delete(device_profiles::table.find((device_id, identifier))).execute(conn)?;
-            return Ok(true);
-        }
-        _ => {}
     }
     let raw = &report.raw;
     match request_type.as_str() {
@@ -125,159 +126,219 @@ pub fn apply(conn: &mut DbConn, device_id: &str, report: &ConnectReport) -> Quer
             diesel::update(devices::table.find(device_id))
                 .set((
                     devices::awaiting_configuration.eq(false),
-                    devices::updated_at.eq(at),
+                    devices::updated_at.eq(now()),
                 ))
                 .execute(conn)?;
             Ok(false)
         }
-        "DeviceInformation" => {
-            let Ok(info) = DeviceInformationResult::from_report(raw) else {
-                return Ok(false);
-            };
-            diesel::update(devices::table.find(device_id))
-                .set((
-                    devices::name.eq(info.device_name.as_deref()),
-                    devices::os_version.eq(info.os_version.as_deref()),
-                    devices::build_version.eq(info.build_version.as_deref()),
-                    devices::model_name.eq(info.model_name.as_deref()),
-                    devices::product_name.eq(info.product_name.as_deref()),
-                    devices::updated_at.eq(at),
-                ))
-                .execute(conn)?;
-            if let Some(serial) = info.serial_number.as_deref() {
-                diesel::update(devices::table.find(device_id))
-                    .set(devices::serial_number.eq(serial))
-                    .execute(conn)?;
-            }
-            let existing: i64 = device_inventory::table
-                .find(device_id)
-                .count()
-                .get_result(conn)?;
-            let values = (
-                device_inventory::battery_level.eq(info.battery_level),
-                device_inventory::capacity_gb.eq(info.device_capacity),
-                device_inventory::available_gb.eq(info.available_device_capacity),
-                device_inventory::supervised.eq(info.is_supervised),
-                device_inventory::wifi_mac.eq(info.wifi_mac.clone()),
-                device_inventory::updated_at.eq(at),
-            );
-            if existing > 0 {
-                diesel::update(device_inventory::table.find(device_id))
-                    .set(values)
-                    .execute(conn)?;
-            } else {
-                diesel::insert_into(device_inventory::table)
-                    .values((device_inventory::device_id.eq(device_id), values))
-                    .execute(conn)?;
-            }
-            Ok(false)
-        }
-        "SecurityInfo" => {
-            let Ok(info) = SecurityInfoResult::from_report(raw) else {
-                return Ok(false);
-            };
-            let existing: i64 = device_inventory::table
-                .find(device_id)
-                .count()
-                .get_result(conn)?;
-            let values = (
-                device_inventory::passcode_present.eq(info.passcode_present),
-                device_inventory::updated_at.eq(at),
-            );
-            if existing > 0 {
-                diesel::update(device_inventory::table.find(device_id))
-                    .set(values)
-                    .execute(conn)?;
-            } else {
-                diesel::insert_into(device_inventory::table)
-                    .values((device_inventory::device_id.eq(device_id), values))
-                    .execute(conn)?;
-            }
-            Ok(false)
-        }
-        "InstalledApplicationList" => {
-            let Ok(list) = InstalledApplicationListResult::from_report(raw) else {
-                return Ok(false);
-            };
-            let mine: Vec<String> = device_apps::table
-                .filter(device_apps::device_id.eq(device_id))
-                .filter(device_apps::by_tafel.eq(true))
-                .select(device_apps::bundle_id)
-                .load(conn)?;
-            diesel::delete(device_apps::table.filter(device_apps::device_id.eq(device_id)))
-                .execute(conn)?;
-            for app in list.apps {
-                let Some(bundle) = app.identifier.as_deref() else {
-                    continue;
-                };
-                let status = if app.installing == Some(true) {
-                    "installing"
-                } else {
-                    "installed"
-                };
-                let version = app.short_version.as_deref().or(app.version.as_deref());
-                upsert_app(
-                    conn,
-                    device_id,
-                    bundle,
-                    app.name.as_deref(),
-                    version,
-                    status,
-                    mine.iter().any(|m| m == bundle),
-                )?;
-            }
-            Ok(true)
-        }
-        "ManagedApplicationList" => {
-            let Ok(list) = ManagedApplicationListResult::from_report(raw) else {
-                return Ok(false);
-            };
-            let mut changed = 0;
-            for (bundle, st) in list.apps {
-                let status = st.status.as_deref().unwrap_or("Managed").to_lowercase();
-                changed += diesel::update(
-                    device_apps::table
-                        .find((device_id, bundle.as_str()))
-                        .filter(device_apps::status.ne(&status)),
-                )
-                .set((
-                    device_apps::managed.eq(true),
-                    device_apps::status.eq(&status),
-                    device_apps::updated_at.eq(at),
-                ))
-                .execute(conn)?;
-            }
+        "DeviceInformation" => match DeviceInformationResult::from_report(raw) {
+            Ok(info) => device_information(conn, device_id, &info).map(|()| false),
+            Err(_) => Ok(false),
+        },
+        "SecurityInfo" => match SecurityInfoResult::from_report(raw) {
+            Ok(info) => security_info(conn, device_id, &info).map(|()| false),
+            Err(_) => Ok(false),
+        },
+        "InstalledApplicationList" => match InstalledApplicationListResult::from_report(raw) {
+            Ok(list) => installed_apps(conn, device_id, list).map(|()| true),
+            Err(_) => Ok(false),
+        },
+        "ManagedApplicationList" => match ManagedApplicationListResult::from_report(raw) {
             // A finished install may release a device awaiting configuration.
-            Ok(changed > 0)
-        }
-        "ProfileList" => {
-            let Ok(list) = ProfileListResult::from_report(raw) else {
-                return Ok(false);
-            };
-            let mine: Vec<String> = device_profiles::table
-                .filter(device_profiles::device_id.eq(device_id))
-                .filter(device_profiles::by_tafel.eq(true))
-                .select(device_profiles::identifier)
-                .load(conn)?;
-            diesel::delete(device_profiles::table.filter(device_profiles::device_id.eq(device_id)))
-                .execute(conn)?;
-            for p in list.profiles {
-                diesel::insert_into(device_profiles::table)
-                    .values((
-                        device_profiles::device_id.eq(device_id),
-                        device_profiles::identifier.eq(&p.payload_identifier),
-                        device_profiles::uuid.eq(&p.payload_uuid),
-                        device_profiles::name.eq(&p.payload_display_name),
-                        device_profiles::managed.eq(p.is_managed),
-                        device_profiles::by_tafel.eq(mine.contains(&p.payload_identifier)),
-                        device_profiles::updated_at.eq(at),
-                    ))
-                    .execute(conn)?;
-            }
-            Ok(true)
-        }
+            Ok(list) => managed_apps(conn, device_id, list).map(|n| n > 0),
+            Err(_) => Ok(false),
+        },
+        "ProfileList" => match ProfileListResult::from_report(raw) {
+            Ok(list) => profile_list(conn, device_id, list).map(|()| true),
+            Err(_) => Ok(false),
+        },
         _ => Ok(false),
     }
+}
+
+/// An acknowledged install or removal of a catalog item; `None` when the command was
+/// none of those.
+fn item_done(
+    conn: &mut DbConn,
+    device_id: &str,
+    action: queue::Action,
+    key: &queue::ItemKey,
+    version: Option<&str>,
+) -> QueryResult<Option<bool>> {
+    match (action, key.item()) {
+        (queue::Action::Install, queue::Item::App(bundle)) => {
+            upsert_app(conn, device_id, bundle, None, None, "installing", true)?;
+        }
+        (queue::Action::Install, queue::Item::Profile(identifier)) => {
+            diesel::delete(device_profiles::table.find((device_id, identifier))).execute(conn)?;
+            diesel::insert_into(device_profiles::table)
+                .values(ProfileRow {
+                    device_id,
+                    identifier,
+                    uuid: version,
+                    name: None,
+                    managed: true,
+                    by_tafel: true,
+                    updated_at: now(),
+                })
+                .execute(conn)?;
+        }
+        (queue::Action::Remove, queue::Item::App(bundle)) => {
+            diesel::delete(device_apps::table.find((device_id, bundle))).execute(conn)?;
+        }
+        (queue::Action::Remove, queue::Item::Profile(identifier)) => {
+            diesel::delete(device_profiles::table.find((device_id, identifier))).execute(conn)?;
+        }
+        _ => return Ok(None),
+    }
+    Ok(Some(true))
+}
+
+/// The device's inventory row exists afterwards (answers fill it column by column).
+fn inventory_row(conn: &mut DbConn, device_id: &str) -> QueryResult<()> {
+    let insert = diesel::insert_into(device_inventory::table)
+        .values((
+            device_inventory::device_id.eq(device_id),
+            device_inventory::updated_at.eq(now()),
+        ))
+        .on_conflict_do_nothing();
+    crate::with_backend!(conn, |c| insert.execute(c))?;
+    Ok(())
+}
+
+/// `DeviceInformation`: name, OS, model on the device; battery, storage, supervision.
+fn device_information(
+    conn: &mut DbConn,
+    device_id: &str,
+    info: &DeviceInformationResult,
+) -> QueryResult<()> {
+    let at = now();
+    diesel::update(devices::table.find(device_id))
+        .set((
+            devices::name.eq(info.device_name.as_deref()),
+            devices::os_version.eq(info.os_version.as_deref()),
+            devices::build_version.eq(info.build_version.as_deref()),
+            devices::model_name.eq(info.model_name.as_deref()),
+            devices::product_name.eq(info.product_name.as_deref()),
+            devices::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    if let Some(serial) = info.serial_number.as_deref() {
+        diesel::update(devices::table.find(device_id))
+            .set(devices::serial_number.eq(serial))
+            .execute(conn)?;
+    }
+    inventory_row(conn, device_id)?;
+    diesel::update(device_inventory::table.find(device_id))
+        .set((
+            device_inventory::battery_level.eq(info.battery_level),
+            device_inventory::capacity_gb.eq(info.device_capacity),
+            device_inventory::available_gb.eq(info.available_device_capacity),
+            device_inventory::supervised.eq(info.is_supervised),
+            device_inventory::wifi_mac.eq(info.wifi_mac.as_deref()),
+            device_inventory::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// `SecurityInfo`: whether a passcode is set.
+fn security_info(conn: &mut DbConn, device_id: &str, info: &SecurityInfoResult) -> QueryResult<()> {
+    inventory_row(conn, device_id)?;
+    diesel::update(device_inventory::table.find(device_id))
+        .set((
+            device_inventory::passcode_present.eq(info.passcode_present),
+            device_inventory::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// `InstalledApplicationList`: the device's apps replace the list; tafel's marks stay.
+fn installed_apps(
+    conn: &mut DbConn,
+    device_id: &str,
+    list: InstalledApplicationListResult,
+) -> QueryResult<()> {
+    let mine: Vec<String> = device_apps::table
+        .filter(device_apps::device_id.eq(device_id))
+        .filter(device_apps::by_tafel.eq(true))
+        .select(device_apps::bundle_id)
+        .load(conn)?;
+    diesel::delete(device_apps::table.filter(device_apps::device_id.eq(device_id)))
+        .execute(conn)?;
+    for app in list.apps {
+        let Some(bundle) = app.identifier.as_deref() else {
+            continue;
+        };
+        let status = if app.installing == Some(true) {
+            "installing"
+        } else {
+            "installed"
+        };
+        let version = app.short_version.as_deref().or(app.version.as_deref());
+        upsert_app(
+            conn,
+            device_id,
+            bundle,
+            app.name.as_deref(),
+            version,
+            status,
+            mine.iter().any(|m| m == bundle),
+        )?;
+    }
+    Ok(())
+}
+
+/// `ManagedApplicationList`: each managed app's status; returns how many changed.
+fn managed_apps(
+    conn: &mut DbConn,
+    device_id: &str,
+    list: ManagedApplicationListResult,
+) -> QueryResult<usize> {
+    let at = now();
+    let mut changed = 0;
+    for (bundle, st) in list.apps {
+        let status = st.status.as_deref().unwrap_or("Managed").to_lowercase();
+        changed += diesel::update(
+            device_apps::table
+                .find((device_id, bundle.as_str()))
+                .filter(device_apps::status.ne(&status)),
+        )
+        .set((
+            device_apps::managed.eq(true),
+            device_apps::status.eq(&status),
+            device_apps::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    }
+    Ok(changed)
+}
+
+/// `ProfileList`: the device's profiles replace the list; tafel's marks stay.
+fn profile_list(conn: &mut DbConn, device_id: &str, list: ProfileListResult) -> QueryResult<()> {
+    let mine: Vec<String> = device_profiles::table
+        .filter(device_profiles::device_id.eq(device_id))
+        .filter(device_profiles::by_tafel.eq(true))
+        .select(device_profiles::identifier)
+        .load(conn)?;
+    diesel::delete(device_profiles::table.filter(device_profiles::device_id.eq(device_id)))
+        .execute(conn)?;
+    let at = now();
+    for p in &list.profiles {
+        diesel::insert_into(device_profiles::table)
+            .values(ProfileRow {
+                device_id,
+                identifier: &p.payload_identifier,
+                uuid: Some(&p.payload_uuid),
+                name: p.payload_display_name.as_deref(),
+                managed: p.is_managed,
+                by_tafel: mine.contains(&p.payload_identifier),
+                updated_at: at,
+            })
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 fn upsert_app(
@@ -291,16 +352,16 @@ fn upsert_app(
 ) -> QueryResult<()> {
     diesel::delete(device_apps::table.find((device_id, bundle))).execute(conn)?;
     diesel::insert_into(device_apps::table)
-        .values((
-            device_apps::device_id.eq(device_id),
-            device_apps::bundle_id.eq(bundle),
-            device_apps::name.eq(name),
-            device_apps::version.eq(version),
-            device_apps::status.eq(status),
-            device_apps::managed.eq(by_tafel),
-            device_apps::by_tafel.eq(by_tafel),
-            device_apps::updated_at.eq(now()),
-        ))
+        .values(AppRow {
+            device_id,
+            bundle_id: bundle,
+            name,
+            version,
+            status,
+            managed: by_tafel,
+            by_tafel,
+            updated_at: now(),
+        })
         .execute(conn)?;
     Ok(())
 }

@@ -14,6 +14,7 @@
 //! session are handled inside the client.
 
 pub mod client;
+pub mod enroll;
 pub mod error;
 pub mod machine_info;
 pub mod oauth;

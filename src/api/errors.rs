@@ -63,6 +63,20 @@ impl From<LessonError> for ApiError {
     }
 }
 
+impl From<crate::ade::enroll::EnrollError> for ApiError {
+    fn from(e: crate::ade::enroll::EnrollError) -> Self {
+        use crate::ade::enroll::{EnrollError, EnrollRefusal};
+        match e {
+            EnrollError::Db(e) => e.into(),
+            EnrollError::Token(e) => ApiError::internal(e),
+            EnrollError::Refused(e @ EnrollRefusal::NoPushCertificate(_)) => {
+                ApiError::conflict(e.to_string())
+            }
+            EnrollError::Refused(e) => ApiError::forbidden(e.to_string()),
+        }
+    }
+}
+
 impl From<AdeServiceError> for ApiError {
     fn from(e: AdeServiceError) -> Self {
         match e {

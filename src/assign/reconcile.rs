@@ -211,6 +211,7 @@ pub fn run_with(
 /// Everything a pass decides from, read in one snapshot: an answer and the inventory
 /// it carries land in one transaction, so an item here is installed, in flight or
 /// missing, never absent in between.
+#[derive(Default)]
 struct Snapshot {
     policies: HashMap<String, crate::ade::school::ReleasePolicy>,
     live: Vec<Assignment>,
@@ -462,6 +463,8 @@ fn load_snapshot(
     })
 }
 
+/// Load → decide → build → write: the decision is [`plan`], a pure function of the
+/// snapshot and the instant.
 fn pass(
     conn: &mut DbConn,
     at: DateTime<Utc>,
@@ -469,248 +472,352 @@ fn pass(
     sign: Signer<'_>,
     grace: chrono::Duration,
 ) -> Result<Report, ReconcileError> {
-    let naive_at = at.naive_utc();
-    let Snapshot {
-        policies,
-        live,
-        items,
-        catalog_keys,
-        schedules,
-        calendars,
-        device_rows,
-        awaiting,
-        licences,
-        classes_of,
-        groups_of,
-        observed,
-        versions,
-        installing,
-        failed_apps,
-        in_flight,
-        failed,
-        answered_app_status,
-    } = conn.read_snapshot(|conn| load_snapshot(conn, naive_at, only))?;
-    let mut report = Report {
-        assignments: live.len(),
-        devices: device_rows.len(),
-        full: only.is_none(),
-        ..Report::default()
-    };
-    let item_key_of = |a: &Assignment| items.get(&a.item_id).map(Item::key);
+    let snapshot = conn.read_snapshot(|conn| load_snapshot(conn, at.naive_utc(), only))?;
+    let decisions = plan(&snapshot, at, grace, only.is_none());
+    // Build commands first (signing may fail), then write everything at once.
+    let built = build_commands(&snapshot.items, &decisions, sign)?;
+    write(conn, decisions, built)
+}
 
+/// What one pass decided, before anything is built or written.
+#[derive(Debug, Default)]
+struct Decisions {
+    /// The report so far (counts of writes are added when they happen).
+    report: Report,
+    /// Installs and removals, each fanned out to its devices.
+    plans: HashMap<Plan, Vec<String>>,
+    /// Pending installs of items nobody wants any more: (device, key).
+    cancels: Vec<(String, ItemKey)>,
+    /// Devices awaiting configuration released now.
+    released: Vec<Release>,
+    /// Devices awaiting configuration asked now how their app installs are going.
+    ask_app_status: Vec<String>,
+}
+
+/// A device released from Setup Assistant, and how its wait ended.
+#[derive(Debug)]
+struct Release {
+    device: String,
+    state: SetupState,
+    /// Released because its school's timeout passed, not because it was done.
+    by_timeout: bool,
+}
+
+/// What the assignments say about one item on one device.
+#[derive(Debug, Default)]
+struct Wants<'s> {
+    /// Desired items → (assignment id, item id); the first assignment wins the link.
+    desired: HashMap<ItemKey, (&'s str, &'s str)>,
+    /// Items kept between windows.
+    keep: HashSet<ItemKey>,
+    /// When each desired item is needed (window start, or now).
+    needed_from: HashMap<ItemKey, DateTime<Utc>>,
+    /// Items the device's school requires before release (devices awaiting configuration).
+    required: HashSet<ItemKey>,
+}
+
+/// Schedules evaluated once per (assignment, school), and the earliest boundary seen.
+struct Evaluator<'s> {
+    snapshot: &'s Snapshot,
+    at: DateTime<Utc>,
+    grace: chrono::Duration,
+    cache: HashMap<(usize, Option<&'s str>), (Evaluation, bool)>,
+    next_boundary: Option<DateTime<Utc>>,
+}
+
+impl<'s> Evaluator<'s> {
+    /// The evaluation of assignment `i` at a place, and whether it has a window within
+    /// the licence grace period.
+    fn eval(
+        &mut self,
+        i: usize,
+        schedule: &Schedule,
+        tenant: Option<&'s str>,
+        school: Option<&'s str>,
+    ) -> (Evaluation, bool) {
+        let (at, grace, snapshot) = (self.at, self.grace, self.snapshot);
+        let next_boundary = &mut self.next_boundary;
+        *self.cache.entry((i, school)).or_insert_with(|| {
+            let cal = snapshot.calendars.for_place(tenant, school);
+            let e = schedule.evaluate(at, &cal);
+            if let Some(b) = e.next_boundary {
+                *next_boundary = Some(next_boundary.map_or(b, |n| n.min(b)));
+            }
+            (e, schedule.has_window_within(at, grace, &cal))
+        })
+    }
+}
+
+/// The pure decision of a pass: what to install, remove, cancel, ask and release.
+fn plan(snapshot: &Snapshot, at: DateTime<Utc>, grace: chrono::Duration, full: bool) -> Decisions {
+    let mut d = Decisions {
+        report: Report {
+            assignments: snapshot.live.len(),
+            devices: snapshot.device_rows.len(),
+            full,
+            ..Report::default()
+        },
+        ..Decisions::default()
+    };
     // Which assignments target what.
     let mut by_target: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
-    for (i, a) in live.iter().enumerate() {
+    for (i, a) in snapshot.live.iter().enumerate() {
         by_target
             .entry((a.target_kind.as_str(), a.target_id.as_str()))
             .or_default()
             .push(i);
     }
-    let mut evals: HashMap<(usize, Option<String>), (Evaluation, bool)> = HashMap::new();
-    let mut next_boundary: Option<DateTime<Utc>> = None;
-    let mut plans: HashMap<Plan, Vec<String>> = HashMap::new();
-    let mut cancels: Vec<(String, ItemKey)> = Vec::new();
-    // (missing items, still worth waiting, school, authority, apps downloading)
+    let mut evaluator = Evaluator {
+        snapshot,
+        at,
+        grace,
+        cache: HashMap::new(),
+        next_boundary: None,
+    };
     let mut setup: HashMap<String, SetupState> = HashMap::new();
-    // Devices awaiting configuration whose apps are still installing: asked again.
-    let mut ask_app_status: Vec<String> = Vec::new();
+    for row in &snapshot.device_rows {
+        let relevant = relevant(snapshot, &by_target, row);
+        let wants = wants(snapshot, &mut evaluator, row, &relevant, &mut d.report);
+        if snapshot.awaiting.contains_key(&row.0) {
+            setup.insert(row.0.clone(), setup_state(snapshot, row, &wants));
+        }
+        plan_device(snapshot, row, &relevant, &wants, at, &mut d);
+    }
+    d.report.next_boundary = evaluator.next_boundary;
+    plan_releases(snapshot, at, setup, &mut d);
+    d
+}
 
-    for (device, tenant, school, serial) in &device_rows {
-        let mut relevant: Vec<usize> = Vec::new();
-        let mut add = |kind: &str, id: &str| {
-            if let Some(v) = by_target.get(&(kind, id)) {
-                relevant.extend_from_slice(v);
-            }
+/// The assignments that target a device: its authority, school, classes, groups, itself.
+fn relevant(
+    snapshot: &Snapshot,
+    by_target: &HashMap<(&str, &str), Vec<usize>>,
+    (device, tenant, school, _): &DeviceRow,
+) -> Vec<usize> {
+    let mut relevant = Vec::new();
+    let mut add = |kind: &str, id: &str| {
+        if let Some(v) = by_target.get(&(kind, id)) {
+            relevant.extend_from_slice(v);
+        }
+    };
+    if let Some(t) = tenant {
+        add("tenant", t);
+    }
+    if let Some(s) = school {
+        add("school", s);
+    }
+    for c in snapshot.classes_of.get(device).into_iter().flatten() {
+        add("class", c);
+    }
+    for g in snapshot.groups_of.get(device).into_iter().flatten() {
+        add("group", g);
+    }
+    add("device", device);
+    relevant
+}
+
+/// What a device's assignments want of it now; licences to keep go into the report.
+fn wants<'s>(
+    snapshot: &'s Snapshot,
+    evaluator: &mut Evaluator<'s>,
+    (device, tenant, school, serial): &'s DeviceRow,
+    relevant: &[usize],
+    report: &mut Report,
+) -> Wants<'s> {
+    let mut w = Wants::default();
+    let waiting = snapshot.awaiting.contains_key(device);
+    let requires = school
+        .as_ref()
+        .and_then(|s| snapshot.policies.get(s))
+        .and_then(|p| p.requires.as_ref());
+    for &i in relevant {
+        let a = &snapshot.live[i];
+        let (Some(item), Some(schedule)) = (
+            snapshot.items.get(&a.item_id),
+            snapshot.schedules[i].as_ref(),
+        ) else {
+            continue;
         };
-        if let Some(t) = tenant {
-            add("tenant", t);
-        }
-        if let Some(s) = school {
-            add("school", s);
-        }
-        for c in classes_of.get(device).into_iter().flatten() {
-            add("class", c);
-        }
-        for g in groups_of.get(device).into_iter().flatten() {
-            add("group", g);
-        }
-        add("device", device);
-
-        // Desired items (first assignment wins the link) and items to keep.
-        let mut desired: HashMap<ItemKey, (&str, &str)> = HashMap::new(); // key -> (assignment, item)
-        let mut keep: HashSet<ItemKey> = HashSet::new();
-        let mut needed_from: HashMap<ItemKey, DateTime<Utc>> = HashMap::new();
-        let waiting = awaiting.contains_key(device);
-        let requires = school
-            .as_ref()
-            .and_then(|s| policies.get(s))
-            .and_then(|p| p.requires.as_ref());
-        let mut required: HashSet<ItemKey> = HashSet::new();
-        for &i in &relevant {
-            let a = &live[i];
-            let (Some(key), Some(schedule)) = (item_key_of(a), schedules[i].as_ref()) else {
-                continue;
-            };
-            let (eval, soon) = *evals.entry((i, school.clone())).or_insert_with(|| {
-                let cal = calendars.for_place(tenant.as_deref(), school.as_deref());
-                let e = schedule.evaluate(at, &cal);
-                if let Some(b) = e.next_boundary {
-                    next_boundary = Some(next_boundary.map_or(b, |n: DateTime<Utc>| n.min(b)));
-                }
-                (e, schedule.has_window_within(at, grace, &cal))
-            });
-            // Licences stay while the app is wanted now or within the grace period.
-            if let (Some(Item::App(app)), Some(serial)) = (items.get(&a.item_id), serial) {
-                if let (true, Some(adam)) = (app.licensed, &app.adam_id) {
-                    if eval.desired || soon {
-                        report
-                            .wanted_licences
-                            .insert((adam.clone(), serial.clone()));
-                    }
+        let key = item.key();
+        let (eval, soon) = evaluator.eval(i, schedule, tenant.as_deref(), school.as_deref());
+        // Licences stay while the app is wanted now or within the grace period.
+        if let (Item::App(app), Some(serial)) = (item, serial) {
+            if let (true, Some(adam)) = (app.licensed, &app.adam_id) {
+                if eval.desired || soon {
+                    report
+                        .wanted_licences
+                        .insert((adam.clone(), serial.clone()));
                 }
             }
-            if eval.desired {
-                if waiting && requires.is_none_or(|r| r.contains(&a.id)) {
-                    required.insert(key.clone());
-                }
-                desired
-                    .entry(key.clone())
-                    .or_insert((a.id.as_str(), a.item_id.as_str()));
-                let from = eval.active_window.map(|w| w.0).unwrap_or(at);
-                let e = needed_from.entry(key).or_insert(from);
-                *e = (*e).min(from);
-            } else if !eval.remove_now && keeps(schedule) {
-                keep.insert(key);
-            }
         }
-        let seen = observed.get(device);
-        let flying_here = in_flight.get(device);
-        if waiting {
-            // What the initial configuration still lacks. An app counts once the device
-            // reports it installed, not when it accepted the install command. Failed
-            // installs (and apps the device reports failed) do not hold the device
-            // back (they are retried later) but count as missing.
-            let here = |k: &ItemKey| (device.clone(), k.clone());
-            let mut missing: Vec<ItemKey> = required
-                .into_iter()
-                .filter(|k| {
-                    !seen.is_some_and(|s| s.contains_key(k))
-                        || installing.contains(&here(k))
-                        || failed_apps.contains(&here(k))
-                })
-                .collect();
-            missing.sort();
-            let downloading = missing.iter().any(|k| installing.contains(&here(k)))
-                && !flying_here.is_some_and(|f| f.contains_key(&*APP_STATUS_KEY));
-            let blocking = missing
-                .iter()
-                .any(|k| !failed.contains(&here(k)) && !failed_apps.contains(&here(k)));
-            setup.insert(
-                device.clone(),
-                SetupState {
-                    missing,
-                    blocking,
-                    school: school.clone(),
-                    tenant: tenant.clone(),
-                    downloading,
-                },
-            );
-        }
-        let held = versions.get(device);
-        for (key, (assignment, item_id)) in &desired {
-            // A profile counts as installed in the wanted version only (unknown versions,
-            // of rows stored before versions were kept, match).
-            let wanted = match items.get(*item_id) {
-                Some(Item::Profile(p)) => p.payload_uuid.as_deref(),
-                _ => None,
-            };
-            let current = crate::catalog::same_version(
-                wanted,
-                held.and_then(|h| h.get(key)).map(String::as_str),
-            );
-            let installed = current && seen.is_some_and(|s| s.contains_key(key));
-            let flying = flying_here.and_then(|f| f.get(key));
-            if installed || flying == Some(&true) || failed.contains(&(device.clone(), key.clone()))
-            {
-                continue;
+        if eval.desired {
+            if waiting && requires.is_none_or(|r| r.contains(&a.id)) {
+                w.required.insert(key.clone());
             }
-            // A licensed app goes out only to a serial that holds a licence.
-            if let Some(Item::App(app)) = items.get(*item_id) {
-                if let (true, Some(adam)) = (app.licensed, &app.adam_id) {
-                    let licensed = serial
-                        .as_ref()
-                        .is_some_and(|s| licences.contains(&(adam.clone(), s.clone())));
-                    if !licensed {
-                        if let (Some(s), Some(t)) = (serial, tenant) {
-                            report.needed_licences.push(LicenceNeed {
-                                adam_id: adam.clone(),
-                                serial: s.clone(),
-                                device_id: device.clone(),
-                                tenant_id: t.clone(),
-                                needed_from: needed_from.get(key).copied().unwrap_or(at),
-                            });
-                        }
-                        continue;
-                    }
-                }
-            }
-            plans
-                .entry(Plan {
-                    item_key: key.clone(),
-                    item_id: (*item_id).to_owned(),
-                    install: true,
-                    assignment_id: (*assignment).to_owned(),
-                })
-                .or_default()
-                .push(device.clone());
-        }
-        // Pending installs of items nobody wants any more.
-        for (key, install) in flying_here.into_iter().flatten() {
-            if *install && !desired.contains_key(key) && !keep.contains(key) {
-                cancels.push((device.clone(), key.clone()));
-            }
-        }
-        // Removals: tafel's items that nothing wants or keeps.
-        for (key, by_tafel) in seen.into_iter().flatten() {
-            if !by_tafel
-                || desired.contains_key(key)
-                || keep.contains(key)
-                || !catalog_keys.contains_key(key)
-            {
-                continue;
-            }
-            if flying_here.is_some_and(|f| f.contains_key(key)) {
-                continue;
-            }
-            let assignment = relevant
-                .iter()
-                .map(|&i| &live[i])
-                .find(|a| item_key_of(a).as_ref() == Some(key))
-                .map(|a| a.id.clone())
-                .unwrap_or_default();
-            let Some(item_id) = catalog_keys.get(key) else {
-                continue;
-            };
-            plans
-                .entry(Plan {
-                    item_key: key.clone(),
-                    item_id: item_id.clone(),
-                    install: false,
-                    assignment_id: assignment,
-                })
-                .or_default()
-                .push(device.clone());
+            w.desired
+                .entry(key.clone())
+                .or_insert((a.id.as_str(), a.item_id.as_str()));
+            let from = eval.active_window.map(|w| w.0).unwrap_or(evaluator.at);
+            let e = w.needed_from.entry(key).or_insert(from);
+            *e = (*e).min(from);
+        } else if !eval.remove_now && keeps(schedule) {
+            w.keep.insert(key);
         }
     }
-    report.next_boundary = next_boundary;
+    w
+}
 
-    // Release devices awaiting configuration once what their school requires is done
-    // (or its release timeout passed): DeviceConfigured (`mdm/commands/device.configured.yaml`).
+/// What the initial configuration of a device in Setup Assistant still lacks. An app
+/// counts once the device reports it installed, not when it accepted the install
+/// command. Failed installs (and apps the device reports failed) do not hold the device
+/// back (they are retried later) but count as missing.
+fn setup_state(
+    snapshot: &Snapshot,
+    (device, tenant, school, _): &DeviceRow,
+    wants: &Wants<'_>,
+) -> SetupState {
+    let seen = snapshot.observed.get(device);
+    let here = |k: &ItemKey| (device.clone(), k.clone());
+    let mut missing: Vec<ItemKey> = wants
+        .required
+        .iter()
+        .filter(|k| {
+            !seen.is_some_and(|s| s.contains_key(*k))
+                || snapshot.installing.contains(&here(k))
+                || snapshot.failed_apps.contains(&here(k))
+        })
+        .cloned()
+        .collect();
+    missing.sort();
+    let downloading = missing
+        .iter()
+        .any(|k| snapshot.installing.contains(&here(k)))
+        && !snapshot
+            .in_flight
+            .get(device)
+            .is_some_and(|f| f.contains_key(&*APP_STATUS_KEY));
+    let blocking = missing
+        .iter()
+        .any(|k| !snapshot.failed.contains(&here(k)) && !snapshot.failed_apps.contains(&here(k)));
+    SetupState {
+        missing,
+        blocking,
+        school: school.clone(),
+        tenant: tenant.clone(),
+        downloading,
+    }
+}
+
+/// Installs, cancels and removals for one device.
+fn plan_device(
+    snapshot: &Snapshot,
+    (device, tenant, _, serial): &DeviceRow,
+    relevant: &[usize],
+    wants: &Wants<'_>,
+    at: DateTime<Utc>,
+    d: &mut Decisions,
+) {
+    let seen = snapshot.observed.get(device);
+    let flying_here = snapshot.in_flight.get(device);
+    let held = snapshot.versions.get(device);
+    for (key, (assignment, item_id)) in &wants.desired {
+        let item = snapshot.items.get(*item_id);
+        // A profile counts as installed in the wanted version only (unknown versions,
+        // of rows stored before versions were kept, match).
+        let wanted = match item {
+            Some(Item::Profile(p)) => p.payload_uuid.as_deref(),
+            _ => None,
+        };
+        let current =
+            crate::catalog::same_version(wanted, held.and_then(|h| h.get(key)).map(String::as_str));
+        let installed = current && seen.is_some_and(|s| s.contains_key(key));
+        let flying = flying_here.and_then(|f| f.get(key));
+        if installed
+            || flying == Some(&true)
+            || snapshot.failed.contains(&(device.clone(), key.clone()))
+        {
+            continue;
+        }
+        // A licensed app goes out only to a serial that holds a licence.
+        if let Some(Item::App(app)) = item {
+            if let (true, Some(adam)) = (app.licensed, &app.adam_id) {
+                let licensed = serial
+                    .as_ref()
+                    .is_some_and(|s| snapshot.licences.contains(&(adam.clone(), s.clone())));
+                if !licensed {
+                    if let (Some(s), Some(t)) = (serial, tenant) {
+                        d.report.needed_licences.push(LicenceNeed {
+                            adam_id: adam.clone(),
+                            serial: s.clone(),
+                            device_id: device.clone(),
+                            tenant_id: t.clone(),
+                            needed_from: wants.needed_from.get(key).copied().unwrap_or(at),
+                        });
+                    }
+                    continue;
+                }
+            }
+        }
+        d.plans
+            .entry(Plan {
+                item_key: key.clone(),
+                item_id: (*item_id).to_owned(),
+                install: true,
+                assignment_id: (*assignment).to_owned(),
+            })
+            .or_default()
+            .push(device.clone());
+    }
+    // Pending installs of items nobody wants any more.
+    for (key, install) in flying_here.into_iter().flatten() {
+        if *install && !wants.desired.contains_key(key) && !wants.keep.contains(key) {
+            d.cancels.push((device.clone(), key.clone()));
+        }
+    }
+    // Removals: tafel's items that nothing wants or keeps (and not already on their way).
+    for (key, by_tafel) in seen.into_iter().flatten() {
+        if !by_tafel
+            || wants.desired.contains_key(key)
+            || wants.keep.contains(key)
+            || flying_here.is_some_and(|f| f.contains_key(key))
+        {
+            continue;
+        }
+        let Some(item_id) = snapshot.catalog_keys.get(key) else {
+            continue;
+        };
+        let assignment = relevant
+            .iter()
+            .map(|&i| &snapshot.live[i])
+            .find(|a| snapshot.items.get(&a.item_id).map(Item::key).as_ref() == Some(key))
+            .map(|a| a.id.clone())
+            .unwrap_or_default();
+        d.plans
+            .entry(Plan {
+                item_key: key.clone(),
+                item_id: item_id.clone(),
+                install: false,
+                assignment_id: assignment,
+            })
+            .or_default()
+            .push(device.clone());
+    }
+}
+
+/// Releases devices awaiting configuration once what their school requires is done (or
+/// its release timeout passed): DeviceConfigured (`mdm/commands/device.configured.yaml`).
+/// The others are looked at again at their deadline and, while apps download, asked how
+/// it goes (at most once every [`APP_STATUS_EVERY`]).
+fn plan_releases(
+    snapshot: &Snapshot,
+    at: DateTime<Utc>,
+    mut setup: HashMap<String, SetupState>,
+    d: &mut Decisions,
+) {
     let default_policy = crate::ade::school::ReleasePolicy::default();
-    let mut release = Vec::new();
-    let mut released: Vec<(String, SetupState, bool)> = Vec::new(); // device, state, by timeout
-    for (device, enrolled_at) in &awaiting {
-        if in_flight
+    for (device, enrolled_at) in &snapshot.awaiting {
+        if snapshot
+            .in_flight
             .get(device)
             .is_some_and(|f| f.contains_key(&*CONFIGURED_KEY))
         {
@@ -720,110 +827,139 @@ fn pass(
         let policy = state
             .school
             .as_ref()
-            .and_then(|s| policies.get(s))
+            .and_then(|s| snapshot.policies.get(s))
             .unwrap_or(&default_policy);
         let deadline = enrolled_at.map(|e| e + policy.timeout);
-        let overdue = deadline.is_some_and(|d| naive_at >= d);
+        let overdue = deadline.is_some_and(|d| at.naive_utc() >= d);
         if state.blocking && !overdue {
-            // Look again at the deadline, not at the next safety pass; ask how its
-            // downloads are going meanwhile.
-            if let Some(d) = deadline.map(|d| d.and_utc()) {
-                report.recheck.push((device.clone(), d));
+            if let Some(deadline) = deadline.map(|d| d.and_utc()) {
+                d.report.recheck.push((device.clone(), deadline));
             }
             if state.downloading {
-                ask_app_status.push(device.clone());
+                // Either way, look again shortly: an answer that still says
+                // "installing" changes nothing and wakes no one.
+                d.report
+                    .recheck
+                    .push((device.clone(), at + APP_STATUS_EVERY));
+                if !snapshot.answered_app_status.contains(device) {
+                    d.ask_app_status.push(device.clone());
+                }
             }
             continue;
         }
         if !state.missing.is_empty() {
             tracing::warn!(device = %device, missing = ?state.missing, "releasing a device before its initial configuration finished");
         }
-        release.push(device.clone());
         let by_timeout = state.blocking;
-        released.push((device.clone(), state, by_timeout));
+        d.released.push(Release {
+            device: device.clone(),
+            state,
+            by_timeout,
+        });
     }
+}
 
-    // Build commands first (signing may fail), then write everything at once.
-    let mut built: Vec<(Command, EnqueueOptions, Vec<String>, bool)> = Vec::new();
-    for (plan, targets) in plans {
+/// A command ready to store, with its queue options and devices.
+struct Built {
+    command: Command,
+    opts: EnqueueOptions,
+    targets: Vec<String>,
+}
+
+/// The commands the decisions need; signing a profile may fail.
+fn build_commands(
+    items: &HashMap<String, Item>,
+    d: &Decisions,
+    sign: Signer<'_>,
+) -> Result<Vec<Built>, ReconcileError> {
+    let mut built = Vec::new();
+    for (plan, targets) in &d.plans {
         let Some(item) = items.get(&plan.item_id) else {
             continue;
         };
-        let command = build(item, plan.install, sign)?;
         let item_version = match item {
             Item::Profile(p) if plan.install => p.payload_uuid.clone(),
             _ => None,
         };
-        let opts = EnqueueOptions {
-            priority: 0,
-            expires_at: None,
-            source: "reconciler".into(),
-            created_by: None,
-            assignment_id: (!plan.assignment_id.is_empty()).then(|| plan.assignment_id.clone()),
-            item_key: Some(plan.item_key.clone()),
-            action: Some(if plan.install {
-                Action::Install
-            } else {
-                Action::Remove
-            }),
-            item_version,
-        };
-        built.push((command, opts, targets, plan.install));
+        built.push(Built {
+            command: build(item, plan.install, sign)?,
+            opts: EnqueueOptions {
+                priority: 0,
+                expires_at: None,
+                source: "reconciler".into(),
+                created_by: None,
+                assignment_id: (!plan.assignment_id.is_empty()).then(|| plan.assignment_id.clone()),
+                item_key: Some(plan.item_key.clone()),
+                action: Some(if plan.install {
+                    Action::Install
+                } else {
+                    Action::Remove
+                }),
+                item_version,
+            },
+            targets: targets.clone(),
+        });
     }
-    if !ask_app_status.is_empty() {
-        let (later, now_ask): (Vec<String>, Vec<String>) = ask_app_status
-            .into_iter()
-            .partition(|d| answered_app_status.contains(d));
-        // Either way, look at these devices again shortly: an answer that still says
-        // "installing" changes nothing and wakes no one.
-        for d in later.iter().chain(&now_ask) {
-            report.recheck.push((d.clone(), at + APP_STATUS_EVERY));
-        }
-        if !now_ask.is_empty() {
-            let opts = EnqueueOptions {
+    let device_command =
+        |command: Command, key: &ItemKey, action: Action, targets: Vec<String>| Built {
+            command,
+            opts: EnqueueOptions {
                 priority: -1,
                 source: "reconciler".into(),
-                item_key: Some(APP_STATUS_KEY.clone()),
-                action: Some(Action::Inventory),
+                item_key: Some(key.clone()),
+                action: Some(action),
                 ..EnqueueOptions::default()
-            };
-            built.push((Command::managed_application_list(), opts, now_ask, false));
-        }
-    }
-    if !release.is_empty() {
-        let opts = EnqueueOptions {
-            priority: -1,
-            source: "reconciler".into(),
-            item_key: Some(CONFIGURED_KEY.clone()),
-            action: Some(Action::Configure),
-            ..EnqueueOptions::default()
+            },
+            targets,
         };
-        built.push((Command::device_configured(), opts, release, false));
+    if !d.ask_app_status.is_empty() {
+        built.push(device_command(
+            Command::managed_application_list(),
+            &APP_STATUS_KEY,
+            Action::Inventory,
+            d.ask_app_status.clone(),
+        ));
     }
+    if !d.released.is_empty() {
+        built.push(device_command(
+            Command::device_configured(),
+            &CONFIGURED_KEY,
+            Action::Configure,
+            d.released.iter().map(|r| r.device.clone()).collect(),
+        ));
+    }
+    Ok(built)
+}
+
+/// Stores the commands, the releases and the cancels in one transaction.
+fn write(conn: &mut DbConn, d: Decisions, built: Vec<Built>) -> Result<Report, ReconcileError> {
+    let Decisions {
+        mut report,
+        cancels,
+        released,
+        ..
+    } = d;
     let mut touched: HashSet<String> = HashSet::new();
     conn.write_tx(|conn| -> Result<(), ReconcileError> {
-        for (command, opts, targets, install) in &built {
-            let n = queue::enqueue_in_tx(conn, command, targets, opts)?;
-            if opts.action == Some(Action::Configure) {
-                report.released += n;
-            } else if opts.action == Some(Action::Inventory) {
-                report.status_checks += n;
-            } else if *install {
-                report.installs += n;
-            } else {
-                report.removals += n;
+        for b in &built {
+            let n = queue::enqueue_in_tx(conn, &b.command, &b.targets, &b.opts)?;
+            match b.opts.action {
+                Some(Action::Configure) => report.released += n,
+                Some(Action::Inventory) => report.status_checks += n,
+                Some(Action::Install) => report.installs += n,
+                _ => report.removals += n,
             }
             report.commands += 1;
-            touched.extend(targets.iter().cloned());
+            touched.extend(b.targets.iter().cloned());
         }
-        for (device, state, by_timeout) in &released {
+        for r in &released {
             record_release(
                 conn,
-                device,
-                &state.missing,
-                *by_timeout,
-                state.school.as_deref(),
-                state.tenant.as_deref(),
+                &r.device,
+                &r.state.missing,
+                r.by_timeout,
+                r.state.school.as_deref(),
+                r.state.tenant.as_deref(),
             )?;
         }
         for (device, key) in &cancels {
@@ -929,5 +1065,258 @@ fn build(item: &Item, install: bool, sign: Signer<'_>) -> Result<Command, Reconc
             sign(p).map_err(ReconcileError::Build)?,
         )),
         (Item::Profile(p), false) => Ok(Command::remove_profile(&p.identifier)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The decision without a database: a hand-made snapshot in, decisions out.
+
+    use super::*;
+
+    fn at() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-12-08T07:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    }
+
+    fn app(id: &str, bundle: &str) -> App {
+        App {
+            id: id.into(),
+            tenant_id: None,
+            name: bundle.into(),
+            bundle_id: bundle.into(),
+            adam_id: None,
+            manifest_url: None,
+            management_flags: 1,
+            removable: true,
+            configuration: None,
+            licensed: false,
+            created_at: at().naive_utc(),
+            updated_at: at().naive_utc(),
+        }
+    }
+
+    fn profile(id: &str, identifier: &str, uuid: &str) -> Profile {
+        Profile {
+            id: id.into(),
+            tenant_id: None,
+            school_id: None,
+            name: identifier.into(),
+            identifier: identifier.into(),
+            payload: Vec::new(),
+            template: None,
+            payload_types: String::new(),
+            created_at: at().naive_utc(),
+            updated_at: at().naive_utc(),
+            payload_uuid: Some(uuid.into()),
+        }
+    }
+
+    /// A snapshot with device `d1` (serial `S1`) of school `s1` in authority `t1`.
+    fn snapshot(items: Vec<Item>, assigned: &[(&str, &str)]) -> Snapshot {
+        let mut s = Snapshot {
+            device_rows: vec![(
+                "d1".into(),
+                Some("t1".into()),
+                Some("s1".into()),
+                Some("S1".into()),
+            )],
+            ..Snapshot::default()
+        };
+        for item in items {
+            let id = match &item {
+                Item::App(a) => a.id.clone(),
+                Item::Profile(p) => p.id.clone(),
+            };
+            s.catalog_keys.insert(item.key(), id.clone());
+            s.items.insert(id, item);
+        }
+        for (id, item_id) in assigned {
+            s.live.push(Assignment {
+                id: (*id).into(),
+                tenant_id: "t1".into(),
+                school_id: Some("s1".into()),
+                item_kind: "app".into(),
+                item_id: (*item_id).into(),
+                target_kind: "school".into(),
+                target_id: "s1".into(),
+                schedule: r#"{"type":"always"}"#.into(),
+                source: "admin".into(),
+                created_by: None,
+                created_at: at().naive_utc(),
+                updated_at: at().naive_utc(),
+                deleted_at: None,
+                lesson_request_id: None,
+            });
+            s.schedules.push(Some(Schedule::Always));
+        }
+        s
+    }
+
+    fn decide(s: &Snapshot) -> Decisions {
+        plan(s, at(), DEFAULT_LICENCE_GRACE, true)
+    }
+
+    fn installs(d: &Decisions) -> Vec<(String, Vec<String>)> {
+        let mut v: Vec<_> = d
+            .plans
+            .iter()
+            .filter(|(p, _)| p.install)
+            .map(|(p, t)| (p.item_key.to_string(), t.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn removals(d: &Decisions) -> Vec<String> {
+        d.plans
+            .iter()
+            .filter(|(p, _)| !p.install)
+            .map(|(p, _)| p.item_key.to_string())
+            .collect()
+    }
+
+    fn observe(s: &mut Snapshot, key: ItemKey, by_tafel: bool) {
+        s.observed
+            .entry("d1".into())
+            .or_default()
+            .insert(key, by_tafel);
+    }
+
+    #[test]
+    fn an_assigned_app_goes_out_once_and_not_again_while_installed_or_on_its_way() {
+        let mut s = snapshot(
+            vec![Item::App(app("a1", "com.apple.Keynote"))],
+            &[("as1", "a1")],
+        );
+        let d = decide(&s);
+        assert_eq!(
+            installs(&d),
+            vec![("app:com.apple.Keynote".to_string(), vec!["d1".to_string()])]
+        );
+        assert!(removals(&d).is_empty() && d.cancels.is_empty());
+
+        s.in_flight
+            .entry("d1".into())
+            .or_default()
+            .insert(ItemKey::app("com.apple.Keynote"), true);
+        assert!(decide(&s).plans.is_empty(), "in flight: nothing new");
+
+        s.in_flight.clear();
+        observe(&mut s, ItemKey::app("com.apple.Keynote"), true);
+        assert!(decide(&s).plans.is_empty(), "installed: nothing new");
+    }
+
+    #[test]
+    fn what_tafel_installed_and_nothing_wants_is_removed_what_others_installed_stays() {
+        let mut s = snapshot(
+            vec![
+                Item::App(app("a1", "com.apple.Keynote")),
+                Item::App(app("a2", "com.apple.Pages")),
+            ],
+            &[],
+        );
+        observe(&mut s, ItemKey::app("com.apple.Keynote"), true);
+        observe(&mut s, ItemKey::app("com.apple.Pages"), false);
+        observe(&mut s, ItemKey::app("org.example.notincatalog"), true);
+        assert_eq!(removals(&decide(&s)), vec!["app:com.apple.Keynote"]);
+    }
+
+    #[test]
+    fn a_pending_install_nobody_wants_any_more_is_cancelled() {
+        let mut s = snapshot(vec![Item::App(app("a1", "com.apple.Keynote"))], &[]);
+        s.in_flight
+            .entry("d1".into())
+            .or_default()
+            .insert(ItemKey::app("com.apple.Keynote"), true);
+        let d = decide(&s);
+        assert_eq!(
+            d.cancels,
+            vec![("d1".to_string(), ItemKey::app("com.apple.Keynote"))]
+        );
+        assert!(d.plans.is_empty());
+    }
+
+    #[test]
+    fn a_profile_held_in_another_version_is_installed_again() {
+        let mut s = snapshot(
+            vec![Item::Profile(profile("p2", "de.schule.wifi", "NEW"))],
+            &[("as1", "p2")],
+        );
+        observe(&mut s, ItemKey::profile("de.schule.wifi"), true);
+        s.versions
+            .entry("d1".into())
+            .or_default()
+            .insert(ItemKey::profile("de.schule.wifi"), "OLD".into());
+        assert_eq!(installs(&decide(&s)).len(), 1, "old version: reinstall");
+        s.versions
+            .entry("d1".into())
+            .or_default()
+            .insert(ItemKey::profile("de.schule.wifi"), "NEW".into());
+        assert!(decide(&s).plans.is_empty(), "wanted version: nothing");
+    }
+
+    #[test]
+    fn a_licensed_app_waits_for_its_licence_and_says_so() {
+        let mut a = app("a1", "com.apple.Pages");
+        a.licensed = true;
+        a.adam_id = Some("361309726".into());
+        let mut s = snapshot(vec![Item::App(a)], &[("as1", "a1")]);
+        let d = decide(&s);
+        assert!(d.plans.is_empty());
+        assert_eq!(d.report.needed_licences.len(), 1);
+        assert_eq!(d.report.needed_licences[0].serial, "S1");
+        assert!(d
+            .report
+            .wanted_licences
+            .contains(&("361309726".to_string(), "S1".to_string())));
+
+        s.licences.insert(("361309726".into(), "S1".into()));
+        let d = decide(&s);
+        assert_eq!(installs(&d).len(), 1);
+        assert!(d.report.needed_licences.is_empty());
+    }
+
+    #[test]
+    fn a_device_in_setup_assistant_waits_for_its_apps_then_is_released() {
+        let mut s = snapshot(
+            vec![Item::App(app("a1", "com.apple.Keynote"))],
+            &[("as1", "a1")],
+        );
+        let enrolled = at().naive_utc() - chrono::Duration::minutes(1);
+        s.awaiting.insert("d1".into(), Some(enrolled));
+        let key = ItemKey::app("com.apple.Keynote");
+
+        // Accepted and downloading: held back, asked how it goes, looked at again.
+        observe(&mut s, key.clone(), true);
+        s.installing.insert(("d1".into(), key.clone()));
+        let d = decide(&s);
+        assert!(d.released.is_empty());
+        assert_eq!(d.ask_app_status, vec!["d1".to_string()]);
+        assert!(d
+            .report
+            .recheck
+            .iter()
+            .any(|(dev, t)| dev == "d1" && *t == at() + APP_STATUS_EVERY));
+
+        // Asked a moment ago: not asked again yet.
+        s.answered_app_status.insert("d1".into());
+        assert!(decide(&s).ask_app_status.is_empty());
+
+        // Installed: released as configured.
+        s.installing.clear();
+        let d = decide(&s);
+        assert_eq!(d.released.len(), 1);
+        assert!(d.released[0].state.missing.is_empty() && !d.released[0].by_timeout);
+
+        // Still downloading past the school's timeout: released anyway, by timeout.
+        s.installing.insert(("d1".into(), key.clone()));
+        s.awaiting
+            .insert("d1".into(), Some(enrolled - chrono::Duration::days(1)));
+        let d = decide(&s);
+        assert_eq!(d.released.len(), 1);
+        assert!(d.released[0].by_timeout);
+        assert_eq!(d.released[0].state.missing, vec![key]);
     }
 }
