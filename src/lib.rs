@@ -1,14 +1,16 @@
 //! tafel: an Apple MDM server for the central school-IT team of a district.
 //!
 //! The two doors are [`mdm`] (devices) and [`api`] (people); the domain modules between
-//! them never import the HTTP layer, and [`protocol`] is pure data.
+//! them never import the HTTP layer. The pure leaves are crates of their own (see
+//! `docs/architecture.md`): the MDM protocol, the PKI, schedules, profiles and Apple's
+//! service clients; they are re-exported under their old paths so that `crate::protocol`,
+//! `crate::vpp` and the others read as before.
 
 pub mod accounts;
 pub mod ade;
 pub mod api;
 pub mod assign;
 pub mod audit;
-pub mod bench;
 pub mod catalog;
 pub mod config;
 pub mod db;
@@ -24,14 +26,14 @@ pub mod notify;
 pub mod org;
 pub mod paging;
 pub mod pki;
-pub mod protocol;
 pub mod push;
 pub mod queue;
 pub mod secrets;
-pub mod sim;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod throttle;
 pub mod time;
-pub mod vpp;
+
+pub use tafel_apple::vpp;
+pub use tafel_protocol as protocol;

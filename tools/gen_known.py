@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate src/catalog/profiles/known.rs from Apple's profile schema.
+"""Generate crates/profiles/src/known.rs from Apple's profile schema.
 
 Usage (from the repository root):
 
@@ -7,7 +7,7 @@ Usage (from the repository root):
 
 SCHEMA_DIR defaults to /work/shared/reference/apple-device-management/mdm/profiles
 (Apple's apple/device-management repository, folder mdm/profiles), OUT_FILE to
-src/catalog/profiles/known.rs next to this script's parent folder. Needs PyYAML.
+crates/profiles/src/known.rs next to this script's parent folder. Needs PyYAML.
 The output is deterministic: running it twice on the same schema gives the same file.
 
 What it emits, for every payload type (TopLevel and CommonPayloadKeys are emitted
@@ -25,7 +25,7 @@ import yaml
 
 DEFAULT_SCHEMA = "/work/shared/reference/apple-device-management/mdm/profiles"
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_OUT = os.path.join(HERE, "..", "src", "catalog", "profiles", "known.rs")
+DEFAULT_OUT = os.path.join(HERE, "..", "crates", "profiles", "src", "known.rs")
 
 # Dictionaries whose schema lists one *labelled* child although the real keys are
 # free-form (printer names, realms, language codes, preference keys). We turn the

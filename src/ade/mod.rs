@@ -1,34 +1,11 @@
-//! Automated Device Enrollment: the Apple School Manager "device assignment"
-//! web service (`https://mdmenrollment.apple.com`, formerly DEP).
-//!
-//! [`token`] makes the key pair the admin uploads to Apple School Manager and
-//! opens the server token (`.p7m`) that comes back; [`oauth`] signs the one
-//! OAuth 1.0a request that turns that token into a session; [`client`] speaks
-//! the JSON API (account, device fetch/sync, profiles).
-//!
-//! Error policy: every call returns [`AdeError`]. The variants a caller must
-//! act on are [`AdeError::TermsNotSigned`] (an admin has to accept Apple's new
-//! terms in Apple School Manager), [`AdeError::TokenInvalid`] (upload a new
-//! server token) and [`AdeError::CursorExpired`] (fall back to a full fetch;
-//! [`AdeClient::sync_all`] already does). Throttling (429/503) and an expired
-//! session are handled inside the client.
+//! Automated Device Enrollment. The Apple School Manager client (server token, OAuth
+//! session, device sync, profiles, machine info) is the `tafel-apple` crate's
+//! [`tafel_apple::ade`], re-exported here; what tafel does with it lives here: the
+//! synced devices and server tokens ([`service`]), schools' ADE settings and placement
+//! rules ([`school`]), and where an iPad in Setup Assistant enrolls ([`enroll`]).
 
-pub mod client;
+pub use tafel_apple::ade::*;
+
 pub mod enroll;
-pub mod error;
-pub mod machine_info;
-pub mod oauth;
 pub mod school;
 pub mod service;
-pub mod token;
-
-pub use client::{
-    Account, AccountUrl, AdeClient, AssignResult, Device, DevicesPage, OpType, Profile,
-    ProfileResponse, ProfileStatus, RetryPolicy, SyncResult, UrlLimit, DEFAULT_BASE_URL,
-    DEFAULT_PROTOCOL_VERSION,
-};
-pub use error::{AdeError, Result};
-pub use oauth::OAuthProblem;
-pub use token::{
-    decrypt_server_token, encrypt_server_token_for_tests, new_token_keypair, OAuthTokens,
-};

@@ -3,7 +3,7 @@
 //! commands.
 
 pub mod reconcile;
-pub mod schedule;
+pub use tafel_schedule as schedule;
 pub mod service;
 pub mod views;
 

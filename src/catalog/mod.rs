@@ -2,7 +2,7 @@
 //! rendered from the templates in `profiles/`). Items belong to the whole district
 //! (no authority) or to one school authority; profiles may be rendered per school.
 
-pub mod profiles;
+pub use tafel_profiles as profiles;
 
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};

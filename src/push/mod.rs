@@ -1,20 +1,11 @@
-//! Push notifications: the MDM push certificate, the APNs HTTP/2 client and the
-//! per-device coalescer that keeps a burst of commands to one wake-up.
-//!
-//! Error policy: loading a certificate or building the client returns
-//! [`PushError`]; a push itself never fails with an error but reports a
-//! [`PushOutcome`] that tells the caller whether to retry, forget the token or
-//! give up.
+//! Push notifications. The certificate, the APNs client and the coalescer are the
+//! `tafel-apple` crate's [`tafel_apple::push`], re-exported here; who is pushed when,
+//! and what the answers mean for each device ([`service`]), and the stored push
+//! certificates ([`store`]) live here.
 
-pub mod apns;
-pub mod cert;
-pub mod coalesce;
-pub mod error;
+pub use tafel_apple::push::*;
+
 pub mod service;
 pub mod store;
 
-pub use apns::{ApnsClient, ApnsConfig, PushOutcome};
-pub use cert::PushCertificate;
-pub use coalesce::Coalescer;
-pub use error::{PushError, Result};
 pub use service::{PushResult, PushService};

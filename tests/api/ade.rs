@@ -4,8 +4,9 @@
 use base64::Engine;
 use chrono::{Duration, Utc};
 use serde_json::json;
-use tafel::ade::token::{encrypt_server_token_for_tests, OAuthTokens};
-use tafel::sim::ade::AdeSim;
+use tafel::ade::token::OAuthTokens;
+use tafel_sim::ade::AdeSim;
+use tafel_sim::server_token::encrypt_server_token;
 
 use crate::enrollment::school;
 use crate::helpers::TestApp;
@@ -54,7 +55,7 @@ async fn devices_bought_in_apple_school_manager_appear_before_they_enroll() {
     let cert =
         openssl::x509::X509::from_pem(token["cert_pem"].as_str().unwrap().as_bytes()).unwrap();
     // Step 2: the .p7m that Apple School Manager returns, encrypted to that certificate.
-    let p7m = encrypt_server_token_for_tests(&tokens(), &cert).unwrap();
+    let p7m = encrypt_server_token(&tokens(), &cert).unwrap();
     let (status, active) = put_p7m(&app, token["id"].as_str().unwrap(), &p7m).await;
     assert_eq!(status, 200, "{active}");
     assert_eq!(active["status"], "active");
@@ -136,7 +137,7 @@ async fn a_server_token_for_another_key_is_refused_and_stores_nothing() {
         .post(&format!("/api/v1/tenants/{tenant}/ade-tokens"), json!({}))
         .await;
     let (other_cert, _) = tafel::ade::token::new_token_keypair("someone else").unwrap();
-    let p7m = encrypt_server_token_for_tests(&tokens(), &other_cert).unwrap();
+    let p7m = encrypt_server_token(&tokens(), &other_cert).unwrap();
     let (status, _) = put_p7m(&app, token["id"].as_str().unwrap(), &p7m).await;
     assert_eq!(status, 400);
     let (_, list) = app

@@ -7,10 +7,11 @@ use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
 use serde_json::json;
-use tafel::ade::token::{encrypt_server_token_for_tests, OAuthTokens};
+use tafel::ade::token::OAuthTokens;
 use tafel::protocol::Udid;
-use tafel::sim::ade::AdeSim;
-use tafel::sim::setup::{self, AppleIdentity, DeviceCa};
+use tafel_sim::ade::AdeSim;
+use tafel_sim::server_token::encrypt_server_token;
+use tafel_sim::setup::{self, AppleIdentity, DeviceCa};
 
 use crate::enrollment::school;
 use crate::helpers::TestApp;
@@ -60,7 +61,7 @@ async fn ade(slug: &str, devices: usize, adjust: impl FnOnce(&mut tafel::config:
     assert_eq!(status, 201, "{token}");
     let cert =
         openssl::x509::X509::from_pem(token["cert_pem"].as_str().unwrap().as_bytes()).unwrap();
-    let p7m = encrypt_server_token_for_tests(&tokens(), &cert).unwrap();
+    let p7m = encrypt_server_token(&tokens(), &cert).unwrap();
     let (status, active) = crate::ade::put_p7m(&app, token["id"].as_str().unwrap(), &p7m).await;
     assert_eq!(status, 200, "{active}");
     Ade {
@@ -80,7 +81,7 @@ impl Ade {
     }
 
     fn identity(&self, udid: &Udid) -> AppleIdentity {
-        let key = tafel::sim::enroll::new_key().unwrap();
+        let key = tafel_sim::enroll::new_key().unwrap();
         self.ca.identity(udid.as_str(), &key).unwrap()
     }
 
@@ -171,7 +172,7 @@ async fn through_setup(
     id: &Udid,
     serial: &str,
     apple: &AppleIdentity,
-) -> (tafel::sim::device::SimDevice, Vec<String>) {
+) -> (tafel_sim::device::SimDevice, Vec<String>) {
     through_setup_in(t, id, serial, apple, "de-DE").await
 }
 
@@ -184,7 +185,7 @@ async fn through_setup_in(
     serial: &str,
     apple: &AppleIdentity,
     language: &str,
-) -> (tafel::sim::device::SimDevice, Vec<String>) {
+) -> (tafel_sim::device::SimDevice, Vec<String>) {
     let client = reqwest::Client::new();
     let info = tafel::ade::machine_info::MachineInfo {
         language: Some(language.into()),
@@ -220,7 +221,7 @@ async fn through_setup_in(
 /// Keynote assigned to the school, the first serial placed there and synced, and that
 /// iPad enrolled through Setup Assistant (awaiting configuration), Keynote still
 /// downloading on it.
-async fn keynote_and_one_downloading_ipad(t: &Ade, n: usize) -> tafel::sim::device::SimDevice {
+async fn keynote_and_one_downloading_ipad(t: &Ade, n: usize) -> tafel_sim::device::SimDevice {
     let app = &t.app;
     let (_, keynote) = app
         .post("/api/v1/apps", json!({"tenant_id": t.tenant, "name": "Keynote", "bundle_id": "com.apple.Keynote", "adam_id": KEYNOTE_ID.to_string(), "licensed": false}))
@@ -361,8 +362,8 @@ async fn a_reset_ipad_comes_back_supervised_enrolled_in_its_cart_and_configured(
 
     // Its identity renewed over SCEP is not an erase: nothing is forgotten.
     let mut ipad = ipad;
-    let new_key = tafel::sim::enroll::new_key().unwrap();
-    let renewed = tafel::sim::enroll::scep_renew(
+    let new_key = tafel_sim::enroll::new_key().unwrap();
+    let renewed = tafel_sim::enroll::scep_renew(
         &reqwest::Client::new(),
         &app.url("/scep"),
         &ipad.cert,
@@ -536,7 +537,7 @@ async fn devices_are_placed_by_order_number_and_unknown_or_untrusted_ones_are_re
     assert!(text.contains("has no school"), "{text}");
     // Machine info signed by someone other than Apple's device CA.
     let stranger = DeviceCa::generate().unwrap();
-    let key = tafel::sim::enroll::new_key().unwrap();
+    let key = tafel_sim::enroll::new_key().unwrap();
     let forged = stranger.identity(id.as_str(), &key).unwrap();
     let (status, text) = t.machine_info(&id, &t.serials[0], &forged).await;
     assert_eq!(status, 403);
@@ -709,7 +710,7 @@ async fn a_machine_info_is_good_for_one_identity_and_resets_only_what_came_throu
     // An iPad enrolled through a school's link is not reset by a machine info.
     let link = crate::enrollment::token(&t.app, &t.school, json!({})).await;
     let linked_udid = udid(21);
-    let linked = tafel::sim::enroll::enroll(
+    let linked = tafel_sim::enroll::enroll(
         &client,
         &t.app
             .url(&format!("/enroll/{}", link["token"].as_str().unwrap())),
@@ -825,7 +826,7 @@ async fn a_school_releases_after_its_timeout_and_the_gap_is_reported() {
     // The iPad cannot install Keynote (no space), Pages is still pending: not released…
     let first = ipad.idle().await.unwrap().unwrap();
     let second = ipad
-        .answer(&first, tafel::sim::device::Answer::NotNow)
+        .answer(&first, tafel_sim::device::Answer::NotNow)
         .await
         .unwrap();
     assert!(second.is_some());

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Europe::Berlin;
 use serde_json::json;
 use tafel::assign::reconcile::{self, Report};
-use tafel::sim::device::SimDevice;
+use tafel_sim::device::SimDevice;
 
 use crate::enrollment::school;
 use crate::helpers::TestApp;

@@ -16,7 +16,7 @@ async fn scep_with(
     key: &PKey<Private>,
 ) -> Result<openssl::x509::X509, String> {
     let info = app.profile_info(secret).await;
-    tafel::sim::enroll::scep_enroll(&app.client, &info, key)
+    tafel_sim::enroll::scep_enroll(&app.client, &info, key)
         .await
         .map_err(|e| e.to_string())
 }
@@ -300,7 +300,7 @@ async fn identities_are_renewed_ahead_of_their_end_and_the_report_names_who_has_
     let app = TestApp::spawn_with(|s| s.reconcile.automatic = false).await;
     let (_, secret) = enrollment_token(&app, "renew").await;
     let url = app.url(&format!("/enroll/{secret}"));
-    let mut ipad = tafel::sim::enroll::enroll(
+    let mut ipad = tafel_sim::enroll::enroll(
         &app.client,
         &url,
         tafel::protocol::Udid::parse("00008103-0000000000AB0001").unwrap(),
@@ -309,7 +309,7 @@ async fn identities_are_renewed_ahead_of_their_end_and_the_report_names_who_has_
     )
     .await
     .unwrap();
-    let other = tafel::sim::enroll::enroll(
+    let other = tafel_sim::enroll::enroll(
         &app.client,
         &url,
         tafel::protocol::Udid::parse("00008103-0000000000AB0002").unwrap(),
@@ -345,9 +345,9 @@ async fn identities_are_renewed_ahead_of_their_end_and_the_report_names_who_has_
         .and_then(plist::Value::as_data)
         .unwrap()
         .to_vec();
-    let info = tafel::sim::enroll::read_profile(&payload).unwrap();
-    let key = tafel::sim::enroll::new_key().unwrap();
-    let renewed = tafel::sim::enroll::scep_enroll(&app.client, &info, &key)
+    let info = tafel_sim::enroll::read_profile(&payload).unwrap();
+    let key = tafel_sim::enroll::new_key().unwrap();
+    let renewed = tafel_sim::enroll::scep_enroll(&app.client, &info, &key)
         .await
         .unwrap();
     ipad.set_identity(renewed.clone(), key);
@@ -356,7 +356,7 @@ async fn identities_are_renewed_ahead_of_their_end_and_the_report_names_who_has_
     assert!(ipad
         .answer(
             &cmd,
-            tafel::sim::device::Answer::Acknowledged(plist::Dictionary::new())
+            tafel_sim::device::Answer::Acknowledged(plist::Dictionary::new())
         )
         .await
         .unwrap()

@@ -118,32 +118,3 @@ fn an_unreachable_database_is_one_clear_line() {
     );
     assert_one_clear_line(&o, "database");
 }
-
-#[test]
-fn simulate_ade_takes_reset_ipads_to_device_configured() {
-    let dir = tempfile::tempdir().unwrap();
-    let o = tafel(
-        dir.path(),
-        &[
-            "simulate",
-            "--ade",
-            "-n",
-            "3",
-            "-c",
-            "3",
-            "--shared-key",
-            "--json",
-        ],
-        &[],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(s["configured"], 3, "{s}");
-    assert_eq!(s["errors"], 0, "{s}");
-    assert_eq!(s["sync_devices"], 3, "{s}");
-    assert_eq!(
-        s["commands_per_device"], 4.0,
-        "Wi-Fi, Keynote, how its install went, DeviceConfigured: {s}"
-    );
-    assert!(stderr(&o).contains("3/3 iPads through Setup Assistant"));
-}

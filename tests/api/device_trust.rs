@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tafel::sim::device::{Answer, SimDevice};
+use tafel_sim::device::{Answer, SimDevice};
 
 use crate::helpers::TestApp;
 
@@ -233,8 +233,8 @@ async fn enroll_through(
     secret: &str,
     udid: &str,
     serial: &str,
-) -> Result<SimDevice, tafel::sim::device::SimError> {
-    tafel::sim::enroll::enroll(
+) -> Result<SimDevice, tafel_sim::device::SimError> {
+    tafel_sim::enroll::enroll(
         &app.client,
         &app.url(&format!("/enroll/{secret}")),
         tafel::protocol::Udid::parse(udid).unwrap(),
@@ -267,7 +267,7 @@ async fn by_serial(app: &TestApp, serial: &str) -> Vec<serde_json::Value> {
 }
 
 /// The enrollment failed with HTTP `status` and a reason containing `why`.
-fn refused(result: Result<SimDevice, tafel::sim::device::SimError>, status: u16, why: &str) {
+fn refused(result: Result<SimDevice, tafel_sim::device::SimError>, status: u16, why: &str) {
     match result {
         Ok(_) => panic!("enrolled, but should be refused: {why}"),
         Err(e) => {
@@ -376,8 +376,8 @@ async fn enrollment_token_limits_count_devices_and_certificates_speak_for_one_ud
             .await
             .unwrap();
     let info = app.profile_info(&open_secret).await;
-    let key = tafel::sim::enroll::new_key().unwrap();
-    let cert = tafel::sim::enroll::scep_enroll(&app.client, &info, &key)
+    let key = tafel_sim::enroll::new_key().unwrap();
+    let cert = tafel_sim::enroll::scep_enroll(&app.client, &info, &key)
         .await
         .unwrap();
     let (status, _) = app

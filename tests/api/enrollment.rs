@@ -257,7 +257,7 @@ pub async fn enrollment_token(app: &TestApp, slug: &str) -> (String, String) {
 
 #[actix_web::test]
 async fn ipads_enroll_over_http_from_profile_to_first_command() {
-    use tafel::sim::enroll;
+    use tafel_sim::enroll;
     let app = TestApp::spawn().await;
     let (school_id, secret) = enrollment_token(&app, "e2e").await;
     let url = app.url(&format!("/enroll/{secret}"));
@@ -300,7 +300,7 @@ async fn ipads_enroll_over_http_from_profile_to_first_command() {
 #[actix_web::test]
 async fn a_reused_or_wrong_challenge_gets_a_scep_failure_and_nothing_is_issued() {
     use tafel::pki::scep::{self, CertRepOutcome, FailInfo, MessageType};
-    use tafel::sim::enroll;
+    use tafel_sim::enroll;
     let app = TestApp::spawn().await;
     let (_, secret) = enrollment_token(&app, "chal").await;
     let info = app.profile_info(&secret).await;
@@ -472,7 +472,7 @@ async fn a_token_for_a_class_and_cart_puts_the_ipad_there() {
     .await;
     let url = app.url(&format!("/enroll/{}", t["token"].as_str().unwrap()));
     let udid = tafel::protocol::Udid::parse("00008103-LAND00000000000001").unwrap();
-    let d = tafel::sim::enroll::enroll(&app.client, &url, udid, "LAND1".into(), None)
+    let d = tafel_sim::enroll::enroll(&app.client, &url, udid, "LAND1".into(), None)
         .await
         .unwrap();
     for filter in [

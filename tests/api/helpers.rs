@@ -7,9 +7,9 @@ use openssl::rsa::Rsa;
 use openssl::x509::X509Name;
 use tafel::config::Settings;
 use tafel::protocol::Udid;
-use tafel::sim::device::SimDevice;
 use tafel::startup::Application;
 use tafel::state::AppState;
+use tafel_sim::device::SimDevice;
 use tempfile::TempDir;
 
 /// A PostgreSQL schema that lives as long as the test.
@@ -136,7 +136,7 @@ impl TestApp {
     }
 
     /// Downloads the enrollment profile of the link `secret` and reads it as an iPad does.
-    pub async fn profile_info(&self, secret: &str) -> tafel::sim::enroll::ProfileInfo {
+    pub async fn profile_info(&self, secret: &str) -> tafel_sim::enroll::ProfileInfo {
         let body = self
             .client
             .get(self.url(&format!("/enroll/{secret}")))
@@ -146,7 +146,7 @@ impl TestApp {
             .bytes()
             .await
             .unwrap();
-        tafel::sim::enroll::read_profile(&body).unwrap()
+        tafel_sim::enroll::read_profile(&body).unwrap()
     }
 
     /// A full URL for `path`.

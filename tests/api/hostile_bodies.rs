@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::TestApp;
 
-use tafel::sim::hostile::{nested_binary, nested_xml};
+use tafel::protocol::hostile::{nested_binary, nested_xml};
 
 /// A `tafel serve` process, killed when dropped.
 pub struct Server {
@@ -185,7 +185,7 @@ async fn a_body_nested_a_million_levels_deep_is_refused_and_the_server_keeps_ser
         serde_json::json!({}),
     )
     .await;
-    let ipad = tafel::sim::enroll::enroll(
+    let ipad = tafel_sim::enroll::enroll(
         &client,
         &format!(
             "{}/enroll/{}",

@@ -1,8 +1,8 @@
 //! A teacher's lesson request, from asking to the apps leaving the iPads again.
 
 use serde_json::{json, Value};
-use tafel::sim::device::SimDevice;
-use tafel::sim::webhook::WebhookSim;
+use tafel_sim::device::SimDevice;
+use tafel_sim::webhook::WebhookSim;
 
 use crate::assignments::{berlin, connect, reconcile_at};
 use crate::enrollment::school;

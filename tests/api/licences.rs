@@ -4,7 +4,7 @@
 
 use chrono::{Duration, Utc};
 use serde_json::json;
-use tafel::sim::vpp::{token_file, VppSim};
+use tafel_sim::vpp::{token_file, VppSim};
 
 use crate::assignments::{berlin, connect};
 use crate::enrollment::school;

@@ -4,7 +4,7 @@
 //! with the one wanted, not only the identifier.
 
 use serde_json::json;
-use tafel::sim::device::SimDevice;
+use tafel_sim::device::SimDevice;
 
 use crate::assignments::{connect, reconcile_at};
 use crate::enrollment::school;

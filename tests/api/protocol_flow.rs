@@ -3,7 +3,7 @@
 
 use plist::Dictionary;
 use tafel::protocol::{Command, ConnectReport, Status};
-use tafel::sim::device::{error_chain, Answer, SignatureEncoding};
+use tafel_sim::device::{error_chain, Answer, SignatureEncoding};
 
 use crate::helpers::TestApp;
 
@@ -251,7 +251,7 @@ async fn bootstrap_tokens_are_stored_per_device_and_the_user_channel_is_declined
     assert_eq!(reply.status, 410);
 }
 
-async fn enrolled(app: &TestApp, n: usize) -> tafel::sim::device::SimDevice {
+async fn enrolled(app: &TestApp, n: usize) -> tafel_sim::device::SimDevice {
     let ipad = app.device(n);
     ipad.authenticate().await.unwrap();
     ipad.token_update(false).await.unwrap();

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use tafel::sim::apns::{ApnsSim, Response, SimPki};
-use tafel::sim::device::SimDevice;
+use tafel_sim::apns::{ApnsSim, Response, SimPki};
+use tafel_sim::device::SimDevice;
 
 use crate::enrollment::school;
 use crate::helpers::TestApp;
@@ -80,7 +80,7 @@ async fn upload_pem(
 }
 
 /// Waits until the simulator has seen `n` pushes (or 10 s pass).
-async fn wait_for(sim: &ApnsSim, n: usize) -> Vec<tafel::sim::apns::ReceivedPush> {
+async fn wait_for(sim: &ApnsSim, n: usize) -> Vec<tafel_sim::apns::ReceivedPush> {
     let until = Instant::now() + Duration::from_secs(10);
     loop {
         let got = sim.received();

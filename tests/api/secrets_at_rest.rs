@@ -54,7 +54,7 @@ async fn no_secret_is_stored_in_the_clear_or_written_to_the_log() {
     assert_eq!(status, 200, "{login}");
     let login_token = login["token"].as_str().unwrap().to_owned();
     // An iPad enrolls (its unlock token: 32 × 0xAB) and escrows a bootstrap token.
-    let ipad = tafel::sim::enroll::enroll(
+    let ipad = tafel_sim::enroll::enroll(
         &client,
         &format!("{}/enroll/{link}", server.base),
         tafel::protocol::Udid::parse("00008103-0000000000CAFE01").unwrap(),

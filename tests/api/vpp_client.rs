@@ -1,14 +1,14 @@
 //! Apps and Books client against the local simulator: real HTTP round trips.
-//! (In the main crate: `tafel::vpp` and `tafel::sim::vpp`.)
+//! (In the main crate: `tafel::vpp` and `tafel_sim::vpp`.)
 
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
-use tafel::sim::vpp::{token_file, VppSim};
 use tafel::vpp::{
     AssetRef, AssignmentFilter, BatchLimits, ContentToken, EventState, MdmInfo, RetryPolicy,
     VppClient, VppError,
 };
+use tafel_sim::vpp::{token_file, VppSim};
 
 const KEYNOTE: &str = "361285480";
 const PAGES: &str = "361309726";
@@ -92,7 +92,7 @@ async fn paging_through_the_catalogue_returns_every_asset_once() {
         (0, Some(1), 3, 2)
     );
     assert!(first.version_id.is_some());
-    assert_eq!(first.u_id.as_deref(), Some(tafel::sim::vpp::SIM_UID));
+    assert_eq!(first.u_id.as_deref(), Some(tafel_sim::vpp::SIM_UID));
     let keynote = &first.assets[0];
     assert_eq!(keynote.adam_id, KEYNOTE);
     assert_eq!(keynote.pricing_param, "STDQ");

@@ -9,9 +9,9 @@ use serde_json::{json, Value};
 use tafel::db::DbError;
 use tafel::notify::store::{self, DeliveryStatus};
 use tafel::notify::Delivery;
-use tafel::sim::webhook::{ReceivedWebhook, WebhookSim};
 use tafel::startup::Application;
 use tafel::state::AppState;
+use tafel_sim::webhook::{ReceivedWebhook, WebhookSim};
 
 use crate::helpers::TestApp;
 
