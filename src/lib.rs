@@ -2,7 +2,7 @@
 //!
 //! The two doors are [`mdm`] (devices) and [`api`] (people); the domain modules between
 //! them never import the HTTP layer. The pure leaves are crates of their own (see
-//! `docs/architecture.md`): the MDM protocol, the PKI, schedules, profiles and Apple's
+//! `docs/architecture.md`): storage, the MDM protocol, the PKI, schedules, profiles and Apple's
 //! service clients; they are re-exported under their old paths so that `crate::protocol`,
 //! `crate::vpp` and the others read as before.
 
@@ -13,7 +13,6 @@ pub mod assign;
 pub mod audit;
 pub mod catalog;
 pub mod config;
-pub mod db;
 pub mod devices;
 pub mod enrollment;
 pub mod error;
@@ -36,4 +35,6 @@ pub mod throttle;
 pub mod time;
 
 pub use tafel_apple::vpp;
+pub use tafel_db as db;
+pub use tafel_db::{text_enum, text_sql, with_backend};
 pub use tafel_protocol as protocol;

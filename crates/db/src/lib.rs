@@ -15,8 +15,8 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnectio
 use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgresql");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgresql");
 
 /// Advisory lock key under which PostgreSQL nodes run migrations one at a time ("tafel" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x0074_6166_656c;
@@ -321,8 +321,8 @@ impl DbConn {
 macro_rules! with_backend {
     ($conn:expr, |$c:ident| $body:expr) => {
         match $conn {
-            $crate::db::DbConn::Sqlite($c) => $body,
-            $crate::db::DbConn::Pg($c) => $body,
+            $crate::DbConn::Sqlite($c) => $body,
+            $crate::DbConn::Pg($c) => $body,
         }
     };
 }

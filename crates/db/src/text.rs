@@ -2,7 +2,7 @@
 //! migration), Rust code sees an enum, so a typo does not compile.
 //!
 //! [`text_enum!`] declares such an enum with its words; [`TextValue`] is what it and
-//! other text-stored types ([`crate::queue::ItemKey`]) implement so that one pair of
+//! other text-stored types (`tafel::queue::ItemKey`) implement so that one pair of
 //! diesel impls ([`text_sql!`]) serves all of them on both backends.
 
 /// A stored word that is not one of the enum's.
@@ -47,7 +47,7 @@ macro_rules! text_sql {
                 out: &mut diesel::serialize::Output<'b, '_, DB>,
             ) -> diesel::serialize::Result {
                 <str as diesel::serialize::ToSql<diesel::sql_types::Text, DB>>::to_sql(
-                    <$name as $crate::db::text::TextValue>::as_text(self),
+                    <$name as $crate::text::TextValue>::as_text(self),
                     out,
                 )
             }
@@ -63,27 +63,27 @@ macro_rules! text_sql {
                                                                             diesel::sql_types::Text,
                                                                             DB,
                                                                         >>::from_sql(bytes)?;
-                Ok(<$name as $crate::db::text::TextValue>::parse_text(&text)?)
+                Ok(<$name as $crate::text::TextValue>::parse_text(&text)?)
             }
         }
 
         impl std::str::FromStr for $name {
-            type Err = $crate::db::text::UnknownText;
+            type Err = $crate::text::UnknownText;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                <$name as $crate::db::text::TextValue>::parse_text(s)
+                <$name as $crate::text::TextValue>::parse_text(s)
             }
         }
 
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(<$name as $crate::db::text::TextValue>::as_text(self))
+                s.serialize_str(<$name as $crate::text::TextValue>::as_text(self))
             }
         }
 
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                <$name as $crate::db::text::TextValue>::parse_text(&text)
+                <$name as $crate::text::TextValue>::parse_text(&text)
                     .map_err(serde::de::Error::custom)
             }
         }
@@ -137,15 +137,15 @@ macro_rules! text_enum {
             }
         }
 
-        impl $crate::db::text::TextValue for $name {
+        impl $crate::text::TextValue for $name {
             const KIND: &'static str = $kind;
             fn as_text(&self) -> &str {
                 self.as_str()
             }
-            fn parse_text(s: &str) -> Result<Self, $crate::db::text::UnknownText> {
+            fn parse_text(s: &str) -> Result<Self, $crate::text::UnknownText> {
                 match s {
                     $( $text => Ok($name::$variant), )+
-                    other => Err($crate::db::text::UnknownText {
+                    other => Err($crate::text::UnknownText {
                         kind: $kind,
                         value: other.to_owned(),
                     }),
@@ -153,7 +153,7 @@ macro_rules! text_enum {
             }
         }
 
-        impl $crate::db::text::TextEnum for $name {
+        impl $crate::text::TextEnum for $name {
             const WORDS: &'static [&'static str] = &[$($text),+];
         }
 
