@@ -616,3 +616,23 @@ pub fn login_token(
     )?;
     Ok(Some((u, secret)))
 }
+
+/// The rows a caller may list: everything, an authority's, a school's, or (teachers)
+/// their own. Which one a caller gets is decided in `api::authz::list_scope`; the domain
+/// only filters by it.
+#[derive(Debug, Clone, Copy)]
+pub enum ListScope<'a> {
+    /// District admins.
+    Everything,
+    /// One authority.
+    Authority(&'a str),
+    /// One school.
+    School(&'a str),
+    /// A teacher: their own.
+    Teacher {
+        /// Their school.
+        school: &'a str,
+        /// Their user id.
+        user: &'a str,
+    },
+}

@@ -17,6 +17,21 @@ pub struct Entry {
     summary: serde_json::Value,
 }
 
+/// An audit entry as stored.
+#[derive(Insertable)]
+#[diesel(table_name = audit_log)]
+struct Row<'a> {
+    id: String,
+    at: chrono::NaiveDateTime,
+    actor: &'a str,
+    action: &'a str,
+    object_type: &'a str,
+    object_id: Option<&'a str>,
+    tenant_id: Option<&'a str>,
+    school_id: Option<&'a str>,
+    summary: String,
+}
+
 impl Entry {
     /// `actor` (user id or `system`/`device:<udid>`) did `action` to an `object_type`.
     pub fn new(actor: &str, action: &str, object_type: &str) -> Self {
@@ -54,17 +69,17 @@ impl Entry {
 /// Appends an entry; call it inside the transaction that makes the change.
 pub fn record(conn: &mut DbConn, entry: &Entry) -> QueryResult<()> {
     diesel::insert_into(audit_log::table)
-        .values((
-            audit_log::id.eq(new_id()),
-            audit_log::at.eq(now()),
-            audit_log::actor.eq(&entry.actor),
-            audit_log::action.eq(&entry.action),
-            audit_log::object_type.eq(&entry.object_type),
-            audit_log::object_id.eq(&entry.object_id),
-            audit_log::tenant_id.eq(&entry.tenant_id),
-            audit_log::school_id.eq(&entry.school_id),
-            audit_log::summary.eq(entry.summary.to_string()),
-        ))
+        .values(Row {
+            id: new_id(),
+            at: now(),
+            actor: &entry.actor,
+            action: &entry.action,
+            object_type: &entry.object_type,
+            object_id: entry.object_id.as_deref(),
+            tenant_id: entry.tenant_id.as_deref(),
+            school_id: entry.school_id.as_deref(),
+            summary: entry.summary.to_string(),
+        })
         .execute(conn)?;
     Ok(())
 }

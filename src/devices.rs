@@ -7,7 +7,7 @@
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{Principal, Role};
+use crate::accounts::ListScope;
 use crate::db::schema::{class_devices, class_teachers, device_groups, devices, group_devices};
 use crate::db::DbConn;
 
@@ -98,30 +98,70 @@ pub struct DeviceFilter {
 
 type Boxed<'a> = devices::BoxedQuery<'a, crate::db::DbBackend>;
 
-/// Limits a device query to what `p` may see.
-pub fn scoped<'a>(mut q: Boxed<'a>, p: &Principal) -> Boxed<'a> {
-    match p.role {
-        Role::DistrictAdmin => q,
-        Role::AuthorityAdmin => {
-            q.filter(devices::tenant_id.eq(p.tenant_id.clone().unwrap_or_default()))
+/// A device row as first stored: known by UDID (a device that enrolled by link), by
+/// serial (an import, Apple School Manager), or both; pending until it authenticates.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = devices)]
+pub struct NewDevice<'a> {
+    /// Id.
+    pub id: &'a str,
+    /// UDID, when the device itself is talking.
+    pub udid: Option<&'a str>,
+    /// Serial number, when an import or Apple names it.
+    pub serial_number: Option<&'a str>,
+    /// Authority.
+    pub tenant_id: Option<&'a str>,
+    /// School.
+    pub school_id: Option<&'a str>,
+    /// Name from an import.
+    pub name: Option<&'a str>,
+    /// Always pending at first.
+    pub enrollment_status: crate::enrollment::EnrollmentStatus,
+    /// Not waiting in Setup Assistant until its enrollment says so.
+    pub awaiting_configuration: bool,
+    /// Stored at.
+    pub created_at: chrono::NaiveDateTime,
+    /// Changed at.
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+impl<'a> NewDevice<'a> {
+    /// A pending device with id `id`, stored at `at`, nothing else known yet.
+    pub fn pending(id: &'a str, at: chrono::NaiveDateTime) -> Self {
+        NewDevice {
+            id,
+            udid: None,
+            serial_number: None,
+            tenant_id: None,
+            school_id: None,
+            name: None,
+            enrollment_status: crate::enrollment::EnrollmentStatus::Pending,
+            awaiting_configuration: false,
+            created_at: at,
+            updated_at: at,
         }
-        Role::SchoolAdmin => {
-            q.filter(devices::school_id.eq(p.school_id.clone().unwrap_or_default()))
-        }
-        Role::Teacher => {
-            let school = p.school_id.clone().unwrap_or_default();
+    }
+}
+
+/// Limits a device query to a caller's scope (teachers: the devices of their classes and
+/// of their school's carts).
+pub fn scoped<'a>(q: Boxed<'a>, scope: ListScope<'_>) -> Boxed<'a> {
+    match scope {
+        ListScope::Everything => q,
+        ListScope::Authority(t) => q.filter(devices::tenant_id.eq(t.to_owned())),
+        ListScope::School(s) => q.filter(devices::school_id.eq(s.to_owned())),
+        ListScope::Teacher { school, user } => {
             let in_my_classes = class_devices::table
                 .inner_join(
                     class_teachers::table.on(class_teachers::class_id.eq(class_devices::class_id)),
                 )
-                .filter(class_teachers::user_id.eq(p.user_id.clone()))
+                .filter(class_teachers::user_id.eq(user.to_owned()))
                 .select(class_devices::device_id);
             let in_my_school_carts = group_devices::table
                 .inner_join(device_groups::table)
-                .filter(device_groups::school_id.eq(school.clone()))
+                .filter(device_groups::school_id.eq(school.to_owned()))
                 .select(group_devices::device_id);
-            q = q.filter(devices::school_id.eq(school));
-            q.filter(
+            q.filter(devices::school_id.eq(school.to_owned())).filter(
                 devices::id
                     .eq_any(in_my_classes)
                     .or(devices::id.eq_any(in_my_school_carts)),
@@ -130,14 +170,14 @@ pub fn scoped<'a>(mut q: Boxed<'a>, p: &Principal) -> Boxed<'a> {
     }
 }
 
-/// One page of devices visible to `p`, filtered; returns the page and the next cursor.
+/// One page of the devices in `scope`, filtered; returns the page and the next cursor.
 pub fn list(
     conn: &mut DbConn,
-    p: &Principal,
+    scope: ListScope<'_>,
     f: &DeviceFilter,
     limit: i64,
 ) -> QueryResult<(Vec<DeviceRow>, Option<String>)> {
-    let mut q = scoped(devices::table.into_boxed(), p);
+    let mut q = scoped(devices::table.into_boxed(), scope);
     if let Some(t) = &f.tenant_id {
         q = q.filter(devices::tenant_id.eq(t.clone()));
     }
@@ -227,9 +267,9 @@ pub fn list(
     Ok((rows, next))
 }
 
-/// A device by UDID or serial number, if `p` may see it.
-pub fn find(conn: &mut DbConn, p: &Principal, key: &str) -> QueryResult<Option<DeviceRow>> {
-    scoped(devices::table.into_boxed(), p)
+/// A device by UDID or serial number, if it is in `scope`.
+pub fn find(conn: &mut DbConn, scope: ListScope<'_>, key: &str) -> QueryResult<Option<DeviceRow>> {
+    scoped(devices::table.into_boxed(), scope)
         .filter(
             devices::udid
                 .eq(key.to_owned())
@@ -352,16 +392,16 @@ pub fn setup_of(conn: &mut DbConn, device_id: &str) -> QueryResult<Option<Setup>
     )
 }
 
-/// Active device identities visible to `p`: how many end before `soon`, and how many
-/// have ended already.
+/// Active device identities in `scope`: how many end before `soon`, and how many have
+/// ended already.
 pub fn identity_expiry(
     conn: &mut DbConn,
-    p: &Principal,
+    scope: ListScope<'_>,
     now: chrono::NaiveDateTime,
     soon: chrono::NaiveDateTime,
 ) -> QueryResult<(i64, i64)> {
     let active = || {
-        scoped(devices::table.into_boxed(), p)
+        scoped(devices::table.into_boxed(), scope)
             .filter(devices::enrollment_status.eq(crate::enrollment::EnrollmentStatus::Active))
     };
     let expiring = active()

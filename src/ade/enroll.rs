@@ -242,16 +242,12 @@ fn write_device(
         None => {
             let id = new_id();
             diesel::insert_into(devices::table)
-                .values((
-                    devices::id.eq(&id),
-                    devices::serial_number.eq(serial),
-                    devices::tenant_id.eq(&school.tenant_id),
-                    devices::school_id.eq(&school.id),
-                    devices::enrollment_status.eq(EnrollmentStatus::Pending),
-                    devices::awaiting_configuration.eq(false),
-                    devices::created_at.eq(at),
-                    devices::updated_at.eq(at),
-                ))
+                .values(crate::devices::NewDevice {
+                    serial_number: Some(serial),
+                    tenant_id: Some(&school.tenant_id),
+                    school_id: Some(&school.id),
+                    ..crate::devices::NewDevice::pending(&id, at)
+                })
                 .execute(conn)?;
             (id, false)
         }

@@ -476,188 +476,56 @@ impl Ade {
         }
         let (tid, ten) = (token_id.to_owned(), tenant.to_owned());
         let fallback = self.new_devices_school.clone();
-        // school -> (settings, name, profile at Apple, serials and their profile)
-        type Work = Vec<(
-            school::SchoolAde,
-            String,
-            Option<(String, String)>,
-            Vec<(String, Option<String>)>,
-        )>;
-        let work: Work = self
+        let work = self
             .db
-            .run(move |conn| -> Result<Work, AdeServiceError> {
-                let rows: Vec<(Option<String>, String, Option<String>)> = ade_devices::table
-                    .left_join(
-                        devices::table.on(devices::serial_number
-                            .eq(ade_devices::serial_number.nullable())
-                            .and(devices::tenant_id.eq(ade_devices::tenant_id.nullable()))),
-                    )
-                    .filter(ade_devices::token_id.eq(&tid))
-                    .filter(ade_devices::tenant_id.eq(&ten))
-                    .filter(ade_devices::deleted_at.is_null())
-                    .select((
-                        devices::school_id.nullable(),
-                        ade_devices::serial_number,
-                        ade_devices::profile_uuid,
-                    ))
-                    .load(conn)?;
-                // Serials without a school get the new-devices school's profile when
-                // that school belongs to this authority; otherwise none (they would
-                // be refused at enrollment anyway).
-                let fallback = match &fallback {
-                    Some(f) => crate::org::school(conn, f)?
-                        .filter(|s| s.tenant_id == ten)
-                        .map(|s| s.id),
-                    None => None,
-                };
-                let rows: Vec<(String, String, Option<String>)> = rows
-                    .into_iter()
-                    .filter_map(|(school, serial, uuid)| {
-                        school
-                            .or_else(|| fallback.clone())
-                            .map(|s| (s, serial, uuid))
-                    })
-                    .collect();
-                let mut by_school: std::collections::BTreeMap<
-                    String,
-                    Vec<(String, Option<String>)>,
-                > = Default::default();
-                for (school, serial, uuid) in rows {
-                    by_school.entry(school).or_default().push((serial, uuid));
-                }
-                let mut work = Vec::new();
-                for (school_id, serials) in by_school {
-                    let Some(s) = crate::org::school(conn, &school_id)? else {
-                        continue;
-                    };
-                    // Its devices will ask for enrollment profiles once Apple has this.
-                    crate::enrollment::tokens::ade_token(conn, &s.tenant_id, &s.id).map_err(
-                        |e| match e {
-                            crate::enrollment::tokens::TokenError::Db(e) => {
-                                AdeServiceError::from(e)
-                            }
-                            other => AdeServiceError::State(format!(
-                                "cannot make the school's ADE token: {other}"
-                            )),
-                        },
-                    )?;
-                    let settings = school::settings(conn, &school_id)?;
-                    let uploaded: Option<(String, String)> = ade_profile_uploads::table
-                        .find((&school_id, &tid))
-                        .select((
-                            ade_profile_uploads::profile_hash,
-                            ade_profile_uploads::profile_uuid,
-                        ))
-                        .first(conn)
-                        .optional()?;
-                    work.push((settings, s.name, uploaded, serials));
-                }
-                Ok(work)
-            })
+            .run(move |conn| load_profile_work(conn, &tid, &ten, fallback.as_deref()))
             .await?;
-        for (settings, name, uploaded, serials) in work {
+        for school in work {
             // Defined anew whenever what Apple would get changes: the school's
             // settings, tafel's URL or its anchor certificates.
-            let profile =
-                school::apple_profile(&settings, &name, &self.enroll_url, &self.anchor_certs);
+            let profile = school::apple_profile(
+                &school.settings,
+                &school.name,
+                &self.enroll_url,
+                &self.anchor_certs,
+            );
             let hash = hex::encode(openssl::sha::sha256(
                 serde_json::to_string(&profile)
                     .map_err(|e| AdeServiceError::Secret(e.to_string()))?
                     .as_bytes(),
             ));
-            let uuid = match uploaded {
-                Some((h, uuid)) if h == hash => uuid,
+            let uuid = match &school.uploaded {
+                Some((h, uuid)) if *h == hash => uuid.clone(),
                 _ => {
                     let answer = client.define_profile(&profile).await?;
                     report.profiles_defined += 1;
-                    let (sid, tid, uuid, rev, hash) = (
-                        settings.school_id.clone(),
+                    let (sid, tid, uuid, rev) = (
+                        school.settings.school_id.clone(),
                         token_id.to_owned(),
                         answer.profile_uuid.clone(),
-                        settings.revision,
-                        hash.clone(),
+                        school.settings.revision,
                     );
                     self.db
-                        .run(move |conn| -> Result<(), DbError> {
-                            diesel::delete(ade_profile_uploads::table.find((&sid, &tid)))
-                                .execute(conn)?;
-                            diesel::insert_into(ade_profile_uploads::table)
-                                .values((
-                                    ade_profile_uploads::school_id.eq(&sid),
-                                    ade_profile_uploads::token_id.eq(&tid),
-                                    ade_profile_uploads::revision.eq(rev),
-                                    ade_profile_uploads::profile_hash.eq(&hash),
-                                    ade_profile_uploads::profile_uuid.eq(&uuid),
-                                    ade_profile_uploads::defined_at.eq(now()),
-                                ))
-                                .execute(conn)?;
-                            Ok(())
-                        })
+                        .run(move |conn| record_upload(conn, &sid, &tid, rev, &hash, &uuid))
                         .await?;
                     answer.profile_uuid
                 }
             };
-            let todo: Vec<String> = serials
-                .into_iter()
-                .filter(|(_, have)| have.as_deref() != Some(uuid.as_str()))
-                .map(|(serial, _)| serial)
-                .collect();
+            let todo = school.serials_without(&uuid);
             if todo.is_empty() {
                 continue;
             }
             let answer = client.assign_profile(&uuid, &todo).await?;
             let results: Vec<(String, super::AssignResult)> = answer.devices.into_iter().collect();
-            report.profiles_assigned += results
+            let ok = results
                 .iter()
                 .filter(|(_, r)| *r == super::AssignResult::Success)
                 .count();
-            report.profile_errors += results
-                .iter()
-                .filter(|(_, r)| *r != super::AssignResult::Success)
-                .count();
-            let (sid, ten) = (settings.school_id.clone(), tenant.to_owned());
+            report.profiles_assigned += ok;
+            report.profile_errors += results.len() - ok;
+            let (sid, ten) = (school.settings.school_id.clone(), tenant.to_owned());
             self.db
-                .run(move |conn| -> Result<(), DbError> {
-                    conn.write_tx(|conn| {
-                        let at = now();
-                        let ok = results
-                            .iter()
-                            .filter(|(_, r)| *r == super::AssignResult::Success)
-                            .count();
-                        audit::record(
-                            conn,
-                            &audit::Entry::new("system:ade", "assign_profile", "ade_profile")
-                                .object(&sid)
-                                .scope(Some(&ten), Some(&sid))
-                                .summary(serde_json::json!({"profile_uuid": uuid, "assigned": ok, "refused": results.len() - ok})),
-                        )?;
-                        let done: Vec<&String> = results
-                            .iter()
-                            .filter(|(_, r)| *r == super::AssignResult::Success)
-                            .map(|(serial, _)| serial)
-                            .collect();
-                        for chunk in done.chunks(CHUNK) {
-                            diesel::update(
-                                ade_devices::table.filter(ade_devices::serial_number.eq_any(chunk)),
-                            )
-                            .set((
-                                ade_devices::profile_uuid.eq(Some(&uuid)),
-                                ade_devices::profile_status.eq("assigned"),
-                                ade_devices::profile_assigned_at.eq(Some(at)),
-                                ade_devices::profile_error.eq(None::<String>),
-                            ))
-                            .execute(conn)?;
-                        }
-                        for (serial, result) in &results {
-                            if *result != super::AssignResult::Success {
-                                diesel::update(ade_devices::table.find(serial))
-                                    .set(ade_devices::profile_error.eq(Some(format!("{result:?}"))))
-                                    .execute(conn)?;
-                            }
-                        }
-                        Ok(())
-                    })
-                })
+                .run(move |conn| record_assignment(conn, &sid, &ten, &uuid, &results))
                 .await?;
         }
         Ok(())
@@ -797,4 +665,159 @@ impl Ade {
             })
             .await?)
     }
+}
+
+/// A school whose serials (of one server token) need the school's ADE profile.
+struct SchoolProfile {
+    settings: school::SchoolAde,
+    name: String,
+    /// What was last defined at Apple for it: hash of the profile, its UUID.
+    uploaded: Option<(String, String)>,
+    /// Its serials and the profile UUID each has at Apple.
+    serials: Vec<(String, Option<String>)>,
+}
+
+impl SchoolProfile {
+    /// Serials that do not have the profile `uuid` yet.
+    fn serials_without(&self, uuid: &str) -> Vec<String> {
+        self.serials
+            .iter()
+            .filter(|(_, have)| have.as_deref() != Some(uuid))
+            .map(|(serial, _)| serial.clone())
+            .collect()
+    }
+}
+
+/// The schools whose serials (synced through `token_id`) need a profile, with what Apple
+/// has. Serials without a school get the new-devices school's profile when that school
+/// belongs to this authority; otherwise none (they would be refused at enrollment
+/// anyway). Each school gets its ADE enrollment token here: its devices will ask for
+/// enrollment profiles once Apple has the profile.
+fn load_profile_work(
+    conn: &mut crate::db::DbConn,
+    token_id: &str,
+    tenant: &str,
+    new_devices_school: Option<&str>,
+) -> Result<Vec<SchoolProfile>, AdeServiceError> {
+    let rows: Vec<(Option<String>, String, Option<String>)> = ade_devices::table
+        .left_join(
+            devices::table.on(devices::serial_number
+                .eq(ade_devices::serial_number.nullable())
+                .and(devices::tenant_id.eq(ade_devices::tenant_id.nullable()))),
+        )
+        .filter(ade_devices::token_id.eq(token_id))
+        .filter(ade_devices::tenant_id.eq(tenant))
+        .filter(ade_devices::deleted_at.is_null())
+        .select((
+            devices::school_id.nullable(),
+            ade_devices::serial_number,
+            ade_devices::profile_uuid,
+        ))
+        .load(conn)?;
+    let fallback = match new_devices_school {
+        Some(f) => crate::org::school(conn, f)?
+            .filter(|s| s.tenant_id == tenant)
+            .map(|s| s.id),
+        None => None,
+    };
+    let mut by_school: std::collections::BTreeMap<String, Vec<(String, Option<String>)>> =
+        Default::default();
+    for (school, serial, uuid) in rows {
+        if let Some(school) = school.or_else(|| fallback.clone()) {
+            by_school.entry(school).or_default().push((serial, uuid));
+        }
+    }
+    let mut work = Vec::new();
+    for (school_id, serials) in by_school {
+        let Some(s) = crate::org::school(conn, &school_id)? else {
+            continue;
+        };
+        crate::enrollment::tokens::ade_token(conn, &s.tenant_id, &s.id).map_err(|e| match e {
+            crate::enrollment::tokens::TokenError::Db(e) => AdeServiceError::from(e),
+            other => AdeServiceError::State(format!("cannot make the school's ADE token: {other}")),
+        })?;
+        let settings = school::settings(conn, &school_id)?;
+        let uploaded: Option<(String, String)> = ade_profile_uploads::table
+            .find((&school_id, token_id))
+            .select((
+                ade_profile_uploads::profile_hash,
+                ade_profile_uploads::profile_uuid,
+            ))
+            .first(conn)
+            .optional()?;
+        work.push(SchoolProfile {
+            settings,
+            name: s.name,
+            uploaded,
+            serials,
+        });
+    }
+    Ok(work)
+}
+
+/// Remembers the profile defined at Apple for a school and token.
+fn record_upload(
+    conn: &mut crate::db::DbConn,
+    school_id: &str,
+    token_id: &str,
+    revision: i32,
+    hash: &str,
+    uuid: &str,
+) -> Result<(), DbError> {
+    diesel::delete(ade_profile_uploads::table.find((school_id, token_id))).execute(conn)?;
+    diesel::insert_into(ade_profile_uploads::table)
+        .values((
+            ade_profile_uploads::school_id.eq(school_id),
+            ade_profile_uploads::token_id.eq(token_id),
+            ade_profile_uploads::revision.eq(revision),
+            ade_profile_uploads::profile_hash.eq(hash),
+            ade_profile_uploads::profile_uuid.eq(uuid),
+            ade_profile_uploads::defined_at.eq(now()),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Stores Apple's answer to a profile assignment: the serials that have it, the errors
+/// of the others, and an audit entry.
+fn record_assignment(
+    conn: &mut crate::db::DbConn,
+    school_id: &str,
+    tenant: &str,
+    uuid: &str,
+    results: &[(String, super::AssignResult)],
+) -> Result<(), DbError> {
+    conn.write_tx(|conn| {
+        let at = now();
+        let done: Vec<&String> = results
+            .iter()
+            .filter(|(_, r)| *r == super::AssignResult::Success)
+            .map(|(serial, _)| serial)
+            .collect();
+        audit::record(
+            conn,
+            &audit::Entry::new("system:ade", "assign_profile", "ade_profile")
+                .object(school_id)
+                .scope(Some(tenant), Some(school_id))
+                .summary(serde_json::json!({"profile_uuid": uuid, "assigned": done.len(), "refused": results.len() - done.len()})),
+        )?;
+        for chunk in done.chunks(CHUNK) {
+            diesel::update(ade_devices::table.filter(ade_devices::serial_number.eq_any(chunk)))
+                .set((
+                    ade_devices::profile_uuid.eq(Some(uuid)),
+                    ade_devices::profile_status.eq("assigned"),
+                    ade_devices::profile_assigned_at.eq(Some(at)),
+                    ade_devices::profile_error.eq(None::<String>),
+                ))
+                .execute(conn)?;
+        }
+        for (serial, result) in results {
+            if *result != super::AssignResult::Success {
+                diesel::update(ade_devices::table.find(serial))
+                    .set(ade_devices::profile_error.eq(Some(format!("{result:?}"))))
+                    .execute(conn)?;
+            }
+        }
+        Ok(())
+    })
 }

@@ -6,6 +6,8 @@
 use crate::accounts::{Principal, Role};
 use crate::error::ApiError;
 
+pub use crate::accounts::ListScope;
+
 /// Where an object lives.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Place<'a> {
@@ -123,22 +125,15 @@ pub fn device_in_scope(p: &Principal, tenant_id: Option<&str>, school_id: Option
     }
 }
 
-/// The rows `p` may list: everything, an authority's, a school's, or (teachers) their own.
-#[derive(Debug, Clone, Copy)]
-pub enum ListScope<'a> {
-    /// District admins.
-    Everything,
-    /// One authority.
-    Authority(&'a str),
-    /// One school.
-    School(&'a str),
-    /// A teacher: their own.
-    Teacher {
-        /// Their school.
-        school: &'a str,
-        /// Their user id.
-        user: &'a str,
-    },
+/// Whether `p` may create a user with `role` at `place`: district admins only by district
+/// admins, everyone else by whoever manages the place.
+pub fn may_create_user_at(p: &Principal, role: Role, place: Place<'_>) -> Result<(), ApiError> {
+    let action = if role == Role::DistrictAdmin {
+        Action::ManageDistrict
+    } else {
+        Action::ManageSchool
+    };
+    require(p, action, place)
 }
 
 /// What `p` may list (a missing id lists nothing: `"-"` matches no row).

@@ -549,7 +549,10 @@ async fn get_assignment(
     let p = caller.0.clone();
     let rollout = state
         .db
-        .run(move |conn| views::rollout(conn, &a2, chrono::Utc::now(), &p).map_err(ApiError::from))
+        .run(move |conn| {
+            views::rollout(conn, &a2, chrono::Utc::now(), authz::list_scope(&p))
+                .map_err(ApiError::from)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(super::answer::AssignmentDetail {
         assignment: a,
@@ -745,7 +748,7 @@ async fn device_state(
     let items = state
         .db
         .run(move |conn| -> ApiResult<Vec<views::ItemState>> {
-            let d = crate::devices::find(conn, &caller.0, &key)?
+            let d = crate::devices::find(conn, authz::list_scope(&caller.0), &key)?
                 .ok_or_else(|| ApiError::not_found(format!("no device {key}")))?;
             Ok(views::device_state(conn, &d.id, chrono::Utc::now())?)
         })

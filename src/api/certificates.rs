@@ -64,8 +64,13 @@ async fn get(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpRespon
     let (expiring, expired) = state
         .db
         .run(move |conn| {
-            crate::devices::identity_expiry(conn, &p, now.naive_utc(), soon.naive_utc())
-                .map_err(ApiError::from)
+            crate::devices::identity_expiry(
+                conn,
+                super::authz::list_scope(&p),
+                now.naive_utc(),
+                soon.naive_utc(),
+            )
+            .map_err(ApiError::from)
         })
         .await?;
     Ok(HttpResponse::Ok().json(Certificates {

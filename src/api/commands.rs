@@ -252,7 +252,7 @@ fn build_command(request_type: &str, fields: Option<&serde_json::Value>) -> ApiR
 
 /// Loads a device the caller may see, by UDID (404 otherwise).
 fn find_device(conn: &mut DbConn, caller: &Caller, udid: &str) -> ApiResult<DeviceRow> {
-    crate::devices::find(conn, &caller.0, udid)?
+    crate::devices::find(conn, authz::list_scope(&caller.0), udid)?
         .ok_or_else(|| ApiError::not_found(format!("no device {udid}")))
 }
 

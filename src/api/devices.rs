@@ -57,7 +57,7 @@ async fn release(
     let released = state
         .db
         .run(move |conn| -> ApiResult<Released> {
-            let d = devices::find(conn, &caller.0, &key)?
+            let d = devices::find(conn, authz::list_scope(&caller.0), &key)?
                 .ok_or_else(|| ApiError::not_found(format!("no device {key}")))?;
             authz::require(
                 &caller.0,
@@ -113,7 +113,9 @@ async fn list(
     }
     let (items, next) = state
         .db
-        .run(move |conn| devices::list(conn, &caller.0, &f, limit).map_err(ApiError::from))
+        .run(move |conn| {
+            devices::list(conn, authz::list_scope(&caller.0), &f, limit).map_err(ApiError::from)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(super::answer::DevicePage {
         items,
@@ -144,7 +146,7 @@ async fn get(
     let d = state
         .db
         .run(move |conn| -> ApiResult<_> {
-            let d = devices::find(conn, &caller.0, &key)?
+            let d = devices::find(conn, authz::list_scope(&caller.0), &key)?
                 .ok_or_else(|| ApiError::not_found(format!("no device {key}")))?;
             let setup = devices::setup_of(conn, &d.id)?;
             let mut v = serde_json::to_value(&d).map_err(ApiError::internal)?;

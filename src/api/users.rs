@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::auth::Caller;
-use super::authz::{self, Action, Place};
+use super::authz::{self, Place};
 use crate::accounts::{self, NewUser, Role, User};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -102,15 +102,7 @@ async fn create(
                 tenant_id: tenant_id.as_deref(),
                 school_id: input.school_id.as_deref(),
             };
-            authz::require(
-                &caller.0,
-                if input.role == Role::DistrictAdmin {
-                    Action::ManageDistrict
-                } else {
-                    Action::ManageSchool
-                },
-                place,
-            )?;
+            authz::may_create_user_at(&caller.0, input.role, place)?;
             accounts::create_user(conn, &input, tenant_id.as_deref(), &caller.0.user_id)
                 .map_err(ApiError::from)
         })

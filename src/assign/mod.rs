@@ -65,7 +65,7 @@ impl TargetKind {
 }
 
 /// An assignment as stored.
-#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, Insertable, utoipa::ToSchema)]
 #[diesel(table_name = assignments)]
 pub struct Assignment {
     /// Id.
@@ -144,21 +144,7 @@ pub fn create(conn: &mut DbConn, a: &NewAssignment, actor: &str) -> QueryResult<
         lesson_request_id: a.lesson_request_id.clone(),
     };
     diesel::insert_into(assignments::table)
-        .values((
-            assignments::id.eq(&row.id),
-            assignments::tenant_id.eq(&row.tenant_id),
-            assignments::school_id.eq(&row.school_id),
-            assignments::item_kind.eq(&row.item_kind),
-            assignments::item_id.eq(&row.item_id),
-            assignments::target_kind.eq(&row.target_kind),
-            assignments::target_id.eq(&row.target_id),
-            assignments::schedule.eq(&row.schedule),
-            assignments::source.eq(&row.source),
-            assignments::created_by.eq(&row.created_by),
-            assignments::created_at.eq(at),
-            assignments::updated_at.eq(at),
-            assignments::lesson_request_id.eq(&row.lesson_request_id),
-        ))
+        .values(&row)
         .execute(conn)?;
     audit::record(
         conn,

@@ -12,7 +12,7 @@ use crate::db::schema::{apps, profiles as profiles_t};
 use crate::db::{new_id, now, DbConn};
 
 /// An app in the catalog.
-#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, Insertable, utoipa::ToSchema)]
 #[diesel(table_name = apps)]
 pub struct App {
     /// Id.
@@ -76,7 +76,7 @@ pub struct NewApp {
 }
 
 /// A profile in the catalog.
-#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, Insertable, utoipa::ToSchema)]
 #[diesel(table_name = profiles_t)]
 pub struct Profile {
     /// Id.
@@ -192,20 +192,7 @@ pub fn create_app(conn: &mut DbConn, input: &NewApp, actor: &str) -> Result<App,
     };
     conn.write_tx(|conn| {
         diesel::insert_into(apps::table)
-            .values((
-                apps::id.eq(&app.id),
-                apps::tenant_id.eq(&app.tenant_id),
-                apps::name.eq(&app.name),
-                apps::bundle_id.eq(&app.bundle_id),
-                apps::adam_id.eq(&app.adam_id),
-                apps::manifest_url.eq(&app.manifest_url),
-                apps::management_flags.eq(app.management_flags),
-                apps::removable.eq(app.removable),
-                apps::configuration.eq(&app.configuration),
-                apps::licensed.eq(app.licensed),
-                apps::created_at.eq(at),
-                apps::updated_at.eq(at),
-            ))
+            .values(&app)
             .execute(conn)?;
         audit::record(
             conn,
@@ -344,19 +331,7 @@ pub fn create_profile(
     };
     conn.write_tx(|conn| {
         diesel::insert_into(profiles_t::table)
-            .values((
-                profiles_t::id.eq(&profile.id),
-                profiles_t::tenant_id.eq(&profile.tenant_id),
-                profiles_t::school_id.eq(&profile.school_id),
-                profiles_t::name.eq(&profile.name),
-                profiles_t::identifier.eq(&profile.identifier),
-                profiles_t::payload.eq(&profile.payload),
-                profiles_t::template.eq(&profile.template),
-                profiles_t::payload_types.eq(&profile.payload_types),
-                profiles_t::created_at.eq(at),
-                profiles_t::updated_at.eq(at),
-                profiles_t::payload_uuid.eq(&profile.payload_uuid),
-            ))
+            .values(&profile)
             .execute(conn)?;
         audit::record(
             conn,

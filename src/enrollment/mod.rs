@@ -372,14 +372,10 @@ pub fn authenticate(
             (binding::Binding::New { adopt: None }, _, _) => {
                 let id = new_id();
                 diesel::insert_into(devices::table)
-                    .values((
-                        devices::id.eq(&id),
-                        devices::udid.eq(udid),
-                        devices::enrollment_status.eq(EnrollmentStatus::Pending),
-                        devices::awaiting_configuration.eq(false),
-                        devices::created_at.eq(at),
-                        devices::updated_at.eq(at),
-                    ))
+                    .values(crate::devices::NewDevice {
+                        udid: Some(udid),
+                        ..crate::devices::NewDevice::pending(&id, at)
+                    })
                     .execute(conn)?;
                 id
             }

@@ -80,7 +80,7 @@ impl Default for LessonSettings {
 }
 
 /// A lesson request as stored and shown.
-#[derive(Debug, Clone, Serialize, Queryable, Selectable, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Queryable, Selectable, Insertable, utoipa::ToSchema)]
 #[diesel(table_name = lesson_requests)]
 pub struct LessonRequest {
     /// Id.
@@ -421,6 +421,7 @@ fn parse_time(field: &'static str, t: &str) -> Result<NaiveTime, LessonError> {
 
 /// Creates a request (the caller checked the teacher may use the target), approving it
 /// at once when every app is on the school's approved list. Returns the request.
+/// Loads the school's rules and the apps, decides in [`draft`] (pure), then writes.
 #[expect(
     clippy::too_many_arguments,
     reason = "one request, its context and the notifier"
@@ -435,6 +436,66 @@ pub fn create(
     at: chrono::DateTime<Utc>,
     notifier: &Notifier,
 ) -> Result<LessonRequest, LessonError> {
+    let rules = settings(conn, school_id)?;
+    let found: Vec<(String, Option<String>)> = apps::table
+        .filter(apps::id.eq_any(&input.app_ids))
+        .select((apps::id, apps::tenant_id))
+        .load(conn)?;
+    let place = Place {
+        tenant_id,
+        school_id,
+        timezone,
+        teacher_id,
+    };
+    let req = draft(&place, input, &rules, &found, at, now())?;
+    let approved_now = req
+        .apps()
+        .iter()
+        .all(|a| rules.approved_app_ids.contains(a));
+    conn.write_tx(|conn| -> Result<(), LessonError> {
+        diesel::insert_into(lesson_requests::table)
+            .values(&req)
+            .execute(conn)?;
+        audit::record(
+            conn,
+            &audit::Entry::new(teacher_id, "create", "lesson_request")
+                .object(&req.id)
+                .scope(Some(tenant_id), Some(school_id))
+                .summary(serde_json::json!({"after": {"apps": req.apps(), "target": [req.target_kind, req.target_id], "date": req.lesson_date, "start": req.start_time, "end": req.end_time, "repeat_until": req.repeat_until}})),
+        )?;
+        notifier.enqueue(conn, "lesson.request.created", Some(tenant_id), Some(school_id), event_data(&req))?;
+        if approved_now {
+            approve_in_tx(conn, &req, timezone, rules.lead_minutes, "system", notifier)?;
+        }
+        Ok(())
+    })?;
+    Ok(get(conn, &req.id)?.unwrap_or(req))
+}
+
+/// Where a request is made and by whom.
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    /// The school's authority.
+    pub tenant_id: &'a str,
+    /// The school.
+    pub school_id: &'a str,
+    /// The school's time zone (IANA name).
+    pub timezone: &'a str,
+    /// The teacher asking.
+    pub teacher_id: &'a str,
+}
+
+/// The request `input` becomes under the school's `rules`, or the first field that does
+/// not fit (named). `found` holds the catalog apps of `input.app_ids` that exist, with
+/// their authority; `at` is when the request arrives, `stored` its timestamp.
+pub fn draft(
+    place: &Place<'_>,
+    input: &NewRequest,
+    rules: &LessonSettings,
+    found: &[(String, Option<String>)],
+    at: chrono::DateTime<Utc>,
+    stored: chrono::NaiveDateTime,
+) -> Result<LessonRequest, LessonError> {
     if !matches!(input.target_kind, TargetKind::Class | TargetKind::Group) {
         return Err(invalid("target_kind", "class or group"));
     }
@@ -444,17 +505,13 @@ pub fn create(
     if app_ids.is_empty() || app_ids.len() > 20 {
         return Err(invalid("app_ids", "1 to 20 apps"));
     }
-    let rules = settings(conn, school_id)?;
     // The apps must be in the school's catalog (the district's or its authority's).
-    let found: Vec<(String, Option<String>)> = apps::table
-        .filter(apps::id.eq_any(&app_ids))
-        .select((apps::id, apps::tenant_id))
-        .load(conn)?;
-    if found.len() != app_ids.len()
-        || found
+    let in_catalog = |id: &String| {
+        found
             .iter()
-            .any(|(_, t)| t.as_deref().is_some_and(|t| t != tenant_id))
-    {
+            .any(|(f, t)| f == id && t.as_deref().is_none_or(|t| t == place.tenant_id))
+    };
+    if !app_ids.iter().all(in_catalog) {
         return Err(invalid(
             "app_ids",
             "every app must be in the school's catalog",
@@ -485,7 +542,8 @@ pub fn create(
             ),
         ));
     }
-    let tz: chrono_tz::Tz = timezone
+    let tz: chrono_tz::Tz = place
+        .timezone
         .parse()
         .map_err(|_| invalid("timezone", "the school's time zone is invalid"))?;
     let starts = tz
@@ -520,13 +578,11 @@ pub fn create(
     {
         return Err(invalid("note", "at most 1000 characters"));
     }
-    let approved_now = app_ids.iter().all(|a| rules.approved_app_ids.contains(a));
-    let t = now();
     let req = LessonRequest {
         id: new_id(),
-        tenant_id: tenant_id.to_owned(),
-        school_id: school_id.to_owned(),
-        teacher_id: teacher_id.to_owned(),
+        tenant_id: place.tenant_id.to_owned(),
+        school_id: place.school_id.to_owned(),
+        teacher_id: place.teacher_id.to_owned(),
         target_kind: input.target_kind.as_str().to_owned(),
         target_id: input.target_id.clone(),
         app_ids: serde_json::to_string(&app_ids).unwrap_or_default(),
@@ -546,46 +602,12 @@ pub fn create(
         decided_at: None,
         reason: None,
         notified_start: None,
-        created_at: t,
-        updated_at: t,
+        created_at: stored,
+        updated_at: stored,
     };
-    // Validate the schedule before storing anything.
-    req.schedule(timezone, rules.lead_minutes)?;
-    conn.write_tx(|conn| -> Result<(), LessonError> {
-        diesel::insert_into(lesson_requests::table)
-            .values((
-                lesson_requests::id.eq(&req.id),
-                lesson_requests::tenant_id.eq(&req.tenant_id),
-                lesson_requests::school_id.eq(&req.school_id),
-                lesson_requests::teacher_id.eq(&req.teacher_id),
-                lesson_requests::target_kind.eq(&req.target_kind),
-                lesson_requests::target_id.eq(&req.target_id),
-                lesson_requests::app_ids.eq(&req.app_ids),
-                lesson_requests::lesson_date.eq(&req.lesson_date),
-                lesson_requests::start_time.eq(&req.start_time),
-                lesson_requests::end_time.eq(&req.end_time),
-                lesson_requests::repeat_until.eq(&req.repeat_until),
-                lesson_requests::after_lesson.eq(&req.after_lesson),
-                lesson_requests::note.eq(&req.note),
-                lesson_requests::status.eq(RequestStatus::Pending),
-                lesson_requests::created_at.eq(t),
-                lesson_requests::updated_at.eq(t),
-            ))
-            .execute(conn)?;
-        audit::record(
-            conn,
-            &audit::Entry::new(teacher_id, "create", "lesson_request")
-                .object(&req.id)
-                .scope(Some(tenant_id), Some(school_id))
-                .summary(serde_json::json!({"after": {"apps": app_ids, "target": [req.target_kind, req.target_id], "date": req.lesson_date, "start": req.start_time, "end": req.end_time, "repeat_until": req.repeat_until}})),
-        )?;
-        notifier.enqueue(conn, "lesson.request.created", Some(tenant_id), Some(school_id), event_data(&req))?;
-        if approved_now {
-            approve_in_tx(conn, &req, timezone, rules.lead_minutes, "system", notifier)?;
-        }
-        Ok(())
-    })?;
-    Ok(get(conn, &req.id)?.unwrap_or(req))
+    // The schedule it will be assigned with must be valid too.
+    req.schedule(place.timezone, rules.lead_minutes)?;
+    Ok(req)
 }
 
 fn event_data(r: &LessonRequest) -> serde_json::Value {
@@ -793,4 +815,122 @@ pub fn list(
     Ok(crate::paging::Page::from_rows(q.load(conn)?, limit, |r| {
         r.id.clone()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The decision on a new request, without a database.
+
+    use super::*;
+
+    const PLACE: Place<'static> = Place {
+        tenant_id: "t1",
+        school_id: "s1",
+        timezone: "Europe/Berlin",
+        teacher_id: "u1",
+    };
+
+    fn rules() -> LessonSettings {
+        LessonSettings {
+            periods: serde_json::json!({"1": {"start": "08:00", "end": "08:45"}, "2": {"start": "08:50", "end": "09:35"}}),
+            min_notice_minutes: 30,
+            max_duration_minutes: 240,
+            lead_minutes: 60,
+            approved_app_ids: Vec::new(),
+        }
+    }
+
+    fn request(body: serde_json::Value) -> NewRequest {
+        serde_json::from_value(body).unwrap_or_else(|e| panic!("test body: {e}"))
+    }
+
+    /// Monday 7 December 2026, 07:00 in Berlin.
+    fn monday_morning() -> chrono::DateTime<Utc> {
+        chrono::DateTime::parse_from_rfc3339("2026-12-07T06:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    }
+
+    fn decide(
+        body: serde_json::Value,
+        found: &[(&str, Option<&str>)],
+    ) -> Result<LessonRequest, LessonError> {
+        let found: Vec<(String, Option<String>)> = found
+            .iter()
+            .map(|(id, t)| ((*id).to_owned(), t.map(str::to_owned)))
+            .collect();
+        draft(
+            &PLACE,
+            &request(body),
+            &rules(),
+            &found,
+            monday_morning(),
+            monday_morning().naive_utc(),
+        )
+    }
+
+    fn field_of(r: Result<LessonRequest, LessonError>) -> String {
+        match r {
+            Err(LessonError::Invalid { field, .. }) => field.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn periods_become_the_lesson_time_and_the_apps_are_kept_once() {
+        let r = decide(
+            serde_json::json!({"target_kind": "class", "target_id": "c1", "app_ids": ["a2", "a1", "a2"], "date": "2026-12-08", "periods": "1-2"}),
+            &[("a1", None), ("a2", Some("t1"))],
+        );
+        let r = r.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (r.start_time.as_str(), r.end_time.as_str()),
+            ("08:00", "09:35")
+        );
+        assert_eq!(r.apps(), vec!["a1".to_string(), "a2".to_string()]);
+        assert_eq!(r.status, RequestStatus::Pending);
+        assert_eq!(r.after_lesson, "remove");
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let base = serde_json::json!({"target_kind": "class", "target_id": "c1", "app_ids": ["a1"], "date": "2026-12-08", "start": "10:00", "end": "10:45"});
+        let with = |k: &str, v: serde_json::Value| {
+            let mut b = base.clone();
+            b[k] = v;
+            b
+        };
+        let ok = [("a1", None)];
+        assert!(decide(base.clone(), &ok).is_ok());
+        // An app of another authority, or none at all, is not in the school's catalog.
+        assert_eq!(
+            field_of(decide(base.clone(), &[("a1", Some("t2"))])),
+            "app_ids"
+        );
+        assert_eq!(field_of(decide(base.clone(), &[])), "app_ids");
+        assert_eq!(
+            field_of(decide(with("target_kind", "school".into()), &ok)),
+            "target_kind"
+        );
+        assert_eq!(
+            field_of(decide(with("app_ids", serde_json::json!([])), &ok)),
+            "app_ids"
+        );
+        assert_eq!(
+            field_of(decide(with("date", "8.12.2026".into()), &ok)),
+            "date"
+        );
+        assert_eq!(field_of(decide(with("end", "09:00".into()), &ok)), "end");
+        assert_eq!(field_of(decide(with("end", "23:00".into()), &ok)), "end");
+        assert_eq!(
+            field_of(decide(with("repeat_until", "2026-12-01".into()), &ok)),
+            "repeat_until"
+        );
+        // Today at 07:20 is less than 30 minutes ahead of 07:00.
+        let soon = with("date", "2026-12-07".into());
+        let mut soon = soon;
+        soon["start"] = "07:20".into();
+        soon["end"] = "08:00".into();
+        assert_eq!(field_of(decide(soon, &ok)), "start");
+    }
 }

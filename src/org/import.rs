@@ -15,7 +15,6 @@ use crate::accounts::Role;
 use crate::audit;
 use crate::db::schema::{classes as classes_t, device_groups, devices, users};
 use crate::db::{new_id, now, DbConn};
-use crate::enrollment::EnrollmentStatus;
 
 /// Largest CSV accepted.
 pub const MAX_CSV: usize = 5 * 1024 * 1024;
@@ -283,142 +282,164 @@ pub fn import_devices(
         };
         let mut seen = std::collections::HashSet::new();
         for (line, row) in &rows {
-            let mut bad = |m: String| {
-                report.errors.push(RowError {
+            let placed = serial_of(row, &mut seen)
+                .map(|serial| device_row(conn, tenant_id, school_id, &serial, row, actor));
+            match placed {
+                Ok(Ok(Ok(Placed::Created))) => report.created += 1,
+                Ok(Ok(Ok(Placed::Updated))) => report.updated += 1,
+                Ok(Err(e)) => return Err(e),
+                Err(message) | Ok(Ok(Err(message))) => report.errors.push(RowError {
                     line: *line,
-                    message: m,
-                })
-            };
-            let Some(serial) = field(row, "serial").map(str::to_uppercase) else {
-                bad("serial is required".into());
-                continue;
-            };
-            if serial.len() > 64 || !serial.chars().all(|c| c.is_ascii_alphanumeric()) {
-                bad(format!("{serial:?} is not a serial number"));
-                continue;
-            }
-            if !seen.insert(serial.clone()) {
-                bad(format!("serial {serial} appears twice"));
-                continue;
-            }
-            // The class, if named: in the given school year, else the newest one.
-            let class_id = match field(row, "class") {
-                Some(name) => {
-                    let mut q = classes_t::table
-                        .filter(classes_t::school_id.eq(school_id))
-                        .filter(classes_t::name.eq(name))
-                        .select(classes_t::id)
-                        .order(classes_t::school_year.desc())
-                        .into_boxed();
-                    if let Some(y) = field(row, "school_year") {
-                        q = q.filter(classes_t::school_year.eq(y.to_owned()));
-                    }
-                    match q.first::<String>(conn).optional()? {
-                        Some(id) => Some(id),
-                        None => {
-                            bad(format!(
-                                "no class {name:?} in this school (import classes first)"
-                            ));
-                            continue;
-                        }
-                    }
-                }
-                None => None,
-            };
-            // Only this authority's rows: another authority's devices (even one Apple
-            // School Manager reported there) are neither claimed nor revealed.
-            let existing: Option<(String, Option<String>)> = devices::table
-                .filter(devices::serial_number.eq(&serial))
-                .filter(devices::tenant_id.eq(tenant_id))
-                .select((devices::id, devices::school_id))
-                .order(devices::created_at.asc())
-                .first(conn)
-                .optional()?;
-            let at = now();
-            let device_id = match existing {
-                Some((_, Some(s))) if s != school_id => {
-                    bad(format!(
-                        "device {serial} is managed elsewhere in this school authority: its authority admin can move it"
-                    ));
-                    continue;
-                }
-                Some((id, _)) => {
-                    let mut set = diesel::update(devices::table.find(&id))
-                        .set((
-                            devices::tenant_id.eq(tenant_id),
-                            devices::school_id.eq(school_id),
-                            devices::updated_at.eq(at),
-                        ))
-                        .execute(conn)?;
-                    if let Some(n) = field(row, "name") {
-                        set += diesel::update(devices::table.find(&id))
-                            .set(devices::name.eq(n))
-                            .execute(conn)?;
-                    }
-                    let _ = set;
-                    report.updated += 1;
-                    id
-                }
-                None => {
-                    let id = new_id();
-                    diesel::insert_into(devices::table)
-                        .values((
-                            devices::id.eq(&id),
-                            devices::serial_number.eq(&serial),
-                            devices::tenant_id.eq(tenant_id),
-                            devices::school_id.eq(school_id),
-                            devices::name.eq(field(row, "name")),
-                            devices::enrollment_status.eq(EnrollmentStatus::Pending),
-                            devices::awaiting_configuration.eq(false),
-                            devices::created_at.eq(at),
-                            devices::updated_at.eq(at),
-                        ))
-                        .execute(conn)?;
-                    report.created += 1;
-                    id
-                }
-            };
-            if let Some(c) = &class_id {
-                classes::add_devices(
-                    conn,
-                    school_id,
-                    Membership::Class(c),
-                    std::slice::from_ref(&device_id),
-                )?;
-            }
-            if let Some(cart) = field(row, "cart") {
-                let gid: Option<String> = device_groups::table
-                    .filter(device_groups::school_id.eq(school_id))
-                    .filter(device_groups::name.eq(cart))
-                    .select(device_groups::id)
-                    .first(conn)
-                    .optional()?;
-                let gid = match gid {
-                    Some(g) => g,
-                    None => {
-                        classes::create_group(
-                            conn,
-                            tenant_id,
-                            school_id,
-                            &classes::NewGroup {
-                                name: cart.to_owned(),
-                                kind: Some("cart".into()),
-                            },
-                            actor,
-                        )?
-                        .id
-                    }
-                };
-                classes::add_devices(
-                    conn,
-                    school_id,
-                    Membership::Group(&gid),
-                    std::slice::from_ref(&device_id),
-                )?;
+                    message,
+                }),
             }
         }
         finish(conn, report, tenant_id, school_id, actor, "devices")
     })
+}
+
+/// What a device row did.
+enum Placed {
+    Created,
+    Updated,
+}
+
+/// The row's serial number, upper case, or why the row has none that fits; a serial seen
+/// before in the file is refused.
+fn serial_of(
+    row: &HashMap<String, String>,
+    seen: &mut std::collections::HashSet<String>,
+) -> Result<String, String> {
+    let serial = field(row, "serial")
+        .map(str::to_uppercase)
+        .ok_or("serial is required")?;
+    if serial.len() > 64 || !serial.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(format!("{serial:?} is not a serial number"));
+    }
+    if !seen.insert(serial.clone()) {
+        return Err(format!("serial {serial} appears twice"));
+    }
+    Ok(serial)
+}
+
+/// Stores one device row of an import: the device in the school (created, or moved from
+/// no school), its class and its cart (created when new). `Ok(Err(reason))` refuses the
+/// row.
+fn device_row(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    school_id: &str,
+    serial: &str,
+    row: &HashMap<String, String>,
+    actor: &str,
+) -> Result<Result<Placed, String>, ImportError> {
+    // The class, if named: in the given school year, else the newest one.
+    let class_id = match field(row, "class") {
+        Some(name) => {
+            let mut q = classes_t::table
+                .filter(classes_t::school_id.eq(school_id))
+                .filter(classes_t::name.eq(name))
+                .select(classes_t::id)
+                .order(classes_t::school_year.desc())
+                .into_boxed();
+            if let Some(y) = field(row, "school_year") {
+                q = q.filter(classes_t::school_year.eq(y.to_owned()));
+            }
+            match q.first::<String>(conn).optional()? {
+                Some(id) => Some(id),
+                None => {
+                    return Ok(Err(format!(
+                        "no class {name:?} in this school (import classes first)"
+                    )))
+                }
+            }
+        }
+        None => None,
+    };
+    // Only this authority's rows: another authority's devices (even one Apple School
+    // Manager reported there) are neither claimed nor revealed.
+    let existing: Option<(String, Option<String>)> = devices::table
+        .filter(devices::serial_number.eq(serial))
+        .filter(devices::tenant_id.eq(tenant_id))
+        .select((devices::id, devices::school_id))
+        .order(devices::created_at.asc())
+        .first(conn)
+        .optional()?;
+    let at = now();
+    let (device_id, placed) = match existing {
+        Some((_, Some(s))) if s != school_id => {
+            return Ok(Err(format!(
+                "device {serial} is managed elsewhere in this school authority: its authority admin can move it"
+            )));
+        }
+        Some((id, _)) => {
+            diesel::update(devices::table.find(&id))
+                .set((
+                    devices::tenant_id.eq(tenant_id),
+                    devices::school_id.eq(school_id),
+                    devices::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+            if let Some(n) = field(row, "name") {
+                diesel::update(devices::table.find(&id))
+                    .set(devices::name.eq(n))
+                    .execute(conn)?;
+            }
+            (id, Placed::Updated)
+        }
+        None => {
+            let id = new_id();
+            diesel::insert_into(devices::table)
+                .values(crate::devices::NewDevice {
+                    serial_number: Some(serial),
+                    tenant_id: Some(tenant_id),
+                    school_id: Some(school_id),
+                    name: field(row, "name"),
+                    ..crate::devices::NewDevice::pending(&id, at)
+                })
+                .execute(conn)?;
+            (id, Placed::Created)
+        }
+    };
+    if let Some(c) = &class_id {
+        classes::add_devices(
+            conn,
+            school_id,
+            Membership::Class(c),
+            std::slice::from_ref(&device_id),
+        )?;
+    }
+    if let Some(cart) = field(row, "cart") {
+        let gid: Option<String> = device_groups::table
+            .filter(device_groups::school_id.eq(school_id))
+            .filter(device_groups::name.eq(cart))
+            .select(device_groups::id)
+            .first(conn)
+            .optional()?;
+        let gid = match gid {
+            Some(g) => g,
+            None => {
+                classes::create_group(
+                    conn,
+                    tenant_id,
+                    school_id,
+                    &classes::NewGroup {
+                        name: cart.to_owned(),
+                        kind: Some("cart".into()),
+                    },
+                    actor,
+                )?
+                .id
+            }
+        };
+        classes::add_devices(
+            conn,
+            school_id,
+            Membership::Group(&gid),
+            std::slice::from_ref(&device_id),
+        )?;
+    }
+    Ok(Ok(placed))
 }
 
 /// Rolls back (by returning an error) when any row failed; otherwise audits the import.
@@ -441,4 +462,27 @@ fn finish(
             .summary(serde_json::json!({"rows": report.rows, "created": report.created, "updated": report.updated, "users_created": report.users_created})),
     )?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_serial_is_upper_case_alphanumeric_and_once_per_file() {
+        let row = |s: &str| HashMap::from([("serial".to_string(), s.to_string())]);
+        let mut seen = std::collections::HashSet::new();
+        assert_eq!(
+            serial_of(&row("dmpx1234abcd"), &mut seen),
+            Ok("DMPX1234ABCD".into())
+        );
+        assert!(
+            serial_of(&row("DMPX1234ABCD"), &mut seen).is_err_and(|e| e.contains("appears twice"))
+        );
+        assert!(serial_of(&row("DMP-1234"), &mut seen).is_err_and(|e| e.contains("not a serial")));
+        assert_eq!(
+            serial_of(&HashMap::new(), &mut seen),
+            Err("serial is required".into())
+        );
+    }
 }
