@@ -437,10 +437,18 @@ pub fn create(
     notifier: &Notifier,
 ) -> Result<LessonRequest, LessonError> {
     let rules = settings(conn, school_id)?;
-    let found: Vec<(String, Option<String>)> = apps::table
-        .filter(apps::id.eq_any(&input.app_ids))
-        .select((apps::id, apps::tenant_id))
-        .load(conn)?;
+    // Look up at most the 20 apps a request may name (`draft` refuses more).
+    let mut ids = input.app_ids.clone();
+    ids.sort();
+    ids.dedup();
+    let found: Vec<(String, Option<String>)> = if (1..=MAX_APPS).contains(&ids.len()) {
+        apps::table
+            .filter(apps::id.eq_any(&ids))
+            .select((apps::id, apps::tenant_id))
+            .load(conn)?
+    } else {
+        Vec::new()
+    };
     let place = Place {
         tenant_id,
         school_id,
@@ -472,6 +480,9 @@ pub fn create(
     Ok(get(conn, &req.id)?.unwrap_or(req))
 }
 
+/// Most apps one request may name.
+const MAX_APPS: usize = 20;
+
 /// Where a request is made and by whom.
 #[derive(Debug, Clone, Copy)]
 pub struct Place<'a> {
@@ -502,7 +513,7 @@ pub fn draft(
     let mut app_ids = input.app_ids.clone();
     app_ids.sort();
     app_ids.dedup();
-    if app_ids.is_empty() || app_ids.len() > 20 {
+    if !(1..=MAX_APPS).contains(&app_ids.len()) {
         return Err(invalid("app_ids", "1 to 20 apps"));
     }
     // The apps must be in the school's catalog (the district's or its authority's).
@@ -914,6 +925,11 @@ mod tests {
         );
         assert_eq!(
             field_of(decide(with("app_ids", serde_json::json!([])), &ok)),
+            "app_ids"
+        );
+        let many: Vec<String> = (0..21).map(|i| format!("a{i}")).collect();
+        assert_eq!(
+            field_of(decide(with("app_ids", serde_json::json!(many)), &ok)),
             "app_ids"
         );
         assert_eq!(
