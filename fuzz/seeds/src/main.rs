@@ -11,7 +11,7 @@ use tafel::protocol::{
     Authenticate, CheckOut, CheckinMessage, Command, ConnectReport, EnrollmentIds, PushMagic,
     PushToken, Status, TokenUpdate, Udid, INVENTORY_QUERIES,
 };
-use tafel::sim::device::{error_chain, Answer, SimDevice};
+use tafel_sim::device::{error_chain, Answer, SimDevice};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::create_dir_all(dir).unwrap();
@@ -71,7 +71,7 @@ fn main() {
 
     // Command reports: the answers a simulated iPad gives to the inventory commands.
     let dir = root.join("command_report");
-    let key = tafel::sim::enroll::new_key().unwrap();
+    let key = tafel_sim::enroll::new_key().unwrap();
     let ca = CertificateAuthority::generate("seed CA", 30).unwrap();
     let public = openssl::pkey::PKey::public_key_from_der(&key.public_key_to_der().unwrap()).unwrap();
     let mut name = openssl::x509::X509Name::builder().unwrap();
