@@ -179,6 +179,40 @@ impl TestApp {
         json_reply(res).await
     }
 
+    /// PUT JSON with the admin token.
+    pub async fn put(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::PUT, path, &self.admin_token, Some(body))
+            .await
+    }
+
+    /// PATCH JSON with the admin token.
+    pub async fn patch(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::PATCH, path, &self.admin_token, Some(body))
+            .await
+    }
+
+    /// DELETE with the admin token (no body).
+    pub async fn delete(&self, path: &str) -> (u16, serde_json::Value) {
+        self.send(reqwest::Method::DELETE, path, &self.admin_token, None)
+            .await
+    }
+
+    /// Any method with any bearer token and an optional JSON body; returns status and
+    /// JSON body (`Null` when the answer has none).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.client.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        json_reply(req.send().await.unwrap()).await
+    }
+
     /// A new simulated iPad whose identity came through an enrollment token of a test
     /// authority and school (made on first use), as our SCEP server would issue it.
     pub fn device(&self, n: usize) -> SimDevice {
