@@ -27,9 +27,11 @@ pub struct DeviceRow {
     pub school_id: Option<String>,
     /// Device name.
     pub name: Option<String>,
-    /// Model (e.g. iPad13,18 on iOS: ProductName).
+    /// Model number as the iPad reports it (`Model`, e.g. MK2K3FD).
     pub model: Option<String>,
-    /// Product name.
+    /// Model name (`ModelName`, e.g. iPad).
+    pub model_name: Option<String>,
+    /// Product name (`ProductName`, e.g. iPad13,18).
     pub product_name: Option<String>,
     /// OS version.
     pub os_version: Option<String>,
@@ -344,6 +346,150 @@ pub fn finish_setup(
             .execute(conn)?;
     }
     Ok(())
+}
+
+/// One device as its page shows it: the row, what the iPad last reported about itself,
+/// its apps and profiles, and its last Setup Assistant wait.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeviceDetail {
+    /// The device.
+    #[serde(flatten)]
+    pub device: DeviceRow,
+    /// What the iPad last reported (DeviceInformation, SecurityInfo); absent until its
+    /// first inventory answered.
+    pub inventory: Option<Inventory>,
+    /// Apps on the iPad (InstalledApplicationList, ManagedApplicationList and
+    /// acknowledged installs), by name.
+    pub apps: Vec<InstalledApp>,
+    /// Profiles on the iPad (ProfileList and acknowledged installs), by name.
+    pub profiles: Vec<InstalledProfile>,
+    /// Its last Setup Assistant wait (Automated Device Enrollment).
+    pub setup: Option<Setup>,
+}
+
+/// What an iPad last reported about itself.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Inventory {
+    /// Battery level, 0.0 to 1.0.
+    pub battery_level: Option<f64>,
+    /// Storage capacity in GB.
+    pub capacity_gb: Option<f64>,
+    /// Free storage in GB.
+    pub available_gb: Option<f64>,
+    /// Supervised (Apple School Manager or Apple Configurator).
+    pub supervised: Option<bool>,
+    /// Wi-Fi MAC address.
+    pub wifi_mac: Option<String>,
+    /// A passcode is set.
+    pub passcode_present: Option<bool>,
+    /// When it was reported.
+    #[serde(with = "crate::time::utc")]
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+/// An app on an iPad.
+#[derive(Debug, Clone, Serialize, Queryable, utoipa::ToSchema)]
+pub struct InstalledApp {
+    /// Bundle identifier.
+    pub bundle_id: String,
+    /// Name (as the iPad reports it).
+    pub name: Option<String>,
+    /// Version.
+    pub version: Option<String>,
+    /// Status as the iPad reports it (lowercase: `managed`, `installing`, `failed` …;
+    /// `installed` for apps outside management).
+    pub status: String,
+    /// Installed by tafel (removed by tafel when no longer wanted).
+    pub by_tafel: bool,
+}
+
+/// A profile on an iPad.
+#[derive(Debug, Clone, Serialize, Queryable, utoipa::ToSchema)]
+pub struct InstalledProfile {
+    /// PayloadIdentifier.
+    pub identifier: String,
+    /// PayloadDisplayName.
+    pub name: Option<String>,
+    /// The version held (PayloadUUID).
+    pub uuid: Option<String>,
+    /// Installed by tafel.
+    pub by_tafel: bool,
+}
+
+/// A device's page: row, inventory, apps, profiles and Setup Assistant wait.
+pub fn detail(conn: &mut DbConn, device: DeviceRow) -> QueryResult<DeviceDetail> {
+    use crate::db::schema::{device_apps, device_inventory, device_profiles};
+    let inventory = device_inventory::table
+        .find(&device.id)
+        .select((
+            device_inventory::battery_level,
+            device_inventory::capacity_gb,
+            device_inventory::available_gb,
+            device_inventory::supervised,
+            device_inventory::wifi_mac,
+            device_inventory::passcode_present,
+            device_inventory::updated_at,
+        ))
+        .first::<(
+            Option<f64>,
+            Option<f64>,
+            Option<f64>,
+            Option<bool>,
+            Option<String>,
+            Option<bool>,
+            chrono::NaiveDateTime,
+        )>(conn)
+        .optional()?
+        .map(
+            |(
+                battery_level,
+                capacity_gb,
+                available_gb,
+                supervised,
+                wifi_mac,
+                passcode_present,
+                updated_at,
+            )| {
+                Inventory {
+                    battery_level,
+                    capacity_gb,
+                    available_gb,
+                    supervised,
+                    wifi_mac,
+                    passcode_present,
+                    updated_at,
+                }
+            },
+        );
+    let apps = device_apps::table
+        .filter(device_apps::device_id.eq(&device.id))
+        .select((
+            device_apps::bundle_id,
+            device_apps::name,
+            device_apps::version,
+            device_apps::status,
+            device_apps::by_tafel,
+        ))
+        .order(device_apps::bundle_id.asc())
+        .load::<InstalledApp>(conn)?;
+    let profiles = device_profiles::table
+        .filter(device_profiles::device_id.eq(&device.id))
+        .select((
+            device_profiles::identifier,
+            device_profiles::name,
+            device_profiles::uuid,
+            device_profiles::by_tafel,
+        ))
+        .order(device_profiles::identifier.asc())
+        .load::<InstalledProfile>(conn)?;
+    let setup = setup_of(conn, &device.id)?;
+    Ok(DeviceDetail {
+        device,
+        inventory,
+        apps,
+        profiles,
+        setup,
+    })
 }
 
 /// How a device's last Setup Assistant wait went (Automated Device Enrollment).

@@ -219,6 +219,7 @@ fn device_information(
             devices::os_version.eq(info.os_version.as_deref()),
             devices::build_version.eq(info.build_version.as_deref()),
             devices::model_name.eq(info.model_name.as_deref()),
+            devices::model.eq(info.model.as_deref()),
             devices::product_name.eq(info.product_name.as_deref()),
             devices::updated_at.eq(at),
         ))
@@ -420,27 +421,37 @@ pub fn refresh_stale(
         return Ok(candidates);
     }
     conn.write_tx(|conn| {
-        for cmd in inventory_commands() {
-            let open: Vec<String> = command_queue::table
-                .inner_join(commands::table)
-                .filter(commands::request_type.eq(&cmd.request_type))
-                .filter(commands::action.eq(queue::Action::Inventory))
-                .filter(command_queue::status.eq_any(queue::QueueState::OPEN))
-                .filter(command_queue::device_id.eq_any(&candidates))
-                .select(command_queue::device_id)
-                .load(conn)?;
-            let targets: Vec<String> = candidates
-                .iter()
-                .filter(|d| !open.contains(d))
-                .cloned()
-                .collect();
-            if targets.is_empty() {
-                continue;
-            }
-            queue::enqueue_in_tx(conn, &cmd, &targets, &inventory_options(-1))?;
-        }
+        ask_where_missing(conn, &candidates, -1)?;
         Ok(candidates.clone())
     })
+}
+
+/// Queues each inventory command for those of `device_ids` that have none of its kind
+/// open, inside the caller's transaction.
+pub fn ask_where_missing(
+    conn: &mut DbConn,
+    device_ids: &[String],
+    priority: i32,
+) -> Result<(), queue::QueueError> {
+    for cmd in inventory_commands() {
+        let open: Vec<String> = command_queue::table
+            .inner_join(commands::table)
+            .filter(commands::request_type.eq(&cmd.request_type))
+            .filter(commands::action.eq(queue::Action::Inventory))
+            .filter(command_queue::status.eq_any(queue::QueueState::OPEN))
+            .filter(command_queue::device_id.eq_any(device_ids))
+            .select(command_queue::device_id)
+            .load(conn)?;
+        let targets: Vec<String> = device_ids
+            .iter()
+            .filter(|d| !open.contains(d))
+            .cloned()
+            .collect();
+        if !targets.is_empty() {
+            queue::enqueue_in_tx(conn, &cmd, &targets, &inventory_options(priority))?;
+        }
+    }
+    Ok(())
 }
 
 /// Deletes answered, cancelled and expired queue rows older than `keep`, and commands

@@ -18,8 +18,14 @@ use crate::state::AppState;
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/apps", web::post().to(create_app))
         .route("/apps", web::get().to(list_apps))
+        .route("/apps/{id}", web::get().to(get_app))
+        .route("/apps/{id}", web::patch().to(update_app))
+        .route("/apps/{id}", web::delete().to(delete_app))
         .route("/profiles", web::post().to(upload_profile))
         .route("/profiles", web::get().to(list_profiles))
+        .route("/profiles/{id}", web::get().to(get_profile))
+        .route("/profiles/{id}", web::patch().to(update_profile))
+        .route("/profiles/{id}", web::delete().to(delete_profile))
         .route("/profile-templates", web::get().to(list_templates))
         .route("/profiles/from-template", web::post().to(from_template))
         .route("/assignments", web::post().to(create_assignment))
@@ -215,6 +221,280 @@ async fn list_templates(_caller: Caller) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(super::answer::TemplateList::from(items)))
 }
 
+/// Loads a catalog item the caller may see (404 otherwise) and checks they may change
+/// it: district-wide items district admins, an authority's items its admins, a school's
+/// profiles its admins too.
+fn may_change(caller: &Caller, tenant_id: Option<&str>, school_id: Option<&str>) -> ApiResult<()> {
+    match (tenant_id, school_id) {
+        (Some(t), Some(s)) => authz::require(&caller.0, Action::ManageSchool, Place::school(t, s)),
+        _ => catalog_place(caller, tenant_id),
+    }
+}
+
+/// An item is visible to the caller: the district's, or of their authority (and school).
+fn visible(caller: &Caller, tenant_id: Option<&str>, school_id: Option<&str>) -> bool {
+    match authz::item_scope(&caller.0) {
+        None => true,
+        Some((t, s)) => {
+            tenant_id.is_none_or(|x| x == t)
+                && (school_id.is_none() || s.is_none() || school_id == s.as_deref())
+        }
+    }
+}
+
+async fn load_app(state: &AppState, caller: &Caller, id: String) -> ApiResult<App> {
+    let app = state
+        .db
+        .run(move |conn| catalog::app(conn, &id).map_err(ApiError::from))
+        .await?
+        .filter(|a| visible(caller, a.tenant_id.as_deref(), None))
+        .ok_or_else(|| ApiError::not_found("no such app"))?;
+    Ok(app)
+}
+
+async fn load_profile(state: &AppState, caller: &Caller, id: String) -> ApiResult<Profile> {
+    state
+        .db
+        .run(move |conn| catalog::profile(conn, &id).map_err(ApiError::from))
+        .await?
+        .filter(|p| visible(caller, p.tenant_id.as_deref(), p.school_id.as_deref()))
+        .ok_or_else(|| ApiError::not_found("no such profile"))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/apps/{id}",
+    tag = "catalog",
+    operation_id = "get_app",
+    summary = "One app of the catalog",
+    params(("id" = String, Path, description = "App id")),
+    responses(
+        (status = 200, description = "The app", body = App),
+        (status = 404, description = "No such app in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_app(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(load_app(&state, &caller, path.into_inner()).await?))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/apps/{id}",
+    tag = "catalog",
+    operation_id = "update_app",
+    summary = "Rename an app or change whether it needs a licence",
+    description = "Only what does not change what is installed. Another bundle id, App Store id, \
+        ManagementFlags or configuration is another app: add it, assign it, delete this one.",
+    params(("id" = String, Path, description = "App id")),
+    request_body = catalog::AppPatch,
+    responses(
+        (status = 200, description = "The app as changed", body = App),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "The caller may not change this app", body = ApiError),
+        (status = 404, description = "No such app in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn update_app(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<catalog::AppPatch>,
+) -> ApiResult<HttpResponse> {
+    let before = load_app(&state, &caller, path.into_inner()).await?;
+    may_change(&caller, before.tenant_id.as_deref(), None)?;
+    let patch = body.into_inner();
+    let app = state
+        .db
+        .run(move |conn| {
+            catalog::update_app(conn, &before, &patch, &caller.0.user_id).map_err(ApiError::from)
+        })
+        .await?;
+    state.reconciler.all();
+    Ok(HttpResponse::Ok().json(app))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/apps/{id}",
+    tag = "catalog",
+    operation_id = "delete_app",
+    summary = "Delete an app and its assignments; it is removed from iPads where nothing else wants it",
+    params(("id" = String, Path, description = "App id")),
+    responses(
+        (status = 200, description = "Deleted, with the number of assignments deleted with it", body = catalog::Deleted),
+        (status = 403, description = "The caller may not change this app", body = ApiError),
+        (status = 404, description = "No such app in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn delete_app(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let app = load_app(&state, &caller, path.into_inner()).await?;
+    may_change(&caller, app.tenant_id.as_deref(), None)?;
+    let done = state
+        .db
+        .run(move |conn| catalog::delete_app(conn, &app, &caller.0.user_id).map_err(ApiError::from))
+        .await?;
+    state.reconciler.all();
+    Ok(HttpResponse::Ok().json(done))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/profiles/{id}",
+    tag = "catalog",
+    operation_id = "get_profile",
+    summary = "One profile of the catalog (without its payload)",
+    params(("id" = String, Path, description = "Profile id")),
+    responses(
+        (status = 200, description = "The profile", body = Profile),
+        (status = 404, description = "No such profile in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_profile(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(load_profile(&state, &caller, path.into_inner()).await?))
+}
+
+/// Body of a profile change: a new name, and/or new content (a new version).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = ProfilePatch)]
+struct ProfilePatch {
+    /// Display name.
+    name: Option<String>,
+    /// New content: the `.mobileconfig` (XML or binary plist), base64, with the same
+    /// PayloadIdentifier.
+    payload_base64: Option<String>,
+    /// New content of a profile rendered from a template: the template's variables,
+    /// all of them again (secrets such as a Wi-Fi password are not kept in the clear).
+    values: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/profiles/{id}",
+    tag = "catalog",
+    operation_id = "update_profile",
+    summary = "Rename a profile or give it new content (a new version that reaches every iPad holding the old one)",
+    description = "New content (`payload_base64`, or `values` for a profile rendered from a template) \
+        keeps the PayloadIdentifier and gets a new PayloadUUID; the reconciler reinstalls it \
+        on every iPad that holds another version, at its next connect. The same content \
+        again makes no new version.",
+    params(("id" = String, Path, description = "Profile id")),
+    request_body = ProfilePatch,
+    responses(
+        (status = 200, description = "The profile as changed (`payload_uuid` is its version)", body = Profile),
+        (status = 400, description = "A field is invalid, the content is not a valid profile, or its identifier differs", body = ApiError),
+        (status = 403, description = "The caller may not change this profile", body = ApiError),
+        (status = 404, description = "No such profile in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn update_profile(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<ProfilePatch>,
+) -> ApiResult<HttpResponse> {
+    let before = load_profile(&state, &caller, path.into_inner()).await?;
+    may_change(
+        &caller,
+        before.tenant_id.as_deref(),
+        before.school_id.as_deref(),
+    )?;
+    let b = body.into_inner();
+    let payload = match (&b.payload_base64, &b.values) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid_field(
+                "values",
+                "give payload_base64 or values, not both",
+            ))
+        }
+        (Some(text), None) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| ApiError::invalid_field("payload_base64", "not base64"))?,
+        ),
+        (None, Some(values)) => {
+            let (Some(template), Some(school_id)) = (&before.template, &before.school_id) else {
+                return Err(ApiError::invalid_field(
+                    "values",
+                    "this profile was not rendered from a template: give payload_base64",
+                ));
+            };
+            let school =
+                super::org::load_school(&state, &caller, school_id.clone(), Action::ManageSchool)
+                    .await?;
+            Some(render_for_school(&state, &school, template, values)?)
+        }
+        (None, None) => None,
+    };
+    let secrets = state.secrets.clone();
+    let p = state
+        .db
+        .run(move |conn| {
+            catalog::update_profile(
+                conn,
+                &secrets,
+                &before,
+                catalog::ProfileChange {
+                    name: b.name.as_deref(),
+                    payload: payload.as_deref(),
+                },
+                &caller.0.user_id,
+            )
+            .map_err(ApiError::from)
+        })
+        .await?;
+    state.reconciler.all();
+    Ok(HttpResponse::Ok().json(p))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/profiles/{id}",
+    tag = "catalog",
+    operation_id = "delete_profile",
+    summary = "Delete a profile and its assignments; it is removed from iPads where nothing else wants it",
+    params(("id" = String, Path, description = "Profile id")),
+    responses(
+        (status = 200, description = "Deleted, with the number of assignments deleted with it", body = catalog::Deleted),
+        (status = 403, description = "The caller may not change this profile", body = ApiError),
+        (status = 404, description = "No such profile in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn delete_profile(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let p = load_profile(&state, &caller, path.into_inner()).await?;
+    may_change(&caller, p.tenant_id.as_deref(), p.school_id.as_deref())?;
+    let done = state
+        .db
+        .run(move |conn| {
+            catalog::delete_profile(conn, &p, &caller.0.user_id).map_err(ApiError::from)
+        })
+        .await?;
+    state.reconciler.all();
+    Ok(HttpResponse::Ok().json(done))
+}
+
 /// Body of a template rendering.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -253,10 +533,44 @@ async fn from_template(
     let b = body.into_inner();
     let school =
         super::org::load_school(&state, &caller, b.school_id.clone(), Action::ManageSchool).await?;
-    let template = templates::builtin_template(&b.template)
+    let payload = render_for_school(&state, &school, &b.template, &b.values)?;
+    let name = b
+        .name
+        .unwrap_or_else(|| format!("{} – {}", b.template, school.name));
+    let secrets = state.secrets.clone();
+    let p = state
+        .db
+        .run(move |conn| {
+            catalog::create_profile(
+                conn,
+                &secrets,
+                catalog::NewProfile {
+                    tenant_id: Some(&school.tenant_id),
+                    school_id: Some(&school.id),
+                    name: &name,
+                    payload: &payload,
+                    template: Some(&b.template),
+                },
+                &caller.0.user_id,
+            )
+            .map_err(ApiError::from)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(p))
+}
+
+/// Renders a built-in template for a school: the school's name and a slug of it fill
+/// the usual variables unless given; secrets feed the PayloadUUIDs through a keyed
+/// digest, so new values make a new version.
+fn render_for_school(
+    state: &AppState,
+    school: &org::School,
+    template: &str,
+    given: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> ApiResult<Vec<u8>> {
+    let template = templates::builtin_template(template)
         .map_err(|e| ApiError::invalid_field("template", e.to_string()))?;
-    // The school's name and a slug of it fill the usual variables unless given.
-    let mut values = b.values.clone();
+    let mut values = given.clone();
     let slug: String = school
         .name
         .to_lowercase()
@@ -280,31 +594,9 @@ async fn from_template(
             .fingerprint("profile template secrets", secret)
             .map_err(|e| e.to_string())
     };
-    let payload = template
+    template
         .render_keyed(&values, &keyed)
-        .map_err(|e| ApiError::invalid_field("values", e.to_string()))?;
-    let name = b
-        .name
-        .unwrap_or_else(|| format!("{} – {}", b.template, school.name));
-    let p = state
-        .db
-        .run(move |conn| {
-            catalog::create_profile(
-                conn,
-                &secrets,
-                catalog::NewProfile {
-                    tenant_id: Some(&school.tenant_id),
-                    school_id: Some(&school.id),
-                    name: &name,
-                    payload: &payload,
-                    template: Some(&b.template),
-                },
-                &caller.0.user_id,
-            )
-            .map_err(ApiError::from)
-        })
-        .await?;
-    Ok(HttpResponse::Created().json(p))
+        .map_err(|e| ApiError::invalid_field("values", e.to_string()))
 }
 
 /// Body of `POST /assignments`.

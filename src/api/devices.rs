@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
-use crate::devices::{self, DeviceFilter, DeviceRow};
+use crate::devices::{self, DeviceFilter};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -132,7 +132,7 @@ async fn list(
     summary = "One device",
     params(("key" = String, Path, description = "UDID or serial number")),
     responses(
-        (status = 200, description = "The device", body = DeviceRow),
+        (status = 200, description = "The device with what it last reported: model, OS, serial, battery, storage, supervision, apps and profiles", body = devices::DeviceDetail),
         (status = 404, description = "No such device in the caller's scope", body = ApiError),
     ),
     security(("bearer" = []))
@@ -148,10 +148,7 @@ async fn get(
         .run(move |conn| -> ApiResult<_> {
             let d = devices::find(conn, authz::list_scope(&caller.0), &key)?
                 .ok_or_else(|| ApiError::not_found(format!("no device {key}")))?;
-            let setup = devices::setup_of(conn, &d.id)?;
-            let mut v = serde_json::to_value(&d).map_err(ApiError::internal)?;
-            v["setup"] = serde_json::to_value(setup).map_err(ApiError::internal)?;
-            Ok(v)
+            Ok(devices::detail(conn, d)?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(d))

@@ -49,6 +49,7 @@ impl From<CatalogError> for ApiError {
             CatalogError::Db(e) => e.into(),
             CatalogError::Invalid { field, message } => ApiError::invalid_field(field, message),
             CatalogError::Profile(p) => ApiError::invalid_field("payload", p.to_string()),
+            CatalogError::Duplicate(_) => ApiError::conflict(e.to_string()),
         }
     }
 }

@@ -31,19 +31,10 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 
 /// The devices a request targets, to reconcile after a change.
 fn target_devices(conn: &mut crate::db::DbConn, r: &LessonRequest) -> ApiResult<Vec<String>> {
-    use crate::db::schema::{class_devices, group_devices};
-    use diesel::prelude::*;
-    Ok(if r.target_kind == "group" {
-        group_devices::table
-            .filter(group_devices::group_id.eq(&r.target_id))
-            .select(group_devices::device_id)
-            .load(conn)?
-    } else {
-        class_devices::table
-            .filter(class_devices::class_id.eq(&r.target_id))
-            .select(class_devices::device_id)
-            .load(conn)?
-    })
+    Ok(lessons::target_devices(conn, r)?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect())
 }
 
 #[utoipa::path(

@@ -47,8 +47,15 @@ static CONFIGURED_KEY: LazyLock<ItemKey> =
 /// Item key of the ManagedApplicationList that follows installs of a device awaiting
 /// configuration (one open per device at most).
 static APP_STATUS_KEY: LazyLock<ItemKey> = LazyLock::new(|| ItemKey::device(DeviceItem::AppStatus));
-/// How long after one app-status question the next may go to the same device.
+/// How long after one app-status question the next may go to a device in Setup
+/// Assistant (it waits for its apps; the pupil watches the screen).
 const APP_STATUS_EVERY: chrono::Duration = chrono::Duration::seconds(5);
+/// How long after one app-status question the next may go to an iPad in use whose apps
+/// are still downloading.
+const DOWNLOAD_ASK_EVERY: chrono::Duration = chrono::Duration::seconds(30);
+/// How long after an install was accepted tafel keeps asking how the download goes;
+/// after that the hourly inventory tells.
+const WATCH_DOWNLOADS_FOR: chrono::Duration = chrono::Duration::hours(2);
 
 /// Advisory-lock key of the reconciler ("tafelrec").
 const LOCK_KEY: i64 = 0x7461_6665_6c72_6563;
@@ -231,16 +238,17 @@ struct Snapshot {
     observed: HashMap<String, HashMap<ItemKey, bool>>,
     /// device → profile key → the version (PayloadUUID) it holds, where known.
     versions: HashMap<String, HashMap<ItemKey, String>>,
-    /// Apps acknowledged, not yet installed.
-    installing: HashSet<(String, ItemKey)>,
+    /// Apps acknowledged, not yet installed, since when they are on their way.
+    installing: HashMap<(String, ItemKey), chrono::NaiveDateTime>,
     /// Apps the device reports failed.
     failed_apps: HashSet<(String, ItemKey)>,
     /// device → key → install?
     in_flight: HashMap<String, HashMap<ItemKey, bool>>,
     /// Installs that failed recently (not retried yet).
     failed: HashSet<(String, ItemKey)>,
-    /// Waiting devices that answered an app-status question within [`APP_STATUS_EVERY`].
-    answered_app_status: HashSet<String>,
+    /// Devices waiting or downloading that answered an app-status question within
+    /// [`DOWNLOAD_ASK_EVERY`], with the time of the answer.
+    answered_app_status: HashMap<String, chrono::NaiveDateTime>,
 }
 
 fn load_snapshot(
@@ -328,7 +336,7 @@ fn load_snapshot(
     let mut groups_of: HashMap<String, Vec<String>> = HashMap::new();
     let mut observed: HashMap<String, HashMap<ItemKey, bool>> = HashMap::new(); // device -> key -> by_tafel
     let mut versions: HashMap<String, HashMap<ItemKey, String>> = HashMap::new();
-    let mut installing: HashSet<(String, ItemKey)> = HashSet::new(); // apps acknowledged, not yet installed
+    let mut installing: HashMap<(String, ItemKey), chrono::NaiveDateTime> = HashMap::new(); // apps acknowledged, not yet installed
     let mut failed_apps: HashSet<(String, ItemKey)> = HashSet::new(); // apps the device reports failed
     let mut in_flight: HashMap<String, HashMap<ItemKey, bool>> = HashMap::new(); // device -> key -> install?
     let mut failed: HashSet<(String, ItemKey)> = HashSet::new();
@@ -348,20 +356,21 @@ fn load_snapshot(
         {
             groups_of.entry(d).or_default().push(g);
         }
-        for (d, b, mine, st) in device_apps::table
+        for (d, b, mine, st, since) in device_apps::table
             .filter(device_apps::device_id.eq_any(chunk))
             .select((
                 device_apps::device_id,
                 device_apps::bundle_id,
                 device_apps::by_tafel,
                 device_apps::status,
+                device_apps::updated_at,
             ))
-            .load::<(String, String, bool, String)>(conn)?
+            .load::<(String, String, bool, String, chrono::NaiveDateTime)>(conn)?
         {
             let key = ItemKey::app(&b);
             match crate::inventory::app_state(&st) {
                 crate::inventory::AppState::OnItsWay => {
-                    installing.insert((d.clone(), key.clone()));
+                    installing.insert((d.clone(), key.clone()), since);
                 }
                 crate::inventory::AppState::Failed => {
                     failed_apps.insert((d.clone(), key.clone()));
@@ -428,18 +437,26 @@ fn load_snapshot(
 
     // At most one app-status question per device every few seconds (a device answers
     // at once and would otherwise be asked again and again while an app downloads).
-    let waiting: Vec<String> = awaiting.keys().cloned().collect();
-    let mut answered_app_status = HashSet::new();
-    for chunk in waiting.chunks(CHUNK) {
-        answered_app_status.extend(
-            command_queue::table
-                .inner_join(commands::table)
-                .filter(commands::item_key.eq(&*APP_STATUS_KEY))
-                .filter(command_queue::device_id.eq_any(chunk))
-                .filter(command_queue::answered_at.gt(naive_at - APP_STATUS_EVERY))
-                .select(command_queue::device_id)
-                .load::<String>(conn)?,
-        );
+    let asked: HashSet<&String> = awaiting
+        .keys()
+        .chain(installing.keys().map(|(d, _)| d))
+        .collect();
+    let asked: Vec<String> = asked.into_iter().cloned().collect();
+    let mut answered_app_status: HashMap<String, chrono::NaiveDateTime> = HashMap::new();
+    for chunk in asked.chunks(CHUNK) {
+        for (d, t) in command_queue::table
+            .inner_join(commands::table)
+            .filter(commands::item_key.eq(&*APP_STATUS_KEY))
+            .filter(command_queue::device_id.eq_any(chunk))
+            .filter(command_queue::answered_at.gt(naive_at - DOWNLOAD_ASK_EVERY))
+            .select((command_queue::device_id, command_queue::answered_at))
+            .load::<(String, Option<chrono::NaiveDateTime>)>(conn)?
+        {
+            if let Some(t) = t {
+                let e = answered_app_status.entry(d).or_insert(t);
+                *e = (*e).max(t);
+            }
+        }
     }
     Ok(Snapshot {
         policies,
@@ -490,8 +507,11 @@ struct Decisions {
     cancels: Vec<(String, ItemKey)>,
     /// Devices awaiting configuration released now.
     released: Vec<Release>,
-    /// Devices awaiting configuration asked now how their app installs are going.
+    /// Devices awaiting configuration, or with apps downloading, asked now how their app
+    /// installs are going.
     ask_app_status: Vec<String>,
+    /// Devices with a wanted app of tafel's still on its way, and since when.
+    downloading: Vec<(String, chrono::NaiveDateTime)>,
 }
 
 /// A device released from Setup Assistant, and how its wait ended.
@@ -585,6 +605,7 @@ fn plan(snapshot: &Snapshot, at: DateTime<Utc>, grace: chrono::Duration, full: b
     }
     d.report.next_boundary = evaluator.next_boundary;
     plan_releases(snapshot, at, setup, &mut d);
+    plan_download_questions(snapshot, at, &mut d);
     d
 }
 
@@ -683,7 +704,7 @@ fn setup_state(
         .iter()
         .filter(|k| {
             !seen.is_some_and(|s| s.contains_key(*k))
-                || snapshot.installing.contains(&here(k))
+                || snapshot.installing.contains_key(&here(k))
                 || snapshot.failed_apps.contains(&here(k))
         })
         .cloned()
@@ -691,7 +712,7 @@ fn setup_state(
     missing.sort();
     let downloading = missing
         .iter()
-        .any(|k| snapshot.installing.contains(&here(k)))
+        .any(|k| snapshot.installing.contains_key(&here(k)))
         && !snapshot
             .in_flight
             .get(device)
@@ -768,6 +789,16 @@ fn plan_device(
             .or_default()
             .push(device.clone());
     }
+    // A wanted app of tafel's still on its way: the iPad will be asked how it goes.
+    let since = wants
+        .desired
+        .keys()
+        .filter(|k| seen.and_then(|s| s.get(*k)) == Some(&true))
+        .filter_map(|k| snapshot.installing.get(&(device.clone(), k.clone())))
+        .max();
+    if let Some(since) = since {
+        d.downloading.push((device.clone(), *since));
+    }
     // Pending installs of items nobody wants any more.
     for (key, install) in flying_here.into_iter().flatten() {
         if *install && !wants.desired.contains_key(key) && !wants.keep.contains(key) {
@@ -841,7 +872,7 @@ fn plan_releases(
                 d.report
                     .recheck
                     .push((device.clone(), at + APP_STATUS_EVERY));
-                if !snapshot.answered_app_status.contains(device) {
+                if !answered_within(snapshot, device, at, APP_STATUS_EVERY) {
                     d.ask_app_status.push(device.clone());
                 }
             }
@@ -856,6 +887,44 @@ fn plan_releases(
             state,
             by_timeout,
         });
+    }
+}
+
+/// Did the device answer an app-status question within `every` before `at`?
+fn answered_within(
+    snapshot: &Snapshot,
+    device: &str,
+    at: DateTime<Utc>,
+    every: chrono::Duration,
+) -> bool {
+    snapshot
+        .answered_app_status
+        .get(device)
+        .is_some_and(|t| *t > at.naive_utc() - every)
+}
+
+/// iPads in use whose apps are still downloading are asked how it goes (at most once
+/// every [`DOWNLOAD_ASK_EVERY`], for [`WATCH_DOWNLOADS_FOR`] after an install was
+/// accepted), so an app counts as installed when the iPad says so, not an hour later.
+/// Devices in Setup Assistant are asked by [`plan_releases`].
+fn plan_download_questions(snapshot: &Snapshot, at: DateTime<Utc>, d: &mut Decisions) {
+    let devices = std::mem::take(&mut d.downloading);
+    for (device, since) in devices {
+        if snapshot.awaiting.contains_key(&device)
+            || at.naive_utc() - since > WATCH_DOWNLOADS_FOR
+            || snapshot
+                .in_flight
+                .get(&device)
+                .is_some_and(|f| f.contains_key(&*APP_STATUS_KEY))
+        {
+            continue;
+        }
+        d.report
+            .recheck
+            .push((device.clone(), at + DOWNLOAD_ASK_EVERY));
+        if !answered_within(snapshot, &device, at, DOWNLOAD_ASK_EVERY) {
+            d.ask_app_status.push(device);
+        }
     }
 }
 
@@ -1290,7 +1359,8 @@ mod tests {
 
         // Accepted and downloading: held back, asked how it goes, looked at again.
         observe(&mut s, key.clone(), true);
-        s.installing.insert(("d1".into(), key.clone()));
+        s.installing
+            .insert(("d1".into(), key.clone()), at().naive_utc());
         let d = decide(&s);
         assert!(d.released.is_empty());
         assert_eq!(d.ask_app_status, vec!["d1".to_string()]);
@@ -1301,7 +1371,8 @@ mod tests {
             .any(|(dev, t)| dev == "d1" && *t == at() + APP_STATUS_EVERY));
 
         // Asked a moment ago: not asked again yet.
-        s.answered_app_status.insert("d1".into());
+        s.answered_app_status
+            .insert("d1".into(), at().naive_utc() - chrono::Duration::seconds(1));
         assert!(decide(&s).ask_app_status.is_empty());
 
         // Installed: released as configured.
@@ -1311,12 +1382,72 @@ mod tests {
         assert!(d.released[0].state.missing.is_empty() && !d.released[0].by_timeout);
 
         // Still downloading past the school's timeout: released anyway, by timeout.
-        s.installing.insert(("d1".into(), key.clone()));
+        s.installing
+            .insert(("d1".into(), key.clone()), at().naive_utc());
         s.awaiting
             .insert("d1".into(), Some(enrolled - chrono::Duration::days(1)));
         let d = decide(&s);
         assert_eq!(d.released.len(), 1);
         assert!(d.released[0].by_timeout);
         assert_eq!(d.released[0].state.missing, vec![key]);
+    }
+
+    #[test]
+    fn an_ipad_in_use_is_asked_how_its_downloads_go_within_bounds() {
+        let mut s = snapshot(
+            vec![Item::App(app("a1", "com.apple.Keynote"))],
+            &[("as1", "a1")],
+        );
+        let key = ItemKey::app("com.apple.Keynote");
+        observe(&mut s, key.clone(), true);
+        assert!(
+            decide(&s).ask_app_status.is_empty(),
+            "installed: no question"
+        );
+
+        // Accepted a minute ago and downloading: asked, and looked at again.
+        let accepted = at().naive_utc() - chrono::Duration::minutes(1);
+        s.installing.insert(("d1".into(), key.clone()), accepted);
+        let d = decide(&s);
+        assert_eq!(d.ask_app_status, vec!["d1".to_string()]);
+        assert!(d.plans.is_empty(), "on its way: not installed again");
+        assert!(d
+            .report
+            .recheck
+            .iter()
+            .any(|(dev, t)| dev == "d1" && *t == at() + DOWNLOAD_ASK_EVERY));
+
+        // An app the pupil installs from the App Store is not tafel's to ask about.
+        observe(&mut s, key.clone(), false);
+        assert!(decide(&s).ask_app_status.is_empty());
+        observe(&mut s, key.clone(), true);
+
+        // Answered 10 s ago: not asked again yet (an iPad in Setup Assistant would be).
+        s.answered_app_status.insert(
+            "d1".into(),
+            at().naive_utc() - chrono::Duration::seconds(10),
+        );
+        assert!(decide(&s).ask_app_status.is_empty());
+        s.answered_app_status.insert(
+            "d1".into(),
+            at().naive_utc() - chrono::Duration::seconds(31),
+        );
+        assert_eq!(decide(&s).ask_app_status.len(), 1);
+
+        // A question already queued: none more.
+        s.in_flight
+            .entry("d1".into())
+            .or_default()
+            .insert(APP_STATUS_KEY.clone(), false);
+        assert!(decide(&s).ask_app_status.is_empty());
+        s.in_flight.clear();
+
+        // Accepted three hours ago and still "installing": the hourly inventory tells.
+        s.installing.insert(
+            ("d1".into(), key),
+            at().naive_utc() - chrono::Duration::hours(3),
+        );
+        let d = decide(&s);
+        assert!(d.ask_app_status.is_empty() && d.report.recheck.is_empty());
     }
 }

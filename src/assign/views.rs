@@ -22,6 +22,9 @@ crate::text_enum! {
         Installed = "installed",
         /// An install is queued or on its way.
         PendingInstall = "pending_install",
+        /// The iPad accepted the install and reports the app still on its way
+        /// (downloading, waiting for a licence or a prompt).
+        Installing = "installing",
         /// A removal is queued or on its way.
         PendingRemoval = "pending_removal",
         /// Wanted in a later window.
@@ -50,6 +53,8 @@ pub struct ItemState {
     pub next_window: Option<DateTime<Utc>>,
     /// Apple's error chain of the last failed command.
     pub error_chain: Option<serde_json::Value>,
+    /// Why it is not installed, in words (no licence, waiting for one, downloading).
+    pub reason: Option<String>,
 }
 
 fn schedule_of(a: &Assignment) -> Option<Schedule> {
@@ -58,24 +63,27 @@ fn schedule_of(a: &Assignment) -> Option<Schedule> {
         .and_then(|v| Schedule::parse_json(&v).ok())
 }
 
-/// An assignment's item: its key, name and the version wanted (profiles).
+/// An assignment's item: its key, name, the version wanted (profiles) and the App
+/// Store id of an app that needs a licence.
 struct AssignedItem {
     key: ItemKey,
     name: String,
     version: Option<String>,
+    licensed_adam_id: Option<String>,
 }
 
 fn item_of(conn: &mut DbConn, a: &Assignment) -> QueryResult<Option<AssignedItem>> {
     Ok(match a.item_kind.as_str() {
         "app" => apps::table
             .find(&a.item_id)
-            .select((apps::bundle_id, apps::name))
-            .first::<(String, String)>(conn)
+            .select((apps::bundle_id, apps::name, apps::licensed, apps::adam_id))
+            .first::<(String, String, bool, Option<String>)>(conn)
             .optional()?
-            .map(|(b, name)| AssignedItem {
+            .map(|(b, name, licensed, adam)| AssignedItem {
                 key: ItemKey::app(&b),
                 name,
                 version: None,
+                licensed_adam_id: adam.filter(|_| licensed),
             }),
         _ => profiles::table
             .find(&a.item_id)
@@ -86,6 +94,7 @@ fn item_of(conn: &mut DbConn, a: &Assignment) -> QueryResult<Option<AssignedItem
                 key: ItemKey::profile(&i),
                 name,
                 version,
+                licensed_adam_id: None,
             }),
     })
 }
@@ -113,28 +122,55 @@ fn last_command(
         .optional()
 }
 
-/// Does the device hold the item (a profile in the `version` wanted)?
+/// What the device reports of an item.
+enum Held {
+    /// Nothing (or a profile in another version than the wanted one).
+    No,
+    /// Installed (a profile in the wanted version).
+    Yes,
+    /// An app still on its way.
+    OnItsWay,
+    /// An app the device reports failed, with its status word.
+    Failed(String),
+}
+
+/// Does the device hold the item (a profile in the `version` wanted, an app installed
+/// by the device's own word)?
 fn observed(
     conn: &mut DbConn,
     device_id: &str,
     key: &ItemKey,
     version: Option<&str>,
-) -> QueryResult<bool> {
+) -> QueryResult<Held> {
+    use crate::inventory::{app_state, AppState};
     Ok(match key.item() {
-        Item::App(b) => {
-            device_apps::table
-                .find((device_id, b))
-                .count()
-                .get_result::<i64>(conn)?
-                > 0
-        }
-        Item::Profile(i) => device_profiles::table
-            .find((device_id, i))
-            .select(device_profiles::uuid)
-            .first::<Option<String>>(conn)
+        Item::App(b) => match device_apps::table
+            .find((device_id, b))
+            .select(device_apps::status)
+            .first::<String>(conn)
             .optional()?
-            .is_some_and(|held| crate::catalog::same_version(version, held.as_deref())),
-        Item::Device(_) => false,
+        {
+            None => Held::No,
+            Some(status) => match app_state(&status) {
+                AppState::Installed => Held::Yes,
+                AppState::OnItsWay => Held::OnItsWay,
+                AppState::Failed => Held::Failed(status),
+            },
+        },
+        Item::Profile(i) => {
+            let current = device_profiles::table
+                .find((device_id, i))
+                .select(device_profiles::uuid)
+                .first::<Option<String>>(conn)
+                .optional()?
+                .is_some_and(|held| crate::catalog::same_version(version, held.as_deref()));
+            if current {
+                Held::Yes
+            } else {
+                Held::No
+            }
+        }
+        Item::Device(_) => Held::No,
     })
 }
 
@@ -145,13 +181,24 @@ pub(crate) fn state_of(
     version: Option<&str>,
     desired_or_scheduled: bool,
 ) -> QueryResult<(ItemProgress, Option<serde_json::Value>)> {
-    let present = observed(conn, device_id, key, version)?;
+    let held = observed(conn, device_id, key, version)?;
     let last = last_command(conn, device_id, key)?;
-    Ok(match last {
-        Some((Some(Action::Install), s, _)) if s.is_open() => (ItemProgress::PendingInstall, None),
-        Some((Some(Action::Remove), s, _)) if s.is_open() => (ItemProgress::PendingRemoval, None),
-        _ if present => (ItemProgress::Installed, None),
-        Some((Some(Action::Install), s, chain)) if s.is_failure() => (
+    Ok(match (last, held) {
+        (Some((Some(Action::Install), s, _)), _) if s.is_open() => {
+            (ItemProgress::PendingInstall, None)
+        }
+        (Some((Some(Action::Remove), s, _)), _) if s.is_open() => {
+            (ItemProgress::PendingRemoval, None)
+        }
+        (_, Held::Yes) => (ItemProgress::Installed, None),
+        (_, Held::OnItsWay) => (ItemProgress::Installing, None),
+        (_, Held::Failed(status)) => (
+            ItemProgress::Failed,
+            Some(
+                serde_json::json!({"app_status": status, "reason": format!("the iPad reports the app as {status}")}),
+            ),
+        ),
+        (Some((Some(Action::Install), s, chain)), _) if s.is_failure() => (
             ItemProgress::Failed,
             chain.and_then(|c| serde_json::from_str(&c).ok()),
         ),
@@ -216,8 +263,35 @@ pub fn device_state(
         };
         let eval = schedule_of(&a).map(|s| s.evaluate(at, &cal));
         let wanted = eval.is_some_and(|e| e.desired || e.scheduled_next.is_some());
-        let (state, error_chain) =
+        let (mut state, error_chain) =
             state_of(conn, device_id, &item.key, item.version.as_deref(), wanted)?;
+        let mut reason = match state {
+            ItemProgress::Installing => Some("the iPad is downloading it".to_owned()),
+            ItemProgress::Failed => error_chain
+                .as_ref()
+                .and_then(|c| c.get("reason"))
+                .and_then(|r| r.as_str())
+                .map(str::to_owned),
+            _ => None,
+        };
+        if let (Some(adam), ItemProgress::Scheduled | ItemProgress::NotInstalled) =
+            (&item.licensed_adam_id, state)
+        {
+            let me = crate::licences::serials_of(conn, &[(device_id.to_owned(), None)])?;
+            if me.first().is_some_and(|(_, serial)| serial.is_some()) {
+                let gap = crate::licences::licence_gap(conn, &a.tenant_id, adam, &me)?;
+                if !gap.short.is_empty() {
+                    state = ItemProgress::NoLicence;
+                    reason = Some(format!(
+                        "no licence: this iPad holds none and its authority has {} free (Apps and Books)",
+                        gap.available.max(0)
+                    ));
+                } else if gap.needed > 0 && wanted {
+                    reason =
+                        Some("waiting for a licence from Apps and Books (one is free)".to_owned());
+                }
+            }
+        }
         out.push(ItemState {
             item: item.key,
             name: item.name,
@@ -225,6 +299,7 @@ pub fn device_state(
             state,
             next_window: eval.and_then(|e| e.scheduled_next),
             error_chain,
+            reason,
         });
     }
     Ok(out)

@@ -134,6 +134,9 @@ pub enum CatalogError {
     /// Bad profile.
     #[error(transparent)]
     Profile(#[from] profiles::ProfileError),
+    /// The same app or profile exists where this one would be seen.
+    #[error("{0}")]
+    Duplicate(String),
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> CatalogError {
@@ -191,6 +194,7 @@ pub fn create_app(conn: &mut DbConn, input: &NewApp, actor: &str) -> Result<App,
         updated_at: at,
     };
     conn.write_tx(|conn| {
+        refuse_duplicate_app(conn, app.tenant_id.as_deref(), &app.bundle_id, None)?;
         diesel::insert_into(apps::table)
             .values(&app)
             .execute(conn)?;
@@ -229,6 +233,7 @@ pub fn list_apps(
     limit: i64,
 ) -> QueryResult<crate::paging::Page<App>> {
     let mut q = apps::table
+        .filter(apps::deleted_at.is_null())
         .select(App::as_select())
         .order(apps::id.asc())
         .limit(limit + 1)
@@ -258,10 +263,11 @@ pub fn list_apps(
     }))
 }
 
-/// One app.
+/// One app (not deleted).
 pub fn app(conn: &mut DbConn, id: &str) -> QueryResult<Option<App>> {
     apps::table
         .find(id)
+        .filter(apps::deleted_at.is_null())
         .select(App::as_select())
         .first(conn)
         .optional()
@@ -330,6 +336,7 @@ pub fn create_profile(
         payload_uuid: Some(info.uuid.hyphenated().to_string().to_uppercase()),
     };
     conn.write_tx(|conn| {
+        refuse_duplicate_profile(conn, tenant_id, school_id, &profile.identifier, None)?;
         diesel::insert_into(profiles_t::table)
             .values(&profile)
             .execute(conn)?;
@@ -353,6 +360,7 @@ pub fn list_profiles(
     limit: i64,
 ) -> QueryResult<crate::paging::Page<Profile>> {
     let mut q = profiles_t::table
+        .filter(profiles_t::deleted_at.is_null())
         .select(Profile::as_select())
         .order(profiles_t::id.asc())
         .limit(limit + 1)
@@ -397,11 +405,312 @@ pub fn list_profiles(
     }))
 }
 
-/// One profile.
+/// One profile (not deleted).
 pub fn profile(conn: &mut DbConn, id: &str) -> QueryResult<Option<Profile>> {
     profiles_t::table
         .find(id)
+        .filter(profiles_t::deleted_at.is_null())
         .select(Profile::as_select())
         .first(conn)
         .optional()
+}
+
+/// Two scopes overlap when someone sees both: the same place, or one of them is wider
+/// (district-wide, authority-wide).
+fn overlaps(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+/// 409 when a live app with this bundle id is seen where `tenant_id`'s would be: two
+/// indistinguishable "Keynote" in one catalog.
+fn refuse_duplicate_app(
+    conn: &mut DbConn,
+    tenant_id: Option<&str>,
+    bundle_id: &str,
+    except: Option<&str>,
+) -> Result<(), CatalogError> {
+    let same: Vec<(String, Option<String>, String)> = apps::table
+        .filter(apps::bundle_id.eq(bundle_id))
+        .filter(apps::deleted_at.is_null())
+        .select((apps::id, apps::tenant_id, apps::name))
+        .load(conn)?;
+    match same
+        .into_iter()
+        .find(|(id, t, _)| Some(id.as_str()) != except && overlaps(t.as_deref(), tenant_id))
+    {
+        Some((id, t, name)) => Err(CatalogError::Duplicate(format!(
+            "bundle_id: {bundle_id} is already in the catalog as \"{name}\" ({id}, {}); change or delete that app instead",
+            t.map_or("district-wide".to_owned(), |t| format!("authority {t}"))
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// 409 when a live profile with this identifier is seen where this one would be (an
+/// iPad holds one profile per identifier; a second one would replace the first).
+fn refuse_duplicate_profile(
+    conn: &mut DbConn,
+    tenant_id: Option<&str>,
+    school_id: Option<&str>,
+    identifier: &str,
+    except: Option<&str>,
+) -> Result<(), CatalogError> {
+    type Row = (String, Option<String>, Option<String>, String);
+    let same: Vec<Row> = profiles_t::table
+        .filter(profiles_t::identifier.eq(identifier))
+        .filter(profiles_t::deleted_at.is_null())
+        .select((
+            profiles_t::id,
+            profiles_t::tenant_id,
+            profiles_t::school_id,
+            profiles_t::name,
+        ))
+        .load(conn)?;
+    match same.into_iter().find(|(id, t, s, _)| {
+        Some(id.as_str()) != except
+            && overlaps(t.as_deref(), tenant_id)
+            && overlaps(s.as_deref(), school_id)
+    }) {
+        Some((id, _, _, name)) => Err(CatalogError::Duplicate(format!(
+            "identifier: {identifier} is already in the catalog as \"{name}\" ({id}); a new version of a profile replaces its content (PATCH /api/v1/profiles/{id})"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A change to an app: only what does not change what is installed. Another bundle,
+/// App Store id, flags or configuration is another app: add it and move the assignments.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppPatch {
+    /// Display name.
+    pub name: Option<String>,
+    /// Needs an Apps and Books licence.
+    pub licensed: Option<bool>,
+}
+
+/// Changes an app's name or licence need; the audit entry holds before and after.
+pub fn update_app(
+    conn: &mut DbConn,
+    before: &App,
+    patch: &AppPatch,
+    actor: &str,
+) -> Result<App, CatalogError> {
+    let mut after = before.clone();
+    if let Some(name) = &patch.name {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(invalid("name", "1 to 200 characters"));
+        }
+        after.name = name.to_owned();
+    }
+    if let Some(licensed) = patch.licensed {
+        if licensed && after.adam_id.is_none() {
+            return Err(invalid(
+                "licensed",
+                "only App Store apps (with an adam_id) take licences",
+            ));
+        }
+        after.licensed = licensed;
+    }
+    after.updated_at = now();
+    conn.write_tx(|conn| {
+        diesel::update(apps::table.find(&before.id))
+            .set((
+                apps::name.eq(&after.name),
+                apps::licensed.eq(after.licensed),
+                apps::updated_at.eq(after.updated_at),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            &audit::Entry::new(actor, "update", "app")
+                .object(&before.id)
+                .scope(before.tenant_id.as_deref(), None)
+                .summary(serde_json::json!({
+                    "before": {"name": before.name, "licensed": before.licensed},
+                    "after": {"name": after.name, "licensed": after.licensed},
+                })),
+        )?;
+        Ok(after.clone())
+    })
+}
+
+/// What deleting a catalog item did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Deleted {
+    /// The item.
+    pub id: String,
+    /// Its assignments, deleted with it (the reconciler removes the item from iPads
+    /// where nothing else wants it).
+    pub assignments_deleted: usize,
+}
+
+/// Deletes an app or profile softly, with its assignments, in one transaction.
+fn delete_item(
+    conn: &mut DbConn,
+    kind: &str,
+    id: &str,
+    scope: (Option<&str>, Option<&str>),
+    summary: serde_json::Value,
+    actor: &str,
+) -> QueryResult<Deleted> {
+    use crate::db::schema::assignments;
+    conn.write_tx(|conn| {
+        let at = now();
+        match kind {
+            "app" => diesel::update(apps::table.find(id))
+                .set((apps::deleted_at.eq(at), apps::updated_at.eq(at)))
+                .execute(conn)?,
+            _ => diesel::update(profiles_t::table.find(id))
+                .set((profiles_t::deleted_at.eq(at), profiles_t::updated_at.eq(at)))
+                .execute(conn)?,
+        };
+        let assignments_deleted = diesel::update(
+            assignments::table
+                .filter(assignments::item_kind.eq(kind))
+                .filter(assignments::item_id.eq(id))
+                .filter(assignments::deleted_at.is_null()),
+        )
+        .set((
+            assignments::deleted_at.eq(at),
+            assignments::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+        audit::record(
+            conn,
+            &audit::Entry::new(actor, "delete", kind)
+                .object(id)
+                .scope(scope.0, scope.1)
+                .summary(serde_json::json!({"before": summary, "assignments_deleted": assignments_deleted})),
+        )?;
+        Ok(Deleted {
+            id: id.to_owned(),
+            assignments_deleted,
+        })
+    })
+}
+
+/// Deletes an app and its assignments.
+pub fn delete_app(conn: &mut DbConn, app: &App, actor: &str) -> QueryResult<Deleted> {
+    delete_item(
+        conn,
+        "app",
+        &app.id,
+        (app.tenant_id.as_deref(), None),
+        serde_json::json!({"name": app.name, "bundle_id": app.bundle_id, "adam_id": app.adam_id}),
+        actor,
+    )
+}
+
+/// Deletes a profile and its assignments.
+pub fn delete_profile(conn: &mut DbConn, p: &Profile, actor: &str) -> QueryResult<Deleted> {
+    delete_item(
+        conn,
+        "profile",
+        &p.id,
+        (p.tenant_id.as_deref(), p.school_id.as_deref()),
+        serde_json::json!({"name": p.name, "identifier": p.identifier, "version": p.payload_uuid}),
+        actor,
+    )
+}
+
+/// A new name and/or new content for a profile.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProfileChange<'a> {
+    /// Display name.
+    pub name: Option<&'a str>,
+    /// New content (XML or binary plist), with the same PayloadIdentifier.
+    pub payload: Option<&'a [u8]>,
+}
+
+/// Renames a profile and/or gives it new content: a new version. New content keeps
+/// the identifier (another identifier is another profile) and gets a new outer
+/// PayloadUUID when its author kept the old one, so every iPad holding the old
+/// version is given the new one at its next connect. Same content: no new version.
+pub fn update_profile(
+    conn: &mut DbConn,
+    secrets: &crate::secrets::SecretBox,
+    before: &Profile,
+    change: ProfileChange<'_>,
+    actor: &str,
+) -> Result<Profile, CatalogError> {
+    let mut after = before.clone();
+    if let Some(name) = change.name {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(invalid("name", "1 to 200 characters"));
+        }
+        after.name = name.to_owned();
+    }
+    let binding = crate::secrets::binding(crate::secrets::places::PROFILE, &before.id);
+    if let Some(payload) = change.payload {
+        let info = profiles::validate_profile(payload)?;
+        if info.identifier != before.identifier {
+            return Err(invalid(
+                "payload",
+                format!(
+                    "its PayloadIdentifier is {}, this profile's is {}: another identifier is another profile (upload it as one)",
+                    info.identifier, before.identifier
+                ),
+            ));
+        }
+        let stored =
+            secrets
+                .open_for(&binding, &before.payload)
+                .map_err(|e| CatalogError::Invalid {
+                    field: "payload",
+                    message: format!("the stored version cannot be read: {e}"),
+                })?;
+        let old_uuid = before.payload_uuid.as_deref().unwrap_or("");
+        let new_uuid = info.uuid.hyphenated().to_string().to_uppercase();
+        let content = if profiles::same_content(&stored, payload)? {
+            None
+        } else if new_uuid.eq_ignore_ascii_case(old_uuid) {
+            let fresh = uuid::Uuid::new_v4();
+            Some((
+                profiles::with_payload_uuid(payload, &fresh)?,
+                fresh.hyphenated().to_string().to_uppercase(),
+            ))
+        } else {
+            Some((payload.to_vec(), new_uuid))
+        };
+        if let Some((bytes, uuid)) = content {
+            after.payload =
+                secrets
+                    .seal_for(&binding, &bytes)
+                    .map_err(|e| CatalogError::Invalid {
+                        field: "payload",
+                        message: e.to_string(),
+                    })?;
+            after.payload_types = info.payload_types.join(",");
+            after.payload_uuid = Some(uuid);
+        }
+    }
+    after.updated_at = now();
+    conn.write_tx(|conn| {
+        diesel::update(profiles_t::table.find(&before.id))
+            .set((
+                profiles_t::name.eq(&after.name),
+                profiles_t::payload.eq(&after.payload),
+                profiles_t::payload_types.eq(&after.payload_types),
+                profiles_t::payload_uuid.eq(&after.payload_uuid),
+                profiles_t::updated_at.eq(after.updated_at),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            &audit::Entry::new(actor, "update", "profile")
+                .object(&before.id)
+                .scope(before.tenant_id.as_deref(), before.school_id.as_deref())
+                .summary(serde_json::json!({
+                    "before": {"name": before.name, "version": before.payload_uuid},
+                    "after": {"name": after.name, "version": after.payload_uuid},
+                })),
+        )?;
+        Ok(after.clone())
+    })
 }

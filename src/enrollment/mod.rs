@@ -510,7 +510,9 @@ fn land(conn: &mut DbConn, device_id: &str, token: &tokens::EnrollmentToken) -> 
     Ok(())
 }
 
-/// `TokenUpdate`: stores the push token and magic; the enrollment becomes active.
+/// `TokenUpdate`: stores the push token and magic; the enrollment becomes active. The
+/// first one of an enrollment asks the iPad what it is and has (DeviceInformation,
+/// InstalledApplicationList, ProfileList, SecurityInfo), after the installs it is due.
 pub fn token_update(
     conn: &mut DbConn,
     secrets: &crate::secrets::SecretBox,
@@ -553,6 +555,16 @@ pub fn token_update(
             diesel::update(devices::table.find(&device.id))
                 .set(devices::unlock_token.eq(unlock))
                 .execute(conn)?;
+        }
+        // Never inventoried (a new enrollment, or one that started over and forgot
+        // it): ask now. A renewal or a new push token asks nothing again.
+        let known = crate::db::schema::device_inventory::table
+            .find(&device.id)
+            .count()
+            .get_result::<i64>(conn)?
+            > 0;
+        if !known {
+            crate::inventory::ask_where_missing(conn, std::slice::from_ref(&device.id), -1)?;
         }
         Ok(())
     })

@@ -155,6 +155,97 @@ pub struct RequestView {
     pub teacher_name: Option<String>,
     /// The class's or cart's name.
     pub target_name: Option<String>,
+    /// Apps of an open request that not every iPad will get a licence for.
+    pub licence_shortfalls: Vec<LicenceShortfall>,
+}
+
+/// A requested app without enough licences for the class or cart.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LicenceShortfall {
+    /// Catalog id.
+    pub app_id: String,
+    /// Name.
+    pub app_name: String,
+    /// iPads that will get no licence.
+    pub without_licence: usize,
+    /// iPads in the class or cart.
+    pub devices: usize,
+    /// Licences the authority has free.
+    pub available: i64,
+    /// "Pages: no licence for 30 of 30 iPads (0 free)".
+    pub message: String,
+}
+
+/// The devices (id, UDID) of a request's class or cart.
+pub fn target_devices(
+    conn: &mut DbConn,
+    r: &LessonRequest,
+) -> QueryResult<Vec<(String, Option<String>)>> {
+    use crate::db::schema::{class_devices, devices, group_devices};
+    let active = crate::enrollment::EnrollmentStatus::Active;
+    let q = devices::table
+        .filter(devices::enrollment_status.eq(active))
+        .select((devices::id, devices::udid));
+    if r.target_kind == TargetKind::Class.as_str() {
+        q.filter(
+            devices::id.eq_any(
+                class_devices::table
+                    .filter(class_devices::class_id.eq(&r.target_id))
+                    .select(class_devices::device_id),
+            ),
+        )
+        .load(conn)
+    } else {
+        q.filter(
+            devices::id.eq_any(
+                group_devices::table
+                    .filter(group_devices::group_id.eq(&r.target_id))
+                    .select(group_devices::device_id),
+            ),
+        )
+        .load(conn)
+    }
+}
+
+/// The licensed apps of an open request that its class or cart will run short of.
+fn licence_shortfalls(
+    conn: &mut DbConn,
+    r: &LessonRequest,
+    apps: &[&LicensedApp],
+) -> QueryResult<Vec<LicenceShortfall>> {
+    if apps.is_empty() || !matches!(r.status, RequestStatus::Pending | RequestStatus::Approved) {
+        return Ok(Vec::new());
+    }
+    let targets = target_devices(conn, r)?;
+    let serials = crate::licences::serials_of(conn, &targets)?;
+    let mut out = Vec::new();
+    for app in apps {
+        let gap = crate::licences::licence_gap(conn, &r.tenant_id, &app.adam_id, &serials)?;
+        if !gap.short.is_empty() {
+            out.push(LicenceShortfall {
+                app_id: app.id.clone(),
+                app_name: app.name.clone(),
+                without_licence: gap.short.len(),
+                devices: targets.len(),
+                available: gap.available,
+                message: format!(
+                    "{}: no licence for {} of {} iPads ({} free)",
+                    app.name,
+                    gap.short.len(),
+                    targets.len(),
+                    gap.available.max(0)
+                ),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// An app that needs a licence from Apps and Books.
+struct LicensedApp {
+    id: String,
+    name: String,
+    adam_id: String,
 }
 
 /// Requests with the names of their teacher, class or cart and apps (one query per kind,
@@ -197,38 +288,55 @@ pub fn views(conn: &mut DbConn, requests: Vec<LessonRequest>) -> QueryResult<Vec
             .select((device_groups::id, device_groups::name))
             .load::<(String, String)>(conn)?,
     );
-    let apps_by_id: HashMap<String, RequestedApp> = apps::table
+    let mut licensed: HashMap<String, LicensedApp> = HashMap::new();
+    let mut apps_by_id: HashMap<String, RequestedApp> = HashMap::new();
+    for (id, name, bundle_id, adam, needs) in apps::table
         .filter(apps::id.eq_any(&app_ids))
-        .select((apps::id, apps::name, apps::bundle_id))
-        .load::<(String, String, String)>(conn)?
-        .into_iter()
-        .map(|(id, name, bundle_id)| {
-            (
+        .select((
+            apps::id,
+            apps::name,
+            apps::bundle_id,
+            apps::adam_id,
+            apps::licensed,
+        ))
+        .load::<(String, String, String, Option<String>, bool)>(conn)?
+    {
+        if let (Some(adam_id), true) = (adam, needs) {
+            licensed.insert(
                 id.clone(),
-                RequestedApp {
-                    id,
-                    name,
-                    bundle_id,
+                LicensedApp {
+                    id: id.clone(),
+                    name: name.clone(),
+                    adam_id,
                 },
-            )
-        })
-        .collect();
-    Ok(requests
-        .into_iter()
-        .map(|request| {
-            let app_ids = request.apps();
-            RequestView {
-                apps: app_ids
-                    .iter()
-                    .filter_map(|id| apps_by_id.get(id).cloned())
-                    .collect(),
-                app_ids,
-                teacher_name: teachers.get(&request.teacher_id).cloned(),
-                target_name: targets.get(&request.target_id).cloned(),
-                request,
-            }
-        })
-        .collect())
+            );
+        }
+        apps_by_id.insert(
+            id.clone(),
+            RequestedApp {
+                id,
+                name,
+                bundle_id,
+            },
+        );
+    }
+    let mut out = Vec::with_capacity(requests.len());
+    for request in requests {
+        let app_ids = request.apps();
+        let needing: Vec<&LicensedApp> = app_ids.iter().filter_map(|id| licensed.get(id)).collect();
+        out.push(RequestView {
+            apps: app_ids
+                .iter()
+                .filter_map(|id| apps_by_id.get(id).cloned())
+                .collect(),
+            licence_shortfalls: licence_shortfalls(conn, &request, &needing)?,
+            app_ids,
+            teacher_name: teachers.get(&request.teacher_id).cloned(),
+            target_name: targets.get(&request.target_id).cloned(),
+            request,
+        });
+    }
+    Ok(out)
 }
 
 impl LessonRequest {
@@ -375,6 +483,7 @@ pub fn save_settings(
     }
     let known: i64 = apps::table
         .filter(apps::id.eq_any(&s.approved_app_ids))
+        .filter(apps::deleted_at.is_null())
         .count()
         .get_result(conn)?;
     if known != s.approved_app_ids.len() as i64 {
@@ -444,6 +553,7 @@ pub fn create(
     let found: Vec<(String, Option<String>)> = if (1..=MAX_APPS).contains(&ids.len()) {
         apps::table
             .filter(apps::id.eq_any(&ids))
+            .filter(apps::deleted_at.is_null())
             .select((apps::id, apps::tenant_id))
             .load(conn)?
     } else {

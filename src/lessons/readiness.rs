@@ -27,6 +27,8 @@ crate::text_enum! {
         Ready = "ready",
         /// Something is still on its way.
         Pending = "pending",
+        /// The iPad accepted every install; an app is still downloading.
+        Installing = "installing",
         /// An install failed.
         Failed = "failed",
         /// A licensed app has no licence for this device.
@@ -60,7 +62,15 @@ pub struct Readiness {
     pub ready: usize,
     /// Devices in the class or cart.
     pub devices: usize,
-    /// "28 of 30 ready".
+    /// Devices whose apps are still downloading.
+    pub installing: usize,
+    /// Devices waiting for an install to go out (scheduled or queued).
+    pub pending: usize,
+    /// Devices that will get no licence for an app.
+    pub no_licence: usize,
+    /// Devices where an install failed.
+    pub failed: usize,
+    /// "3 of 30 ready, 27 installing"; "0 of 30 ready, no licence for 30 of 30".
     pub summary: String,
     /// Per device.
     pub items: Vec<DeviceReadiness>,
@@ -83,22 +93,30 @@ pub fn readiness(
         Some(a) => views::target_devices(conn, a)?,
         None => Vec::new(),
     };
+    // The apps asked for, and for licensed ones the devices that will get no licence.
+    let serials = crate::licences::serials_of(conn, &targets)?;
     let mut keys = Vec::new();
     for a in &linked {
-        if let Some((k, adam)) = crate::db::schema::apps::table
+        if let Some((bundle, adam, licensed)) = crate::db::schema::apps::table
             .find(&a.item_id)
             .select((
                 crate::db::schema::apps::bundle_id,
                 crate::db::schema::apps::adam_id,
+                crate::db::schema::apps::licensed,
             ))
-            .first::<(String, Option<String>)>(conn)
+            .first::<(String, Option<String>, bool)>(conn)
             .optional()?
         {
-            keys.push((crate::queue::ItemKey::app(&k), adam));
+            let short = match (&adam, licensed) {
+                (Some(adam), true) => {
+                    crate::licences::licence_gap(conn, &r.tenant_id, adam, &serials)?.short
+                }
+                _ => Default::default(),
+            };
+            keys.push((crate::queue::ItemKey::app(&bundle), adam, short));
         }
     }
     let mut items = Vec::new();
-    let mut ready = 0;
     for (id, udid) in &targets {
         let (name, seen): (Option<String>, Option<chrono::NaiveDateTime>) = devices::table
             .find(id)
@@ -106,30 +124,22 @@ pub fn readiness(
             .first(conn)?;
         let mut apps = std::collections::BTreeMap::new();
         let mut error = None;
-        for (k, adam) in &keys {
+        for (k, adam, short) in &keys {
             let (mut s, chain) = state_of(conn, id, k, None, true)?;
             if chain.is_some() {
                 error = chain;
             }
+            let held_back = blocked
+                .iter()
+                .any(|b| &b.device_id == id && Some(&b.adam_id) == adam.as_ref());
             if s != ItemProgress::Installed
-                && blocked
-                    .iter()
-                    .any(|b| &b.device_id == id && Some(&b.adam_id) == adam.as_ref())
+                && s != ItemProgress::Installing
+                && (held_back || short.contains(id))
             {
                 s = ItemProgress::NoLicence;
             }
             apps.insert(k.to_string(), s);
         }
-        let state = if !apps.is_empty() && apps.values().all(|s| *s == ItemProgress::Installed) {
-            ready += 1;
-            DeviceState::Ready
-        } else if apps.values().any(|s| *s == ItemProgress::Failed) {
-            DeviceState::Failed
-        } else if apps.values().any(|s| *s == ItemProgress::NoLicence) {
-            DeviceState::NoLicence
-        } else {
-            DeviceState::Pending
-        };
         let offline_since =
             seen.filter(|t| at.naive_utc() - *t > OFFLINE_AFTER)
                 .or(if seen.is_none() {
@@ -140,18 +150,70 @@ pub fn readiness(
         items.push(DeviceReadiness {
             udid: udid.clone(),
             name,
-            state,
+            state: device_state(apps.values()),
             apps,
             error,
             offline_since: offline_since.filter(|t| *t != chrono::NaiveDateTime::MIN),
         });
     }
-    Ok(Readiness {
+    Ok(summarise(items))
+}
+
+/// One device's readiness from its apps' states: failed before no licence before
+/// pending before installing; ready when every app is installed.
+fn device_state<'a>(apps: impl Iterator<Item = &'a ItemProgress> + Clone) -> DeviceState {
+    let any = |p: ItemProgress| apps.clone().any(|s| *s == p);
+    if apps.clone().next().is_some() && apps.clone().all(|s| *s == ItemProgress::Installed) {
+        DeviceState::Ready
+    } else if any(ItemProgress::Failed) {
+        DeviceState::Failed
+    } else if any(ItemProgress::NoLicence) {
+        DeviceState::NoLicence
+    } else if apps
+        .clone()
+        .all(|s| matches!(s, ItemProgress::Installed | ItemProgress::Installing))
+        && any(ItemProgress::Installing)
+    {
+        DeviceState::Installing
+    } else {
+        DeviceState::Pending
+    }
+}
+
+/// Counts per state and the sentence a teacher reads.
+fn summarise(items: Vec<DeviceReadiness>) -> Readiness {
+    let count = |state: DeviceState| items.iter().filter(|i| i.state == state).count();
+    let n = items.len();
+    let (ready, installing, pending, no_licence, failed) = (
+        count(DeviceState::Ready),
+        count(DeviceState::Installing),
+        count(DeviceState::Pending),
+        count(DeviceState::NoLicence),
+        count(DeviceState::Failed),
+    );
+    let mut summary = format!("{ready} of {n} ready");
+    for (k, words) in [
+        (installing, "installing"),
+        (pending, "waiting"),
+        (failed, "failed"),
+    ] {
+        if k > 0 {
+            summary.push_str(&format!(", {k} {words}"));
+        }
+    }
+    if no_licence > 0 {
+        summary.push_str(&format!(", no licence for {no_licence} of {n}"));
+    }
+    Readiness {
         ready,
-        devices: targets.len(),
-        summary: format!("{ready} of {} ready", targets.len()),
+        devices: n,
+        installing,
+        pending,
+        no_licence,
+        failed,
+        summary,
         items,
-    })
+    }
 }
 
 /// Sends "lesson.ready" / "lesson.not_ready" for lessons starting within `before`
@@ -243,4 +305,73 @@ pub fn start_watcher(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(state: DeviceState) -> DeviceReadiness {
+        DeviceReadiness {
+            udid: None,
+            name: None,
+            state,
+            apps: Default::default(),
+            error: None,
+            offline_since: None,
+        }
+    }
+
+    #[test]
+    fn a_device_is_ready_only_when_every_app_is_installed() {
+        use ItemProgress::*;
+        assert_eq!(
+            device_state([Installed, Installed].iter()),
+            DeviceState::Ready
+        );
+        assert_eq!(
+            device_state([Installed, Installing].iter()),
+            DeviceState::Installing
+        );
+        assert_eq!(
+            device_state([Installing, PendingInstall].iter()),
+            DeviceState::Pending
+        );
+        assert_eq!(device_state([Scheduled].iter()), DeviceState::Pending);
+        assert_eq!(
+            device_state([Installing, NoLicence].iter()),
+            DeviceState::NoLicence
+        );
+        assert_eq!(
+            device_state([NoLicence, Failed].iter()),
+            DeviceState::Failed
+        );
+        assert_eq!(
+            device_state([].iter()),
+            DeviceState::Pending,
+            "nothing asked for: not ready"
+        );
+    }
+
+    #[test]
+    fn the_summary_names_what_is_not_ready() {
+        let mut items: Vec<DeviceReadiness> =
+            (0..27).map(|_| device(DeviceState::Installing)).collect();
+        items.extend((0..3).map(|_| device(DeviceState::Ready)));
+        let r = summarise(items);
+        assert_eq!(r.summary, "3 of 30 ready, 27 installing");
+        assert_eq!((r.ready, r.installing, r.devices), (3, 27, 30));
+
+        let r = summarise((0..30).map(|_| device(DeviceState::NoLicence)).collect());
+        assert_eq!(r.summary, "0 of 30 ready, no licence for 30 of 30");
+        assert_eq!(r.no_licence, 30);
+
+        let r = summarise(vec![
+            device(DeviceState::Ready),
+            device(DeviceState::Pending),
+            device(DeviceState::Failed),
+        ]);
+        assert_eq!(r.summary, "1 of 3 ready, 1 waiting, 1 failed");
+        assert_eq!(summarise(Vec::new()).summary, "0 of 0 ready");
+    }
 }

@@ -743,6 +743,70 @@ pub fn counts(
         .collect())
 }
 
+/// Licences of one app for a set of devices.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LicenceGap {
+    /// Devices (ids) whose serial holds no licence for the app.
+    pub needed: usize,
+    /// Licences the authority has free (active content tokens).
+    pub available: i64,
+    /// The devices that will get none: those without a licence beyond the free ones (the
+    /// free ones go to the first serials in order, as a sync would assign them).
+    pub short: HashSet<String>,
+}
+
+/// Which of `devices` (id, serial) will have no licence for the app `adam_id` of the
+/// authority `tenant_id`.
+pub fn licence_gap(
+    conn: &mut DbConn,
+    tenant_id: &str,
+    adam_id: &str,
+    devices: &[(String, Option<String>)],
+) -> QueryResult<LicenceGap> {
+    let held: HashSet<String> = vpp_licences::table
+        .filter(vpp_licences::adam_id.eq(adam_id))
+        .select(vpp_licences::serial_number)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    let available: i64 = vpp_assets::table
+        .inner_join(vpp_tokens::table)
+        .filter(vpp_assets::adam_id.eq(adam_id))
+        .filter(vpp_tokens::tenant_id.eq(tenant_id))
+        .filter(vpp_tokens::status.eq(ContentTokenStatus::Active))
+        .select(vpp_assets::available)
+        .load::<i32>(conn)?
+        .into_iter()
+        .map(i64::from)
+        .sum();
+    Ok(gap_of(&held, available, devices))
+}
+
+/// The pure part of [`licence_gap`]. A device whose serial tafel does not know yet
+/// (its first inventory has not answered) is left out: it is not counted short.
+fn gap_of(
+    held: &HashSet<String>,
+    available: i64,
+    devices: &[(String, Option<String>)],
+) -> LicenceGap {
+    let mut lacking: Vec<(&str, &str)> = devices
+        .iter()
+        .filter_map(|(id, serial)| Some((serial.as_deref()?, id.as_str())))
+        .filter(|(serial, _)| !held.contains(*serial))
+        .collect();
+    lacking.sort();
+    let free = usize::try_from(available.max(0)).unwrap_or(usize::MAX);
+    LicenceGap {
+        needed: lacking.len(),
+        available,
+        short: lacking
+            .iter()
+            .skip(free)
+            .map(|(_, id)| (*id).to_owned())
+            .collect(),
+    }
+}
+
 /// A scheduled assignment that will run short of licences.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Shortfall {
@@ -769,14 +833,9 @@ pub fn upcoming_shortfalls(
     horizon: chrono::Duration,
 ) -> QueryResult<Vec<Shortfall>> {
     use crate::assign::schedule::Schedule;
-    use crate::db::schema::{apps, devices};
+    use crate::db::schema::apps;
     let live = crate::assign::live(conn, tenant_id)?;
     let calendars = crate::assign::calendars(conn)?;
-    let held: HashSet<(String, String)> = vpp_licences::table
-        .select((vpp_licences::adam_id, vpp_licences::serial_number))
-        .load::<(String, String)>(conn)?
-        .into_iter()
-        .collect();
     let mut out = Vec::new();
     for a in live.iter().filter(|a| a.item_kind == "app") {
         let app: Option<(bool, Option<String>)> = apps::table
@@ -801,36 +860,69 @@ pub fn upcoming_shortfalls(
             continue;
         }
         let targets = crate::assign::views::target_devices(conn, a)?;
-        let ids: Vec<String> = targets.into_iter().map(|(id, _)| id).collect();
-        let serials: Vec<Option<String>> = devices::table
-            .filter(devices::id.eq_any(&ids))
-            .select(devices::serial_number)
-            .load(conn)?;
-        let needed = serials
-            .into_iter()
-            .flatten()
-            .filter(|s| !held.contains(&(adam.clone(), s.clone())))
-            .count();
-        let available: i64 = vpp_assets::table
-            .inner_join(vpp_tokens::table)
-            .filter(vpp_assets::adam_id.eq(&adam))
-            .filter(vpp_tokens::tenant_id.eq(&a.tenant_id))
-            .filter(vpp_tokens::status.eq(ContentTokenStatus::Active))
-            .select(vpp_assets::available)
-            .load::<i32>(conn)?
-            .into_iter()
-            .map(i64::from)
-            .sum();
-        if needed as i64 > available {
+        let targets = serials_of(conn, &targets)?;
+        let gap = licence_gap(conn, &a.tenant_id, &adam, &targets)?;
+        if !gap.short.is_empty() {
             out.push(Shortfall {
                 assignment_id: a.id.clone(),
                 lesson_request_id: a.lesson_request_id.clone(),
                 adam_id: adam,
                 next_window: next,
-                needed,
-                available,
+                needed: gap.needed,
+                available: gap.available,
             });
         }
     }
     Ok(out)
+}
+
+/// Devices (id, UDID) with their serials, for [`licence_gap`].
+pub fn serials_of(
+    conn: &mut DbConn,
+    devices: &[(String, Option<String>)],
+) -> QueryResult<Vec<(String, Option<String>)>> {
+    use crate::db::schema::devices as d;
+    let mut out = Vec::with_capacity(devices.len());
+    for chunk in devices.chunks(1000) {
+        let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
+        out.extend(
+            d::table
+                .filter(d::id.eq_any(ids))
+                .select((d::id, d::serial_number))
+                .load::<(String, Option<String>)>(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn devices(serials: &[Option<&str>]) -> Vec<(String, Option<String>)> {
+        serials
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("d{i}"), s.map(str::to_owned)))
+            .collect()
+    }
+
+    #[test]
+    fn the_free_licences_go_to_the_first_serials_and_the_rest_are_short() {
+        let held: HashSet<String> = ["S1".to_string()].into();
+        let d = devices(&[Some("S1"), Some("S3"), Some("S2"), None]);
+        // S1 holds one; S2 and S3 need one (the iPad without a known serial is left
+        // out); one is free.
+        let gap = gap_of(&held, 1, &d);
+        assert_eq!(gap.needed, 2);
+        assert_eq!(gap.available, 1);
+        // S2 gets the free one; S3 (d1) is short.
+        assert_eq!(gap.short, ["d1".to_string()].into());
+        // Enough free: nobody.
+        assert!(gap_of(&held, 5, &d).short.is_empty());
+        // None free, none held: every iPad with a serial.
+        assert_eq!(gap_of(&HashSet::new(), 0, &d).short.len(), 3);
+        // A negative count from Apple is none.
+        assert_eq!(gap_of(&held, -2, &d).short.len(), 2);
+    }
 }

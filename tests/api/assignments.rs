@@ -61,6 +61,7 @@ async fn a_school_week_for_class_7b() {
     ipad.authenticate().await.unwrap();
     ipad.token_update(false).await.unwrap();
     app.place_device(ipad.udid.as_str(), &tenant, &school_id);
+    connect(&mut ipad).await; // its first inventory
     app.post(
         &format!("/api/v1/classes/{class_id}/devices"),
         json!({"devices": [ipad.udid.as_str()]}),
@@ -191,11 +192,20 @@ async fn a_school_week_for_class_7b() {
     assert_eq!(reconcile_at(&app, at).await.installs, 1);
     assert_eq!(connect(&mut ipad).await, ["InstallApplication"]);
 
-    // The rollout view: 1 of 1 installed; commands link back to the assignment.
-    let (_, status) = app
-        .get(&format!("/api/v1/assignments/{keynote_assignment}"))
-        .await;
+    // The rollout view: accepted is installing, until the iPad reports it installed;
+    // commands link back to the assignment.
+    let rollout = || async {
+        app.get(&format!("/api/v1/assignments/{keynote_assignment}"))
+            .await
+            .1
+    };
+    let status = rollout().await;
     assert_eq!(status["rollout"]["devices"], 1);
+    assert_eq!(status["rollout"]["states"]["installing"], 1, "{status}");
+    app.enqueue(&[ipad.udid.as_str()], "ManagedApplicationList", None)
+        .await;
+    assert_eq!(connect(&mut ipad).await, ["ManagedApplicationList"]);
+    let status = rollout().await;
     assert_eq!(status["rollout"]["states"]["installed"], 1, "{status}");
     let queue = app.queue_of(ipad.udid.as_str()).await;
     assert!(
@@ -224,16 +234,9 @@ async fn inventory_answers_update_the_observed_state() {
     let app = TestApp::spawn_with(|s| s.reconcile.automatic = false).await;
     let mut ipad = app.device(901);
     ipad.authenticate().await.unwrap();
-    ipad.token_update(false).await.unwrap();
     ipad.apps.insert("de.westermann.schulbuch".into());
-    for rt in [
-        "DeviceInformation",
-        "InstalledApplicationList",
-        "ProfileList",
-        "SecurityInfo",
-    ] {
-        app.enqueue(&[ipad.udid.as_str()], rt, None).await;
-    }
+    ipad.token_update(false).await.unwrap();
+    // Asked at the first TokenUpdate.
     assert_eq!(connect(&mut ipad).await.len(), 4);
     let (_, dev) = app.get(&format!("/api/v1/devices/{}", ipad.udid)).await;
     assert_eq!(dev["name"], "iPad DMPTEST00901");
@@ -314,6 +317,7 @@ async fn a_device_awaiting_configuration_is_released_after_its_initial_installs(
     ipad.authenticate().await.unwrap();
     ipad.token_update(true).await.unwrap();
     app.place_device(ipad.udid.as_str(), &tenant, &school_id);
+    assert_eq!(connect(&mut ipad).await.len(), 4, "its first inventory");
     let (_, dev) = app.get(&format!("/api/v1/devices/{}", ipad.udid)).await;
     assert_eq!(dev["awaiting_configuration"], true);
 

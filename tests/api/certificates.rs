@@ -309,6 +309,7 @@ async fn identities_are_renewed_ahead_of_their_end_and_the_report_names_who_has_
     )
     .await
     .unwrap();
+    crate::helpers::answer_first_inventory(&mut ipad).await;
     let other = tafel_sim::enroll::enroll(
         &app.client,
         &url,

@@ -8,11 +8,12 @@ use tafel_sim::device::{Answer, SimDevice};
 
 use crate::helpers::TestApp;
 
-/// An enrolled, active iPad.
+/// An enrolled, active iPad that has answered its first inventory.
 pub async fn enrolled(app: &TestApp, n: usize) -> SimDevice {
-    let ipad = app.device(n);
+    let mut ipad = app.device(n);
     ipad.authenticate().await.unwrap();
     ipad.token_update(false).await.unwrap();
+    crate::helpers::answer_first_inventory(&mut ipad).await;
     ipad
 }
 

@@ -264,9 +264,10 @@ async fn ipads_enroll_over_http_from_profile_to_first_command() {
     let mut devices = Vec::new();
     for n in 0..3u64 {
         let udid = tafel::protocol::Udid::parse(&format!("00008103-E2E0{n:012X}")).unwrap();
-        let d = enroll::enroll(&app.client, &url, udid, format!("E2E{n}"), None)
+        let mut d = enroll::enroll(&app.client, &url, udid, format!("E2E{n}"), None)
             .await
             .unwrap();
+        crate::helpers::answer_first_inventory(&mut d).await;
         // The certificate came from our CA through SCEP.
         app.state.ca.verify_issued(&d.cert, None).unwrap();
         devices.push(d);

@@ -206,7 +206,10 @@ impl TestApp {
         token: &str,
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
-        let mut req = self.client.request(method, self.url(path)).bearer_auth(token);
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token);
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -368,6 +371,22 @@ impl TestApp {
 }
 
 /// Reads status and JSON (or `null` for an empty body).
+/// A newly enrolled iPad connects and answers the inventory tafel asks of it at its
+/// first TokenUpdate (and nothing else is waiting).
+pub async fn answer_first_inventory(d: &mut tafel_sim::device::SimDevice) {
+    let mut got = crate::assignments::connect(d).await;
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "DeviceInformation",
+            "InstalledApplicationList",
+            "ProfileList",
+            "SecurityInfo"
+        ]
+    );
+}
+
 pub async fn json_reply(res: reqwest::Response) -> (u16, serde_json::Value) {
     let status = res.status().as_u16();
     let text = res.text().await.unwrap();

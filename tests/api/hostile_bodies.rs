@@ -185,7 +185,7 @@ async fn a_body_nested_a_million_levels_deep_is_refused_and_the_server_keeps_ser
         serde_json::json!({}),
     )
     .await;
-    let ipad = tafel_sim::enroll::enroll(
+    let mut ipad = tafel_sim::enroll::enroll(
         &client,
         &format!(
             "{}/enroll/{}",
@@ -198,6 +198,7 @@ async fn a_body_nested_a_million_levels_deep_is_refused_and_the_server_keeps_ser
     )
     .await
     .unwrap();
+    crate::helpers::answer_first_inventory(&mut ipad).await;
 
     let deep = nested_xml(1_000_000);
     // Without a signature the body is never parsed: 403.

@@ -12,6 +12,7 @@ const KEYNOTE_ID: i64 = 361285480;
 
 struct School {
     app: TestApp,
+    tenant: String,
     hooks: WebhookSim,
     class_id: String,
     teacher: String,
@@ -39,17 +40,8 @@ pub(crate) async fn as_user(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let req = match method {
-        "GET" => app.client.get(app.url(path)),
-        "PUT" => app.client.put(app.url(path)),
-        _ => app.client.post(app.url(path)),
-    }
-    .bearer_auth(token);
-    let req = match body {
-        Some(b) => req.json(&b),
-        None => req,
-    };
-    crate::helpers::json_reply(req.send().await.unwrap()).await
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    app.send(method, path, token, body).await
 }
 
 /// A school with class 7b (Frau Meyer, `n` iPads), class 8a (another teacher), a
@@ -99,6 +91,7 @@ async fn setup(n: usize) -> School {
         d.authenticate().await.unwrap();
         d.token_update(false).await.unwrap();
         app.place_device(d.udid.as_str(), &tenant, &school_id);
+        connect(&mut d).await; // its first inventory
         udids.push(d.udid.to_string());
         ipads.push(d);
     }
@@ -113,6 +106,7 @@ async fn setup(n: usize) -> School {
     }
     School {
         app,
+        tenant,
         hooks,
         class_id,
         teacher,
@@ -146,7 +140,7 @@ async fn a_pre_approved_app_arrives_before_the_lesson_and_leaves_after_it() {
         None,
     )
     .await;
-    assert_eq!(ready["summary"], "0 of 30 ready");
+    assert_eq!(ready["summary"], "0 of 30 ready, 30 waiting");
 
     // An hour before the lesson the apps are queued; the iPads install them.
     assert_eq!(
@@ -161,39 +155,65 @@ async fn a_pre_approved_app_arrives_before_the_lesson_and_leaves_after_it() {
             .installs,
         30
     );
+    // 28 iPads accept the install and download: installing, not ready.
     for d in &mut s.ipads[..28] {
+        d.downloading.insert("com.apple.Keynote".into());
         assert_eq!(connect(d).await, ["InstallApplication"]);
     }
-    let (_, ready) = as_user(
-        &s.app,
-        &s.teacher,
-        "GET",
-        &format!("/api/v1/lesson-requests/{id}/readiness"),
-        None,
-    )
-    .await;
-    assert_eq!(ready["summary"], "28 of 30 ready");
-    assert_eq!(
+    let readiness = || async {
+        as_user(
+            &s.app,
+            &s.teacher,
+            "GET",
+            &format!("/api/v1/lesson-requests/{id}/readiness"),
+            None,
+        )
+        .await
+        .1
+    };
+    let ready = readiness().await;
+    assert_eq!(ready["summary"], "0 of 30 ready, 28 installing, 2 waiting");
+    let count = |ready: &Value, state: &str| {
         ready["items"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|i| i["state"] == "pending")
-            .count(),
-        2
+            .filter(|i| i["state"] == state)
+            .count()
+    };
+    assert_eq!(
+        (count(&ready, "installing"), count(&ready, "pending")),
+        (28, 2)
     );
+    // Three finish; asked how it goes, they say so.
+    let udids: Vec<String> = s.ipads.iter().map(|d| d.udid.to_string()).collect();
+    let udids: Vec<&str> = udids.iter().map(String::as_str).collect();
+    for d in &mut s.ipads[..3] {
+        d.downloading.clear();
+    }
+    s.app
+        .enqueue(&udids[..28], "ManagedApplicationList", None)
+        .await;
+    for d in &mut s.ipads[..28] {
+        assert_eq!(connect(d).await, ["ManagedApplicationList"]);
+    }
+    let ready = readiness().await;
+    assert_eq!(ready["summary"], "3 of 30 ready, 25 installing, 2 waiting");
+    assert_eq!(
+        (ready["ready"].as_u64(), ready["installing"].as_u64()),
+        (Some(3), Some(25))
+    );
+    for d in &mut s.ipads {
+        d.downloading.clear();
+    }
     for d in &mut s.ipads[28..] {
         connect(d).await;
     }
-    let (_, ready) = as_user(
-        &s.app,
-        &s.teacher,
-        "GET",
-        &format!("/api/v1/lesson-requests/{id}/readiness"),
-        None,
-    )
-    .await;
-    assert_eq!(ready["summary"], "30 of 30 ready");
+    s.app.enqueue(&udids, "ManagedApplicationList", None).await;
+    for d in &mut s.ipads {
+        connect(d).await;
+    }
+    assert_eq!(readiness().await["summary"], "30 of 30 ready");
 
     // Fifteen minutes before the lesson the teacher is told: ready.
     let state = s.app.state.clone();
@@ -458,4 +478,74 @@ async fn teachers_stay_within_their_classes_and_requests_follow_the_rules() {
     assert_eq!(r["after_lesson"], "keep");
     let (_, mine) = as_user(&s.app, &s.teacher, "GET", "/api/v1/lesson-requests", None).await;
     assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+}
+
+#[actix_web::test]
+async fn a_missing_licence_is_said_when_asked_for_and_in_readiness() {
+    let s = setup(3).await;
+    let (status, pages) = s.app.post("/api/v1/apps", json!({"tenant_id": s.tenant, "name": "Pages", "bundle_id": "com.apple.Pages", "adam_id": "361309726", "licensed": true})).await;
+    assert_eq!(status, 201, "{pages}");
+    // No content token, so no licence for any iPad: the teacher is told at once.
+    let (status, r) = as_user(&s.app, &s.teacher, "POST", "/api/v1/lesson-requests",
+        Some(json!({"target_kind": "class", "target_id": s.class_id, "app_ids": [pages["id"], s.keynote], "date": "2027-03-02", "periods": "2-3"}))).await;
+    assert_eq!(status, 201, "{r}");
+    let shortfalls = r["licence_shortfalls"].as_array().unwrap();
+    assert_eq!(shortfalls.len(), 1, "Keynote needs none: {r}");
+    assert_eq!(shortfalls[0]["app_id"], pages["id"]);
+    assert_eq!(shortfalls[0]["without_licence"], 3);
+    assert_eq!(
+        shortfalls[0]["message"],
+        "Pages: no licence for 3 of 3 iPads (0 free)"
+    );
+    let id = r["id"].as_str().unwrap().to_owned();
+    // The school admin approves it anyway (a licence may be bought in time).
+    let (status, approved) = as_user(
+        &s.app,
+        &s.school_admin,
+        "POST",
+        &format!("/api/v1/lesson-requests/{id}/approve"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["licence_shortfalls"][0]["without_licence"], 3);
+
+    let (_, ready) = as_user(
+        &s.app,
+        &s.teacher,
+        "GET",
+        &format!("/api/v1/lesson-requests/{id}/readiness"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        ready["summary"], "0 of 3 ready, no licence for 3 of 3",
+        "{ready}"
+    );
+    assert_eq!(
+        ready["items"][0]["apps"]["app:com.apple.Pages"], "no licence",
+        "{ready}"
+    );
+    assert_eq!(
+        ready["items"][0]["apps"]["app:com.apple.Keynote"], "scheduled",
+        "{ready}"
+    );
+
+    // The device view names the reason, not "scheduled".
+    let (_, view) = s
+        .app
+        .get(&format!("/api/v1/devices/{}/state", s.ipads[0].udid))
+        .await;
+    let item = view["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["item"] == "app:com.apple.Pages")
+        .unwrap_or_else(|| panic!("{view}"))
+        .clone();
+    assert_eq!(item["state"], "no licence", "{view}");
+    assert!(
+        item["reason"].as_str().unwrap().contains("no licence"),
+        "{view}"
+    );
 }

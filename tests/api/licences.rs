@@ -66,6 +66,7 @@ async fn licences_come_before_installs_run_short_in_lesson_order_and_are_release
             d.store.insert(KEYNOTE, "com.apple.Keynote".into());
             d.authenticate().await.unwrap();
             d.token_update(false).await.unwrap();
+            crate::helpers::answer_first_inventory(&mut d).await;
             app.place_device(d.udid.as_str(), &tenant, &school_id);
             udids.push(d.udid.to_string());
             ipads.push(d);

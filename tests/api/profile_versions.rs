@@ -1,7 +1,7 @@
-//! A school changes its Wi-Fi password: the profile is rendered again with the new one,
-//! assigned, the old assignment deleted — and every iPad gets the new version at its
-//! next connect, because tafel compares the version each iPad holds (the PayloadUUID)
-//! with the one wanted, not only the identifier.
+//! A school changes its Wi-Fi password: the profile is edited with the new one — and
+//! every iPad gets the new version at its next connect, because tafel compares the
+//! version each iPad holds (the PayloadUUID) with the one wanted, not only the
+//! identifier.
 
 use serde_json::json;
 use tafel_sim::device::SimDevice;
@@ -32,9 +32,10 @@ async fn a_new_wifi_password_reaches_every_ipad_after_one_connect() {
     let (tenant, school_id) = school(&app, "wlan").await;
     let mut ipads = Vec::new();
     for n in 0..3 {
-        let ipad = app.device(930 + n);
+        let mut ipad = app.device(930 + n);
         ipad.authenticate().await.unwrap();
         ipad.token_update(false).await.unwrap();
+        crate::helpers::answer_first_inventory(&mut ipad).await;
         app.place_device(ipad.udid.as_str(), &tenant, &school_id);
         ipads.push(ipad);
     }
@@ -61,39 +62,48 @@ async fn a_new_wifi_password_reaches_every_ipad_after_one_connect() {
         assert_eq!(wifi_on(ipad, &identifier).0, "altes-passwort");
     }
 
-    // Rendering the same values again gives the same version (nothing to reinstall);
-    // a new password gives a new one, under the same identifier.
-    let (_, same) = app
-        .post("/api/v1/profiles/from-template", render("altes-passwort"))
-        .await;
+    // The school edits the profile: the same values again make no new version; a new
+    // password makes one, under the same identifier. A second profile with the same
+    // identifier is refused (an iPad holds one per identifier).
+    let profile_url = format!("/api/v1/profiles/{}", old["id"].as_str().unwrap());
+    let values = |password: &str| json!({"values": {"ssid": "Schulnetz", "password": password, "school_slug": "wlan"}});
+    let (status, same) = app.patch(&profile_url, values("altes-passwort")).await;
+    assert_eq!(status, 200, "{same}");
     assert_eq!(same["payload_uuid"], old["payload_uuid"]);
     assert_eq!(old["payload_uuid"], old_uuid.as_str());
-    let (status, new) = app
+    let (status, twin) = app
         .post(
             "/api/v1/profiles/from-template",
             render("neues-passwort-2027"),
         )
         .await;
-    assert_eq!(status, 201, "{new}");
+    assert_eq!(status, 409, "{twin}");
+    assert!(
+        twin["message"].as_str().unwrap().contains(&identifier),
+        "{twin}"
+    );
+    let (status, new) = app.patch(&profile_url, values("neues-passwort-2027")).await;
+    assert_eq!(status, 200, "{new}");
+    assert_eq!(new["id"], old["id"]);
     assert_eq!(new["identifier"], identifier.as_str());
     assert_ne!(new["payload_uuid"], old["payload_uuid"]);
-
-    // The admin assigns the new one and deletes the old assignment.
-    let (status, _) = app
-        .post("/api/v1/assignments", json!({"item_kind": "profile", "item_id": new["id"], "target_kind": "school", "target_id": school_id}))
+    let (_, audit) = app
+        .get("/api/v1/audit?action=update&object_type=profile")
         .await;
-    assert_eq!(status, 201);
-    let res = app
-        .client
-        .delete(app.url(&format!(
-            "/api/v1/assignments/{}",
-            old_assignment["id"].as_str().unwrap()
-        )))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{}", res.status());
+    let entry = &audit["items"][0];
+    assert_eq!(entry["object_id"], old["id"], "{audit}");
+    assert_eq!(
+        entry["summary"]["before"]["version"], old["payload_uuid"],
+        "{audit}"
+    );
+    assert_eq!(
+        entry["summary"]["after"]["version"], new["payload_uuid"],
+        "{audit}"
+    );
+    assert!(
+        !audit.to_string().contains("neues-passwort"),
+        "no secret in the audit log"
+    );
 
     // The device view tells the truth before anything is sent: the wanted version is
     // not on the iPad yet.

@@ -20,6 +20,8 @@ async fn an_ipad_enrolls_receives_commands_and_checks_out() {
     ipad.token_update(false).await.unwrap();
     let (_, dev) = app.get(&format!("/api/v1/devices/{udid}")).await;
     assert_eq!(dev["enrollment_status"], "active");
+    // Asked what it is and has at once.
+    crate::helpers::answer_first_inventory(&mut ipad).await;
 
     // Nothing queued: an empty 200.
     assert!(ipad.idle().await.unwrap().is_none());
@@ -177,6 +179,7 @@ async fn signatures_in_der_and_indefinite_ber_are_both_accepted() {
     ipad.authenticate().await.unwrap();
     ipad.encoding = SignatureEncoding::BerIndefinite;
     ipad.token_update(false).await.unwrap();
+    crate::helpers::answer_first_inventory(&mut ipad).await;
     assert!(ipad.idle().await.unwrap().is_none());
 }
 
@@ -251,12 +254,7 @@ async fn bootstrap_tokens_are_stored_per_device_and_the_user_channel_is_declined
     assert_eq!(reply.status, 410);
 }
 
-async fn enrolled(app: &TestApp, n: usize) -> tafel_sim::device::SimDevice {
-    let ipad = app.device(n);
-    ipad.authenticate().await.unwrap();
-    ipad.token_update(false).await.unwrap();
-    ipad
-}
+use crate::device_trust::enrolled;
 
 /// Everything stored, counted, to prove a rejected request stored nothing.
 fn snapshot(app: &TestApp) -> Vec<i64> {
@@ -537,9 +535,14 @@ async fn one_command_fans_out_to_many_devices_in_one_request() {
         devices.push(d);
     }
     let refs: Vec<&str> = udids.iter().map(String::as_str).collect();
+    let (commands, queue) = (app.count("commands"), app.count("command_queue"));
     let cmd = app.enqueue(&refs, "DeviceInformation", None).await;
-    assert_eq!(app.count("commands"), 1);
-    assert_eq!(app.count("command_queue"), 5);
+    assert_eq!(app.count("commands"), commands + 1, "one command");
+    assert_eq!(
+        app.count("command_queue"),
+        queue + 5,
+        "one queue row per device"
+    );
     for d in &devices {
         assert_eq!(d.idle().await.unwrap().unwrap().command_uuid.as_str(), cmd);
     }

@@ -44,6 +44,7 @@ async fn world(n: usize, tweak: impl FnOnce(&mut tafel::config::Settings)) -> Pu
         d.topic = TOPIC.into();
         d.authenticate().await.unwrap();
         d.token_update(false).await.unwrap();
+        crate::helpers::answer_first_inventory(&mut d).await;
         app.place_device(d.udid.as_str(), &tenant_id, &school_id);
         devices.push(d);
     }

@@ -267,6 +267,7 @@ diesel::table! {
         licensed -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
     }
 }
 
@@ -283,6 +284,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         payload_uuid -> Nullable<Text>,
+        deleted_at -> Nullable<Timestamp>,
     }
 }
 

@@ -29,3 +29,34 @@ pub fn with_removal_disallowed(bytes: &[u8], locked: bool) -> Result<Vec<u8>, Pr
     validate_value(&root)?;
     Ok(out)
 }
+
+/// Returns the profile as XML with its outer `PayloadUUID` set to `uuid`: a new version
+/// of a profile whose content changed but whose author kept the UUID (the UUID is what
+/// an iPad's ProfileList reports, so it is how tafel tells versions apart). Validated
+/// before and after, like [`with_removal_disallowed`].
+pub fn with_payload_uuid(bytes: &[u8], uuid: &uuid::Uuid) -> Result<Vec<u8>, ProfileError> {
+    let mut root = parse_plist(bytes)?;
+    validate_value(&root)?;
+    if let Value::Dictionary(top) = &mut root {
+        top.insert(
+            "PayloadUUID".into(),
+            Value::String(uuid.hyphenated().to_string().to_uppercase()),
+        );
+    }
+    let out = to_xml(&root)?;
+    validate_value(&root)?;
+    Ok(out)
+}
+
+/// Do two profiles say the same, apart from their outer `PayloadUUID` (the version)?
+/// XML and binary forms of one profile are the same.
+pub fn same_content(a: &[u8], b: &[u8]) -> Result<bool, ProfileError> {
+    let strip = |bytes: &[u8]| -> Result<Value, ProfileError> {
+        let mut root = parse_plist(bytes)?;
+        if let Value::Dictionary(top) = &mut root {
+            top.remove("PayloadUUID");
+        }
+        Ok(root)
+    };
+    Ok(strip(a)? == strip(b)?)
+}

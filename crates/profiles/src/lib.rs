@@ -18,7 +18,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use edit::{profile_identifier, with_removal_disallowed};
+pub use edit::{profile_identifier, same_content, with_payload_uuid, with_removal_disallowed};
 pub use error::{Issue, Problem, ProfileError};
 pub use parse::{MAX_DEPTH, MAX_PROFILE_BYTES, MAX_VALUES};
 pub use template::{builtin_template, builtin_templates, Template, Variable, VariableKind};

@@ -433,6 +433,37 @@ fn schools_can_lock_a_profile_against_removal() {
     assert!(with_removal_disallowed(b"nonsense", true).is_err());
 }
 
+#[test]
+fn a_new_version_gets_a_new_outer_uuid_and_keeps_everything_else() {
+    let before = validate_profile(wifi_profile("", "").as_bytes()).unwrap();
+    let uuid = uuid::Uuid::new_v4();
+    let after = with_payload_uuid(wifi_profile("", "").as_bytes(), &uuid).unwrap();
+    let info = validate_profile(&after).unwrap();
+    assert_eq!(info.uuid, uuid);
+    assert_ne!(info.uuid, before.uuid);
+    assert_eq!(info.identifier, before.identifier);
+    assert_eq!(info.payload_types, before.payload_types);
+    // The uppercase form is what iPads report in ProfileList.
+    let text = String::from_utf8(after.clone()).unwrap();
+    assert!(text.contains(&uuid.hyphenated().to_string().to_uppercase()));
+    assert!(with_payload_uuid(b"nonsense", &uuid).is_err());
+
+    // Only the version differs: the same content.
+    let original = wifi_profile("", "");
+    assert!(same_content(original.as_bytes(), &after).unwrap());
+    let mut binary = Vec::new();
+    Value::from_reader_xml(original.as_bytes())
+        .unwrap()
+        .to_writer_binary(&mut binary)
+        .unwrap();
+    assert!(
+        same_content(&binary, &after).unwrap(),
+        "binary and XML alike"
+    );
+    let locked = with_removal_disallowed(original.as_bytes(), true).unwrap();
+    assert!(!same_content(&locked, &after).unwrap());
+}
+
 // --- templates -------------------------------------------------------------------------
 
 #[test]

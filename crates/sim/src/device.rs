@@ -61,6 +61,8 @@ pub struct SimDevice {
     pub store: std::collections::HashMap<i64, String>,
     /// Apps still downloading: `ManagedApplicationList` reports them `Installing`.
     pub downloading: std::collections::BTreeSet<String>,
+    /// Apps whose install failed: `ManagedApplicationList` reports them `Failed`.
+    pub failing: std::collections::BTreeSet<String>,
     client: reqwest::Client,
     /// The last Idle body and its signature: an Idle report is the same bytes every
     /// time, so a benchmark need not pay for signing it again (the server still
@@ -126,6 +128,7 @@ impl SimDevice {
             profile_payloads: Default::default(),
             store: Default::default(),
             downloading: Default::default(),
+            failing: Default::default(),
             client,
             idle_signature: std::sync::Mutex::new(None),
         }
@@ -318,6 +321,12 @@ impl SimDevice {
                 q.insert("UDID".into(), Value::String(self.udid.to_string()));
                 q.insert("OSVersion".into(), Value::String("18.1".into()));
                 q.insert("ProductName".into(), Value::String("iPad13,18".into()));
+                q.insert("ModelName".into(), Value::String("iPad".into()));
+                q.insert("Model".into(), Value::String("MK2K3FD".into()));
+                q.insert("BuildVersion".into(), Value::String("22B83".into()));
+                q.insert("DeviceCapacity".into(), Value::Real(64.0));
+                q.insert("AvailableDeviceCapacity".into(), Value::Real(41.5));
+                q.insert("WiFiMAC".into(), Value::String("f0:18:98:2a:4b:01".into()));
                 q.insert(
                     "DeviceName".into(),
                     Value::String(format!("iPad {}", self.serial)),
@@ -325,6 +334,13 @@ impl SimDevice {
                 q.insert("IsSupervised".into(), Value::Boolean(true));
                 q.insert("BatteryLevel".into(), Value::Real(0.8));
                 out.insert("QueryResponses".into(), Value::Dictionary(q));
+            }
+            "SecurityInfo" => {
+                let mut info = Dictionary::new();
+                info.insert("PasscodePresent".into(), Value::Boolean(false));
+                info.insert("PasscodeCompliant".into(), Value::Boolean(true));
+                info.insert("HardwareEncryptionCaps".into(), Value::Integer(3.into()));
+                out.insert("SecurityInfo".into(), Value::Dictionary(info));
             }
             "InstalledApplicationList" => {
                 let apps = self
@@ -343,7 +359,9 @@ impl SimDevice {
                 // Installs finish at once on a simulated iPad unless told otherwise.
                 let mut list = Dictionary::new();
                 for id in &self.apps {
-                    let status = if self.downloading.contains(id) {
+                    let status = if self.failing.contains(id) {
+                        "Failed"
+                    } else if self.downloading.contains(id) {
                         "Installing"
                     } else {
                         "Managed"

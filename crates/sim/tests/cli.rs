@@ -39,8 +39,8 @@ fn simulate_ade_takes_reset_ipads_to_device_configured() {
     assert_eq!(s["errors"], 0, "{s}");
     assert_eq!(s["sync_devices"], 3, "{s}");
     assert_eq!(
-        s["commands_per_device"], 4.0,
-        "Wi-Fi, Keynote, how its install went, DeviceConfigured: {s}"
+        s["commands_per_device"], 8.0,
+        "Wi-Fi, Keynote, how its install went, its first inventory (4), DeviceConfigured: {s}"
     );
     assert!(stderr(&o).contains("3/3 iPads through Setup Assistant"));
 }
