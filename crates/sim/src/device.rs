@@ -350,6 +350,9 @@ impl SimDevice {
                         let mut a = Dictionary::new();
                         a.insert("Identifier".into(), Value::String(id.clone()));
                         a.insert("Name".into(), Value::String(id.clone()));
+                        if self.downloading.contains(id) {
+                            a.insert("Installing".into(), Value::Boolean(true));
+                        }
                         Value::Dictionary(a)
                     })
                     .collect();

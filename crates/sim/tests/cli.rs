@@ -38,10 +38,11 @@ fn simulate_ade_takes_reset_ipads_to_device_configured() {
     assert_eq!(s["configured"], 3, "{s}");
     assert_eq!(s["errors"], 0, "{s}");
     assert_eq!(s["sync_devices"], 3, "{s}");
-    assert_eq!(
-        s["commands_per_device"], 8.0,
-        "Wi-Fi, Keynote, how its install went, its first inventory (4), DeviceConfigured: {s}"
-    );
+    // Wi-Fi, Keynote, its first inventory (4), DeviceConfigured; and the question how
+    // Keynote's install went, unless the inventory's InstalledApplicationList already
+    // reported it installed (which comes first depends on the reconciler's timing).
+    let per_device = s["commands_per_device"].as_f64().unwrap();
+    assert!((7.0..=8.0).contains(&per_device), "{s}");
     assert!(stderr(&o).contains("3/3 iPads through Setup Assistant"));
 }
 
