@@ -321,18 +321,28 @@ pub fn target_devices(
     conn: &mut DbConn,
     a: &Assignment,
 ) -> QueryResult<Vec<(String, Option<String>)>> {
+    devices_of_target(conn, &a.target_kind, &a.target_id)
+}
+
+/// The active devices (id, UDID) of a target: an authority, school, class, group
+/// (cart) or one device.
+pub fn devices_of_target(
+    conn: &mut DbConn,
+    kind: &str,
+    id: &str,
+) -> QueryResult<Vec<(String, Option<String>)>> {
     let active = crate::enrollment::EnrollmentStatus::Active;
     let q = devices::table
         .filter(devices::enrollment_status.eq(active))
         .select((devices::id, devices::udid));
-    match a.target_kind.as_str() {
-        "tenant" => q.filter(devices::tenant_id.eq(&a.target_id)).load(conn),
-        "school" => q.filter(devices::school_id.eq(&a.target_id)).load(conn),
+    match kind {
+        "tenant" => q.filter(devices::tenant_id.eq(id)).load(conn),
+        "school" => q.filter(devices::school_id.eq(id)).load(conn),
         "class" => q
             .filter(
                 devices::id.eq_any(
                     class_devices::table
-                        .filter(class_devices::class_id.eq(&a.target_id))
+                        .filter(class_devices::class_id.eq(id))
                         .select(class_devices::device_id),
                 ),
             )
@@ -341,12 +351,12 @@ pub fn target_devices(
             .filter(
                 devices::id.eq_any(
                     group_devices::table
-                        .filter(group_devices::group_id.eq(&a.target_id))
+                        .filter(group_devices::group_id.eq(id))
                         .select(group_devices::device_id),
                 ),
             )
             .load(conn),
-        _ => q.filter(devices::id.eq(&a.target_id)).load(conn),
+        _ => q.filter(devices::id.eq(id)).load(conn),
     }
 }
 

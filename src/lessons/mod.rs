@@ -181,30 +181,12 @@ pub fn target_devices(
     conn: &mut DbConn,
     r: &LessonRequest,
 ) -> QueryResult<Vec<(String, Option<String>)>> {
-    use crate::db::schema::{class_devices, devices, group_devices};
-    let active = crate::enrollment::EnrollmentStatus::Active;
-    let q = devices::table
-        .filter(devices::enrollment_status.eq(active))
-        .select((devices::id, devices::udid));
-    if r.target_kind == TargetKind::Class.as_str() {
-        q.filter(
-            devices::id.eq_any(
-                class_devices::table
-                    .filter(class_devices::class_id.eq(&r.target_id))
-                    .select(class_devices::device_id),
-            ),
-        )
-        .load(conn)
+    let kind = if r.target_kind == TargetKind::Class.as_str() {
+        "class"
     } else {
-        q.filter(
-            devices::id.eq_any(
-                group_devices::table
-                    .filter(group_devices::group_id.eq(&r.target_id))
-                    .select(group_devices::device_id),
-            ),
-        )
-        .load(conn)
-    }
+        "group"
+    };
+    crate::assign::views::devices_of_target(conn, kind, &r.target_id)
 }
 
 /// The licensed apps of an open request that its class or cart will run short of.

@@ -17,17 +17,7 @@ async fn a_new_ipad_reports_what_it_is_at_its_first_connect() {
     ipad.authenticate().await.unwrap();
     ipad.token_update(false).await.unwrap();
     // Asked at the first TokenUpdate, not at the hourly refresh.
-    let mut asked = connect(&mut ipad).await;
-    asked.sort();
-    assert_eq!(
-        asked,
-        [
-            "DeviceInformation",
-            "InstalledApplicationList",
-            "ProfileList",
-            "SecurityInfo"
-        ]
-    );
+    crate::helpers::answer_first_inventory(&mut ipad).await;
     let (status, dev) = app.get(&format!("/api/v1/devices/{}", ipad.udid)).await;
     assert_eq!(status, 200, "{dev}");
     assert_eq!(dev["serial_number"], ipad.serial.as_str(), "{dev}");
