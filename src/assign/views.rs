@@ -274,9 +274,8 @@ pub fn device_state(
                 .map(str::to_owned),
             _ => None,
         };
-        if let (Some(adam), ItemProgress::Scheduled | ItemProgress::NotInstalled) =
-            (&item.licensed_adam_id, state)
-        {
+        // A licensed app wanted now or later that this iPad holds no licence for.
+        if let (Some(adam), ItemProgress::Scheduled) = (&item.licensed_adam_id, state) {
             let me = crate::licences::serials_of(conn, &[(device_id.to_owned(), None)])?;
             if me.first().is_some_and(|(_, serial)| serial.is_some()) {
                 let gap = crate::licences::licence_gap(conn, &a.tenant_id, adam, &me)?;
@@ -286,7 +285,7 @@ pub fn device_state(
                         "no licence: this iPad holds none and its authority has {} free (Apps and Books)",
                         gap.available.max(0)
                     ));
-                } else if gap.needed > 0 && wanted {
+                } else if gap.needed > 0 {
                     reason =
                         Some("waiting for a licence from Apps and Books (one is free)".to_owned());
                 }

@@ -513,12 +513,13 @@ fn land(conn: &mut DbConn, device_id: &str, token: &tokens::EnrollmentToken) -> 
 /// `TokenUpdate`: stores the push token and magic; the enrollment becomes active. The
 /// first one of an enrollment asks the iPad what it is and has (DeviceInformation,
 /// InstalledApplicationList, ProfileList, SecurityInfo), after the installs it is due.
+/// Returns whether it did (the iPad is then pushed).
 pub fn token_update(
     conn: &mut DbConn,
     secrets: &crate::secrets::SecretBox,
     device: &DeviceRef,
     msg: &TokenUpdate,
-) -> Result<(), EnrollError> {
+) -> Result<bool, EnrollError> {
     use crate::secrets::{binding, places};
     // What clears a passcode is kept sealed to this device's row.
     let unlock = match &msg.unlock_token {
@@ -566,7 +567,7 @@ pub fn token_update(
         if !known {
             crate::inventory::ask_where_missing(conn, std::slice::from_ref(&device.id), -1)?;
         }
-        Ok(())
+        Ok(!known)
     })
 }
 

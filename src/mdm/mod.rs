@@ -112,8 +112,12 @@ async fn handle_device_request(
         let state = state.into_inner();
         let reply = checkin(state.clone(), msg, identity).await?;
         // A (re-)enrolled device gets its assignments.
-        if let Reply::Enrolled(id) = &reply {
-            state.reconciler.devices(vec![id.clone()]);
+        if let Reply::Enrolled { device, asked } = &reply {
+            state.reconciler.devices(vec![device.clone()]);
+            if *asked {
+                // Its first inventory waits: the iPad is told to connect.
+                state.push.notify(vec![device.clone()]);
+            }
         }
         Ok(reply.into_response())
     } else {
@@ -135,14 +139,20 @@ enum Reply {
     Json(serde_json::Value),
     /// 410: this channel is not managed.
     Gone,
-    /// 200, and the device (just enrolled or re-registered) needs reconciling.
-    Enrolled(String),
+    /// 200, and the device (just enrolled or re-registered) needs reconciling; `asked`:
+    /// its first inventory was queued.
+    Enrolled {
+        /// The device.
+        device: String,
+        /// Its first inventory was queued.
+        asked: bool,
+    },
 }
 
 impl Reply {
     fn into_response(self) -> HttpResponse {
         match self {
-            Reply::Empty | Reply::Enrolled(_) => HttpResponse::Ok().finish(),
+            Reply::Empty | Reply::Enrolled { .. } => HttpResponse::Ok().finish(),
             Reply::Plist(body) => HttpResponse::Ok().content_type(PLIST).body(body),
             Reply::Json(v) => HttpResponse::Ok().json(v),
             Reply::Gone => HttpResponse::Gone().finish(),
@@ -187,8 +197,12 @@ async fn checkin(
         let device = enrollment::verify_bound(conn, &udid, &identity).map_err(device_error)?;
         match &msg {
             CheckinMessage::TokenUpdate(m) => {
-                enrollment::token_update(conn, &state.secrets, &device, m).map_err(device_error)?;
-                Ok(Reply::Enrolled(device.id.clone()))
+                let asked = enrollment::token_update(conn, &state.secrets, &device, m)
+                    .map_err(device_error)?;
+                Ok(Reply::Enrolled {
+                    device: device.id.clone(),
+                    asked,
+                })
             }
             CheckinMessage::CheckOut(m) => {
                 let stopped = enrollment::check_out(conn, &device, m).map_err(device_error)?;

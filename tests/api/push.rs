@@ -43,11 +43,18 @@ async fn world(n: usize, tweak: impl FnOnce(&mut tafel::config::Settings)) -> Pu
         let mut d = app.device(500 + i);
         d.topic = TOPIC.into();
         d.authenticate().await.unwrap();
+        app.place_device(d.udid.as_str(), &tenant_id, &school_id);
         d.token_update(false).await.unwrap();
         crate::helpers::answer_first_inventory(&mut d).await;
-        app.place_device(d.udid.as_str(), &tenant_id, &school_id);
         devices.push(d);
     }
+    // Each first TokenUpdate queued an inventory and pushed the iPad; the tests count
+    // the pushes after that.
+    assert_eq!(wait_for(&sim, n).await.len(), n);
+    for d in &devices {
+        wait_for_result(&app, d, "delivered").await;
+    }
+    sim.received_log().lock().unwrap().clear();
     PushWorld {
         app,
         sim,
