@@ -239,7 +239,6 @@ async fn keynote_and_one_downloading_ipad(t: &Ade, n: usize) -> tafel_sim::devic
     .unwrap();
     ipad.store.insert(KEYNOTE_ID, "com.apple.Keynote".into());
     ipad.downloading.insert("com.apple.Keynote".into());
-    crate::helpers::answer_first_inventory(&mut ipad).await;
     ipad
 }
 
@@ -939,6 +938,7 @@ async fn an_app_counts_once_the_ipad_reports_it_installed() {
     let t = ade("adeslow", 1, |s| s.reconcile.automatic = false).await;
     let app = &t.app;
     let mut ipad = keynote_and_one_downloading_ipad(&t, 4).await;
+    crate::helpers::answer_first_inventory(&mut ipad).await;
     let now = Utc::now();
     assert_eq!(reconcile_at(app, now).await.installs, 1);
     assert_eq!(connect(&mut ipad).await, ["InstallApplication"]);
@@ -975,7 +975,8 @@ async fn a_downloading_app_holds_the_ipad_until_it_is_installed() {
     let t = ade("adedl", 1, |_| {}).await;
     let app = &t.app;
     let mut ipad = keynote_and_one_downloading_ipad(&t, 5).await;
-    // A while of connecting: installed, asked, "Installing" — and no release.
+    // A while of connecting: its first inventory, installed, asked, "Installing" — and
+    // no release.
     let mut seen = Vec::new();
     let until = std::time::Instant::now() + StdDuration::from_millis(3000);
     while std::time::Instant::now() < until {
