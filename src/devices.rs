@@ -78,7 +78,7 @@ pub struct DeviceFilter {
     pub model: Option<String>,
     /// OS version, exact (`18.1`) or prefix with a trailing `*` (`18.*`).
     pub os_version: Option<String>,
-    /// Enrollment status.
+    /// Enrollment status; without it, retired devices are left out.
     pub status: Option<String>,
     /// Only active (true) or not active (false) enrollments.
     pub enrolled: Option<bool>,
@@ -219,8 +219,13 @@ pub fn list(
             None => q.filter(devices::os_version.eq(v.clone())),
         };
     }
-    if let Some(s) = &f.status {
-        q = q.filter(devices::enrollment_status.eq(s.clone()));
+    match &f.status {
+        Some(s) => q = q.filter(devices::enrollment_status.eq(s.clone())),
+        // Retired devices keep their history but leave the list unless asked for.
+        None => {
+            q = q
+                .filter(devices::enrollment_status.ne(crate::enrollment::EnrollmentStatus::Retired))
+        }
     }
     match f.enrolled {
         Some(true) => {

@@ -16,6 +16,7 @@ const MAX_PAGE: i64 = 500;
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/devices", web::get().to(list))
         .route("/devices/{key}", web::get().to(get))
+        .route("/devices/{key}", web::delete().to(retire))
         .route("/devices/{key}/release", web::post().to(release));
 }
 
@@ -76,6 +77,53 @@ async fn release(
         })
         .await?;
     Ok(HttpResponse::Ok().json(released))
+}
+
+/// `DELETE /devices/{key}`: what releasing does, answered like a delete.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/devices/{key}",
+    tag = "devices",
+    operation_id = "retire_device",
+    summary = "Retire a device: no longer managed, out of the device list",
+    description = "The same as `POST /api/v1/devices/{key}/release`: its identity certificate \
+no longer speaks for it, its open commands are cancelled, it leaves its classes and carts. It \
+leaves the device list (`?status=retired` shows it); its audit trail and command history stay, \
+and `GET /api/v1/devices/{key}` still finds it. Retiring a retired device changes nothing.",
+    params(("key" = String, Path, description = "UDID or serial number")),
+    responses(
+        (status = 204, description = "Retired"),
+        (status = 403, description = "Teachers cannot retire devices", body = ApiError),
+        (status = 404, description = "No such device in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn retire(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let key = path.into_inner();
+    state
+        .db
+        .run(move |conn| -> ApiResult<()> {
+            let d = devices::find(conn, authz::list_scope(&caller.0), &key)?
+                .ok_or_else(|| ApiError::not_found(format!("no device {key}")))?;
+            authz::require(
+                &caller.0,
+                Action::ManageSchool,
+                Place {
+                    tenant_id: d.tenant_id.as_deref(),
+                    school_id: d.school_id.as_deref(),
+                },
+            )?;
+            if d.enrollment_status != crate::enrollment::EnrollmentStatus::Retired {
+                crate::enrollment::release(conn, &d.id, &caller.0.user_id)?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// `GET /devices?school_id=&class_id=&group_id=&model=&os_version=&status=&enrolled=&last_seen_before=&last_seen_after=&q=&limit=&cursor=`

@@ -17,7 +17,7 @@ impl From<OrgError> for ApiError {
         match e {
             OrgError::Db(e) => e.into(),
             OrgError::Invalid { field, message } => ApiError::invalid_field(field, message),
-            OrgError::Duplicate(_) => ApiError::conflict(e.to_string()),
+            OrgError::Duplicate(_) | OrgError::InUse(_) => ApiError::conflict(e.to_string()),
         }
     }
 }

@@ -10,6 +10,7 @@ mod assignments;
 mod certificates;
 mod cli;
 mod device_trust;
+mod editing;
 mod enrollment;
 mod foundation;
 mod helpers;
