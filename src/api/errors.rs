@@ -15,6 +15,12 @@ use crate::queue::QueueError;
 impl From<OrgError> for ApiError {
     fn from(e: OrgError) -> Self {
         match e {
+            // Two requests raced past the name check: the unique index decides (classes,
+            // carts, slugs), and the loser hears what a sequential request would.
+            OrgError::Db(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => ApiError::conflict("an object of that name exists already"),
             OrgError::Db(e) => e.into(),
             OrgError::Invalid { field, message } => ApiError::invalid_field(field, message),
             OrgError::Duplicate(_) | OrgError::InUse(_) => ApiError::conflict(e.to_string()),

@@ -281,6 +281,11 @@ pub fn delete_tenant(conn: &mut DbConn, id: &str, actor: &str) -> Result<(), Org
         if let Some(why) = still_in_use(&format!("school authority {:?}", before.name), &dependents) {
             return Err(OrgError::InUse(why));
         }
+        // Another authority's school cannot approve this authority's apps, but a stale
+        // approval must not keep the catalog (and so the authority) alive.
+        let own_apps = apps::table.filter(apps::tenant_id.eq(id)).select(apps::id);
+        diesel::delete(approved_apps::table.filter(approved_apps::app_id.eq_any(own_apps)))
+            .execute(conn)?;
         let removed = serde_json::json!({
             "assignments": diesel::delete(assignments::table.filter(assignments::tenant_id.eq(id))).execute(conn)?,
             "closures": diesel::delete(closures::table.filter(closures::tenant_id.eq(id))).execute(conn)?,
