@@ -15,8 +15,8 @@ use crate::queue::QueueError;
 impl From<OrgError> for ApiError {
     fn from(e: OrgError) -> Self {
         match e {
-            // Two requests raced past the name check: the unique index decides (classes,
-            // carts, slugs), and the loser hears what a sequential request would.
+            // Two requests raced past the name check: the unique index decides (schools,
+            // classes, carts, slugs), and the loser hears what a sequential request would.
             OrgError::Db(diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::UniqueViolation,
                 _,

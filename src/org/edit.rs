@@ -163,7 +163,8 @@ fn check_kind(kind: &str) -> Result<String, OrgError> {
     }
 }
 
-/// Refuses a school name that another school of the authority has.
+/// Refuses a school name that another school of the authority has (the unique index
+/// `schools_tenant_name` backs this up when two requests race).
 pub(crate) fn school_name_free(
     conn: &mut DbConn,
     tenant_id: &str,

@@ -218,6 +218,24 @@ async fn duplicate_names_are_refused_at_create_and_at_rename() {
         )
         .await;
     assert_eq!(status, 409, "{reply}");
+    // The database itself refuses a duplicate, on either backend.
+    {
+        use diesel::prelude::*;
+        use tafel::db::schema::schools;
+        let mut conn = app.state.db.get().unwrap();
+        let at = chrono::Utc::now().naive_utc();
+        let raced = diesel::insert_into(schools::table)
+            .values((
+                schools::id.eq("raced"),
+                schools::tenant_id.eq(&tenant),
+                schools::name.eq("Gymnasium Nord"),
+                schools::timezone.eq("Europe/Berlin"),
+                schools::created_at.eq(at),
+                schools::updated_at.eq(at),
+            ))
+            .execute(&mut *conn);
+        assert!(raced.is_err(), "{raced:?}");
+    }
     let (other_tenant, _) = school(&app, "dup-two").await;
     assert_eq!(
         app.get(&format!("/api/v1/schools?tenant_id={other_tenant}"))
