@@ -16,6 +16,7 @@ const MAX_PAGE: i64 = 500;
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/devices", web::get().to(list))
         .route("/devices/{key}", web::get().to(get))
+        .route("/devices/{key}", web::patch().to(patch))
         .route("/devices/{key}", web::delete().to(retire))
         .route("/devices/{key}/release", web::post().to(release));
 }
@@ -196,11 +197,71 @@ async fn get(
         .run(move |conn| -> ApiResult<_> {
             let d = devices::find(conn, authz::list_scope(&caller.0), &key)?
                 .ok_or_else(|| ApiError::not_found(format!("no device {key}")))?;
-            let setup = devices::setup_of(conn, &d.id)?;
-            let mut v = serde_json::to_value(&d).map_err(ApiError::internal)?;
-            v["setup"] = serde_json::to_value(setup).map_err(ApiError::internal)?;
-            Ok(v)
+            view(conn, d)
         })
         .await?;
     Ok(HttpResponse::Ok().json(d))
+}
+
+/// A device as `GET /devices/{key}` shows it: its row and its Setup Assistant wait.
+fn view(conn: &mut crate::db::DbConn, d: DeviceRow) -> ApiResult<serde_json::Value> {
+    let setup = devices::setup_of(conn, &d.id)?;
+    let mut v = serde_json::to_value(&d).map_err(ApiError::internal)?;
+    v["setup"] = serde_json::to_value(setup).map_err(ApiError::internal)?;
+    Ok(v)
+}
+
+/// `PATCH /devices/{udid or serial}`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/devices/{key}",
+    tag = "devices",
+    operation_id = "update_device",
+    summary = "Rename a device",
+    description = "An enrolled iPad is sent a `Settings` command with the new `DeviceName` and \
+pushed (supervised iPads only); its inventory reports the name back.",
+    params(("key" = String, Path, description = "UDID or serial number")),
+    request_body = devices::DevicePatch,
+    responses(
+        (status = 200, description = "The device now", body = DeviceRow),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "Teachers cannot rename devices", body = ApiError),
+        (status = 404, description = "No such device in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn patch(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<serde_json::Value>,
+) -> ApiResult<HttpResponse> {
+    let key = path.into_inner();
+    let body = body.into_inner();
+    let (v, pushed) = state
+        .db
+        .run(move |conn| -> ApiResult<_> {
+            let scope = authz::list_scope(&caller.0);
+            let d = devices::find(conn, scope, &key)?
+                .ok_or_else(|| ApiError::not_found(format!("no device {key}")))?;
+            authz::require(
+                &caller.0,
+                Action::ManageSchool,
+                Place {
+                    tenant_id: d.tenant_id.as_deref(),
+                    school_id: d.school_id.as_deref(),
+                },
+            )?;
+            let patch: devices::DevicePatch = crate::error::parse_json(body)?;
+            let queued = devices::update(conn, &d.id, &patch, &caller.0.user_id)?;
+            let now = devices::find(conn, scope, &key)?
+                .ok_or_else(|| ApiError::not_found(format!("no device {key}")))?;
+            Ok((view(conn, now)?, queued.then_some(d.id)))
+        })
+        .await?;
+    // Committed: wake the iPad for its new name.
+    if let Some(id) = pushed {
+        state.push.notify(vec![id]);
+    }
+    Ok(HttpResponse::Ok().json(v))
 }

@@ -28,6 +28,17 @@ impl From<OrgError> for ApiError {
     }
 }
 
+impl From<crate::devices::DeviceError> for ApiError {
+    fn from(e: crate::devices::DeviceError) -> Self {
+        use crate::devices::DeviceError;
+        match e {
+            DeviceError::Db(e) => e.into(),
+            DeviceError::Invalid { field, message } => ApiError::invalid_field(field, message),
+            DeviceError::Queue(e) => e.into(),
+        }
+    }
+}
+
 impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
         match e {

@@ -72,6 +72,7 @@ const BEARER: &str = "bearer";
         super::devices::list,
         super::devices::get,
         super::devices::release,
+        super::devices::patch,
         super::devices::retire,
         super::certificates::get,
         // commands

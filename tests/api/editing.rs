@@ -39,6 +39,12 @@ async fn cart(app: &TestApp, school: &str, name: &str) -> (u16, Value) {
     .await
 }
 
+/// A device's id, by UDID.
+async fn reply_id(app: &TestApp, udid: &str) -> String {
+    let (_, d) = app.get(&format!("/api/v1/devices/{udid}")).await;
+    id(&d)
+}
+
 fn id(v: &Value) -> String {
     v["id"].as_str().unwrap().to_owned()
 }
@@ -677,6 +683,30 @@ async fn a_retired_ipad_is_refused_leaves_the_list_and_keeps_its_history() {
     assert_eq!(connect(&mut ipad).await.len(), 0);
     let answered = app.enqueue(&[&udid], "DeviceInformation", None).await;
     assert_eq!(connect(&mut ipad).await, ["DeviceInformation"]);
+
+    // Renamed: the iPad is told its new name; a typo is fixed the same way.
+    let (status, reply) = app
+        .patch(
+            &format!("/api/v1/devices/{udid}"),
+            json!({"name": "iPad 7b-14"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["name"], "iPad 7b-14");
+    assert_eq!(connect(&mut ipad).await, ["Settings"]);
+    let (status, reply) = app
+        .patch(&format!("/api/v1/devices/{udid}"), json!({"name": ""}))
+        .await;
+    assert_eq!((status, reply["field"].as_str()), (400, Some("name")));
+    let renamed = audit(&app, reply_id(&app, &udid).await.as_str(), "update").await;
+    assert_eq!(
+        (
+            &renamed[0]["summary"]["before"]["name"],
+            &renamed[0]["summary"]["after"]["name"]
+        ),
+        (&json!("iPad DMPTEST01803"), &json!("iPad 7b-14"))
+    );
+
     let pending = app.enqueue(&[&udid], "ProfileList", None).await;
 
     // Teachers retire nothing.

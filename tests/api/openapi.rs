@@ -55,6 +55,7 @@ const ROUTES: &[(&str, &str)] = &[
     // devices
     ("get", "/api/v1/devices"),
     ("get", "/api/v1/devices/{key}"),
+    ("patch", "/api/v1/devices/{key}"),
     ("delete", "/api/v1/devices/{key}"),
     ("post", "/api/v1/devices/{key}/release"),
     ("get", "/api/v1/certificates"),
