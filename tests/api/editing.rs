@@ -726,6 +726,11 @@ async fn a_retired_ipad_is_refused_leaves_the_list_and_keeps_its_history() {
         ipad.idle().await.unwrap_err().to_string().contains("403"),
         "its identity no longer speaks for it"
     );
+    let refused = ipad.authenticate().await.unwrap_err().to_string();
+    assert!(
+        refused.contains("403") && refused.contains("retired"),
+        "not even to enroll again: {refused}"
+    );
     assert_eq!(app.status_of(&udid, &pending).await, "cancelled");
     assert_eq!(
         app.status_of(&udid, &answered).await,
