@@ -113,6 +113,23 @@ struct GroupChanges<'a> {
     updated_at: chrono::NaiveDateTime,
 }
 
+/// Rows of `$table` whose `$column` is `$id`.
+macro_rules! count_where {
+    ($conn:expr, $table:ident . $column:ident = $id:expr) => {
+        $table::table
+            .filter($table::$column.eq($id))
+            .count()
+            .get_result::<i64>($conn)?
+    };
+}
+
+/// Deletes the rows of `$table` whose `$column` is `$id`; their number.
+macro_rules! delete_where {
+    ($conn:expr, $table:ident . $column:ident = $id:expr) => {
+        diesel::delete($table::table.filter($table::$column.eq($id))).execute($conn)?
+    };
+}
+
 /// The refusal to delete `what` while `dependents` (label, count) remain; `None` when
 /// nothing depends on it any more.
 pub fn still_in_use(what: &str, dependents: &[(&str, i64)]) -> Option<String> {
@@ -223,12 +240,11 @@ pub fn update_tenant(
             }
             // The slug names the enrollment profile installed on the iPads
             // (`de.tafel.enroll.<slug>`): a new one would not replace theirs.
-            let enrolled: i64 = devices::table
-                    .filter(devices::tenant_id.eq(id.to_owned()))
-                    .count().get_result::<i64>(conn)?;
+            let enrolled = count_where!(conn, devices.tenant_id = id);
             if enrolled > 0 {
                 return Err(OrgError::InUse(format!(
-                    "the slug names the enrollment profile of this authority's {enrolled} devices; it cannot change while the authority has devices"
+                    "the slug names the enrollment profile of this authority's {enrolled} \
+                     devices; it cannot change while the authority has devices"
                 )));
             }
         }
@@ -258,28 +274,20 @@ pub fn delete_tenant(conn: &mut DbConn, id: &str, actor: &str) -> Result<(), Org
     conn.write_tx(|conn| {
         let before = super::tenant(conn, id)?.ok_or(diesel::result::Error::NotFound)?;
         let dependents = [
-            (
-                "schools",
-                schools::table.filter(schools::tenant_id.eq(id.to_owned())).count().get_result::<i64>(conn)?,
-            ),
-            (
-                "devices",
-                devices::table.filter(devices::tenant_id.eq(id.to_owned())).count().get_result::<i64>(conn)?,
-            ),
-            (
-                "users",
-                users::table.filter(users::tenant_id.eq(id.to_owned())).count().get_result::<i64>(conn)?,
-            ),
+            ("schools", count_where!(conn, schools.tenant_id = id)),
+            ("devices", count_where!(conn, devices.tenant_id = id)),
+            ("users", count_where!(conn, users.tenant_id = id)),
             (
                 "Apple School Manager tokens",
-                ade_tokens::table.filter(ade_tokens::tenant_id.eq(id.to_owned())).count().get_result::<i64>(conn)?,
+                count_where!(conn, ade_tokens.tenant_id = id),
             ),
             (
                 "Apps and Books tokens",
-                vpp_tokens::table.filter(vpp_tokens::tenant_id.eq(id.to_owned())).count().get_result::<i64>(conn)?,
+                count_where!(conn, vpp_tokens.tenant_id = id),
             ),
         ];
-        if let Some(why) = still_in_use(&format!("school authority {:?}", before.name), &dependents) {
+        if let Some(why) = still_in_use(&format!("school authority {:?}", before.name), &dependents)
+        {
             return Err(OrgError::InUse(why));
         }
         // Another authority's school cannot approve this authority's apps, but a stale
@@ -288,11 +296,11 @@ pub fn delete_tenant(conn: &mut DbConn, id: &str, actor: &str) -> Result<(), Org
         diesel::delete(approved_apps::table.filter(approved_apps::app_id.eq_any(own_apps)))
             .execute(conn)?;
         let removed = serde_json::json!({
-            "assignments": diesel::delete(assignments::table.filter(assignments::tenant_id.eq(id))).execute(conn)?,
-            "closures": diesel::delete(closures::table.filter(closures::tenant_id.eq(id))).execute(conn)?,
-            "apps": diesel::delete(apps::table.filter(apps::tenant_id.eq(id))).execute(conn)?,
-            "profiles": diesel::delete(profiles::table.filter(profiles::tenant_id.eq(id))).execute(conn)?,
-            "push_certificates": diesel::delete(push_certificates::table.filter(push_certificates::tenant_id.eq(id))).execute(conn)?,
+            "assignments": delete_where!(conn, assignments.tenant_id = id),
+            "closures": delete_where!(conn, closures.tenant_id = id),
+            "apps": delete_where!(conn, apps.tenant_id = id),
+            "profiles": delete_where!(conn, profiles.tenant_id = id),
+            "push_certificates": delete_where!(conn, push_certificates.tenant_id = id),
         });
         diesel::delete(tenants::table.find(id)).execute(conn)?;
         audit::record(
@@ -364,25 +372,16 @@ pub fn delete_school(conn: &mut DbConn, id: &str, actor: &str) -> Result<(), Org
     conn.write_tx(|conn| {
         let before = super::school(conn, id)?.ok_or(diesel::result::Error::NotFound)?;
         let dependents = [
-            (
-                "devices",
-                devices::table.filter(devices::school_id.eq(id.to_owned())).count().get_result::<i64>(conn)?,
-            ),
-            (
-                "users",
-                users::table.filter(users::school_id.eq(id.to_owned())).count().get_result::<i64>(conn)?,
-            ),
-            (
-                "classes",
-                classes::table.filter(classes::school_id.eq(id.to_owned())).count().get_result::<i64>(conn)?,
-            ),
+            ("devices", count_where!(conn, devices.school_id = id)),
+            ("users", count_where!(conn, users.school_id = id)),
+            ("classes", count_where!(conn, classes.school_id = id)),
             (
                 "device groups",
-                device_groups::table.filter(device_groups::school_id.eq(id.to_owned())).count().get_result::<i64>(conn)?,
+                count_where!(conn, device_groups.school_id = id),
             ),
             (
                 "lesson requests",
-                lesson_requests::table.filter(lesson_requests::school_id.eq(id.to_owned())).count().get_result::<i64>(conn)?,
+                count_where!(conn, lesson_requests.school_id = id),
             ),
         ];
         if let Some(why) = still_in_use(&format!("school {:?}", before.name), &dependents) {
@@ -394,15 +393,15 @@ pub fn delete_school(conn: &mut DbConn, id: &str, actor: &str) -> Result<(), Org
         diesel::delete(scep_challenges::table.filter(scep_challenges::token_id.eq_any(tokens)))
             .execute(conn)?;
         let removed = serde_json::json!({
-            "enrollment_tokens": diesel::delete(enrollment_tokens::table.filter(enrollment_tokens::school_id.eq(id))).execute(conn)?,
-            "ade_rules": diesel::delete(ade_rules::table.filter(ade_rules::school_id.eq(id))).execute(conn)?,
-            "ade_profile_uploads": diesel::delete(ade_profile_uploads::table.filter(ade_profile_uploads::school_id.eq(id))).execute(conn)?,
-            "ade_profiles": diesel::delete(ade_profiles::table.filter(ade_profiles::school_id.eq(id))).execute(conn)?,
-            "lesson_settings": diesel::delete(lesson_settings::table.filter(lesson_settings::school_id.eq(id))).execute(conn)?,
-            "approved_apps": diesel::delete(approved_apps::table.filter(approved_apps::school_id.eq(id))).execute(conn)?,
-            "closures": diesel::delete(closures::table.filter(closures::school_id.eq(id))).execute(conn)?,
-            "assignments": diesel::delete(assignments::table.filter(assignments::school_id.eq(id))).execute(conn)?,
-            "profiles": diesel::delete(profiles::table.filter(profiles::school_id.eq(id))).execute(conn)?,
+            "enrollment_tokens": delete_where!(conn, enrollment_tokens.school_id = id),
+            "ade_rules": delete_where!(conn, ade_rules.school_id = id),
+            "ade_profile_uploads": delete_where!(conn, ade_profile_uploads.school_id = id),
+            "ade_profiles": delete_where!(conn, ade_profiles.school_id = id),
+            "lesson_settings": delete_where!(conn, lesson_settings.school_id = id),
+            "approved_apps": delete_where!(conn, approved_apps.school_id = id),
+            "closures": delete_where!(conn, closures.school_id = id),
+            "assignments": delete_where!(conn, assignments.school_id = id),
+            "profiles": delete_where!(conn, profiles.school_id = id),
         });
         diesel::delete(schools::table.find(id)).execute(conn)?;
         audit::record(
@@ -577,7 +576,12 @@ pub fn delete_class(
                 .object(id)
                 .scope(Some(tenant_id), Some(&before.school_id))
                 .summary(serde_json::json!({
-                    "before": {"name": before.name, "school_year": before.school_year, "teachers": teachers, "devices": devices},
+                    "before": {
+                        "name": before.name,
+                        "school_year": before.school_year,
+                        "teachers": teachers,
+                        "devices": devices,
+                    },
                     "assignments_deleted": assignments,
                     "lesson_requests_cancelled": lesson_requests,
                 })),
