@@ -336,20 +336,9 @@ pub fn create_user(
     tenant_id: Option<&str>,
     actor: &str,
 ) -> Result<User, AccountError> {
-    let name = input.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(AccountError::Invalid {
-            field: "name",
-            message: "1 to 200 characters".into(),
-        });
-    }
-    let email = input.email.trim().to_lowercase();
-    if !email.contains('@') || email.len() > 254 {
-        return Err(AccountError::Invalid {
-            field: "email",
-            message: "an e-mail address".into(),
-        });
-    }
+    let name = check_user_name(&input.name)?;
+    let name = name.as_str();
+    let email = check_email(&input.email)?;
     let hash = match &input.password {
         Some(p) if p.chars().count() < 12 => {
             return Err(AccountError::Invalid {
@@ -395,6 +384,92 @@ pub fn create_user(
                 .summary(serde_json::json!({"after": {"name": user.name, "email": user.email, "role": user.role, "school_id": user.school_id}})),
         )?;
         Ok(user)
+    })
+}
+
+/// Changes to a user; absent fields stay as they are.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    /// Display name.
+    #[serde(default, deserialize_with = "crate::patch::present")]
+    #[schema(nullable = false)]
+    pub name: Option<String>,
+    /// E-mail (login name), unique.
+    #[serde(default, deserialize_with = "crate::patch::present")]
+    #[schema(nullable = false)]
+    pub email: Option<String>,
+}
+
+fn check_user_name(name: &str) -> Result<String, AccountError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(AccountError::Invalid {
+            field: "name",
+            message: "1 to 200 characters".into(),
+        });
+    }
+    Ok(name.to_owned())
+}
+
+fn check_email(email: &str) -> Result<String, AccountError> {
+    let email = email.trim().to_lowercase();
+    if !email.contains('@') || email.len() > 254 {
+        return Err(AccountError::Invalid {
+            field: "email",
+            message: "an e-mail address".into(),
+        });
+    }
+    Ok(email)
+}
+
+/// Changes a user's name or e-mail (refused when another user has that e-mail).
+pub fn update_user(
+    conn: &mut DbConn,
+    id: &str,
+    patch: &UserPatch,
+    actor: &str,
+) -> Result<User, AccountError> {
+    let name = patch.name.as_deref().map(check_user_name).transpose()?;
+    let email = patch.email.as_deref().map(check_email).transpose()?;
+    conn.write_tx(|conn| {
+        let before = user(conn, id)?.ok_or(diesel::result::Error::NotFound)?;
+        let mut changes = crate::audit::Changes::new();
+        changes.field("name", &before.name, name.as_ref());
+        changes.field("email", &before.email, email.clone().map(Some).as_ref());
+        if changes.is_empty() {
+            return Ok(before);
+        }
+        if let Some(email) = email.as_deref().filter(|_| changes.has("email")) {
+            let taken: i64 = users::table
+                .filter(users::email.eq(email))
+                .filter(users::id.ne(id))
+                .count()
+                .get_result(conn)?;
+            if taken > 0 {
+                return Err(AccountError::Duplicate(email.to_owned()));
+            }
+        }
+        #[derive(AsChangeset)]
+        #[diesel(table_name = users)]
+        struct UserChanges<'a> {
+            name: Option<&'a str>,
+            email: Option<&'a str>,
+        }
+        diesel::update(users::table.find(id))
+            .set(UserChanges {
+                name: changes.has("name").then_some(name.as_deref()).flatten(),
+                email: changes.has("email").then_some(email.as_deref()).flatten(),
+            })
+            .execute(conn)?;
+        crate::audit::record(
+            conn,
+            &crate::audit::Entry::new(actor, "update", "user")
+                .object(id)
+                .scope(before.tenant_id.as_deref(), before.school_id.as_deref())
+                .summary(changes.summary()),
+        )?;
+        Ok(user(conn, id)?.ok_or(diesel::result::Error::NotFound)?)
     })
 }
 

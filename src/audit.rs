@@ -83,3 +83,70 @@ pub fn record(conn: &mut DbConn, entry: &Entry) -> QueryResult<()> {
         .execute(conn)?;
     Ok(())
 }
+
+/// The fields an update changed, before and after, for its audit entry: a field whose
+/// new value is absent or equal to the old one is left out.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    before: serde_json::Map<String, serde_json::Value>,
+    after: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Changes {
+    /// No change yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `field` if `new` is given and differs from `old`; returns whether it did.
+    pub fn field<T: serde::Serialize + PartialEq + ?Sized>(
+        &mut self,
+        field: &str,
+        old: &T,
+        new: Option<&T>,
+    ) -> bool {
+        match new {
+            Some(new) if new != old => {
+                self.before.insert(field.to_owned(), serde_json::json!(old));
+                self.after.insert(field.to_owned(), serde_json::json!(new));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Did anything change?
+    pub fn is_empty(&self) -> bool {
+        self.after.is_empty()
+    }
+
+    /// Did `field` change?
+    pub fn has(&self, field: &str) -> bool {
+        self.after.contains_key(field)
+    }
+
+    /// `{"before": {…}, "after": {…}}`.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({"before": self.before, "after": self.after})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Changes;
+
+    #[test]
+    fn only_given_and_different_fields_are_recorded() {
+        let mut c = Changes::new();
+        assert!(!c.field("name", "7b", None));
+        assert!(!c.field("name", "7b", Some("7b")));
+        assert!(c.is_empty());
+        assert!(c.field("school_year", "2026/27", Some("2027/28")));
+        assert!(c.field("flag", &false, Some(&true)));
+        assert!(c.has("school_year") && !c.has("name"));
+        assert_eq!(
+            c.summary(),
+            serde_json::json!({"before": {"school_year": "2026/27", "flag": false}, "after": {"school_year": "2027/28", "flag": true}})
+        );
+    }
+}

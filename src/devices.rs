@@ -80,7 +80,7 @@ pub struct DeviceFilter {
     pub model: Option<String>,
     /// OS version, exact (`18.1`) or prefix with a trailing `*` (`18.*`).
     pub os_version: Option<String>,
-    /// Enrollment status.
+    /// Enrollment status; without it, retired devices are left out.
     pub status: Option<String>,
     /// Only active (true) or not active (false) enrollments.
     pub enrolled: Option<bool>,
@@ -221,8 +221,13 @@ pub fn list(
             None => q.filter(devices::os_version.eq(v.clone())),
         };
     }
-    if let Some(s) = &f.status {
-        q = q.filter(devices::enrollment_status.eq(s.clone()));
+    match &f.status {
+        Some(s) => q = q.filter(devices::enrollment_status.eq(s.clone())),
+        // Retired devices keep their history but leave the list unless asked for.
+        None => {
+            q = q
+                .filter(devices::enrollment_status.ne(crate::enrollment::EnrollmentStatus::Retired))
+        }
     }
     match f.enrolled {
         Some(true) => {
@@ -560,4 +565,140 @@ pub fn identity_expiry(
         .count()
         .get_result(conn)?;
     Ok((expiring, expired))
+}
+
+/// Changes to a device; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DevicePatch {
+    /// Its name, as the iPad shows it. An enrolled iPad is told with a `Settings`
+    /// command (`DeviceName`, supervised iPads only); its inventory then reports the
+    /// name back, so an iPad that refuses keeps showing its own.
+    #[serde(default, deserialize_with = "crate::patch::present")]
+    #[schema(nullable = false)]
+    pub name: Option<String>,
+}
+
+/// Why a device change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// Storage failed.
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+    /// A field is invalid.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// Field name.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// Queueing the command failed.
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
+}
+
+/// Checks a device name (1 to 100 characters, trimmed).
+fn check_device_name(name: &str) -> Result<String, DeviceError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(DeviceError::Invalid {
+            field: "name",
+            message: "1 to 100 characters".into(),
+        });
+    }
+    Ok(name.to_owned())
+}
+
+/// The `Settings` command that names an iPad (`mdm/commands/settings.yaml`, item
+/// `DeviceName`).
+fn device_name_command(name: &str) -> Result<crate::protocol::Command, DeviceError> {
+    crate::protocol::Command::from_json(
+        "Settings",
+        &serde_json::json!({"Settings": [{"Item": "DeviceName", "DeviceName": name}]}),
+    )
+    .map_err(|e| DeviceError::Invalid {
+        field: "name",
+        message: e.to_string(),
+    })
+}
+
+/// Renames a device; an active one is sent the new name. Returns whether a command was
+/// queued (the caller pushes the device).
+pub fn update(
+    conn: &mut DbConn,
+    device_id: &str,
+    patch: &DevicePatch,
+    actor: &str,
+) -> Result<bool, DeviceError> {
+    use crate::enrollment::EnrollmentStatus;
+    let name = patch.name.as_deref().map(check_device_name).transpose()?;
+    conn.write_tx(|conn| {
+        let (before, status, tenant, school): (
+            Option<String>,
+            EnrollmentStatus,
+            Option<String>,
+            Option<String>,
+        ) = devices::table
+            .find(device_id)
+            .select((
+                devices::name,
+                devices::enrollment_status,
+                devices::tenant_id,
+                devices::school_id,
+            ))
+            .first(conn)?;
+        let mut changes = crate::audit::Changes::new();
+        changes.field("name", &before, name.clone().map(Some).as_ref());
+        let Some(name) = name.filter(|_| !changes.is_empty()) else {
+            return Ok(false);
+        };
+        diesel::update(devices::table.find(device_id))
+            .set((
+                devices::name.eq(&name),
+                devices::updated_at.eq(crate::db::now()),
+            ))
+            .execute(conn)?;
+        let mut summary = changes.summary();
+        let queued = status == EnrollmentStatus::Active;
+        if queued {
+            let command = device_name_command(&name)?;
+            summary["command_uuid"] = serde_json::json!(command.command_uuid.to_string());
+            let opts = crate::queue::EnqueueOptions {
+                source: "api".into(),
+                created_by: Some(actor.to_owned()),
+                ..Default::default()
+            };
+            crate::queue::enqueue_in_tx(conn, &command, &[device_id.to_owned()], &opts)?;
+        }
+        crate::audit::record(
+            conn,
+            &crate::audit::Entry::new(actor, "update", "device")
+                .object(device_id)
+                .scope(tenant.as_deref(), school.as_deref())
+                .summary(summary),
+        )?;
+        Ok(queued)
+    })
+}
+
+#[cfg(test)]
+mod rename_tests {
+    use super::*;
+
+    #[test]
+    fn a_device_name_is_sent_as_a_settings_command() {
+        let c = device_name_command("iPad 7b-14").unwrap();
+        assert_eq!(c.request_type, "Settings");
+        let xml = String::from_utf8(c.to_xml()).unwrap();
+        assert!(
+            xml.contains("<string>DeviceName</string>")
+                && xml.contains("<string>iPad 7b-14</string>"),
+            "{xml}"
+        );
+        assert!(matches!(
+            check_device_name(" "),
+            Err(DeviceError::Invalid { field: "name", .. })
+        ));
+    }
 }

@@ -251,3 +251,17 @@ impl<T: serde::de::DeserializeOwned> actix_web::FromRequest for Query<T> {
         std::future::ready(parse_query(req.query_string()).map(Query))
     }
 }
+
+/// Reads a JSON body into `T`, naming the field of the first value that does not fit
+/// (actix's `web::Json` names only the line and column).
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
+        let field = e.path().to_string();
+        let message = e.inner().to_string();
+        if field.is_empty() || field == "." {
+            ApiError::bad_request(format!("invalid JSON body: {message}"))
+        } else {
+            ApiError::invalid_field(&field, format!("invalid value: {message}"))
+        }
+    })
+}

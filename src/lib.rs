@@ -24,6 +24,7 @@ pub mod mdm;
 pub mod notify;
 pub mod org;
 pub mod paging;
+pub mod patch;
 pub mod pki;
 pub mod push;
 pub mod queue;

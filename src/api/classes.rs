@@ -7,6 +7,7 @@ use super::auth::Caller;
 use super::authz::{self, Action, Place};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::org::classes::{self, Class, DeviceGroup, Membership, NewClass, NewGroup};
+use crate::org::edit::{self, ClassPatch, GroupPatch};
 use crate::org::import::{self, ImportError, ImportReport};
 use crate::org::{self as orgmod, School};
 use crate::state::AppState;
@@ -27,6 +28,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         )
         .route("/me/classes", web::get().to(my_classes))
         .route("/classes/{id}", web::get().to(get_class))
+        .route("/classes/{id}", web::patch().to(patch_class))
+        .route("/classes/{id}", web::delete().to(delete_class))
         .route("/classes/{id}/teachers", web::put().to(set_teachers))
         .route("/classes/{id}/devices", web::post().to(add_class_devices))
         .route(
@@ -34,6 +37,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             web::post().to(remove_class_devices),
         )
         .route("/groups/{id}", web::get().to(get_group))
+        .route("/groups/{id}", web::patch().to(patch_group))
+        .route("/groups/{id}", web::delete().to(delete_group))
         .route("/groups/{id}/devices", web::post().to(add_group_devices))
         .route(
             "/groups/{id}/devices/remove",
@@ -225,6 +230,11 @@ async fn get_class(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let (c, _) = class(&state, &caller, path.into_inner(), Action::View).await?;
+    Ok(HttpResponse::Ok().json(class_detail(&state, c).await?))
+}
+
+/// A class with its teachers and device count, as `GET /classes/{id}` shows it.
+async fn class_detail(state: &AppState, c: Class) -> ApiResult<super::answer::ClassDetail> {
     let id = c.id.clone();
     let (teachers, devices) = state
         .db
@@ -235,11 +245,80 @@ async fn get_class(
             ))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(super::answer::ClassDetail {
+    Ok(super::answer::ClassDetail {
         class: c,
         teacher_ids: teachers,
         devices,
-    }))
+    })
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/classes/{id}",
+    tag = "classes",
+    operation_id = "update_class",
+    summary = "Rename a class or move it to another school year",
+    params(("id" = String, Path, description = "Class id")),
+    request_body = ClassPatch,
+    responses(
+        (status = 200, description = "The class now", body = super::answer::ClassDetail),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "The caller may not manage this school", body = ApiError),
+        (status = 404, description = "No such class in the caller's scope", body = ApiError),
+        (status = 409, description = "The school has a class of that name in that school year", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn patch_class(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<serde_json::Value>,
+) -> ApiResult<HttpResponse> {
+    let (c, s) = class(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    let patch: ClassPatch = crate::error::parse_json(body.into_inner())?;
+    let c = state
+        .db
+        .run(move |conn| {
+            edit::update_class(conn, &s.tenant_id, &c.id, &patch, &caller.0.user_id)
+                .map_err(ApiError::from)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(class_detail(&state, c).await?))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/classes/{id}",
+    tag = "classes",
+    operation_id = "delete_class",
+    summary = "Delete a class; its devices stay in the school",
+    description = "Its memberships and teacher links go; assignments to it are deleted and the \
+reconciler is started, so what they installed leaves the iPads; open lesson requests for it \
+are cancelled; enrollment links and ADE rules stop placing devices in it.",
+    params(("id" = String, Path, description = "Class id")),
+    responses(
+        (status = 204, description = "Deleted; the reconciler is started"),
+        (status = 403, description = "The caller may not manage this school", body = ApiError),
+        (status = 404, description = "No such class in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn delete_class(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let (c, s) = class(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    state
+        .db
+        .run(move |conn| {
+            edit::delete_class(conn, &s.tenant_id, &c.id, &caller.0.user_id).map_err(ApiError::from)
+        })
+        .await?;
+    // Its devices lost the class's assignments.
+    state.reconciler.all();
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// The teachers of a class.
@@ -551,6 +630,11 @@ async fn get_group(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let (g, _) = group(&state, &caller, path.into_inner(), Action::View).await?;
+    Ok(HttpResponse::Ok().json(group_detail(&state, g).await?))
+}
+
+/// A device group with its device count, as `GET /groups/{id}` shows it.
+async fn group_detail(state: &AppState, g: DeviceGroup) -> ApiResult<super::answer::GroupDetail> {
     let id = g.id.clone();
     let n = state
         .db
@@ -558,10 +642,79 @@ async fn get_group(
             classes::device_count(conn, Membership::Group(&id)).map_err(ApiError::from)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(super::answer::GroupDetail {
+    Ok(super::answer::GroupDetail {
         group: g,
         devices: n,
-    }))
+    })
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/groups/{id}",
+    tag = "classes",
+    operation_id = "update_group",
+    summary = "Rename a device group (cart) or change its kind",
+    params(("id" = String, Path, description = "Device group id")),
+    request_body = GroupPatch,
+    responses(
+        (status = 200, description = "The device group now", body = super::answer::GroupDetail),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "The caller may not manage this school", body = ApiError),
+        (status = 404, description = "No such device group in the caller's scope", body = ApiError),
+        (status = 409, description = "The school has a device group of that name", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn patch_group(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<serde_json::Value>,
+) -> ApiResult<HttpResponse> {
+    let (g, s) = group(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    let patch: GroupPatch = crate::error::parse_json(body.into_inner())?;
+    let g = state
+        .db
+        .run(move |conn| {
+            edit::update_group(conn, &s.tenant_id, &g.id, &patch, &caller.0.user_id)
+                .map_err(ApiError::from)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(group_detail(&state, g).await?))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/groups/{id}",
+    tag = "classes",
+    operation_id = "delete_group",
+    summary = "Delete a device group (cart); its devices stay in the school",
+    description = "Its memberships go; assignments to it are deleted and the reconciler is \
+started, so what they installed leaves the iPads; open lesson requests for it are cancelled; \
+enrollment links and ADE rules stop placing devices in it.",
+    params(("id" = String, Path, description = "Device group id")),
+    responses(
+        (status = 204, description = "Deleted; the reconciler is started"),
+        (status = 403, description = "The caller may not manage this school", body = ApiError),
+        (status = 404, description = "No such device group in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn delete_group(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let (g, s) = group(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    state
+        .db
+        .run(move |conn| {
+            edit::delete_group(conn, &s.tenant_id, &g.id, &caller.0.user_id).map_err(ApiError::from)
+        })
+        .await?;
+    // Its devices lost the group's assignments.
+    state.reconciler.all();
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(

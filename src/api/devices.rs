@@ -16,6 +16,8 @@ const MAX_PAGE: i64 = 500;
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/devices", web::get().to(list))
         .route("/devices/{key}", web::get().to(get))
+        .route("/devices/{key}", web::patch().to(patch))
+        .route("/devices/{key}", web::delete().to(retire))
         .route("/devices/{key}/release", web::post().to(release));
 }
 
@@ -76,6 +78,53 @@ async fn release(
         })
         .await?;
     Ok(HttpResponse::Ok().json(released))
+}
+
+/// `DELETE /devices/{key}`: what releasing does, answered like a delete.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/devices/{key}",
+    tag = "devices",
+    operation_id = "retire_device",
+    summary = "Retire a device: no longer managed, out of the device list",
+    description = "The same as `POST /api/v1/devices/{key}/release`: its identity certificate \
+no longer speaks for it, its open commands are cancelled, it leaves its classes and carts. It \
+leaves the device list (`?status=retired` shows it); its audit trail and command history stay, \
+and `GET /api/v1/devices/{key}` still finds it. Retiring a retired device changes nothing.",
+    params(("key" = String, Path, description = "UDID or serial number")),
+    responses(
+        (status = 204, description = "Retired"),
+        (status = 403, description = "Teachers cannot retire devices", body = ApiError),
+        (status = 404, description = "No such device in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn retire(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let key = path.into_inner();
+    state
+        .db
+        .run(move |conn| -> ApiResult<()> {
+            let d = devices::find(conn, authz::list_scope(&caller.0), &key)?
+                .ok_or_else(|| ApiError::not_found(format!("no device {key}")))?;
+            authz::require(
+                &caller.0,
+                Action::ManageSchool,
+                Place {
+                    tenant_id: d.tenant_id.as_deref(),
+                    school_id: d.school_id.as_deref(),
+                },
+            )?;
+            if d.enrollment_status != crate::enrollment::EnrollmentStatus::Retired {
+                crate::enrollment::release(conn, &d.id, &caller.0.user_id)?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// `GET /devices?school_id=&class_id=&group_id=&model=&os_version=&status=&enrolled=&last_seen_before=&last_seen_after=&q=&limit=&cursor=`
@@ -152,4 +201,59 @@ async fn get(
         })
         .await?;
     Ok(HttpResponse::Ok().json(d))
+}
+
+/// `PATCH /devices/{udid or serial}`.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/devices/{key}",
+    tag = "devices",
+    operation_id = "update_device",
+    summary = "Rename a device",
+    description = "An enrolled iPad is sent a `Settings` command with the new `DeviceName` and \
+pushed (supervised iPads only); its inventory reports the name back.",
+    params(("key" = String, Path, description = "UDID or serial number")),
+    request_body = devices::DevicePatch,
+    responses(
+        (status = 200, description = "The device now", body = devices::DeviceDetail),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "Teachers cannot rename devices", body = ApiError),
+        (status = 404, description = "No such device in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn patch(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<serde_json::Value>,
+) -> ApiResult<HttpResponse> {
+    let key = path.into_inner();
+    let body = body.into_inner();
+    let (v, pushed) = state
+        .db
+        .run(move |conn| -> ApiResult<_> {
+            let scope = authz::list_scope(&caller.0);
+            let d = devices::find(conn, scope, &key)?
+                .ok_or_else(|| ApiError::not_found(format!("no device {key}")))?;
+            authz::require(
+                &caller.0,
+                Action::ManageSchool,
+                Place {
+                    tenant_id: d.tenant_id.as_deref(),
+                    school_id: d.school_id.as_deref(),
+                },
+            )?;
+            let patch: devices::DevicePatch = crate::error::parse_json(body)?;
+            let queued = devices::update(conn, &d.id, &patch, &caller.0.user_id)?;
+            let now = devices::find(conn, scope, &key)?
+                .ok_or_else(|| ApiError::not_found(format!("no device {key}")))?;
+            Ok((devices::detail(conn, now)?, queued.then_some(d.id)))
+        })
+        .await?;
+    // Committed: wake the iPad for its new name.
+    if let Some(id) = pushed {
+        state.push.notify(vec![id]);
+    }
+    Ok(HttpResponse::Ok().json(v))
 }

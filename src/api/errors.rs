@@ -15,9 +15,26 @@ use crate::queue::QueueError;
 impl From<OrgError> for ApiError {
     fn from(e: OrgError) -> Self {
         match e {
+            // Two requests raced past the name check: the unique index decides (schools,
+            // classes, carts, slugs), and the loser hears what a sequential request would.
+            OrgError::Db(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            )) => ApiError::conflict("an object of that name exists already"),
             OrgError::Db(e) => e.into(),
             OrgError::Invalid { field, message } => ApiError::invalid_field(field, message),
-            OrgError::Duplicate(_) => ApiError::conflict(e.to_string()),
+            OrgError::Duplicate(_) | OrgError::InUse(_) => ApiError::conflict(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::devices::DeviceError> for ApiError {
+    fn from(e: crate::devices::DeviceError) -> Self {
+        use crate::devices::DeviceError;
+        match e {
+            DeviceError::Db(e) => e.into(),
+            DeviceError::Invalid { field, message } => ApiError::invalid_field(field, message),
+            DeviceError::Queue(e) => e.into(),
         }
     }
 }

@@ -8,6 +8,7 @@ use super::authz::{self, Action, Place};
 use crate::enrollment::tokens::{self, EnrollmentToken, NewToken};
 use crate::enrollment::EnrollmentPolicy;
 use crate::error::{ApiError, ApiResult};
+use crate::org::edit::{self, SchoolPatch, TenantPatch};
 use crate::org::{self, NewSchool, NewTenant, School, Tenant};
 use crate::state::AppState;
 
@@ -16,6 +17,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/tenants", web::post().to(create_tenant))
         .route("/tenants", web::get().to(list_tenants))
         .route("/tenants/{id}", web::get().to(get_tenant))
+        .route("/tenants/{id}", web::patch().to(patch_tenant))
+        .route("/tenants/{id}", web::delete().to(delete_tenant))
         .route("/tenants/{id}/schools", web::post().to(create_school))
         .route(
             "/tenants/{id}/enrollment-policy",
@@ -27,6 +30,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         )
         .route("/schools", web::get().to(list_schools))
         .route("/schools/{id}", web::get().to(get_school))
+        .route("/schools/{id}", web::patch().to(patch_school))
+        .route("/schools/{id}", web::delete().to(delete_school))
         .route(
             "/schools/{id}/enrollment-tokens",
             web::post().to(create_token),
@@ -185,6 +190,143 @@ async fn create_school(
         })
         .await?;
     Ok(HttpResponse::Created().json(school))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/tenants/{id}",
+    tag = "organisation",
+    operation_id = "update_tenant",
+    summary = "Change a school authority's name, slug or re-enrollment rule (district and authority admins)",
+    params(("id" = String, Path, description = "School authority (tenant) id")),
+    request_body = TenantPatch,
+    responses(
+        (status = 200, description = "The school authority now", body = Tenant),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "The caller may not manage this authority", body = ApiError),
+        (status = 404, description = "No such school authority in the caller's scope", body = ApiError),
+        (status = 409, description = "The slug is taken, or the authority has devices (the slug names their enrollment profile)", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn patch_tenant(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<serde_json::Value>,
+) -> ApiResult<HttpResponse> {
+    let tenant = load_tenant(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
+    let patch: TenantPatch = crate::error::parse_json(body.into_inner())?;
+    let tenant = state
+        .db
+        .run(move |conn| {
+            edit::update_tenant(conn, &tenant.id, &patch, &caller.0.user_id).map_err(ApiError::from)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(tenant))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tenants/{id}",
+    tag = "organisation",
+    operation_id = "delete_tenant",
+    summary = "Delete a school authority nothing hangs on any more (district admins)",
+    description = "Refused (409, naming what is left) while the authority has schools, devices, \
+users or Apple tokens; otherwise it is deleted with its push certificate, calendar, catalog and \
+assignments.",
+    params(("id" = String, Path, description = "School authority (tenant) id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Only district admins delete school authorities", body = ApiError),
+        (status = 404, description = "No such school authority in the caller's scope", body = ApiError),
+        (status = 409, description = "Schools, devices, users or Apple tokens still belong to it", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn delete_tenant(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let tenant = load_tenant(&state, &caller, path.into_inner(), Action::View).await?;
+    // Creating authorities is the district's; so is removing one.
+    authz::require(&caller.0, Action::ManageDistrict, Place::default())?;
+    state
+        .db
+        .run(move |conn| {
+            edit::delete_tenant(conn, &tenant.id, &caller.0.user_id).map_err(ApiError::from)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/schools/{id}",
+    tag = "organisation",
+    operation_id = "update_school",
+    summary = "Change a school's name or time zone (district and authority admins)",
+    params(("id" = String, Path, description = "School id")),
+    request_body = SchoolPatch,
+    responses(
+        (status = 200, description = "The school now", body = School),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "The caller may not manage this authority", body = ApiError),
+        (status = 404, description = "No such school in the caller's scope", body = ApiError),
+        (status = 409, description = "Another school of the authority has that name", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn patch_school(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<serde_json::Value>,
+) -> ApiResult<HttpResponse> {
+    let school = load_school(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
+    let patch: SchoolPatch = crate::error::parse_json(body.into_inner())?;
+    let school = state
+        .db
+        .run(move |conn| {
+            edit::update_school(conn, &school.id, &patch, &caller.0.user_id).map_err(ApiError::from)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(school))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/schools/{id}",
+    tag = "organisation",
+    operation_id = "delete_school",
+    summary = "Delete a school nothing hangs on any more (district and authority admins)",
+    description = "Refused (409, naming what is left, with counts) while devices, users, \
+classes, device groups or lesson requests belong to it; otherwise it is deleted with its \
+own settings (enrollment links, ADE profile and rules, lesson rules, approved apps, \
+calendar, its catalog profiles and assignments).",
+    params(("id" = String, Path, description = "School id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "The caller may not manage this authority", body = ApiError),
+        (status = 404, description = "No such school in the caller's scope", body = ApiError),
+        (status = 409, description = "Devices, users, classes, device groups or lesson requests still belong to it", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn delete_school(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let school = load_school(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
+    state
+        .db
+        .run(move |conn| {
+            edit::delete_school(conn, &school.id, &caller.0.user_id).map_err(ApiError::from)
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Query of `GET /schools`.

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::authz::{self, Place};
-use crate::accounts::{self, NewUser, Role, User};
+use crate::accounts::{self, NewUser, Role, User, UserPatch};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -19,6 +19,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/users", web::post().to(create))
         .route("/users", web::get().to(list))
         .route("/users/{id}", web::get().to(get))
+        .route("/users/{id}", web::patch().to(patch))
+        .route("/users/{id}", web::delete().to(delete))
         .route("/users/{id}/disable", web::post().to(disable))
         .route("/users/{id}/tokens", web::post().to(create_token))
         .route("/users/{id}/tokens", web::get().to(list_tokens))
@@ -248,6 +250,89 @@ async fn disable(
         .run(move |conn| accounts::disable_user(conn, &u, &actor).map_err(ApiError::from))
         .await?;
     Ok(HttpResponse::Ok().json(super::answer::Disabled { disabled: user.id }))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/users/{id}",
+    tag = "users",
+    operation_id = "update_user",
+    summary = "Change a user's name or e-mail",
+    params(("id" = String, Path, description = "User id")),
+    request_body = UserPatch,
+    responses(
+        (status = 200, description = "The user now", body = User),
+        (status = 400, description = "A field is invalid", body = ApiError),
+        (status = 403, description = "The caller may not manage this user (teachers: no one)", body = ApiError),
+        (status = 404, description = "No such user in the caller's scope", body = ApiError),
+        (status = 409, description = "Another user has that e-mail", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn patch(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<serde_json::Value>,
+) -> ApiResult<HttpResponse> {
+    let user = load(
+        &state,
+        &caller,
+        path.into_inner(),
+        authz::UserAction::Manage,
+    )
+    .await?;
+    authz::require_admin(&caller.0, "do not manage users")?;
+    let patch: UserPatch = crate::error::parse_json(body.into_inner())?;
+    let user = state
+        .db
+        .run(move |conn| {
+            accounts::update_user(conn, &user.id, &patch, &caller.0.user_id).map_err(ApiError::from)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{id}",
+    tag = "users",
+    operation_id = "delete_user",
+    summary = "Delete (disable) a user: no login, tokens stop working",
+    description = "Users are disabled, not erased: the audit log and lesson requests keep \
+naming them. Deleting a disabled user again changes nothing.",
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 204, description = "Disabled"),
+        (status = 403, description = "The caller may not manage this user", body = ApiError),
+        (status = 404, description = "No such user in the caller's scope", body = ApiError),
+        (status = 409, description = "Callers cannot delete themselves", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn delete(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let user = load(
+        &state,
+        &caller,
+        path.into_inner(),
+        authz::UserAction::Manage,
+    )
+    .await?;
+    if user.id == caller.0.user_id {
+        return Err(ApiError::conflict("you cannot delete yourself"));
+    }
+    if user.disabled_at.is_none() {
+        let actor = caller.0.user_id.clone();
+        state
+            .db
+            .run(move |conn| accounts::disable_user(conn, &user, &actor).map_err(ApiError::from))
+            .await?;
+    }
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Body of a token request.

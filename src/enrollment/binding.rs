@@ -34,6 +34,8 @@ pub struct CertFacts {
     /// Does the UDID already count as a device of this token (another certificate of
     /// the token is bound to it)?
     pub udid_counted: bool,
+    /// When our SCEP server issued it.
+    pub issued_at: Option<chrono::NaiveDateTime>,
 }
 
 /// What tafel knows about the device row of the UDID, if there is one.
@@ -57,6 +59,8 @@ pub struct DeviceFacts {
     /// Must a re-enrollment of this device wait for an admin's release (its authority's
     /// setting)?
     pub release_required: bool,
+    /// When an admin retired (released) it, if it is retired.
+    pub retired_at: Option<chrono::NaiveDateTime>,
 }
 
 /// A pre-registered row with the serial the message names (no UDID yet).
@@ -135,6 +139,9 @@ pub enum Refusal {
     /// A machine info identity for an iPad enrolled through a link.
     #[error("this device is enrolled through an enrollment link: an admin must release it before it enrolls through Automated Device Enrollment")]
     EnrolledThroughLink,
+    /// The certificate is the identity of a device an admin retired.
+    #[error("this device was retired with this identity certificate: enroll it again")]
+    Retired,
     /// The serial is pre-registered in another school of the authority.
     #[error("serial number {0} is registered to another school: enroll it through that school or move it there first")]
     SerialElsewhere(String),
@@ -215,6 +222,13 @@ pub fn may_bind(
         return Ok(Binding::New { adopt: None });
     };
     if d.status == EnrollmentStatus::Retired {
+        // The identities it had when an admin retired it stay retired with it; only a
+        // fresh enrollment (a certificate issued since) brings it back.
+        if let (Some(issued), Some(retired)) = (cert.issued_at, d.retired_at) {
+            if issued < retired {
+                return Err(Refusal::Retired);
+            }
+        }
         return Ok(Binding::Rebind(Rebind::Released));
     }
     if d.tenant_id.as_deref().is_some_and(|t| t != token.tenant_id) {
@@ -270,6 +284,7 @@ mod tests {
             token: Some(t),
             ade: false,
             udid_counted: false,
+            issued_at: Some(at()),
         }
     }
 
@@ -283,6 +298,7 @@ mod tests {
             renews_bound: false,
             bound_via_ade: false,
             release_required: false,
+            retired_at: None,
         }
     }
 
@@ -434,6 +450,27 @@ mod tests {
         assert_eq!(
             decide(&c, Some(&released), &[]),
             Ok(Binding::Rebind(Rebind::Released))
+        );
+        let retired = DeviceFacts {
+            retired_at: Some(at()),
+            ..released.clone()
+        };
+        let fresh = CertFacts {
+            issued_at: Some(at() + chrono::Duration::seconds(1)),
+            ..c.clone()
+        };
+        assert_eq!(
+            decide(&fresh, Some(&retired), &[]),
+            Ok(Binding::Rebind(Rebind::Released))
+        );
+        let old_identity = CertFacts {
+            issued_at: Some(at() - chrono::Duration::days(30)),
+            ..c.clone()
+        };
+        assert_eq!(
+            decide(&old_identity, Some(&retired), &[]),
+            Err(Refusal::Retired),
+            "the identity it was retired with does not bring it back"
         );
     }
 

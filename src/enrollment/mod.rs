@@ -188,18 +188,24 @@ pub fn verify_bound(
 
 /// What tafel knows about a certificate, for [`binding::may_bind`].
 fn cert_facts(conn: &mut DbConn, sha256: &str, udid: &str) -> QueryResult<binding::CertFacts> {
-    let row: Option<(Option<String>, Option<String>)> = device_certificates::table
-        .find(sha256)
-        .select((device_certificates::udid, device_certificates::ade_udid))
-        .first(conn)
-        .optional()?;
-    let Some((bound_udid, ade_udid)) = row else {
+    let row: Option<(Option<String>, Option<String>, chrono::NaiveDateTime)> =
+        device_certificates::table
+            .find(sha256)
+            .select((
+                device_certificates::udid,
+                device_certificates::ade_udid,
+                device_certificates::created_at,
+            ))
+            .first(conn)
+            .optional()?;
+    let Some((bound_udid, ade_udid, issued_at)) = row else {
         return Ok(binding::CertFacts {
             issued_here: false,
             bound_udid: None,
             token: None,
             ade: false,
             udid_counted: false,
+            issued_at: None,
         });
     };
     let token = tokens::token_of_certificate(conn, sha256)?;
@@ -213,6 +219,7 @@ fn cert_facts(conn: &mut DbConn, sha256: &str, udid: &str) -> QueryResult<bindin
         token,
         ade: ade_udid.is_some(),
         udid_counted,
+        issued_at: Some(issued_at),
     })
 }
 
@@ -223,9 +230,17 @@ fn device_facts(
     sha256: &str,
 ) -> QueryResult<binding::DeviceFacts> {
     use crate::db::schema::tenants;
-    let (tenant_id, school_id): (Option<String>, Option<String>) = devices::table
+    let (tenant_id, school_id, unenrolled_at): (
+        Option<String>,
+        Option<String>,
+        Option<chrono::NaiveDateTime>,
+    ) = devices::table
         .find(&device.id)
-        .select((devices::tenant_id, devices::school_id))
+        .select((
+            devices::tenant_id,
+            devices::school_id,
+            devices::unenrolled_at,
+        ))
         .first(conn)?;
     let renews_bound = match device.identity_cert_sha256.as_deref() {
         Some(bound) if bound != sha256 => renews(conn, sha256, bound)?,
@@ -256,6 +271,10 @@ fn device_facts(
         renews_bound,
         bound_via_ade,
         release_required,
+        // `release` stamps the retirement in `unenrolled_at`.
+        retired_at: (device.enrollment_status == EnrollmentStatus::Retired)
+            .then_some(unenrolled_at)
+            .flatten(),
     })
 }
 

@@ -1,6 +1,7 @@
 //! The organisation: school authorities (tenants) and their schools.
 
 pub mod classes;
+pub mod edit;
 pub mod import;
 
 use diesel::prelude::*;
@@ -28,6 +29,9 @@ pub struct Tenant {
     /// Last change.
     #[serde(with = "crate::time::utc")]
     pub updated_at: chrono::NaiveDateTime,
+    /// A known iPad that enrolls again waits for an admin's release (see
+    /// `/tenants/{id}/enrollment-policy`).
+    pub reenroll_requires_release: bool,
 }
 
 /// A school.
@@ -88,24 +92,38 @@ pub enum OrgError {
         /// Why.
         message: String,
     },
-    /// The slug is taken.
-    #[error("a school authority with slug {0:?} exists already")]
+    /// The name (or slug) is taken; names what exists, e.g. `class 7b 2026/27`.
+    #[error("{0} exists already")]
     Duplicate(String),
+    /// The object cannot be changed or deleted while others depend on it; says which.
+    #[error("{0}")]
+    InUse(String),
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> OrgError {
+pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> OrgError {
     OrgError::Invalid {
         field,
         message: message.into(),
     }
 }
 
-fn check_name(name: &str) -> Result<String, OrgError> {
+pub(crate) fn check_name(name: &str) -> Result<String, OrgError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(invalid("name", "1 to 200 characters"));
     }
     Ok(name.to_owned())
+}
+
+/// Checks a school's time zone (the rule at create and at edit).
+pub(crate) fn check_timezone(timezone: &str) -> Result<(), OrgError> {
+    if timezone.is_empty() || !timezone.contains('/') || timezone.len() > 64 {
+        return Err(invalid(
+            "timezone",
+            "an IANA time zone such as Europe/Berlin",
+        ));
+    }
+    Ok(())
 }
 
 /// Creates a tenant.
@@ -115,15 +133,7 @@ pub fn create_tenant(
     actor: &str,
 ) -> Result<Tenant, OrgError> {
     let name = check_name(&input.name)?;
-    let slug = input.slug.trim().to_owned();
-    if slug.is_empty()
-        || slug.len() > 64
-        || !slug
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    {
-        return Err(invalid("slug", "1 to 64 lowercase letters, digits or '-'"));
-    }
+    let slug = edit::check_slug(&input.slug)?;
     if let Some(topic) = &input.push_topic {
         if !topic.starts_with("com.apple.mgmt.") {
             return Err(invalid(
@@ -135,7 +145,9 @@ pub fn create_tenant(
     conn.write_tx(|conn| {
         let taken: i64 = tenants::table.filter(tenants::slug.eq(&slug)).count().get_result(conn)?;
         if taken > 0 {
-            return Err(OrgError::Duplicate(slug.clone()));
+            return Err(OrgError::Duplicate(format!(
+                "a school authority with slug {slug:?}"
+            )));
         }
         let at = now();
         let tenant = Tenant {
@@ -145,6 +157,7 @@ pub fn create_tenant(
             push_topic: input.push_topic.clone(),
             created_at: at,
             updated_at: at,
+            reenroll_requires_release: false,
         };
         diesel::insert_into(tenants::table)
             .values((
@@ -196,13 +209,9 @@ pub fn create_school(
         .timezone
         .clone()
         .unwrap_or_else(|| "Europe/Berlin".into());
-    if timezone.is_empty() || !timezone.contains('/') || timezone.len() > 64 {
-        return Err(invalid(
-            "timezone",
-            "an IANA time zone such as Europe/Berlin",
-        ));
-    }
+    check_timezone(&timezone)?;
     conn.write_tx(|conn| {
+        edit::school_name_free(conn, tenant_id, &name, None)?;
         let at = now();
         let school = School {
             id: new_id(),

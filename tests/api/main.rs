@@ -12,6 +12,7 @@ mod certificates;
 mod cli;
 mod device_trust;
 mod device_truth;
+mod editing;
 mod enrollment;
 mod foundation;
 mod helpers;

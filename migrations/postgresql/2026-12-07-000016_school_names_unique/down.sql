@@ -1,0 +1,1 @@
+DROP INDEX schools_tenant_name;
