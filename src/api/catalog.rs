@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
-use crate::assign::schedule::{Calendar, Schedule};
+use crate::assign::schedule::{Calendar, ScheduleSpec};
 use crate::assign::{self, views, ItemKind, NewAssignment, TargetKind};
 use crate::catalog::{self, profiles as templates, App, NewApp, Profile};
 use crate::error::{ApiError, ApiResult};
@@ -320,9 +320,10 @@ pub struct AssignmentBody {
     pub target_kind: TargetKind,
     /// Target id (device: UDID, serial or id).
     pub target_id: String,
-    /// Schedule (default `{"kind": "always"}`).
+    /// When the item applies (default `{"kind": "always"}`). Windows in clock times, or
+    /// in the school's periods ("Di 2-3") when the target belongs to one school.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::assign::schedule::ScheduleJson>)]
     pub schedule: Option<serde_json::Value>,
 }
 
@@ -402,10 +403,12 @@ async fn create_assignment(
     body: web::Json<AssignmentBody>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
+    let bad_schedule = |e: crate::assign::schedule::ScheduleError| {
+        ApiError::invalid_field("schedule", e.to_string())
+    };
     let schedule = match &b.schedule {
-        Some(v) => Schedule::parse_json(v)
-            .map_err(|e| ApiError::invalid_field("schedule", e.to_string()))?,
-        None => Schedule::Always,
+        Some(v) => ScheduleSpec::parse_json(v).map_err(bad_schedule)?,
+        None => ScheduleSpec::Always,
     };
     authz::require_admin(&caller.0, "ask for apps through lesson requests")?;
     let p = caller.0.clone();
@@ -451,6 +454,9 @@ async fn create_assignment(
                         "the item belongs to another school or authority than the target",
                     ));
                 }
+                // Periods are the school's: the target must be within one.
+                assign::resolve_schedule(conn, &schedule, school.as_deref())?
+                    .map_err(bad_schedule)?;
                 let new = NewAssignment {
                     tenant_id: tenant,
                     school_id: school,

@@ -768,10 +768,10 @@ pub fn upcoming_shortfalls(
     at: DateTime<Utc>,
     horizon: chrono::Duration,
 ) -> QueryResult<Vec<Shortfall>> {
-    use crate::assign::schedule::Schedule;
     use crate::db::schema::{apps, devices};
     let live = crate::assign::live(conn, tenant_id)?;
     let calendars = crate::assign::calendars(conn)?;
+    let periods = crate::assign::period_tables(conn)?;
     let held: HashSet<(String, String)> = vpp_licences::table
         .select((vpp_licences::adam_id, vpp_licences::serial_number))
         .load::<(String, String)>(conn)?
@@ -787,10 +787,7 @@ pub fn upcoming_shortfalls(
         let Some((true, Some(adam))) = app else {
             continue;
         };
-        let Some(schedule) = serde_json::from_str::<serde_json::Value>(&a.schedule)
-            .ok()
-            .and_then(|v| Schedule::parse_json(&v).ok())
-        else {
+        let Some(schedule) = periods.schedule_of(a) else {
             continue;
         };
         let cal = calendars.for_place(Some(&a.tenant_id), a.school_id.as_deref());
