@@ -390,7 +390,7 @@ pub fn resolve_target(
     summary = "Assign an app or profile to a target, on a schedule",
     request_body = AssignmentBody,
     responses(
-        (status = 201, description = "The new assignment; the reconciler is started", body = assign::Assignment),
+        (status = 201, description = "The new assignment; the reconciler is started", body = assign::AssignmentView),
         (status = 400, description = "Invalid schedule, target or item", body = ApiError),
         (status = 403, description = "Teachers ask through lesson requests; or the caller may not manage the target", body = ApiError),
         (status = 404, description = "The target is outside the caller's scope", body = ApiError),
@@ -412,10 +412,10 @@ async fn create_assignment(
     };
     authz::require_admin(&caller.0, "ask for apps through lesson requests")?;
     let p = caller.0.clone();
-    let (a, targets): (assign::Assignment, Vec<String>) = state
+    let (a, targets): (assign::AssignmentView, Vec<String>) = state
         .db
         .run(
-            move |conn| -> ApiResult<(assign::Assignment, Vec<String>)> {
+            move |conn| -> ApiResult<(assign::AssignmentView, Vec<String>)> {
                 let (tenant, school, target_id) =
                     resolve_target(conn, b.target_kind, &b.target_id)?;
                 let place = Place {
@@ -473,7 +473,11 @@ async fn create_assignment(
                     .into_iter()
                     .map(|(id, _)| id)
                     .collect();
-                Ok((a, targets))
+                let named = assign::with_names(conn, vec![a])?.into_iter().next();
+                Ok((
+                    named.ok_or_else(|| ApiError::internal("the new assignment vanished"))?,
+                    targets,
+                ))
             },
         )
         .await?;
@@ -505,7 +509,10 @@ async fn list_assignments(
     let scope = authz::item_scope(&caller.0);
     let page = state
         .db
-        .run(move |conn| assign::list(conn, scope.as_ref(), &f, limit).map_err(ApiError::from))
+        .run(move |conn| -> ApiResult<_> {
+            let page = assign::list(conn, scope.as_ref(), &f, limit)?;
+            Ok(page.try_map(|l| assign::with_names(conn, l))?)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(super::answer::AssignmentList::from(page)))
 }
@@ -553,17 +560,21 @@ async fn get_assignment(
     let a = load_assignment(&state, &caller, path.into_inner(), Action::View).await?;
     let a2 = a.clone();
     let p = caller.0.clone();
-    let rollout = state
+    let detail = state
         .db
-        .run(move |conn| {
-            views::rollout(conn, &a2, chrono::Utc::now(), authz::list_scope(&p))
-                .map_err(ApiError::from)
+        .run(move |conn| -> ApiResult<_> {
+            let rollout = views::rollout(conn, &a2, chrono::Utc::now(), authz::list_scope(&p))?;
+            let assignment = assign::with_names(conn, vec![a])?.into_iter().next();
+            Ok(
+                assignment.map(|assignment| super::answer::AssignmentDetail {
+                    assignment,
+                    rollout,
+                }),
+            )
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(super::answer::AssignmentDetail {
-        assignment: a,
-        rollout,
-    }))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such assignment"))?;
+    Ok(HttpResponse::Ok().json(detail))
 }
 
 #[utoipa::path(

@@ -226,18 +226,24 @@ async fn get_class(
 ) -> ApiResult<HttpResponse> {
     let (c, _) = class(&state, &caller, path.into_inner(), Action::View).await?;
     let id = c.id.clone();
-    let (teachers, devices) = state
+    let (teacher_ids, teachers, devices) = state
         .db
         .run(move |conn| -> ApiResult<_> {
+            let ids = classes::teachers_of(conn, &id)?;
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let names = crate::names::users_named(conn, &refs)?;
+            let teachers = crate::names::named(&ids, &names);
             Ok((
-                classes::teachers_of(conn, &id)?,
+                ids,
+                teachers,
                 classes::device_count(conn, Membership::Class(&id))?,
             ))
         })
         .await?;
     Ok(HttpResponse::Ok().json(super::answer::ClassDetail {
         class: c,
-        teacher_ids: teachers,
+        teacher_ids,
+        teachers,
         devices,
     }))
 }

@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
-use crate::devices::{self, DeviceFilter, DeviceRow};
+use crate::devices::{self, DeviceFilter, DeviceView};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -113,8 +113,9 @@ async fn list(
     }
     let (items, next) = state
         .db
-        .run(move |conn| {
-            devices::list(conn, authz::list_scope(&caller.0), &f, limit).map_err(ApiError::from)
+        .run(move |conn| -> ApiResult<_> {
+            let (rows, next) = devices::list(conn, authz::list_scope(&caller.0), &f, limit)?;
+            Ok((devices::with_names(conn, rows)?, next))
         })
         .await?;
     Ok(HttpResponse::Ok().json(super::answer::DevicePage {
@@ -132,7 +133,7 @@ async fn list(
     summary = "One device",
     params(("key" = String, Path, description = "UDID or serial number")),
     responses(
-        (status = 200, description = "The device", body = DeviceRow),
+        (status = 200, description = "The device with its setup state", body = DeviceView),
         (status = 404, description = "No such device in the caller's scope", body = ApiError),
     ),
     security(("bearer" = []))
@@ -149,7 +150,8 @@ async fn get(
             let d = devices::find(conn, authz::list_scope(&caller.0), &key)?
                 .ok_or_else(|| ApiError::not_found(format!("no device {key}")))?;
             let setup = devices::setup_of(conn, &d.id)?;
-            let mut v = serde_json::to_value(&d).map_err(ApiError::internal)?;
+            let d = devices::with_names(conn, vec![d])?;
+            let mut v = serde_json::to_value(d.first()).map_err(ApiError::internal)?;
             v["setup"] = serde_json::to_value(setup).map_err(ApiError::internal)?;
             Ok(v)
         })

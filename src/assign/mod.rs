@@ -103,6 +103,78 @@ pub struct Assignment {
     pub lesson_request_id: Option<String>,
 }
 
+/// An assignment with the names of what its ids refer to.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AssignmentView {
+    /// The assignment.
+    #[serde(flatten)]
+    pub assignment: Assignment,
+    /// The app's or profile's name.
+    pub item_name: Option<String>,
+    /// The target's name: the authority's, school's, class's, cart's or device's (its
+    /// serial number when it reports no name).
+    pub target_name: Option<String>,
+    /// The authority's name.
+    pub tenant_name: Option<String>,
+    /// The school's name.
+    pub school_name: Option<String>,
+    /// The creator's name.
+    pub created_by_name: Option<String>,
+}
+
+/// Assignments with the names of their items, targets, places and creators (one query
+/// per kind, whatever the number of assignments).
+pub fn with_names(conn: &mut DbConn, list: Vec<Assignment>) -> QueryResult<Vec<AssignmentView>> {
+    use crate::names::{self, ids};
+    let item = |kind: ItemKind| {
+        ids(&list, |a| {
+            (a.item_kind == kind.as_str()).then_some(a.item_id.as_str())
+        })
+    };
+    let target = |kind: TargetKind| {
+        ids(&list, |a| {
+            (a.target_kind == kind.as_str()).then_some(a.target_id.as_str())
+        })
+    };
+    let apps = names::apps_named(conn, &item(ItemKind::App))?;
+    let profiles = names::profiles_named(conn, &item(ItemKind::Profile))?;
+    let mut tenant_ids = ids(&list, |a| Some(a.tenant_id.as_str()));
+    tenant_ids.extend(target(TargetKind::Tenant));
+    let tenants = names::tenants_named(conn, &tenant_ids)?;
+    let mut school_ids = ids(&list, |a| a.school_id.as_deref());
+    school_ids.extend(target(TargetKind::School));
+    let schools = names::schools_named(conn, &school_ids)?;
+    let classes = names::classes_named(conn, &target(TargetKind::Class))?;
+    let groups = names::groups_named(conn, &target(TargetKind::Group))?;
+    let devices = names::devices_named(conn, &target(TargetKind::Device))?;
+    let users = names::users_named(conn, &ids(&list, |a| a.created_by.as_deref()))?;
+    Ok(list
+        .into_iter()
+        .map(|a| {
+            let items = if a.item_kind == ItemKind::App.as_str() {
+                &apps
+            } else {
+                &profiles
+            };
+            let targets = match a.target_kind.as_str() {
+                "tenant" => &tenants,
+                "school" => &schools,
+                "class" => &classes,
+                "group" => &groups,
+                _ => &devices,
+            };
+            AssignmentView {
+                item_name: names::name(items, Some(&a.item_id)),
+                target_name: names::name(targets, Some(&a.target_id)),
+                tenant_name: names::name(&tenants, Some(&a.tenant_id)),
+                school_name: names::name(&schools, a.school_id.as_deref()),
+                created_by_name: names::name(&users, a.created_by.as_deref()),
+                assignment: a,
+            }
+        })
+        .collect())
+}
+
 /// A new assignment, validated by the caller's layer (target exists, in scope).
 #[derive(Debug, Clone)]
 pub struct NewAssignment {

@@ -16,6 +16,7 @@ mod helpers;
 mod hostile_bodies;
 mod lessons;
 mod licences;
+mod names;
 mod openapi;
 mod organisation;
 mod profile_versions;
