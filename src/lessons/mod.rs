@@ -39,7 +39,9 @@ crate::text_enum! {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LessonSettings {
-    /// Named periods, e.g. `{"1": {"start": "08:00", "end": "08:45"}, …}`.
+    /// Named periods, e.g. `{"1": {"start": "08:00", "end": "08:45"}, …}`. Lesson
+    /// requests and assignment schedules name them ("2-3", "Di 2-3"); assignments follow
+    /// changed times at once, and a period an assignment names cannot be removed.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub periods: serde_json::Value,
