@@ -12,7 +12,6 @@ use crate::accounts::{TokenInfo, User};
 use crate::assign::views::{ItemState, Rollout};
 use crate::assign::AssignmentView;
 use crate::catalog::profiles::Variable;
-use crate::catalog::{App, Profile};
 use crate::devices::DeviceView;
 use crate::org::classes::{Class, DeviceGroup};
 use crate::org::import::ImportReport;
@@ -97,12 +96,12 @@ list!(
 page!(
     /// One page of catalog apps.
     AppList,
-    App
+    crate::catalog::AppView
 );
 page!(
     /// One page of catalog profiles (without their payloads).
     CatalogProfileList,
-    Profile
+    crate::catalog::ProfileView
 );
 list!(
     /// Built-in profile templates.

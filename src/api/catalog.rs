@@ -94,8 +94,9 @@ async fn list_apps(
     let scope = authz::item_scope(&caller.0);
     let page = state
         .db
-        .run(move |conn| {
-            catalog::list_apps(conn, scope.as_ref(), &f, limit).map_err(ApiError::from)
+        .run(move |conn| -> ApiResult<_> {
+            let page = catalog::list_apps(conn, scope.as_ref(), &f, limit)?;
+            Ok(page.try_map(|l| catalog::apps_with_names(conn, l))?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(super::answer::AppList::from(page)))
@@ -183,8 +184,9 @@ async fn list_profiles(
     let scope = authz::item_scope(&caller.0);
     let page = state
         .db
-        .run(move |conn| {
-            catalog::list_profiles(conn, scope.as_ref(), &f, limit).map_err(ApiError::from)
+        .run(move |conn| -> ApiResult<_> {
+            let page = catalog::list_profiles(conn, scope.as_ref(), &f, limit)?;
+            Ok(page.try_map(|l| catalog::profiles_with_names(conn, l))?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(super::answer::CatalogProfileList::from(page)))

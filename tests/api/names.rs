@@ -151,6 +151,25 @@ async fn an_admin_reads_names_beside_the_ids_in_every_list() {
         .await;
     assert_eq!(first(&tokens, "id", &token["id"])["class_name"], "7b");
 
+    // The catalog: whose items they are.
+    let (_, apps) = app.get("/api/v1/apps").await;
+    assert_eq!(
+        first(&apps, "id", &keynote["id"])["tenant_name"],
+        "Authority names"
+    );
+
+    let (status, wifi) = app
+        .post("/api/v1/profiles/from-template", json!({"template": "school-wifi", "school_id": school_id, "values": {"ssid": "Schulnetz", "password": "geheim-und-lang", "school_slug": "names"}}))
+        .await;
+    assert_eq!(status, 201, "{wifi}");
+    let (_, profiles) = app.get("/api/v1/profiles").await;
+    let p = first(&profiles, "id", &wifi["id"]);
+    assert_eq!(
+        (&p["school_name"], &p["tenant_name"]),
+        (&json!("Gymnasium Nord"), &json!("Authority names")),
+        "{p}"
+    );
+
     // The audit log: who did it, where.
     let (_, audit) = app
         .get("/api/v1/audit?object_type=assignment&action=create")
