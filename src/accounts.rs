@@ -271,6 +271,33 @@ pub struct User {
     pub disabled_at: Option<chrono::NaiveDateTime>,
 }
 
+/// A user with the names of their authority and school.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct UserView {
+    /// The user.
+    #[serde(flatten)]
+    pub user: User,
+    /// The authority's name.
+    pub tenant_name: Option<String>,
+    /// The school's name.
+    pub school_name: Option<String>,
+}
+
+/// Users with the names of their authorities and schools (two queries for a whole page).
+pub fn with_names(conn: &mut DbConn, list: Vec<User>) -> QueryResult<Vec<UserView>> {
+    use crate::names::{self, ids};
+    let tenants = names::tenants_named(conn, &ids(&list, |u| u.tenant_id.as_deref()))?;
+    let schools = names::schools_named(conn, &ids(&list, |u| u.school_id.as_deref()))?;
+    Ok(list
+        .into_iter()
+        .map(|user| UserView {
+            tenant_name: names::name(&tenants, user.tenant_id.as_deref()),
+            school_name: names::name(&schools, user.school_id.as_deref()),
+            user,
+        })
+        .collect())
+}
+
 /// Input for a new user.
 #[derive(Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -63,6 +63,70 @@ pub struct DeviceRow {
     pub identity_cert_not_after: Option<chrono::NaiveDateTime>,
 }
 
+/// A device with the names of its authority, school, classes and carts.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeviceView {
+    /// The device.
+    #[serde(flatten)]
+    pub device: DeviceRow,
+    /// The authority's name.
+    pub tenant_name: Option<String>,
+    /// The school's name.
+    pub school_name: Option<String>,
+    /// The classes it is in, by name (sorted).
+    pub class_names: Vec<String>,
+    /// The carts (device groups) it is in, by name (sorted).
+    pub group_names: Vec<String>,
+}
+
+/// Devices with the names of their places, classes and carts: four queries for a whole
+/// page, whatever its size.
+pub fn with_names(conn: &mut DbConn, rows: Vec<DeviceRow>) -> QueryResult<Vec<DeviceView>> {
+    use crate::db::schema::classes;
+    use crate::names::{self, ids};
+    use std::collections::HashMap;
+    let tenants = names::tenants_named(conn, &ids(&rows, |d| d.tenant_id.as_deref()))?;
+    let schools = names::schools_named(conn, &ids(&rows, |d| d.school_id.as_deref()))?;
+    let device_ids = ids(&rows, |d| Some(d.id.as_str()));
+    let mut in_class: HashMap<String, Vec<String>> = HashMap::new();
+    let mut in_group: HashMap<String, Vec<String>> = HashMap::new();
+    for chunk in device_ids.chunks(500) {
+        let c: Vec<(String, String)> = class_devices::table
+            .inner_join(classes::table)
+            .filter(class_devices::device_id.eq_any(chunk))
+            .select((class_devices::device_id, classes::name))
+            .load(conn)?;
+        for (device, name) in c {
+            in_class.entry(device).or_default().push(name);
+        }
+        let g: Vec<(String, String)> = group_devices::table
+            .inner_join(device_groups::table)
+            .filter(group_devices::device_id.eq_any(chunk))
+            .select((group_devices::device_id, device_groups::name))
+            .load(conn)?;
+        for (device, name) in g {
+            in_group.entry(device).or_default().push(name);
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|device| {
+            let sorted = |m: &mut HashMap<String, Vec<String>>| {
+                let mut v = m.remove(&device.id).unwrap_or_default();
+                v.sort();
+                v
+            };
+            DeviceView {
+                tenant_name: names::name(&tenants, device.tenant_id.as_deref()),
+                school_name: names::name(&schools, device.school_id.as_deref()),
+                class_names: sorted(&mut in_class),
+                group_names: sorted(&mut in_group),
+                device,
+            }
+        })
+        .collect())
+}
+
 /// Filters of the device list (all optional, combined with AND).
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -357,9 +421,9 @@ pub fn finish_setup(
 /// its apps and profiles, and its last Setup Assistant wait.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeviceDetail {
-    /// The device.
+    /// The device, with the names of its authority, school, classes and carts.
     #[serde(flatten)]
-    pub device: DeviceRow,
+    pub device: DeviceView,
     /// What the iPad last reported (DeviceInformation, SecurityInfo); absent until its
     /// first inventory answered.
     pub inventory: Option<Inventory>,
@@ -488,6 +552,9 @@ pub fn detail(conn: &mut DbConn, device: DeviceRow) -> QueryResult<DeviceDetail>
         .order(device_profiles::identifier.asc())
         .load::<InstalledProfile>(conn)?;
     let setup = setup_of(conn, &device.id)?;
+    let Some(device) = with_names(conn, vec![device])?.pop() else {
+        return Err(diesel::result::Error::NotFound);
+    };
     Ok(DeviceDetail {
         device,
         inventory,

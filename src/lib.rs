@@ -21,6 +21,7 @@ pub mod inventory;
 pub mod lessons;
 pub mod licences;
 pub mod mdm;
+pub mod names;
 pub mod notify;
 pub mod org;
 pub mod paging;

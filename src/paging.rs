@@ -30,6 +30,14 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// The same page with each row turned into what the answer shows (names beside ids).
+    pub fn try_map<U, E>(self, f: impl FnOnce(Vec<T>) -> Result<Vec<U>, E>) -> Result<Page<U>, E> {
+        Ok(Page {
+            items: f(self.items)?,
+            next_cursor: self.next_cursor,
+        })
+    }
+
     /// Builds a page from `limit + 1` rows loaded in id order: the extra row only
     /// says that there is a next page.
     pub fn from_rows(mut rows: Vec<T>, limit: i64, id: impl Fn(&T) -> String) -> Page<T> {

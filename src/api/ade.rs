@@ -60,7 +60,7 @@ pub(crate) struct CreatedRule {
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct AdeDevicePage {
     /// The devices of this page, by serial.
-    items: Vec<AdeDeviceRow>,
+    items: Vec<AdeDeviceView>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     next_cursor: Option<String>,
 }
@@ -387,6 +387,16 @@ pub(crate) struct AdeDeviceRow {
     enrollment_status: Option<String>,
 }
 
+/// A device from Apple School Manager with the name of the school it landed in.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct AdeDeviceView {
+    /// The device.
+    #[serde(flatten)]
+    row: AdeDeviceRow,
+    /// The school's name.
+    school_name: Option<String>,
+}
+
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/ade-devices", tag = "ade", operation_id = "list_ade_devices",
     summary = "Devices Apple School Manager assigned to tafel, with profile state and school (paged by serial)",
     params(("id" = String, Path, description = "School authority id"), AdeDeviceQuery),
@@ -408,7 +418,7 @@ async fn list_devices(
     }
     let rows = state
         .db
-        .run(move |conn| -> ApiResult<Vec<AdeDeviceRow>> {
+        .run(move |conn| -> ApiResult<Vec<AdeDeviceView>> {
             let mut b = ade_devices::table
                 .left_join(
                     devices::table.on(devices::serial_number
@@ -445,11 +455,20 @@ async fn list_devices(
             if let Some(a) = q.cursor {
                 b = b.filter(ade_devices::serial_number.gt(a));
             }
-            Ok(b.load(conn)?)
+            let rows: Vec<AdeDeviceRow> = b.load(conn)?;
+            let ids = crate::names::ids(&rows, |r| r.school_id.as_deref());
+            let schools = crate::names::schools_named(conn, &ids)?;
+            Ok(rows
+                .into_iter()
+                .map(|row| AdeDeviceView {
+                    school_name: crate::names::name(&schools, row.school_id.as_deref()),
+                    row,
+                })
+                .collect())
         })
         .await?;
     let next = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.serial_number.clone()))
+        .then(|| rows.last().map(|r| r.row.serial_number.clone()))
         .flatten();
     Ok(HttpResponse::Ok().json(AdeDevicePage {
         items: rows,

@@ -10,13 +10,12 @@ use utoipa::ToSchema;
 
 use crate::accounts::{TokenInfo, User};
 use crate::assign::views::{ItemState, Rollout};
-use crate::assign::Assignment;
+use crate::assign::AssignmentView;
 use crate::catalog::profiles::Variable;
-use crate::catalog::{App, Profile};
-use crate::devices::DeviceRow;
+use crate::devices::DeviceView;
 use crate::org::classes::{Class, DeviceGroup};
 use crate::org::import::ImportReport;
-use crate::org::{School, Tenant};
+use crate::org::Tenant;
 
 /// A complete list of one kind of object: `{"items": [...]}`.
 macro_rules! list {
@@ -67,7 +66,7 @@ list!(
 list!(
     /// Schools.
     SchoolList,
-    School
+    crate::org::SchoolView
 );
 list!(
     /// Enrollment tokens with their URLs.
@@ -77,7 +76,7 @@ list!(
 page!(
     /// One page of users.
     UserList,
-    User
+    crate::accounts::UserView
 );
 list!(
     /// API tokens (never their secrets).
@@ -97,12 +96,12 @@ list!(
 page!(
     /// One page of catalog apps.
     AppList,
-    App
+    crate::catalog::AppView
 );
 page!(
     /// One page of catalog profiles (without their payloads).
     CatalogProfileList,
-    Profile
+    crate::catalog::ProfileView
 );
 list!(
     /// Built-in profile templates.
@@ -112,7 +111,7 @@ list!(
 page!(
     /// One page of assignments.
     AssignmentList,
-    Assignment
+    AssignmentView
 );
 list!(
     /// A device's assigned items, desired vs actual.
@@ -127,7 +126,7 @@ list!(
 page!(
     /// One page of devices.
     DevicePage,
-    DeviceRow
+    DeviceView
 );
 page!(
     /// One page of a device's command queue.
@@ -142,7 +141,7 @@ page!(
 page!(
     /// One page of the audit log.
     AuditPage,
-    super::audit::Entry
+    super::audit::EntryView
 );
 
 /// `GET /healthz`.
@@ -253,6 +252,8 @@ pub struct ClassDetail {
     pub class: Class,
     /// Its teachers (user ids).
     pub teacher_ids: Vec<String>,
+    /// Its teachers with their names, in the order of `teacher_ids`.
+    pub teachers: Vec<crate::names::Named>,
     /// Devices in it.
     pub devices: i64,
 }
@@ -270,7 +271,7 @@ pub struct GroupDetail {
 #[derive(Serialize, ToSchema)]
 pub struct AssignmentDetail {
     /// The assignment.
-    pub assignment: Assignment,
+    pub assignment: AssignmentView,
     /// How far it has reached its devices.
     pub rollout: Rollout,
 }

@@ -67,6 +67,38 @@ pub(crate) struct Entry {
     summary: String,
 }
 
+/// One entry with the names of its actor, authority and school.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AuditEntryView)]
+pub(crate) struct EntryView {
+    /// The entry.
+    #[serde(flatten)]
+    entry: Entry,
+    /// The actor's name (none for `system` and users deleted since).
+    actor_name: Option<String>,
+    /// The authority's name.
+    tenant_name: Option<String>,
+    /// The school's name.
+    school_name: Option<String>,
+}
+
+/// Entries with names: three queries for a whole page.
+fn with_names(conn: &mut crate::db::DbConn, rows: Vec<Entry>) -> QueryResult<Vec<EntryView>> {
+    use crate::names::{self, ids};
+    let actors = names::users_named(conn, &ids(&rows, |e| Some(e.actor.as_str())))?;
+    let tenants = names::tenants_named(conn, &ids(&rows, |e| e.tenant_id.as_deref()))?;
+    let schools = names::schools_named(conn, &ids(&rows, |e| e.school_id.as_deref()))?;
+    Ok(rows
+        .into_iter()
+        .map(|entry| EntryView {
+            actor_name: names::name(&actors, Some(&entry.actor)),
+            tenant_name: names::name(&tenants, entry.tenant_id.as_deref()),
+            school_name: names::name(&schools, entry.school_id.as_deref()),
+            entry,
+        })
+        .collect())
+}
+
 /// Writes details stored as JSON text as the JSON they are (text that is not JSON, as
 /// a string).
 fn json_text<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
@@ -152,8 +184,12 @@ async fn list(
     } else {
         None
     };
+    let items = state
+        .db
+        .run(move |conn| with_names(conn, rows).map_err(ApiError::from))
+        .await?;
     Ok(HttpResponse::Ok().json(super::answer::AuditPage {
-        items: rows,
+        items,
         next_cursor: next,
     }))
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
-use crate::assign::schedule::{Calendar, Schedule};
+use crate::assign::schedule::{Calendar, ScheduleSpec};
 use crate::assign::{self, views, ItemKind, NewAssignment, TargetKind};
 use crate::catalog::{self, profiles as templates, App, NewApp, Profile};
 use crate::error::{ApiError, ApiResult};
@@ -100,8 +100,9 @@ async fn list_apps(
     let scope = authz::item_scope(&caller.0);
     let page = state
         .db
-        .run(move |conn| {
-            catalog::list_apps(conn, scope.as_ref(), &f, limit).map_err(ApiError::from)
+        .run(move |conn| -> ApiResult<_> {
+            let page = catalog::list_apps(conn, scope.as_ref(), &f, limit)?;
+            Ok(page.try_map(|l| catalog::apps_with_names(conn, l))?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(super::answer::AppList::from(page)))
@@ -189,8 +190,9 @@ async fn list_profiles(
     let scope = authz::item_scope(&caller.0);
     let page = state
         .db
-        .run(move |conn| {
-            catalog::list_profiles(conn, scope.as_ref(), &f, limit).map_err(ApiError::from)
+        .run(move |conn| -> ApiResult<_> {
+            let page = catalog::list_profiles(conn, scope.as_ref(), &f, limit)?;
+            Ok(page.try_map(|l| catalog::profiles_with_names(conn, l))?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(super::answer::CatalogProfileList::from(page)))
@@ -612,9 +614,10 @@ pub struct AssignmentBody {
     pub target_kind: TargetKind,
     /// Target id (device: UDID, serial or id).
     pub target_id: String,
-    /// Schedule (default `{"kind": "always"}`).
+    /// When the item applies (default `{"kind": "always"}`). Windows in clock times, or
+    /// in the school's periods ("Di 2-3") when the target belongs to one school.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::assign::schedule::ScheduleJson>)]
     pub schedule: Option<serde_json::Value>,
 }
 
@@ -681,7 +684,7 @@ pub fn resolve_target(
     summary = "Assign an app or profile to a target, on a schedule",
     request_body = AssignmentBody,
     responses(
-        (status = 201, description = "The new assignment; the reconciler is started", body = assign::Assignment),
+        (status = 201, description = "The new assignment; the reconciler is started", body = assign::AssignmentView),
         (status = 400, description = "Invalid schedule, target or item", body = ApiError),
         (status = 403, description = "Teachers ask through lesson requests; or the caller may not manage the target", body = ApiError),
         (status = 404, description = "The target is outside the caller's scope", body = ApiError),
@@ -694,17 +697,19 @@ async fn create_assignment(
     body: web::Json<AssignmentBody>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
+    let bad_schedule = |e: crate::assign::schedule::ScheduleError| {
+        ApiError::invalid_field("schedule", e.to_string())
+    };
     let schedule = match &b.schedule {
-        Some(v) => Schedule::parse_json(v)
-            .map_err(|e| ApiError::invalid_field("schedule", e.to_string()))?,
-        None => Schedule::Always,
+        Some(v) => ScheduleSpec::parse_json(v).map_err(bad_schedule)?,
+        None => ScheduleSpec::Always,
     };
     authz::require_admin(&caller.0, "ask for apps through lesson requests")?;
     let p = caller.0.clone();
-    let (a, targets): (assign::Assignment, Vec<String>) = state
+    let (a, targets): (assign::AssignmentView, Vec<String>) = state
         .db
         .run(
-            move |conn| -> ApiResult<(assign::Assignment, Vec<String>)> {
+            move |conn| -> ApiResult<(assign::AssignmentView, Vec<String>)> {
                 let (tenant, school, target_id) =
                     resolve_target(conn, b.target_kind, &b.target_id)?;
                 let place = Place {
@@ -743,6 +748,9 @@ async fn create_assignment(
                         "the item belongs to another school or authority than the target",
                     ));
                 }
+                // Periods are the school's: the target must be within one.
+                assign::resolve_schedule(conn, &schedule, school.as_deref())?
+                    .map_err(bad_schedule)?;
                 let new = NewAssignment {
                     tenant_id: tenant,
                     school_id: school,
@@ -759,7 +767,11 @@ async fn create_assignment(
                     .into_iter()
                     .map(|(id, _)| id)
                     .collect();
-                Ok((a, targets))
+                let named = assign::with_names(conn, vec![a])?.into_iter().next();
+                Ok((
+                    named.ok_or_else(|| ApiError::internal("the new assignment vanished"))?,
+                    targets,
+                ))
             },
         )
         .await?;
@@ -791,7 +803,10 @@ async fn list_assignments(
     let scope = authz::item_scope(&caller.0);
     let page = state
         .db
-        .run(move |conn| assign::list(conn, scope.as_ref(), &f, limit).map_err(ApiError::from))
+        .run(move |conn| -> ApiResult<_> {
+            let page = assign::list(conn, scope.as_ref(), &f, limit)?;
+            Ok(page.try_map(|l| assign::with_names(conn, l))?)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(super::answer::AssignmentList::from(page)))
 }
@@ -839,17 +854,21 @@ async fn get_assignment(
     let a = load_assignment(&state, &caller, path.into_inner(), Action::View).await?;
     let a2 = a.clone();
     let p = caller.0.clone();
-    let rollout = state
+    let detail = state
         .db
-        .run(move |conn| {
-            views::rollout(conn, &a2, chrono::Utc::now(), authz::list_scope(&p))
-                .map_err(ApiError::from)
+        .run(move |conn| -> ApiResult<_> {
+            let rollout = views::rollout(conn, &a2, chrono::Utc::now(), authz::list_scope(&p))?;
+            let assignment = assign::with_names(conn, vec![a])?.into_iter().next();
+            Ok(
+                assignment.map(|assignment| super::answer::AssignmentDetail {
+                    assignment,
+                    rollout,
+                }),
+            )
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(super::answer::AssignmentDetail {
-        assignment: a,
-        rollout,
-    }))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such assignment"))?;
+    Ok(HttpResponse::Ok().json(detail))
 }
 
 #[utoipa::path(

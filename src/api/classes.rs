@@ -236,18 +236,24 @@ async fn get_class(
 /// A class with its teachers and device count, as `GET /classes/{id}` shows it.
 async fn class_detail(state: &AppState, c: Class) -> ApiResult<super::answer::ClassDetail> {
     let id = c.id.clone();
-    let (teachers, devices) = state
+    let (teacher_ids, teachers, devices) = state
         .db
         .run(move |conn| -> ApiResult<_> {
+            let ids = classes::teachers_of(conn, &id)?;
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let names = crate::names::users_named(conn, &refs)?;
+            let teachers = crate::names::named(&ids, &names);
             Ok((
-                classes::teachers_of(conn, &id)?,
+                ids,
+                teachers,
                 classes::device_count(conn, Membership::Class(&id))?,
             ))
         })
         .await?;
     Ok(super::answer::ClassDetail {
         class: c,
-        teacher_ids: teachers,
+        teacher_ids,
+        teachers,
         devices,
     })
 }

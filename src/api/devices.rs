@@ -162,8 +162,9 @@ async fn list(
     }
     let (items, next) = state
         .db
-        .run(move |conn| {
-            devices::list(conn, authz::list_scope(&caller.0), &f, limit).map_err(ApiError::from)
+        .run(move |conn| -> ApiResult<_> {
+            let (rows, next) = devices::list(conn, authz::list_scope(&caller.0), &f, limit)?;
+            Ok((devices::with_names(conn, rows)?, next))
         })
         .await?;
     Ok(HttpResponse::Ok().json(super::answer::DevicePage {

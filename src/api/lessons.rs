@@ -476,5 +476,8 @@ async fn put_settings(
             Ok(lessons::settings(conn, &s.id)?)
         })
         .await?;
+    // Assignments in the school's periods follow moved periods: plan again (and re-arm
+    // the timer, which may point at a period's old start).
+    state.reconciler.all();
     Ok(HttpResponse::Ok().json(saved))
 }

@@ -364,6 +364,10 @@ async fn list_schools(
         .into_iter()
         .filter(|s| authz::can_see(&caller.0, Place::school(&s.tenant_id, &s.id)))
         .collect();
+    let items = state
+        .db
+        .run(move |conn| org::schools_with_names(conn, items).map_err(ApiError::from))
+        .await?;
     Ok(HttpResponse::Ok().json(super::answer::SchoolList::from(items)))
 }
 
@@ -400,15 +404,38 @@ pub(crate) struct TokenView {
     secret: String,
     /// Open this on the iPad (or encode it in a QR code) to enroll.
     url: String,
+    /// The name of the class its devices join.
+    class_name: Option<String>,
+    /// The name of the cart its devices join.
+    group_name: Option<String>,
 }
 
-fn view(state: &AppState, token: EnrollmentToken, secret: Option<String>) -> TokenView {
+/// Names of the classes and carts `tokens` put devices in (one query each).
+fn token_names(
+    conn: &mut crate::db::DbConn,
+    tokens: &[EnrollmentToken],
+) -> diesel::QueryResult<(crate::names::Names, crate::names::Names)> {
+    use crate::names::{self, ids};
+    Ok((
+        names::classes_named(conn, &ids(tokens, |t| t.class_id.as_deref()))?,
+        names::groups_named(conn, &ids(tokens, |t| t.group_id.as_deref()))?,
+    ))
+}
+
+fn view(
+    state: &AppState,
+    token: EnrollmentToken,
+    secret: Option<String>,
+    (classes, groups): &(crate::names::Names, crate::names::Names),
+) -> TokenView {
     let secret = secret
         .or_else(|| tokens::secret_of(&token, &state.secrets))
         .unwrap_or_default();
     TokenView {
         url: format!("{}/enroll/{}", state.settings.base_url(), secret),
         secret,
+        class_name: crate::names::name(classes, token.class_id.as_deref()),
+        group_name: crate::names::name(groups, token.group_id.as_deref()),
         token,
     }
 }
@@ -439,9 +466,9 @@ async fn create_token(
     let school = load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
     let input = body.map(web::Json::into_inner).unwrap_or_default();
     let secrets = state.secrets.clone();
-    let (token, secret) = state
+    let (token, secret, names) = state
         .db
-        .run(move |conn| -> ApiResult<(EnrollmentToken, String)> {
+        .run(move |conn| -> ApiResult<_> {
             let tenant = org::tenant(conn, &school.tenant_id)?.ok_or_else(|| ApiError::not_found("no such school authority"))?;
             if tenant.push_topic.is_none() {
                 return Err(ApiError::conflict(format!(
@@ -460,10 +487,12 @@ async fn create_token(
                     return Err(ApiError::invalid_field("group_id", "not a device group of this school"));
                 }
             }
-            tokens::create(conn, &secrets, &school.tenant_id, &school.id, &input, &caller.0.user_id).map_err(ApiError::from)
+            let (token, secret) = tokens::create(conn, &secrets, &school.tenant_id, &school.id, &input, &caller.0.user_id)?;
+            let names = token_names(conn, std::slice::from_ref(&token))?;
+            Ok((token, secret, names))
         })
         .await?;
-    Ok(HttpResponse::Created().json(view(&state, token, Some(secret))))
+    Ok(HttpResponse::Created().json(view(&state, token, Some(secret), &names)))
 }
 
 #[utoipa::path(
@@ -486,11 +515,18 @@ async fn list_tokens(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let school = load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
-    let items = state
+    let (items, names) = state
         .db
-        .run(move |conn| tokens::list(conn, &school.id).map_err(ApiError::from))
+        .run(move |conn| -> ApiResult<_> {
+            let items = tokens::list(conn, &school.id)?;
+            let names = token_names(conn, &items)?;
+            Ok((items, names))
+        })
         .await?;
-    let items: Vec<TokenView> = items.into_iter().map(|t| view(&state, t, None)).collect();
+    let items: Vec<TokenView> = items
+        .into_iter()
+        .map(|t| view(&state, t, None, &names))
+        .collect();
     Ok(HttpResponse::Ok().json(super::answer::EnrollmentTokenList::from(items)))
 }
 

@@ -138,7 +138,7 @@ async fn list(
         .db
         .run(move |conn| -> ApiResult<_> {
             authz::require_admin(&p, "cannot list users")?;
-            Ok(match authz::list_scope(&p) {
+            let page = match authz::list_scope(&p) {
                 authz::ListScope::Authority(t) => {
                     accounts::list_users(conn, Some(t), None, &f, limit)?
                 }
@@ -146,7 +146,8 @@ async fn list(
                     accounts::list_users(conn, None, Some(s), &f, limit)?
                 }
                 authz::ListScope::Everything => accounts::list_users(conn, None, None, &f, limit)?,
-            })
+            };
+            Ok(page.try_map(|l| accounts::with_names(conn, l))?)
         })
         .await?;
     Ok(HttpResponse::Ok().json(super::answer::UserList::from(page)))
@@ -178,7 +179,7 @@ async fn load(
     summary = "One user",
     params(("id" = String, Path, description = "User id")),
     responses(
-        (status = 200, description = "The user", body = User),
+        (status = 200, description = "The user", body = accounts::UserView),
         (status = 403, description = "The caller may not manage this user", body = ApiError),
         (status = 404, description = "No such user in the caller's scope", body = ApiError),
     ),
@@ -190,7 +191,11 @@ async fn get(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let user = load(&state, &caller, path.into_inner(), authz::UserAction::View).await?;
-    Ok(HttpResponse::Ok().json(user))
+    let view = state
+        .db
+        .run(move |conn| accounts::with_names(conn, vec![user]).map_err(ApiError::from))
+        .await?;
+    Ok(HttpResponse::Ok().json(view.first()))
 }
 
 #[utoipa::path(

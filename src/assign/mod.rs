@@ -11,9 +11,9 @@ use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::audit;
-use crate::db::schema::{assignments, closures};
+use crate::db::schema::{assignments, closures, lesson_settings};
 use crate::db::{new_id, now, DbConn};
-use schedule::{Calendar, Closure, Schedule};
+use schedule::{Calendar, Closure, PeriodTable, Schedule, ScheduleError, ScheduleSpec};
 
 /// What an assignment installs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -82,7 +82,9 @@ pub struct Assignment {
     pub target_kind: String,
     /// Target id.
     pub target_id: String,
-    /// Schedule JSON.
+    /// The schedule as it was given (periods stay periods).
+    #[serde(serialize_with = "stored_json")]
+    #[schema(value_type = schedule::ScheduleJson)]
     pub schedule: String,
     /// `admin` or `lesson`.
     pub source: String,
@@ -101,6 +103,78 @@ pub struct Assignment {
     pub lesson_request_id: Option<String>,
 }
 
+/// An assignment with the names of what its ids refer to.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AssignmentView {
+    /// The assignment.
+    #[serde(flatten)]
+    pub assignment: Assignment,
+    /// The app's or profile's name.
+    pub item_name: Option<String>,
+    /// The target's name: the authority's, school's, class's, cart's or device's (its
+    /// serial number when it reports no name).
+    pub target_name: Option<String>,
+    /// The authority's name.
+    pub tenant_name: Option<String>,
+    /// The school's name.
+    pub school_name: Option<String>,
+    /// The creator's name.
+    pub created_by_name: Option<String>,
+}
+
+/// Assignments with the names of their items, targets, places and creators (one query
+/// per kind, whatever the number of assignments).
+pub fn with_names(conn: &mut DbConn, list: Vec<Assignment>) -> QueryResult<Vec<AssignmentView>> {
+    use crate::names::{self, ids};
+    let item = |kind: ItemKind| {
+        ids(&list, |a| {
+            (a.item_kind == kind.as_str()).then_some(a.item_id.as_str())
+        })
+    };
+    let target = |kind: TargetKind| {
+        ids(&list, |a| {
+            (a.target_kind == kind.as_str()).then_some(a.target_id.as_str())
+        })
+    };
+    let apps = names::apps_named(conn, &item(ItemKind::App))?;
+    let profiles = names::profiles_named(conn, &item(ItemKind::Profile))?;
+    let mut tenant_ids = ids(&list, |a| Some(a.tenant_id.as_str()));
+    tenant_ids.extend(target(TargetKind::Tenant));
+    let tenants = names::tenants_named(conn, &tenant_ids)?;
+    let mut school_ids = ids(&list, |a| a.school_id.as_deref());
+    school_ids.extend(target(TargetKind::School));
+    let schools = names::schools_named(conn, &school_ids)?;
+    let classes = names::classes_named(conn, &target(TargetKind::Class))?;
+    let groups = names::groups_named(conn, &target(TargetKind::Group))?;
+    let devices = names::devices_named(conn, &target(TargetKind::Device))?;
+    let users = names::users_named(conn, &ids(&list, |a| a.created_by.as_deref()))?;
+    Ok(list
+        .into_iter()
+        .map(|a| {
+            let items = if a.item_kind == ItemKind::App.as_str() {
+                &apps
+            } else {
+                &profiles
+            };
+            let targets = match a.target_kind.as_str() {
+                "tenant" => &tenants,
+                "school" => &schools,
+                "class" => &classes,
+                "group" => &groups,
+                _ => &devices,
+            };
+            AssignmentView {
+                item_name: names::name(items, Some(&a.item_id)),
+                target_name: names::name(targets, Some(&a.target_id)),
+                tenant_name: names::name(&tenants, Some(&a.tenant_id)),
+                school_name: names::name(&schools, a.school_id.as_deref()),
+                created_by_name: names::name(&users, a.created_by.as_deref()),
+                assignment: a,
+            }
+        })
+        .collect())
+}
+
 /// A new assignment, validated by the caller's layer (target exists, in scope).
 #[derive(Debug, Clone)]
 pub struct NewAssignment {
@@ -116,12 +190,116 @@ pub struct NewAssignment {
     pub target_kind: TargetKind,
     /// Target id.
     pub target_id: String,
-    /// Validated schedule.
-    pub schedule: Schedule,
+    /// Validated schedule, as given (see [`resolve_schedule`] for its periods).
+    pub schedule: ScheduleSpec,
     /// `admin` or `lesson`.
     pub source: String,
     /// The lesson request it serves.
     pub lesson_request_id: Option<String>,
+}
+
+/// Stored JSON text written as JSON (text that is not JSON, which tafel never stores, as a string).
+fn stored_json<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) => v.serialize(s),
+        Err(_) => s.serialize_str(text),
+    }
+}
+
+/// Every school's lesson periods, read once for a pass over many assignments.
+#[derive(Debug, Default)]
+pub struct PeriodTables(std::collections::HashMap<String, PeriodTable>);
+
+impl PeriodTables {
+    /// The periods of `school`, if it has set any.
+    pub fn of(&self, school: &str) -> Option<&PeriodTable> {
+        self.0.get(school)
+    }
+
+    /// The assignment's schedule in clock times under its school's current periods;
+    /// `None` when the stored schedule no longer resolves (a period it names was
+    /// removed from the school's settings): the assignment then wants nothing.
+    pub fn schedule_of(&self, a: &Assignment) -> Option<Schedule> {
+        let spec = stored_spec(a)?;
+        let empty = PeriodTable::default();
+        let table = a.school_id.as_deref().map(|s| self.of(s).unwrap_or(&empty));
+        match spec.resolve(table) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(assignment = %a.id, error = %e, "schedule does not resolve; the assignment wants nothing");
+                None
+            }
+        }
+    }
+}
+
+/// The stored schedule as given (validated when it was stored).
+fn stored_spec(a: &Assignment) -> Option<ScheduleSpec> {
+    serde_json::from_str::<serde_json::Value>(&a.schedule)
+        .ok()
+        .and_then(|v| ScheduleSpec::parse_json(&v).ok())
+}
+
+/// Every school's periods (one query); a table that no longer parses counts as none.
+pub fn period_tables(conn: &mut DbConn) -> QueryResult<PeriodTables> {
+    let rows: Vec<(String, String)> = lesson_settings::table
+        .select((lesson_settings::school_id, lesson_settings::periods))
+        .load(conn)?;
+    Ok(PeriodTables(
+        rows.into_iter()
+            .filter_map(|(school, periods)| {
+                let v = serde_json::from_str(&periods).ok()?;
+                Some((school, PeriodTable::parse_json(&v).ok()?))
+            })
+            .collect(),
+    ))
+}
+
+/// The first live assignment of `school_id` whose schedule names a period `table`
+/// lacks, with why: a school may not drop periods its assignments use.
+pub fn broken_by_periods(
+    conn: &mut DbConn,
+    school_id: &str,
+    table: &PeriodTable,
+) -> QueryResult<Option<(String, ScheduleError)>> {
+    let live: Vec<Assignment> = assignments::table
+        .filter(assignments::deleted_at.is_null())
+        .filter(assignments::school_id.eq(school_id))
+        .select(Assignment::as_select())
+        .load(conn)?;
+    Ok(live.iter().find_map(|a| {
+        let spec = stored_spec(a).filter(ScheduleSpec::uses_periods)?;
+        spec.resolve(Some(table)).err().map(|e| (a.id.clone(), e))
+    }))
+}
+
+/// One school's periods (an empty table when none are set).
+pub fn period_table(conn: &mut DbConn, school_id: &str) -> QueryResult<PeriodTable> {
+    let periods: Option<String> = lesson_settings::table
+        .find(school_id)
+        .select(lesson_settings::periods)
+        .first(conn)
+        .optional()?;
+    Ok(periods
+        .and_then(|p| serde_json::from_str(&p).ok())
+        .and_then(|v| PeriodTable::parse_json(&v).ok())
+        .unwrap_or_default())
+}
+
+/// Checks a new assignment's schedule against its place: a schedule naming periods
+/// needs a school (`school_id`) whose periods include every one it names. The error
+/// names the window and the periods that exist.
+pub fn resolve_schedule(
+    conn: &mut DbConn,
+    spec: &ScheduleSpec,
+    school_id: Option<&str>,
+) -> QueryResult<Result<Schedule, ScheduleError>> {
+    let table = match school_id {
+        Some(s) if spec.uses_periods() => Some(period_table(conn, s)?),
+        Some(_) => Some(PeriodTable::default()),
+        None => None,
+    };
+    Ok(spec.resolve(table.as_ref()))
 }
 
 /// Stores an assignment; returns it.

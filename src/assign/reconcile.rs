@@ -282,15 +282,10 @@ fn load_snapshot(
         items.insert(id, item);
     }
 
-    // Parsed schedules; an unreadable one (should not happen: validated on input) is skipped.
-    let schedules: Vec<Option<Schedule>> = live
-        .iter()
-        .map(|a| {
-            serde_json::from_str::<serde_json::Value>(&a.schedule)
-                .ok()
-                .and_then(|v| Schedule::parse_json(&v).ok())
-        })
-        .collect();
+    // Schedules in clock times under each school's current periods; one that does not
+    // resolve (a period it names was removed since) is skipped.
+    let periods = super::period_tables(conn)?;
+    let schedules: Vec<Option<Schedule>> = live.iter().map(|a| periods.schedule_of(a)).collect();
     let calendars: Calendars = super::calendars(conn)?;
 
     // Devices in scope and their memberships.

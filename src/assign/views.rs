@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::schedule::Schedule;
 use super::Assignment;
 use crate::db::schema::{
     apps, assignments, class_devices, command_queue, commands, device_apps, device_profiles,
@@ -55,12 +54,6 @@ pub struct ItemState {
     pub error_chain: Option<serde_json::Value>,
     /// Why it is not installed, in words (no licence, waiting for one, downloading).
     pub reason: Option<String>,
-}
-
-fn schedule_of(a: &Assignment) -> Option<Schedule> {
-    serde_json::from_str::<serde_json::Value>(&a.schedule)
-        .ok()
-        .and_then(|v| Schedule::parse_json(&v).ok())
 }
 
 /// An assignment's item: its key, name, the version wanted (profiles) and the App
@@ -256,12 +249,13 @@ pub fn device_state(
         .select((devices::tenant_id, devices::school_id))
         .first(conn)?;
     let cal = calendars.for_place(tenant.as_deref(), school.as_deref());
+    let periods = super::period_tables(conn)?;
     let mut out = Vec::new();
     for a in assignments_of_device(conn, device_id)? {
         let Some(item) = item_of(conn, &a)? else {
             continue;
         };
-        let eval = schedule_of(&a).map(|s| s.evaluate(at, &cal));
+        let eval = periods.schedule_of(&a).map(|s| s.evaluate(at, &cal));
         let wanted = eval.is_some_and(|e| e.desired || e.scheduled_next.is_some());
         let (mut state, error_chain) =
             state_of(conn, device_id, &item.key, item.version.as_deref(), wanted)?;
@@ -390,7 +384,7 @@ pub fn rollout(
     };
     let calendars = super::calendars(conn)?;
     let cal = calendars.for_place(Some(&a.tenant_id), a.school_id.as_deref());
-    let wanted = schedule_of(a).is_some_and(|s| {
+    let wanted = super::period_tables(conn)?.schedule_of(a).is_some_and(|s| {
         let e = s.evaluate(at, &cal);
         e.desired || e.scheduled_next.is_some()
     });

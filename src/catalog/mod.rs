@@ -75,6 +75,56 @@ pub struct NewApp {
     pub licensed: Option<bool>,
 }
 
+/// A catalog app with the name of its authority.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AppView {
+    /// The app.
+    #[serde(flatten)]
+    pub app: App,
+    /// The authority's name (none: the whole district's).
+    pub tenant_name: Option<String>,
+}
+
+/// A catalog profile with the names of its authority and school.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ProfileView {
+    /// The profile.
+    #[serde(flatten)]
+    pub profile: Profile,
+    /// The authority's name (none: the whole district's).
+    pub tenant_name: Option<String>,
+    /// The school's name (profiles rendered for one school).
+    pub school_name: Option<String>,
+}
+
+/// Apps with their authorities' names (one query for the whole page).
+pub fn apps_with_names(conn: &mut DbConn, list: Vec<App>) -> QueryResult<Vec<AppView>> {
+    use crate::names::{self, ids};
+    let tenants = names::tenants_named(conn, &ids(&list, |a| a.tenant_id.as_deref()))?;
+    Ok(list
+        .into_iter()
+        .map(|app| AppView {
+            tenant_name: names::name(&tenants, app.tenant_id.as_deref()),
+            app,
+        })
+        .collect())
+}
+
+/// Profiles with their authorities' and schools' names (two queries for the whole page).
+pub fn profiles_with_names(conn: &mut DbConn, list: Vec<Profile>) -> QueryResult<Vec<ProfileView>> {
+    use crate::names::{self, ids};
+    let tenants = names::tenants_named(conn, &ids(&list, |p| p.tenant_id.as_deref()))?;
+    let schools = names::schools_named(conn, &ids(&list, |p| p.school_id.as_deref()))?;
+    Ok(list
+        .into_iter()
+        .map(|profile| ProfileView {
+            tenant_name: names::name(&tenants, profile.tenant_id.as_deref()),
+            school_name: names::name(&schools, profile.school_id.as_deref()),
+            profile,
+        })
+        .collect())
+}
+
 /// A profile in the catalog.
 #[derive(Debug, Clone, Serialize, Queryable, Selectable, Insertable, utoipa::ToSchema)]
 #[diesel(table_name = profiles_t)]

@@ -39,7 +39,9 @@ crate::text_enum! {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LessonSettings {
-    /// Named periods, e.g. `{"1": {"start": "08:00", "end": "08:45"}, …}`.
+    /// Named periods, e.g. `{"1": {"start": "08:00", "end": "08:45"}, …}`. Lesson
+    /// requests and assignment schedules name them ("2-3", "Di 2-3"); assignments follow
+    /// changed times at once, and a period an assignment names cannot be removed.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub periods: serde_json::Value,
@@ -453,7 +455,14 @@ pub fn save_settings(
     s: &LessonSettings,
     actor: &str,
 ) -> Result<(), LessonError> {
-    PeriodTable::parse_json(&s.periods).map_err(|e| invalid("periods", e.to_string()))?;
+    let table =
+        PeriodTable::parse_json(&s.periods).map_err(|e| invalid("periods", e.to_string()))?;
+    if let Some((id, e)) = assign::broken_by_periods(conn, school_id, &table)? {
+        return Err(invalid(
+            "periods",
+            format!("assignment {id} names a period these lack ({e}); change or delete it first"),
+        ));
+    }
     if !(0..=10_080).contains(&s.min_notice_minutes) {
         return Err(invalid("min_notice_minutes", "0 to 10080"));
     }
@@ -744,7 +753,7 @@ fn approve_in_tx(
             item_id: app,
             target_kind,
             target_id: r.target_id.clone(),
-            schedule: schedule.clone(),
+            schedule: schedule.clone().into(),
             source: "lesson".into(),
             lesson_request_id: Some(r.id.clone()),
         };

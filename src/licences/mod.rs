@@ -832,10 +832,10 @@ pub fn upcoming_shortfalls(
     at: DateTime<Utc>,
     horizon: chrono::Duration,
 ) -> QueryResult<Vec<Shortfall>> {
-    use crate::assign::schedule::Schedule;
     use crate::db::schema::apps;
     let live = crate::assign::live(conn, tenant_id)?;
     let calendars = crate::assign::calendars(conn)?;
+    let periods = crate::assign::period_tables(conn)?;
     let mut out = Vec::new();
     for a in live.iter().filter(|a| a.item_kind == "app") {
         let app: Option<(bool, Option<String>)> = apps::table
@@ -846,10 +846,7 @@ pub fn upcoming_shortfalls(
         let Some((true, Some(adam))) = app else {
             continue;
         };
-        let Some(schedule) = serde_json::from_str::<serde_json::Value>(&a.schedule)
-            .ok()
-            .and_then(|v| Schedule::parse_json(&v).ok())
-        else {
+        let Some(schedule) = periods.schedule_of(a) else {
             continue;
         };
         let cal = calendars.for_place(Some(&a.tenant_id), a.school_id.as_deref());

@@ -252,6 +252,29 @@ pub fn school(conn: &mut DbConn, id: &str) -> QueryResult<Option<School>> {
 }
 
 /// Schools, optionally of one tenant, by name.
+/// A school with the name of its authority.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SchoolView {
+    /// The school.
+    #[serde(flatten)]
+    pub school: School,
+    /// The authority's name.
+    pub tenant_name: Option<String>,
+}
+
+/// Schools with their authorities' names (one query for the whole list).
+pub fn schools_with_names(conn: &mut DbConn, list: Vec<School>) -> QueryResult<Vec<SchoolView>> {
+    use crate::names::{self, ids};
+    let tenants = names::tenants_named(conn, &ids(&list, |s| Some(s.tenant_id.as_str())))?;
+    Ok(list
+        .into_iter()
+        .map(|school| SchoolView {
+            tenant_name: names::name(&tenants, Some(&school.tenant_id)),
+            school,
+        })
+        .collect())
+}
+
 pub fn list_schools(conn: &mut DbConn, tenant_id: Option<&str>) -> QueryResult<Vec<School>> {
     let mut q = schools::table
         .select(School::as_select())

@@ -339,3 +339,221 @@ async fn a_device_awaiting_configuration_is_released_after_its_initial_installs(
     assert_eq!(dev["awaiting_configuration"], false);
     assert_eq!(reconcile_at(&app, now).await.released, 0);
 }
+
+/// Class 7b has Keynote on Tuesdays in the 2nd and 3rd period: the admin writes
+/// "Di 2-3" as teachers do, the school's periods decide the times, and when the school
+/// moves its periods the assignment moves with them.
+#[actix_web::test]
+async fn keynote_in_the_2nd_and_3rd_period_on_tuesdays_follows_the_schools_periods() {
+    let app = TestApp::spawn_with(|s| s.reconcile.automatic = false).await;
+    let (tenant, school_id) = school(&app, "periods").await;
+    let (_, class) = app
+        .post(
+            &format!("/api/v1/schools/{school_id}/classes"),
+            json!({"name": "7b", "school_year": "2026/27"}),
+        )
+        .await;
+    let class_id = class["id"].as_str().unwrap().to_owned();
+    let mut ipad = app.device(901);
+    ipad.store.insert(KEYNOTE_ID, "com.apple.Keynote".into());
+    ipad.authenticate().await.unwrap();
+    ipad.token_update(false).await.unwrap();
+    app.place_device(ipad.udid.as_str(), &tenant, &school_id);
+    app.post(
+        &format!("/api/v1/classes/{class_id}/devices"),
+        json!({"devices": [ipad.udid.as_str()]}),
+    )
+    .await;
+    let settings = format!("/api/v1/schools/{school_id}/lesson-settings");
+    let (status, reply) = app
+        .put(
+            &settings,
+            json!({"periods": {
+            "1": {"start": "08:00", "end": "08:45"},
+            "2": {"start": "08:50", "end": "09:35"},
+            "3": {"start": "09:45", "end": "10:30"}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let (status, keynote) = app
+        .post("/api/v1/apps", json!({"tenant_id": tenant, "name": "Keynote", "bundle_id": "com.apple.Keynote", "adam_id": KEYNOTE_ID.to_string(), "licensed": false}))
+        .await;
+    assert_eq!(status, 201, "{keynote}");
+
+    let schedule =
+        json!({"kind": "windows", "weekly": ["Di 2-3"], "lead_minutes": 0, "after": "remove"});
+    let (status, a) = app
+        .post("/api/v1/assignments", json!({"item_kind": "app", "item_id": keynote["id"], "target_kind": "class", "target_id": class_id, "schedule": schedule}))
+        .await;
+    assert_eq!(status, 201, "{a}");
+    // Read back as given: the periods stay periods.
+    let as_given = json!({"kind": "windows", "timezone": "Europe/Berlin",
+        "weekly": [{"weekday": "tue", "periods": "2-3"}],
+        "lead_minutes": 0, "after": "remove", "exclude_holidays": true});
+    assert_eq!(a["schedule"], as_given, "{a}");
+    let id = a["id"].as_str().unwrap();
+    let (_, detail) = app.get(&format!("/api/v1/assignments/{id}")).await;
+    assert_eq!(detail["assignment"]["schedule"], as_given, "{detail}");
+    let (_, list) = app
+        .get(&format!("/api/v1/assignments?school_id={school_id}"))
+        .await;
+    assert_eq!(list["items"][0]["schedule"], as_given, "{list}");
+
+    // Tuesday 2 March: nothing before the 2nd period, Keynote at its start …
+    assert_eq!(
+        reconcile_at(&app, berlin(2027, 3, 2, 8, 49)).await.commands,
+        0
+    );
+    let r = reconcile_at(&app, berlin(2027, 3, 2, 8, 50)).await;
+    assert_eq!((r.installs, r.removals), (1, 0));
+    assert_eq!(connect(&mut ipad).await, ["InstallApplication"]);
+    // … kept through the break between the periods, removed when the 3rd ends.
+    assert_eq!(
+        reconcile_at(&app, berlin(2027, 3, 2, 9, 40)).await.commands,
+        0
+    );
+    assert_eq!(
+        reconcile_at(&app, berlin(2027, 3, 2, 10, 29))
+            .await
+            .commands,
+        0
+    );
+    let r = reconcile_at(&app, berlin(2027, 3, 2, 10, 30)).await;
+    assert_eq!((r.installs, r.removals), (0, 1));
+    assert_eq!(connect(&mut ipad).await, ["RemoveApplication"]);
+    // Wednesday at the same time: not a Tuesday.
+    assert_eq!(
+        reconcile_at(&app, berlin(2027, 3, 3, 8, 50)).await.commands,
+        0
+    );
+
+    // Periods in use cannot be dropped.
+    let (status, reply) = app
+        .put(
+            &settings,
+            json!({"periods": {
+            "1": {"start": "08:00", "end": "08:45"},
+            "2": {"start": "08:50", "end": "09:35"}}}),
+        )
+        .await;
+    assert_eq!(
+        (status, reply["field"].as_str()),
+        (400, Some("periods")),
+        "{reply}"
+    );
+    assert!(
+        reply["message"].as_str().unwrap().contains(&format!(
+            "assignment {id} names a period these lack (weekly[0].periods: unknown period \"3\""
+        )),
+        "{reply}"
+    );
+    // The school moves its periods ten minutes later; the assignment follows.
+    let (status, reply) = app
+        .put(
+            &settings,
+            json!({"periods": {
+            "1": {"start": "08:10", "end": "08:55"},
+            "2": {"start": "09:00", "end": "09:45"},
+            "3": {"start": "09:55", "end": "10:40"}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        reconcile_at(&app, berlin(2027, 3, 9, 8, 50)).await.commands,
+        0
+    );
+    assert_eq!(
+        reconcile_at(&app, berlin(2027, 3, 9, 9, 0)).await.installs,
+        1
+    );
+    assert_eq!(connect(&mut ipad).await, ["InstallApplication"]);
+    assert_eq!(
+        reconcile_at(&app, berlin(2027, 3, 9, 10, 30))
+            .await
+            .commands,
+        0
+    );
+    assert_eq!(
+        reconcile_at(&app, berlin(2027, 3, 9, 10, 40))
+            .await
+            .removals,
+        1
+    );
+
+    // An assignment is not edited in place; the admin deletes it and it is gone from the list.
+    let path = format!("/api/v1/assignments/{id}");
+    let (status, _) = app
+        .patch(&path, json!({"schedule": {"kind": "always"}}))
+        .await;
+    assert!(matches!(status, 404 | 405), "{status}");
+    let (status, reply) = app.delete(&path).await;
+    assert!(matches!(status, 200 | 204), "{status} {reply}");
+    let (_, list) = app
+        .get(&format!("/api/v1/assignments?school_id={school_id}"))
+        .await;
+    assert_eq!(list["items"], json!([]), "{list}");
+}
+
+/// A period the school does not have, or periods where no school is known, are refused
+/// with the field and what exists.
+#[actix_web::test]
+async fn unknown_periods_and_periods_without_a_school_are_refused() {
+    let app = TestApp::spawn_with(|s| s.reconcile.automatic = false).await;
+    let (tenant, school_id) = school(&app, "badperiods").await;
+    let (status, reply) = app
+        .put(
+            &format!("/api/v1/schools/{school_id}/lesson-settings"),
+            json!({"periods": {"1": {"start": "08:00", "end": "08:45"}, "2": {"start": "08:50", "end": "09:35"}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    let (_, pages) = app.post("/api/v1/apps", json!({"tenant_id": tenant, "name": "Pages", "bundle_id": "com.apple.Pages", "adam_id": "361309726"})).await;
+    let before = app.count("assignments");
+    let assign = |target_kind: &str, target_id: &str, schedule: serde_json::Value| json!({"item_kind": "app", "item_id": pages["id"], "target_kind": target_kind, "target_id": target_id, "schedule": schedule});
+    let (status, reply) = app
+        .post(
+            "/api/v1/assignments",
+            assign(
+                "school",
+                &school_id,
+                json!({"kind": "windows", "weekly": ["Di 2-7"]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["field"], "schedule", "{reply}");
+    assert_eq!(
+        reply["message"],
+        "weekly[0].periods: unknown period \"7\" (the school's periods: 1, 2)"
+    );
+    let (status, reply) = app
+        .post(
+            "/api/v1/assignments",
+            assign(
+                "tenant",
+                &tenant,
+                json!({"kind": "windows", "weekly": [{"weekday": "mo", "periods": "1"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["field"], "schedule", "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap().starts_with(
+            "weekly[0].periods: the school's periods need an assignment within one school"
+        ),
+        "{reply}"
+    );
+    let (status, reply) = app
+        .post(
+            "/api/v1/assignments",
+            assign(
+                "school",
+                &school_id,
+                json!({"kind": "windows", "weekly": ["Dienstag zwei"]}),
+            ),
+        )
+        .await;
+    assert_eq!((status, reply["field"].as_str()), (400, Some("schedule")));
+    assert_eq!(app.count("assignments"), before);
+}

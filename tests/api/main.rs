@@ -19,6 +19,7 @@ mod helpers;
 mod hostile_bodies;
 mod lessons;
 mod licences;
+mod names;
 mod openapi;
 mod organisation;
 mod profile_versions;

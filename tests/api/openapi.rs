@@ -456,3 +456,68 @@ async fn the_documentation_page_is_served_without_any_outside_resource() {
     assert!(init.contains("\"validatorUrl\": \"none\""), "{init}");
     assert!(!init.contains("https://"), "{init}");
 }
+
+/// An assignment's schedule is a documented schema: both kinds with their fields, the
+/// window entries with theirs, and an example of each form that tafel accepts.
+#[actix_web::test]
+async fn the_schedule_is_documented_with_an_example_per_form() {
+    use tafel::assign::schedule::ScheduleSpec;
+    let app = TestApp::spawn().await;
+    let doc = fetch_document(&app).await;
+    let schemas = &doc["components"]["schemas"];
+    let refers = |v: &Value| v.to_string().contains("\"#/components/schemas/Schedule\"");
+    assert!(
+        refers(&schemas["NewAssignmentBody"]["properties"]["schedule"]),
+        "{}",
+        schemas["NewAssignmentBody"]
+    );
+    assert!(refers(&schemas["Assignment"]["properties"]["schedule"]));
+    let schedule = &schemas["Schedule"];
+    let forms = schedule["oneOf"].as_array().expect("one schema per kind");
+    let kinds: Vec<&Value> = forms
+        .iter()
+        .map(|f| &f["properties"]["kind"]["enum"][0])
+        .collect();
+    assert_eq!(kinds, ["always", "windows"], "{schedule}");
+    let windows = &forms[1]["properties"];
+    for field in [
+        "timezone",
+        "weekly",
+        "dates",
+        "ranges",
+        "valid_from",
+        "valid_until",
+        "lead_minutes",
+        "after",
+        "exclude_holidays",
+    ] {
+        assert!(windows.get(field).is_some(), "windows.{field}: {schedule}");
+    }
+    for (name, fields) in [
+        ("WeeklyWindow", &["weekday", "start", "end", "periods"][..]),
+        ("DateWindow", &["date", "start", "end", "periods"]),
+        (
+            "DateRangeWindow",
+            &["from", "to", "start", "end", "periods"],
+        ),
+    ] {
+        for field in fields {
+            assert!(
+                schemas[name]["properties"].get(field).is_some(),
+                "{name}.{field}: {}",
+                schemas[name]
+            );
+        }
+        assert!(!schemas[name]["examples"].as_array().unwrap().is_empty());
+    }
+    // One example per form: always, clock times, the school's periods; each is accepted.
+    let examples = schedule["examples"].as_array().expect("examples");
+    assert_eq!(examples.len(), 3, "{schedule}");
+    let specs: Vec<ScheduleSpec> = examples
+        .iter()
+        .map(|e| ScheduleSpec::parse_json(e).unwrap_or_else(|err| panic!("{e}: {err}")))
+        .collect();
+    assert_eq!(specs[0], ScheduleSpec::Always);
+    assert!(!specs[1].uses_periods() && specs[1] != ScheduleSpec::Always);
+    assert!(specs[2].uses_periods());
+}

@@ -5,7 +5,7 @@
 //! assignment and arms a timer for the smallest [`Evaluation::next_boundary`].
 //!
 //! Error policy: everything an admin or teacher writes is parsed here at the edge
-//! ([`Schedule::parse_json`], [`Calendar::parse_ics`], [`Calendar::parse_csv`],
+//! ([`ScheduleSpec::parse_json`], [`Schedule::parse_json`], [`Calendar::parse_ics`], [`Calendar::parse_csv`],
 //! [`PeriodTable::parse_json`]) into types that cannot hold invalid states; every
 //! error names the field path or line. Evaluation never fails and never panics.
 //!
@@ -19,12 +19,16 @@ mod json;
 pub mod local;
 mod periods;
 mod spec;
+mod wire;
 
 pub use calendar::{Calendar, CalendarError, Closure};
 pub use eval::{Evaluation, HORIZON_DAYS};
-pub use periods::{Period, PeriodError, PeriodTable, MAX_PERIODS};
+pub use periods::{Period, PeriodError, PeriodSpan, PeriodTable, MAX_PERIODS};
 pub use spec::{
-    AfterWindow, DateRange, DateWindow, LeadTime, Schedule, ScheduleError, TimeRange, WeeklyWindow,
-    WindowSchedule, WindowScheduleBuilder, DEFAULT_LEAD_MINUTES, DEFAULT_TIMEZONE,
-    MAX_LEAD_MINUTES, MAX_WINDOWS, MAX_YEAR, MIN_YEAR,
+    AfterWindow, DateRange, DateWindow, Hours, LeadTime, Schedule, ScheduleError, ScheduleSpec,
+    TimeRange, WeeklyWindow, WindowSchedule, WindowScheduleBuilder, DEFAULT_LEAD_MINUTES,
+    DEFAULT_TIMEZONE, MAX_LEAD_MINUTES, MAX_WINDOWS, MAX_YEAR, MIN_YEAR,
 };
+#[cfg(feature = "utoipa")]
+pub use wire::WeeklyItem;
+pub use wire::{DateJson, RangeJson, ScheduleJson, WeeklyJson};

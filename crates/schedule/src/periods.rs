@@ -32,9 +32,17 @@ pub enum PeriodError {
         /// What is wrong.
         reason: String,
     },
-    /// No period of that name.
-    #[error("unknown period {0:?}")]
-    UnknownPeriod(String),
+    /// No period of that name; `known` lists the table's periods in time order.
+    #[error("unknown period {name:?} ({})", known_periods(.known))]
+    UnknownPeriod {
+        /// The name asked for.
+        name: String,
+        /// The periods that exist.
+        known: Vec<String>,
+    },
+    /// The period text is empty or too long.
+    #[error("must name a period or a span of periods like \"2\" or \"2-3\", not {0:?}")]
+    BadSpan(String),
     /// The last period ends before the first one starts ("3rd–2nd").
     #[error("period {to:?} ends before period {from:?} starts")]
     EndBeforeStart {
@@ -43,6 +51,15 @@ pub enum PeriodError {
         /// The last period asked for.
         to: String,
     },
+}
+
+/// "the school's periods: 1, 2, 3", or how to get some.
+fn known_periods(known: &[String]) -> String {
+    if known.is_empty() {
+        "the school has no periods; set them in its lesson settings".to_owned()
+    } else {
+        format!("the school's periods: {}", known.join(", "))
+    }
 }
 
 impl From<ScheduleError> for PeriodError {
@@ -171,14 +188,22 @@ impl PeriodTable {
         self.periods.iter().find(|p| same_name(&p.name, name))
     }
 
+    /// The names of all periods, in time order.
+    pub fn names(&self) -> Vec<String> {
+        self.periods.iter().map(|p| p.name.clone()).collect()
+    }
+
+    fn period(&self, name: &str) -> Result<&Period, PeriodError> {
+        self.get(name).ok_or_else(|| PeriodError::UnknownPeriod {
+            name: name.trim().to_owned(),
+            known: self.names(),
+        })
+    }
+
     /// From the start of period `from` to the end of period `to` ("2", "3" → 08:50–10:30).
     pub fn resolve(&self, from: &str, to: &str) -> Result<(NaiveTime, NaiveTime), PeriodError> {
-        let first = self
-            .get(from)
-            .ok_or_else(|| PeriodError::UnknownPeriod(from.trim().to_owned()))?;
-        let last = self
-            .get(to)
-            .ok_or_else(|| PeriodError::UnknownPeriod(to.trim().to_owned()))?;
+        let first = self.period(from)?;
+        let last = self.period(to)?;
         let (start, end) = (first.time.start(), last.time.end());
         if end <= start {
             return Err(PeriodError::EndBeforeStart {
@@ -191,13 +216,65 @@ impl PeriodTable {
 
     /// A teacher's text: one period ("2") or a span ("2-3", "2.–3.", "2 bis 3").
     pub fn resolve_text(&self, text: &str) -> Result<(NaiveTime, NaiveTime), PeriodError> {
-        let split = ["–", "—", " bis ", "-"]
-            .iter()
-            .find_map(|sep| text.split_once(sep));
-        match split {
-            Some((from, to)) => self.resolve(from, to),
-            None => self.resolve(text, text),
+        self.resolve_span(&PeriodSpan::parse(text)?)
+    }
+
+    /// The local time span a parsed [`PeriodSpan`] covers today in this table.
+    pub fn resolve_span(&self, span: &PeriodSpan) -> Result<(NaiveTime, NaiveTime), PeriodError> {
+        self.resolve(&span.from, &span.to)
+    }
+}
+
+/// Longest period text ("Mittagspause bis 10", two names and a separator).
+const MAX_SPAN_CHARS: usize = 2 * MAX_NAME_CHARS + 8;
+
+/// Period text as lesson requests and schedules write it: one period ("2") or a span
+/// ("2-3", "2.–3.", "2 bis 3"). Only the syntax is checked here; the names are looked
+/// up in a school's [`PeriodTable`] when a time is needed, so a later change of the
+/// school's period times applies.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeriodSpan {
+    text: String,
+    from: String,
+    to: String,
+}
+
+impl PeriodSpan {
+    /// Splits at the first of "–", "—", " bis ", "-"; both sides must be non-empty.
+    pub fn parse(text: &str) -> Result<Self, PeriodError> {
+        let text = text.trim();
+        let bad = || PeriodError::BadSpan(text.to_owned());
+        if text.is_empty() || text.chars().count() > MAX_SPAN_CHARS {
+            return Err(bad());
         }
+        let (from, to) = ["–", "—", " bis ", "-"]
+            .iter()
+            .find_map(|sep| text.split_once(sep))
+            .unwrap_or((text, text));
+        let (from, to) = (from.trim(), to.trim());
+        if from.is_empty() || to.is_empty() {
+            return Err(bad());
+        }
+        Ok(Self {
+            text: text.to_owned(),
+            from: from.to_owned(),
+            to: to.to_owned(),
+        })
+    }
+
+    /// The text as written (trimmed), e.g. "2-3".
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The first period's name.
+    pub fn first(&self) -> &str {
+        &self.from
+    }
+
+    /// The last period's name (the first's for a single period).
+    pub fn last(&self) -> &str {
+        &self.to
     }
 }
 
@@ -284,11 +361,48 @@ mod tests {
         let table = gymnasium();
         assert_eq!(
             table.resolve("2", "9"),
-            Err(PeriodError::UnknownPeriod("9".into()))
+            Err(PeriodError::UnknownPeriod {
+                name: "9".into(),
+                known: vec!["1".into(), "2".into(), "3".into(), "Mittagspause".into()]
+            })
+        );
+        assert_eq!(
+            table.resolve_text("2-9").unwrap_err().to_string(),
+            "unknown period \"9\" (the school's periods: 1, 2, 3, Mittagspause)"
+        );
+        assert_eq!(
+            PeriodTable::default()
+                .resolve_text("1")
+                .unwrap_err()
+                .to_string(),
+            "unknown period \"1\" (the school has no periods; set them in its lesson settings)"
         );
         assert_eq!(
             table.resolve("3", "1").unwrap_err().to_string(),
             "period \"1\" ends before period \"3\" starts"
+        );
+    }
+
+    #[test]
+    fn period_text_is_one_period_or_a_span() {
+        let span = PeriodSpan::parse(" 2. bis 3. ").unwrap();
+        assert_eq!(
+            (span.as_str(), span.first(), span.last()),
+            ("2. bis 3.", "2.", "3.")
+        );
+        let one = PeriodSpan::parse("5").unwrap();
+        assert_eq!((one.first(), one.last()), ("5", "5"));
+        for bad in ["", "  ", "2-", "-3", "–"] {
+            assert_eq!(
+                PeriodSpan::parse(bad),
+                Err(PeriodError::BadSpan(bad.trim().to_owned())),
+                "{bad:?}"
+            );
+        }
+        assert!(PeriodSpan::parse(&"9".repeat(80)).is_err());
+        assert_eq!(
+            gymnasium().resolve_span(&span),
+            Ok((hm("08:50"), hm("10:30")))
         );
     }
 

@@ -17,6 +17,11 @@
 //! - `timezone`: IANA name, default `Europe/Berlin`.
 //! - `weekly`: weekday (`mon`..`sun`, also `monday`.., `mo`/`di`/`mi`/`do`/`fr`/`sa`/`so`)
 //!   with local `start`/`end` (`HH:MM`, end after start, same day).
+//! - Instead of `start`/`end`, any window may name the school's periods as lesson
+//!   requests write them: `{"weekday": "di", "periods": "2-3"}`, or a weekly entry as
+//!   text, `"Di 2-3"`. Such a schedule is a [`ScheduleSpec`]: stored as written and
+//!   resolved with the school's [`PeriodTable`] whenever it is evaluated
+//!   ([`ScheduleSpec::resolve`]), so a later change of the period times applies.
 //! - `dates`: one-off windows (a lesson). `start`/`end` optional: without them the whole day.
 //! - `ranges`: every day from `from` to `to` (inclusive); with `start`/`end` daily
 //!   from start to end, without them around the clock.
@@ -30,6 +35,7 @@
 //!   picked on purpose (a holiday course).
 //! - At most [`MAX_WINDOWS`] entries in weekly, dates and ranges together, at least one.
 
+use std::convert::Infallible;
 use std::fmt;
 
 use chrono::{Datelike, NaiveDate, NaiveTime, TimeDelta, Timelike, Weekday};
@@ -38,6 +44,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::json;
+use super::periods::{PeriodSpan, PeriodTable};
+use super::wire::{DateJson, RangeJson, ScheduleJson, WeeklyJson};
 
 /// Most windows (weekly + dates + ranges together) one schedule may hold.
 pub const MAX_WINDOWS: usize = 200;
@@ -163,6 +171,7 @@ impl Default for LeadTime {
 
 /// What happens to an app or profile once its window has closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum AfterWindow {
     /// Remove it unless another window of the same schedule is active or within lead time.
@@ -172,43 +181,55 @@ pub enum AfterWindow {
     Keep,
 }
 
-/// A window that repeats every week: weekday + local time span.
+/// When in the day a window runs, as the admin wrote it: clock times, or the school's
+/// periods. Periods are looked up in the school's [`PeriodTable`] each time the schedule
+/// is resolved ([`ScheduleSpec::resolve`]), so changed period times apply at once.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Hours {
+    /// Local start and end.
+    Clock(TimeRange),
+    /// The school's periods ("2-3").
+    Periods(PeriodSpan),
+}
+
+/// A window that repeats every week: weekday + local time span (`T` = [`Hours`] as written).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct WeeklyWindow {
+pub struct WeeklyWindow<T = TimeRange> {
     /// The weekday in the school's time zone.
     pub weekday: Weekday,
     /// Local start and end.
-    pub time: TimeRange,
+    pub time: T,
 }
 
 /// A one-off window on one date: a lesson, or (without times) the whole day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct DateWindow {
+pub struct DateWindow<T = TimeRange> {
     /// The local date.
     pub date: NaiveDate,
     /// Local start and end; `None` means the whole day.
-    pub time: Option<TimeRange>,
+    pub time: Option<T>,
 }
 
 /// Every day from `from` to `to` (inclusive), daily within `time` or around the clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DateRange {
+pub struct DateRange<T = TimeRange> {
     from: NaiveDate,
     to: NaiveDate,
-    time: Option<TimeRange>,
+    time: Option<T>,
 }
 
-impl DateRange {
+impl<T> DateRange<T> {
     /// Checks `from` <= `to`; the error names `to`.
-    pub fn new(
-        from: NaiveDate,
-        to: NaiveDate,
-        time: Option<TimeRange>,
-    ) -> Result<Self, ScheduleError> {
+    pub fn new(from: NaiveDate, to: NaiveDate, time: Option<T>) -> Result<Self, ScheduleError> {
         if to < from {
             return Err(ScheduleError::at("to", "must not be before from"));
         }
         Ok(Self { from, to, time })
+    }
+
+    /// Daily hours as written; `None` means whole days.
+    pub fn hours(&self) -> Option<&T> {
+        self.time.as_ref()
     }
 
     /// First day (inclusive).
@@ -221,14 +242,16 @@ impl DateRange {
         self.to
     }
 
-    /// Daily local span; `None` means whole days.
-    pub fn time(&self) -> Option<TimeRange> {
-        self.time
-    }
-
     /// Whether `day` is one of the range's days.
     pub fn covers(&self, day: NaiveDate) -> bool {
         self.from <= day && day <= self.to
+    }
+}
+
+impl DateRange {
+    /// Daily local span; `None` means whole days.
+    pub fn time(&self) -> Option<TimeRange> {
+        self.time
     }
 }
 
@@ -241,15 +264,27 @@ pub enum Schedule {
     Windows(WindowSchedule),
 }
 
-/// A validated set of time windows in one time zone. Build with
-/// [`Schedule::parse_json`] or [`WindowSchedule::builder`].
+/// A schedule as the admin wrote it: like [`Schedule`], but a window's hours may name the
+/// school's periods. Stored as written (periods stay periods) and turned into a
+/// [`Schedule`] with the school's current [`PeriodTable`] whenever it is evaluated.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WindowSchedule {
+pub enum ScheduleSpec {
+    /// Desired at every instant.
+    Always,
+    /// Desired inside time windows whose hours are clock times or periods.
+    Windows(WindowSchedule<Hours>),
+}
+
+/// A validated set of time windows in one time zone. Build with
+/// [`Schedule::parse_json`] or [`WindowSchedule::builder`]; `T` is [`TimeRange`] for
+/// evaluation and [`Hours`] as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowSchedule<T = TimeRange> {
     timezone: Tz,
-    weekly: Vec<WeeklyWindow>,
+    weekly: Vec<WeeklyWindow<T>>,
     /// Sorted by date (evaluation binary-searches it).
-    dates: Vec<DateWindow>,
-    ranges: Vec<DateRange>,
+    dates: Vec<DateWindow<T>>,
+    ranges: Vec<DateRange<T>>,
     valid_from: Option<NaiveDate>,
     valid_until: Option<NaiveDate>,
     lead: LeadTime,
@@ -260,36 +295,43 @@ pub struct WindowSchedule {
 impl WindowSchedule {
     /// A builder with the JSON defaults (Europe/Berlin, 60 min lead, keep, exclude holidays).
     pub fn builder() -> WindowScheduleBuilder {
-        WindowScheduleBuilder {
-            timezone: DEFAULT_TIMEZONE,
-            weekly: Vec::new(),
-            dates: Vec::new(),
-            ranges: Vec::new(),
-            valid_from: None,
-            valid_until: None,
-            lead: LeadTime::default(),
-            after: AfterWindow::default(),
-            exclude_holidays: true,
-        }
+        empty_builder()
     }
+}
 
+/// A builder with the JSON defaults, for clock times or hours as written.
+fn empty_builder<T>() -> WindowScheduleBuilder<T> {
+    WindowScheduleBuilder {
+        timezone: DEFAULT_TIMEZONE,
+        weekly: Vec::new(),
+        dates: Vec::new(),
+        ranges: Vec::new(),
+        valid_from: None,
+        valid_until: None,
+        lead: LeadTime::default(),
+        after: AfterWindow::default(),
+        exclude_holidays: true,
+    }
+}
+
+impl<T> WindowSchedule<T> {
     /// The school's time zone.
     pub fn timezone(&self) -> Tz {
         self.timezone
     }
 
     /// Weekly windows, in the order given.
-    pub fn weekly(&self) -> &[WeeklyWindow] {
+    pub fn weekly(&self) -> &[WeeklyWindow<T>] {
         &self.weekly
     }
 
     /// One-off windows, sorted by date.
-    pub fn dates(&self) -> &[DateWindow] {
+    pub fn dates(&self) -> &[DateWindow<T>] {
         &self.dates
     }
 
     /// Date ranges, in the order given.
-    pub fn ranges(&self) -> &[DateRange] {
+    pub fn ranges(&self) -> &[DateRange<T>] {
         &self.ranges
     }
 
@@ -323,9 +365,53 @@ impl WindowSchedule {
         self.valid_from.is_none_or(|f| f <= day) && self.valid_until.is_none_or(|u| day <= u)
     }
 
+    /// The same options with each window's hours mapped (`f` gets the window's path).
+    fn map_hours<U, E>(
+        &self,
+        mut f: impl FnMut(&T, &str) -> Result<U, E>,
+    ) -> Result<WindowSchedule<U>, E> {
+        let mut weekly = Vec::with_capacity(self.weekly.len());
+        for (i, w) in self.weekly.iter().enumerate() {
+            weekly.push(WeeklyWindow {
+                weekday: w.weekday,
+                time: f(&w.time, &json::index("weekly", i))?,
+            });
+        }
+        let mut dates = Vec::with_capacity(self.dates.len());
+        for (i, d) in self.dates.iter().enumerate() {
+            let path = json::index("dates", i);
+            dates.push(DateWindow {
+                date: d.date,
+                time: d.time.as_ref().map(|t| f(t, &path)).transpose()?,
+            });
+        }
+        let mut ranges = Vec::with_capacity(self.ranges.len());
+        for (i, r) in self.ranges.iter().enumerate() {
+            let path = json::index("ranges", i);
+            ranges.push(DateRange {
+                from: r.from,
+                to: r.to,
+                time: r.time.as_ref().map(|t| f(t, &path)).transpose()?,
+            });
+        }
+        Ok(WindowSchedule {
+            timezone: self.timezone,
+            weekly,
+            dates,
+            ranges,
+            valid_from: self.valid_from,
+            valid_until: self.valid_until,
+            lead: self.lead,
+            after: self.after,
+            exclude_holidays: self.exclude_holidays,
+        })
+    }
+}
+
+impl WindowSchedule<Hours> {
     fn parse_map(map: &Map<String, Value>) -> Result<Self, ScheduleError> {
         json::deny_unknown(map, "", FIELDS)?;
-        let mut b = Self::builder();
+        let mut b = empty_builder();
         if let Some(v) = json::field(map, "timezone") {
             let name = json::string(v, "timezone")?;
             b.timezone = name.parse().map_err(|_| {
@@ -403,11 +489,11 @@ const FIELDS: &[&str] = &[
 /// checks as [`Schedule::parse_json`] (paths index the windows in the order added).
 #[derive(Debug, Clone)]
 #[must_use]
-pub struct WindowScheduleBuilder {
+pub struct WindowScheduleBuilder<T = TimeRange> {
     timezone: Tz,
-    weekly: Vec<WeeklyWindow>,
-    dates: Vec<DateWindow>,
-    ranges: Vec<DateRange>,
+    weekly: Vec<WeeklyWindow<T>>,
+    dates: Vec<DateWindow<T>>,
+    ranges: Vec<DateRange<T>>,
     valid_from: Option<NaiveDate>,
     valid_until: Option<NaiveDate>,
     lead: LeadTime,
@@ -415,7 +501,7 @@ pub struct WindowScheduleBuilder {
     exclude_holidays: bool,
 }
 
-impl WindowScheduleBuilder {
+impl<T: Ord> WindowScheduleBuilder<T> {
     /// The school's time zone.
     pub fn timezone(mut self, tz: Tz) -> Self {
         self.timezone = tz;
@@ -423,19 +509,19 @@ impl WindowScheduleBuilder {
     }
 
     /// Adds a weekly window.
-    pub fn weekly(mut self, weekday: Weekday, time: TimeRange) -> Self {
+    pub fn weekly(mut self, weekday: Weekday, time: T) -> Self {
         self.weekly.push(WeeklyWindow { weekday, time });
         self
     }
 
     /// Adds a one-off window (`None` = the whole day).
-    pub fn date(mut self, date: NaiveDate, time: Option<TimeRange>) -> Self {
+    pub fn date(mut self, date: NaiveDate, time: Option<T>) -> Self {
         self.dates.push(DateWindow { date, time });
         self
     }
 
     /// Adds a date range.
-    pub fn range(mut self, range: DateRange) -> Self {
+    pub fn range(mut self, range: DateRange<T>) -> Self {
         self.ranges.push(range);
         self
     }
@@ -471,7 +557,7 @@ impl WindowScheduleBuilder {
     }
 
     /// Checks what single fields cannot: window count, years, validity bounds.
-    pub fn build(self) -> Result<WindowSchedule, ScheduleError> {
+    pub fn build(self) -> Result<WindowSchedule<T>, ScheduleError> {
         check_count(self.weekly.len(), self.dates.len(), self.ranges.len())?;
         check_year(self.valid_from, "valid_from")?;
         check_year(self.valid_until, "valid_until")?;
@@ -560,9 +646,14 @@ fn check_year(day: Option<NaiveDate>, path: &str) -> Result<(), ScheduleError> {
     }
 }
 
-fn parse_weekly(v: &Value, path: &str) -> Result<WeeklyWindow, ScheduleError> {
+/// A weekly window: `{"weekday": "tue", "start": "08:00", "end": "09:30"}`,
+/// `{"weekday": "Di", "periods": "2-3"}`, or the same as text: `"Di 2-3"`.
+fn parse_weekly(v: &Value, path: &str) -> Result<WeeklyWindow<Hours>, ScheduleError> {
+    if let Value::String(text) = v {
+        return parse_lesson(text).map_err(|reason| ScheduleError::at(path, reason));
+    }
     let map = json::object(v, path)?;
-    json::deny_unknown(map, path, &["weekday", "start", "end"])?;
+    json::deny_unknown(map, path, &["weekday", "start", "end", "periods"])?;
     let wd_path = json::key(path, "weekday");
     let name = json::string(json::required(map, path, "weekday")?, &wd_path)?;
     let weekday = parse_weekday(name).ok_or_else(|| {
@@ -571,28 +662,71 @@ fn parse_weekly(v: &Value, path: &str) -> Result<WeeklyWindow, ScheduleError> {
             format!("must be one of mon, tue, wed, thu, fri, sat, sun, not {name:?}"),
         )
     })?;
-    let time = parse_time_range(map, path)?
-        .ok_or_else(|| ScheduleError::at(&json::key(path, "start"), "is required"))?;
+    let time = parse_hours(map, path)?.ok_or_else(|| {
+        ScheduleError::at(
+            &json::key(path, "start"),
+            "is required (or give the school's periods in \"periods\")",
+        )
+    })?;
     Ok(WeeklyWindow { weekday, time })
 }
 
-fn parse_date_window(v: &Value, path: &str) -> Result<DateWindow, ScheduleError> {
-    let map = json::object(v, path)?;
-    json::deny_unknown(map, path, &["date", "start", "end"])?;
-    let date = json::date(json::required(map, path, "date")?, &json::key(path, "date"))?;
-    Ok(DateWindow {
-        date,
-        time: parse_time_range(map, path)?,
+/// "Di 2-3": a weekday (as `weekday` accepts it), a space, the school's periods as
+/// lesson requests write them.
+fn parse_lesson(text: &str) -> Result<WeeklyWindow<Hours>, String> {
+    let bad = || {
+        format!(
+            "must be a weekday and the school's periods like \"Di 2-3\", or an object, not {text:?}"
+        )
+    };
+    let (day, periods) = text
+        .trim()
+        .split_once(char::is_whitespace)
+        .ok_or_else(bad)?;
+    let weekday = parse_weekday(day).ok_or_else(bad)?;
+    let span = PeriodSpan::parse(periods).map_err(|_| bad())?;
+    Ok(WeeklyWindow {
+        weekday,
+        time: Hours::Periods(span),
     })
 }
 
-fn parse_range(v: &Value, path: &str) -> Result<DateRange, ScheduleError> {
+fn parse_date_window(v: &Value, path: &str) -> Result<DateWindow<Hours>, ScheduleError> {
     let map = json::object(v, path)?;
-    json::deny_unknown(map, path, &["from", "to", "start", "end"])?;
+    json::deny_unknown(map, path, &["date", "start", "end", "periods"])?;
+    let date = json::date(json::required(map, path, "date")?, &json::key(path, "date"))?;
+    Ok(DateWindow {
+        date,
+        time: parse_hours(map, path)?,
+    })
+}
+
+fn parse_range(v: &Value, path: &str) -> Result<DateRange<Hours>, ScheduleError> {
+    let map = json::object(v, path)?;
+    json::deny_unknown(map, path, &["from", "to", "start", "end", "periods"])?;
     let from = json::date(json::required(map, path, "from")?, &json::key(path, "from"))?;
     let to = json::date(json::required(map, path, "to")?, &json::key(path, "to"))?;
-    let time = parse_time_range(map, path)?;
+    let time = parse_hours(map, path)?;
     DateRange::new(from, to, time).map_err(|e| e.under(path))
+}
+
+/// A window's hours: `start`/`end`, or `periods`, or neither (`None`: the whole day).
+fn parse_hours(map: &Map<String, Value>, path: &str) -> Result<Option<Hours>, ScheduleError> {
+    let clock = parse_time_range(map, path)?;
+    let Some(v) = json::field(map, "periods") else {
+        return Ok(clock.map(Hours::Clock));
+    };
+    let p_path = json::key(path, "periods");
+    if clock.is_some() {
+        return Err(ScheduleError::at(
+            &p_path,
+            "give start and end, or periods, not both",
+        ));
+    }
+    let text = json::string(v, &p_path)?;
+    PeriodSpan::parse(text)
+        .map(|span| Some(Hours::Periods(span)))
+        .map_err(|e| ScheduleError::at(&p_path, e.to_string()))
 }
 
 /// `start`/`end` of a window: both or neither (`None`).
@@ -649,21 +783,11 @@ fn weekday_name(d: Weekday) -> &'static str {
 }
 
 impl Schedule {
-    /// Parses and validates the admin's JSON; the error names the field path.
+    /// Parses and validates the admin's JSON in clock times; the error names the field
+    /// path. A window naming the school's periods is refused here (no school known):
+    /// parse a [`ScheduleSpec`] and [`ScheduleSpec::resolve`] it with the school's table.
     pub fn parse_json(value: &Value) -> Result<Schedule, ScheduleError> {
-        let map = json::object(value, "")?;
-        let kind = json::string(json::required(map, "", "kind")?, "kind")?;
-        match kind {
-            "always" => {
-                json::deny_unknown(map, "", &["kind"])?;
-                Ok(Schedule::Always)
-            }
-            "windows" => WindowSchedule::parse_map(map).map(Schedule::Windows),
-            other => Err(ScheduleError::at(
-                "kind",
-                format!("must be \"always\" or \"windows\", not {other:?}"),
-            )),
-        }
+        ScheduleSpec::parse_json(value)?.resolve(None)
     }
 
     /// The admin-facing JSON (the shape [`Schedule::parse_json`] reads; defaults written out).
@@ -673,104 +797,180 @@ impl Schedule {
     }
 }
 
-#[derive(Serialize)]
-struct TimeOut {
-    start: String,
-    end: String,
+impl ScheduleSpec {
+    /// Parses and validates the admin's JSON; period names are checked for their
+    /// syntax only (see [`ScheduleSpec::resolve`]). The error names the field path.
+    pub fn parse_json(value: &Value) -> Result<ScheduleSpec, ScheduleError> {
+        let map = json::object(value, "")?;
+        let kind = json::string(json::required(map, "", "kind")?, "kind")?;
+        match kind {
+            "always" => {
+                json::deny_unknown(map, "", &["kind"])?;
+                Ok(ScheduleSpec::Always)
+            }
+            "windows" => WindowSchedule::parse_map(map).map(ScheduleSpec::Windows),
+            other => Err(ScheduleError::at(
+                "kind",
+                format!("must be \"always\" or \"windows\", not {other:?}"),
+            )),
+        }
+    }
+
+    /// Whether a window names the school's periods (the assignment then needs a school).
+    pub fn uses_periods(&self) -> bool {
+        let ScheduleSpec::Windows(w) = self else {
+            return false;
+        };
+        let periods = |h: Option<&Hours>| matches!(h, Some(Hours::Periods(_)));
+        w.weekly.iter().any(|x| periods(Some(&x.time)))
+            || w.dates.iter().any(|x| periods(x.time.as_ref()))
+            || w.ranges.iter().any(|x| periods(x.time.as_ref()))
+    }
+
+    /// The schedule in clock times under the school's current `periods` (`None`: the
+    /// assignment belongs to no school). The error names the window
+    /// (`weekly[0].periods`) and, for an unknown period, the periods that exist.
+    pub fn resolve(&self, periods: Option<&PeriodTable>) -> Result<Schedule, ScheduleError> {
+        let ScheduleSpec::Windows(w) = self else {
+            return Ok(Schedule::Always);
+        };
+        let mut out = w.map_hours(|hours, path| match hours {
+            Hours::Clock(t) => Ok(*t),
+            Hours::Periods(span) => {
+                let path = json::key(path, "periods");
+                let table = periods.ok_or_else(|| {
+                    ScheduleError::at(
+                        &path,
+                        "the school's periods need an assignment within one school \
+                         (a school, class, cart or a school's device); give start and end instead",
+                    )
+                })?;
+                let (start, end) = table
+                    .resolve_span(span)
+                    .map_err(|e| ScheduleError::at(&path, e.to_string()))?;
+                TimeRange::new(start, end).map_err(|e| e.under(&path))
+            }
+        })?;
+        out.dates.sort_unstable();
+        Ok(Schedule::Windows(out))
+    }
+
+    /// The admin-facing JSON as written: periods stay periods, defaults written out.
+    pub fn to_json(&self) -> Value {
+        // Serializing plain strings, numbers and dates into a Value cannot fail.
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
 }
 
-impl From<TimeRange> for TimeOut {
-    fn from(t: TimeRange) -> Self {
-        Self {
-            start: json::format_time(t.start),
-            end: json::format_time(t.end),
+impl From<Schedule> for ScheduleSpec {
+    fn from(s: Schedule) -> Self {
+        match s {
+            Schedule::Always => ScheduleSpec::Always,
+            Schedule::Windows(w) => {
+                let Ok(w) = w.map_hours(|t, _| Ok::<_, Infallible>(Hours::Clock(*t)));
+                ScheduleSpec::Windows(w)
+            }
         }
     }
 }
 
-#[derive(Serialize)]
-struct WeeklyOut {
-    weekday: &'static str,
-    #[serde(flatten)]
-    time: TimeOut,
+/// How a window's hours are written: (`start`, `end`) or `periods`.
+trait WriteHours {
+    fn write(&self) -> (Option<String>, Option<String>, Option<String>);
 }
 
-#[derive(Serialize)]
-struct DateOut {
-    date: NaiveDate,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    time: Option<TimeOut>,
+impl WriteHours for TimeRange {
+    fn write(&self) -> (Option<String>, Option<String>, Option<String>) {
+        (
+            Some(json::format_time(self.start)),
+            Some(json::format_time(self.end)),
+            None,
+        )
+    }
 }
 
-#[derive(Serialize)]
-struct RangeOut {
-    from: NaiveDate,
-    to: NaiveDate,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    time: Option<TimeOut>,
+impl WriteHours for Hours {
+    fn write(&self) -> (Option<String>, Option<String>, Option<String>) {
+        match self {
+            Hours::Clock(t) => t.write(),
+            Hours::Periods(p) => (None, None, Some(p.as_str().to_owned())),
+        }
+    }
 }
 
-#[derive(Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-enum ScheduleOut {
-    Always,
-    Windows {
-        timezone: &'static str,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        weekly: Vec<WeeklyOut>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        dates: Vec<DateOut>,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        ranges: Vec<RangeOut>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        valid_from: Option<NaiveDate>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        valid_until: Option<NaiveDate>,
-        lead_minutes: u16,
-        after: AfterWindow,
-        exclude_holidays: bool,
-    },
+fn write_hours<T: WriteHours>(t: Option<&T>) -> (Option<String>, Option<String>, Option<String>) {
+    t.map_or((None, None, None), WriteHours::write)
+}
+
+/// The JSON of a window schedule.
+fn wire<T: WriteHours>(w: &WindowSchedule<T>) -> ScheduleJson {
+    ScheduleJson::Windows {
+        timezone: w.timezone.name().to_owned(),
+        weekly: w
+            .weekly
+            .iter()
+            .map(|x| {
+                let (start, end, periods) = x.time.write();
+                WeeklyJson {
+                    weekday: weekday_name(x.weekday).to_owned(),
+                    start,
+                    end,
+                    periods,
+                }
+            })
+            .collect(),
+        dates: w
+            .dates
+            .iter()
+            .map(|x| {
+                let (start, end, periods) = write_hours(x.time.as_ref());
+                DateJson {
+                    date: x.date,
+                    start,
+                    end,
+                    periods,
+                }
+            })
+            .collect(),
+        ranges: w
+            .ranges
+            .iter()
+            .map(|x| {
+                let (start, end, periods) = write_hours(x.time.as_ref());
+                RangeJson {
+                    from: x.from,
+                    to: x.to,
+                    start,
+                    end,
+                    periods,
+                }
+            })
+            .collect(),
+        valid_from: w.valid_from,
+        valid_until: w.valid_until,
+        lead_minutes: w.lead.minutes(),
+        after: w.after,
+        exclude_holidays: w.exclude_holidays,
+    }
 }
 
 impl Serialize for Schedule {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let out = match self {
-            Schedule::Always => ScheduleOut::Always,
-            Schedule::Windows(w) => ScheduleOut::Windows {
-                timezone: w.timezone.name(),
-                weekly: w
-                    .weekly
-                    .iter()
-                    .map(|x| WeeklyOut {
-                        weekday: weekday_name(x.weekday),
-                        time: x.time.into(),
-                    })
-                    .collect(),
-                dates: w
-                    .dates
-                    .iter()
-                    .map(|x| DateOut {
-                        date: x.date,
-                        time: x.time.map(Into::into),
-                    })
-                    .collect(),
-                ranges: w
-                    .ranges
-                    .iter()
-                    .map(|x| RangeOut {
-                        from: x.from,
-                        to: x.to,
-                        time: x.time.map(Into::into),
-                    })
-                    .collect(),
-                valid_from: w.valid_from,
-                valid_until: w.valid_until,
-                lead_minutes: w.lead.minutes(),
-                after: w.after,
-                exclude_holidays: w.exclude_holidays,
-            },
-        };
-        out.serialize(serializer)
+        match self {
+            Schedule::Always => ScheduleJson::Always,
+            Schedule::Windows(w) => wire(w),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl Serialize for ScheduleSpec {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ScheduleSpec::Always => ScheduleJson::Always,
+            ScheduleSpec::Windows(w) => wire(w),
+        }
+        .serialize(serializer)
     }
 }
 
@@ -778,6 +978,13 @@ impl<'de> Deserialize<'de> for Schedule {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
         Schedule::parse_json(&value).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for ScheduleSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        ScheduleSpec::parse_json(&value).map_err(serde::de::Error::custom)
     }
 }
 
@@ -967,6 +1174,131 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(s.to_json()["weekly"][0]["weekday"], json!("tue"));
+    }
+
+    fn periods(v: Value) -> PeriodTable {
+        PeriodTable::parse_json(&v).unwrap()
+    }
+
+    fn gymnasium() -> PeriodTable {
+        periods(json!({
+            "1": {"start": "08:00", "end": "08:45"},
+            "2": {"start": "08:50", "end": "09:35"},
+            "3": {"start": "09:45", "end": "10:30"}
+        }))
+    }
+
+    fn tuesday_periods() -> Value {
+        json!({
+            "kind": "windows",
+            "weekly": ["Di 2-3", {"weekday": "thu", "periods": "1"}],
+            "dates": [{"date": "2026-12-02", "periods": "3"}],
+            "ranges": [{"from": "2026-12-14", "to": "2026-12-15", "periods": "1-2"}],
+            "lead_minutes": 0,
+            "after": "remove"
+        })
+    }
+
+    #[test]
+    fn periods_are_kept_as_written_and_resolved_with_the_schools_table() {
+        let spec = ScheduleSpec::parse_json(&tuesday_periods()).unwrap();
+        assert!(spec.uses_periods());
+        let written = spec.to_json();
+        assert_eq!(
+            written["weekly"],
+            json!([{"weekday": "tue", "periods": "2-3"}, {"weekday": "thu", "periods": "1"}])
+        );
+        assert_eq!(
+            written["dates"],
+            json!([{"date": "2026-12-02", "periods": "3"}])
+        );
+        assert_eq!(
+            ScheduleSpec::parse_json(&written).unwrap(),
+            spec,
+            "what is written reads back the same"
+        );
+        let Schedule::Windows(w) = spec.resolve(Some(&gymnasium())).unwrap() else {
+            panic!("windows expected")
+        };
+        let t = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").unwrap();
+        assert_eq!(w.weekly()[0].weekday, Weekday::Tue);
+        assert_eq!(
+            w.weekly()[0].time,
+            TimeRange::new(t("08:50"), t("10:30")).unwrap()
+        );
+        assert_eq!(
+            w.weekly()[1].time,
+            TimeRange::new(t("08:00"), t("08:45")).unwrap()
+        );
+        assert_eq!(
+            w.dates()[0].time,
+            Some(TimeRange::new(t("09:45"), t("10:30")).unwrap())
+        );
+        assert_eq!(
+            w.ranges()[0].time(),
+            Some(TimeRange::new(t("08:00"), t("09:35")).unwrap())
+        );
+        // Clock-time schedules are specs without periods and write the same JSON.
+        let clock = Schedule::parse_json(&class_7b()).unwrap();
+        let as_spec = ScheduleSpec::from(clock.clone());
+        assert!(!as_spec.uses_periods());
+        assert_eq!(as_spec.to_json(), clock.to_json());
+        assert_eq!(as_spec.resolve(None), Ok(clock));
+    }
+
+    #[test]
+    fn a_change_of_the_period_times_moves_the_window() {
+        let spec = ScheduleSpec::parse_json(&tuesday_periods()).unwrap();
+        let cal = crate::Calendar::empty();
+        // Tuesday 8 December 2026, 08:55 in Berlin (07:55 UTC): inside period 2.
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-08T07:55:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let now = spec.resolve(Some(&gymnasium())).unwrap();
+        assert!(now.evaluate(at, &cal).desired);
+        let later = periods(json!({
+            "1": {"start": "08:00", "end": "08:45"},
+            "2": {"start": "09:00", "end": "09:45"},
+            "3": {"start": "09:50", "end": "10:35"}
+        }));
+        let moved = spec.resolve(Some(&later)).unwrap();
+        assert!(
+            !moved.evaluate(at, &cal).desired,
+            "period 2 now starts at 09:00"
+        );
+    }
+
+    #[test]
+    fn period_errors_name_the_window_and_the_periods_that_exist() {
+        let spec = ScheduleSpec::parse_json(&tuesday_periods()).unwrap();
+        let short = periods(
+            json!({"1": {"start": "08:00", "end": "08:45"}, "2": {"start": "08:50", "end": "09:35"}}),
+        );
+        assert_eq!(
+            spec.resolve(Some(&short)).unwrap_err().to_string(),
+            "weekly[0].periods: unknown period \"3\" (the school's periods: 1, 2)"
+        );
+        assert!(spec.resolve(None).unwrap_err().to_string().starts_with(
+            "weekly[0].periods: the school's periods need an assignment within one school"
+        ));
+        assert!(err(tuesday_periods()).starts_with("weekly[0].periods: the school's periods need"));
+
+        let with = |weekly: Value| {
+            ScheduleSpec::parse_json(&json!({"kind": "windows", "weekly": [weekly]}))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(with(json!("Dienstag 2-3"))
+            .starts_with("weekly[0]: must be a weekday and the school's periods like \"Di 2-3\""));
+        assert!(with(json!("Di")).starts_with("weekly[0]: must be a weekday"));
+        assert_eq!(
+            with(json!({"weekday": "di", "start": "08:00", "end": "09:00", "periods": "2"})),
+            "weekly[0].periods: give start and end, or periods, not both"
+        );
+        assert!(with(json!({"weekday": "di", "periods": "2-"}))
+            .starts_with("weekly[0].periods: must name a period"));
+        assert!(with(json!({"weekday": "di"}))
+            .starts_with("weekly[0].start: is required (or give the school's periods"));
     }
 
     #[test]
