@@ -31,6 +31,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/assignments", web::post().to(create_assignment))
         .route("/assignments", web::get().to(list_assignments))
         .route("/assignments/{id}", web::get().to(get_assignment))
+        .route("/assignments/{id}", web::patch().to(update_assignment))
         .route("/assignments/{id}", web::delete().to(delete_assignment))
         .route("/tenants/{id}/calendar", web::post().to(tenant_calendar))
         .route("/schools/{id}/calendar", web::post().to(school_calendar))
@@ -831,6 +832,66 @@ async fn load_assignment(
         },
     )?;
     Ok(a)
+}
+
+/// Body of `PATCH /assignments/{id}`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = AssignmentPatch)]
+struct AssignmentPatch {
+    /// The new schedule (clock times, or the school's periods such as "Di 2-3").
+    #[schema(value_type = crate::assign::schedule::ScheduleJson)]
+    schedule: serde_json::Value,
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/assignments/{id}",
+    tag = "catalog",
+    operation_id = "update_assignment",
+    summary = "Give an assignment another schedule; the reconciler installs and removes accordingly",
+    description = "Item and target stay (another item or target is another assignment). \
+        Assignments of a lesson request change with the request.",
+    params(("id" = String, Path, description = "Assignment id")),
+    request_body = AssignmentPatch,
+    responses(
+        (status = 200, description = "The assignment as changed", body = assign::AssignmentView),
+        (status = 400, description = "The schedule is invalid (the field names what)", body = ApiError),
+        (status = 403, description = "The caller may not manage this assignment", body = ApiError),
+        (status = 404, description = "No such assignment in the caller's scope", body = ApiError),
+        (status = 409, description = "The assignment belongs to a lesson request", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn update_assignment(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<AssignmentPatch>,
+) -> ApiResult<HttpResponse> {
+    let a = load_assignment(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    let bad_schedule = |e: crate::assign::schedule::ScheduleError| {
+        ApiError::invalid_field("schedule", e.to_string())
+    };
+    let spec = ScheduleSpec::parse_json(&body.schedule).map_err(bad_schedule)?;
+    if let Some(request) = &a.lesson_request_id {
+        return Err(ApiError::conflict(format!(
+            "the assignment belongs to lesson request {request}: change or cancel the request"
+        )));
+    }
+    let actor = caller.0.user_id.clone();
+    let changed = state
+        .db
+        .run(move |conn| -> ApiResult<_> {
+            assign::resolve_schedule(conn, &spec, a.school_id.as_deref())?.map_err(bad_schedule)?;
+            let changed = assign::update_schedule(conn, &a, &spec, &actor)?;
+            assign::with_names(conn, vec![changed])?
+                .pop()
+                .ok_or_else(|| ApiError::internal("the changed assignment vanished"))
+        })
+        .await?;
+    state.reconciler.all();
+    Ok(HttpResponse::Ok().json(changed))
 }
 
 #[utoipa::path(

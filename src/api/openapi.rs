@@ -114,6 +114,7 @@ const BEARER: &str = "bearer";
         super::catalog::create_assignment,
         super::catalog::list_assignments,
         super::catalog::get_assignment,
+        super::catalog::update_assignment,
         super::catalog::delete_assignment,
         super::catalog::tenant_calendar,
         super::catalog::school_calendar,

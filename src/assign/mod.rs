@@ -409,6 +409,42 @@ pub fn list(
     }))
 }
 
+/// Gives an assignment another schedule (validated by the caller); the audit entry holds
+/// the schedule before and after.
+pub fn update_schedule(
+    conn: &mut DbConn,
+    a: &Assignment,
+    schedule: &ScheduleSpec,
+    actor: &str,
+) -> QueryResult<Assignment> {
+    let at = now();
+    let after = schedule.to_json().to_string();
+    conn.write_tx(|conn| {
+        diesel::update(assignments::table.find(&a.id))
+            .set((
+                assignments::schedule.eq(&after),
+                assignments::updated_at.eq(at),
+            ))
+            .execute(conn)?;
+        let as_json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or_default();
+        audit::record(
+            conn,
+            &audit::Entry::new(actor, "update", "assignment")
+                .object(&a.id)
+                .scope(Some(&a.tenant_id), a.school_id.as_deref())
+                .summary(serde_json::json!({
+                    "before": {"schedule": as_json(&a.schedule)},
+                    "after": {"schedule": as_json(&after)},
+                })),
+        )
+    })?;
+    Ok(Assignment {
+        schedule: after,
+        updated_at: at,
+        ..a.clone()
+    })
+}
+
 /// Deletes an assignment (soft: the reconciler then removes what it brought).
 pub fn delete(conn: &mut DbConn, a: &Assignment, actor: &str) -> QueryResult<()> {
     diesel::update(assignments::table.find(&a.id))

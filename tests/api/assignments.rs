@@ -359,6 +359,7 @@ async fn keynote_in_the_2nd_and_3rd_period_on_tuesdays_follows_the_schools_perio
     ipad.authenticate().await.unwrap();
     ipad.token_update(false).await.unwrap();
     app.place_device(ipad.udid.as_str(), &tenant, &school_id);
+    connect(&mut ipad).await; // its first inventory
     app.post(
         &format!("/api/v1/classes/{class_id}/devices"),
         json!({"devices": [ipad.udid.as_str()]}),
@@ -480,12 +481,49 @@ async fn keynote_in_the_2nd_and_3rd_period_on_tuesdays_follows_the_schools_perio
         1
     );
 
-    // An assignment is not edited in place; the admin deletes it and it is gone from the list.
+    // The school moves Keynote to Thursday's 1st period: the schedule is edited in
+    // place (periods stay periods), a period it does not have is refused, and the
+    // audit log holds before and after.
     let path = format!("/api/v1/assignments/{id}");
-    let (status, _) = app
-        .patch(&path, json!({"schedule": {"kind": "always"}}))
+    let (status, reply) = app
+        .patch(
+            &path,
+            json!({"schedule": {"kind": "windows", "weekly": ["Mo 7"]}}),
+        )
         .await;
-    assert!(matches!(status, 404 | 405), "{status}");
+    assert_eq!(
+        (status, reply["field"].as_str()),
+        (400, Some("schedule")),
+        "{reply}"
+    );
+    let (status, moved) = app
+        .patch(
+            &path,
+            json!({"schedule": {"kind": "windows", "weekly": ["Do 1"]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["schedule"]["weekly"][0]["periods"], "1", "{moved}");
+    assert_eq!(moved["schedule"]["weekly"][0]["weekday"], "thu", "{moved}");
+    let (_, audit) = app
+        .get(&format!("/api/v1/audit?action=update&object_id={id}"))
+        .await;
+    assert_eq!(
+        audit["items"][0]["summary"]["after"]["schedule"]["weekly"][0]["weekday"], "thu",
+        "{audit}"
+    );
+    assert_eq!(
+        audit["items"][0]["summary"]["before"]["schedule"]["weekly"][0]["weekday"], "tue",
+        "{audit}"
+    );
+    // Unknown fields (another item or target is another assignment): 400.
+    let (status, _) = app
+        .patch(
+            &path,
+            json!({"item_id": "x", "schedule": {"kind": "always"}}),
+        )
+        .await;
+    assert_eq!(status, 400);
     let (status, reply) = app.delete(&path).await;
     assert!(matches!(status, 200 | 204), "{status} {reply}");
     let (_, list) = app

@@ -594,6 +594,7 @@ async fn deleting_a_class_or_cart_removes_their_apps_from_the_ipads_that_stay_in
     ipad.store.insert(361309726, "com.apple.Pages".into());
     ipad.authenticate().await.unwrap();
     ipad.token_update(false).await.unwrap();
+    crate::helpers::answer_first_inventory(&mut ipad).await;
     app.place_device(ipad.udid.as_str(), &tenant, &school_id);
     for path in [
         format!("/api/v1/classes/{}/devices", id(&c)),
@@ -625,6 +626,10 @@ async fn deleting_a_class_or_cart_removes_their_apps_from_the_ipads_that_stay_in
     done.sort();
     assert_eq!(done, ["InstallApplication", "InstallApplication"]);
     assert!(ipad.apps.contains("com.apple.Keynote") && ipad.apps.contains("com.apple.Pages"));
+    // The iPad reports them installed (not only accepted).
+    app.enqueue(&[ipad.udid.as_str()], "ManagedApplicationList", None)
+        .await;
+    assert_eq!(connect(&mut ipad).await, ["ManagedApplicationList"]);
 
     // The class goes: Keynote leaves the iPad, Pages (the cart's) stays.
     let (status, reply) = app.delete(&format!("/api/v1/classes/{}", id(&c))).await;
@@ -673,6 +678,7 @@ async fn a_retired_ipad_is_refused_leaves_the_list_and_keeps_its_history() {
     let mut ipad = app.device(1803);
     ipad.authenticate().await.unwrap();
     ipad.token_update(false).await.unwrap();
+    crate::helpers::answer_first_inventory(&mut ipad).await;
     app.place_device(ipad.udid.as_str(), &tenant, &school_id);
     let udid = ipad.udid.to_string();
     app.post(

@@ -98,6 +98,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/assignments"),
     ("get", "/api/v1/assignments"),
     ("get", "/api/v1/assignments/{id}"),
+    ("patch", "/api/v1/assignments/{id}"),
     ("delete", "/api/v1/assignments/{id}"),
     ("post", "/api/v1/tenants/{id}/calendar"),
     ("post", "/api/v1/schools/{id}/calendar"),
