@@ -291,8 +291,8 @@ async fn get_app(
     tag = "catalog",
     operation_id = "update_app",
     summary = "Rename an app or change whether it needs a licence",
-    description = "Only what does not change what is installed. Another bundle id, App Store id, \
-        ManagementFlags or configuration is another app: add it, assign it, delete this one.",
+    description = "Only what does not change what is installed; bundle id, App Store id, \
+        ManagementFlags and configuration cannot be changed in place yet.",
     params(("id" = String, Path, description = "App id")),
     request_body = catalog::AppPatch,
     responses(
@@ -427,11 +427,16 @@ async fn update_profile(
                 "give payload_base64 or values, not both",
             ))
         }
-        (Some(text), None) => Some(
-            base64::engine::general_purpose::STANDARD
-                .decode(text.trim())
-                .map_err(|_| ApiError::invalid_field("payload_base64", "not base64"))?,
-        ),
+        (Some(text), None) => {
+            // Any content, as at upload: the authority's admins (a school's admins
+            // render the built-in templates only).
+            catalog_place(&caller, before.tenant_id.as_deref())?;
+            Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(text.trim())
+                    .map_err(|_| ApiError::invalid_field("payload_base64", "not base64"))?,
+            )
+        }
         (None, Some(values)) => {
             let (Some(template), Some(school_id)) = (&before.template, &before.school_id) else {
                 return Err(ApiError::invalid_field(
@@ -457,6 +462,7 @@ async fn update_profile(
                 catalog::ProfileChange {
                     name: b.name.as_deref(),
                     payload: payload.as_deref(),
+                    rendered: b.values.is_some(),
                 },
                 &caller.0.user_id,
             )
@@ -883,8 +889,12 @@ async fn update_assignment(
     let changed = state
         .db
         .run(move |conn| -> ApiResult<_> {
-            assign::resolve_schedule(conn, &spec, a.school_id.as_deref())?.map_err(bad_schedule)?;
-            let changed = assign::update_schedule(conn, &a, &spec, &actor)?;
+            // Checked against the periods in the transaction that writes it.
+            let changed = conn.write_tx(|conn| -> ApiResult<_> {
+                assign::resolve_schedule(conn, &spec, a.school_id.as_deref())?
+                    .map_err(bad_schedule)?;
+                Ok(assign::update_schedule(conn, &a, &spec, &actor)?)
+            })?;
             assign::with_names(conn, vec![changed])?
                 .pop()
                 .ok_or_else(|| ApiError::internal("the changed assignment vanished"))

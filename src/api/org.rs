@@ -292,6 +292,8 @@ async fn patch_school(
             edit::update_school(conn, &school.id, &patch, &caller.0.user_id).map_err(ApiError::from)
         })
         .await?;
+    // Schedules are evaluated in the school's time zone: timers follow a new one at once.
+    state.reconciler.all();
     Ok(HttpResponse::Ok().json(school))
 }
 

@@ -409,8 +409,8 @@ pub fn list(
     }))
 }
 
-/// Gives an assignment another schedule (validated by the caller); the audit entry holds
-/// the schedule before and after.
+/// Gives an assignment another schedule (validated by the caller in the same
+/// transaction: call it inside one); the audit entry holds the schedule before and after.
 pub fn update_schedule(
     conn: &mut DbConn,
     a: &Assignment,
@@ -419,25 +419,31 @@ pub fn update_schedule(
 ) -> QueryResult<Assignment> {
     let at = now();
     let after = schedule.to_json().to_string();
-    conn.write_tx(|conn| {
-        diesel::update(assignments::table.find(&a.id))
-            .set((
-                assignments::schedule.eq(&after),
-                assignments::updated_at.eq(at),
-            ))
-            .execute(conn)?;
-        let as_json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or_default();
-        audit::record(
-            conn,
-            &audit::Entry::new(actor, "update", "assignment")
-                .object(&a.id)
-                .scope(Some(&a.tenant_id), a.school_id.as_deref())
-                .summary(serde_json::json!({
-                    "before": {"schedule": as_json(&a.schedule)},
-                    "after": {"schedule": as_json(&after)},
-                })),
-        )
-    })?;
+    let changed = diesel::update(
+        assignments::table
+            .find(&a.id)
+            .filter(assignments::deleted_at.is_null()),
+    )
+    .set((
+        assignments::schedule.eq(&after),
+        assignments::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    if changed == 0 {
+        // Deleted meanwhile.
+        return Err(diesel::result::Error::NotFound);
+    }
+    let as_json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or_default();
+    audit::record(
+        conn,
+        &audit::Entry::new(actor, "update", "assignment")
+            .object(&a.id)
+            .scope(Some(&a.tenant_id), a.school_id.as_deref())
+            .summary(serde_json::json!({
+                "before": {"schedule": as_json(&a.schedule)},
+                "after": {"schedule": as_json(&after)},
+            })),
+    )?;
     Ok(Assignment {
         schedule: after,
         updated_at: at,

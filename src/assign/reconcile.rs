@@ -225,6 +225,8 @@ struct Snapshot {
     items: HashMap<String, Item>,
     /// Every catalog key → item id (only catalog items are ever removed).
     catalog_keys: HashMap<ItemKey, String>,
+    /// Catalog items deleted (kept to remove them; never wanted).
+    deleted: HashSet<String>,
     schedules: Vec<Option<Schedule>>,
     calendars: Calendars,
     device_rows: Vec<DeviceRow>,
@@ -242,6 +244,8 @@ struct Snapshot {
     installing: HashMap<(String, ItemKey), chrono::NaiveDateTime>,
     /// Apps the device reports failed.
     failed_apps: HashSet<(String, ItemKey)>,
+    /// Installs the device accepted within [`WATCH_DOWNLOADS_FOR`], and when.
+    accepted: HashMap<(String, ItemKey), chrono::NaiveDateTime>,
     /// device → key → install?
     in_flight: HashMap<String, HashMap<ItemKey, bool>>,
     /// Installs that failed recently (not retried yet).
@@ -267,6 +271,18 @@ fn load_snapshot(
     // catalog items are ever removed).
     let app_rows: Vec<App> = apps::table.select(App::as_select()).load(conn)?;
     let profile_rows: Vec<Profile> = profiles::table.select(Profile::as_select()).load(conn)?;
+    let mut deleted: HashSet<String> = apps::table
+        .filter(apps::deleted_at.is_not_null())
+        .select(apps::id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    deleted.extend(
+        profiles::table
+            .filter(profiles::deleted_at.is_not_null())
+            .select(profiles::id)
+            .load::<String>(conn)?,
+    );
     let mut items: HashMap<String, Item> = HashMap::new();
     let mut catalog_keys: HashMap<ItemKey, String> = HashMap::new(); // key -> item id (for removal commands)
     for item in app_rows
@@ -335,6 +351,7 @@ fn load_snapshot(
     let mut failed_apps: HashSet<(String, ItemKey)> = HashSet::new(); // apps the device reports failed
     let mut in_flight: HashMap<String, HashMap<ItemKey, bool>> = HashMap::new(); // device -> key -> install?
     let mut failed: HashSet<(String, ItemKey)> = HashSet::new();
+    let mut accepted: HashMap<(String, ItemKey), chrono::NaiveDateTime> = HashMap::new();
     let open = queue::QueueState::OPEN;
     for chunk in device_ids.chunks(CHUNK) {
         for (c, d) in class_devices::table
@@ -412,6 +429,24 @@ fn load_snapshot(
                     .insert(k, action == Some(Action::Install));
             }
         }
+        for (d, key, t) in command_queue::table
+            .inner_join(commands::table)
+            .filter(command_queue::device_id.eq_any(chunk))
+            .filter(command_queue::status.eq(queue::QueueState::Acknowledged))
+            .filter(commands::action.eq(Action::Install))
+            .filter(command_queue::answered_at.gt(naive_at - WATCH_DOWNLOADS_FOR))
+            .select((
+                command_queue::device_id,
+                commands::item_key,
+                command_queue::answered_at,
+            ))
+            .load::<(String, Option<ItemKey>, Option<chrono::NaiveDateTime>)>(conn)?
+        {
+            if let (Some(k), Some(t)) = (key, t) {
+                let e = accepted.entry((d, k)).or_insert(t);
+                *e = (*e).max(t);
+            }
+        }
         for (d, key) in command_queue::table
             .inner_join(commands::table)
             .filter(command_queue::device_id.eq_any(chunk))
@@ -458,6 +493,7 @@ fn load_snapshot(
         live,
         items,
         catalog_keys,
+        deleted,
         schedules,
         calendars,
         device_rows,
@@ -469,6 +505,7 @@ fn load_snapshot(
         versions,
         installing,
         failed_apps,
+        accepted,
         in_flight,
         failed,
         answered_app_status,
@@ -654,6 +691,9 @@ fn wants<'s>(
         ) else {
             continue;
         };
+        if snapshot.deleted.contains(&a.item_id) {
+            continue;
+        }
         let key = item.key();
         let (eval, soon) = evaluator.eval(i, schedule, tenant.as_deref(), school.as_deref());
         // Licences stay while the app is wanted now or within the grace period.
@@ -784,12 +824,15 @@ fn plan_device(
             .or_default()
             .push(device.clone());
     }
-    // A wanted app of tafel's still on its way: the iPad will be asked how it goes.
+    // A wanted app of tafel's still on its way, whose install the iPad accepted lately:
+    // the iPad will be asked how it goes.
     let since = wants
         .desired
         .keys()
         .filter(|k| seen.and_then(|s| s.get(*k)) == Some(&true))
-        .filter_map(|k| snapshot.installing.get(&(device.clone(), k.clone())))
+        .map(|k| (device.clone(), k.clone()))
+        .filter(|here| snapshot.installing.contains_key(here))
+        .filter_map(|here| snapshot.accepted.get(&here))
         .max();
     if let Some(since) = since {
         d.downloading.push((device.clone(), *since));
@@ -1403,6 +1446,7 @@ mod tests {
         // Accepted a minute ago and downloading: asked, and looked at again.
         let accepted = at().naive_utc() - chrono::Duration::minutes(1);
         s.installing.insert(("d1".into(), key.clone()), accepted);
+        s.accepted.insert(("d1".into(), key.clone()), accepted);
         let d = decide(&s);
         assert_eq!(d.ask_app_status, vec!["d1".to_string()]);
         assert!(d.plans.is_empty(), "on its way: not installed again");
@@ -1437,12 +1481,33 @@ mod tests {
         assert!(decide(&s).ask_app_status.is_empty());
         s.in_flight.clear();
 
-        // Accepted three hours ago and still "installing": the hourly inventory tells.
-        s.installing.insert(
-            ("d1".into(), key),
+        // Accepted three hours ago and still "installing" (an hourly inventory rewrote
+        // the row a minute ago): the hourly inventory tells, no more questions.
+        s.accepted.insert(
+            ("d1".into(), key.clone()),
             at().naive_utc() - chrono::Duration::hours(3),
         );
         let d = decide(&s);
         assert!(d.ask_app_status.is_empty() && d.report.recheck.is_empty());
+        // Not accepted lately at all (installed by hand, reported installing): none.
+        s.accepted.clear();
+        assert!(decide(&s).ask_app_status.is_empty());
+    }
+
+    #[test]
+    fn a_deleted_item_is_never_wanted_and_leaves_the_ipads() {
+        let mut s = snapshot(
+            vec![Item::App(app("a1", "com.apple.Keynote"))],
+            &[("as1", "a1")],
+        );
+        s.deleted.insert("a1".into());
+        assert!(
+            installs(&decide(&s)).is_empty(),
+            "a live assignment of a deleted app"
+        );
+        observe(&mut s, ItemKey::app("com.apple.Keynote"), true);
+        let d = decide(&s);
+        assert_eq!(d.plans.len(), 1);
+        assert!(d.plans.keys().all(|p| !p.install), "removed, not installed");
     }
 }

@@ -244,6 +244,7 @@ pub fn create_app(conn: &mut DbConn, input: &NewApp, actor: &str) -> Result<App,
         updated_at: at,
     };
     conn.write_tx(|conn| {
+        one_at_a_time(conn, &app.bundle_id)?;
         refuse_duplicate_app(conn, app.tenant_id.as_deref(), &app.bundle_id, None)?;
         diesel::insert_into(apps::table)
             .values(&app)
@@ -386,6 +387,7 @@ pub fn create_profile(
         payload_uuid: Some(info.uuid.hyphenated().to_string().to_uppercase()),
     };
     conn.write_tx(|conn| {
+        one_at_a_time(conn, &profile.identifier)?;
         refuse_duplicate_profile(conn, tenant_id, school_id, &profile.identifier, None)?;
         diesel::insert_into(profiles_t::table)
             .values(&profile)
@@ -463,6 +465,18 @@ pub fn profile(conn: &mut DbConn, id: &str) -> QueryResult<Option<Profile>> {
         .select(Profile::as_select())
         .first(conn)
         .optional()
+}
+
+/// Serialises creations of one bundle id or identifier on PostgreSQL (a transaction
+/// lock, released at commit), so two concurrent adds cannot both pass the duplicate check;
+/// SQLite's writes are serial anyway. The overlap rule is no unique index's to keep.
+fn one_at_a_time(conn: &mut DbConn, key: &str) -> QueryResult<()> {
+    if matches!(conn, DbConn::Pg(_)) {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind::<diesel::sql_types::Text, _>(key)
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Two scopes overlap when someone sees both: the same place, or one of them is wider
@@ -566,15 +580,25 @@ pub fn update_app(
         }
         after.licensed = licensed;
     }
+    if (&after.name, after.licensed) == (&before.name, before.licensed) {
+        return Ok(after);
+    }
     after.updated_at = now();
     conn.write_tx(|conn| {
-        diesel::update(apps::table.find(&before.id))
-            .set((
-                apps::name.eq(&after.name),
-                apps::licensed.eq(after.licensed),
-                apps::updated_at.eq(after.updated_at),
-            ))
-            .execute(conn)?;
+        let changed = diesel::update(
+            apps::table
+                .find(&before.id)
+                .filter(apps::deleted_at.is_null()),
+        )
+        .set((
+            apps::name.eq(&after.name),
+            apps::licensed.eq(after.licensed),
+            apps::updated_at.eq(after.updated_at),
+        ))
+        .execute(conn)?;
+        if changed == 0 {
+            return Err(CatalogError::Db(diesel::result::Error::NotFound));
+        }
         audit::record(
             conn,
             &audit::Entry::new(actor, "update", "app")
@@ -608,17 +632,26 @@ fn delete_item(
     summary: serde_json::Value,
     actor: &str,
 ) -> QueryResult<Deleted> {
-    use crate::db::schema::assignments;
+    use crate::db::schema::{approved_apps, assignments};
     conn.write_tx(|conn| {
         let at = now();
-        match kind {
-            "app" => diesel::update(apps::table.find(id))
-                .set((apps::deleted_at.eq(at), apps::updated_at.eq(at)))
-                .execute(conn)?,
-            _ => diesel::update(profiles_t::table.find(id))
+        let deleted = match kind {
+            "app" => {
+                // Off every school's list of apps teachers get without asking.
+                diesel::delete(approved_apps::table.filter(approved_apps::app_id.eq(id)))
+                    .execute(conn)?;
+                diesel::update(apps::table.find(id).filter(apps::deleted_at.is_null()))
+                    .set((apps::deleted_at.eq(at), apps::updated_at.eq(at)))
+                    .execute(conn)?
+            }
+            _ => diesel::update(profiles_t::table.find(id).filter(profiles_t::deleted_at.is_null()))
                 .set((profiles_t::deleted_at.eq(at), profiles_t::updated_at.eq(at)))
                 .execute(conn)?,
         };
+        if deleted == 0 {
+            // Deleted meanwhile by someone else.
+            return Err(diesel::result::Error::NotFound);
+        }
         let assignments_deleted = diesel::update(
             assignments::table
                 .filter(assignments::item_kind.eq(kind))
@@ -675,6 +708,8 @@ pub struct ProfileChange<'a> {
     pub name: Option<&'a str>,
     /// New content (XML or binary plist), with the same PayloadIdentifier.
     pub payload: Option<&'a [u8]>,
+    /// The content is the profile's template rendered anew (it stays a template profile).
+    pub rendered: bool,
 }
 
 /// Renames a profile and/or gives it new content: a new version. New content keeps
@@ -738,19 +773,34 @@ pub fn update_profile(
                     })?;
             after.payload_types = info.payload_types.join(",");
             after.payload_uuid = Some(uuid);
+            // Content given as a file is no longer the template's rendering.
+            if !change.rendered {
+                after.template = None;
+            }
         }
+    }
+    if after.name == before.name && after.payload_uuid == before.payload_uuid {
+        return Ok(after);
     }
     after.updated_at = now();
     conn.write_tx(|conn| {
-        diesel::update(profiles_t::table.find(&before.id))
-            .set((
-                profiles_t::name.eq(&after.name),
-                profiles_t::payload.eq(&after.payload),
-                profiles_t::payload_types.eq(&after.payload_types),
-                profiles_t::payload_uuid.eq(&after.payload_uuid),
-                profiles_t::updated_at.eq(after.updated_at),
-            ))
-            .execute(conn)?;
+        let changed = diesel::update(
+            profiles_t::table
+                .find(&before.id)
+                .filter(profiles_t::deleted_at.is_null()),
+        )
+        .set((
+            profiles_t::name.eq(&after.name),
+            profiles_t::payload.eq(&after.payload),
+            profiles_t::payload_types.eq(&after.payload_types),
+            profiles_t::payload_uuid.eq(&after.payload_uuid),
+            profiles_t::template.eq(&after.template),
+            profiles_t::updated_at.eq(after.updated_at),
+        ))
+        .execute(conn)?;
+        if changed == 0 {
+            return Err(CatalogError::Db(diesel::result::Error::NotFound));
+        }
         audit::record(
             conn,
             &audit::Entry::new(actor, "update", "profile")

@@ -191,32 +191,59 @@ pub fn target_devices(
     crate::assign::views::devices_of_target(conn, kind, &r.target_id)
 }
 
-/// The licensed apps of an open request that its class or cart will run short of.
+/// Licence gaps already computed for a page: (class or cart, App Store id) → gap, and
+/// the devices with serials of each class or cart.
+#[derive(Default)]
+struct GapCache {
+    devices: std::collections::HashMap<String, Vec<(String, Option<String>)>>,
+    gaps: std::collections::HashMap<(String, String), crate::licences::LicenceGap>,
+}
+
+/// The licensed apps of an open request, whose lesson is still to come, that its class
+/// or cart will run short of. Requests of one page share their classes' gaps.
 fn licence_shortfalls(
     conn: &mut DbConn,
     r: &LessonRequest,
     apps: &[&LicensedApp],
+    cache: &mut GapCache,
 ) -> QueryResult<Vec<LicenceShortfall>> {
-    if apps.is_empty() || !matches!(r.status, RequestStatus::Pending | RequestStatus::Approved) {
+    let last_day = r.repeat_until.as_deref().unwrap_or(&r.lesson_date);
+    let today = chrono::Utc::now().date_naive().to_string();
+    if apps.is_empty()
+        || !matches!(r.status, RequestStatus::Pending | RequestStatus::Approved)
+        || last_day < today.as_str()
+    {
         return Ok(Vec::new());
     }
-    let targets = target_devices(conn, r)?;
-    let serials = crate::licences::serials_of(conn, &targets)?;
+    if !cache.devices.contains_key(&r.target_id) {
+        let targets = target_devices(conn, r)?;
+        let serials = crate::licences::serials_of(conn, &targets)?;
+        cache.devices.insert(r.target_id.clone(), serials);
+    }
+    let serials = cache.devices.get(&r.target_id).cloned().unwrap_or_default();
     let mut out = Vec::new();
     for app in apps {
-        let gap = crate::licences::licence_gap(conn, &r.tenant_id, &app.adam_id, &serials)?;
+        let key = (r.target_id.clone(), app.adam_id.clone());
+        let gap = match cache.gaps.get(&key) {
+            Some(gap) => gap.clone(),
+            None => {
+                let gap = crate::licences::licence_gap(conn, &r.tenant_id, &app.adam_id, &serials)?;
+                cache.gaps.insert(key, gap.clone());
+                gap
+            }
+        };
         if !gap.short.is_empty() {
             out.push(LicenceShortfall {
                 app_id: app.id.clone(),
                 app_name: app.name.clone(),
                 without_licence: gap.short.len(),
-                devices: targets.len(),
+                devices: serials.len(),
                 available: gap.available,
                 message: format!(
                     "{}: no licence for {} of {} iPads ({} free)",
                     app.name,
                     gap.short.len(),
-                    targets.len(),
+                    serials.len(),
                     gap.available.max(0)
                 ),
             });
@@ -305,6 +332,7 @@ pub fn views(conn: &mut DbConn, requests: Vec<LessonRequest>) -> QueryResult<Vec
         );
     }
     let mut out = Vec::with_capacity(requests.len());
+    let mut cache = GapCache::default();
     for request in requests {
         let app_ids = request.apps();
         let needing: Vec<&LicensedApp> = app_ids.iter().filter_map(|id| licensed.get(id)).collect();
@@ -313,7 +341,7 @@ pub fn views(conn: &mut DbConn, requests: Vec<LessonRequest>) -> QueryResult<Vec
                 .iter()
                 .filter_map(|id| apps_by_id.get(id).cloned())
                 .collect(),
-            licence_shortfalls: licence_shortfalls(conn, &request, &needing)?,
+            licence_shortfalls: licence_shortfalls(conn, &request, &needing, &mut cache)?,
             app_ids,
             teacher_name: teachers.get(&request.teacher_id).cloned(),
             target_name: targets.get(&request.target_id).cloned(),
@@ -745,7 +773,15 @@ fn approve_in_tx(
     } else {
         TargetKind::Class
     };
-    for app in r.apps() {
+    // An app deleted from the catalog since the request was made is not installed.
+    let live: std::collections::HashSet<String> = apps::table
+        .filter(apps::id.eq_any(r.apps()))
+        .filter(apps::deleted_at.is_null())
+        .select(apps::id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    for app in r.apps().into_iter().filter(|a| live.contains(a)) {
         let a = NewAssignment {
             tenant_id: r.tenant_id.clone(),
             school_id: Some(r.school_id.clone()),

@@ -263,3 +263,79 @@ async fn an_uploaded_profile_gets_a_new_version_and_leaves_when_deleted() {
     }
     assert_eq!(app.get(&url).await.0, 404);
 }
+
+#[actix_web::test]
+async fn a_school_admin_renders_the_templates_but_sends_no_content_of_their_own() {
+    let app = TestApp::spawn_with(|s| s.reconcile.automatic = false).await;
+    let (tenant, school_id) = school(&app, "tpl").await;
+    let (_, school_admin) = user(
+        &app,
+        json!({"name": "SL", "email": "sl@tpl.de", "role": "school_admin", "school_id": school_id}),
+    )
+    .await;
+    let (_, authority_admin) = user(
+        &app,
+        json!({"name": "AA", "email": "aa@tpl.de", "role": "authority_admin", "tenant_id": tenant}),
+    )
+    .await;
+    let (status, wifi) = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/profiles/from-template",
+            &school_admin,
+            Some(json!({"template": "school-wifi", "school_id": school_id, "values": {"ssid": "Schulnetz", "password": "erstes-passwort"}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{wifi}");
+    let url = format!("/api/v1/profiles/{}", wifi["id"].as_str().unwrap());
+    let identifier = wifi["identifier"].as_str().unwrap();
+    let version = wifi["payload_uuid"].clone();
+
+    // Any content under the profile's identifier (a root certificate, a proxy): not for
+    // a school admin, who may not upload profiles either. Nothing changes.
+    let foreign = restrictions(identifier, "7C8E1C2A-3B4D-4E5F-8A9B-0C1D2E3F4A5B", true);
+    let (status, reply) = app
+        .send(
+            reqwest::Method::PATCH,
+            &url,
+            &school_admin,
+            Some(json!({"payload_base64": foreign})),
+        )
+        .await;
+    assert_eq!(status, 403, "{reply}");
+    assert_eq!(app.get(&url).await.1["payload_uuid"], version);
+    // The template with new values: a new version.
+    let (status, changed) = app
+        .send(
+            reqwest::Method::PATCH,
+            &url,
+            &school_admin,
+            Some(json!({"values": {"ssid": "Schulnetz", "password": "zweites-passwort"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_ne!(changed["payload_uuid"], version);
+    assert_eq!(changed["template"], "school-wifi");
+    // The authority's admin may replace it with a file: then it is no template's rendering.
+    let (status, replaced) = app
+        .send(
+            reqwest::Method::PATCH,
+            &url,
+            &authority_admin,
+            Some(json!({"payload_base64": foreign})),
+        )
+        .await;
+    assert_eq!(status, 200, "{replaced}");
+    assert!(replaced["template"].is_null(), "{replaced}");
+    let (status, reply) = app
+        .patch(
+            &url,
+            json!({"values": {"ssid": "X", "password": "drittes-passwort"}}),
+        )
+        .await;
+    assert_eq!(
+        (status, reply["field"].as_str()),
+        (400, Some("values")),
+        "{reply}"
+    );
+}

@@ -549,3 +549,52 @@ async fn a_missing_licence_is_said_when_asked_for_and_in_readiness() {
         "{view}"
     );
 }
+
+#[actix_web::test]
+async fn a_deleted_app_leaves_the_approved_list_and_is_not_installed_by_a_later_approval() {
+    let s = setup(1).await;
+    // Frau Meyer asks for GeoGebra (not on the list: waits for the school admin).
+    let (status, r) = as_user(&s.app, &s.teacher, "POST", "/api/v1/lesson-requests",
+        Some(json!({"target_kind": "class", "target_id": s.class_id, "app_ids": [s.geogebra, s.keynote], "date": "2027-03-02", "periods": "2-3"}))).await;
+    assert_eq!(status, 201, "{r}");
+    assert_eq!(r["status"], "pending");
+    // The district deletes both apps from the catalog.
+    for id in [&s.geogebra, &s.keynote] {
+        assert_eq!(s.app.delete(&format!("/api/v1/apps/{id}")).await.0, 200);
+    }
+    // Keynote is off the school's approved list, which can be saved again as it reads.
+    let (_, request) = s
+        .app
+        .get(&format!(
+            "/api/v1/lesson-requests/{}",
+            r["id"].as_str().unwrap()
+        ))
+        .await;
+    let school = request["school_id"].as_str().unwrap().to_owned();
+    let url = format!("/api/v1/schools/{school}/lesson-settings");
+    let (_, settings) = as_user(&s.app, &s.school_admin, "GET", &url, None).await;
+    assert_eq!(settings["approved_app_ids"], json!([]), "{settings}");
+    let (status, saved) = as_user(&s.app, &s.school_admin, "PUT", &url, Some(settings)).await;
+    assert_eq!(status, 200, "{saved}");
+    // Approved anyway: nothing deleted is assigned, so nothing reaches the iPad.
+    let before = s.app.count("assignments");
+    let (status, approved) = as_user(
+        &s.app,
+        &s.school_admin,
+        "POST",
+        &format!(
+            "/api/v1/lesson-requests/{}/approve",
+            r["id"].as_str().unwrap()
+        ),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(s.app.count("assignments"), before);
+    assert_eq!(
+        reconcile_at(&s.app, berlin(2027, 3, 2, 8, 0))
+            .await
+            .installs,
+        0
+    );
+}
