@@ -160,6 +160,9 @@ pub struct DeviceFilter {
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `csv`: every matching device (not a page) as a spreadsheet German Excel opens
+    /// (`;`, UTF-8 with BOM); also chosen by `Accept: text/csv`. Default `json`.
+    pub format: Option<String>,
 }
 
 type Boxed<'a> = devices::BoxedQuery<'a, crate::db::DbBackend>;
@@ -336,6 +339,70 @@ pub fn list(
         None
     };
     Ok((rows, next))
+}
+
+/// Most devices one export holds; narrow the filters beyond it.
+pub const MAX_EXPORT: usize = 100_000;
+
+/// Every device matching `f` in `scope` (from `f.cursor` on), with names, page by page;
+/// `None` when more than [`MAX_EXPORT`] match.
+pub fn export(
+    conn: &mut DbConn,
+    scope: ListScope<'_>,
+    f: &DeviceFilter,
+) -> QueryResult<Option<Vec<DeviceView>>> {
+    let mut f = f.clone();
+    let mut out = Vec::new();
+    loop {
+        let (rows, next) = list(conn, scope, &f, 1000)?;
+        out.extend(with_names(conn, rows)?);
+        if out.len() > MAX_EXPORT {
+            return Ok(None);
+        }
+        match next {
+            Some(cursor) => f.cursor = Some(cursor),
+            None => return Ok(Some(out)),
+        }
+    }
+}
+
+/// The export's columns, in German (it is read by school boards in German Excel).
+pub const EXPORT_HEADER: &[&str] = &[
+    "Seriennummer",
+    "Name",
+    "Schulträger",
+    "Schule",
+    "Klassen",
+    "Geräte-Wagen",
+    "Modell",
+    "Gerätetyp",
+    "iOS",
+    "Status",
+    "Zuletzt gesehen",
+    "Eingeschrieben",
+    "UDID",
+];
+
+/// One device as a row of the export (times in Europe/Berlin).
+pub fn export_row(d: &DeviceView) -> Vec<String> {
+    let tz = chrono_tz::Europe::Berlin;
+    let row = &d.device;
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    vec![
+        text(&row.serial_number),
+        text(&row.name),
+        text(&d.tenant_name),
+        text(&d.school_name),
+        d.class_names.join(", "),
+        d.group_names.join(", "),
+        text(&row.model_name),
+        text(&row.product_name),
+        text(&row.os_version),
+        row.enrollment_status.as_str().to_owned(),
+        crate::export::local_time(row.last_seen_at, tz),
+        crate::export::local_time(row.enrolled_at, tz),
+        text(&row.udid),
+    ]
 }
 
 /// A device by UDID or serial number, if it is in `scope`.

@@ -16,6 +16,7 @@ pub mod config;
 pub mod devices;
 pub mod enrollment;
 pub mod error;
+pub mod export;
 pub mod fuzz_targets;
 pub mod inventory;
 pub mod lessons;

@@ -1,6 +1,6 @@
 //! Admin API for devices: the filtered, paged list and single devices.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
@@ -136,17 +136,32 @@ async fn retire(
     summary = "List the devices the caller may see, filtered and paged",
     params(DeviceFilter),
     responses(
-        (status = 200, description = "One page of devices", body = super::answer::DevicePage),
-        (status = 400, description = "A filter, `limit` or `cursor` is invalid", body = ApiError),
+        (status = 200, description = "One page of devices; with `format=csv` or `Accept: text/csv` every matching device as a spreadsheet (`;`, UTF-8 with BOM, German column names, times in Europe/Berlin)", content(
+            (super::answer::DevicePage = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "A filter, `limit`, `cursor` or `format` is invalid, or more than 100,000 devices match an export", body = ApiError),
     ),
     security(("bearer" = []))
 )]
 async fn list(
     caller: Caller,
     state: web::Data<AppState>,
+    req: HttpRequest,
     q: crate::error::Query<DeviceFilter>,
 ) -> ApiResult<HttpResponse> {
     let f = q.into_inner();
+    let accepts_csv = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"));
+    let csv = match f.format.as_deref() {
+        None => accepts_csv,
+        Some("csv") => true,
+        Some("json") => false,
+        Some(_) => return Err(ApiError::invalid_field("format", "csv or json")),
+    };
     let limit = f.limit.unwrap_or(PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid_field(
@@ -160,6 +175,9 @@ async fn list(
     if f.q.as_ref().is_some_and(|t| t.chars().count() > 100) {
         return Err(ApiError::invalid_field("q", "at most 100 characters"));
     }
+    if csv {
+        return export(&state, &caller, f).await;
+    }
     let (items, next) = state
         .db
         .run(move |conn| -> ApiResult<_> {
@@ -171,6 +189,32 @@ async fn list(
         items,
         next_cursor: next,
     }))
+}
+
+/// Every device matching the filters, as a CSV file German Excel opens.
+async fn export(state: &AppState, caller: &Caller, f: DeviceFilter) -> ApiResult<HttpResponse> {
+    let p = caller.0.clone();
+    let rows = state
+        .db
+        .run(move |conn| -> ApiResult<_> {
+            devices::export(conn, authz::list_scope(&p), &f)?.ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "more than {} devices match: narrow the filters (school_id, class_id, status …)",
+                    devices::MAX_EXPORT
+                ))
+            })
+        })
+        .await?;
+    let file = crate::export::csv(devices::EXPORT_HEADER, rows.iter().map(devices::export_row))
+        .map_err(ApiError::internal)?;
+    let name = format!("geraete-{}.csv", chrono::Utc::now().format("%Y-%m-%d"));
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .body(file))
 }
 
 /// `GET /devices/{udid or serial}`.

@@ -14,6 +14,7 @@ mod device_trust;
 mod device_truth;
 mod editing;
 mod enrollment;
+mod exports;
 mod foundation;
 mod helpers;
 mod hostile_bodies;
