@@ -48,6 +48,10 @@ pub struct EnqueueRequest {
     /// Seconds after which an undelivered command expires.
     #[serde(default)]
     pub expires_in: Option<i64>,
+    /// `EraseDevice` wipes the iPads: confirm with the serial number of the one iPad, or
+    /// with the number of iPads when there are several.
+    #[serde(default)]
+    pub confirm: Option<String>,
 }
 
 /// Answer to an enqueue.
@@ -78,7 +82,7 @@ fn in_scope(caller: &Caller, tenant_id: Option<&str>, school_id: Option<&str>) -
     request_body = EnqueueRequest,
     responses(
         (status = 202, description = "Queued; the devices are pushed", body = EnqueueResponse),
-        (status = 400, description = "Unknown devices, or an invalid command or field", body = ApiError),
+        (status = 400, description = "Unknown devices, an invalid command or field, or an EraseDevice without the confirmation (`confirm`)", body = ApiError),
         (status = 403, description = "Teachers cannot send device commands", body = ApiError),
     ),
     security(("bearer" = []))
@@ -119,12 +123,16 @@ async fn enqueue(
     };
     let udids = req.udids;
     let uuid = command.command_uuid.to_string();
+    let confirm = req.confirm;
     let (queued, targets) = state
         .db
         .run(move |conn| -> ApiResult<(usize, Vec<String>)> {
             conn.write_tx(|conn| {
                 let found = scoped_devices(conn, &caller, &udids)?;
                 let targets: Vec<String> = found.iter().map(|t| t.id.clone()).collect();
+                if command.request_type == "EraseDevice" {
+                    confirmed_erase(conn, &targets, confirm.as_deref())?;
+                }
                 let n = queue::enqueue_in_tx(conn, &command, &targets, &opts)
                     .map_err(ApiError::internal)?;
                 audit_command(conn, &caller.0.user_id, "enqueue", &command, &found)?;
@@ -138,6 +146,37 @@ async fn enqueue(
         command_uuid: uuid,
         queued,
     }))
+}
+
+/// An erase goes out only when the caller confirmed it: with the serial number of the one
+/// iPad, or with the number of iPads (nothing is stored otherwise).
+fn confirmed_erase(conn: &mut DbConn, targets: &[String], confirm: Option<&str>) -> ApiResult<()> {
+    let given = confirm.map(str::trim).unwrap_or("");
+    let (ok, ask) = match targets {
+        [one] => {
+            let serial: Option<String> = devices::table
+                .find(one)
+                .select(devices::serial_number)
+                .first(conn)?;
+            let serial = serial.unwrap_or_default();
+            (
+                !serial.is_empty() && given.eq_ignore_ascii_case(&serial),
+                format!("the iPad's serial number ({serial})"),
+            )
+        }
+        many => (
+            given == many.len().to_string(),
+            format!("the number of iPads ({})", many.len()),
+        ),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_field(
+            "confirm",
+            format!("EraseDevice wipes everything on the iPads: confirm with {ask}"),
+        ))
+    }
 }
 
 /// Device id, UDID, tenant, school.

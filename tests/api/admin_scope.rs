@@ -401,13 +401,28 @@ async fn unused_challenges_end_and_profile_downloads_are_throttled() {
 async fn commands_are_audited_per_school_and_lists_naming_one_id_twice_are_refused() {
     let app = TestApp::spawn().await;
     let a = authority(&app, "aud", 5050).await;
-    let cmd = app
-        .enqueue(
-            &[&a.devices[0], &a.devices[1]],
-            "EraseDevice",
-            Some(json!({"PIN": "123456"})),
-        )
-        .await;
+    // An erase wants the number of iPads as confirmation; without it nothing is stored.
+    let erase = |confirm: Option<&str>| {
+        json!({"udids": [a.devices[0], a.devices[1]], "request_type": "EraseDevice",
+               "fields": {"PIN": "123456"}, "confirm": confirm})
+    };
+    let before = app.count("commands");
+    for wrong in [None, Some("1"), Some("zwei")] {
+        let (status, reply) = app.post("/api/v1/commands", erase(wrong)).await;
+        assert_eq!(
+            (status, reply["field"].as_str()),
+            (400, Some("confirm")),
+            "{reply}"
+        );
+        assert!(
+            reply["message"].as_str().unwrap().contains("(2)"),
+            "{reply}"
+        );
+    }
+    assert_eq!(app.count("commands"), before);
+    let (status, reply) = app.post("/api/v1/commands", erase(Some("2"))).await;
+    assert_eq!(status, 202, "{reply}");
+    let cmd = reply["command_uuid"].as_str().unwrap().to_owned();
     // Each school's admin sees the erase of their own iPad, by name.
     for i in 0..2 {
         let (status, audit) = call(

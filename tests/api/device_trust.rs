@@ -462,13 +462,24 @@ async fn an_erased_ipad_comes_back_through_its_school_and_an_erase_leaves_the_co
 
     // An admin erases it: once the iPad acknowledged, it is erased, out of the class's
     // count, and what was still queued is closed.
-    let erase = app
-        .enqueue(
-            &[udid],
-            "EraseDevice",
-            Some(serde_json::json!({"PIN": "123456"})),
-        )
-        .await;
+    // It confirms with the iPad's serial number (another serial: refused, nothing stored).
+    let erase = |serial: &str| {
+        serde_json::json!({"udids": [udid], "request_type": "EraseDevice",
+                           "fields": {"PIN": "123456"}, "confirm": serial})
+    };
+    let (status, reply) = app.post("/api/v1/commands", erase("ERASE0002")).await;
+    assert_eq!(
+        (status, reply["field"].as_str()),
+        (400, Some("confirm")),
+        "{reply}"
+    );
+    assert!(
+        reply["message"].as_str().unwrap().contains("ERASE0001"),
+        "{reply}"
+    );
+    let (status, reply) = app.post("/api/v1/commands", erase("erase0001")).await;
+    assert_eq!(status, 202, "{reply}");
+    let erase = reply["command_uuid"].as_str().unwrap().to_owned();
     let later = app.enqueue(&[udid], "DeviceInformation", None).await;
     let cmd = again.idle().await.unwrap().expect("the erase");
     assert_eq!(cmd.command_uuid.as_str(), erase);
