@@ -254,6 +254,9 @@ pub enum QueueError {
     /// No connection to work with.
     #[error(transparent)]
     Unavailable(#[from] crate::db::DbError),
+    /// A body that carries a device's secret could not be sealed.
+    #[error("sealing a command body: {0}")]
+    Sealing(String),
 }
 
 /// Stores `command` once and queues it for every device id, in one transaction.
@@ -273,12 +276,39 @@ pub fn enqueue_in_tx(
     device_ids: &[String],
     opts: &EnqueueOptions,
 ) -> Result<usize, QueueError> {
+    insert(conn, command, command.to_xml(), device_ids, opts)
+}
+
+/// A command that carries one device's secret (ClearPasscode's unlock token), for that
+/// device only, its body sealed to it (opened at delivery by
+/// [`crate::secrets::command_body`]); inside the caller's transaction.
+pub fn enqueue_sealed_in_tx(
+    conn: &mut DbConn,
+    secrets: &crate::secrets::SecretBox,
+    command: &Command,
+    device_id: &str,
+    opts: &EnqueueOptions,
+) -> Result<usize, QueueError> {
+    use crate::secrets::{binding, places};
+    let sealed = secrets
+        .seal_for(&binding(places::COMMAND_BODY, device_id), &command.to_xml())
+        .map_err(|e| QueueError::Sealing(e.to_string()))?;
+    insert(conn, command, sealed, &[device_id.to_owned()], opts)
+}
+
+fn insert(
+    conn: &mut DbConn,
+    command: &Command,
+    body: Vec<u8>,
+    device_ids: &[String],
+    opts: &EnqueueOptions,
+) -> Result<usize, QueueError> {
     let at = now();
     diesel::insert_into(commands::table)
         .values((
             commands::command_uuid.eq(command.command_uuid.as_str()),
             commands::request_type.eq(&command.request_type),
-            commands::body.eq(command.to_xml()),
+            commands::body.eq(body),
             commands::priority.eq(opts.priority),
             commands::source.eq(&opts.source),
             commands::created_by.eq(&opts.created_by),

@@ -378,6 +378,23 @@ pub mod places {
     pub const BOOTSTRAP_TOKEN: &str = "devices.bootstrap_token";
     /// `profiles.payload`.
     pub const PROFILE: &str = "profiles.payload";
+    /// `commands.body` of a command that carries a device's secret (ClearPasscode's
+    /// unlock token), by device.
+    pub const COMMAND_BODY: &str = "commands.body";
+}
+
+/// A command body as the device gets it: stored as XML, or sealed for the device when it
+/// carries that device's secret (a sealed value never starts with `<`).
+pub fn command_body(
+    secrets: &SecretBox,
+    device_id: &str,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, OpenError> {
+    if body.first() == Some(&b'<') {
+        Ok(body)
+    } else {
+        secrets.open_for(&binding(places::COMMAND_BODY, device_id), &body)
+    }
 }
 
 fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<Vec<u8>, PkiError> {

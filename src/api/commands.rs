@@ -57,8 +57,11 @@ pub struct EnqueueRequest {
 /// Answer to an enqueue.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EnqueueResponse {
-    /// The new command's UUID.
+    /// The new command's UUID (the first one where each device gets its own).
     pub command_uuid: String,
+    /// Every command created: one for all devices, or one per device where the command
+    /// carries that device's own secret (ClearPasscode's unlock token).
+    pub command_uuids: Vec<String>,
     /// Queue rows created.
     pub queued: usize,
 }
@@ -84,6 +87,7 @@ fn in_scope(caller: &Caller, tenant_id: Option<&str>, school_id: Option<&str>) -
         (status = 202, description = "Queued; the devices are pushed", body = EnqueueResponse),
         (status = 400, description = "Unknown devices, an invalid command or field, or an EraseDevice without the confirmation (`confirm`)", body = ApiError),
         (status = 403, description = "Teachers cannot send device commands", body = ApiError),
+        (status = 409, description = "ClearPasscode for an iPad of which tafel holds no unlock token (named); nothing is queued", body = ApiError),
     ),
     security(("bearer" = []))
 )]
@@ -103,7 +107,6 @@ async fn enqueue(
             format!("at most {MAX_TARGETS} devices per request"),
         ));
     }
-    let command = build_command(&req.request_type, req.fields.as_ref())?;
     let expires_at = match req.expires_in {
         Some(s) if s <= 0 => {
             return Err(ApiError::invalid_field(
@@ -122,6 +125,11 @@ async fn enqueue(
         ..EnqueueOptions::default()
     };
     let udids = req.udids;
+    // ClearPasscode needs each iPad's own unlock token, which tafel keeps sealed.
+    if req.request_type == "ClearPasscode" && req.fields.is_none() {
+        return clear_passcode(&state, caller, udids, opts).await;
+    }
+    let command = build_command(&req.request_type, req.fields.as_ref())?;
     let uuid = command.command_uuid.to_string();
     let confirm = req.confirm;
     let (queued, targets) = state
@@ -143,8 +151,68 @@ async fn enqueue(
     // Committed: now wake the devices.
     state.push.notify(targets);
     Ok(HttpResponse::Accepted().json(EnqueueResponse {
+        command_uuids: vec![uuid.clone()],
         command_uuid: uuid,
         queued,
+    }))
+}
+
+/// ClearPasscode for each device with the unlock token it sent in its TokenUpdate
+/// (`mdm/commands/passcode.clear.yaml`: required). The token stays sealed at rest: each
+/// device's command body is sealed to it and opened only when it is delivered. All or
+/// nothing: a device of which tafel holds no token is named, and nothing is queued.
+async fn clear_passcode(
+    state: &AppState,
+    caller: Caller,
+    udids: Vec<String>,
+    opts: EnqueueOptions,
+) -> ApiResult<HttpResponse> {
+    use crate::secrets::{binding, places};
+    let secrets = state.secrets.clone();
+    let (uuids, targets) = state
+        .db
+        .run(move |conn| -> ApiResult<(Vec<String>, Vec<String>)> {
+            conn.write_tx(|conn| {
+                let found = scoped_devices(conn, &caller, &udids)?;
+                let mut commands = Vec::with_capacity(found.len());
+                let mut missing = Vec::new();
+                for t in &found {
+                    let sealed: Option<Vec<u8>> = devices::table
+                        .find(&t.id)
+                        .select(devices::unlock_token)
+                        .first(conn)?;
+                    let Some(sealed) = sealed else {
+                        missing.push(t.udid.clone());
+                        continue;
+                    };
+                    let token = secrets
+                        .open_for(&binding(places::UNLOCK_TOKEN, &t.id), &sealed)
+                        .map_err(|e| ApiError::internal(format!("unlock token of {}: {e}", t.udid)))?;
+                    let token = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, token);
+                    let fields = serde_json::json!({"UnlockToken": {"$data": token}});
+                    commands.push((t.clone(), build_command("ClearPasscode", Some(&fields))?));
+                }
+                if !missing.is_empty() {
+                    return Err(ApiError::conflict(format!(
+                        "tafel holds no unlock token for {}: an iPad sends one when it enrolls, if its enrollment allows clearing the passcode; clear it on the iPad, or erase it",
+                        missing.join(", ")
+                    )));
+                }
+                let mut uuids = Vec::with_capacity(commands.len());
+                for (t, command) in &commands {
+                    queue::enqueue_sealed_in_tx(conn, &secrets, command, &t.id, &opts)?;
+                    audit_command(conn, &caller.0.user_id, "enqueue", command, std::slice::from_ref(t))?;
+                    uuids.push(command.command_uuid.to_string());
+                }
+                Ok((uuids, found.into_iter().map(|t| t.id).collect()))
+            })
+        })
+        .await?;
+    state.push.notify(targets);
+    Ok(HttpResponse::Accepted().json(EnqueueResponse {
+        command_uuid: uuids.first().cloned().unwrap_or_default(),
+        queued: uuids.len(),
+        command_uuids: uuids,
     }))
 }
 

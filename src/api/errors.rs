@@ -138,6 +138,7 @@ impl From<QueueError> for ApiError {
             QueueError::Db(e) => e.into(),
             QueueError::Unavailable(e) => e.into(),
             QueueError::NotYours(_) => ApiError::forbidden(e.to_string()),
+            QueueError::Sealing(_) => ApiError::internal(e.to_string()),
         }
     }
 }

@@ -275,6 +275,7 @@ async fn connect(
         .ok_or_else(|| {
             ApiError::bad_request("report has no UDID; user enrollment is not supported")
         })?;
+    let secrets = state.secrets.clone();
     let (reply, changed) = state
         .db
         .run(move |conn| -> ApiResult<(Reply, Option<String>)> {
@@ -301,7 +302,10 @@ async fn connect(
             }
             let reply =
                 match queue::next_command(conn, &device.id, answered).map_err(ApiError::from)? {
-                    Some(body) => Reply::Plist(body),
+                    Some(body) => Reply::Plist(
+                        crate::secrets::command_body(&secrets, &device.id, body)
+                            .map_err(|e| ApiError::internal(format!("a sealed command: {e}")))?,
+                    ),
                     None => Reply::Empty,
                 };
             Ok((reply, changed))

@@ -27,5 +27,6 @@ mod profile_versions;
 mod protocol_flow;
 mod push;
 mod secrets_at_rest;
+mod service_desk;
 mod vpp_client;
 mod webhooks;

@@ -63,6 +63,8 @@ pub struct SimDevice {
     pub downloading: std::collections::BTreeSet<String>,
     /// Apps whose install failed: `ManagedApplicationList` reports them `Failed`.
     pub failing: std::collections::BTreeSet<String>,
+    /// A ClearPasscode with the right unlock token came.
+    pub passcode_cleared: bool,
     client: reqwest::Client,
     /// The last Idle body and its signature: an Idle report is the same bytes every
     /// time, so a benchmark need not pay for signing it again (the server still
@@ -129,6 +131,7 @@ impl SimDevice {
             store: Default::default(),
             downloading: Default::default(),
             failing: Default::default(),
+            passcode_cleared: false,
             client,
             idle_signature: std::sync::Mutex::new(None),
         }
@@ -219,7 +222,7 @@ impl SimDevice {
             topic: Some(self.topic.clone()),
             token: self.push_token(),
             push_magic: PushMagic::new(format!("magic-{}", self.udid)),
-            unlock_token: Some(vec![0xAB; 32]),
+            unlock_token: Some(UNLOCK_TOKEN.to_vec()),
             awaiting_configuration,
             not_on_console: false,
         });
@@ -465,11 +468,26 @@ impl SimDevice {
                     self.profiles.remove(&id);
                 }
             }
+            // As an iPad answers: only the unlock token it sent in TokenUpdate clears it.
+            "ClearPasscode" => {
+                if f.get("UnlockToken").and_then(Value::as_data) != Some(&UNLOCK_TOKEN[..]) {
+                    return Answer::Error(error_chain(
+                        12021,
+                        "MCPasscodeErrorDomain",
+                        "Invalid or missing \"UnlockToken\".",
+                    ));
+                }
+                self.passcode_cleared = true;
+            }
             _ => {}
         }
         Answer::Acknowledged(out)
     }
 }
+
+/// The unlock token a simulated iPad sends in its TokenUpdate (and wants back in
+/// ClearPasscode).
+pub const UNLOCK_TOKEN: [u8; 32] = [0xAB; 32];
 
 /// An `ErrorChain` with one entry, as the device reports failures.
 pub fn error_chain(code: i64, domain: &str, description: &str) -> Dictionary {
