@@ -684,6 +684,38 @@ pub fn revoke_token(
     })
 }
 
+/// Ends the session or login token with this secret (the console's log-out); audited.
+/// An unknown or already revoked secret changes nothing.
+pub fn end_session(conn: &mut DbConn, secret: &str) -> QueryResult<()> {
+    let hash = hash_token(secret);
+    conn.write_tx(|conn| {
+        let row: Option<(String, String, Option<String>, Option<String>)> = api_tokens::table
+            .inner_join(users::table)
+            .filter(api_tokens::token_sha256.eq(&hash))
+            .filter(api_tokens::revoked_at.is_null())
+            .select((
+                api_tokens::id,
+                users::id,
+                users::tenant_id,
+                users::school_id,
+            ))
+            .first(conn)
+            .optional()?;
+        let Some((token_id, user_id, tenant_id, school_id)) = row else {
+            return Ok(());
+        };
+        diesel::update(api_tokens::table.find(&token_id))
+            .set(api_tokens::revoked_at.eq(now()))
+            .execute(conn)?;
+        crate::audit::record(
+            conn,
+            &crate::audit::Entry::new(&user_id, "logout", "api_token")
+                .object(&token_id)
+                .scope(tenant_id.as_deref(), school_id.as_deref()),
+        )
+    })
+}
+
 /// A stored hash that matches no password, checked for unknown accounts so that the
 /// time an answer takes does not tell which e-mails exist.
 pub const DUMMY_HASH: &str =

@@ -154,6 +154,9 @@ pub struct DeviceFilter {
     pub last_seen_after: Option<chrono::DateTime<chrono::Utc>>,
     /// Identity certificate ends before this instant (RFC 3339): who has not renewed.
     pub identity_expires_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only devices with a command that failed (the iPad answered `Error`) at or after
+    /// this instant (RFC 3339): failing installs and settings.
+    pub failed_since: Option<chrono::DateTime<chrono::Utc>>,
     /// Free text in name or serial number.
     pub q: Option<String>,
     /// Page size (default 50, at most 500).
@@ -165,7 +168,8 @@ pub struct DeviceFilter {
     pub format: Option<String>,
 }
 
-type Boxed<'a> = devices::BoxedQuery<'a, crate::db::DbBackend>;
+/// A boxed query of the devices table.
+pub type Boxed<'a> = devices::BoxedQuery<'a, crate::db::DbBackend>;
 
 /// A device row as first stored: known by UDID (a device that enrolled by link), by
 /// serial (an import, Apple School Manager), or both; pending until it authenticates.
@@ -246,6 +250,31 @@ pub fn list(
     f: &DeviceFilter,
     limit: i64,
 ) -> QueryResult<(Vec<DeviceRow>, Option<String>)> {
+    let mut q = filtered(scope, f);
+    if let Some(after) = &f.cursor {
+        q = q.filter(devices::id.gt(after.clone()));
+    }
+    let mut rows: Vec<DeviceRow> = q
+        .order(devices::id.asc())
+        .limit(limit + 1)
+        .select(DeviceRow::as_select())
+        .load(conn)?;
+    let next = if rows.len() as i64 > limit {
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        rows.last().map(|r| r.id.clone())
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+/// How many devices in `scope` match `f` (all pages; the cursor is ignored).
+pub fn count(conn: &mut DbConn, scope: ListScope<'_>, f: &DeviceFilter) -> QueryResult<i64> {
+    filtered(scope, f).count().get_result(conn)
+}
+
+/// The devices of `scope` that match the filters of `f` (not its cursor).
+fn filtered<'a>(scope: ListScope<'_>, f: &DeviceFilter) -> Boxed<'a> {
     let mut q = scoped(devices::table.into_boxed(), scope);
     if let Some(t) = &f.tenant_id {
         q = q.filter(devices::tenant_id.eq(t.clone()));
@@ -314,6 +343,17 @@ pub fn list(
     if let Some(t) = f.identity_expires_before {
         q = q.filter(devices::identity_cert_not_after.lt(t.naive_utc()));
     }
+    if let Some(t) = f.failed_since {
+        use crate::db::schema::command_queue;
+        q = q.filter(
+            devices::id.eq_any(
+                command_queue::table
+                    .filter(command_queue::status.eq(crate::queue::QueueState::Error))
+                    .filter(command_queue::answered_at.ge(t.naive_utc()))
+                    .select(command_queue::device_id),
+            ),
+        );
+    }
     if let Some(text) = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         let pattern = format!("%{}%", crate::paging::like_escape(&text.to_lowercase()));
         let serial = format!("%{}%", crate::paging::like_escape(&text.to_uppercase()));
@@ -324,21 +364,7 @@ pub fn list(
                 .or(devices::serial_number.like(serial).escape('\\')),
         );
     }
-    if let Some(after) = &f.cursor {
-        q = q.filter(devices::id.gt(after.clone()));
-    }
-    let mut rows: Vec<DeviceRow> = q
-        .order(devices::id.asc())
-        .limit(limit + 1)
-        .select(DeviceRow::as_select())
-        .load(conn)?;
-    let next = if rows.len() as i64 > limit {
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        rows.last().map(|r| r.id.clone())
-    } else {
-        None
-    };
-    Ok((rows, next))
+    q
 }
 
 /// Most devices one export holds; narrow the filters beyond it.

@@ -1,6 +1,6 @@
 //! tafel: an Apple MDM server for the central school-IT team of a district.
 //!
-//! The two doors are [`mdm`] (devices) and [`api`] (people); the domain modules between
+//! The two doors are [`mdm`] (devices) and [`api`] (people, with the [`web`] console); the domain modules between
 //! them never import the HTTP layer. The pure leaves are crates of their own (see
 //! `docs/architecture.md`): storage, the MDM protocol, the PKI, schedules, profiles and Apple's
 //! service clients; they are re-exported under their old paths so that `crate::protocol`,
@@ -36,6 +36,7 @@ pub mod state;
 pub mod telemetry;
 pub mod throttle;
 pub mod time;
+pub mod web;
 
 pub use tafel_apple::vpp;
 pub use tafel_db as db;

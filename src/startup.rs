@@ -237,6 +237,7 @@ impl Application {
             App::new()
                 .app_data(web::Data::new(app_state.clone()))
                 .configure(crate::mdm::config(&app_state.settings))
+                .configure(crate::web::config)
                 .configure(crate::api::config)
                 .wrap_fn(|req, srv| {
                     let (id, span) = start_request(&req);
@@ -428,7 +429,8 @@ fn security_headers<B>(res: &mut ServiceResponse<B>) {
 }
 
 /// With a separate people's listener, the device listener answers nothing under
-/// `/api/`: the admin API, login and documentation are not reachable from there.
+/// `/api/` and nothing of the console: the admin API, login, documentation and the
+/// console's pages are not reachable from there.
 fn people_on_device_listener(req: &ServiceRequest) -> bool {
     let Some(admin) = req
         .app_data::<web::Data<AppState>>()
@@ -436,7 +438,8 @@ fn people_on_device_listener(req: &ServiceRequest) -> bool {
     else {
         return false;
     };
-    req.path().starts_with("/api/") && req.app_config().local_addr().port() != admin
+    (req.path().starts_with("/api/") || crate::web::is_console_path(req.path()))
+        && req.app_config().local_addr().port() != admin
 }
 
 /// A request path as the log may show it: an enrollment link's secret is not logged.

@@ -703,7 +703,17 @@ async fn create_assignment(
     state: web::Data<AppState>,
     body: web::Json<AssignmentBody>,
 ) -> ApiResult<HttpResponse> {
-    let b = body.into_inner();
+    let a = assign_as(&state, &caller.0, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(a))
+}
+
+/// Creates an assignment for `caller` under the API's rules (the API's POST and the
+/// console's form); the target's devices are reconciled.
+pub(crate) async fn assign_as(
+    state: &AppState,
+    caller: &crate::accounts::Principal,
+    b: AssignmentBody,
+) -> ApiResult<assign::AssignmentView> {
     let bad_schedule = |e: crate::assign::schedule::ScheduleError| {
         ApiError::invalid_field("schedule", e.to_string())
     };
@@ -711,8 +721,8 @@ async fn create_assignment(
         Some(v) => ScheduleSpec::parse_json(v).map_err(bad_schedule)?,
         None => ScheduleSpec::Always,
     };
-    authz::require_admin(&caller.0, "ask for apps through lesson requests")?;
-    let p = caller.0.clone();
+    authz::require_admin(caller, "ask for apps through lesson requests")?;
+    let p = caller.clone();
     let (a, targets): (assign::AssignmentView, Vec<String>) = state
         .db
         .run(
@@ -784,7 +794,7 @@ async fn create_assignment(
         .await?;
     // Only the target's devices can be affected by a new assignment.
     state.reconciler.devices(targets);
-    Ok(HttpResponse::Created().json(a))
+    Ok(a)
 }
 
 #[utoipa::path(

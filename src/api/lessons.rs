@@ -57,8 +57,18 @@ async fn create(
     state: web::Data<AppState>,
     body: web::Json<NewRequest>,
 ) -> ApiResult<HttpResponse> {
-    let input = body.into_inner();
-    let p = caller.0.clone();
+    let view = request_as(&state, &caller.0, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// A lesson request by `caller` under the API's rules (the API's POST and the console's
+/// form).
+pub(crate) async fn request_as(
+    state: &AppState,
+    caller: &crate::accounts::Principal,
+    input: NewRequest,
+) -> ApiResult<lessons::RequestView> {
+    let p = caller.clone();
     let notifier = state.notifier.clone();
     let (request, devices) = state
         .db
@@ -107,11 +117,11 @@ async fn create(
     if request.status == lessons::RequestStatus::Approved {
         state.reconciler.devices(devices);
     }
-    Ok(HttpResponse::Created().json(present_one(&state, request).await?))
+    present_one(state, request).await
 }
 
 /// Requests with the names people read beside their ids.
-async fn present(
+pub(crate) async fn present(
     state: &AppState,
     requests: Vec<LessonRequest>,
 ) -> ApiResult<Vec<lessons::RequestView>> {
@@ -136,13 +146,23 @@ async fn load(
     id: String,
     action: Action,
 ) -> ApiResult<LessonRequest> {
+    load_as(state, &caller.0, id, action).await
+}
+
+/// [`load`] for a principal (the console's pages).
+pub(crate) async fn load_as(
+    state: &AppState,
+    caller: &crate::accounts::Principal,
+    id: String,
+    action: Action,
+) -> ApiResult<LessonRequest> {
     let r = state
         .db
         .run(move |conn| lessons::get(conn, &id).map_err(ApiError::from))
         .await?
         .ok_or_else(|| ApiError::not_found("no such lesson request"))?;
-    if authz::is_teacher(&caller.0) {
-        if r.teacher_id != caller.0.user_id {
+    if authz::is_teacher(caller) {
+        if r.teacher_id != caller.user_id {
             return Err(ApiError::not_found("no such lesson request"));
         }
         if action != Action::View {
@@ -150,7 +170,7 @@ async fn load(
         }
         return Ok(r);
     }
-    authz::require(&caller.0, action, Place::school(&r.tenant_id, &r.school_id))?;
+    authz::require(caller, action, Place::school(&r.tenant_id, &r.school_id))?;
     Ok(r)
 }
 
@@ -197,30 +217,7 @@ async fn list(
     let page = state
         .db
         .run(move |conn| -> ApiResult<_> {
-            let status = q.status.as_deref();
-            let scope = match authz::list_scope(&p) {
-                authz::ListScope::Teacher { user, .. } => lessons::RequestScope {
-                    teacher: Some(user),
-                    status,
-                    ..Default::default()
-                },
-                authz::ListScope::School(s) => lessons::RequestScope {
-                    school: Some(s),
-                    status,
-                    ..Default::default()
-                },
-                authz::ListScope::Authority(t) => lessons::RequestScope {
-                    school: q.school_id.as_deref(),
-                    tenant: Some(t),
-                    status,
-                    ..Default::default()
-                },
-                authz::ListScope::Everything => lessons::RequestScope {
-                    school: q.school_id.as_deref(),
-                    status,
-                    ..Default::default()
-                },
-            };
+            let scope = request_scope(&p, q.status.as_deref(), q.school_id.as_deref());
             Ok(lessons::list(conn, &scope, q.cursor.as_deref(), limit)?)
         })
         .await?;
@@ -228,6 +225,38 @@ async fn list(
         items: present(&state, page.items).await?,
         next_cursor: page.next_cursor,
     }))
+}
+
+/// Which requests `p` lists: teachers their own, admins their scope's (optionally one
+/// school's).
+pub(crate) fn request_scope<'a>(
+    p: &'a crate::accounts::Principal,
+    status: Option<&'a str>,
+    school_id: Option<&'a str>,
+) -> lessons::RequestScope<'a> {
+    match authz::list_scope(p) {
+        authz::ListScope::Teacher { user, .. } => lessons::RequestScope {
+            teacher: Some(user),
+            status,
+            ..Default::default()
+        },
+        authz::ListScope::School(s) => lessons::RequestScope {
+            school: Some(s),
+            status,
+            ..Default::default()
+        },
+        authz::ListScope::Authority(t) => lessons::RequestScope {
+            school: school_id,
+            tenant: Some(t),
+            status,
+            ..Default::default()
+        },
+        authz::ListScope::Everything => lessons::RequestScope {
+            school: school_id,
+            status,
+            ..Default::default()
+        },
+    }
 }
 
 #[utoipa::path(
@@ -274,15 +303,24 @@ async fn get_readiness(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let r = load(&state, &caller, path.into_inner(), Action::View).await?;
+    let ready = readiness_as(&state, &caller.0, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(ready))
+}
+
+/// A request's readiness now, for `caller` under the API's rules.
+pub(crate) async fn readiness_as(
+    state: &AppState,
+    caller: &crate::accounts::Principal,
+    id: String,
+) -> ApiResult<Readiness> {
+    let r = load_as(state, caller, id, Action::View).await?;
     let blocked = state.licences.blocked();
-    let ready = state
+    state
         .db
         .run(move |conn| {
             readiness::readiness(conn, &r, chrono::Utc::now(), &blocked).map_err(ApiError::from)
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(ready))
+        .await
 }
 
 #[utoipa::path(
@@ -305,8 +343,22 @@ async fn approve(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let r = load(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
-    let (actor, notifier) = (caller.0.user_id.clone(), state.notifier.clone());
+    let updated = approve_as(&state, &caller.0, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(match updated {
+        Some(r) => Some(present_one(&state, r).await?),
+        None => None,
+    }))
+}
+
+/// Approves a pending request for `caller` under the API's rules; its devices are
+/// reconciled.
+pub(crate) async fn approve_as(
+    state: &AppState,
+    caller: &crate::accounts::Principal,
+    id: String,
+) -> ApiResult<Option<LessonRequest>> {
+    let r = load_as(state, caller, id, Action::ManageSchool).await?;
+    let (actor, notifier) = (caller.user_id.clone(), state.notifier.clone());
     let (updated, devices) = state
         .db
         .run(
@@ -321,10 +373,7 @@ async fn approve(
         .await?;
     state.notifier.wake();
     state.reconciler.devices(devices);
-    Ok(HttpResponse::Ok().json(match updated {
-        Some(r) => Some(present_one(&state, r).await?),
-        None => None,
-    }))
+    Ok(updated)
 }
 
 /// Body of a rejection.
@@ -356,12 +405,28 @@ async fn reject(
     path: web::Path<String>,
     body: web::Json<RejectBody>,
 ) -> ApiResult<HttpResponse> {
-    let r = load(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
-    let (actor, notifier, reason) = (
-        caller.0.user_id.clone(),
-        state.notifier.clone(),
+    let updated = reject_as(
+        &state,
+        &caller.0,
+        path.into_inner(),
         body.into_inner().reason,
-    );
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(match updated {
+        Some(r) => Some(present_one(&state, r).await?),
+        None => None,
+    }))
+}
+
+/// Rejects a pending request with a reason, for `caller` under the API's rules.
+pub(crate) async fn reject_as(
+    state: &AppState,
+    caller: &crate::accounts::Principal,
+    id: String,
+    reason: String,
+) -> ApiResult<Option<LessonRequest>> {
+    let r = load_as(state, caller, id, Action::ManageSchool).await?;
+    let (actor, notifier) = (caller.user_id.clone(), state.notifier.clone());
     let updated = state
         .db
         .run(move |conn| -> ApiResult<Option<LessonRequest>> {
@@ -370,10 +435,7 @@ async fn reject(
         })
         .await?;
     state.notifier.wake();
-    Ok(HttpResponse::Ok().json(match updated {
-        Some(r) => Some(present_one(&state, r).await?),
-        None => None,
-    }))
+    Ok(updated)
 }
 
 #[utoipa::path(
@@ -396,13 +458,23 @@ async fn cancel(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
+    cancel_as(&state, &caller.0, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(super::answer::RequestCancelled { cancelled: true }))
+}
+
+/// Withdraws a request for `caller` (teachers their own, admins in scope); its devices
+/// are reconciled.
+pub(crate) async fn cancel_as(
+    state: &AppState,
+    caller: &crate::accounts::Principal,
+    id: String,
+) -> ApiResult<()> {
     // Teachers may withdraw their own requests.
-    let r = match load(&state, &caller, id.clone(), Action::View).await {
-        Ok(r) if authz::is_teacher(&caller.0) => r,
-        _ => load(&state, &caller, id, Action::ManageSchool).await?,
+    let r = match load_as(state, caller, id.clone(), Action::View).await {
+        Ok(r) if authz::is_teacher(caller) => r,
+        _ => load_as(state, caller, id, Action::ManageSchool).await?,
     };
-    let actor = caller.0.user_id.clone();
+    let actor = caller.user_id.clone();
     let devices = state
         .db
         .run(move |conn| -> ApiResult<Vec<String>> {
@@ -411,7 +483,7 @@ async fn cancel(
         })
         .await?;
     state.reconciler.devices(devices);
-    Ok(HttpResponse::Ok().json(super::answer::RequestCancelled { cancelled: true }))
+    Ok(())
 }
 
 #[utoipa::path(

@@ -357,7 +357,16 @@ async fn list_schools(
     state: web::Data<AppState>,
     q: crate::error::Query<SchoolQuery>,
 ) -> ApiResult<HttpResponse> {
-    let tenant = q.into_inner().tenant_id;
+    let items = schools_as(&state, &caller, q.into_inner().tenant_id).await?;
+    Ok(HttpResponse::Ok().json(super::answer::SchoolList::from(items)))
+}
+
+/// The schools `caller` may see (optionally of one authority), with names.
+pub(crate) async fn schools_as(
+    state: &AppState,
+    caller: &Caller,
+    tenant: Option<String>,
+) -> ApiResult<Vec<org::SchoolView>> {
     let all = state
         .db
         .run(move |conn| org::list_schools(conn, tenant.as_deref()).map_err(ApiError::from))
@@ -366,11 +375,10 @@ async fn list_schools(
         .into_iter()
         .filter(|s| authz::can_see(&caller.0, Place::school(&s.tenant_id, &s.id)))
         .collect();
-    let items = state
+    state
         .db
         .run(move |conn| org::schools_with_names(conn, items).map_err(ApiError::from))
-        .await?;
-    Ok(HttpResponse::Ok().json(super::answer::SchoolList::from(items)))
+        .await
 }
 
 #[utoipa::path(
@@ -400,16 +408,16 @@ async fn get_school(
 #[schema(as = EnrollmentTokenView)]
 pub(crate) struct TokenView {
     #[serde(flatten)]
-    token: EnrollmentToken,
+    pub(crate) token: EnrollmentToken,
     /// The secret part of the URL (kept sealed; shown to the school's admins).
     #[serde(rename = "token")]
-    secret: String,
+    pub(crate) secret: String,
     /// Open this on the iPad (or encode it in a QR code) to enroll.
-    url: String,
+    pub(crate) url: String,
     /// The name of the class its devices join.
-    class_name: Option<String>,
+    pub(crate) class_name: Option<String>,
     /// The name of the cart its devices join.
-    group_name: Option<String>,
+    pub(crate) group_name: Option<String>,
 }
 
 /// Names of the classes and carts `tokens` put devices in (one query each).
@@ -465,9 +473,21 @@ async fn create_token(
     path: web::Path<String>,
     body: Option<web::Json<NewToken>>,
 ) -> ApiResult<HttpResponse> {
-    let school = load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
     let input = body.map(web::Json::into_inner).unwrap_or_default();
+    let v = create_link_as(&state, &caller, path.into_inner(), input).await?;
+    Ok(HttpResponse::Created().json(v))
+}
+
+/// A new enrollment link of a school, for `caller` under the API's rules.
+pub(crate) async fn create_link_as(
+    state: &AppState,
+    caller: &Caller,
+    school_id: String,
+    input: NewToken,
+) -> ApiResult<TokenView> {
+    let school = load_school(state, caller, school_id, Action::ManageSchool).await?;
     let secrets = state.secrets.clone();
+    let actor = caller.0.user_id.clone();
     let (token, secret, names) = state
         .db
         .run(move |conn| -> ApiResult<_> {
@@ -489,12 +509,12 @@ async fn create_token(
                     return Err(ApiError::invalid_field("group_id", "not a device group of this school"));
                 }
             }
-            let (token, secret) = tokens::create(conn, &secrets, &school.tenant_id, &school.id, &input, &caller.0.user_id)?;
+            let (token, secret) = tokens::create(conn, &secrets, &school.tenant_id, &school.id, &input, &actor)?;
             let names = token_names(conn, std::slice::from_ref(&token))?;
             Ok((token, secret, names))
         })
         .await?;
-    Ok(HttpResponse::Created().json(view(&state, token, Some(secret), &names)))
+    Ok(view(state, token, Some(secret), &names))
 }
 
 #[utoipa::path(
@@ -516,7 +536,17 @@ async fn list_tokens(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let school = load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
+    let items = links_as(&state, &caller, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(super::answer::EnrollmentTokenList::from(items)))
+}
+
+/// A school's enrollment links with their URLs, for `caller` under the API's rules.
+pub(crate) async fn links_as(
+    state: &AppState,
+    caller: &Caller,
+    school_id: String,
+) -> ApiResult<Vec<TokenView>> {
+    let school = load_school(state, caller, school_id, Action::ManageSchool).await?;
     let (items, names) = state
         .db
         .run(move |conn| -> ApiResult<_> {
@@ -525,11 +555,10 @@ async fn list_tokens(
             Ok((items, names))
         })
         .await?;
-    let items: Vec<TokenView> = items
+    Ok(items
         .into_iter()
-        .map(|t| view(&state, t, None, &names))
-        .collect();
-    Ok(HttpResponse::Ok().json(super::answer::EnrollmentTokenList::from(items)))
+        .map(|t| view(state, t, None, &names))
+        .collect())
 }
 
 #[utoipa::path(

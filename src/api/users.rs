@@ -10,7 +10,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Hours a login token is valid.
-const LOGIN_HOURS: i64 = 12;
+pub(crate) const LOGIN_HOURS: i64 = 12;
 
 /// Routes under `/api/v1`.
 pub fn config(cfg: &mut web::ServiceConfig) {
@@ -526,13 +526,28 @@ async fn login(
     body: web::Json<LoginBody>,
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
-    let email = b.email.trim().to_lowercase();
+    let peer = req.peer_addr().map(|a| a.ip());
+    let (user, token) = password_login(&state, peer, &b.email, b.password).await?;
+    Ok(HttpResponse::Ok().json(super::answer::LoginResponse {
+        token,
+        user,
+        expires_in_hours: LOGIN_HOURS,
+    }))
+}
+
+/// Checks an e-mail and password under the login limits (per account and per address)
+/// and issues a token valid [`LOGIN_HOURS`]: the API's login and the console's.
+pub(crate) async fn password_login(
+    state: &AppState,
+    peer: Option<std::net::IpAddr>,
+    email: &str,
+    password: String,
+) -> ApiResult<(accounts::User, String)> {
+    let email = email.trim().to_lowercase();
     let account = format!("login:account:{email}");
     let address = format!(
         "login:address:{}",
-        req.peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default()
+        peer.map(|a| a.to_string()).unwrap_or_default()
     );
     for key in [&account, &address] {
         if let Some(secs) = state.throttle.wait(key) {
@@ -558,11 +573,16 @@ async fn login(
         Some((id, hash)) => (Some(id.clone()), hash.clone()),
         None => (None, accounts::DUMMY_HASH.to_owned()),
     };
-    let password = b.password;
     let matches = tokio::task::spawn_blocking(move || accounts::verify_password(&password, &hash))
         .await
         .map_err(ApiError::internal)?;
     drop(permit);
+    let wrong = || {
+        ApiError::new(
+            crate::error::ErrorCode::Unauthenticated,
+            "wrong e-mail or password",
+        )
+    };
     let user_id = match (matches, user_id) {
         (true, Some(id)) => id,
         _ => {
@@ -574,26 +594,13 @@ async fn login(
             .flatten()
             .max();
             tracing::warn!(throttled = wait.is_some(), "failed login");
-            return Err(ApiError::new(
-                crate::error::ErrorCode::Unauthenticated,
-                "wrong e-mail or password",
-            ));
+            return Err(wrong());
         }
     };
     state.throttle.clear(&account);
-    let result = state
+    state
         .db
         .run(move |conn| accounts::login_token(conn, &user_id, LOGIN_HOURS).map_err(ApiError::from))
-        .await?;
-    match result {
-        Some((user, token)) => Ok(HttpResponse::Ok().json(super::answer::LoginResponse {
-            token,
-            user,
-            expires_in_hours: LOGIN_HOURS,
-        })),
-        None => Err(ApiError::new(
-            crate::error::ErrorCode::Unauthenticated,
-            "wrong e-mail or password",
-        )),
-    }
+        .await?
+        .ok_or_else(wrong)
 }

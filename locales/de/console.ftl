@@ -1,0 +1,245 @@
+# tafel-Konsole: deutsche Texte (die Voreinstellung).
+
+skip-to-content = Zum Inhalt springen
+nav-label = Hauptnavigation
+switch-language = English
+logout = Abmelden
+all = Alle
+yes = ja
+no = nein
+filter = Filtern
+filter-reset = Filter zurücksetzen
+next-page = Nächste Seite
+
+role-district-admin = Kreis-Admin
+role-authority-admin = Schulträger-Admin
+role-school-admin = Schul-Admin
+role-teacher = Lehrkraft
+
+nav-overview = Übersicht
+nav-devices = Geräte
+nav-schools = Schulen
+nav-requests = Anträge
+nav-assignments = Zuweisungen
+nav-audit = Protokoll
+nav-my-classes = Meine Klassen
+nav-new-request = Apps für eine Stunde anfragen
+
+weekday-1 = Montag
+weekday-2 = Dienstag
+weekday-3 = Mittwoch
+weekday-4 = Donnerstag
+weekday-5 = Freitag
+weekday-6 = Samstag
+weekday-7 = Sonntag
+
+login-title = Anmelden
+login-email = E-Mail-Adresse
+login-password = Passwort
+login-submit = Anmelden
+login-wrong = E-Mail-Adresse oder Passwort ist falsch.
+login-wait = Zu viele Fehlversuche. Bitte in { $n } Sekunden erneut versuchen.
+
+error-not-found = Nicht gefunden
+error-forbidden = Keine Berechtigung
+error-conflict = Konflikt
+error-too-many = Zu viele Versuche
+error-bad-request = Eingabe nicht möglich
+error-internal = Ein Fehler ist aufgetreten
+error-csrf = Das Formular ist abgelaufen. Bitte die Seite neu laden und erneut senden.
+error-home = Zur Startseite
+
+overview-title = Übersicht
+overview-devices = Geräte
+overview-online = in den letzten 24 Stunden gemeldet
+overview-unseen-7 = seit 7 Tagen nicht gemeldet
+overview-unseen-30 = seit 30 Tagen nicht gemeldet
+overview-failing = Geräte mit Fehlern (7 Tage)
+overview-requests = offene Anträge
+overview-shortages = Fehlende Lizenzen (nächste 14 Tage)
+overview-no-shortages = Für die nächsten 14 Tage reichen die Lizenzen.
+overview-expiring = Zertifikate und Token, die bald ablaufen
+overview-nothing-expiring = In den nächsten 60 Tagen läuft nichts ab.
+shortage-line = { $app }: { $needed } Lizenzen fehlen, { $available } frei – ab { $when }
+expiring-push = Push-Zertifikat von { $name }
+expiring-vpp = Apps-und-Bücher-Token { $name }
+expiring-tafel-cert = tafel-Zertifikat { $name }
+
+col-what = Was
+col-ends = Endet
+col-days-left = Tage
+col-name = Name
+col-serial = Seriennummer
+col-model = Modell
+col-os = iPadOS
+col-school = Schule
+col-authority = Schulträger
+col-groups = Klassen und Wagen
+col-last-seen = Zuletzt gemeldet
+col-status = Status
+col-item = App oder Profil
+col-state = Stand
+col-note = Hinweis
+col-command = Befehl
+col-queued = Eingereiht
+col-answered = Beantwortet
+col-teacher = Lehrkraft
+col-apps = Apps
+col-target = Für
+col-when = Wann
+col-period = Stunde
+
+devices-title = Geräte
+devices-search = Name oder Seriennummer
+devices-school = Schule
+devices-class = Klasse
+devices-status = Status
+devices-status-current = aktuelle (ohne ausgemusterte)
+devices-none = Keine Geräte gefunden.
+devices-more = (weitere auf der nächsten Seite)
+devices-count = { $n ->
+    [one] 1 Gerät
+   *[other] { $n } Geräte
+}
+
+status-pending = angemeldet, noch nicht eingerichtet
+status-authenticated = in Einrichtung
+status-active = verwaltet
+status-inactive = abgemeldet
+status-erased = gelöscht
+status-retired = ausgemustert
+
+device-facts = Gerät
+device-serial = Seriennummer
+device-udid = UDID
+device-model = Modell
+device-os = iPadOS
+device-school = Schule
+device-groups = Klassen und Wagen
+device-status = Status
+device-enrolled = Eingeschrieben
+device-last-seen = Zuletzt gemeldet
+device-inventory = Zustand
+device-no-inventory = Das iPad hat noch keinen Zustand gemeldet.
+inv-battery = Akku
+inv-storage = Speicher
+inv-storage-free = { $free } GB von { $total } GB frei
+inv-supervised = Betreut (supervised)
+inv-passcode = Code gesetzt
+inv-wifi-mac = WLAN-Adresse
+inv-reported = Gemeldet
+device-wanted = Soll und Ist
+device-nothing-wanted = Diesem iPad ist nichts zugewiesen.
+device-apps = Apps auf dem iPad
+device-profiles = Profile auf dem iPad
+device-none-reported = Noch nichts gemeldet.
+device-commands = Befehle
+device-no-commands = Noch keine Befehle.
+
+item-installed = installiert
+item-pending-install = wird gesendet
+item-installing = lädt
+item-pending-removal = wird entfernt
+item-scheduled = geplant
+item-failed = fehlgeschlagen
+item-not-installed = nicht installiert
+item-no-licence = keine Lizenz
+
+queue-pending = wartet
+queue-sent = gesendet
+queue-not-now = später (iPad beschäftigt)
+queue-acknowledged = erledigt
+queue-error = Fehler
+queue-command-format-error = vom iPad abgelehnt
+queue-cancelled = abgebrochen
+queue-expired = abgelaufen
+
+schools-title = Schulen
+schools-none = Keine Schulen.
+school-devices = Geräte dieser Schule
+school-classes = Klassen
+school-carts = Geräte-Wagen
+school-no-classes = Noch keine Klassen.
+school-no-carts = Noch keine Geräte-Wagen.
+school-links = Einschreibe-Links
+school-links-help = Auf dem iPad den QR-Code mit der Kamera öffnen: das iPad lädt das Profil und wird eingeschrieben.
+school-print = Zum Ausdrucken (eine Seite je Link)
+school-no-links = Noch keine Einschreibe-Links.
+link-target = Geräte kommen in
+link-description = Beschreibung (freiwillig)
+link-create = Link erstellen
+link-for-school = die Schule
+link-for-class = Klasse { $name }
+link-for-cart = Geräte-Wagen { $name }
+link-uses = Eingeschriebene Geräte
+qr-label = QR-Code: { $title }
+print-title = Einschreibe-Links
+print-help = Jeder Link steht auf einer eigenen A4-Seite. Drucken mit Strg+P.
+print-step-1 = iPad einschalten und mit dem WLAN der Schule verbinden.
+print-step-2 = Die Kamera öffnen und den QR-Code scannen.
+print-step-3 = Das Profil in den Einstellungen installieren.
+
+requests-title = Offene Anträge
+requests-none = Keine offenen Anträge.
+request-approve = Genehmigen
+request-reject = Ablehnen
+request-reason = Grund der Ablehnung
+request-withdraw = Antrag zurückziehen
+request-pending = wartet auf Genehmigung
+request-approved = genehmigt
+request-rejected = abgelehnt
+request-cancelled = zurückgezogen
+request-no-licence = { $app }: für { $n } von { $m } iPads keine Lizenz
+
+assignments-title = Zuweisungen
+assignments-for-school = Schule
+assignments-new = Neue Zuweisung
+assignments-none = Noch keine Zuweisungen.
+assign-item = App oder Profil
+assign-target = Für Klasse oder Geräte-Wagen
+assign-when = Wann
+assign-in-periods = in diesen Stunden (Stundenplan)
+assign-no-periods = Diese Schule hat noch keine Stundenzeiten.
+assign-timetable = Stunden, in denen die App da sein soll
+assign-save = Zuweisen
+schedule-always = immer
+schedule-windows = zu bestimmten Zeiten
+kind-app = App
+kind-profile = Profil
+target-class = Klasse { $name }
+target-cart = Geräte-Wagen { $name }
+
+classes-title = Meine Klassen
+classes-none = Ihnen sind noch keine Klassen zugeordnet.
+classes-my-requests = Meine Anfragen
+classes-no-requests = Noch keine Anfragen.
+
+new-title = Apps für eine Stunde anfragen
+new-target = Klasse oder Geräte-Wagen
+new-date = Tag
+new-start = Beginn
+new-end = Ende
+new-periods = Stunden
+new-apps = Apps
+new-no-apps = Für diese Schule sind keine Apps freigegeben.
+new-approved = ohne Genehmigung
+new-keep = Apps nach der Stunde auf den iPads lassen
+new-note = Hinweis an die Schul-Admins (freiwillig)
+new-submit = Anfragen
+
+ready-title = Bereit für die Stunde?
+ready-summary = { $ready } von { $devices } bereit
+ready-installing = { $n } laden noch
+ready-pending = { $n } warten
+ready-failed = { $n ->
+    [one] 1 mit Fehler
+   *[other] { $n } mit Fehler
+}
+ready-no-licence = { $n } ohne Lizenz
+ready-refresh = Neu laden
+state-ready = bereit
+state-installing = lädt
+state-pending = wartet
+state-failed = Fehler
+state-no-licence = keine Lizenz
+state-offline-since = nicht erreichbar seit { $when }

@@ -1,0 +1,245 @@
+# tafel console: English texts.
+
+skip-to-content = Skip to content
+nav-label = Main navigation
+switch-language = Deutsch
+logout = Log out
+all = All
+yes = yes
+no = no
+filter = Filter
+filter-reset = Reset filters
+next-page = Next page
+
+role-district-admin = District admin
+role-authority-admin = Authority admin
+role-school-admin = School admin
+role-teacher = Teacher
+
+nav-overview = Overview
+nav-devices = Devices
+nav-schools = Schools
+nav-requests = Requests
+nav-assignments = Assignments
+nav-audit = Audit log
+nav-my-classes = My classes
+nav-new-request = Request apps for a lesson
+
+weekday-1 = Monday
+weekday-2 = Tuesday
+weekday-3 = Wednesday
+weekday-4 = Thursday
+weekday-5 = Friday
+weekday-6 = Saturday
+weekday-7 = Sunday
+
+login-title = Log in
+login-email = E-mail address
+login-password = Password
+login-submit = Log in
+login-wrong = Wrong e-mail address or password.
+login-wait = Too many failed attempts. Please try again in { $n } seconds.
+
+error-not-found = Not found
+error-forbidden = Not allowed
+error-conflict = Conflict
+error-too-many = Too many attempts
+error-bad-request = Cannot do that
+error-internal = Something went wrong
+error-csrf = The form has expired. Please reload the page and send it again.
+error-home = To the start page
+
+overview-title = Overview
+overview-devices = devices
+overview-online = reported in the last 24 hours
+overview-unseen-7 = not seen for 7 days
+overview-unseen-30 = not seen for 30 days
+overview-failing = devices with errors (7 days)
+overview-requests = open requests
+overview-shortages = Missing licences (next 14 days)
+overview-no-shortages = The licences suffice for the next 14 days.
+overview-expiring = Certificates and tokens expiring soon
+overview-nothing-expiring = Nothing expires in the next 60 days.
+shortage-line = { $app }: { $needed } licences missing, { $available } free – from { $when }
+expiring-push = Push certificate of { $name }
+expiring-vpp = Apps and Books token { $name }
+expiring-tafel-cert = tafel certificate { $name }
+
+col-what = What
+col-ends = Ends
+col-days-left = Days
+col-name = Name
+col-serial = Serial number
+col-model = Model
+col-os = iPadOS
+col-school = School
+col-authority = Authority
+col-groups = Classes and carts
+col-last-seen = Last seen
+col-status = Status
+col-item = App or profile
+col-state = State
+col-note = Note
+col-command = Command
+col-queued = Queued
+col-answered = Answered
+col-teacher = Teacher
+col-apps = Apps
+col-target = For
+col-when = When
+col-period = Period
+
+devices-title = Devices
+devices-search = Name or serial number
+devices-school = School
+devices-class = Class
+devices-status = Status
+devices-status-current = current (not retired)
+devices-none = No devices found.
+devices-more = (more on the next page)
+devices-count = { $n ->
+    [one] 1 device
+   *[other] { $n } devices
+}
+
+status-pending = enrolled, not set up yet
+status-authenticated = setting up
+status-active = managed
+status-inactive = unenrolled
+status-erased = erased
+status-retired = retired
+
+device-facts = Device
+device-serial = Serial number
+device-udid = UDID
+device-model = Model
+device-os = iPadOS
+device-school = School
+device-groups = Classes and carts
+device-status = Status
+device-enrolled = Enrolled
+device-last-seen = Last seen
+device-inventory = State
+device-no-inventory = The iPad has not reported its state yet.
+inv-battery = Battery
+inv-storage = Storage
+inv-storage-free = { $free } GB of { $total } GB free
+inv-supervised = Supervised
+inv-passcode = Passcode set
+inv-wifi-mac = Wi-Fi address
+inv-reported = Reported
+device-wanted = Wanted and actual
+device-nothing-wanted = Nothing is assigned to this iPad.
+device-apps = Apps on the iPad
+device-profiles = Profiles on the iPad
+device-none-reported = Nothing reported yet.
+device-commands = Commands
+device-no-commands = No commands yet.
+
+item-installed = installed
+item-pending-install = being sent
+item-installing = downloading
+item-pending-removal = being removed
+item-scheduled = scheduled
+item-failed = failed
+item-not-installed = not installed
+item-no-licence = no licence
+
+queue-pending = waiting
+queue-sent = sent
+queue-not-now = later (iPad busy)
+queue-acknowledged = done
+queue-error = error
+queue-command-format-error = refused by the iPad
+queue-cancelled = cancelled
+queue-expired = expired
+
+schools-title = Schools
+schools-none = No schools.
+school-devices = Devices of this school
+school-classes = Classes
+school-carts = Device carts
+school-no-classes = No classes yet.
+school-no-carts = No device carts yet.
+school-links = Enrollment links
+school-links-help = Open the QR code with the iPad's camera: the iPad loads the profile and enrolls.
+school-print = To print (one page per link)
+school-no-links = No enrollment links yet.
+link-target = Devices go into
+link-description = Description (optional)
+link-create = Create link
+link-for-school = the school
+link-for-class = Class { $name }
+link-for-cart = Device cart { $name }
+link-uses = Enrolled devices
+qr-label = QR code: { $title }
+print-title = Enrollment links
+print-help = Each link is on its own A4 page. Print with Ctrl+P.
+print-step-1 = Switch the iPad on and join the school's Wi-Fi.
+print-step-2 = Open the camera and scan the QR code.
+print-step-3 = Install the profile in Settings.
+
+requests-title = Open requests
+requests-none = No open requests.
+request-approve = Approve
+request-reject = Reject
+request-reason = Reason for rejecting
+request-withdraw = Withdraw request
+request-pending = waiting for approval
+request-approved = approved
+request-rejected = rejected
+request-cancelled = withdrawn
+request-no-licence = { $app }: no licence for { $n } of { $m } iPads
+
+assignments-title = Assignments
+assignments-for-school = School
+assignments-new = New assignment
+assignments-none = No assignments yet.
+assign-item = App or profile
+assign-target = For class or device cart
+assign-when = When
+assign-in-periods = in these periods (timetable)
+assign-no-periods = This school has no period times yet.
+assign-timetable = Periods in which the app should be there
+assign-save = Assign
+schedule-always = always
+schedule-windows = at certain times
+kind-app = app
+kind-profile = profile
+target-class = Class { $name }
+target-cart = Device cart { $name }
+
+classes-title = My classes
+classes-none = No classes are assigned to you yet.
+classes-my-requests = My requests
+classes-no-requests = No requests yet.
+
+new-title = Request apps for a lesson
+new-target = Class or device cart
+new-date = Day
+new-start = Start
+new-end = End
+new-periods = Periods
+new-apps = Apps
+new-no-apps = No apps are released for this school.
+new-approved = no approval needed
+new-keep = Keep the apps on the iPads after the lesson
+new-note = Note to the school admins (optional)
+new-submit = Send request
+
+ready-title = Ready for the lesson?
+ready-summary = { $ready } of { $devices } ready
+ready-installing = { $n } still downloading
+ready-pending = { $n } waiting
+ready-failed = { $n ->
+    [one] 1 with an error
+   *[other] { $n } with errors
+}
+ready-no-licence = { $n } without licence
+ready-refresh = Reload
+state-ready = ready
+state-installing = downloading
+state-pending = waiting
+state-failed = error
+state-no-licence = no licence
+state-offline-since = unreachable since { $when }
