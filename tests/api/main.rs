@@ -7,6 +7,7 @@ mod ade;
 mod ade_enroll;
 mod admin_scope;
 mod assignments;
+mod browser;
 mod catalog_edits;
 mod certificates;
 mod cli;
