@@ -200,8 +200,9 @@ fn page_error(t: Tr, e: ApiError) -> WebError {
     }
 }
 
-/// The headers every console page carries: no caching of personal pages, no framing, a
-/// content security policy that allows nothing from another host.
+/// The headers of a console page: no caching of personal pages, and a content security
+/// policy that allows scripts, styles and images from tafel only (the rest, no framing
+/// and no sniffing, every answer gets in `startup`).
 fn page_headers(res: &mut HttpResponse) {
     let h = res.headers_mut();
     h.insert(

@@ -1,0 +1,438 @@
+//! The web console over plain HTTP (no browser): sessions, CSRF, login limits, scope,
+//! language, headers and the device listener. The journeys in a real browser are in
+//! `console_journeys`.
+
+use reqwest::header::{HeaderMap, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use serde_json::json;
+
+use crate::enrollment::school;
+use crate::helpers::TestApp;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A client that follows no redirects (the tests look at each answer).
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of cookie `name` among the answer's Set-Cookie headers, with its attributes.
+fn set_cookie(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+fn cookie_value(set: &str) -> String {
+    set.split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
+}
+
+/// The value of the hidden input `name` in a page.
+fn hidden(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no hidden {name} in {html}"));
+    let rest = &html[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+/// A browser's session: its cookie and the CSRF token its pages carry.
+struct Session {
+    base: String,
+    cookie: String,
+    csrf: String,
+}
+
+impl Session {
+    async fn get(&self, path: &str) -> (u16, String) {
+        let res = client()
+            .get(format!("{}{path}", self.base))
+            .header(COOKIE, format!("tafel_session={}", self.cookie))
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, HeaderMap, String) {
+        let res = client()
+            .post(format!("{}{path}", self.base))
+            .header(COOKIE, format!("tafel_session={}", self.cookie))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let (s, h) = (res.status().as_u16(), res.headers().clone());
+        (s, h, res.text().await.unwrap())
+    }
+}
+
+/// Logs in as a browser does: the form (its cookie and hidden token), then the POST.
+async fn login(base: &str, email: &str, password: &str) -> Result<Session, (u16, String)> {
+    let c = client();
+    let page = c.get(format!("{base}/login")).send().await.unwrap();
+    let pre = cookie_value(&set_cookie(page.headers(), "tafel_login").unwrap());
+    let html = page.text().await.unwrap();
+    let csrf = hidden(&html, "csrf");
+    let res = c
+        .post(format!("{base}/login"))
+        .header(COOKIE, format!("tafel_login={pre}"))
+        .form(&[
+            ("email", email),
+            ("password", password),
+            ("csrf", &csrf),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    if res.status() != 303 {
+        let s = res.status().as_u16();
+        return Err((s, res.text().await.unwrap()));
+    }
+    let set = set_cookie(res.headers(), "tafel_session").expect("a session cookie");
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(set.contains(attr), "{attr} missing in {set}");
+    }
+    assert!(
+        !set.contains("Secure"),
+        "plain HTTP: no Secure flag ({set})"
+    );
+    let cookie = cookie_value(&set);
+    let html = client()
+        .get(format!("{base}/"))
+        .header(COOKIE, format!("tafel_session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    let to = html.headers()[LOCATION].to_str().unwrap().to_owned();
+    let page = client()
+        .get(format!("{base}{to}"))
+        .header(COOKIE, format!("tafel_session={cookie}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    Ok(Session {
+        base: base.to_owned(),
+        csrf: hidden(&page, "csrf"),
+        cookie,
+    })
+}
+
+async fn user(app: &TestApp, email: &str, role: &str, school_id: Option<&str>) -> String {
+    let (status, u) = app
+        .post(
+            "/api/v1/users",
+            json!({"name": email, "email": email, "role": role, "school_id": school_id, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 201, "{u}");
+    u["id"].as_str().unwrap().to_owned()
+}
+
+#[actix_web::test]
+async fn a_session_is_a_strict_http_only_cookie_that_logging_out_ends() {
+    let app = TestApp::spawn().await;
+    let (_, school_id) = school(&app, "console").await;
+    user(&app, "sl@console.de", "school_admin", Some(&school_id)).await;
+
+    // Without a session every page sends to the log-in, and says where it came from.
+    let res = client()
+        .get(app.url("/admin/geraete?q=7b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()[LOCATION],
+        "/login?next=%2Fadmin%2Fgeraete%3Fq%3D7b"
+    );
+
+    // The log-in page: German by default, no caching, a strict content security policy.
+    let page = client().get(app.url("/login")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let h = page.headers().clone();
+    assert_eq!(h[CONTENT_TYPE], "text/html; charset=utf-8");
+    assert_eq!(h["cache-control"], "no-store");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    let pre = set_cookie(&h, "tafel_login").unwrap();
+    assert!(
+        pre.contains("HttpOnly") && pre.contains("SameSite=Strict"),
+        "{pre}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<html lang=\"de\">") && html.contains("Passwort"),
+        "{html}"
+    );
+
+    let s = login(&app.base, "sl@console.de", PASSWORD).await.unwrap();
+    let (status, html) = s.get("/admin").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Übersicht"), "{html}");
+    assert!(
+        html.contains("sl@console.de"),
+        "the frame names who is logged in"
+    );
+
+    // The session cookie opens no API door: the API reads bearer tokens only.
+    let res = client()
+        .get(app.url("/api/v1/me"))
+        .header(COOKIE, format!("tafel_session={}", s.cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    // Log-out needs the form's token; then the cookie is worth nothing, and it is audited.
+    let (status, _, _) = s.post("/logout", &[("csrf", "wrong")]).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        s.get("/admin").await.0,
+        200,
+        "a refused log-out leaves the session"
+    );
+    let (status, h, _) = s.post("/logout", &[("csrf", &s.csrf)]).await;
+    assert_eq!(status, 303);
+    assert_eq!(h[LOCATION], "/login");
+    assert!(set_cookie(&h, "tafel_session")
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(
+        s.get("/admin").await.0,
+        303,
+        "the old cookie no longer opens pages"
+    );
+    let (_, audit) = app.get("/api/v1/audit?action=logout").await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
+}
+
+#[actix_web::test]
+async fn forms_without_the_sessions_token_change_nothing() {
+    let app = TestApp::spawn().await;
+    let (_, school_id) = school(&app, "csrf").await;
+    user(&app, "sl@csrf.de", "school_admin", Some(&school_id)).await;
+    let s = login(&app.base, "sl@csrf.de", PASSWORD).await.unwrap();
+    let before = app.count("enrollment_tokens");
+    for csrf in ["", "0123456789abcdef0123456789abcdef", &s.csrf[..31]] {
+        let (status, _, html) = s
+            .post(
+                &format!("/admin/schulen/{school_id}/links"),
+                &[("csrf", csrf)],
+            )
+            .await;
+        assert_eq!(status, 403, "{html}");
+        assert!(html.contains("Formular ist abgelaufen"), "{html}");
+    }
+    assert_eq!(
+        app.count("enrollment_tokens"),
+        before,
+        "a refused form stores nothing"
+    );
+    let (status, h, _) = s
+        .post(
+            &format!("/admin/schulen/{school_id}/links"),
+            &[("csrf", &s.csrf)],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(h[LOCATION], format!("/admin/schulen/{school_id}#links"));
+    assert_eq!(app.count("enrollment_tokens"), before + 1);
+    let (status, html) = s.get(&format!("/admin/schulen/{school_id}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("<svg role=\"img\""),
+        "the link as a QR code: {html}"
+    );
+    assert!(html.contains(&format!("{}/enroll/", app.base)), "{html}");
+
+    // A log-in form posted from elsewhere (no matching cookie) logs nobody in.
+    let res = client()
+        .post(app.url("/login"))
+        .form(&[
+            ("email", "sl@csrf.de"),
+            ("password", PASSWORD),
+            ("csrf", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(set_cookie(res.headers(), "tafel_session").is_none());
+}
+
+#[actix_web::test]
+async fn the_console_login_keeps_the_apis_limits() {
+    let app = TestApp::spawn().await;
+    let (_, school_id) = school(&app, "limits").await;
+    user(&app, "t@limits.de", "teacher", Some(&school_id)).await;
+    let (status, html) = login(&app.base, "t@limits.de", "wrong password!!")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(status, 401);
+    assert!(
+        html.contains("E-Mail-Adresse oder Passwort ist falsch"),
+        "{html}"
+    );
+    assert!(
+        html.contains("value=\"t@limits.de\""),
+        "the e-mail stays in the form"
+    );
+    for _ in 0..5 {
+        let _ = login(&app.base, "t@limits.de", "wrong password!!").await;
+    }
+    let (status, html) = login(&app.base, "t@limits.de", PASSWORD)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        status, 429,
+        "the right password waits too once the account is throttled"
+    );
+    assert!(html.contains("Zu viele Fehlversuche"), "{html}");
+    // The API's login counts the same failures.
+    let (status, _) = app
+        .post(
+            "/api/v1/login",
+            json!({"email": "t@limits.de", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 429);
+}
+
+#[actix_web::test]
+async fn teachers_see_their_pages_only_and_admins_their_school() {
+    let app = TestApp::spawn().await;
+    let (tenant, school_a) = school(&app, "scope-a").await;
+    let (_, s) = app
+        .post(
+            &format!("/api/v1/tenants/{tenant}/schools"),
+            json!({"name": "Realschule Süd"}),
+        )
+        .await;
+    let school_b = s["id"].as_str().unwrap().to_owned();
+    user(&app, "t@a.de", "teacher", Some(&school_a)).await;
+    user(&app, "sl@a.de", "school_admin", Some(&school_a)).await;
+    let ipad = app.device(4711);
+    ipad.authenticate().await.unwrap();
+    app.place_device(ipad.udid.as_str(), &tenant, &school_b);
+
+    let teacher = login(&app.base, "t@a.de", PASSWORD).await.unwrap();
+    let (status, html) = teacher.get("/").await;
+    assert_eq!(status, 303, "{html}");
+    let (status, html) = teacher.get("/unterricht").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Meine Klassen"), "{html}");
+    for path in [
+        "/admin",
+        "/admin/geraete",
+        &format!("/admin/geraete/{}", ipad.udid),
+    ] {
+        let (status, html) = teacher.get(path).await;
+        assert_eq!(status, 403, "{path}: {html}");
+        assert!(html.contains("Keine Berechtigung"), "{html}");
+    }
+    let admin = login(&app.base, "sl@a.de", PASSWORD).await.unwrap();
+    let (status, html) = admin.get(&format!("/admin/geraete/{}", ipad.udid)).await;
+    assert_eq!(
+        status, 404,
+        "another school's iPad does not exist for them: {html}"
+    );
+    assert!(html.contains("Nicht gefunden"));
+    let (status, _) = admin.get(&format!("/admin/schulen/{school_b}")).await;
+    assert_eq!(status, 404);
+    let (_, html) = admin.get("/admin/geraete").await;
+    assert!(
+        !html.contains(ipad.udid.as_str()),
+        "not in their list either"
+    );
+    // The district admin (bootstrap token's user has no password): a district admin with one.
+    user(&app, "kreis@console.de", "district_admin", None).await;
+    let district = login(&app.base, "kreis@console.de", PASSWORD)
+        .await
+        .unwrap();
+    let (status, html) = district.get(&format!("/admin/geraete/{}", ipad.udid)).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Realschule Süd"), "{html}");
+}
+
+#[actix_web::test]
+async fn english_on_request_and_nothing_of_the_console_on_the_device_listener() {
+    let app = TestApp::spawn_with(|s| s.admin_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    let people = format!("http://127.0.0.1:{}", app.state.admin_port.unwrap());
+    for path in ["/", "/login", "/admin", "/unterricht", "/static/tafel.css"] {
+        let res = client().get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{path} on the device listener");
+    }
+    let res = client()
+        .get(format!("{people}/login"))
+        .header("accept-language", "en-GB,en;q=0.9,de;q=0.5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("<html lang=\"en\">") && html.contains("Password"),
+        "{html}"
+    );
+    // The switch's cookie wins over the browser's language.
+    let res = client()
+        .get(format!("{people}/sprache?lang=de&next=//evil.example/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()[LOCATION], "/", "never off to another host");
+    let lang = cookie_value(&set_cookie(res.headers(), "tafel_lang").unwrap());
+    let html = client()
+        .get(format!("{people}/login"))
+        .header("accept-language", "en")
+        .header(COOKIE, format!("tafel_lang={lang}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<html lang=\"de\">"), "{html}");
+    let css = client()
+        .get(format!("{people}/static/tafel.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.headers()[CONTENT_TYPE], "text/css; charset=utf-8");
+    let js = client()
+        .get(format!("{people}/static/htmx.min.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.headers()[CONTENT_TYPE], "text/javascript; charset=utf-8");
+    assert_eq!(
+        client()
+            .get(format!("{people}/static/../Cargo.toml"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
