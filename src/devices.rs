@@ -273,6 +273,65 @@ pub fn count(conn: &mut DbConn, scope: ListScope<'_>, f: &DeviceFilter) -> Query
     filtered(scope, f).count().get_result(conn)
 }
 
+/// What the admins' overview counts, in one pass over the devices of a scope (retired
+/// ones left out, as in the list).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Figures {
+    /// Devices.
+    pub total: i64,
+    /// Seen after `online_after`.
+    pub online: i64,
+    /// Last seen before `week_ago` (as the list's `last_seen_before` counts).
+    pub unseen_week: i64,
+    /// Last seen before `month_ago`.
+    pub unseen_month: i64,
+    /// With a command that failed at or after `week_ago` (the list's `failed_since`).
+    pub failing: i64,
+}
+
+/// The overview's [`Figures`] for `scope` at `now`: online means seen in the last 24
+/// hours; the week and month are 7 and 30 days back. Each figure is the number the
+/// device list shows with the same filter.
+pub fn figures(
+    conn: &mut DbConn,
+    scope: ListScope<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> QueryResult<Figures> {
+    use crate::db::schema::command_queue;
+    use diesel::dsl::{case_when, count_star, sum};
+    use diesel::sql_types::Integer;
+    let (one, zero) = (1i32.into_sql::<Integer>(), 0i32.into_sql::<Integer>());
+    let day = (now - chrono::Duration::hours(24)).naive_utc();
+    let week = (now - chrono::Duration::days(7)).naive_utc();
+    let month = (now - chrono::Duration::days(30)).naive_utc();
+    let failed = command_queue::table
+        .filter(command_queue::status.eq(crate::queue::QueueState::Error))
+        .filter(command_queue::answered_at.ge(week))
+        .select(command_queue::device_id);
+    let (total, online, unseen_week, unseen_month, failing): (
+        i64,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    ) = filtered(scope, &DeviceFilter::default())
+        .select((
+            count_star(),
+            sum(case_when(devices::last_seen_at.gt(day), one).otherwise(zero)),
+            sum(case_when(devices::last_seen_at.lt(week), one).otherwise(zero)),
+            sum(case_when(devices::last_seen_at.lt(month), one).otherwise(zero)),
+            sum(case_when(devices::id.eq_any(failed), one).otherwise(zero)),
+        ))
+        .get_result(conn)?;
+    Ok(Figures {
+        total,
+        online: online.unwrap_or(0),
+        unseen_week: unseen_week.unwrap_or(0),
+        unseen_month: unseen_month.unwrap_or(0),
+        failing: failing.unwrap_or(0),
+    })
+}
+
 /// The devices of `scope` that match the filters of `f` (not its cursor).
 fn filtered<'a>(scope: ListScope<'_>, f: &DeviceFilter) -> Boxed<'a> {
     let mut q = scoped(devices::table.into_boxed(), scope);

@@ -243,3 +243,13 @@ state-pending = wartet
 state-failed = Fehler
 state-no-licence = keine Lizenz
 state-offline-since = nicht erreichbar seit { $when }
+
+audit-title = Protokoll
+audit-action = Aktion (z. B. create, update, approve)
+audit-object-type = Art (z. B. device, assignment)
+audit-none = Keine Einträge.
+audit-who = Wer
+audit-what = Was
+audit-object = Objekt
+audit-where = Wo
+audit-details = Einzelheiten

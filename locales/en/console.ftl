@@ -243,3 +243,13 @@ state-pending = waiting
 state-failed = error
 state-no-licence = no licence
 state-offline-since = unreachable since { $when }
+
+audit-title = Audit log
+audit-action = Action (e.g. create, update, approve)
+audit-object-type = Kind (e.g. device, assignment)
+audit-none = No entries.
+audit-who = Who
+audit-what = What
+audit-object = Object
+audit-where = Where
+audit-details = Details

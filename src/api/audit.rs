@@ -15,28 +15,28 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 }
 
 /// Filters.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct AuditQuery {
+pub(crate) struct AuditQuery {
     /// Who acted (user id, or `system`).
-    actor: Option<String>,
+    pub(crate) actor: Option<String>,
     /// What was done, e.g. `create`, `enqueue`, `revoke`.
-    action: Option<String>,
+    pub(crate) action: Option<String>,
     /// Kind of object, e.g. `school`, `command`.
-    object_type: Option<String>,
+    pub(crate) object_type: Option<String>,
     /// The object's id.
-    object_id: Option<String>,
+    pub(crate) object_id: Option<String>,
     /// Only entries of this school.
-    school_id: Option<String>,
+    pub(crate) school_id: Option<String>,
     /// At or after this instant (RFC 3339).
-    since: Option<chrono::DateTime<chrono::Utc>>,
+    pub(crate) since: Option<chrono::DateTime<chrono::Utc>>,
     /// Before this instant (RFC 3339).
-    until: Option<chrono::DateTime<chrono::Utc>>,
+    pub(crate) until: Option<chrono::DateTime<chrono::Utc>>,
     /// Page size (default 100, at most 1000).
-    limit: Option<i64>,
+    pub(crate) limit: Option<i64>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 /// One entry.
@@ -45,26 +45,26 @@ struct AuditQuery {
 #[schema(as = AuditEntry)]
 pub(crate) struct Entry {
     /// Id (time-ordered).
-    id: String,
+    pub(crate) id: String,
     /// When.
     #[serde(with = "crate::time::utc")]
-    at: chrono::NaiveDateTime,
+    pub(crate) at: chrono::NaiveDateTime,
     /// Who (user id, or `system`).
-    actor: String,
+    pub(crate) actor: String,
     /// What was done.
-    action: String,
+    pub(crate) action: String,
     /// Kind of object.
-    object_type: String,
+    pub(crate) object_type: String,
     /// The object's id.
-    object_id: Option<String>,
+    pub(crate) object_id: Option<String>,
     /// Its authority.
-    tenant_id: Option<String>,
+    pub(crate) tenant_id: Option<String>,
     /// Its school.
-    school_id: Option<String>,
+    pub(crate) school_id: Option<String>,
     /// Details, as JSON (stored as text).
     #[schema(value_type = Object)]
     #[serde(serialize_with = "json_text")]
-    summary: String,
+    pub(crate) summary: String,
 }
 
 /// One entry with the names of its actor, authority and school.
@@ -73,13 +73,13 @@ pub(crate) struct Entry {
 pub(crate) struct EntryView {
     /// The entry.
     #[serde(flatten)]
-    entry: Entry,
+    pub(crate) entry: Entry,
     /// The actor's name (none for `system` and users deleted since).
-    actor_name: Option<String>,
+    pub(crate) actor_name: Option<String>,
     /// The authority's name.
-    tenant_name: Option<String>,
+    pub(crate) tenant_name: Option<String>,
     /// The school's name.
-    school_name: Option<String>,
+    pub(crate) school_name: Option<String>,
 }
 
 /// Entries with names: three queries for a whole page.
@@ -128,9 +128,18 @@ async fn list(
     state: web::Data<AppState>,
     q: crate::error::Query<AuditQuery>,
 ) -> ApiResult<HttpResponse> {
-    let p = caller.0;
+    let (items, next_cursor) = entries_as(&state, caller.0, q.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(super::answer::AuditPage { items, next_cursor }))
+}
+
+/// One page of the audit log for `p` (admins only, their scope), newest first, and the
+/// next page's cursor.
+pub(crate) async fn entries_as(
+    state: &AppState,
+    p: crate::accounts::Principal,
+    q: AuditQuery,
+) -> ApiResult<(Vec<EntryView>, Option<String>)> {
     super::authz::require_admin(&p, "do not read the audit log: it is for admins")?;
-    let q = q.into_inner();
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid_field("limit", "between 1 and 1000"));
@@ -188,8 +197,5 @@ async fn list(
         .db
         .run(move |conn| with_names(conn, rows).map_err(ApiError::from))
         .await?;
-    Ok(HttpResponse::Ok().json(super::answer::AuditPage {
-        items,
-        next_cursor: next,
-    }))
+    Ok((items, next))
 }

@@ -36,7 +36,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/antraege/{id}/ablehnen", web::post().to(reject))
         .route("/zuweisungen", web::get().to(assignments))
         .route("/zuweisungen/neu", web::get().to(new_assignment))
-        .route("/zuweisungen", web::post().to(create_assignment));
+        .route("/zuweisungen", web::post().to(create_assignment))
+        .route("/protokoll", web::get().to(audit_log));
 }
 
 /// Teachers have no admin pages: theirs are under `/unterricht`.
@@ -106,26 +107,7 @@ async fn overview(req: HttpRequest, v: Viewer, state: web::Data<AppState>) -> Pa
     let ago = move |days: i64| now - chrono::Duration::days(days);
     let (counts, requests_open, shortages, expiring) = with_db(&state, t, move |conn| {
         let scope = authz::list_scope(&p);
-        let mut count = |f: DeviceFilter| devices::count(conn, scope, &f);
-        let counts = (
-            count(DeviceFilter::default())?,
-            count(DeviceFilter {
-                last_seen_after: Some(ago(1)),
-                ..Default::default()
-            })?,
-            count(DeviceFilter {
-                last_seen_before: Some(ago(7)),
-                ..Default::default()
-            })?,
-            count(DeviceFilter {
-                last_seen_before: Some(ago(30)),
-                ..Default::default()
-            })?,
-            count(DeviceFilter {
-                failed_since: Some(ago(7)),
-                ..Default::default()
-            })?,
-        );
+        let counts = devices::figures(conn, scope, now)?;
         let scope_r = crate::api::lessons::request_scope(&p, Some("pending"), None);
         let open = crate::lessons::list(conn, &scope_r, None, 500)?.items.len() as i64;
         let shortages = shortages(conn, &p, now)?;
@@ -133,7 +115,13 @@ async fn overview(req: HttpRequest, v: Viewer, state: web::Data<AppState>) -> Pa
         Ok((counts, open, shortages, expiring))
     })
     .await?;
-    let (total, online, unseen7, unseen30, failing) = counts;
+    let devices::Figures {
+        total,
+        online,
+        unseen_week: unseen7,
+        unseen_month: unseen30,
+        failing,
+    } = counts;
     let ago = |days: i64| ago(days).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let figures = vec![
         Figure {
@@ -1505,6 +1493,105 @@ async fn create_assignment(
         .await
         .or_page(t)?;
     see_other("/admin/zuweisungen")
+}
+
+// ---------------------------------------------------------------------------------------
+// Audit log
+
+/// An entry of the audit log.
+pub struct AuditLine {
+    /// When.
+    pub at: String,
+    /// Who.
+    pub actor: String,
+    /// What was done, to what.
+    pub action: String,
+    /// Which object.
+    pub object: String,
+    /// Where.
+    pub place: String,
+    /// Details (JSON as stored).
+    pub summary: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/audit.html")]
+struct AuditPage {
+    t: Tr,
+    chrome: Option<Chrome>,
+    action: String,
+    object_type: String,
+    lines: Vec<AuditLine>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    aktion: Option<String>,
+    art: Option<String>,
+    weiter: Option<String>,
+}
+
+/// `GET /admin/protokoll`: the audit log of the admin's scope, newest first, filtered by
+/// action and kind of object, 100 a page.
+async fn audit_log(
+    req: HttpRequest,
+    v: Viewer,
+    state: web::Data<AppState>,
+    q: web::Query<AuditQuery>,
+) -> PageResult {
+    admin_only(&v)?;
+    let t = v.tr;
+    let q = q.into_inner();
+    let filter = crate::api::audit::AuditQuery {
+        action: nonempty(&q.aktion),
+        object_type: nonempty(&q.art),
+        cursor: nonempty(&q.weiter),
+        limit: Some(100),
+        ..Default::default()
+    };
+    let (items, next) = crate::api::audit::entries_as(&state, v.p.clone(), filter)
+        .await
+        .or_page(t)?;
+    let next = next.map(|c| {
+        let mut pairs: Vec<(&str, String)> = vec![];
+        for (k, val) in [("aktion", &q.aktion), ("art", &q.art)] {
+            if let Some(x) = nonempty(val) {
+                pairs.push((k, x));
+            }
+        }
+        pairs.push(("weiter", c));
+        format!(
+            "/admin/protokoll?{}",
+            serde_urlencoded::to_string(&pairs).unwrap_or_default()
+        )
+    });
+    let lines = items
+        .into_iter()
+        .map(|e| AuditLine {
+            at: t.datetime(e.entry.at, BERLIN),
+            actor: e
+                .actor_name
+                .clone()
+                .unwrap_or_else(|| e.entry.actor.clone()),
+            action: format!("{} · {}", e.entry.action, e.entry.object_type),
+            object: e.entry.object_id.clone().unwrap_or_default(),
+            place: e
+                .school_name
+                .clone()
+                .or_else(|| e.tenant_name.clone())
+                .unwrap_or_default(),
+            summary: e.entry.summary.clone(),
+        })
+        .collect();
+    render(&AuditPage {
+        t,
+        chrome: Some(Chrome::new(&v, "/admin/protokoll", &here(&req))),
+        action: nonempty(&q.aktion).unwrap_or_default(),
+        object_type: nonempty(&q.art).unwrap_or_default(),
+        lines,
+        next,
+    })
 }
 
 #[cfg(test)]

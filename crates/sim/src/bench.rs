@@ -36,6 +36,9 @@ pub struct BenchOptions {
     pub licence_apps: usize,
     /// Devices for the ADE sync (0: skip).
     pub ade_devices: usize,
+    /// Requests per web-console page (overview, device list, device page) at
+    /// `reconcile_devices` (0: skip).
+    pub page_requests: usize,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -649,6 +652,9 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             percentile(&lat, 0.5),
             percentile(&lat, 0.99)
         );
+        if opts.page_requests > 0 {
+            console_pages(&srv, &sid, &cid, n, opts.page_requests).await?;
+        }
     }
 
     // 2. Fan-out to `fanout_devices` and a 30-device class rollout, pushed to a local APNs server.
@@ -722,6 +728,120 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             println!("push throughput: {} pushes in {:.2} s = {:.0} pushes/s over HTTP/2 to the local APNs server", fan.len(), secs, fan.len() as f64 / secs);
         }
         drop(pki);
+    }
+    Ok(())
+}
+
+/// The web console as a browser uses it, at `n` devices: logs in through the form (its
+/// cookie and token), then times the overview, the device list (a school's first page,
+/// a class, a search, a later page) and device pages, each rendered in full.
+async fn console_pages(
+    srv: &Server,
+    sid: &str,
+    cid: &str,
+    n: usize,
+    requests: usize,
+) -> anyhow::Result<()> {
+    let password = "bench console password";
+    srv.post(
+        "/api/v1/users",
+        json!({"name": "Bench admin", "email": "bench@console.example", "role": "district_admin", "password": password}),
+    )
+    .await?;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let cookie_of = |res: &reqwest::Response, name: &str| -> Option<String> {
+        res.headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.split(';').next())
+            .map(str::to_owned)
+    };
+    let page = client.get(format!("{}/login", srv.base)).send().await?;
+    let pre = cookie_of(&page, "tafel_login").context("no log-in cookie")?;
+    let html = page.text().await?;
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .context("no log-in token")?
+        .to_owned();
+    let res = client
+        .post(format!("{}/login", srv.base))
+        .header(reqwest::header::COOKIE, format!("tafel_login={pre}"))
+        .form(&[
+            ("email", "bench@console.example"),
+            ("password", password),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await?;
+    let session = cookie_of(&res, "tafel_session").context("log-in refused")?;
+    // A device to open, and the cursor of a later page of the school.
+    let first = client
+        .get(format!(
+            "{}/api/v1/devices?school_id={sid}&limit=500",
+            srv.base
+        ))
+        .bearer_auth(&srv.token)
+        .send()
+        .await?
+        .json::<serde_json::Value>()
+        .await?;
+    let udids: Vec<String> = first["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d["udid"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let later = first["next_cursor"].as_str().unwrap_or_default().to_owned();
+    anyhow::ensure!(!udids.is_empty(), "no devices to open");
+    let pages: [(&str, Box<dyn Fn(usize) -> String>); 3] = [
+        ("overview", Box::new(|_| "/admin".to_owned())),
+        (
+            "device list",
+            Box::new(move |i| match i % 4 {
+                0 => format!("/admin/geraete?schule={sid}"),
+                1 => format!("/admin/geraete?schule={sid}&klasse={cid}"),
+                2 => "/admin/geraete?q=iPad+0004".to_owned(),
+                _ => format!("/admin/geraete?schule={sid}&weiter={later}"),
+            }),
+        ),
+        (
+            "device page",
+            Box::new(move |i| format!("/admin/geraete/{}", udids[i % udids.len()])),
+        ),
+    ];
+    for (name, path) in pages {
+        let mut lat = Vec::with_capacity(requests);
+        for i in 0..requests {
+            let url = format!("{}{}", srv.base, path(i));
+            let t = Instant::now();
+            let res = client
+                .get(&url)
+                .header(reqwest::header::COOKIE, format!("tafel_session={session}"))
+                .send()
+                .await?;
+            anyhow::ensure!(res.status().is_success(), "GET {url}: {}", res.status());
+            let body = res.bytes().await?;
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            anyhow::ensure!(
+                body.len() > 500,
+                "GET {url}: a page of {} bytes",
+                body.len()
+            );
+        }
+        lat.sort_by(f64::total_cmp);
+        println!(
+            "console {name} at {n} devices: {requests} pages, p50 {:.1} ms, p99 {:.1} ms",
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99)
+        );
     }
     Ok(())
 }

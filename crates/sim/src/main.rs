@@ -50,6 +50,10 @@ struct BenchArgs {
     /// Devices for the ADE sync from a local device enrollment API (0: skip).
     #[arg(long, default_value_t = 10_000)]
     ade_devices: usize,
+    /// Requests per web-console page (overview, device list, device page) at
+    /// --reconcile-devices, logged in through the console's form (0: skip).
+    #[arg(long, default_value_t = 200)]
+    page_requests: usize,
 }
 
 #[derive(clap::Args)]
@@ -134,6 +138,7 @@ fn bench(a: BenchArgs) -> anyhow::Result<()> {
         licence_devices: a.licence_devices,
         licence_apps: a.licence_apps,
         ade_devices: a.ade_devices,
+        page_requests: a.page_requests,
     }))
 }
 
