@@ -388,7 +388,8 @@ fn attach_peer_certificate(conn: &dyn Any, ext: &mut actix_web::dev::Extensions)
 /// The headers every response carries: nothing is sniffed, framed, cached or sent as
 /// a referrer; HTML may load only from tafel itself (the API documentation page), and
 /// everything else nothing at all; HSTS when tafel serves TLS. A handler's own
-/// `Cache-Control` wins.
+/// `Cache-Control` wins, and so does its own `Content-Security-Policy` (the console's
+/// pages name what they load from tafel: its stylesheet and htmx).
 fn security_headers<B>(res: &mut ServiceResponse<B>) {
     use actix_web::http::header;
     let docs = res.request().path().starts_with("/api/v1/docs");
@@ -403,10 +404,12 @@ fn security_headers<B>(res: &mut ServiceResponse<B>) {
         "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
     };
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(csp),
-    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(csp),
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
