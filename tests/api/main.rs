@@ -11,6 +11,7 @@ mod browser;
 mod catalog_edits;
 mod certificates;
 mod cli;
+mod console_journeys;
 mod device_trust;
 mod device_truth;
 mod editing;
