@@ -229,8 +229,14 @@ new-submit = Anfragen
 
 ready-title = Bereit für die Stunde?
 ready-summary = { $ready } von { $devices } bereit
-ready-installing = { $n } laden noch
-ready-pending = { $n } warten
+ready-installing = { $n ->
+    [one] 1 lädt noch
+   *[other] { $n } laden noch
+}
+ready-pending = { $n ->
+    [one] 1 wartet
+   *[other] { $n } warten
+}
 ready-failed = { $n ->
     [one] 1 mit Fehler
    *[other] { $n } mit Fehler

@@ -1160,31 +1160,84 @@ struct AssignmentsPage {
     list: Vec<AssignmentLine>,
 }
 
-/// How a stored schedule reads: "immer", or its windows ("Di 2-3").
+/// How a stored schedule reads: "immer", or its windows: weekly ones as timetables
+/// write them ("Di 2-3", "Di 08:00–09:30"), one-off ones with their date
+/// ("Mi, 09.12.2026, 08:50–10:40"), ranges from–to.
 fn schedule_words(t: Tr, stored: &str) -> String {
-    let v: serde_json::Value = serde_json::from_str(stored).unwrap_or_default();
-    match v.get("kind").and_then(|k| k.as_str()) {
-        Some("windows") => {
-            let weekly: Vec<String> = v
-                .get("weekly")
-                .and_then(|w| w.as_array())
-                .map(|a| {
-                    a.iter()
-                        .map(|w| match w {
-                            serde_json::Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            if weekly.is_empty() {
-                t.t("schedule-windows")
-            } else {
-                weekly.join(", ")
-            }
-        }
-        _ => t.t("schedule-always"),
+    use serde_json::Value;
+    let v: Value = serde_json::from_str(stored).unwrap_or_default();
+    if v.get("kind").and_then(Value::as_str) != Some("windows") {
+        return t.t("schedule-always");
     }
+    let text = |w: &Value, k: &str| w.get(k).and_then(Value::as_str).map(str::to_owned);
+    // The hours of a window: the school's periods, or clock times; none is the whole day.
+    let hours = |w: &Value| {
+        text(w, "periods").or_else(|| match (text(w, "start"), text(w, "end")) {
+            (Some(s), Some(e)) => Some(format!("{s}–{e}")),
+            _ => None,
+        })
+    };
+    let list = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let date = |w: &Value, k: &str| {
+        text(w, k).map(
+            |d| match chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d") {
+                Ok(d) => t.date(d),
+                Err(_) => d,
+            },
+        )
+    };
+    let mut out: Vec<String> = vec![];
+    for w in list("weekly") {
+        out.push(match &w {
+            Value::String(s) => s.clone(),
+            w => {
+                let raw = text(w, "weekday").unwrap_or_default();
+                let day = weekday_of(&raw).map_or(raw, |d| t.weekday_short(d).to_owned());
+                match hours(w) {
+                    Some(h) => format!("{day} {h}"),
+                    None => day,
+                }
+            }
+        });
+    }
+    for w in list("dates") {
+        let day = date(&w, "date").unwrap_or_default();
+        out.push(match hours(&w) {
+            Some(h) => format!("{day}, {h}"),
+            None => day,
+        });
+    }
+    for w in list("ranges") {
+        let (from, to) = (date(&w, "from"), date(&w, "to"));
+        out.push(format!(
+            "{}–{}",
+            from.unwrap_or_default(),
+            to.unwrap_or_default()
+        ));
+    }
+    if out.is_empty() {
+        t.t("schedule-windows")
+    } else {
+        out.join("; ")
+    }
+}
+
+/// A weekday as stored schedules write it (`tue`, `tuesday`; German `di` too).
+fn weekday_of(code: &str) -> Option<chrono::Weekday> {
+    use chrono::Weekday::*;
+    const DAYS: [chrono::Weekday; 7] = [Mon, Tue, Wed, Thu, Fri, Sat, Sun];
+    const EN: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    const DE: [&str; 7] = ["mo", "di", "mi", "do", "fr", "sa", "so"];
+    let c = code.trim().to_lowercase();
+    EN.iter()
+        .position(|d| c.starts_with(d))
+        .or_else(|| DE.iter().position(|d| c == *d))
+        .map(|i| DAYS[i])
 }
 
 /// `GET /admin/zuweisungen`: the assignments of the admin's scope.
@@ -1617,6 +1670,27 @@ mod tests {
             vec!["Mo 1", "Di 2-4", "Fr 1", "Fr 3"]
         );
         assert!(weekly_windows(&[], &periods).is_empty());
+    }
+
+    #[test]
+    fn schedules_read_as_timetables_write_them() {
+        let de = Tr {
+            lang: super::super::i18n::Lang::De,
+        };
+        let en = Tr {
+            lang: super::super::i18n::Lang::En,
+        };
+        let weekly = r#"{"kind":"windows","timezone":"Europe/Berlin","weekly":[{"weekday":"tue","periods":"2-3"},{"weekday":"thu","start":"08:00","end":"09:30"}],"lead_minutes":0,"after":"remove","exclude_holidays":true}"#;
+        assert_eq!(schedule_words(de, weekly), "Di 2-3; Do 08:00–09:30");
+        assert_eq!(schedule_words(en, weekly), "Tue 2-3; Thu 08:00–09:30");
+        let lesson =
+            r#"{"kind":"windows","dates":[{"date":"2026-12-09","start":"08:50","end":"10:40"}]}"#;
+        assert_eq!(schedule_words(de, lesson), "Mi, 09.12.2026, 08:50–10:40");
+        assert_eq!(schedule_words(de, r#"{"kind":"always"}"#), "immer");
+        assert_eq!(
+            schedule_words(de, r#"{"kind":"windows"}"#),
+            "zu bestimmten Zeiten"
+        );
     }
 
     #[test]

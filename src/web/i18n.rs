@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use chrono::{Datelike, NaiveDate, NaiveDateTime};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, Weekday};
 use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 
@@ -136,13 +136,24 @@ impl Tr {
 
     /// `Di, 08.12.2026` (German) or `Tue, 08 Dec 2026` (English).
     pub fn date(&self, d: NaiveDate) -> String {
-        let wd = d.weekday().num_days_from_monday() as usize;
         match self.lang {
-            Lang::De => {
-                const DAYS: [&str; 7] = ["Mo", "Di", "Mi", "Do", "Fr", "Sa", "So"];
-                format!("{}, {}", DAYS[wd], d.format("%d.%m.%Y"))
-            }
+            Lang::De => format!(
+                "{}, {}",
+                self.weekday_short(d.weekday()),
+                d.format("%d.%m.%Y")
+            ),
             Lang::En => d.format("%a, %d %b %Y").to_string(),
+        }
+    }
+
+    /// The weekday as timetables write it: `Di` (German) or `Tue` (English).
+    pub fn weekday_short(&self, day: Weekday) -> &'static str {
+        const DE: [&str; 7] = ["Mo", "Di", "Mi", "Do", "Fr", "Sa", "So"];
+        const EN: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+        let i = day.num_days_from_monday() as usize;
+        match self.lang {
+            Lang::De => DE[i],
+            Lang::En => EN[i],
         }
     }
 
@@ -257,6 +268,10 @@ mod tests {
         assert_eq!(en.date(d), "Tue, 08 Dec 2026");
         assert_eq!(de.n("devices-count", 1), "1 Gerät");
         assert_eq!(de.n("devices-count", 3), "3 Geräte");
+        assert_eq!(de.n("ready-installing", 1), "1 lädt noch");
+        assert_eq!(de.n("ready-installing", 27), "27 laden noch");
+        assert_eq!(de.n("ready-pending", 1), "1 wartet");
+        assert_eq!(de.n("ready-pending", 3), "3 warten");
     }
 
     #[test]

@@ -120,7 +120,7 @@ impl FromRequest for Viewer {
             .map(|p| p.as_str().to_owned())
             .unwrap_or_else(|| "/".into());
         Box::pin(async move {
-            let state = state.ok_or_else(|| WebError::Internal(tr))?;
+            let state = state.ok_or(WebError::Internal(tr))?;
             let login = || WebError::Login { next: next.clone() };
             let secret = secret.filter(|s| !s.is_empty()).ok_or_else(login)?;
             let s = secret.clone();

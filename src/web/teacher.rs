@@ -392,9 +392,7 @@ async fn request_page(
     let views = crate::api::lessons::present(&state, vec![r])
         .await
         .or_page(t)?;
-    let line = request_lines(t, views)
-        .pop()
-        .ok_or_else(|| WebError::Internal(t))?;
+    let line = request_lines(t, views).pop().ok_or(WebError::Internal(t))?;
     let ready = crate::api::lessons::readiness_as(&state, &v.p, id.clone())
         .await
         .or_page(t)?;
