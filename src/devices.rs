@@ -291,44 +291,47 @@ pub struct Figures {
 
 /// The overview's [`Figures`] for `scope` at `now`: online means seen in the last 24
 /// hours; the week and month are 7 and 30 days back. Each figure is the number the
-/// device list shows with the same filter.
+/// device list shows with the same filter. Each is counted over every device of the
+/// scope (an index on place and last contact answers it alone) less the retired ones
+/// (few, found by their status), which is faster than one pass over the rows.
 pub fn figures(
     conn: &mut DbConn,
     scope: ListScope<'_>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> QueryResult<Figures> {
-    use crate::db::schema::command_queue;
-    use diesel::dsl::{case_when, count_star, sum};
-    use diesel::sql_types::Integer;
-    let (one, zero) = (1i32.into_sql::<Integer>(), 0i32.into_sql::<Integer>());
     let day = (now - chrono::Duration::hours(24)).naive_utc();
-    let week = (now - chrono::Duration::days(7)).naive_utc();
+    let week = now - chrono::Duration::days(7);
     let month = (now - chrono::Duration::days(30)).naive_utc();
-    let failed = command_queue::table
-        .filter(command_queue::status.eq(crate::queue::QueueState::Error))
-        .filter(command_queue::answered_at.ge(week))
-        .select(command_queue::device_id);
-    let (total, online, unseen_week, unseen_month, failing): (
-        i64,
-        Option<i64>,
-        Option<i64>,
-        Option<i64>,
-        Option<i64>,
-    ) = filtered(scope, &DeviceFilter::default())
-        .select((
-            count_star(),
-            sum(case_when(devices::last_seen_at.gt(day), one).otherwise(zero)),
-            sum(case_when(devices::last_seen_at.lt(week), one).otherwise(zero)),
-            sum(case_when(devices::last_seen_at.lt(month), one).otherwise(zero)),
-            sum(case_when(devices::id.eq_any(failed), one).otherwise(zero)),
-        ))
-        .get_result(conn)?;
+    let retired = crate::enrollment::EnrollmentStatus::Retired;
+    // Every device of the scope, and the retired ones among them, under one condition.
+    let mut count = |seen: Option<(bool, chrono::NaiveDateTime)>| -> QueryResult<i64> {
+        let narrow = |q: Boxed<'static>| match seen {
+            None => q,
+            Some((true, t)) => q.filter(devices::last_seen_at.gt(t)),
+            Some((false, t)) => q.filter(devices::last_seen_at.lt(t)),
+        };
+        let all: i64 = narrow(scoped(devices::table.into_boxed(), scope))
+            .count()
+            .get_result(conn)?;
+        let gone: i64 = narrow(scoped(devices::table.into_boxed(), scope))
+            .filter(devices::enrollment_status.eq(retired))
+            .count()
+            .get_result(conn)?;
+        Ok(all - gone)
+    };
     Ok(Figures {
-        total,
-        online: online.unwrap_or(0),
-        unseen_week: unseen_week.unwrap_or(0),
-        unseen_month: unseen_month.unwrap_or(0),
-        failing: failing.unwrap_or(0),
+        total: count(None)?,
+        online: count(Some((true, day)))?,
+        unseen_week: count(Some((false, week.naive_utc())))?,
+        unseen_month: count(Some((false, month)))?,
+        failing: self::count(
+            conn,
+            scope,
+            &DeviceFilter {
+                failed_since: Some(week),
+                ..Default::default()
+            },
+        )?,
     })
 }
 

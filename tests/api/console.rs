@@ -436,3 +436,92 @@ async fn english_on_request_and_nothing_of_the_console_on_the_device_listener() 
         404
     );
 }
+
+/// The figures of the overview (value, link) in the order shown.
+fn figures(html: &str) -> Vec<(i64, String)> {
+    html.split("<li class=\"figure")
+        .skip(1)
+        .map(|li| {
+            let href = li
+                .split("href=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            let value = li
+                .split("<span class=\"value\">")
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap();
+            (value.parse().unwrap(), href.replace("&amp;", "&"))
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn every_figure_of_the_overview_is_the_list_it_links_to() {
+    use diesel::prelude::*;
+    use tafel::db::schema::{command_queue, devices};
+    let app = TestApp::spawn().await;
+    let (tenant, school_id) = school(&app, "figures").await;
+    user(&app, "sl@figures.de", "school_admin", Some(&school_id)).await;
+    let now = chrono::Utc::now().naive_utc();
+    let ago = |days: i64| now - chrono::Duration::days(days);
+    let mut udids = vec![];
+    // Seen now, 10 days ago, 40 days ago, retired (seen now), and one of another school.
+    for (n, seen) in [(1, ago(0)), (2, ago(10)), (3, ago(40)), (4, ago(0))] {
+        let d = app.device(5100 + n);
+        d.authenticate().await.unwrap();
+        app.place_device(d.udid.as_str(), &tenant, &school_id);
+        app.set_device_times(d.udid.as_str(), seen);
+        udids.push(d.udid.to_string());
+    }
+    let elsewhere = app.device(5200);
+    elsewhere.authenticate().await.unwrap();
+    let (_, retired) = app.delete(&format!("/api/v1/devices/{}", udids[3])).await;
+    assert!(retired.is_null(), "{retired}");
+    // One failed command on the device seen 10 days ago, answered yesterday.
+    let (status, q) = app
+        .post(
+            "/api/v1/commands",
+            json!({"udids": [udids[1]], "request_type": "DeviceInformation"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{q}");
+    {
+        let mut conn = app.state.db.get().unwrap();
+        let id: String = devices::table
+            .filter(devices::udid.eq(&udids[1]))
+            .select(devices::id)
+            .first(&mut *conn)
+            .unwrap();
+        let n = diesel::update(command_queue::table.filter(command_queue::device_id.eq(id)))
+            .set((
+                command_queue::status.eq("error"),
+                command_queue::answered_at.eq(Some(ago(1))),
+            ))
+            .execute(&mut *conn)
+            .unwrap();
+        assert!(n >= 1);
+    }
+
+    let s = login(&app.base, "sl@figures.de", PASSWORD).await.unwrap();
+    let (status, html) = s.get("/admin").await;
+    assert_eq!(status, 200, "{html}");
+    let shown = figures(&html);
+    let values: Vec<i64> = shown.iter().map(|(v, _)| *v).collect();
+    // Devices, seen in 24 h, not seen 7 days, not seen 30 days, failing, open requests.
+    assert_eq!(values, vec![3, 1, 2, 1, 1, 0], "{shown:?}");
+    for (value, href) in shown.iter().take(5) {
+        let (status, list) = s.get(href).await;
+        assert_eq!(status, 200, "{href}: {list}");
+        let rows = list.matches("<tr><td><a href=\"/admin/geraete/").count() as i64;
+        assert_eq!(
+            rows, *value,
+            "{href} lists {rows}, the overview says {value}"
+        );
+    }
+}

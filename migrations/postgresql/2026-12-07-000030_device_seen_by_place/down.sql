@@ -1,0 +1,2 @@
+DROP INDEX devices_tenant_seen;
+DROP INDEX devices_school_seen;
