@@ -259,3 +259,5 @@ audit-what = Was
 audit-object = Objekt
 audit-where = Wo
 audit-details = Einzelheiten
+nav-catalog = Katalog
+nav-users = Benutzer

@@ -253,3 +253,5 @@ audit-what = What
 audit-object = Object
 audit-where = Where
 audit-details = Details
+nav-catalog = Catalog
+nav-users = Users

@@ -57,8 +57,17 @@ impl Lang {
     }
 }
 
-const DE: &str = include_str!("../../locales/de/console.ftl");
-const EN: &str = include_str!("../../locales/en/console.ftl");
+/// The message files of each language, one per area of the console.
+const DE: [&str; 3] = [
+    include_str!("../../locales/de/console.ftl"),
+    include_str!("../../locales/de/catalog.ftl"),
+    include_str!("../../locales/de/people.ftl"),
+];
+const EN: [&str; 3] = [
+    include_str!("../../locales/en/console.ftl"),
+    include_str!("../../locales/en/catalog.ftl"),
+    include_str!("../../locales/en/people.ftl"),
+];
 
 type Bundle = FluentBundle<FluentResource>;
 
@@ -71,23 +80,25 @@ fn bundle(lang: Lang) -> &'static Bundle {
     }
 }
 
-fn build(lang: Lang, source: &str) -> Bundle {
+fn build(lang: Lang, sources: [&str; 3]) -> Bundle {
     let tag = match lang {
         Lang::De => "de-DE",
         Lang::En => "en-GB",
     };
     let id: unic_langid::LanguageIdentifier = tag.parse().unwrap_or_default();
-    // The files are compiled in and checked by a test: an error here is a build defect,
-    // and the bundle keeps what parsed.
-    let resource = FluentResource::try_new(source.to_owned()).unwrap_or_else(|(r, errors)| {
-        tracing::error!(?errors, lang = lang.code(), "console messages do not parse");
-        r
-    });
     let mut b = FluentBundle::new_concurrent(vec![id]);
     // No Unicode isolation marks around values: the pages are HTML, not mixed-direction text.
     b.set_use_isolating(false);
-    if let Err(errors) = b.add_resource(resource) {
-        tracing::error!(?errors, lang = lang.code(), "console messages clash");
+    for source in sources {
+        // The files are compiled in and checked by a test: an error here is a build
+        // defect, and the bundle keeps what parsed.
+        let resource = FluentResource::try_new(source.to_owned()).unwrap_or_else(|(r, errors)| {
+            tracing::error!(?errors, lang = lang.code(), "console messages do not parse");
+            r
+        });
+        if let Err(errors) = b.add_resource(resource) {
+            tracing::error!(?errors, lang = lang.code(), "console messages clash");
+        }
     }
     b
 }
@@ -252,8 +263,17 @@ mod tests {
 
     #[test]
     fn message_files_parse_without_errors() {
-        for src in [DE, EN] {
-            assert!(FluentResource::try_new(src.to_owned()).is_ok());
+        for src in DE.iter().chain(EN.iter()) {
+            assert!(FluentResource::try_new((*src).to_owned()).is_ok());
+        }
+        // No message defined twice (a clash keeps the first and hides the second).
+        for sources in [DE, EN] {
+            let mut b =
+                FluentBundle::new_concurrent(vec![unic_langid::LanguageIdentifier::default()]);
+            for src in sources {
+                let r = FluentResource::try_new(src.to_owned()).unwrap();
+                assert!(b.add_resource(r).is_ok(), "a message id is defined twice");
+            }
         }
     }
 

@@ -10,7 +10,9 @@
 //! functions as the API; the session is a login token in a cookie ([`session`]).
 
 pub mod admin;
+pub mod catalog;
 pub mod i18n;
+pub mod people;
 pub mod session;
 pub mod teacher;
 
@@ -66,7 +68,12 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .route("/logout", web::post().to(logout))
     .route("/sprache", web::get().to(switch_language))
     .route("/static/{file}", web::get().to(asset))
-    .service(web::scope("/admin").configure(admin::config))
+    .service(
+        web::scope("/admin")
+            .configure(admin::config)
+            .configure(catalog::config)
+            .configure(people::config),
+    )
     .service(web::scope("/unterricht").configure(teacher::config));
 }
 
@@ -296,6 +303,8 @@ impl Chrome {
                 ("/admin/schulen", "nav-schools"),
                 ("/admin/antraege", "nav-requests"),
                 ("/admin/zuweisungen", "nav-assignments"),
+                ("/admin/katalog", "nav-catalog"),
+                ("/admin/benutzer", "nav-users"),
                 ("/admin/protokoll", "nav-audit"),
             ]
         };

@@ -1,0 +1,1 @@
+# Catalog pages (apps, profiles).

@@ -1,0 +1,1 @@
+# People and organisation pages (users, authorities, schools, classes, carts).
