@@ -261,3 +261,38 @@ audit-where = Wo
 audit-details = Einzelheiten
 nav-catalog = Katalog
 nav-users = Benutzer
+nav-apple = Apple-Dienste
+apple-title = Apple-Dienste
+apple-show = Anzeigen
+apple-push = Push-Zertifikat
+apple-topic = Thema (Topic)
+apple-days-left = { $n ->
+    [one] noch 1 Tag
+   *[other] noch { $n } Tage
+}
+apple-no-push = Dieser Schulträger hat noch kein Push-Zertifikat: ohne es kann sich kein iPad einschreiben.
+apple-push-upload = Push-Zertifikat hochladen oder erneuern
+apple-cert-pem = Zertifikat aus dem Apple Push Certificates Portal (PEM)
+apple-key-pem = Privater Schlüssel (PEM, unverschlüsselt)
+apple-force = Anderes Thema ersetzen (eingeschriebene iPads müssen sich neu einschreiben)
+apple-save = Speichern
+apple-content = Apps und Bücher (Inhalts-Token)
+apple-no-content = Noch kein Inhalts-Token.
+apple-content-upload = Inhalts-Token hochladen
+apple-token-file = Inhalt der Token-Datei aus Apple School Manager
+apple-location = Standort
+apple-licences = Lizenzen
+apple-no-licences = Keine Lizenzen.
+apple-blocked = { $n ->
+    [one] 1 iPad wartet auf eine Lizenz.
+   *[other] { $n } iPads warten auf eine Lizenz.
+}
+apple-owned = gekauft
+apple-assigned = vergeben
+apple-available = frei
+apple-needed = benötigt
+apple-missing = fehlen
+col-app = App
+content-active = aktiv
+content-taken-over = von einem anderen Server übernommen
+content-failed = Fehler

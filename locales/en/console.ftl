@@ -255,3 +255,38 @@ audit-where = Where
 audit-details = Details
 nav-catalog = Catalog
 nav-users = Users
+nav-apple = Apple services
+apple-title = Apple services
+apple-show = Show
+apple-push = Push certificate
+apple-topic = Topic
+apple-days-left = { $n ->
+    [one] 1 day left
+   *[other] { $n } days left
+}
+apple-no-push = This authority has no push certificate yet: without it no iPad can enroll.
+apple-push-upload = Upload or renew the push certificate
+apple-cert-pem = Certificate from Apple's Push Certificates Portal (PEM)
+apple-key-pem = Private key (PEM, unencrypted)
+apple-force = Replace another topic (enrolled iPads must enroll again)
+apple-save = Save
+apple-content = Apps and Books (content tokens)
+apple-no-content = No content token yet.
+apple-content-upload = Upload a content token
+apple-token-file = Content of the token file from Apple School Manager
+apple-location = Location
+apple-licences = Licences
+apple-no-licences = No licences.
+apple-blocked = { $n ->
+    [one] 1 iPad waits for a licence.
+   *[other] { $n } iPads wait for a licence.
+}
+apple-owned = owned
+apple-assigned = assigned
+apple-available = free
+apple-needed = needed
+apple-missing = missing
+col-app = App
+content-active = active
+content-taken-over = taken over by another server
+content-failed = error

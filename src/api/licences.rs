@@ -78,20 +78,29 @@ async fn upload(
     path: web::Path<String>,
     body: web::Json<TokenUpload>,
 ) -> ApiResult<HttpResponse> {
-    let tenant = path.into_inner();
-    authz::require(&caller.0, Action::ManageTenant, Place::tenant(&tenant))?;
+    let info = upload_as(&state, &caller.0, path.into_inner(), &body.token_file).await?;
+    Ok(HttpResponse::Created().json(info))
+}
+
+/// Stores (and claims) an Apps and Books content token for `caller` under the API's rules.
+pub(crate) async fn upload_as(
+    state: &AppState,
+    caller: &crate::accounts::Principal,
+    tenant: String,
+    token_file: &str,
+) -> ApiResult<licences::TokenInfo> {
+    authz::require(caller, Action::ManageTenant, Place::tenant(&tenant))?;
     let t = tenant.clone();
     state
         .db
         .run(move |conn| crate::org::tenant(conn, &t).map_err(ApiError::from))
         .await?
         .ok_or_else(|| ApiError::not_found("no such school authority"))?;
-    let info = state
+    state
         .licences
-        .upload(&tenant, &body.token_file, &caller.0.user_id)
+        .upload(&tenant, token_file, &caller.user_id)
         .await
-        .map_err(ApiError::from)?;
-    Ok(HttpResponse::Created().json(info))
+        .map_err(ApiError::from)
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/vpp-tokens", tag = "licences", operation_id = "list_vpp_tokens",
@@ -103,12 +112,7 @@ async fn list(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let tenant = path.into_inner();
-    authz::require(&caller.0, Action::ManageTenant, Place::tenant(&tenant))?;
-    let tokens = state
-        .db
-        .run(move |conn| Licences::tokens(conn, Some(&tenant)).map_err(ApiError::from))
-        .await?;
+    let tokens = tokens_as(&state, &caller.0, path.into_inner()).await?;
     let now = crate::db::now();
     let items = tokens
         .into_iter()
@@ -123,13 +127,45 @@ async fn list(
     Ok(HttpResponse::Ok().json(TokenList { items }))
 }
 
+/// An authority's content tokens, for `caller` under the API's rules.
+pub(crate) async fn tokens_as(
+    state: &AppState,
+    caller: &crate::accounts::Principal,
+    tenant: String,
+) -> ApiResult<Vec<licences::TokenInfo>> {
+    authz::require(caller, Action::ManageTenant, Place::tenant(&tenant))?;
+    state
+        .db
+        .run(move |conn| Licences::tokens(conn, Some(&tenant)).map_err(ApiError::from))
+        .await
+}
+
 #[utoipa::path(get, path = "/api/v1/licences", tag = "licences", operation_id = "licence_counts",
     summary = "Per app and location: owned, assigned, available, needed, missing; devices blocked for lack of a licence; lessons in the coming week that would run short",
     responses((status = 200, description = "Counts and blocked devices", body = LicenceOverview)), security(("bearer" = [])))]
 async fn counts(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    super::authz::require_admin(&caller.0, "do not manage licences")?;
-    let tenant = (!super::authz::sees_district(&caller.0))
-        .then(|| caller.0.tenant_id.clone().unwrap_or_default());
+    let (items, blocked, shortfalls) = counts_as(&state, &caller.0).await?;
+    Ok(HttpResponse::Ok().json(LicenceOverview {
+        items,
+        blocked,
+        shortfalls,
+    }))
+}
+
+/// Licence counts per app and location in `caller`'s authority (district admins: all),
+/// devices waiting for a licence, and lessons of the coming week that would run short.
+#[allow(clippy::type_complexity)]
+pub(crate) async fn counts_as(
+    state: &AppState,
+    caller: &crate::accounts::Principal,
+) -> ApiResult<(
+    Vec<licences::LicenceCount>,
+    Vec<licences::Blocked>,
+    Vec<licences::Shortfall>,
+)> {
+    super::authz::require_admin(caller, "do not manage licences")?;
+    let tenant = (!super::authz::sees_district(caller))
+        .then(|| caller.tenant_id.clone().unwrap_or_default());
     let blocked = state.licences.blocked();
     let b = blocked.clone();
     let (items, shortfalls) = state
@@ -146,11 +182,7 @@ async fn counts(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpRes
             Ok((counts, short))
         })
         .await?;
-    Ok(HttpResponse::Ok().json(LicenceOverview {
-        items,
-        blocked,
-        shortfalls,
-    }))
+    Ok((items, blocked, shortfalls))
 }
 
 #[utoipa::path(post, path = "/api/v1/licences/sync", tag = "licences", operation_id = "licence_sync",

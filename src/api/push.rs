@@ -75,8 +75,18 @@ async fn upload(
     path: web::Path<String>,
     body: web::Json<Upload>,
 ) -> ApiResult<HttpResponse> {
-    let tenant_id = tenant_place(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
-    let u = body.into_inner();
+    let info = upload_as(&state, &caller, path.into_inner(), body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(info))
+}
+
+/// Stores (or renews) an authority's push certificate for `caller` under the API's rules.
+pub(crate) async fn upload_as(
+    state: &AppState,
+    caller: &Caller,
+    tenant: String,
+    u: Upload,
+) -> ApiResult<store::PushCertificateInfo> {
+    let tenant_id = tenant_place(state, caller, tenant, Action::ManageTenant).await?;
     let cert = match (&u.certificate_pem, &u.private_key_pem, &u.pkcs12_base64) {
         (Some(c), k, None) => {
             PushCertificate::from_pem(c.as_bytes(), k.as_deref().unwrap_or("").as_bytes())
@@ -127,7 +137,7 @@ async fn upload(
     if let Some(w) = &info.warning {
         tracing::warn!(tenant = %tenant_id, "{w}");
     }
-    Ok(HttpResponse::Ok().json(info))
+    Ok(info)
 }
 
 #[utoipa::path(
@@ -148,14 +158,24 @@ async fn status(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let tenant_id = tenant_place(&state, &caller, path.into_inner(), Action::View).await?;
-    let warn_days = state.push.warning_days();
-    let info = state
-        .db
-        .run(move |conn| store::status(conn, &tenant_id, warn_days).map_err(ApiError::from))
+    let info = status_as(&state, &caller, path.into_inner())
         .await?
         .ok_or_else(|| ApiError::not_found("this school authority has no push certificate yet"))?;
     Ok(HttpResponse::Ok().json(info))
+}
+
+/// An authority's push certificate (none yet: `None`), for `caller` under the API's rules.
+pub(crate) async fn status_as(
+    state: &AppState,
+    caller: &Caller,
+    tenant: String,
+) -> ApiResult<Option<store::PushCertificateInfo>> {
+    let tenant_id = tenant_place(state, caller, tenant, Action::View).await?;
+    let warn_days = state.push.warning_days();
+    state
+        .db
+        .run(move |conn| store::status(conn, &tenant_id, warn_days).map_err(ApiError::from))
+        .await
 }
 
 /// Body of `POST /devices/push`.

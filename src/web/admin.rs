@@ -55,7 +55,7 @@ async fn with_db<T: Send + 'static>(
 }
 
 /// The path and query of this request (for the language switch).
-fn here(req: &HttpRequest) -> String {
+pub fn here(req: &HttpRequest) -> String {
     req.uri()
         .path_and_query()
         .map(|p| p.as_str().to_owned())

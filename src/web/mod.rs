@@ -10,6 +10,7 @@
 //! functions as the API; the session is a login token in a cookie ([`session`]).
 
 pub mod admin;
+pub mod apple;
 pub mod catalog;
 pub mod i18n;
 pub mod people;
@@ -71,6 +72,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .service(
         web::scope("/admin")
             .configure(admin::config)
+            .configure(apple::config)
             .configure(catalog::config)
             .configure(people::config),
     )
@@ -305,6 +307,7 @@ impl Chrome {
                 ("/admin/zuweisungen", "nav-assignments"),
                 ("/admin/katalog", "nav-catalog"),
                 ("/admin/benutzer", "nav-users"),
+                ("/admin/apple", "nav-apple"),
                 ("/admin/protokoll", "nav-audit"),
             ]
         };

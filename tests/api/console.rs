@@ -525,3 +525,70 @@ async fn every_figure_of_the_overview_is_the_list_it_links_to() {
         );
     }
 }
+
+#[actix_web::test]
+async fn an_authority_admin_uploads_the_push_certificate_in_the_console() {
+    let app = TestApp::spawn().await;
+    let (status, t) = app
+        .post(
+            "/api/v1/tenants",
+            json!({"name": "Amt Trave-Land", "slug": "trave"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{t}");
+    let tenant = t["id"].as_str().unwrap().to_owned();
+    let (status, u) = app
+        .post(
+            "/api/v1/users",
+            json!({"name": "Amt", "email": "amt@trave.de", "role": "authority_admin", "tenant_id": tenant, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 201, "{u}");
+    let s = login(&app.base, "amt@trave.de", PASSWORD).await.unwrap();
+    let (status, html) = s.get("/admin/apple").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("noch kein Push-Zertifikat"), "{html}");
+
+    // A key that is not the certificate's: refused, nothing stored.
+    let topic = "com.apple.mgmt.External.trave";
+    let pki = tafel_sim::apns::SimPki::generate(topic).unwrap();
+    let other = tafel_sim::apns::SimPki::generate(topic).unwrap();
+    let cert = String::from_utf8(pki.push.cert.to_pem().unwrap()).unwrap();
+    let key = |k: &openssl::pkey::PKey<openssl::pkey::Private>| {
+        String::from_utf8(k.private_key_to_pem_pkcs8().unwrap()).unwrap()
+    };
+    let path = format!("/admin/apple/{tenant}/push");
+    let (status, _, html) = s
+        .post(
+            &path,
+            &[
+                ("csrf", &s.csrf),
+                ("certificate_pem", &cert),
+                ("private_key_pem", &key(&other.push.key)),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{html}");
+    assert_eq!(app.count("push_certificates"), 0);
+    let (status, h, html) = s
+        .post(
+            &path,
+            &[
+                ("csrf", &s.csrf),
+                ("certificate_pem", &cert),
+                ("private_key_pem", &key(&pki.push.key)),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "{html}");
+    assert_eq!(h[LOCATION], format!("/admin/apple?schultraeger={tenant}"));
+    let (_, html) = s.get("/admin/apple").await;
+    assert!(html.contains(topic), "{html}");
+    let (status, info) = app
+        .get(&format!("/api/v1/tenants/{tenant}/push-certificate"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(info["topic"], topic);
+    let (_, audit) = app.get("/api/v1/audit?object_type=push_certificate").await;
+    assert!(!audit["items"].as_array().unwrap().is_empty(), "{audit}");
+}

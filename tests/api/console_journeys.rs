@@ -937,3 +937,28 @@ fn the_host_check_finds_other_hosts_and_lets_namespace_names_pass() {
         assert!(caught.is_err(), "not found: {bad}");
     }
 }
+
+#[actix_web::test]
+async fn the_audit_log_and_apples_services_pass_the_same_checks() {
+    let Some(b) = browser_or_skip().await else {
+        return;
+    };
+    let w = world(1).await;
+    let app = &w.app;
+    log_in(&b, app, ADMIN, "/admin").await;
+    b.goto(&app.url("/admin/protokoll")).await;
+    b.wait_for("#audit-list", PAGE_WAIT).await;
+    check_page(&b, app, "audit log").await;
+    // Filtered by action: only approvals' and creations' rows, still a table or the
+    // empty message.
+    b.goto(&app.url("/admin/protokoll?aktion=create")).await;
+    let rows = b.find_all("#audit-list tbody tr").await;
+    assert!(!rows.is_empty(), "the setup created things");
+    for r in rows {
+        assert!(r.text().await.contains("create"));
+    }
+    b.goto(&app.url("/admin/apple")).await;
+    b.wait_for("#push-h", PAGE_WAIT).await;
+    check_page(&b, app, "Apple services").await;
+    b.close().await;
+}

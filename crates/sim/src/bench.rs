@@ -801,7 +801,9 @@ async fn console_pages(
         .unwrap_or_default();
     let later = first["next_cursor"].as_str().unwrap_or_default().to_owned();
     anyhow::ensure!(!udids.is_empty(), "no devices to open");
-    let pages: [(&str, Box<dyn Fn(usize) -> String>); 3] = [
+    /// A page's name and its path for the i-th request.
+    type Page<'a> = (&'a str, Box<dyn Fn(usize) -> String + 'a>);
+    let pages: [Page<'_>; 3] = [
         ("overview", Box::new(|_| "/admin".to_owned())),
         (
             "device list",

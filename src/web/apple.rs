@@ -1,0 +1,261 @@
+//! Apple's services for an authority: its push certificate (status and upload), its Apps
+//! and Books content tokens (status and upload) and the licence counts.
+
+use actix_web::{web, HttpRequest};
+use askama::Template;
+use diesel::prelude::*;
+use serde::Deserialize;
+
+use super::admin::Choice;
+use super::i18n::{Tr, BERLIN};
+use super::session::Viewer;
+use super::{render, see_other, Chrome, OrPage, PageResult, WebError};
+use crate::api::auth::Caller;
+use crate::api::authz::{self, Action, Place};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Routes under `/admin`.
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.route("/apple", web::get().to(page))
+        .route("/apple/{tenant}/push", web::post().to(upload_push))
+        .route("/apple/{tenant}/inhalte", web::post().to(upload_vpp));
+}
+
+/// A row of facts about a certificate or token.
+pub struct TokenLine {
+    /// What (topic, location).
+    pub name: String,
+    /// Ends.
+    pub ends: String,
+    /// Days left.
+    pub days: i64,
+    /// State, or what to do.
+    pub note: String,
+}
+
+/// Licences of an app at a location.
+pub struct LicenceLine {
+    /// App (name, or App Store id).
+    pub app: String,
+    /// Location.
+    pub location: String,
+    /// Owned, assigned, available, needed, missing.
+    pub counts: [i64; 5],
+    /// Licences are missing.
+    pub short: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/apple.html")]
+struct ApplePage {
+    t: Tr,
+    chrome: Option<Chrome>,
+    csrf: String,
+    tenants: Vec<Choice>,
+    tenant: Option<String>,
+    may_manage: bool,
+    push: Option<TokenLine>,
+    content: Vec<TokenLine>,
+    licences: Vec<LicenceLine>,
+    blocked: usize,
+}
+
+#[derive(Deserialize)]
+struct TenantQuery {
+    schultraeger: Option<String>,
+}
+
+/// `GET /admin/apple?schultraeger=…`: an authority's push certificate, content tokens and
+/// licences (authority admins: theirs; district admins choose).
+async fn page(
+    req: HttpRequest,
+    v: Viewer,
+    state: web::Data<AppState>,
+    q: web::Query<TenantQuery>,
+) -> PageResult {
+    authz::require_admin(&v.p, "do not manage Apple's services").or_page(v.tr)?;
+    let t = v.tr;
+    let p = v.p.clone();
+    let all = state
+        .db
+        .run(move |conn| crate::org::list_tenants(conn).map_err(ApiError::from))
+        .await
+        .or_page(t)?;
+    let visible: Vec<crate::org::Tenant> = all
+        .into_iter()
+        .filter(|x| authz::can_see(&p, Place::tenant(&x.id)))
+        .collect();
+    let chosen = q
+        .schultraeger
+        .clone()
+        .filter(|s| !s.is_empty())
+        .or_else(|| v.p.tenant_id.clone())
+        .or_else(|| visible.first().map(|x| x.id.clone()));
+    let caller = Caller(v.p.clone());
+    let (mut push, mut content, mut may_manage) = (None, vec![], false);
+    if let Some(id) = &chosen {
+        let now = crate::db::now();
+        let line = |name: String, ends: chrono::NaiveDateTime, note: String| TokenLine {
+            name,
+            ends: t.datetime(ends, BERLIN),
+            days: (ends - now).num_days(),
+            note,
+        };
+        push = crate::api::push::status_as(&state, &caller, id.clone())
+            .await
+            .or_page(t)?
+            .map(|i| {
+                line(
+                    i.topic.clone(),
+                    i.not_after,
+                    i.warning.clone().unwrap_or_default(),
+                )
+            });
+        may_manage = authz::require(&v.p, Action::ManageTenant, Place::tenant(id)).is_ok();
+        if may_manage {
+            content = crate::api::licences::tokens_as(&state, &v.p, id.clone())
+                .await
+                .or_page(t)?
+                .into_iter()
+                .map(|k| {
+                    let note = match &k.last_error {
+                        Some(e) => e.clone(),
+                        None => t.t(&format!(
+                            "content-{}",
+                            k.status.as_str().replace(['_', ' '], "-")
+                        )),
+                    };
+                    line(
+                        format!("{} ({})", k.location_name, k.org_name),
+                        k.expires_at,
+                        note,
+                    )
+                })
+                .collect();
+        }
+    }
+    let (counts, blocked, _) = crate::api::licences::counts_as(&state, &v.p)
+        .await
+        .or_page(t)?;
+    let adam: Vec<String> = counts.iter().map(|c| c.adam_id.clone()).collect();
+    let names: std::collections::HashMap<String, String> = state
+        .db
+        .run(move |conn| -> Result<_, ApiError> {
+            use crate::db::schema::apps;
+            let rows: Vec<(Option<String>, String)> = apps::table
+                .filter(apps::adam_id.eq_any(&adam))
+                .filter(apps::deleted_at.is_null())
+                .select((apps::adam_id, apps::name))
+                .load(conn)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(a, n)| a.map(|a| (a, n)))
+                .collect())
+        })
+        .await
+        .or_page(t)?;
+    let licences = counts
+        .into_iter()
+        .map(|c| LicenceLine {
+            short: c.missing > 0,
+            app: names
+                .get(&c.adam_id)
+                .cloned()
+                .unwrap_or_else(|| c.adam_id.clone()),
+            location: c.location,
+            counts: [
+                i64::from(c.owned),
+                i64::from(c.assigned),
+                i64::from(c.available),
+                c.needed as i64,
+                c.missing as i64,
+            ],
+        })
+        .collect();
+    render(&ApplePage {
+        t,
+        chrome: Some(Chrome::new(&v, "/admin/apple", &super::admin::here(&req))),
+        csrf: v.csrf.clone(),
+        tenants: visible
+            .into_iter()
+            .map(|x| Choice {
+                selected: chosen.as_deref() == Some(x.id.as_str()),
+                value: x.id,
+                label: x.name,
+            })
+            .collect(),
+        tenant: chosen,
+        may_manage,
+        push,
+        content,
+        licences,
+        blocked: blocked.len(),
+    })
+}
+
+#[derive(Deserialize)]
+struct PushForm {
+    csrf: String,
+    certificate_pem: String,
+    private_key_pem: String,
+    force: Option<String>,
+}
+
+/// `POST /admin/apple/{tenant}/push`: the certificate from Apple's Push Certificates
+/// Portal and its key, pasted as PEM.
+async fn upload_push(
+    v: Viewer,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<PushForm>,
+) -> PageResult {
+    v.check_csrf(&form.csrf)?;
+    let tenant = path.into_inner();
+    let f = form.into_inner();
+    let upload = crate::api::push::Upload {
+        certificate_pem: Some(f.certificate_pem),
+        private_key_pem: Some(f.private_key_pem),
+        pkcs12_base64: None,
+        password: String::new(),
+        force: f.force.is_some(),
+    };
+    crate::api::push::upload_as(&state, &Caller(v.p.clone()), tenant.clone(), upload)
+        .await
+        .or_page(v.tr)?;
+    see_other(&format!(
+        "/admin/apple?schultraeger={}",
+        super::url_encode(&tenant)
+    ))
+}
+
+#[derive(Deserialize)]
+struct ContentForm {
+    csrf: String,
+    token_file: String,
+}
+
+/// `POST /admin/apple/{tenant}/inhalte`: an Apps and Books content token (the file's
+/// text, pasted).
+async fn upload_vpp(
+    v: Viewer,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<ContentForm>,
+) -> PageResult {
+    v.check_csrf(&form.csrf)?;
+    let tenant = path.into_inner();
+    if form.token_file.trim().is_empty() {
+        return Err(WebError::Api(
+            v.tr,
+            ApiError::invalid_field("token_file", "paste the token file's content"),
+        ));
+    }
+    crate::api::licences::upload_as(&state, &v.p, tenant.clone(), form.token_file.trim())
+        .await
+        .or_page(v.tr)?;
+    see_other(&format!(
+        "/admin/apple?schultraeger={}",
+        super::url_encode(&tenant)
+    ))
+}
