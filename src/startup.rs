@@ -310,6 +310,7 @@ impl Application {
             _ = shutdown_signal() => {
                 tracing::info!("shutting down");
                 handle.stop(true).await;
+                self.state.notifier.stop().await;
                 Ok(())
             }
         }

@@ -96,8 +96,18 @@ async fn enqueue(
     state: web::Data<AppState>,
     body: web::Json<EnqueueRequest>,
 ) -> ApiResult<HttpResponse> {
+    let queued = enqueue_as(&state, caller, body.into_inner()).await?;
+    Ok(HttpResponse::Accepted().json(queued))
+}
+
+/// Queues a command for devices under the API's rules (the API's POST and the console's
+/// device actions); the devices are pushed once it is committed.
+pub(crate) async fn enqueue_as(
+    state: &AppState,
+    caller: Caller,
+    req: EnqueueRequest,
+) -> ApiResult<EnqueueResponse> {
     may_command(&caller)?;
-    let req = body.into_inner();
     if req.udids.is_empty() {
         return Err(ApiError::invalid_field("udids", "name at least one device"));
     }
@@ -127,7 +137,7 @@ async fn enqueue(
     let udids = req.udids;
     // ClearPasscode needs each iPad's own unlock token, which tafel keeps sealed.
     if req.request_type == "ClearPasscode" && req.fields.is_none() {
-        return clear_passcode(&state, caller, udids, opts).await;
+        return clear_passcode(state, caller, udids, opts).await;
     }
     let command = build_command(&req.request_type, req.fields.as_ref())?;
     let uuid = command.command_uuid.to_string();
@@ -150,11 +160,11 @@ async fn enqueue(
         .await?;
     // Committed: now wake the devices.
     state.push.notify(targets);
-    Ok(HttpResponse::Accepted().json(EnqueueResponse {
+    Ok(EnqueueResponse {
         command_uuids: vec![uuid.clone()],
         command_uuid: uuid,
         queued,
-    }))
+    })
 }
 
 /// ClearPasscode for each device with the unlock token it sent in its TokenUpdate
@@ -166,7 +176,7 @@ async fn clear_passcode(
     caller: Caller,
     udids: Vec<String>,
     opts: EnqueueOptions,
-) -> ApiResult<HttpResponse> {
+) -> ApiResult<EnqueueResponse> {
     use crate::secrets::{binding, places};
     let secrets = state.secrets.clone();
     let (uuids, targets) = state
@@ -209,11 +219,11 @@ async fn clear_passcode(
         })
         .await?;
     state.push.notify(targets);
-    Ok(HttpResponse::Accepted().json(EnqueueResponse {
+    Ok(EnqueueResponse {
         command_uuid: uuids.first().cloned().unwrap_or_default(),
         queued: uuids.len(),
         command_uuids: uuids,
-    }))
+    })
 }
 
 /// An erase goes out only when the caller confirmed it: with the serial number of the one

@@ -48,6 +48,10 @@ struct Sender {
     secret: WebhookSecret,
     settings: WebhookSettings,
     client: reqwest::Client,
+    /// Set by [`Notifier::stop`]: no further pass starts.
+    stopped: std::sync::atomic::AtomicBool,
+    /// Held for the length of a pass, so that a stop waits for the one under way.
+    passing: tokio::sync::Mutex<()>,
 }
 
 /// What one attempt got back.
@@ -133,6 +137,8 @@ impl Notifier {
             secret,
             settings: settings.clone(),
             client,
+            stopped: std::sync::atomic::AtomicBool::new(false),
+            passing: tokio::sync::Mutex::new(()),
         });
         let wake = Arc::new(Notify::new());
         tokio::spawn(run(Arc::downgrade(&sender), wake.clone()));
@@ -179,6 +185,16 @@ impl Notifier {
     /// Sends what was stored now instead of at the next look. Call after the commit.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Ends sending on this node (shutdown): a pass under way finishes, no other starts.
+    /// What is still pending stays stored for the next start or another node.
+    pub async fn stop(&self) {
+        if let Some(s) = &self.sender {
+            s.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _pass = s.passing.lock().await;
+            self.wake.notify_one();
+        }
     }
 
     /// Stores one event in a transaction of its own and wakes the sender: for events
@@ -412,6 +428,10 @@ async fn run(sender: Weak<Sender>, wake: Arc<Notify>) {
     loop {
         let pause = {
             let Some(s) = sender.upgrade() else { return };
+            let _pass = s.passing.lock().await;
+            if s.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
             if tokio::time::Instant::now() >= next_prune {
                 next_prune = tokio::time::Instant::now() + PRUNE_EVERY;
                 s.prune().await;

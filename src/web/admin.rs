@@ -27,6 +27,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("", web::get().to(overview))
         .route("/geraete", web::get().to(device_list))
         .route("/geraete/{key}", web::get().to(device_page))
+        .route("/geraete/{key}/aktion", web::post().to(device_action))
         .route("/schulen", web::get().to(school_list))
         .route("/schulen/{id}", web::get().to(school_page))
         .route("/schulen/{id}/links", web::post().to(create_link))
@@ -550,6 +551,13 @@ pub struct CommandLine {
 struct DevicePage {
     t: Tr,
     chrome: Option<Chrome>,
+    csrf: String,
+    /// The device's key in this page's address (URL-encoded).
+    key: String,
+    /// The admin may act on it, and it is enrolled (has a UDID).
+    actions: bool,
+    /// What was just sent (after an action).
+    sent: Option<String>,
     title: String,
     facts: Vec<Fact>,
     inventory: Vec<Fact>,
@@ -559,16 +567,23 @@ struct DevicePage {
     commands: Vec<CommandLine>,
 }
 
+#[derive(Deserialize)]
+struct SentQuery {
+    gesendet: Option<String>,
+}
+
 /// `GET /admin/geraete/{key}`: one device (404 outside the admin's scope, as in the API).
 async fn device_page(
     req: HttpRequest,
     v: Viewer,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    q: web::Query<SentQuery>,
 ) -> PageResult {
     admin_only(&v)?;
     let t = v.tr;
     let key = path.into_inner();
+    let page_key = super::url_encode(&key);
     let p = v.p.clone();
     let (detail, wanted, commands) = with_db(&state, t, move |conn| {
         let d = devices::find(conn, authz::list_scope(&p), &key)?
@@ -699,9 +714,29 @@ async fn device_page(
             request_type: c.request_type,
         })
         .collect();
+    let actions = d.udid.is_some()
+        && d.enrollment_status != crate::enrollment::EnrollmentStatus::Retired
+        && authz::require(
+            &v.p,
+            Action::ManageSchool,
+            Place {
+                tenant_id: d.tenant_id.as_deref(),
+                school_id: d.school_id.as_deref(),
+            },
+        )
+        .is_ok();
+    let sent = q
+        .gesendet
+        .as_deref()
+        .filter(|a| ACTIONS.contains(a))
+        .map(|a| t.t(&format!("action-sent-{a}")));
     render(&DevicePage {
         t,
         chrome: Some(Chrome::new(&v, "/admin/geraete", &here(&req))),
+        csrf: v.csrf.clone(),
+        key: page_key,
+        actions,
+        sent,
         title: d
             .name
             .clone()
@@ -714,6 +749,104 @@ async fn device_page(
         profiles,
         commands,
     })
+}
+
+/// The device page's actions.
+const ACTIONS: [&str; 6] = [
+    "inventory",
+    "restart",
+    "lock",
+    "clear-passcode",
+    "erase",
+    "retire",
+];
+
+#[derive(Deserialize)]
+struct ActionForm {
+    csrf: String,
+    action: String,
+    /// The checkbox of a disruptive action.
+    sure: Option<String>,
+    /// An erase: the serial number typed again.
+    confirm: Option<String>,
+}
+
+/// `POST /admin/geraete/{key}/aktion`: ask for its state, restart, lock, clear its
+/// passcode, erase (the serial typed again) or retire it; disruptive ones need their
+/// checkbox. The API's command rules apply (scope, audit, push after commit).
+async fn device_action(
+    v: Viewer,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<ActionForm>,
+) -> PageResult {
+    admin_only(&v)?;
+    v.check_csrf(&form.csrf)?;
+    let t = v.tr;
+    let f = form.into_inner();
+    let key = path.into_inner();
+    let action = ACTIONS
+        .iter()
+        .find(|a| **a == f.action)
+        .copied()
+        .ok_or_else(|| WebError::Api(t, ApiError::invalid_field("action", ACTIONS.join(", "))))?;
+    if !matches!(action, "inventory" | "erase") && f.sure.is_none() {
+        return Err(WebError::Api(
+            t,
+            ApiError::invalid_field("sure", t.t("action-confirm-missing")),
+        ));
+    }
+    let p = v.p.clone();
+    let k = key.clone();
+    let device = with_db(&state, t, move |conn| {
+        devices::find(conn, authz::list_scope(&p), &k)?
+            .ok_or_else(|| ApiError::not_found(format!("no device {k}")))
+    })
+    .await?;
+    let caller = Caller(v.p.clone());
+    if action == "retire" {
+        authz::require(
+            &v.p,
+            Action::ManageSchool,
+            Place {
+                tenant_id: device.tenant_id.as_deref(),
+                school_id: device.school_id.as_deref(),
+            },
+        )
+        .or_page(t)?;
+        let (id, actor) = (device.id.clone(), v.p.user_id.clone());
+        with_db(&state, t, move |conn| {
+            Ok(crate::enrollment::release(conn, &id, &actor)?)
+        })
+        .await?;
+    } else {
+        let udid = device
+            .udid
+            .clone()
+            .ok_or_else(|| WebError::Api(t, ApiError::conflict("the iPad has not enrolled yet")))?;
+        let request_type = match action {
+            "inventory" => "DeviceInformation",
+            "restart" => "RestartDevice",
+            "lock" => "DeviceLock",
+            "clear-passcode" => "ClearPasscode",
+            _ => "EraseDevice",
+        };
+        let req = crate::api::commands::EnqueueRequest {
+            udids: vec![udid],
+            request_type: request_type.to_owned(),
+            fields: None,
+            priority: 0,
+            expires_in: None,
+            confirm: nonempty(&f.confirm),
+        };
+        crate::api::commands::enqueue_as(&state, caller, req)
+            .await
+            .or_page(t)?;
+    }
+    see_other(&format!(
+        "/admin/geraete/{}?gesendet={action}",
+        super::url_encode(&key)
+    ))
 }
 
 // ---------------------------------------------------------------------------------------

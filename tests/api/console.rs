@@ -592,3 +592,105 @@ async fn an_authority_admin_uploads_the_push_certificate_in_the_console() {
     let (_, audit) = app.get("/api/v1/audit?object_type=push_certificate").await;
     assert!(!audit["items"].as_array().unwrap().is_empty(), "{audit}");
 }
+
+#[actix_web::test]
+async fn device_actions_need_their_confirmation_and_go_through_the_commands_rules() {
+    let app = TestApp::spawn().await;
+    let (tenant, school_id) = school(&app, "actions").await;
+    user(&app, "sl@actions.de", "school_admin", Some(&school_id)).await;
+    let mut ipad = app.device(5300);
+    ipad.authenticate().await.unwrap();
+    ipad.token_update(false).await.unwrap();
+    app.place_device(ipad.udid.as_str(), &tenant, &school_id);
+    crate::helpers::answer_first_inventory(&mut ipad).await;
+    let udid = ipad.udid.to_string();
+    let s = login(&app.base, "sl@actions.de", PASSWORD).await.unwrap();
+    let (status, html) = s.get(&format!("/admin/geraete/{udid}")).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("id=\"action-erase\""), "{html}");
+    let path = format!("/admin/geraete/{udid}/aktion");
+    let queued = |t: &'static str| {
+        let app = &app;
+        let udid = udid.clone();
+        async move {
+            app.queue_of(&udid)
+                .await
+                .iter()
+                .filter(|c| c["request_type"] == t)
+                .count()
+        }
+    };
+
+    // A restart without its checkbox: 400, nothing queued; with it: queued and shown.
+    let (status, _, html) = s
+        .post(&path, &[("csrf", &s.csrf), ("action", "restart")])
+        .await;
+    assert_eq!(status, 400, "{html}");
+    assert!(html.contains("Ja, wirklich"), "{html}");
+    assert_eq!(queued("RestartDevice").await, 0);
+    let (status, h, _) = s
+        .post(
+            &path,
+            &[("csrf", &s.csrf), ("action", "restart"), ("sure", "1")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        h[LOCATION],
+        format!("/admin/geraete/{udid}?gesendet=restart")
+    );
+    assert_eq!(queued("RestartDevice").await, 1);
+    let (_, html) = s
+        .get(&format!("/admin/geraete/{udid}?gesendet=restart"))
+        .await;
+    assert!(html.contains("Neustart gesendet"), "{html}");
+
+    // An erase needs the serial typed again (the commands API's rule).
+    let (status, _, html) = s
+        .post(
+            &path,
+            &[("csrf", &s.csrf), ("action", "erase"), ("confirm", "WRONG")],
+        )
+        .await;
+    assert_eq!(status, 400, "{html}");
+    assert_eq!(queued("EraseDevice").await, 0);
+    let (_, d) = app.get(&format!("/api/v1/devices/{udid}")).await;
+    let serial = d["serial_number"].as_str().unwrap().to_owned();
+    let (status, _, html) = s
+        .post(
+            &path,
+            &[("csrf", &s.csrf), ("action", "erase"), ("confirm", &serial)],
+        )
+        .await;
+    assert_eq!(status, 303, "{html}");
+    assert_eq!(queued("EraseDevice").await, 1);
+    let (_, audit) = app.get("/api/v1/audit?action=enqueue").await;
+    assert!(audit["items"].as_array().unwrap().len() >= 2, "{audit}");
+
+    // Unknown actions and foreign CSRF change nothing; retiring ends management.
+    let (status, _, _) = s
+        .post(
+            &path,
+            &[("csrf", &s.csrf), ("action", "shutdown"), ("sure", "1")],
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, _, _) = s
+        .post(&path, &[("csrf", "x"), ("action", "retire"), ("sure", "1")])
+        .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = s
+        .post(
+            &path,
+            &[("csrf", &s.csrf), ("action", "retire"), ("sure", "1")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, d) = app.get(&format!("/api/v1/devices/{udid}")).await;
+    assert_eq!(d["enrollment_status"], "retired");
+    let (_, html) = s.get(&format!("/admin/geraete/{udid}")).await;
+    assert!(
+        !html.contains("id=\"action-erase\""),
+        "no actions for a retired iPad"
+    );
+}

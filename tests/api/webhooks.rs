@@ -410,7 +410,10 @@ async fn a_pending_delivery_waits_out_a_restart() {
         row.last_error
     );
 
-    // The operator fixes the URL and restarts; an hour later the retry is due.
+    // The operator fixes the URL and restarts; an hour later the retry is due. The first
+    // instance ends its sending as a stopped process does (otherwise it could claim the
+    // due row for the dead URL before the second instance does).
+    state1.notifier.stop().await;
     let sim = WebhookSim::start().unwrap();
     settings.webhooks.url = Some(sim.url.clone());
     {
