@@ -801,7 +801,9 @@ async fn console_pages(
         .unwrap_or_default();
     let later = first["next_cursor"].as_str().unwrap_or_default().to_owned();
     anyhow::ensure!(!udids.is_empty(), "no devices to open");
-    let pages: [(&str, Box<dyn Fn(usize) -> String>); 3] = [
+    // Each page's address for the i-th request.
+    type Address<'a> = Box<dyn Fn(usize) -> String + 'a>;
+    let pages: [(&str, Address<'_>); 3] = [
         ("overview", Box::new(|_| "/admin".to_owned())),
         (
             "device list",
