@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
+use crate::accounts::Principal;
 use crate::assign::schedule::{Calendar, ScheduleSpec};
 use crate::assign::{self, views, ItemKind, NewAssignment, TargetKind};
 use crate::catalog::{self, profiles as templates, App, NewApp, Profile};
@@ -40,10 +41,10 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 }
 
 /// Catalog items belong to an authority; only district admins make district-wide ones.
-fn catalog_place(caller: &Caller, tenant_id: Option<&str>) -> ApiResult<()> {
+fn catalog_place(p: &Principal, tenant_id: Option<&str>) -> ApiResult<()> {
     match tenant_id {
-        Some(t) => authz::require(&caller.0, Action::ManageTenant, Place::tenant(t)),
-        None => authz::require(&caller.0, Action::ManageDistrict, Place::default()),
+        Some(t) => authz::require(p, Action::ManageTenant, Place::tenant(t)),
+        None => authz::require(p, Action::ManageDistrict, Place::default()),
     }
 }
 
@@ -67,15 +68,22 @@ async fn create_app(
     state: web::Data<AppState>,
     body: web::Json<NewApp>,
 ) -> ApiResult<HttpResponse> {
-    let input = body.into_inner();
-    catalog_place(&caller, input.tenant_id.as_deref())?;
-    let app = state
-        .db
-        .run(move |conn| {
-            catalog::create_app(conn, &input, &caller.0.user_id).map_err(ApiError::from)
-        })
-        .await?;
+    let app = create_app_as(&state, &caller.0, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(app))
+}
+
+/// Adds an app for `p` under the API's rules (the API's POST and the console's form).
+pub(crate) async fn create_app_as(
+    state: &AppState,
+    p: &Principal,
+    input: NewApp,
+) -> ApiResult<App> {
+    catalog_place(p, input.tenant_id.as_deref())?;
+    let actor = p.user_id.clone();
+    state
+        .db
+        .run(move |conn| catalog::create_app(conn, &input, &actor).map_err(ApiError::from))
+        .await
 }
 
 #[utoipa::path(
@@ -142,7 +150,7 @@ async fn upload_profile(
     body: web::Json<UploadProfile>,
 ) -> ApiResult<HttpResponse> {
     let u = body.into_inner();
-    catalog_place(&caller, u.tenant_id.as_deref())?;
+    catalog_place(&caller.0, u.tenant_id.as_deref())?;
     let payload = base64::engine::general_purpose::STANDARD
         .decode(u.payload_base64.trim())
         .map_err(|_| ApiError::invalid_field("payload_base64", "not base64"))?;
@@ -211,8 +219,14 @@ async fn list_profiles(
     security(("bearer" = []))
 )]
 async fn list_templates(_caller: Caller) -> ApiResult<HttpResponse> {
+    let items = templates_as()?;
+    Ok(HttpResponse::Ok().json(super::answer::TemplateList::from(items)))
+}
+
+/// The built-in profile templates with their variables (the same for every caller).
+pub(crate) fn templates_as() -> ApiResult<Vec<super::answer::TemplateInfo>> {
     let all = templates::builtin_templates().map_err(ApiError::internal)?;
-    let items: Vec<super::answer::TemplateInfo> = all
+    Ok(all
         .into_iter()
         .map(|t| super::answer::TemplateInfo {
             name: t.name,
@@ -220,23 +234,26 @@ async fn list_templates(_caller: Caller) -> ApiResult<HttpResponse> {
             variables: t.variables,
             notes: t.notes,
         })
-        .collect();
-    Ok(HttpResponse::Ok().json(super::answer::TemplateList::from(items)))
+        .collect())
 }
 
 /// Loads a catalog item the caller may see (404 otherwise) and checks they may change
 /// it: district-wide items district admins, an authority's items its admins, a school's
 /// profiles its admins too.
-fn may_change(caller: &Caller, tenant_id: Option<&str>, school_id: Option<&str>) -> ApiResult<()> {
+pub(crate) fn may_change(
+    p: &Principal,
+    tenant_id: Option<&str>,
+    school_id: Option<&str>,
+) -> ApiResult<()> {
     match (tenant_id, school_id) {
-        (Some(t), Some(s)) => authz::require(&caller.0, Action::ManageSchool, Place::school(t, s)),
-        _ => catalog_place(caller, tenant_id),
+        (Some(t), Some(s)) => authz::require(p, Action::ManageSchool, Place::school(t, s)),
+        _ => catalog_place(p, tenant_id),
     }
 }
 
 /// An item is visible to the caller: the district's, or of their authority (and school).
-fn visible(caller: &Caller, tenant_id: Option<&str>, school_id: Option<&str>) -> bool {
-    match authz::item_scope(&caller.0) {
+fn visible(p: &Principal, tenant_id: Option<&str>, school_id: Option<&str>) -> bool {
+    match authz::item_scope(p) {
         None => true,
         Some((t, s)) => {
             tenant_id.is_none_or(|x| x == t)
@@ -245,22 +262,28 @@ fn visible(caller: &Caller, tenant_id: Option<&str>, school_id: Option<&str>) ->
     }
 }
 
-async fn load_app(state: &AppState, caller: &Caller, id: String) -> ApiResult<App> {
+/// An app `p` may see (404 otherwise).
+pub(crate) async fn load_app(state: &AppState, p: &Principal, id: String) -> ApiResult<App> {
     let app = state
         .db
         .run(move |conn| catalog::app(conn, &id).map_err(ApiError::from))
         .await?
-        .filter(|a| visible(caller, a.tenant_id.as_deref(), None))
+        .filter(|a| visible(p, a.tenant_id.as_deref(), None))
         .ok_or_else(|| ApiError::not_found("no such app"))?;
     Ok(app)
 }
 
-async fn load_profile(state: &AppState, caller: &Caller, id: String) -> ApiResult<Profile> {
+/// A profile `p` may see (404 otherwise).
+pub(crate) async fn load_profile(
+    state: &AppState,
+    p: &Principal,
+    id: String,
+) -> ApiResult<Profile> {
     state
         .db
         .run(move |conn| catalog::profile(conn, &id).map_err(ApiError::from))
         .await?
-        .filter(|p| visible(caller, p.tenant_id.as_deref(), p.school_id.as_deref()))
+        .filter(|x| visible(p, x.tenant_id.as_deref(), x.school_id.as_deref()))
         .ok_or_else(|| ApiError::not_found("no such profile"))
 }
 
@@ -282,7 +305,7 @@ async fn get_app(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(load_app(&state, &caller, path.into_inner()).await?))
+    Ok(HttpResponse::Ok().json(load_app(&state, &caller.0, path.into_inner()).await?))
 }
 
 #[utoipa::path(
@@ -309,17 +332,26 @@ async fn update_app(
     path: web::Path<String>,
     body: web::Json<catalog::AppPatch>,
 ) -> ApiResult<HttpResponse> {
-    let before = load_app(&state, &caller, path.into_inner()).await?;
-    may_change(&caller, before.tenant_id.as_deref(), None)?;
-    let patch = body.into_inner();
+    let app = update_app_as(&state, &caller.0, path.into_inner(), body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(app))
+}
+
+/// Renames an app or changes its licence need for `p` under the API's rules.
+pub(crate) async fn update_app_as(
+    state: &AppState,
+    p: &Principal,
+    id: String,
+    patch: catalog::AppPatch,
+) -> ApiResult<App> {
+    let before = load_app(state, p, id).await?;
+    may_change(p, before.tenant_id.as_deref(), None)?;
+    let actor = p.user_id.clone();
     let app = state
         .db
-        .run(move |conn| {
-            catalog::update_app(conn, &before, &patch, &caller.0.user_id).map_err(ApiError::from)
-        })
+        .run(move |conn| catalog::update_app(conn, &before, &patch, &actor).map_err(ApiError::from))
         .await?;
     state.reconciler.all();
-    Ok(HttpResponse::Ok().json(app))
+    Ok(app)
 }
 
 #[utoipa::path(
@@ -341,14 +373,25 @@ async fn delete_app(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let app = load_app(&state, &caller, path.into_inner()).await?;
-    may_change(&caller, app.tenant_id.as_deref(), None)?;
+    let done = delete_app_as(&state, &caller.0, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(done))
+}
+
+/// Deletes an app and its assignments for `p` under the API's rules.
+pub(crate) async fn delete_app_as(
+    state: &AppState,
+    p: &Principal,
+    id: String,
+) -> ApiResult<catalog::Deleted> {
+    let app = load_app(state, p, id).await?;
+    may_change(p, app.tenant_id.as_deref(), None)?;
+    let actor = p.user_id.clone();
     let done = state
         .db
-        .run(move |conn| catalog::delete_app(conn, &app, &caller.0.user_id).map_err(ApiError::from))
+        .run(move |conn| catalog::delete_app(conn, &app, &actor).map_err(ApiError::from))
         .await?;
     state.reconciler.all();
-    Ok(HttpResponse::Ok().json(done))
+    Ok(done)
 }
 
 #[utoipa::path(
@@ -369,7 +412,7 @@ async fn get_profile(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(load_profile(&state, &caller, path.into_inner()).await?))
+    Ok(HttpResponse::Ok().json(load_profile(&state, &caller.0, path.into_inner()).await?))
 }
 
 /// Body of a profile change: a new name, and/or new content (a new version).
@@ -413,9 +456,9 @@ async fn update_profile(
     path: web::Path<String>,
     body: web::Json<ProfilePatch>,
 ) -> ApiResult<HttpResponse> {
-    let before = load_profile(&state, &caller, path.into_inner()).await?;
+    let before = load_profile(&state, &caller.0, path.into_inner()).await?;
     may_change(
-        &caller,
+        &caller.0,
         before.tenant_id.as_deref(),
         before.school_id.as_deref(),
     )?;
@@ -430,7 +473,7 @@ async fn update_profile(
         (Some(text), None) => {
             // Any content, as at upload: the authority's admins (a school's admins
             // render the built-in templates only).
-            catalog_place(&caller, before.tenant_id.as_deref())?;
+            catalog_place(&caller.0, before.tenant_id.as_deref())?;
             Some(
                 base64::engine::general_purpose::STANDARD
                     .decode(text.trim())
@@ -492,31 +535,44 @@ async fn delete_profile(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let p = load_profile(&state, &caller, path.into_inner()).await?;
-    may_change(&caller, p.tenant_id.as_deref(), p.school_id.as_deref())?;
+    let done = delete_profile_as(&state, &caller.0, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(done))
+}
+
+/// Deletes a profile and its assignments for `p` under the API's rules.
+pub(crate) async fn delete_profile_as(
+    state: &AppState,
+    p: &Principal,
+    id: String,
+) -> ApiResult<catalog::Deleted> {
+    let profile = load_profile(state, p, id).await?;
+    may_change(
+        p,
+        profile.tenant_id.as_deref(),
+        profile.school_id.as_deref(),
+    )?;
+    let actor = p.user_id.clone();
     let done = state
         .db
-        .run(move |conn| {
-            catalog::delete_profile(conn, &p, &caller.0.user_id).map_err(ApiError::from)
-        })
+        .run(move |conn| catalog::delete_profile(conn, &profile, &actor).map_err(ApiError::from))
         .await?;
     state.reconciler.all();
-    Ok(HttpResponse::Ok().json(done))
+    Ok(done)
 }
 
 /// Body of a template rendering.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = ProfileFromTemplate)]
-struct FromTemplate {
+pub(crate) struct FromTemplate {
     /// Template name (see `GET /profile-templates`).
-    template: String,
+    pub(crate) template: String,
     /// The school the profile is for.
-    school_id: String,
+    pub(crate) school_id: String,
     /// Display name (default: template and school name).
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// The template's variables; `school_name` and `school_slug` default to the school's.
-    values: std::collections::BTreeMap<String, serde_json::Value>,
+    pub(crate) values: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 #[utoipa::path(
@@ -539,15 +595,26 @@ async fn from_template(
     state: web::Data<AppState>,
     body: web::Json<FromTemplate>,
 ) -> ApiResult<HttpResponse> {
-    let b = body.into_inner();
+    let p = from_template_as(&state, &caller.0, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(p))
+}
+
+/// Renders a built-in template for a school into a catalog profile for `p` under the
+/// API's rules (the API's POST and the console's form).
+pub(crate) async fn from_template_as(
+    state: &AppState,
+    p: &Principal,
+    b: FromTemplate,
+) -> ApiResult<Profile> {
+    let caller = Caller(p.clone());
     let school =
-        super::org::load_school(&state, &caller, b.school_id.clone(), Action::ManageSchool).await?;
-    let payload = render_for_school(&state, &school, &b.template, &b.values)?;
+        super::org::load_school(state, &caller, b.school_id.clone(), Action::ManageSchool).await?;
+    let payload = render_for_school(state, &school, &b.template, &b.values)?;
     let name = b
         .name
         .unwrap_or_else(|| format!("{} – {}", b.template, school.name));
     let secrets = state.secrets.clone();
-    let p = state
+    state
         .db
         .run(move |conn| {
             catalog::create_profile(
@@ -564,8 +631,7 @@ async fn from_template(
             )
             .map_err(ApiError::from)
         })
-        .await?;
-    Ok(HttpResponse::Created().json(p))
+        .await
 }
 
 /// Renders a built-in template for a school: the school's name and a slug of it fill

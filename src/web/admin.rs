@@ -42,12 +42,12 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 }
 
 /// Teachers have no admin pages: theirs are under `/unterricht`.
-fn admin_only(v: &Viewer) -> Result<(), WebError> {
+pub(super) fn admin_only(v: &Viewer) -> Result<(), WebError> {
     authz::require_admin(&v.p, "use the lesson pages").or_page(v.tr)
 }
 
 /// Runs `f` on a connection; the API's errors become the page's.
-async fn with_db<T: Send + 'static>(
+pub(super) async fn with_db<T: Send + 'static>(
     state: &AppState,
     t: Tr,
     f: impl FnOnce(&mut DbConn) -> ApiResult<T> + Send + 'static,
@@ -336,7 +336,7 @@ struct DeviceQuery {
     weiter: Option<String>,
 }
 
-fn nonempty(s: &Option<String>) -> Option<String> {
+pub(super) fn nonempty(s: &Option<String>) -> Option<String> {
     s.as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -1296,7 +1296,7 @@ struct AssignmentsPage {
 /// How a stored schedule reads: "immer", or its windows: weekly ones as timetables
 /// write them ("Di 2-3", "Di 08:00–09:30"), one-off ones with their date
 /// ("Mi, 09.12.2026, 08:50–10:40"), ranges from–to.
-fn schedule_words(t: Tr, stored: &str) -> String {
+pub(super) fn schedule_words(t: Tr, stored: &str) -> String {
     use serde_json::Value;
     let v: Value = serde_json::from_str(stored).unwrap_or_default();
     if v.get("kind").and_then(Value::as_str) != Some("windows") {

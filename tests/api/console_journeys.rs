@@ -24,7 +24,7 @@ use crate::helpers::TestApp;
 use crate::lessons::{as_user, user};
 
 /// Every console user's password (the API asks for at least 12 characters).
-const PASSWORD: &str = "Kreide-und-Tafel-2026";
+pub(crate) const PASSWORD: &str = "Kreide-und-Tafel-2026";
 const KEYNOTE_ID: i64 = 361285480;
 const PAGES_ID: i64 = 361309726;
 const GEOGEBRA_ID: i64 = 687678494;
@@ -192,7 +192,7 @@ async fn path_now(b: &Browser, app: &TestApp) -> String {
 }
 
 /// Waits until the browser shows a path for which `ok` holds (after a form's redirect).
-async fn wait_for_path(
+pub(crate) async fn wait_for_path(
     b: &Browser,
     app: &TestApp,
     what: &str,
@@ -235,7 +235,7 @@ async fn status_of_page(b: &Browser) -> u64 {
 }
 
 /// The text of the page's `<h1>`.
-async fn heading(b: &Browser) -> String {
+pub(crate) async fn heading(b: &Browser) -> String {
     b.find("h1").await.text().await
 }
 
@@ -263,7 +263,7 @@ async fn cookie(b: &Browser, name: &str) -> Option<Value> {
 
 /// Logs in at `/login` as `email` (checking the German page, axe and the form's CSRF
 /// value against its cookie) and waits for the start page `lands_on`.
-async fn log_in(b: &Browser, app: &TestApp, email: &str, lands_on: &str) {
+pub(crate) async fn log_in(b: &Browser, app: &TestApp, email: &str, lands_on: &str) {
     b.goto(&app.url("/login")).await;
     assert_eq!(lang(b).await, "de");
     assert_eq!(heading(b).await, "Anmelden");
@@ -305,7 +305,7 @@ async fn log_in(b: &Browser, app: &TestApp, email: &str, lands_on: &str) {
 
 /// Every page: axe-core finds no serious or critical WCAG 2.1 AA violation, and nothing
 /// on it or loaded by it comes from another host.
-async fn check_page(b: &Browser, app: &TestApp, page: &str) {
+pub(crate) async fn check_page(b: &Browser, app: &TestApp, page: &str) {
     // The page's own stylesheet and script are in force (its CSP lets them in).
     let (sheets, htmx) = (
         b.execute(

@@ -12,6 +12,7 @@ mod catalog_edits;
 mod certificates;
 mod cli;
 mod console;
+mod console_catalog;
 mod console_journeys;
 mod device_trust;
 mod device_truth;
