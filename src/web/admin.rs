@@ -41,12 +41,12 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 }
 
 /// Teachers have no admin pages: theirs are under `/unterricht`.
-fn admin_only(v: &Viewer) -> Result<(), WebError> {
+pub(super) fn admin_only(v: &Viewer) -> Result<(), WebError> {
     authz::require_admin(&v.p, "use the lesson pages").or_page(v.tr)
 }
 
 /// Runs `f` on a connection; the API's errors become the page's.
-async fn with_db<T: Send + 'static>(
+pub(super) async fn with_db<T: Send + 'static>(
     state: &AppState,
     t: Tr,
     f: impl FnOnce(&mut DbConn) -> ApiResult<T> + Send + 'static,
@@ -55,7 +55,7 @@ async fn with_db<T: Send + 'static>(
 }
 
 /// The path and query of this request (for the language switch).
-fn here(req: &HttpRequest) -> String {
+pub(super) fn here(req: &HttpRequest) -> String {
     req.uri()
         .path_and_query()
         .map(|p| p.as_str().to_owned())
@@ -335,7 +335,7 @@ struct DeviceQuery {
     weiter: Option<String>,
 }
 
-fn nonempty(s: &Option<String>) -> Option<String> {
+pub(super) fn nonempty(s: &Option<String>) -> Option<String> {
     s.as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty())

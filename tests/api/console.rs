@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::enrollment::school;
 use crate::helpers::TestApp;
 
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// A client that follows no redirects (the tests look at each answer).
 fn client() -> reqwest::Client {
@@ -47,14 +47,14 @@ fn hidden(html: &str, name: &str) -> String {
 }
 
 /// A browser's session: its cookie and the CSRF token its pages carry.
-struct Session {
+pub(crate) struct Session {
     base: String,
     cookie: String,
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 impl Session {
-    async fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, String) {
         let res = client()
             .get(format!("{}{path}", self.base))
             .header(COOKIE, format!("tafel_session={}", self.cookie))
@@ -64,7 +64,7 @@ impl Session {
         (res.status().as_u16(), res.text().await.unwrap())
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, HeaderMap, String) {
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, HeaderMap, String) {
         let res = client()
             .post(format!("{}{path}", self.base))
             .header(COOKIE, format!("tafel_session={}", self.cookie))
@@ -78,7 +78,11 @@ impl Session {
 }
 
 /// Logs in as a browser does: the form (its cookie and hidden token), then the POST.
-async fn login(base: &str, email: &str, password: &str) -> Result<Session, (u16, String)> {
+pub(crate) async fn login(
+    base: &str,
+    email: &str,
+    password: &str,
+) -> Result<Session, (u16, String)> {
     let c = client();
     let page = c.get(format!("{base}/login")).send().await.unwrap();
     let pre = cookie_value(&set_cookie(page.headers(), "tafel_login").unwrap());
@@ -132,7 +136,12 @@ async fn login(base: &str, email: &str, password: &str) -> Result<Session, (u16,
     })
 }
 
-async fn user(app: &TestApp, email: &str, role: &str, school_id: Option<&str>) -> String {
+pub(crate) async fn user(
+    app: &TestApp,
+    email: &str,
+    role: &str,
+    school_id: Option<&str>,
+) -> String {
     let (status, u) = app
         .post(
             "/api/v1/users",

@@ -13,6 +13,7 @@ mod certificates;
 mod cli;
 mod console;
 mod console_journeys;
+mod console_people;
 mod device_trust;
 mod device_truth;
 mod editing;
