@@ -47,7 +47,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 }
 
 /// A class the caller may see (teachers: only their own), with its school.
-async fn class(
+pub(crate) async fn class(
     state: &AppState,
     caller: &Caller,
     id: String,
@@ -122,19 +122,26 @@ async fn create_class(
     path: web::Path<String>,
     body: web::Json<NewClass>,
 ) -> ApiResult<HttpResponse> {
-    let s =
-        super::org::load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
-    let input = body.into_inner();
-    let class = state
+    let class = create_class_as(&state, &caller, path.into_inner(), body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(class))
+}
+
+/// A new class of a school, for `caller` under the API's rules.
+pub(crate) async fn create_class_as(
+    state: &AppState,
+    caller: &Caller,
+    school_id: String,
+    input: NewClass,
+) -> ApiResult<Class> {
+    let s = super::org::load_school(state, caller, school_id, Action::ManageSchool).await?;
+    let actor = caller.0.user_id.clone();
+    state
         .db
         .run(move |conn| {
-            conn.write_tx(|conn| {
-                classes::create_class(conn, &s.tenant_id, &s.id, &input, &caller.0.user_id)
-            })
-            .map_err(ApiError::from)
+            conn.write_tx(|conn| classes::create_class(conn, &s.tenant_id, &s.id, &input, &actor))
+                .map_err(ApiError::from)
         })
-        .await?;
-    Ok(HttpResponse::Created().json(class))
+        .await
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -234,7 +241,10 @@ async fn get_class(
 }
 
 /// A class with its teachers and device count, as `GET /classes/{id}` shows it.
-async fn class_detail(state: &AppState, c: Class) -> ApiResult<super::answer::ClassDetail> {
+pub(crate) async fn class_detail(
+    state: &AppState,
+    c: Class,
+) -> ApiResult<super::answer::ClassDetail> {
     let id = c.id.clone();
     let (teacher_ids, teachers, devices) = state
         .db
@@ -357,19 +367,33 @@ async fn set_teachers(
     path: web::Path<String>,
     body: web::Json<Teachers>,
 ) -> ApiResult<HttpResponse> {
-    let (c, s) = class(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
-    let ids = body.into_inner().teacher_ids;
+    set_teachers_as(
+        &state,
+        &caller,
+        path.into_inner(),
+        body.into_inner().teacher_ids,
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Replaces a class's teachers, for `caller` under the API's rules.
+pub(crate) async fn set_teachers_as(
+    state: &AppState,
+    caller: &Caller,
+    class_id: String,
+    ids: Vec<String>,
+) -> ApiResult<()> {
+    let (c, s) = class(state, caller, class_id, Action::ManageSchool).await?;
     no_repeats("teacher_ids", &ids)?;
+    let actor = caller.0.user_id.clone();
     state
         .db
         .run(move |conn| {
-            conn.write_tx(|conn| {
-                classes::set_teachers(conn, &s.tenant_id, &c, &ids, &caller.0.user_id)
-            })
-            .map_err(ApiError::from)
+            conn.write_tx(|conn| classes::set_teachers(conn, &s.tenant_id, &c, &ids, &actor))
+                .map_err(ApiError::from)
         })
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+        .await
 }
 
 /// Devices to add or remove, by UDID or serial number.
@@ -576,19 +600,26 @@ async fn create_group(
     path: web::Path<String>,
     body: web::Json<NewGroup>,
 ) -> ApiResult<HttpResponse> {
-    let s =
-        super::org::load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
-    let input = body.into_inner();
-    let g = state
+    let g = create_group_as(&state, &caller, path.into_inner(), body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(g))
+}
+
+/// A new device group (cart) of a school, for `caller` under the API's rules.
+pub(crate) async fn create_group_as(
+    state: &AppState,
+    caller: &Caller,
+    school_id: String,
+    input: NewGroup,
+) -> ApiResult<DeviceGroup> {
+    let s = super::org::load_school(state, caller, school_id, Action::ManageSchool).await?;
+    let actor = caller.0.user_id.clone();
+    state
         .db
         .run(move |conn| {
-            conn.write_tx(|conn| {
-                classes::create_group(conn, &s.tenant_id, &s.id, &input, &caller.0.user_id)
-            })
-            .map_err(ApiError::from)
+            conn.write_tx(|conn| classes::create_group(conn, &s.tenant_id, &s.id, &input, &actor))
+                .map_err(ApiError::from)
         })
-        .await?;
-    Ok(HttpResponse::Created().json(g))
+        .await
 }
 
 #[utoipa::path(

@@ -66,15 +66,22 @@ async fn create_tenant(
     state: web::Data<AppState>,
     body: web::Json<NewTenant>,
 ) -> ApiResult<HttpResponse> {
-    authz::require(&caller.0, Action::ManageDistrict, Place::default())?;
-    let input = body.into_inner();
-    let tenant = state
-        .db
-        .run(move |conn| {
-            org::create_tenant(conn, &input, &caller.0.user_id).map_err(ApiError::from)
-        })
-        .await?;
+    let tenant = create_tenant_as(&state, &caller, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(tenant))
+}
+
+/// A new school authority, for `caller` under the API's rules (district admins).
+pub(crate) async fn create_tenant_as(
+    state: &AppState,
+    caller: &Caller,
+    input: NewTenant,
+) -> ApiResult<Tenant> {
+    authz::require(&caller.0, Action::ManageDistrict, Place::default())?;
+    let actor = caller.0.user_id.clone();
+    state
+        .db
+        .run(move |conn| org::create_tenant(conn, &input, &actor).map_err(ApiError::from))
+        .await
 }
 
 #[utoipa::path(
@@ -89,15 +96,20 @@ async fn create_tenant(
     security(("bearer" = []))
 )]
 async fn list_tenants(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let items = tenants_as(&state, &caller).await?;
+    Ok(HttpResponse::Ok().json(super::answer::TenantList::from(items)))
+}
+
+/// The school authorities `caller` may see.
+pub(crate) async fn tenants_as(state: &AppState, caller: &Caller) -> ApiResult<Vec<Tenant>> {
     let all = state
         .db
         .run(|conn| org::list_tenants(conn).map_err(ApiError::from))
         .await?;
-    let items: Vec<Tenant> = all
+    Ok(all
         .into_iter()
         .filter(|t| authz::can_see(&caller.0, Place::tenant(&t.id)))
-        .collect();
-    Ok(HttpResponse::Ok().json(super::answer::TenantList::from(items)))
+        .collect())
 }
 
 /// A school authority the caller may `action` on (404 outside scope, 403 for the role).
@@ -181,15 +193,26 @@ async fn create_school(
     path: web::Path<String>,
     body: web::Json<NewSchool>,
 ) -> ApiResult<HttpResponse> {
-    let tenant = load_tenant(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
-    let input = body.into_inner();
-    let school = state
+    let school = create_school_as(&state, &caller, path.into_inner(), body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(school))
+}
+
+/// A new school of an authority, for `caller` under the API's rules (who manages the
+/// authority).
+pub(crate) async fn create_school_as(
+    state: &AppState,
+    caller: &Caller,
+    tenant_id: String,
+    input: NewSchool,
+) -> ApiResult<School> {
+    let tenant = load_tenant(state, caller, tenant_id, Action::ManageTenant).await?;
+    let actor = caller.0.user_id.clone();
+    state
         .db
         .run(move |conn| {
-            org::create_school(conn, &tenant.id, &input, &caller.0.user_id).map_err(ApiError::from)
+            org::create_school(conn, &tenant.id, &input, &actor).map_err(ApiError::from)
         })
-        .await?;
-    Ok(HttpResponse::Created().json(school))
+        .await
 }
 
 #[utoipa::path(

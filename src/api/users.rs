@@ -56,7 +56,17 @@ async fn create(
     state: web::Data<AppState>,
     body: web::Json<NewUser>,
 ) -> ApiResult<HttpResponse> {
-    let input = body.into_inner();
+    let user = create_user_as(&state, &caller, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(user))
+}
+
+/// A new user, for `caller` under the API's rules: roles strictly below the caller's
+/// (district admins: any), at a place the caller manages.
+pub(crate) async fn create_user_as(
+    state: &AppState,
+    caller: &Caller,
+    input: NewUser,
+) -> ApiResult<User> {
     if !authz::may_create_user(&caller.0, input.role) {
         return Err(ApiError::forbidden(format!(
             "a {} may not create a {}",
@@ -64,7 +74,8 @@ async fn create(
             input.role.as_str()
         )));
     }
-    let user = state
+    let p = caller.0.clone();
+    state
         .db
         .run(move |conn| -> ApiResult<User> {
             // The authority follows from the school; check both exist and are in scope.
@@ -104,12 +115,11 @@ async fn create(
                 tenant_id: tenant_id.as_deref(),
                 school_id: input.school_id.as_deref(),
             };
-            authz::may_create_user_at(&caller.0, input.role, place)?;
-            accounts::create_user(conn, &input, tenant_id.as_deref(), &caller.0.user_id)
+            authz::may_create_user_at(&p, input.role, place)?;
+            accounts::create_user(conn, &input, tenant_id.as_deref(), &p.user_id)
                 .map_err(ApiError::from)
         })
-        .await?;
-    Ok(HttpResponse::Created().json(user))
+        .await
 }
 
 #[utoipa::path(
@@ -131,10 +141,20 @@ async fn list(
     state: web::Data<AppState>,
     q: crate::error::Query<accounts::UserFilter>,
 ) -> ApiResult<HttpResponse> {
-    let f = q.into_inner();
+    let page = users_as(&state, &caller, q.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(super::answer::UserList::from(page)))
+}
+
+/// One page of the users of `caller`'s scope with their places' names, under the API's
+/// rules (teachers list no one).
+pub(crate) async fn users_as(
+    state: &AppState,
+    caller: &Caller,
+    f: accounts::UserFilter,
+) -> ApiResult<crate::paging::Page<accounts::UserView>> {
     let limit = crate::paging::limit(f.limit).map_err(|m| ApiError::invalid_field("limit", m))?;
     let p = caller.0.clone();
-    let page = state
+    state
         .db
         .run(move |conn| -> ApiResult<_> {
             authz::require_admin(&p, "cannot list users")?;
@@ -149,13 +169,12 @@ async fn list(
             };
             Ok(page.try_map(|l| accounts::with_names(conn, l))?)
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(super::answer::UserList::from(page)))
+        .await
 }
 
 /// Loads a user the caller may see (`View`) or act on (`Manage`): themselves always,
 /// others by [`authz::may_act_on_user`].
-async fn load(
+pub(crate) async fn load(
     state: &AppState,
     caller: &Caller,
     id: String,
@@ -190,12 +209,24 @@ async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let user = load(&state, &caller, path.into_inner(), authz::UserAction::View).await?;
-    let view = state
+    let view = user_as(&state, &caller, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// One user `caller` may see, with their places' names.
+pub(crate) async fn user_as(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+) -> ApiResult<accounts::UserView> {
+    let user = load(state, caller, id, authz::UserAction::View).await?;
+    state
         .db
         .run(move |conn| accounts::with_names(conn, vec![user]).map_err(ApiError::from))
-        .await?;
-    Ok(HttpResponse::Ok().json(view.first()))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::not_found("no such user"))
 }
 
 #[utoipa::path(
@@ -280,22 +311,30 @@ async fn patch(
     path: web::Path<String>,
     body: web::Json<serde_json::Value>,
 ) -> ApiResult<HttpResponse> {
-    let user = load(
-        &state,
-        &caller,
-        path.into_inner(),
-        authz::UserAction::Manage,
-    )
-    .await?;
+    let id = path.into_inner();
+    let user = load(&state, &caller, id.clone(), authz::UserAction::Manage).await?;
     authz::require_admin(&caller.0, "do not manage users")?;
     let patch: UserPatch = crate::error::parse_json(body.into_inner())?;
-    let user = state
+    let user = update_user_as(&state, &caller, user.id, patch).await?;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+/// Changes a user's name or e-mail, for `caller` under the API's rules.
+pub(crate) async fn update_user_as(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    patch: UserPatch,
+) -> ApiResult<User> {
+    let user = load(state, caller, id, authz::UserAction::Manage).await?;
+    authz::require_admin(&caller.0, "do not manage users")?;
+    let actor = caller.0.user_id.clone();
+    state
         .db
         .run(move |conn| {
-            accounts::update_user(conn, &user.id, &patch, &caller.0.user_id).map_err(ApiError::from)
+            accounts::update_user(conn, &user.id, &patch, &actor).map_err(ApiError::from)
         })
-        .await?;
-    Ok(HttpResponse::Ok().json(user))
+        .await
 }
 
 #[utoipa::path(
@@ -320,13 +359,14 @@ async fn delete(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let user = load(
-        &state,
-        &caller,
-        path.into_inner(),
-        authz::UserAction::Manage,
-    )
-    .await?;
+    delete_user_as(&state, &caller, path.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Disables a user (never oneself), for `caller` under the API's rules; a disabled user
+/// stays as they are.
+pub(crate) async fn delete_user_as(state: &AppState, caller: &Caller, id: String) -> ApiResult<()> {
+    let user = load(state, caller, id, authz::UserAction::Manage).await?;
     if user.id == caller.0.user_id {
         return Err(ApiError::conflict("you cannot delete yourself"));
     }
@@ -337,7 +377,7 @@ async fn delete(
             .run(move |conn| accounts::disable_user(conn, &user, &actor).map_err(ApiError::from))
             .await?;
     }
-    Ok(HttpResponse::NoContent().finish())
+    Ok(())
 }
 
 /// Body of a token request.

@@ -14,6 +14,7 @@ mod cli;
 mod console;
 mod console_catalog;
 mod console_journeys;
+mod console_people;
 mod device_trust;
 mod device_truth;
 mod editing;
