@@ -1059,14 +1059,10 @@ struct CalendarQuery {
     replace: bool,
 }
 
-fn parse_calendar(req: &HttpRequest, body: &web::Bytes) -> ApiResult<Calendar> {
+/// An iCalendar file (by its content type or its first line) or CSV lines.
+fn parse_calendar(ct: &str, body: &[u8]) -> ApiResult<Calendar> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("the calendar must be UTF-8"))?;
-    let ct = req
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
     let cal = if ct.starts_with("text/calendar") || text.trim_start().starts_with("BEGIN:VCALENDAR")
     {
         Calendar::parse_ics(text)
@@ -1086,7 +1082,27 @@ async fn store_calendar(
     req: &HttpRequest,
     body: &web::Bytes,
 ) -> ApiResult<HttpResponse> {
-    let cal = parse_calendar(req, body)?;
+    let ct = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let n = calendar_as(state, caller, tenant_id, school_id, replace, ct, body).await?;
+    Ok(HttpResponse::Ok().json(super::answer::ClosuresAdded { closures: n }))
+}
+
+/// Stores an uploaded calendar's closures for an authority or one school (the caller's
+/// right to manage it already checked), audited; every assignment is planned again.
+pub(crate) async fn calendar_as(
+    state: &AppState,
+    caller: &Caller,
+    tenant_id: String,
+    school_id: Option<String>,
+    replace: bool,
+    content_type: &str,
+    body: &[u8],
+) -> ApiResult<usize> {
+    let cal = parse_calendar(content_type, body)?;
     let actor = caller.0.user_id.clone();
     let n = state
         .db
@@ -1105,7 +1121,7 @@ async fn store_calendar(
         })
         .await?;
     state.reconciler.all();
-    Ok(HttpResponse::Ok().json(super::answer::ClosuresAdded { closures: n }))
+    Ok(n)
 }
 
 #[utoipa::path(

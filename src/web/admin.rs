@@ -32,6 +32,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/schulen/{id}", web::get().to(school_page))
         .route("/schulen/{id}/links", web::post().to(create_link))
         .route("/schulen/{id}/druck", web::get().to(print_sheet))
+        .route("/schulen/{id}/ferien", web::post().to(upload_closures))
         .route("/antraege", web::get().to(requests))
         .route("/antraege/{id}/genehmigen", web::post().to(approve))
         .route("/antraege/{id}/ablehnen", web::post().to(reject))
@@ -926,6 +927,8 @@ struct SchoolPage {
     links: Vec<LinkLine>,
     may_manage: bool,
     csrf: String,
+    /// Holidays and closed days from today on (the school's and its authority's).
+    closures: Vec<Fact>,
 }
 
 /// A QR code of `text` as SVG for inline use (dark modules on white, a quiet zone).
@@ -1048,7 +1051,42 @@ async fn school_page(
     } else {
         vec![]
     };
+    let (tid, sid) = (school.tenant_id.clone(), school.id.clone());
+    let closures = with_db(&state, t, move |conn| {
+        use crate::db::schema::closures as c;
+        let today = chrono::Utc::now()
+            .with_timezone(&BERLIN)
+            .date_naive()
+            .to_string();
+        Ok(c::table
+            .filter(c::tenant_id.eq(tid))
+            .filter(c::school_id.eq(sid).or(c::school_id.is_null()))
+            .filter(c::to_date.ge(today))
+            .order(c::from_date.asc())
+            .select((c::name, c::from_date, c::to_date))
+            .limit(30)
+            .load::<(String, String, String)>(conn)?)
+    })
+    .await?
+    .into_iter()
+    .map(|(name, from, to)| {
+        let day = |d: &str| {
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map(|d| t.date(d))
+                .unwrap_or_else(|_| d.to_owned())
+        };
+        Fact {
+            label: name,
+            value: if from == to {
+                day(&from)
+            } else {
+                format!("{} – {}", day(&from), day(&to))
+            },
+        }
+    })
+    .collect();
     render(&SchoolPage {
+        closures,
         t,
         chrome: Some(Chrome::new(&v, "/admin/schulen", &here(&req))),
         id: school.id,
@@ -1099,6 +1137,45 @@ async fn create_link(
         .await
         .or_page(v.tr)?;
     see_other(&format!("/admin/schulen/{id}#links"))
+}
+
+#[derive(Deserialize)]
+struct ClosuresForm {
+    csrf: String,
+    calendar: String,
+    replace: Option<String>,
+}
+
+/// `POST /admin/schulen/{id}/ferien`: the school's holidays and closed days, as CSV
+/// lines (`Name,2026-12-21,2027-01-02`) or an iCalendar file's text; the API's calendar
+/// rules (every assignment planned again).
+async fn upload_closures(
+    v: Viewer,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<ClosuresForm>,
+) -> PageResult {
+    admin_only(&v)?;
+    v.check_csrf(&form.csrf)?;
+    let t = v.tr;
+    let caller = Caller(v.p.clone());
+    let school =
+        crate::api::org::load_school(&state, &caller, path.into_inner(), Action::ManageSchool)
+            .await
+            .or_page(t)?;
+    let f = form.into_inner();
+    crate::api::catalog::calendar_as(
+        &state,
+        &caller,
+        school.tenant_id.clone(),
+        Some(school.id.clone()),
+        f.replace.is_some(),
+        "",
+        f.calendar.as_bytes(),
+    )
+    .await
+    .or_page(t)?;
+    see_other(&format!("/admin/schulen/{}#ferien", school.id))
 }
 
 #[derive(Template)]

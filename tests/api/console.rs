@@ -703,3 +703,55 @@ async fn device_actions_need_their_confirmation_and_go_through_the_commands_rule
         "no actions for a retired iPad"
     );
 }
+
+#[actix_web::test]
+async fn a_school_enters_its_holidays_and_sees_them() {
+    let app = TestApp::spawn().await;
+    let (_, school_id) = school(&app, "ferien").await;
+    user(&app, "sl@ferien.de", "school_admin", Some(&school_id)).await;
+    let s = login(&app.base, "sl@ferien.de", PASSWORD).await.unwrap();
+    let path = format!("/admin/schulen/{school_id}/ferien");
+    let (status, _, html) = s
+        .post(
+            &path,
+            &[
+                ("csrf", &s.csrf),
+                ("calendar", "Weihnachtsferien,21.12.2026,2027-01-02"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "an unreadable line stores nothing: {html}");
+    assert_eq!(app.count("closures"), 0);
+    let next_year = chrono::Utc::now()
+        .date_naive()
+        .format("%Y")
+        .to_string()
+        .parse::<i32>()
+        .unwrap()
+        + 1;
+    let csv = format!("Weihnachtsferien,{next_year}-12-21,{}-01-02\nBeweglicher Ferientag,{next_year}-05-15,{next_year}-05-15", next_year + 1);
+    let (status, h, html) = s
+        .post(&path, &[("csrf", &s.csrf), ("calendar", &csv)])
+        .await;
+    assert_eq!(status, 303, "{html}");
+    assert_eq!(h[LOCATION], format!("/admin/schulen/{school_id}#ferien"));
+    assert_eq!(app.count("closures"), 2);
+    let (_, html) = s.get(&format!("/admin/schulen/{school_id}")).await;
+    let list = &html[html.find("id=\"closure-list\"").expect("the list")..];
+    let may = list.find("Beweglicher Ferientag").unwrap();
+    let christmas = list.find("Weihnachtsferien").unwrap();
+    assert!(may < christmas, "sorted by their first day: {list}");
+    assert!(list.contains(&format!("21.12.{next_year} – ")), "{list}");
+    let (_, audit) = app.get("/api/v1/audit?object_type=calendar").await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
+    // Replacing leaves only the new days.
+    let one = format!("Pfingstferien,{next_year}-05-26,{next_year}-05-29");
+    let (status, _, _) = s
+        .post(
+            &path,
+            &[("csrf", &s.csrf), ("calendar", &one), ("replace", "1")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(app.count("closures"), 1);
+}
