@@ -325,3 +325,17 @@ closures-calendar = Kalender
 closures-help = Eine Zeile je Zeitraum: Name,Erster Tag,Letzter Tag (z. B. Weihnachtsferien,2026-12-21,2027-01-02) – oder den Text einer iCalendar-Datei (.ics) einfügen. In Ferien werden Apps nach Stundenplan nicht installiert.
 closures-replace = Die bisher eingetragenen Tage der Schule ersetzen
 closures-save = Eintragen
+asm-title = Apple School Manager
+asm-none = Noch kein Server-Token für die automatische Einschreibung.
+asm-unnamed = Server-Token
+asm-waiting = wartet auf das Server-Token aus Apple School Manager
+asm-upload = Server-Token hochladen oder erneuern
+asm-server-token = Inhalt der .p7m-Datei aus Apple School Manager
+asm-rules = Zuordnung neuer iPads zu Schulen
+asm-no-rules = Keine Zuordnungsregeln: neue iPads warten, bis ein Admin sie einer Schule zuordnet.
+asm-matches = Welche iPads
+asm-rule-order = Bestellnummer { $order }
+asm-rule-serials = { $n ->
+    [one] 1 Seriennummer
+   *[other] { $n } Seriennummern
+}

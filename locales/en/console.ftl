@@ -319,3 +319,17 @@ closures-calendar = Calendar
 closures-help = One line per period: name,first day,last day (e.g. Christmas holidays,2026-12-21,2027-01-02) – or paste an iCalendar file's (.ics) text. During holidays, apps on a timetable are not installed.
 closures-replace = Replace the school's days entered so far
 closures-save = Save
+asm-title = Apple School Manager
+asm-none = No server token for automated enrollment yet.
+asm-unnamed = Server token
+asm-waiting = waiting for the server token from Apple School Manager
+asm-upload = Upload or renew the server token
+asm-server-token = Content of the .p7m file from Apple School Manager
+asm-rules = Placing new iPads in schools
+asm-no-rules = No placement rules: new iPads wait until an admin places them in a school.
+asm-matches = Which iPads
+asm-rule-order = Order number { $order }
+asm-rule-serials = { $n ->
+    [one] 1 serial number
+   *[other] { $n } serial numbers
+}

@@ -21,10 +21,10 @@ const WARN_DAYS: i64 = 30;
 #[schema(as = AdeTokenView)]
 pub(crate) struct TokenView {
     #[serde(flatten)]
-    token: ServerToken,
+    pub(crate) token: ServerToken,
     /// What to do, when the token expires within 30 days.
     #[serde(skip_serializing_if = "Option::is_none")]
-    warning: Option<String>,
+    pub(crate) warning: Option<String>,
 }
 
 /// The authority's server tokens.
@@ -122,8 +122,17 @@ async fn list(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let tenant =
-        super::org::load_tenant(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
+    let items = tokens_as(&state, &caller, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(TokenList { items }))
+}
+
+/// An authority's server tokens with expiry warnings, for `caller` under the API's rules.
+pub(crate) async fn tokens_as(
+    state: &AppState,
+    caller: &Caller,
+    tenant: String,
+) -> ApiResult<Vec<TokenView>> {
+    let tenant = super::org::load_tenant(state, caller, tenant, Action::ManageTenant).await?;
     let rows: Vec<ServerToken> = state
         .db
         .run(move |conn| -> ApiResult<_> {
@@ -135,7 +144,7 @@ async fn list(
         })
         .await?;
     let now = crate::db::now();
-    let items = rows
+    Ok(rows
         .into_iter()
         .map(|token| TokenView {
             warning: token
@@ -145,8 +154,7 @@ async fn list(
                 .map(|days| format!("the server token expires in {days} days: download a new one in Apple School Manager and upload it")),
             token,
         })
-        .collect();
-    Ok(HttpResponse::Ok().json(TokenList { items }))
+        .collect())
 }
 
 /// Body of a server-token upload.
@@ -169,7 +177,24 @@ async fn upload(
     path: web::Path<String>,
     body: web::Json<ServerTokenUpload>,
 ) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
+    let t = upload_as(
+        &state,
+        &caller,
+        path.into_inner(),
+        body.into_inner().p7m_base64,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(t))
+}
+
+/// Stores the server token Apple School Manager returned (the file's text or base64 of
+/// it), for `caller` under the API's rules.
+pub(crate) async fn upload_as(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    raw: String,
+) -> ApiResult<ServerToken> {
     let i = id.clone();
     let tenant: String = state
         .db
@@ -183,17 +208,15 @@ async fn upload(
         .await?
         .ok_or_else(|| ApiError::not_found("no such ADE token"))?;
     authz::require(&caller.0, Action::ManageTenant, Place::tenant(&tenant))?;
-    let raw = body.into_inner().p7m_base64;
     // Accept the file's own bytes (S/MIME text) as well as base64 of them.
     let p7m = base64::engine::general_purpose::STANDARD
         .decode(raw.trim())
         .unwrap_or_else(|_| raw.into_bytes());
-    let t = state
+    state
         .ade
         .upload(&id, &p7m, &caller.0.user_id)
         .await
-        .map_err(ApiError::from)?;
-    Ok(HttpResponse::Ok().json(t))
+        .map_err(ApiError::from)
 }
 
 #[utoipa::path(post, path = "/api/v1/ade/sync", tag = "ade", operation_id = "ade_sync",
@@ -278,13 +301,21 @@ async fn list_rules(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let tenant =
-        super::org::load_tenant(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
-    let rules = state
+    let rules = rules_as(&state, &caller, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(RuleList { items: rules }))
+}
+
+/// An authority's placement rules, for `caller` under the API's rules.
+pub(crate) async fn rules_as(
+    state: &AppState,
+    caller: &Caller,
+    tenant: String,
+) -> ApiResult<Vec<school::Rule>> {
+    let tenant = super::org::load_tenant(state, caller, tenant, Action::ManageTenant).await?;
+    state
         .db
         .run(move |conn| -> ApiResult<Vec<school::Rule>> { Ok(school::rules(conn, &tenant.id)?) })
-        .await?;
-    Ok(HttpResponse::Ok().json(RuleList { items: rules }))
+        .await
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/ade-rules", tag = "ade", operation_id = "create_ade_rule",

@@ -19,7 +19,8 @@ use crate::state::AppState;
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/apple", web::get().to(page))
         .route("/apple/{tenant}/push", web::post().to(upload_push))
-        .route("/apple/{tenant}/inhalte", web::post().to(upload_vpp));
+        .route("/apple/{tenant}/inhalte", web::post().to(upload_vpp))
+        .route("/apple/asm/{token}", web::post().to(upload_asm));
 }
 
 /// A row of facts about a certificate or token.
@@ -59,6 +60,10 @@ struct ApplePage {
     content: Vec<TokenLine>,
     licences: Vec<LicenceLine>,
     blocked: usize,
+    /// Apple School Manager server tokens: id and facts.
+    asm: Vec<(String, TokenLine)>,
+    /// Placement rules: where, what it matches.
+    rules: Vec<(String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -94,6 +99,7 @@ async fn page(
         .or_else(|| visible.first().map(|x| x.id.clone()));
     let caller = Caller(v.p.clone());
     let (mut push, mut content, mut may_manage) = (None, vec![], false);
+    let (mut asm, mut rules) = (vec![], vec![]);
     if let Some(id) = &chosen {
         let now = crate::db::now();
         let line = |name: String, ends: chrono::NaiveDateTime, note: String| TokenLine {
@@ -131,6 +137,57 @@ async fn page(
                         k.expires_at,
                         note,
                     )
+                })
+                .collect();
+            asm = crate::api::ade::tokens_as(&state, &caller, id.clone())
+                .await
+                .or_page(t)?
+                .into_iter()
+                .map(|v| {
+                    let name = v
+                        .token
+                        .server_name
+                        .clone()
+                        .unwrap_or_else(|| t.t("asm-unnamed"));
+                    let fact = match v.token.expires_at {
+                        Some(e) => line(name, e, v.warning.clone().unwrap_or_default()),
+                        None => TokenLine {
+                            name,
+                            ends: "–".into(),
+                            days: 0,
+                            note: t.t("asm-waiting"),
+                        },
+                    };
+                    (v.token.id, fact)
+                })
+                .collect();
+            let found = crate::api::ade::rules_as(&state, &caller, id.clone())
+                .await
+                .or_page(t)?;
+            let ids: Vec<String> = found.iter().map(|r| r.school_id.clone()).collect();
+            let schools = state
+                .db
+                .run(move |conn| {
+                    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                    crate::names::schools_named(conn, &ids).map_err(ApiError::from)
+                })
+                .await
+                .or_page(t)?;
+            rules = found
+                .into_iter()
+                .map(|r| {
+                    let matches = match (&r.order_number, r.serial_list().len()) {
+                        (Some(o), _) => t.with("asm-rule-order", &[("order", o.clone().into())]),
+                        (None, n) => t.n("asm-rule-serials", n as i64),
+                    };
+                    let school =
+                        crate::names::name(&schools, Some(&r.school_id)).unwrap_or_default();
+                    let what = if r.description.is_empty() {
+                        matches
+                    } else {
+                        format!("{} – {matches}", r.description)
+                    };
+                    (school, what)
                 })
                 .collect();
         }
@@ -191,6 +248,8 @@ async fn page(
         content,
         licences,
         blocked: blocked.len(),
+        asm,
+        rules,
     })
 }
 
@@ -257,5 +316,41 @@ async fn upload_vpp(
     see_other(&format!(
         "/admin/apple?schultraeger={}",
         super::url_encode(&tenant)
+    ))
+}
+
+#[derive(Deserialize)]
+struct AsmForm {
+    csrf: String,
+    server_token: String,
+}
+
+/// `POST /admin/apple/asm/{token}`: the server token (.p7m) Apple School Manager gave,
+/// its text pasted; the API's rules (the authority's admins, Apple's answer checked).
+async fn upload_asm(
+    v: Viewer,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<AsmForm>,
+) -> PageResult {
+    v.check_csrf(&form.csrf)?;
+    let f = form.into_inner();
+    if f.server_token.trim().is_empty() {
+        return Err(WebError::Api(
+            v.tr,
+            ApiError::invalid_field("server_token", "paste the .p7m file's text"),
+        ));
+    }
+    let token = crate::api::ade::upload_as(
+        &state,
+        &Caller(v.p.clone()),
+        path.into_inner(),
+        f.server_token,
+    )
+    .await
+    .or_page(v.tr)?;
+    see_other(&format!(
+        "/admin/apple?schultraeger={}",
+        super::url_encode(&token.tenant_id)
     ))
 }

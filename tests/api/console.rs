@@ -600,6 +600,31 @@ async fn an_authority_admin_uploads_the_push_certificate_in_the_console() {
     assert_eq!(info["topic"], topic);
     let (_, audit) = app.get("/api/v1/audit?object_type=push_certificate").await;
     assert!(!audit["items"].as_array().unwrap().is_empty(), "{audit}");
+
+    // Apple School Manager: no server token yet; one created waits for Apple's file, and
+    // a pasted file that is none is refused.
+    assert!(html.contains("Noch kein Server-Token"), "{html}");
+    let (status, tok) = app
+        .post(&format!("/api/v1/tenants/{tenant}/ade-tokens"), json!({}))
+        .await;
+    assert_eq!(status, 201, "{tok}");
+    let (_, html) = s.get("/admin/apple").await;
+    assert!(html.contains("wartet auf das Server-Token"), "{html}");
+    let id = tok["id"].as_str().unwrap();
+    let (status, _, html) = s
+        .post(
+            &format!("/admin/apple/asm/{id}"),
+            &[("csrf", &s.csrf), ("server_token", "not a p7m")],
+        )
+        .await;
+    assert_eq!(status, 400, "{html}");
+    let (status, _, _) = s
+        .post(
+            &format!("/admin/apple/asm/{id}"),
+            &[("csrf", "x"), ("server_token", "not a p7m")],
+        )
+        .await;
+    assert_eq!(status, 403);
 }
 
 #[actix_web::test]
