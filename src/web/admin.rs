@@ -7,9 +7,10 @@ use chrono::Utc;
 use diesel::prelude::*;
 use serde::Deserialize;
 
+pub(super) use super::here;
 use super::i18n::{Tr, BERLIN};
 use super::session::Viewer;
-use super::{render, see_other, Chrome, OrPage, PageResult, WebError};
+use super::{field, fields, render, see_other, Chrome, OrPage, PageResult, WebError};
 use crate::api::auth::Caller;
 use crate::api::authz::{self, Action, Place};
 use crate::assign::ItemKind;
@@ -54,14 +55,6 @@ pub(super) async fn with_db<T: Send + 'static>(
     f: impl FnOnce(&mut DbConn) -> ApiResult<T> + Send + 'static,
 ) -> Result<T, WebError> {
     state.db.run(f).await.or_page(t)
-}
-
-/// The path and query of this request (for the language switch).
-pub fn here(req: &HttpRequest) -> String {
-    req.uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "/".into())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1698,14 +1691,8 @@ async fn create_assignment(
 ) -> PageResult {
     admin_only(&v)?;
     let t = v.tr;
-    let fields = form.into_inner();
-    let one = |k: &str| {
-        fields
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.trim().to_owned())
-            .filter(|s| !s.is_empty())
-    };
+    let form = form.into_inner();
+    let one = |k: &str| field(&form, k);
     v.check_csrf(&one("csrf").unwrap_or_default())?;
     let bad = |f: &str, m: &str| WebError::Api(t, ApiError::invalid_field(f, m));
     let school_id = one("school").ok_or_else(|| bad("school", "missing"))?;
@@ -1732,10 +1719,9 @@ async fn create_assignment(
         })
         .await?;
         let periods: Vec<String> = periods_of(&settings).into_iter().map(|(n, _)| n).collect();
-        let slots: Vec<(String, String)> = fields
+        let slots: Vec<(String, String)> = fields(&form, "slot")
             .iter()
-            .filter(|(n, _)| n == "slot")
-            .filter_map(|(_, v)| v.split_once(':').map(|(d, p)| (d.to_owned(), p.to_owned())))
+            .filter_map(|v| v.split_once(':').map(|(d, p)| (d.to_owned(), p.to_owned())))
             .collect();
         let weekly = weekly_windows(&slots, &periods);
         if weekly.is_empty() {

@@ -14,7 +14,9 @@ use serde::Deserialize;
 use super::admin::{admin_only, here, nonempty, schedule_words, with_db, Choice};
 use super::i18n::{Tr, BERLIN};
 use super::session::Viewer;
-use super::{render, render_with, see_other, url_encode, Chrome, OrPage, PageResult, WebError};
+use super::{
+    field, render, render_with, see_other, url_encode, Chrome, OrPage, PageResult, WebError,
+};
 use crate::accounts::Principal;
 use crate::api::auth::Caller;
 use crate::api::authz::{self, Action, Place};
@@ -47,15 +49,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             "/katalog/profile/{id}/loeschen",
             web::post().to(delete_profile),
         );
-}
-
-/// One field of a posted form (trimmed; empty counts as missing).
-fn field(fields: &[(String, String)], name: &str) -> Option<String> {
-    fields
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.trim().to_owned())
-        .filter(|s| !s.is_empty())
 }
 
 /// Whether a checkbox was ticked.

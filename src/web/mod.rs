@@ -333,6 +333,32 @@ impl Chrome {
     }
 }
 
+/// The path and query of this request (for the language switch to return to).
+pub fn here(req: &HttpRequest) -> String {
+    req.uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into())
+}
+
+/// The first value of `name` in a form with repeated fields, trimmed; none when empty.
+pub fn field(pairs: &[(String, String)], name: &str) -> Option<String> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// Every value of `name` in a form (ticked checkboxes), trimmed.
+pub fn fields(pairs: &[(String, String)], name: &str) -> Vec<String> {
+    pairs
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.trim().to_owned())
+        .collect()
+}
+
 /// A value for a URL's query or path segment.
 pub fn url_encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()

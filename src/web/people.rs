@@ -11,6 +11,7 @@ use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 
 use super::admin::{admin_only, here, nonempty, with_db, Choice};
+use super::fields;
 use super::i18n::{Tr, BERLIN};
 use super::session::Viewer;
 use super::{
@@ -92,15 +93,6 @@ fn field(pairs: &[(String, String)], name: &str) -> String {
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.clone())
         .unwrap_or_default()
-}
-
-/// Every value of `name` (checked checkboxes).
-fn fields(pairs: &[(String, String)], name: &str) -> Vec<String> {
-    pairs
-        .iter()
-        .filter(|(k, _)| k == name)
-        .map(|(_, v)| v.clone())
-        .collect()
 }
 
 /// A teacher to tick.

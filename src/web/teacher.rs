@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::admin::{lesson_when, periods_of, request_lines, Choice, RequestLine};
 use super::i18n::Tr;
 use super::session::Viewer;
-use super::{render, see_other, Chrome, OrPage, PageResult, WebError};
+use super::{field, fields, here, render, see_other, Chrome, OrPage, PageResult, WebError};
 use crate::api::authz;
 use crate::assign::TargetKind;
 use crate::error::ApiError;
@@ -24,13 +24,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/{id}", web::get().to(request_page))
         .route("/{id}/bereitschaft", web::get().to(readiness_part))
         .route("/{id}/zurueckziehen", web::post().to(withdraw));
-}
-
-fn here(req: &HttpRequest) -> String {
-    req.uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "/".into())
 }
 
 /// A class of the teacher.
@@ -217,21 +210,9 @@ async fn create(
     form: web::Form<Vec<(String, String)>>,
 ) -> PageResult {
     let t = v.tr;
-    let fields = form.into_inner();
-    let one = |k: &str| {
-        fields
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.trim().to_owned())
-            .filter(|s| !s.is_empty())
-    };
-    let all = |k: &str| -> Vec<String> {
-        fields
-            .iter()
-            .filter(|(n, _)| n == k)
-            .map(|(_, v)| v.trim().to_owned())
-            .collect()
-    };
+    let form = form.into_inner();
+    let one = |k: &str| field(&form, k);
+    let all = |k: &str| fields(&form, k);
     v.check_csrf(&one("csrf").unwrap_or_default())?;
     let bad = |f: &str, m: &str| WebError::Api(t, ApiError::invalid_field(f, m));
     let (kind, target_id) = one("target")
