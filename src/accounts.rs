@@ -10,6 +10,8 @@ use openssl::sha::sha256;
 use crate::db::schema::{api_tokens, users};
 use crate::db::{new_id, now, DbConn, DbError};
 
+pub mod password;
+
 /// Prefix of every API token.
 pub const TOKEN_PREFIX: &str = "tafel_";
 
@@ -65,6 +67,10 @@ pub struct Principal {
     pub tenant_id: Option<String>,
     /// The school a school admin or teacher belongs to.
     pub school_id: Option<String>,
+    /// The token this call came with (kept when they change their own password).
+    pub token_id: String,
+    /// They logged in with a one-time password and may only choose their own.
+    pub must_change_password: bool,
 }
 
 /// A freshly generated token: the secret (shown once) and what is stored.
@@ -170,7 +176,7 @@ pub fn bootstrap_admin(conn: &mut DbConn) -> Result<Option<String>, AccountError
     })
 }
 
-/// Token id, user id, last use, name, role, tenant, school.
+/// Token id, user id, last use, name, role, tenant, school, must change the password.
 type TokenRow = (
     String,
     String,
@@ -179,6 +185,7 @@ type TokenRow = (
     String,
     Option<String>,
     Option<String>,
+    bool,
 );
 
 /// Resolves a token secret to its user, if the token is valid, and records its use.
@@ -206,10 +213,12 @@ pub fn authenticate(conn: &mut DbConn, secret: &str) -> Result<Option<Principal>
             users::role,
             users::tenant_id,
             users::school_id,
+            users::password_must_change,
         ))
         .first(conn)
         .optional()?;
-    let Some((token_id, user_id, last_used, name, role, tenant_id, school_id)) = row else {
+    let Some((token_id, user_id, last_used, name, role, tenant_id, school_id, must_change)) = row
+    else {
         return Ok(None);
     };
     let Some(role) = Role::parse(&role) else {
@@ -227,6 +236,8 @@ pub fn authenticate(conn: &mut DbConn, secret: &str) -> Result<Option<Principal>
         role,
         tenant_id,
         school_id,
+        token_id,
+        must_change_password: must_change,
     }))
 }
 
@@ -269,6 +280,8 @@ pub struct User {
     /// Disabled (cannot log in, tokens stop working).
     #[serde(with = "crate::time::utc_opt")]
     pub disabled_at: Option<chrono::NaiveDateTime>,
+    /// An admin issued a one-time password the user has not yet replaced by their own.
+    pub password_must_change: bool,
 }
 
 /// A user with the names of their authority and school.
@@ -367,13 +380,13 @@ pub fn create_user(
     let name = name.as_str();
     let email = check_email(&input.email)?;
     let hash = match &input.password {
-        Some(p) if p.chars().count() < 12 => {
-            return Err(AccountError::Invalid {
+        Some(p) => {
+            password::check_new(p, Some(&email)).map_err(|rule| AccountError::Invalid {
                 field: "password",
-                message: "at least 12 characters".into(),
-            })
+                message: rule.to_string(),
+            })?;
+            Some(hash_password(p)?)
         }
-        Some(p) => Some(hash_password(p)?),
         None => None,
     };
     conn.write_tx(|conn| {
@@ -390,6 +403,7 @@ pub fn create_user(
             school_id: input.school_id.clone(),
             created_at: now(),
             disabled_at: None,
+            password_must_change: false,
         };
         diesel::insert_into(users::table)
             .values((
@@ -623,26 +637,35 @@ pub fn issue_token(
             message: "1 to 100 characters".into(),
         });
     }
-    conn.write_tx(|conn| {
-        let secret = create_token(conn, &user.id, name.trim())?;
-        let info: TokenInfo = api_tokens::table
-            .filter(api_tokens::token_sha256.eq(hash_token(&secret)))
-            .select(TokenInfo::as_select())
-            .first(conn)?;
-        if expires_at.is_some() {
-            diesel::update(api_tokens::table.find(&info.id))
-                .set(api_tokens::expires_at.eq(expires_at))
-                .execute(conn)?;
-        }
-        crate::audit::record(
-            conn,
-            &crate::audit::Entry::new(actor, "create", "api_token")
-                .object(&info.id)
-                .scope(user.tenant_id.as_deref(), user.school_id.as_deref())
-                .summary(serde_json::json!({"after": {"user": user.id, "name": info.name, "prefix": info.prefix, "expires_at": expires_at}})),
-        )?;
-        Ok((TokenInfo { expires_at, ..info }, secret))
-    })
+    conn.write_tx(|conn| issue_token_in_tx(conn, user, name, expires_at, actor))
+}
+
+/// [`issue_token`] inside the caller's write transaction.
+pub(crate) fn issue_token_in_tx(
+    conn: &mut DbConn,
+    user: &User,
+    name: &str,
+    expires_at: Option<chrono::NaiveDateTime>,
+    actor: &str,
+) -> Result<(TokenInfo, String), AccountError> {
+    let secret = create_token(conn, &user.id, name.trim())?;
+    let info: TokenInfo = api_tokens::table
+        .filter(api_tokens::token_sha256.eq(hash_token(&secret)))
+        .select(TokenInfo::as_select())
+        .first(conn)?;
+    if expires_at.is_some() {
+        diesel::update(api_tokens::table.find(&info.id))
+            .set(api_tokens::expires_at.eq(expires_at))
+            .execute(conn)?;
+    }
+    crate::audit::record(
+        conn,
+        &crate::audit::Entry::new(actor, "create", "api_token")
+            .object(&info.id)
+            .scope(user.tenant_id.as_deref(), user.school_id.as_deref())
+            .summary(serde_json::json!({"after": {"user": user.id, "name": info.name, "prefix": info.prefix, "expires_at": expires_at}})),
+    )?;
+    Ok((TokenInfo { expires_at, ..info }, secret))
 }
 
 /// A user's tokens, newest first.
@@ -720,36 +743,6 @@ pub fn end_session(conn: &mut DbConn, secret: &str) -> QueryResult<()> {
 /// time an answer takes does not tell which e-mails exist.
 pub const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$Hd8GcTgCj2HQ4bOtcX+UKCbc3N8YwSS2a1C3VvHkMp8";
-
-/// The user id and password hash of an enabled account with this e-mail.
-pub fn password_of(conn: &mut DbConn, email: &str) -> QueryResult<Option<(String, String)>> {
-    let row: Option<(String, Option<String>)> = users::table
-        .filter(users::email.eq(email.trim().to_lowercase()))
-        .filter(users::disabled_at.is_null())
-        .select((users::id, users::password_hash))
-        .first(conn)
-        .optional()?;
-    Ok(row.and_then(|(id, hash)| hash.map(|h| (id, h))))
-}
-
-/// After a password checked out: a new token (valid `hours`) for the user.
-pub fn login_token(
-    conn: &mut DbConn,
-    user_id: &str,
-    hours: i64,
-) -> Result<Option<(User, String)>, AccountError> {
-    let Some(u) = user(conn, user_id)? else {
-        return Ok(None);
-    };
-    let (_, secret) = issue_token(
-        conn,
-        &u,
-        "login",
-        Some(now() + chrono::Duration::hours(hours)),
-        &u.id,
-    )?;
-    Ok(Some((u, secret)))
-}
 
 /// The rows a caller may list: everything, an authority's, a school's, or (teachers)
 /// their own. Which one a caller gets is decided in `api::authz::list_scope`; the domain

@@ -23,6 +23,9 @@ pub enum ErrorCode {
     Unauthenticated,
     /// Authenticated, but not allowed.
     Forbidden,
+    /// The caller logged in with a one-time password: changing it
+    /// (`PUT /api/v1/me/password`) is the only thing they may do.
+    PasswordChangeRequired,
     /// The object does not exist (or is outside the caller's scope).
     NotFound,
     /// The request conflicts with the current state.
@@ -41,7 +44,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden | ErrorCode::PasswordChangeRequired => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,

@@ -36,7 +36,6 @@ user-disable = Deaktivieren
 user-disable-help = Deaktivierte Benutzer können sich nicht mehr anmelden, ihre Schlüssel gelten nicht mehr. Protokoll und Anträge nennen sie weiter.
 user-disable-confirm = Ja, diesen Benutzer deaktivieren
 user-disable-unconfirmed = Bitte das Deaktivieren mit dem Häkchen bestätigen.
-user-no-password-reset = Ein neues Passwort für andere lässt sich noch nicht setzen (auch nicht über die API).
 
 authorities-title = Schulträger
 authorities-none = Keine Schulträger.

@@ -36,7 +36,6 @@ user-disable = Disable
 user-disable-help = Disabled users cannot log in and their tokens stop working. The audit log and requests keep naming them.
 user-disable-confirm = Yes, disable this user
 user-disable-unconfirmed = Please tick the box to confirm.
-user-no-password-reset = Setting a new password for someone else is not possible yet (nor in the API).
 
 authorities-title = School authorities
 authorities-none = No school authorities.

@@ -174,6 +174,9 @@ pub struct LoginResponse {
     pub user: User,
     /// Hours the token is valid.
     pub expires_in_hours: i64,
+    /// It was a one-time password: the token is good for `GET /me` and
+    /// `PUT /me/password` only, until the user has chosen their own password.
+    pub password_must_change: bool,
 }
 
 /// Answer to `POST /users/{id}/tokens`.

@@ -18,6 +18,7 @@ pub mod lessons;
 pub mod licences;
 pub mod openapi;
 pub mod org;
+pub mod passwords;
 pub mod push;
 pub mod users;
 
@@ -52,6 +53,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(push::config)
             .configure(devices::config)
             .configure(users::config)
+            .configure(passwords::config)
             .configure(classes::config)
             .configure(audit::config)
             .configure(catalog::config)

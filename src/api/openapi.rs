@@ -48,6 +48,8 @@ const BEARER: &str = "bearer";
         super::users::list_tokens,
         super::users::revoke_token,
         super::users::login,
+        super::passwords::change_own,
+        super::passwords::reset,
         // org
         super::org::create_tenant,
         super::org::list_tenants,

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::auth::Caller;
+use super::auth::{Account, Caller};
 use super::authz::{self, Place};
 use crate::accounts::{self, NewUser, Role, User, UserPatch};
 use crate::error::{ApiError, ApiResult};
@@ -235,12 +235,13 @@ pub(crate) async fn user_as(
     tag = "users",
     operation_id = "get_me",
     summary = "The caller",
+    description = "Answers also after a login with a one-time password (`password_must_change`).",
     responses(
         (status = 200, description = "The user the token belongs to", body = User),
     ),
     security(("bearer" = []))
 )]
-async fn me(caller: Caller, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+async fn me(caller: Account, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let id = caller.0.user_id.clone();
     let user = state
         .db
@@ -521,8 +522,8 @@ async fn revoke_token(
     Ok(HttpResponse::Ok().json(super::answer::Revoked { revoked: token.id }))
 }
 
-/// Failed logins per account before each further one waits (1 s, doubling, at most 15 min).
-const ACCOUNT_LIMIT: crate::throttle::Limit = crate::throttle::Limit {
+/// Failed logins per account (and wrong current passwords when changing it) before each further one waits (1 s, doubling, at most 15 min).
+pub(crate) const ACCOUNT_LIMIT: crate::throttle::Limit = crate::throttle::Limit {
     free: 5,
     first: std::time::Duration::from_secs(1),
     ceiling: std::time::Duration::from_secs(15 * 60),
@@ -553,10 +554,14 @@ struct LoginBody {
     tag = "users",
     operation_id = "login",
     summary = "Log in with e-mail and password for a token valid 12 hours",
+    description = "A one-time password an admin issued (`POST /api/v1/users/{id}/password-reset`) \
+logs in once, within 72 hours: the answer says `password_must_change`, and the token it \
+gives is good for `GET /api/v1/me` and `PUT /api/v1/me/password` only (everything else \
+answers 403 `password_change_required`) until the user has chosen their own password.",
     request_body = LoginBody,
     responses(
         (status = 200, description = "A new API token and the user", body = super::answer::LoginResponse),
-        (status = 401, description = "Wrong e-mail or password", body = ApiError),
+        (status = 401, description = "Wrong e-mail or password, or an expired one-time password", body = ApiError),
         (status = 429, description = "Too many failed logins for this account or address: wait `retry_after_secs`", body = ApiError),
     ),
 )]
@@ -567,22 +572,34 @@ async fn login(
 ) -> ApiResult<HttpResponse> {
     let b = body.into_inner();
     let peer = req.peer_addr().map(|a| a.ip());
-    let (user, token) = password_login(&state, peer, &b.email, b.password).await?;
+    let done = password_login(&state, peer, &b.email, b.password).await?;
     Ok(HttpResponse::Ok().json(super::answer::LoginResponse {
-        token,
-        user,
+        token: done.token,
+        user: done.user,
         expires_in_hours: LOGIN_HOURS,
+        password_must_change: done.must_change_password,
     }))
 }
 
+/// A login that checked out.
+pub(crate) struct LoggedIn {
+    /// Who.
+    pub user: accounts::User,
+    /// The new token's secret.
+    pub token: String,
+    /// It was a one-time password: the token is good for choosing one's own only.
+    pub must_change_password: bool,
+}
+
 /// Checks an e-mail and password under the login limits (per account and per address)
-/// and issues a token valid [`LOGIN_HOURS`]: the API's login and the console's.
+/// and issues a token valid [`LOGIN_HOURS`]: the API's login and the console's. A
+/// one-time password is used up by it (see [`accounts::password`]).
 pub(crate) async fn password_login(
     state: &AppState,
     peer: Option<std::net::IpAddr>,
     email: &str,
     password: String,
-) -> ApiResult<(accounts::User, String)> {
+) -> ApiResult<LoggedIn> {
     let email = email.trim().to_lowercase();
     let account = format!("login:account:{email}");
     let address = format!(
@@ -602,29 +619,24 @@ pub(crate) async fn password_login(
     let e = email.clone();
     let stored = state
         .db
-        .run(move |conn| accounts::password_of(conn, &e).map_err(ApiError::from))
-        .await?;
-    let permit = state
-        .login_slots
-        .acquire()
-        .await
-        .map_err(|_| ApiError::new(crate::error::ErrorCode::Unavailable, "shutting down"))?;
-    let (user_id, hash) = match &stored {
-        Some((id, hash)) => (Some(id.clone()), hash.clone()),
-        None => (None, accounts::DUMMY_HASH.to_owned()),
-    };
-    let matches = tokio::task::spawn_blocking(move || accounts::verify_password(&password, &hash))
-        .await
-        .map_err(ApiError::internal)?;
-    drop(permit);
+        .run(move |conn| {
+            accounts::password::stored_by_email(conn, &e).map_err(ApiError::from)
+        })
+        .await?
+        .filter(|s| s.hash.is_some());
+    let hash = stored
+        .as_ref()
+        .and_then(|s| s.hash.clone())
+        .unwrap_or_else(|| accounts::DUMMY_HASH.to_owned());
+    let matches = verify_slowly(state, password, hash).await?;
     let wrong = || {
         ApiError::new(
             crate::error::ErrorCode::Unauthenticated,
             "wrong e-mail or password",
         )
     };
-    let user_id = match (matches, user_id) {
-        (true, Some(id)) => id,
+    let stored = match (matches, stored) {
+        (true, Some(s)) => s,
         _ => {
             let wait = [
                 state.throttle.fail(&account, ACCOUNT_LIMIT),
@@ -638,9 +650,58 @@ pub(crate) async fn password_login(
         }
     };
     state.throttle.clear(&account);
-    state
+    let kind = accounts::password::login_kind(&stored, crate::db::now());
+    if kind == accounts::password::LoginKind::Expired {
+        return Err(ApiError::new(
+            crate::error::ErrorCode::Unauthenticated,
+            "this one-time password has expired: ask an admin for a new one",
+        ));
+    }
+    let until = crate::db::now() + chrono::Duration::hours(LOGIN_HOURS);
+    let (user, token) = state
         .db
-        .run(move |conn| accounts::login_token(conn, &user_id, LOGIN_HOURS).map_err(ApiError::from))
+        .run(move |conn| {
+            accounts::password::login(conn, &stored, kind, until).map_err(ApiError::from)
+        })
         .await?
-        .ok_or_else(wrong)
+        // A one-time password another login used a moment before.
+        .ok_or_else(wrong)?;
+    Ok(LoggedIn {
+        user,
+        token,
+        must_change_password: kind == accounts::password::LoginKind::OneTime,
+    })
+}
+
+/// Checks `password` against `hash` off the async workers, one check at a time per node
+/// (Argon2 costs a core and 19 MiB).
+pub(crate) async fn verify_slowly(
+    state: &AppState,
+    password: String,
+    hash: String,
+) -> ApiResult<bool> {
+    let permit = state
+        .login_slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::new(crate::error::ErrorCode::Unavailable, "shutting down"))?;
+    let matches = tokio::task::spawn_blocking(move || accounts::verify_password(&password, &hash))
+        .await
+        .map_err(ApiError::internal)?;
+    drop(permit);
+    Ok(matches)
+}
+
+/// Hashes `password` off the async workers, under the same limit as checking one.
+pub(crate) async fn hash_slowly(state: &AppState, password: String) -> ApiResult<String> {
+    let permit = state
+        .login_slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::new(crate::error::ErrorCode::Unavailable, "shutting down"))?;
+    let hash = tokio::task::spawn_blocking(move || accounts::hash_password(&password))
+        .await
+        .map_err(ApiError::internal)??;
+    drop(permit);
+    Ok(hash)
 }

@@ -58,15 +58,17 @@ impl Lang {
 }
 
 /// The message files of each language, one per area of the console.
-const DE: [&str; 3] = [
+const DE: [&str; 4] = [
     include_str!("../../locales/de/console.ftl"),
     include_str!("../../locales/de/catalog.ftl"),
     include_str!("../../locales/de/people.ftl"),
+    include_str!("../../locales/de/account.ftl"),
 ];
-const EN: [&str; 3] = [
+const EN: [&str; 4] = [
     include_str!("../../locales/en/console.ftl"),
     include_str!("../../locales/en/catalog.ftl"),
     include_str!("../../locales/en/people.ftl"),
+    include_str!("../../locales/en/account.ftl"),
 ];
 
 type Bundle = FluentBundle<FluentResource>;
@@ -80,7 +82,7 @@ fn bundle(lang: Lang) -> &'static Bundle {
     }
 }
 
-fn build(lang: Lang, sources: [&str; 3]) -> Bundle {
+fn build(lang: Lang, sources: [&str; 4]) -> Bundle {
     let tag = match lang {
         Lang::De => "de-DE",
         Lang::En => "en-GB",

@@ -9,6 +9,7 @@
 //! Handlers authorise with the API's rules (`api::authz`) and call the same domain
 //! functions as the API; the session is a login token in a cookie ([`session`]).
 
+pub mod account;
 pub mod admin;
 pub mod apple;
 pub mod catalog;
@@ -33,8 +34,9 @@ use crate::state::AppState;
 const MAX_FORM: usize = 64 * 1024;
 
 /// The first path segments the console answers (the people's listener only).
-const CONSOLE_ROOTS: [&str; 6] = [
+const CONSOLE_ROOTS: [&str; 7] = [
     "login",
+    "passwort",
     "logout",
     "sprache",
     "admin",
@@ -68,6 +70,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .route("/login", web::post().to(login))
     .route("/logout", web::post().to(logout))
     .route("/sprache", web::get().to(switch_language))
+    .configure(account::config)
     .route("/static/{file}", web::get().to(asset))
     .service(
         web::scope("/admin")
@@ -88,6 +91,11 @@ pub enum WebError {
         /// Where to return after logging in.
         next: String,
     },
+    /// A session of a one-time password: every page sends to the password form.
+    PasswordChange {
+        /// Where to go once the password is chosen.
+        next: String,
+    },
     /// The API's answer (404, 403, 400, 409 …), shown with its reason.
     Api(Tr, ApiError),
     /// A form whose CSRF token is not the session's.
@@ -101,7 +109,7 @@ pub enum WebError {
 impl WebError {
     fn tr(&self) -> Tr {
         match self {
-            WebError::Login { .. } => Tr { lang: Lang::De },
+            WebError::Login { .. } | WebError::PasswordChange { .. } => Tr { lang: Lang::De },
             WebError::Api(t, _)
             | WebError::Csrf(t)
             | WebError::BadForm(t, _)
@@ -114,6 +122,7 @@ impl std::fmt::Display for WebError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WebError::Login { .. } => f.write_str("log-in required"),
+            WebError::PasswordChange { .. } => f.write_str("password change required"),
             WebError::Api(_, e) => write!(f, "{}", e.message),
             WebError::Csrf(_) => f.write_str("form token does not match the session"),
             WebError::BadForm(_, m) => write!(f, "invalid form: {m}"),
@@ -135,7 +144,7 @@ struct ErrorPage {
 impl ResponseError for WebError {
     fn status_code(&self) -> StatusCode {
         match self {
-            WebError::Login { .. } => StatusCode::SEE_OTHER,
+            WebError::Login { .. } | WebError::PasswordChange { .. } => StatusCode::SEE_OTHER,
             WebError::Api(_, e) => e.status_code(),
             WebError::Csrf(_) => StatusCode::FORBIDDEN,
             WebError::BadForm(..) => StatusCode::BAD_REQUEST,
@@ -144,8 +153,16 @@ impl ResponseError for WebError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let WebError::Login { next } = self {
-            let to = format!("/login?next={}", url_encode(next));
+        let to = match self {
+            WebError::Login { next } => Some(format!("/login?next={}", url_encode(next))),
+            WebError::PasswordChange { next } => Some(format!(
+                "{}?next={}",
+                account::PASSWORD_PATH,
+                url_encode(next)
+            )),
+            _ => None,
+        };
+        if let Some(to) = to {
             return HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, to))
                 .finish();
@@ -293,7 +310,9 @@ impl Chrome {
     /// The frame for `v` on the page at `here`, in section `section` (a nav path).
     pub fn new(v: &Viewer, section: &str, here: &str) -> Chrome {
         let t = v.tr;
-        let items: &[(&str, &str)] = if v.p.role == Role::Teacher {
+        let items: &[(&str, &str)] = if v.p.must_change_password {
+            &[]
+        } else if v.p.role == Role::Teacher {
             &[
                 ("/unterricht", "nav-my-classes"),
                 ("/unterricht/neu", "nav-new-request"),
@@ -455,12 +474,18 @@ async fn login(
     let next = session::safe_next(f.next.as_deref());
     let peer = req.peer_addr().map(|a| a.ip());
     match crate::api::users::password_login(&state, peer, &f.email, f.password).await {
-        Ok((_, secret)) => {
+        Ok(done) => {
+            // After a one-time password the only page is the one to choose a password.
+            let to = if done.must_change_password {
+                format!("{}?next={}", account::PASSWORD_PATH, url_encode(&next))
+            } else {
+                next
+            };
             let mut res = HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, next))
+                .insert_header((header::LOCATION, to))
                 .finish();
             let hours = crate::api::users::LOGIN_HOURS;
-            res.add_cookie(&session::cookie(&req, SESSION_COOKIE, secret, hours * 3600))
+            res.add_cookie(&session::cookie(&req, SESSION_COOKIE, done.token, hours * 3600))
                 .map_err(|_| WebError::Internal(t))?;
             res.add_cookie(&session::removal(&req, LOGIN_COOKIE))
                 .map_err(|_| WebError::Internal(t))?;
@@ -496,9 +521,10 @@ struct CsrfForm {
 async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
-    v: Viewer,
+    v: session::AccountViewer,
     form: web::Form<CsrfForm>,
 ) -> PageResult {
+    let v = v.0;
     v.check_csrf(&form.csrf)?;
     if let Some(secret) = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned()) {
         state

@@ -44,6 +44,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/benutzer/{id}", web::get().to(user_page))
         .route("/benutzer/{id}", web::post().to(update_user))
         .route("/benutzer/{id}/deaktivieren", web::post().to(disable_user))
+        .route("/benutzer/{id}/passwort", web::post().to(reset_password))
         .route("/schultraeger", web::get().to(authorities))
         .route("/schultraeger", web::post().to(create_authority))
         .route("/schultraeger/{id}", web::get().to(authority_page))
@@ -477,6 +478,8 @@ struct UserPage {
     classes: Vec<ClassLink>,
     may_manage: bool,
     is_self: bool,
+    /// Waiting for the user to replace a one-time password.
+    must_change: bool,
 }
 
 /// `GET /admin/benutzer/{id}`: the user, a teacher's classes, and (for those who may act
@@ -530,6 +533,7 @@ async fn user_page(
         role: role_word(t, &u.user.role),
         place: u.school_name.or(u.tenant_name).unwrap_or_default(),
         disabled: u.user.disabled_at.map(|d| t.datetime(d, BERLIN)),
+        must_change: u.user.password_must_change,
         email: u.user.email.unwrap_or_default(),
         name: u.user.name,
         id: u.user.id,
@@ -592,6 +596,51 @@ async fn disable_user(
         .await
         .or_page(v.tr)?;
     see_other(&format!("/admin/benutzer/{}", url_encode(&id)))
+}
+
+#[derive(Template)]
+#[template(path = "people/password_reset.html")]
+struct PasswordResetPage {
+    t: Tr,
+    chrome: Option<Chrome>,
+    id: String,
+    name: String,
+    email: String,
+    one_time_password: String,
+    expires: String,
+}
+
+/// `POST /admin/benutzer/{id}/passwort`: a one-time password for the user (the API's
+/// password reset) once the box is ticked, shown on this answer only.
+async fn reset_password(
+    req: HttpRequest,
+    v: Viewer,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<DisableForm>,
+) -> PageResult {
+    admin_only(&v)?;
+    v.check_csrf(&form.csrf)?;
+    let t = v.tr;
+    if form.confirm.is_none() {
+        return Err(WebError::BadForm(t, t.t("user-reset-unconfirmed")));
+    }
+    let id = path.into_inner();
+    let u = crate::api::users::user_as(&state, &caller(&v), id.clone())
+        .await
+        .or_page(t)?;
+    let done = crate::api::passwords::reset_as(&state, &caller(&v), id)
+        .await
+        .or_page(t)?;
+    render(&PasswordResetPage {
+        t,
+        chrome: Some(Chrome::new(&v, "/admin/benutzer", &here(&req))),
+        id: u.user.id,
+        name: u.user.name,
+        email: u.user.email.unwrap_or_default(),
+        one_time_password: done.one_time_password,
+        expires: t.datetime(done.expires_at, BERLIN),
+    })
 }
 
 // ---------------------------------------------------------------------------------------

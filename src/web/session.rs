@@ -106,39 +106,74 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
+/// A logged-in person on a page about their own account (the password form, logging
+/// out): also one who logged in with a one-time password and must choose their own.
+pub struct AccountViewer(pub Viewer);
+
+/// The viewer of the request's session cookie.
+fn viewer_of(req: &HttpRequest) -> Pin<Box<dyn Future<Output = Result<Viewer, WebError>>>> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let secret = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
+    let tr = Tr { lang: lang_of(req) };
+    let next = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into());
+    Box::pin(async move {
+        let state = state.ok_or(WebError::Internal(tr))?;
+        let login = || WebError::Login { next: next.clone() };
+        let secret = secret.filter(|s| !s.is_empty()).ok_or_else(login)?;
+        let s = secret.clone();
+        let principal = state
+            .db
+            .run(move |conn| accounts::authenticate(conn, &s))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "session lookup");
+                WebError::Internal(tr)
+            })?
+            .ok_or_else(login)?;
+        Ok(Viewer {
+            p: principal,
+            tr,
+            csrf: csrf_of(&secret),
+        })
+    })
+}
+
 impl FromRequest for Viewer {
     type Error = WebError;
     type Future = Pin<Box<dyn Future<Output = Result<Viewer, WebError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let secret = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
-        let tr = Tr { lang: lang_of(req) };
-        let next = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_else(|| "/".into());
+        let viewer = viewer_of(req);
+        // A page (GET) returns here once the password is chosen; after a form, the start.
+        let next = if req.method() == actix_web::http::Method::GET {
+            req.uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_else(|| "/".into())
+        } else {
+            "/".into()
+        };
         Box::pin(async move {
-            let state = state.ok_or(WebError::Internal(tr))?;
-            let login = || WebError::Login { next: next.clone() };
-            let secret = secret.filter(|s| !s.is_empty()).ok_or_else(login)?;
-            let s = secret.clone();
-            let principal = state
-                .db
-                .run(move |conn| accounts::authenticate(conn, &s))
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %e, "session lookup");
-                    WebError::Internal(tr)
-                })?
-                .ok_or_else(login)?;
-            Ok(Viewer {
-                p: principal,
-                tr,
-                csrf: csrf_of(&secret),
-            })
+            let v = viewer.await?;
+            if v.p.must_change_password {
+                return Err(WebError::PasswordChange { next });
+            }
+            Ok(v)
         })
+    }
+}
+
+impl FromRequest for AccountViewer {
+    type Error = WebError;
+    type Future = Pin<Box<dyn Future<Output = Result<AccountViewer, WebError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let viewer = viewer_of(req);
+        Box::pin(async move { viewer.await.map(AccountViewer) })
     }
 }
 

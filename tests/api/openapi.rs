@@ -31,6 +31,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/users/{id}/disable"),
     ("post", "/api/v1/users/{id}/tokens"),
     ("get", "/api/v1/users/{id}/tokens"),
+    ("put", "/api/v1/me/password"),
+    ("post", "/api/v1/users/{id}/password-reset"),
     ("post", "/api/v1/tokens/{id}/revoke"),
     // organisation
     ("post", "/api/v1/tenants"),

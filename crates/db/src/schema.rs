@@ -37,6 +37,8 @@ diesel::table! {
         password_hash -> Nullable<Text>,
         created_at -> Timestamp,
         disabled_at -> Nullable<Timestamp>,
+        password_must_change -> Bool,
+        password_expires_at -> Nullable<Timestamp>,
     }
 }
 
