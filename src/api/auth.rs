@@ -19,9 +19,7 @@ pub struct Caller(pub Principal);
 pub struct Account(pub Principal);
 
 /// The principal of the request's bearer token.
-fn principal_of(
-    req: &HttpRequest,
-) -> Pin<Box<dyn Future<Output = Result<Principal, ApiError>>>> {
+fn principal_of(req: &HttpRequest) -> Pin<Box<dyn Future<Output = Result<Principal, ApiError>>>> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let header = req
         .headers()
@@ -31,8 +29,8 @@ fn principal_of(
     Box::pin(async move {
         let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
         let unauthenticated = |m: &str| ApiError::new(ErrorCode::Unauthenticated, m);
-        let header =
-            header.ok_or_else(|| unauthenticated("missing Authorization: Bearer <token> header"))?;
+        let header = header
+            .ok_or_else(|| unauthenticated("missing Authorization: Bearer <token> header"))?;
         let secret = header
             .strip_prefix("Bearer ")
             .map(str::trim)

@@ -58,7 +58,11 @@ pub struct PasswordReset {
 impl std::fmt::Debug for PasswordReset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the password.
-        write!(f, "PasswordReset({} until {})", self.user_id, self.expires_at)
+        write!(
+            f,
+            "PasswordReset({} until {})",
+            self.user_id, self.expires_at
+        )
     }
 }
 
@@ -180,7 +184,11 @@ async fn reset(
 
 /// Issues a one-time password for the user `id` under the API's rules (who may manage
 /// whom: [`authz::may_act_on_user`]). The API's and the console's.
-pub(crate) async fn reset_as(state: &AppState, caller: &Caller, id: String) -> ApiResult<PasswordReset> {
+pub(crate) async fn reset_as(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+) -> ApiResult<PasswordReset> {
     if id == caller.0.user_id {
         return Err(ApiError::conflict(
             "you cannot reset your own password: change it with PUT /api/v1/me/password",

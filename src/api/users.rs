@@ -619,9 +619,7 @@ pub(crate) async fn password_login(
     let e = email.clone();
     let stored = state
         .db
-        .run(move |conn| {
-            accounts::password::stored_by_email(conn, &e).map_err(ApiError::from)
-        })
+        .run(move |conn| accounts::password::stored_by_email(conn, &e).map_err(ApiError::from))
         .await?
         .filter(|s| s.hash.is_some());
     let hash = stored

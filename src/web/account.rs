@@ -127,7 +127,15 @@ async fn change_password(
     let next = safe_next(f.next.as_deref());
     let (needs_current, email) = current_of(&state, &v).await.or_page(t)?;
     let refuse = |status: StatusCode, text: String| {
-        page(&req, &v, status, next.clone(), needs_current, Some(text), false)
+        page(
+            &req,
+            &v,
+            status,
+            next.clone(),
+            needs_current,
+            Some(text),
+            false,
+        )
     };
     if f.new != f.repeat {
         return refuse(StatusCode::BAD_REQUEST, t.t("password-mismatch"));

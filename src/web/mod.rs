@@ -485,8 +485,13 @@ async fn login(
                 .insert_header((header::LOCATION, to))
                 .finish();
             let hours = crate::api::users::LOGIN_HOURS;
-            res.add_cookie(&session::cookie(&req, SESSION_COOKIE, done.token, hours * 3600))
-                .map_err(|_| WebError::Internal(t))?;
+            res.add_cookie(&session::cookie(
+                &req,
+                SESSION_COOKIE,
+                done.token,
+                hours * 3600,
+            ))
+            .map_err(|_| WebError::Internal(t))?;
             res.add_cookie(&session::removal(&req, LOGIN_COOKIE))
                 .map_err(|_| WebError::Internal(t))?;
             Ok(res)

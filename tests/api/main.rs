@@ -3,6 +3,7 @@
 //! is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accounts;
 mod ade;
 mod ade_enroll;
 mod admin_scope;
