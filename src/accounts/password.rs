@@ -191,26 +191,80 @@ pub fn reset(
     expires_at: NaiveDateTime,
     actor: &str,
 ) -> Result<usize, AccountError> {
+    conn.write_tx(|conn| reset_in_tx(conn, user, hash, expires_at, actor))
+}
+
+/// [`reset`] inside the caller's write transaction.
+fn reset_in_tx(
+    conn: &mut DbConn,
+    user: &User,
+    hash: &str,
+    expires_at: NaiveDateTime,
+    actor: &str,
+) -> Result<usize, AccountError> {
+    diesel::update(users::table.find(&user.id))
+        .set((
+            users::password_hash.eq(hash),
+            users::password_must_change.eq(true),
+            users::password_expires_at.eq(expires_at),
+        ))
+        .execute(conn)?;
+    let ended = end_tokens(conn, &user.id, None)?;
+    crate::audit::record(
+        conn,
+        &crate::audit::Entry::new(actor, "reset_password", "user")
+            .object(&user.id)
+            .scope(user.tenant_id.as_deref(), user.school_id.as_deref())
+            .summary(serde_json::json!({
+                "one_time_password_expires_at": crate::time::format(&expires_at),
+                "ended_tokens": ended,
+            })),
+    )?;
+    Ok(ended)
+}
+
+/// Most teachers one first-login call issues passwords for (each costs an Argon2 hash).
+pub const FIRST_LOGINS_AT_ONCE: i64 = 500;
+
+/// The enabled teachers of a school who have never had a password (the class import
+/// creates them so) and have no one-time password waiting: who needs a first login.
+pub fn teachers_without_password(conn: &mut DbConn, school_id: &str) -> QueryResult<Vec<User>> {
+    users::table
+        .filter(users::school_id.eq(school_id))
+        .filter(users::role.eq(super::Role::Teacher.as_str()))
+        .filter(users::disabled_at.is_null())
+        .filter(users::email.is_not_null())
+        .filter(users::password_hash.is_null())
+        .filter(users::password_must_change.eq(false))
+        .select(User::as_select())
+        .order(users::name.asc())
+        .limit(FIRST_LOGINS_AT_ONCE)
+        .load(conn)
+}
+
+/// Gives each `(user, hash)` its one-time password in one transaction, skipping a user
+/// who got a password meanwhile; audited per user. Returns the ids that got theirs.
+pub fn first_logins(
+    conn: &mut DbConn,
+    issued: &[(User, String)],
+    expires_at: NaiveDateTime,
+    actor: &str,
+) -> Result<Vec<String>, AccountError> {
     conn.write_tx(|conn| {
-        diesel::update(users::table.find(&user.id))
-            .set((
-                users::password_hash.eq(hash),
-                users::password_must_change.eq(true),
-                users::password_expires_at.eq(expires_at),
-            ))
-            .execute(conn)?;
-        let ended = end_tokens(conn, &user.id, None)?;
-        crate::audit::record(
-            conn,
-            &crate::audit::Entry::new(actor, "reset_password", "user")
-                .object(&user.id)
-                .scope(user.tenant_id.as_deref(), user.school_id.as_deref())
-                .summary(serde_json::json!({
-                    "one_time_password_expires_at": crate::time::format(&expires_at),
-                    "ended_tokens": ended,
-                })),
-        )?;
-        Ok(ended)
+        let mut done = Vec::with_capacity(issued.len());
+        for (user, hash) in issued {
+            let still: i64 = users::table
+                .find(&user.id)
+                .filter(users::password_hash.is_null())
+                .filter(users::password_must_change.eq(false))
+                .count()
+                .get_result(conn)?;
+            if still == 1 {
+                reset_in_tx(conn, user, hash, expires_at, actor)?;
+                done.push(user.id.clone());
+            }
+        }
+        Ok(done)
     })
 }
 

@@ -50,6 +50,7 @@ const BEARER: &str = "bearer";
         super::users::login,
         super::passwords::change_own,
         super::passwords::reset,
+        super::passwords::first_logins,
         // org
         super::org::create_tenant,
         super::org::list_tenants,

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{Account, Caller};
-use super::authz;
+use super::authz::{self, Action, Place};
 use super::users::{hash_slowly, load, verify_slowly, ACCOUNT_LIMIT};
 use crate::accounts::{self, password, Principal};
 use crate::error::{ApiError, ApiResult};
@@ -14,7 +14,8 @@ use crate::state::AppState;
 /// Routes under `/api/v1`.
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/me/password", web::put().to(change_own))
-        .route("/users/{id}/password-reset", web::post().to(reset));
+        .route("/users/{id}/password-reset", web::post().to(reset))
+        .route("/schools/{id}/first-logins", web::post().to(first_logins));
 }
 
 /// Body of `PUT /me/password`.
@@ -221,4 +222,108 @@ pub(crate) async fn reset_as(
         expires_at,
         ended_sessions: ended,
     })
+}
+
+/// One teacher's first login, in the answer of `POST /schools/{id}/first-logins`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FirstLogin {
+    /// The teacher.
+    pub user_id: String,
+    /// Their name.
+    pub name: String,
+    /// Their e-mail (what they log in with).
+    pub email: Option<String>,
+    /// Log in with this once to choose a password; shown only in this answer.
+    #[schema(format = Password)]
+    pub one_time_password: String,
+}
+
+/// Answer to `POST /schools/{id}/first-logins`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FirstLogins {
+    /// Until when the one-time passwords log in.
+    #[serde(with = "crate::time::utc")]
+    pub expires_at: chrono::NaiveDateTime,
+    /// One per teacher who had no password, by name.
+    pub items: Vec<FirstLogin>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/schools/{id}/first-logins",
+    tag = "users",
+    operation_id = "issue_first_logins",
+    summary = "One-time passwords for the school's teachers who have none yet (shown once)",
+    description = "After a class import: every enabled teacher of the school who has never had \
+a password and has no one-time password waiting gets one (at most 500 per call), valid 72 \
+hours, as with `POST /api/v1/users/{id}/password-reset`. Teachers with a password are left \
+alone, so calling it again issues passwords only for teachers imported since.",
+    params(("id" = String, Path, description = "School id")),
+    responses(
+        (status = 200, description = "The one-time passwords, in this answer only", body = FirstLogins),
+        (status = 403, description = "Teachers issue none", body = ApiError),
+        (status = 404, description = "No such school in the caller's scope", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn first_logins(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let done = first_logins_as(&state, &caller, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(done))
+}
+
+/// One-time passwords for the teachers of school `id` without one, under the API's rules
+/// (whoever manages the school; teachers are below every admin).
+pub(crate) async fn first_logins_as(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+) -> ApiResult<FirstLogins> {
+    let p = caller.0.clone();
+    let teachers = state
+        .db
+        .run(move |conn| -> ApiResult<_> {
+            let school = crate::org::school(conn, &id)?
+                .ok_or_else(|| ApiError::not_found("no such school"))?;
+            authz::require(
+                &p,
+                Action::ManageSchool,
+                Place::school(&school.tenant_id, &school.id),
+            )?;
+            Ok(password::teachers_without_password(conn, &school.id)?)
+        })
+        .await?;
+    let mut issued = Vec::with_capacity(teachers.len());
+    let mut secrets = Vec::with_capacity(teachers.len());
+    for t in teachers {
+        let secret = password::one_time().map_err(ApiError::internal)?;
+        let hash = hash_slowly(state, secret.clone()).await?;
+        secrets.push(secret);
+        issued.push((t, hash));
+    }
+    let expires_at = crate::db::now() + chrono::Duration::hours(password::ONE_TIME_HOURS);
+    let actor = caller.0.user_id.clone();
+    let (issued, done) = state
+        .db
+        .run(move |conn| {
+            password::first_logins(conn, &issued, expires_at, &actor)
+                .map(|done| (issued, done))
+                .map_err(ApiError::from)
+        })
+        .await?;
+    let items = issued
+        .into_iter()
+        .zip(secrets)
+        .filter(|((u, _), _)| done.contains(&u.id))
+        .map(|((u, _), secret)| FirstLogin {
+            user_id: u.id,
+            name: u.name,
+            email: u.email,
+            one_time_password: secret,
+        })
+        .collect();
+    Ok(FirstLogins { expires_at, items })
 }

@@ -218,6 +218,52 @@ async fn an_imported_teacher_gets_a_one_time_password_that_logs_in_once_and_only
 }
 
 #[actix_web::test]
+async fn after_a_class_import_the_school_admin_gets_first_logins_for_the_new_teachers_only() {
+    let app = TestApp::spawn().await;
+    let (_, school_id) = school(&app, "first").await;
+    let (_, elsewhere) = school(&app, "first-b").await;
+    user(&app, "sl@first.de", "school_admin", Some(&school_id)).await;
+    user(&app, "sl@first-b.de", "school_admin", Some(&elsewhere)).await;
+    user(&app, "alt@first.de", "teacher", Some(&school_id)).await;
+    import_classes(
+        &app,
+        &school_id,
+        "class;school_year;teacher_email;teacher_name\n5a;2026/27;berg@first.de;Herr Berg\n5b;2026/27;adam@first.de;Frau Adam\n",
+    )
+    .await;
+    let path = format!("/api/v1/schools/{school_id}/first-logins");
+
+    let other = token_of(&app, "sl@first-b.de", PASSWORD).await;
+    let (status, body) = app.send(Method::POST, &path, &other, None).await;
+    assert_eq!(status, 404, "another school's admin: {body}");
+    let teacher = token_of(&app, "alt@first.de", PASSWORD).await;
+    let (status, body) = app.send(Method::POST, &path, &teacher, None).await;
+    assert_eq!(status, 403, "{body}");
+
+    let admin = token_of(&app, "sl@first.de", PASSWORD).await;
+    let (status, body) = app.send(Method::POST, &path, &admin, None).await;
+    assert_eq!(status, 200, "{body}");
+    let items = body["items"].as_array().unwrap();
+    let names: Vec<&str> = items.iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["Frau Adam", "Herr Berg"],
+        "by name, only those without a password"
+    );
+    for item in items {
+        let email = item["email"].as_str().unwrap();
+        let (status, login) = login(&app, email, item["one_time_password"].as_str().unwrap()).await;
+        assert_eq!(status, 200, "{login}");
+        assert_eq!(login["password_must_change"], true);
+    }
+    token_of(&app, "alt@first.de", PASSWORD).await;
+    // Again: no one new, no one's waiting password replaced.
+    let (status, body) = app.send(Method::POST, &path, &admin, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"], json!([]));
+}
+
+#[actix_web::test]
 async fn a_reset_ends_every_token_and_session_of_the_user() {
     let app = TestApp::spawn().await;
     let (_, school_id) = school(&app, "ends").await;

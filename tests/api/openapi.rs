@@ -33,6 +33,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/users/{id}/tokens"),
     ("put", "/api/v1/me/password"),
     ("post", "/api/v1/users/{id}/password-reset"),
+    ("post", "/api/v1/schools/{id}/first-logins"),
     ("post", "/api/v1/tokens/{id}/revoke"),
     // organisation
     ("post", "/api/v1/tenants"),
