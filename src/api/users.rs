@@ -522,7 +522,8 @@ async fn revoke_token(
     Ok(HttpResponse::Ok().json(super::answer::Revoked { revoked: token.id }))
 }
 
-/// Failed logins per account (and wrong current passwords when changing it) before each further one waits (1 s, doubling, at most 15 min).
+/// Failed logins per account (and wrong current passwords when changing it) before each
+/// further one waits (1 s, doubling, at most 15 min).
 pub(crate) const ACCOUNT_LIMIT: crate::throttle::Limit = crate::throttle::Limit {
     free: 5,
     first: std::time::Duration::from_secs(1),
