@@ -48,6 +48,13 @@ enum Command {
     Migrate,
     /// Print the effective configuration (secrets are never part of it).
     Config,
+    /// Give the user with this e-mail a one-time password (printed once, valid 72
+    /// hours; it logs in only to choose a new password) and end their sessions and API
+    /// tokens: the way back in for the last district admin who forgot theirs.
+    ResetPassword {
+        /// The user's e-mail (their login).
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -124,6 +131,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Config => {
             println!("{settings:#?}");
+            Ok(())
+        }
+        Command::ResetPassword { email } => {
+            let db = tafel::db::Db::connect(&settings.database()?, 1)?;
+            let mut conn = db.get()?;
+            let Some(issued) = tafel::accounts::password::reset_by_email(&mut conn, &email)? else {
+                anyhow::bail!("no enabled user with the e-mail {email}");
+            };
+            println!(
+                "one-time password for {}: {}",
+                issued.email, issued.password
+            );
+            println!(
+                "valid until {} UTC; it logs in once, to choose a new password. {} session(s) and token(s) ended.",
+                issued.expires_at.format("%Y-%m-%d %H:%M"),
+                issued.ended
+            );
             Ok(())
         }
     }

@@ -223,6 +223,43 @@ fn reset_in_tx(
     Ok(ended)
 }
 
+/// A one-time password the command line issued.
+pub struct Issued {
+    /// The user's e-mail.
+    pub email: String,
+    /// The one-time password (printed once, never stored).
+    pub password: String,
+    /// Until when it logs in.
+    pub expires_at: NaiveDateTime,
+    /// Tokens and sessions that ended.
+    pub ended: usize,
+}
+
+/// `tafel reset-password`: a one-time password for the enabled user with this e-mail,
+/// audited as done by `cli`. `None` when there is no such user.
+pub fn reset_by_email(conn: &mut DbConn, email: &str) -> Result<Option<Issued>, AccountError> {
+    let email = email.trim().to_lowercase();
+    let user: Option<User> = users::table
+        .filter(users::email.eq(&email))
+        .filter(users::disabled_at.is_null())
+        .select(User::as_select())
+        .first(conn)
+        .optional()?;
+    let Some(user) = user else {
+        return Ok(None);
+    };
+    let password = one_time()?;
+    let hash = super::hash_password(&password)?;
+    let expires_at = crate::db::now() + chrono::Duration::hours(ONE_TIME_HOURS);
+    let ended = reset(conn, &user, &hash, expires_at, "cli")?;
+    Ok(Some(Issued {
+        email,
+        password,
+        expires_at,
+        ended,
+    }))
+}
+
 /// Most teachers one first-login call issues passwords for (each costs an Argon2 hash).
 pub const FIRST_LOGINS_AT_ONCE: i64 = 500;
 

@@ -391,6 +391,47 @@ async fn a_one_time_password_no_longer_logs_in_after_72_hours() {
     assert_eq!(status, 200, "{body}");
 }
 
+#[actix_web::test]
+async fn the_last_district_admin_who_forgot_their_password_gets_back_in_on_the_command_line() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .post(
+            "/api/v1/users",
+            json!({"name": "Kreis", "email": "it@kreis.de", "role": "district_admin", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let dir = tempfile::tempdir().unwrap();
+    let run = |email: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tafel"));
+        cmd.current_dir(dir.path()).args(["reset-password", email]);
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TAFEL_")) {
+            cmd.env_remove(k);
+        }
+        cmd.env("TAFEL_DATABASE_URL", &app.state.settings.database_url);
+        cmd.output().unwrap()
+    };
+    let o = run("nobody@kreis.de");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no enabled user"));
+
+    let o = run("IT@kreis.de");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let otp = out
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(": ").next())
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(otp.len(), 19, "{out}");
+    assert_eq!(login(&app, "it@kreis.de", PASSWORD).await.0, 401);
+    let (status, body) = login(&app, "it@kreis.de", &otp).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["password_must_change"], true);
+}
+
 // ---------------------------------------------------------------------------------------
 // The console
 
