@@ -63,6 +63,7 @@ overview-nothing-expiring = In den nächsten 60 Tagen läuft nichts ab.
 shortage-line = { $app }: { $needed } Lizenzen fehlen, { $available } frei – ab { $when }
 expiring-push = Push-Zertifikat von { $name }
 expiring-vpp = Apps-und-Bücher-Token { $name }
+expiring-ade = Apple-School-Manager-Token { $name }
 expiring-tafel-cert = tafel-Zertifikat { $name }
 
 col-what = Was

@@ -63,6 +63,7 @@ overview-nothing-expiring = Nothing expires in the next 60 days.
 shortage-line = { $app }: { $needed } licences missing, { $available } free – from { $when }
 expiring-push = Push certificate of { $name }
 expiring-vpp = Apps and Books token { $name }
+expiring-ade = Apple School Manager token { $name }
 expiring-tafel-cert = tafel certificate { $name }
 
 col-what = What

@@ -98,7 +98,6 @@ async fn overview(req: HttpRequest, v: Viewer, state: web::Data<AppState>) -> Pa
     let t = v.tr;
     let p = v.p.clone();
     let now = Utc::now();
-    let nown = now.naive_utc();
     let ago = move |days: i64| now - chrono::Duration::days(days);
     let (counts, requests_open, shortages, expiring) = with_db(&state, t, move |conn| {
         let scope = authz::list_scope(&p);
@@ -106,7 +105,7 @@ async fn overview(req: HttpRequest, v: Viewer, state: web::Data<AppState>) -> Pa
         let scope_r = crate::api::lessons::request_scope(&p, Some("pending"), None);
         let open = crate::lessons::list(conn, &scope_r, None, 500)?.items.len() as i64;
         let shortages = shortages(conn, &p, now)?;
-        let expiring = expiring(conn, &p, nown)?;
+        let expiring = crate::reports::ending(conn, scope, now, 60)?;
         Ok((counts, open, shortages, expiring))
     })
     .await?;
@@ -158,10 +157,18 @@ async fn overview(req: HttpRequest, v: Viewer, state: web::Data<AppState>) -> Pa
     ];
     let mut expiring: Vec<Expiring> = expiring
         .into_iter()
-        .map(|(what, at)| Expiring {
-            what: t.with(what.0, &[("name", what.1.into())]),
-            when: t.datetime(at, BERLIN),
-            days: (at - nown).num_days(),
+        .map(|e| Expiring {
+            what: t.with(
+                match e.kind {
+                    crate::reports::EndingKind::PushCertificate => "expiring-push",
+                    crate::reports::EndingKind::ContentToken => "expiring-vpp",
+                    crate::reports::EndingKind::AdeToken => "expiring-ade",
+                    crate::reports::EndingKind::TafelCertificate => "expiring-tafel-cert",
+                },
+                &[("name", e.name.into())],
+            ),
+            when: t.datetime(e.ends_at.naive_utc(), BERLIN),
+            days: e.days_left,
         })
         .collect();
     if authz::sees_district(&v.p) {
@@ -227,45 +234,6 @@ fn shortages(
         ));
     }
     Ok(out)
-}
-
-/// Push certificates and Apps and Books tokens in `p`'s scope ending within 60 days:
-/// ((message id, name), end).
-#[allow(clippy::type_complexity)]
-fn expiring(
-    conn: &mut DbConn,
-    p: &crate::accounts::Principal,
-    now: chrono::NaiveDateTime,
-) -> QueryResult<Vec<((&'static str, String), chrono::NaiveDateTime)>> {
-    use crate::db::schema::{push_certificates as pc, tenants, vpp_tokens as vt};
-    let soon = now + chrono::Duration::days(60);
-    let tenant = if authz::sees_district(p) {
-        None
-    } else {
-        p.tenant_id.clone()
-    };
-    let mut q = pc::table
-        .inner_join(tenants::table.on(tenants::id.eq(pc::tenant_id)))
-        .filter(pc::not_after.lt(soon))
-        .select((tenants::name, pc::not_after))
-        .into_boxed();
-    if let Some(t) = &tenant {
-        q = q.filter(pc::tenant_id.eq(t.clone()));
-    }
-    let push: Vec<(String, chrono::NaiveDateTime)> = q.load(conn)?;
-    let mut q = vt::table
-        .filter(vt::expires_at.lt(soon))
-        .select((vt::location_name, vt::expires_at))
-        .into_boxed();
-    if let Some(t) = &tenant {
-        q = q.filter(vt::tenant_id.eq(t.clone()));
-    }
-    let vpp: Vec<(String, chrono::NaiveDateTime)> = q.load(conn)?;
-    Ok(push
-        .into_iter()
-        .map(|(n, at)| (("expiring-push", n), at))
-        .chain(vpp.into_iter().map(|(n, at)| (("expiring-vpp", n), at)))
-        .collect())
 }
 
 // ---------------------------------------------------------------------------------------

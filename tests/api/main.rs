@@ -31,6 +31,7 @@ mod organisation;
 mod profile_versions;
 mod protocol_flow;
 mod push;
+mod reports;
 mod secrets_at_rest;
 mod service_desk;
 mod vpp_client;
