@@ -335,6 +335,17 @@ asm-server-token = Inhalt der .p7m-Datei aus Apple School Manager
 asm-rules = Zuordnung neuer iPads zu Schulen
 asm-no-rules = Keine Zuordnungsregeln: neue iPads warten, bis ein Admin sie einer Schule zuordnet.
 asm-matches = Welche iPads
+asm-download-cert = Zertifikat für Apple School Manager herunterladen (tafel-asm.pem)
+asm-new = Neues Server-Token anlegen
+asm-new-hint = tafel erzeugt ein Schlüsselpaar. Laden Sie danach das Zertifikat herunter, legen Sie in Apple School Manager unter „Einstellungen → MDM-Server“ einen Server an, laden Sie dort das Zertifikat hoch und fügen Sie das Server-Token (.p7m) hier ein.
+asm-rule-actions = Aktion
+asm-rule-delete = Regel löschen
+asm-rule-new = Neue Zuordnungsregel
+asm-rule-description = Beschreibung (optional)
+asm-rule-order-number = Bestellnummer
+asm-rule-serial-list = oder Seriennummern
+asm-rule-hint = Entweder eine Bestellnummer oder Seriennummern (eine pro Zeile oder durch Komma getrennt). iPads, die schon warten, werden sofort zugeordnet.
+asm-rule-add = Regel hinzufügen
 asm-rule-order = Bestellnummer { $order }
 asm-rule-serials = { $n ->
     [one] 1 Seriennummer

@@ -329,6 +329,17 @@ asm-server-token = Content of the .p7m file from Apple School Manager
 asm-rules = Placing new iPads in schools
 asm-no-rules = No placement rules: new iPads wait until an admin places them in a school.
 asm-matches = Which iPads
+asm-download-cert = Download the certificate for Apple School Manager (tafel-asm.pem)
+asm-new = Create a new server token
+asm-new-hint = tafel makes a key pair. Then download the certificate, add a server in Apple School Manager under “Preferences → MDM Servers”, upload the certificate there and paste the server token (.p7m) here.
+asm-rule-actions = Action
+asm-rule-delete = Delete rule
+asm-rule-new = New placement rule
+asm-rule-description = Description (optional)
+asm-rule-order-number = Order number
+asm-rule-serial-list = or serial numbers
+asm-rule-hint = Either an order number or serial numbers (one per line or separated by commas). iPads already waiting are placed at once.
+asm-rule-add = Add rule
 asm-rule-order = Order number { $order }
 asm-rule-serials = { $n ->
     [one] 1 serial number

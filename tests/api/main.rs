@@ -12,6 +12,7 @@ mod catalog_edits;
 mod certificates;
 mod cli;
 mod console;
+mod console_asm;
 mod console_catalog;
 mod console_journeys;
 mod console_people;

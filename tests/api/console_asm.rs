@@ -1,0 +1,130 @@
+//! Apple School Manager in the console: a server token made and its certificate
+//! downloaded, placement rules added and deleted — under the API's rules.
+
+use serde_json::json;
+
+use crate::console::{login, PASSWORD};
+use crate::helpers::TestApp;
+
+#[actix_web::test]
+async fn an_authority_admin_sets_up_apple_school_manager_in_the_console() {
+    let app = TestApp::spawn().await;
+    let (tenant, school) = crate::enrollment::school(&app, "asm-web").await;
+    let (status, u) = app
+        .post(
+            "/api/v1/users",
+            json!({"name": "Amt", "email": "amt@asm-web.de", "role": "authority_admin", "tenant_id": tenant, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 201, "{u}");
+    crate::console::user(&app, "sl@asm-web.de", "school_admin", Some(&school)).await;
+    let s = login(&app.base, "amt@asm-web.de", PASSWORD).await.unwrap();
+
+    // A new server token: the key pair is tafel's, the certificate is offered for Apple.
+    let (status, h, html) = s
+        .post(&format!("/admin/apple/{tenant}/asm"), &[("csrf", &s.csrf)])
+        .await;
+    assert_eq!(status, 303, "{html}");
+    assert_eq!(
+        h[reqwest::header::LOCATION],
+        format!("/admin/apple?schultraeger={tenant}#asm-h")
+    );
+    let (_, tokens) = app
+        .get(&format!("/api/v1/tenants/{tenant}/ade-tokens"))
+        .await;
+    let token = tokens["items"][0]["id"].as_str().unwrap().to_owned();
+    let (_, html) = s.get("/admin/apple").await;
+    let link = format!("/admin/apple/asm/{token}/tafel.pem");
+    assert!(html.contains(&link), "{html}");
+    let res = crate::console::client()
+        .get(format!("{}{link}", app.base))
+        .header(
+            reqwest::header::COOKIE,
+            format!("tafel_session={}", s.cookie),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()[reqwest::header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap()
+        .contains("tafel-asm.pem"));
+    let pem = res.text().await.unwrap();
+    let cert = openssl::x509::X509::from_pem(pem.as_bytes()).expect("a PEM certificate");
+    assert_eq!(pem, tokens["items"][0]["cert_pem"].as_str().unwrap());
+    assert!(cert.public_key().is_ok());
+    // Without the session's token nothing is made.
+    let (status, _, _) = s
+        .post(&format!("/admin/apple/{tenant}/asm"), &[("csrf", "x")])
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(app.count("ade_tokens"), 1);
+
+    // A rule with both an order number and serials, or neither, is refused.
+    let rules = format!("/admin/apple/{tenant}/regeln");
+    for form in [
+        vec![("order_number", "MX123"), ("serials", "F9FXK1ABCD")],
+        vec![("order_number", " "), ("serials", "")],
+    ] {
+        let mut f = vec![("csrf", s.csrf.as_str()), ("school_id", school.as_str())];
+        f.extend(form);
+        let (status, _, html) = s.post(&rules, &f).await;
+        assert_eq!(status, 400, "{html}");
+    }
+    assert_eq!(app.count("ade_rules"), 0);
+    // Serial numbers, one per line or with commas: stored as one rule.
+    let (status, _, html) = s
+        .post(
+            &rules,
+            &[
+                ("csrf", &s.csrf),
+                ("school_id", &school),
+                ("description", "Wagen 1"),
+                ("serials", "F9FXK1ABCD,\nF9FXK1ABCE\r\nF9FXK1ABCF"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "{html}");
+    let (_, listed) = app
+        .get(&format!("/api/v1/tenants/{tenant}/ade-rules"))
+        .await;
+    let rule = &listed["items"][0];
+    assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(rule["school_id"], school.as_str());
+    let (_, html) = s.get(&format!("/admin/apple?schultraeger={tenant}")).await;
+    assert!(html.contains("Wagen 1 – 3 Seriennummern"), "{html}");
+
+    // A school admin may not manage the authority's rules.
+    let sl = login(&app.base, "sl@asm-web.de", PASSWORD).await.unwrap();
+    let id = rule["id"].as_str().unwrap();
+    let (status, _, _) = sl
+        .post(
+            &format!("/admin/apple/regeln/{id}/loeschen"),
+            &[("csrf", &sl.csrf)],
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = sl
+        .post(&format!("/admin/apple/{tenant}/asm"), &[("csrf", &sl.csrf)])
+        .await;
+    assert_eq!(status, 403);
+    // The authority admin deletes it.
+    let (status, _, html) = s
+        .post(
+            &format!("/admin/apple/regeln/{id}/loeschen"),
+            &[("csrf", &s.csrf)],
+        )
+        .await;
+    assert_eq!(status, 303, "{html}");
+    assert_eq!(app.count("ade_rules"), 0);
+    let (_, audit) = app.get("/api/v1/audit?action=delete&limit=100").await;
+    assert!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["object_id"] == id),
+        "{audit}"
+    );
+}
