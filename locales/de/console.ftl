@@ -351,3 +351,25 @@ asm-rule-serials = { $n ->
     [one] 1 Seriennummer
    *[other] { $n } Seriennummern
 }
+
+## Einrichtung (Apple School Manager, Setup-Assistent)
+setup-title = Einrichtung neuer iPads
+setup-back = Zurück zur Schule
+setup-intro = So richtet sich ein iPad dieser Schule ein, das Apple School Manager an tafel gibt. Änderungen gelten für iPads, die danach eingerichtet werden.
+setup-defaults = Noch nichts gespeichert: es gelten die Vorgaben.
+setup-profile-name = Name des Profils in Apple School Manager
+setup-profile-name-hint = Leer lassen für „Schulname (tafel)“.
+setup-department = Abteilung (wird bei der Einrichtung gezeigt)
+setup-phone = Telefonnummer des Supports
+setup-email = E-Mail-Adresse des Supports
+setup-release = Spätestens freigeben nach (Minuten)
+setup-release-hint = So lange wartet ein neues iPad im Setup-Assistenten auf seine Apps und Einstellungen (1 bis 1440).
+setup-authority = Festlegungen des Schulträgers
+setup-await = Setup-Assistent wartet, bis Apps und Einstellungen da sind
+setup-removable = Verwaltung darf auf dem iPad entfernt werden
+setup-shared = Geteiltes iPad (mehrere Nutzer)
+setup-authority-only = Diese Punkte legt der Schulträger fest.
+setup-skip = Bildschirme des Setup-Assistenten überspringen
+setup-skip-hint = Angekreuzte Bildschirme sieht niemand; die übrigen zeigt das iPad bei der Einrichtung (Apples Namen).
+setup-save = Speichern
+setup-saved = Gespeichert. Apple School Manager erhält das Profil bei der nächsten Synchronisation.

@@ -345,3 +345,25 @@ asm-rule-serials = { $n ->
     [one] 1 serial number
    *[other] { $n } serial numbers
 }
+
+## Setup (Apple School Manager, Setup Assistant)
+setup-title = Setting up new iPads
+setup-back = Back to the school
+setup-intro = How an iPad of this school that Apple School Manager gives to tafel sets itself up. Changes apply to iPads set up afterwards.
+setup-defaults = Nothing stored yet: the defaults apply.
+setup-profile-name = Profile name in Apple School Manager
+setup-profile-name-hint = Leave empty for “school name (tafel)”.
+setup-department = Department (shown during setup)
+setup-phone = Support phone number
+setup-email = Support e-mail address
+setup-release = Release at the latest after (minutes)
+setup-release-hint = How long a new iPad waits in Setup Assistant for its apps and settings (1 to 1440).
+setup-authority = Set by the school authority
+setup-await = Setup Assistant waits until apps and settings have arrived
+setup-removable = Management may be removed on the iPad
+setup-shared = Shared iPad (several users)
+setup-authority-only = These are set by the school authority.
+setup-skip = Skip Setup Assistant panes
+setup-skip-hint = Ticked panes are never shown; the others appear during setup (Apple's names).
+setup-save = Save
+setup-saved = Saved. Apple School Manager receives the profile at the next sync.

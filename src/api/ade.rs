@@ -271,12 +271,21 @@ async fn get_school(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let school = super::org::load_school(&state, &caller, path.into_inner(), Action::View).await?;
-    let a = state
+    let a = school_as(&state, &caller, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(a))
+}
+
+/// A school's ADE profile and release policy, for `caller` under the API's rules.
+pub(crate) async fn school_as(
+    state: &AppState,
+    caller: &Caller,
+    school: String,
+) -> ApiResult<SchoolAde> {
+    let school = super::org::load_school(state, caller, school, Action::View).await?;
+    state
         .db
         .run(move |conn| -> ApiResult<SchoolAde> { Ok(school::settings(conn, &school.id)?) })
-        .await?;
-    Ok(HttpResponse::Ok().json(a))
+        .await
 }
 
 #[utoipa::path(put, path = "/api/v1/schools/{id}/ade", tag = "ade", operation_id = "put_school_ade",
@@ -292,9 +301,20 @@ async fn put_school(
     path: web::Path<String>,
     body: web::Json<SchoolAdeInput>,
 ) -> ApiResult<HttpResponse> {
-    let school =
-        super::org::load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
-    let input = body.into_inner();
+    let a = put_school_as(&state, &caller, path.into_inner(), body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(a))
+}
+
+/// Stores a school's ADE profile and release policy for `caller` under the API's rules
+/// (the authority's fields only by its admins).
+pub(crate) async fn put_school_as(
+    state: &AppState,
+    caller: &Caller,
+    school: String,
+    input: SchoolAdeInput,
+) -> ApiResult<SchoolAde> {
+    let school = super::org::load_school(state, caller, school, Action::ManageSchool).await?;
+    let caller = Caller(caller.0.clone());
     // Management that pupils could remove, or Setup Assistant not waiting for the
     // configuration, is the authority's decision, not a school's.
     let authority = authz::require(
@@ -322,7 +342,7 @@ async fn put_school(
         .await?;
     // The release policy applies to devices waiting now.
     state.reconciler.all();
-    Ok(HttpResponse::Ok().json(a))
+    Ok(a)
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/ade-rules", tag = "ade", operation_id = "list_ade_rules",

@@ -128,3 +128,119 @@ async fn an_authority_admin_sets_up_apple_school_manager_in_the_console() {
         "{audit}"
     );
 }
+
+#[actix_web::test]
+async fn a_school_sets_what_setup_assistant_shows_and_the_authority_keeps_its_fields() {
+    let app = TestApp::spawn().await;
+    let (tenant, school) = crate::enrollment::school(&app, "setup-web").await;
+    crate::console::user(&app, "sl@setup-web.de", "school_admin", Some(&school)).await;
+    let (status, u) = app
+        .post(
+            "/api/v1/users",
+            json!({"name": "Amt", "email": "amt@setup-web.de", "role": "authority_admin", "tenant_id": tenant, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 201, "{u}");
+    let sl = login(&app.base, "sl@setup-web.de", PASSWORD).await.unwrap();
+    let path = format!("/admin/schulen/{school}/einrichtung");
+    let (_, html) = sl.get(&format!("/admin/schulen/{school}")).await;
+    assert!(html.contains(&path), "the school page links to it");
+    let (status, html) = sl.get(&path).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("es gelten die Vorgaben"), "{html}");
+    assert!(
+        html.contains(r#"id="is_mdm_removable" name="is_mdm_removable" value="1" disabled"#),
+        "a school admin cannot change the authority's fields: {html}"
+    );
+    let stored = || async {
+        let (status, a) = app.get(&format!("/api/v1/schools/{school}/ade")).await;
+        assert_eq!(status, 200, "{a}");
+        a
+    };
+    let before = stored().await;
+
+    // The school's own fields.
+    let form = |extra: Vec<(&'static str, &'static str)>| {
+        let mut f = vec![
+            ("csrf", sl.csrf.clone()),
+            ("department", "Medienteam Gymnasium Nord".to_owned()),
+            ("support_phone_number", "04551 123".to_owned()),
+            ("release_timeout_minutes", "45".to_owned()),
+            ("skip", "Siri".to_owned()),
+            ("skip", "Passcode".to_owned()),
+        ];
+        f.extend(extra.into_iter().map(|(k, v)| (k, v.to_owned())));
+        f
+    };
+    let post = |s: &crate::console::Session, f: Vec<(&'static str, String)>| {
+        let path = path.clone();
+        let s = crate::console::Session {
+            base: s.base.clone(),
+            cookie: s.cookie.clone(),
+            csrf: s.csrf.clone(),
+        };
+        async move {
+            let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            s.post(&path, &f).await
+        }
+    };
+    let (status, h, html) = post(&sl, form(vec![])).await;
+    assert_eq!(status, 303, "{html}");
+    assert_eq!(
+        h[reqwest::header::LOCATION],
+        format!("{path}?gespeichert=1")
+    );
+    let a = stored().await;
+    assert_eq!(a["profile"]["department"], "Medienteam Gymnasium Nord");
+    assert_eq!(a["release_timeout_minutes"], 45);
+    let skipped: Vec<&str> = a["profile"]["skip_setup_items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(skipped.len(), 2, "{a}");
+    assert!(skipped.contains(&"Siri") && skipped.contains(&"Passcode"));
+    assert_eq!(
+        a["profile"]["is_mdm_removable"],
+        before["profile"]["is_mdm_removable"]
+    );
+    assert!(a["revision"].as_i64() > before["revision"].as_i64(), "{a}");
+    let (_, html) = sl.get(&format!("{path}?gespeichert=1")).await;
+    assert!(html.contains(r#"role="status""#), "{html}");
+
+    // A forged authority field from a school admin is refused; nothing changes.
+    let (status, _, html) = post(
+        &sl,
+        form(vec![("authority", "1"), ("is_mdm_removable", "1")]),
+    )
+    .await;
+    assert_eq!(status, 403, "{html}");
+    assert_eq!(stored().await["profile"]["is_mdm_removable"], false);
+    // A pane Apple does not know, or a timeout out of range: refused with the field.
+    let (status, _, html) = post(&sl, form(vec![("skip", "Teleport")])).await;
+    assert_eq!(status, 400, "{html}");
+    let mut bad = form(vec![]);
+    bad.retain(|(k, _)| *k != "release_timeout_minutes");
+    bad.push(("release_timeout_minutes", "0".to_owned()));
+    let (status, _, html) = post(&sl, bad).await;
+    assert_eq!(status, 400, "{html}");
+    assert_eq!(stored().await["release_timeout_minutes"], 45);
+
+    // The authority's admin sets a shared iPad for the school.
+    let amt = login(&app.base, "amt@setup-web.de", PASSWORD)
+        .await
+        .unwrap();
+    let mut f = form(vec![
+        ("authority", "1"),
+        ("await_device_configured", "1"),
+        ("is_multi_user", "1"),
+    ]);
+    f[0].1 = amt.csrf.clone();
+    let (status, _, html) = post(&amt, f).await;
+    assert_eq!(status, 303, "{html}");
+    let a = stored().await;
+    assert_eq!(a["profile"]["is_multi_user"], true);
+    assert_eq!(a["profile"]["await_device_configured"], true);
+    assert_eq!(a["profile"]["is_mdm_removable"], false);
+}
