@@ -392,7 +392,7 @@ fn screenshot_dir() -> Option<PathBuf> {
 
 /// Saves the whole page (up to 2,400 CSS pixels high) as `<name>.png` at one image pixel
 /// per CSS pixel — 1280 wide on a desktop, 390 on a phone — when screenshots are asked for.
-async fn screenshot(b: &Browser, name: &str) {
+pub(crate) async fn screenshot(b: &Browser, name: &str) {
     let Some(dir) = screenshot_dir() else {
         return;
     };
@@ -977,9 +977,11 @@ async fn the_audit_log_and_apples_services_pass_the_same_checks() {
     b.wait_for("#push-h", PAGE_WAIT).await;
     b.wait_for("#rule-list", PAGE_WAIT).await;
     check_page(&b, app, "Apple services").await;
+    screenshot(&b, "apple").await;
     b.goto(&app.url(&format!("/admin/schulen/{}/einrichtung", w.school)))
         .await;
     b.wait_for("#release_timeout_minutes", PAGE_WAIT).await;
     check_page(&b, app, "Setup Assistant of a school").await;
+    screenshot(&b, "school-setup").await;
     b.close().await;
 }
