@@ -244,3 +244,76 @@ async fn a_school_sets_what_setup_assistant_shows_and_the_authority_keeps_its_fi
     assert_eq!(a["profile"]["await_device_configured"], true);
     assert_eq!(a["profile"]["is_mdm_removable"], false);
 }
+
+#[actix_web::test]
+async fn an_authority_enters_holidays_for_all_its_schools() {
+    let app = TestApp::spawn().await;
+    let (tenant, school) = crate::enrollment::school(&app, "ferien-amt").await;
+    crate::console::user(&app, "sl@ferien-amt.de", "school_admin", Some(&school)).await;
+    let (status, u) = app
+        .post(
+            "/api/v1/users",
+            json!({"name": "Amt", "email": "amt@ferien-amt.de", "role": "authority_admin", "tenant_id": tenant, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 201, "{u}");
+    let amt = login(&app.base, "amt@ferien-amt.de", PASSWORD)
+        .await
+        .unwrap();
+    let sl = login(&app.base, "sl@ferien-amt.de", PASSWORD)
+        .await
+        .unwrap();
+    let next_year = chrono::Utc::now()
+        .date_naive()
+        .format("%Y")
+        .to_string()
+        .parse::<i32>()
+        .unwrap()
+        + 1;
+    let csv = format!("Sommerferien,{next_year}-07-06,{next_year}-08-15");
+    let path = format!("/admin/schultraeger/{tenant}/ferien");
+
+    // A school admin may enter their school's days, not the authority's.
+    let (status, _, _) = sl
+        .post(&path, &[("csrf", &sl.csrf), ("calendar", &csv)])
+        .await;
+    assert_eq!(status, 403);
+    // An unreadable line stores nothing.
+    let (status, _, html) = amt
+        .post(
+            &path,
+            &[("csrf", &amt.csrf), ("calendar", "Sommerferien,6.7.,15.8.")],
+        )
+        .await;
+    assert_eq!(status, 400, "{html}");
+    assert_eq!(app.count("closures"), 0);
+
+    let (status, h, html) = amt
+        .post(&path, &[("csrf", &amt.csrf), ("calendar", &csv)])
+        .await;
+    assert_eq!(status, 303, "{html}");
+    assert_eq!(
+        h[reqwest::header::LOCATION],
+        format!("/admin/schultraeger/{tenant}#ferien")
+    );
+    // The authority's page and every school's page show the days.
+    let (_, html) = amt.get(&format!("/admin/schultraeger/{tenant}")).await;
+    let list = &html[html.find("id=\"closure-list\"").expect("the list")..];
+    assert!(
+        list.contains(&format!("06.07.{next_year} – "))
+            && list.contains(&format!("15.08.{next_year}")),
+        "{list}"
+    );
+    let (_, html) = sl.get(&format!("/admin/schulen/{school}")).await;
+    assert!(html.contains("Sommerferien"), "{html}");
+    // Stored for the authority, not for one school.
+    use diesel::prelude::*;
+    use tafel::db::schema::closures;
+    let mut conn = app.state.db.get().unwrap();
+    let schools: Vec<Option<String>> = closures::table
+        .filter(closures::tenant_id.eq(&tenant))
+        .select(closures::school_id)
+        .load(&mut *conn)
+        .unwrap();
+    assert_eq!(schools, [None]);
+}
