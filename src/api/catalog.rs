@@ -80,10 +80,15 @@ pub(crate) async fn create_app_as(
 ) -> ApiResult<App> {
     catalog_place(p, input.tenant_id.as_deref())?;
     let actor = p.user_id.clone();
-    state
+    let app = state
         .db
         .run(move |conn| catalog::create_app(conn, &input, &actor).map_err(ApiError::from))
-        .await
+        .await?;
+    // Its icon for the console, once, in the background.
+    if let Some(adam) = &app.adam_id {
+        catalog::icons::fetch_later(state, adam.clone());
+    }
+    Ok(app)
 }
 
 #[utoipa::path(

@@ -70,6 +70,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .route("/logout", web::post().to(logout))
     .route("/sprache", web::get().to(switch_language))
     .route("/static/{file}", web::get().to(asset))
+    .route("/static/icons/{adam}", web::get().to(catalog::icon))
     .service(
         web::scope("/admin")
             .configure(admin::config)

@@ -6,6 +6,7 @@
 mod ade;
 mod ade_enroll;
 mod admin_scope;
+mod app_icons;
 mod assignments;
 mod browser;
 mod catalog_edits;
