@@ -64,6 +64,30 @@ pub struct Settings {
     pub vpp: VppSettings,
     /// Automated Device Enrollment.
     pub ade: AdeSettings,
+    /// The App Store's lookup (app icons for the console).
+    pub app_store: AppStoreSettings,
+}
+
+/// The App Store's public lookup, which gives an app's icon by its App Store id.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppStoreSettings {
+    /// Fetch an app's icon when it is added to the catalog (off: letters instead).
+    pub icons: bool,
+    /// Lookup base URL (Apple's by default): `{base_url}/lookup?id=…&country=…`.
+    pub base_url: String,
+    /// The store front's country (ISO 3166).
+    pub country: String,
+}
+
+impl Default for AppStoreSettings {
+    fn default() -> Self {
+        AppStoreSettings {
+            icons: true,
+            base_url: "https://itunes.apple.com".into(),
+            country: "de".into(),
+        }
+    }
 }
 
 /// Automated Device Enrollment (Apple School Manager).
@@ -329,6 +353,7 @@ impl Default for Settings {
             lessons: LessonSettingsConfig::default(),
             vpp: VppSettings::default(),
             ade: AdeSettings::default(),
+            app_store: AppStoreSettings::default(),
             webhooks: WebhookSettings::default(),
         }
     }

@@ -80,10 +80,15 @@ pub(crate) async fn create_app_as(
 ) -> ApiResult<App> {
     catalog_place(p, input.tenant_id.as_deref())?;
     let actor = p.user_id.clone();
-    state
+    let app = state
         .db
         .run(move |conn| catalog::create_app(conn, &input, &actor).map_err(ApiError::from))
-        .await
+        .await?;
+    // Its icon for the console, once, in the background.
+    if let Some(adam) = &app.adam_id {
+        catalog::icons::fetch_later(state, adam.clone());
+    }
+    Ok(app)
 }
 
 #[utoipa::path(
@@ -1103,6 +1108,13 @@ pub(crate) async fn calendar_as(
     body: &[u8],
 ) -> ApiResult<usize> {
     let cal = parse_calendar(content_type, body)?;
+    // Nothing but a header (or dates tafel could not read in the first line) is a
+    // mistake, not a calendar; replacing with nothing is how days are cleared.
+    if cal.closures().is_empty() && !replace {
+        return Err(ApiError::bad_request(
+            "calendar: no days found — lines are name,from,to with dates as YYYY-MM-DD (a first line whose dates do not read is taken as the header)",
+        ));
+    }
     let actor = caller.0.user_id.clone();
     let n = state
         .db

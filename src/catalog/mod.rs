@@ -2,6 +2,8 @@
 //! rendered from the templates in `profiles/`). Items belong to the whole district
 //! (no authority) or to one school authority; profiles may be rendered per school.
 
+pub mod icons;
+
 pub use tafel_profiles as profiles;
 
 use diesel::prelude::*;

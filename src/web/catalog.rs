@@ -938,6 +938,34 @@ async fn delete_profile(
     see_other("/admin/katalog")
 }
 
+/// `GET /static/icons/{adam id}`: an app's icon as tafel keeps it, for anyone logged in
+/// (the teacher's app choice, the catalog); 404 where there is none (the page then
+/// shows the app's letter).
+pub(super) async fn icon(
+    v: Viewer,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> PageResult {
+    let adam = path.into_inner();
+    let found = with_db(&state, v.tr, move |conn| {
+        Ok(catalog::icons::icon(conn, &adam)?)
+    })
+    .await?;
+    match found {
+        Some((kind, data)) => Ok(actix_web::HttpResponse::Ok()
+            .content_type(kind)
+            .insert_header((
+                actix_web::http::header::CACHE_CONTROL,
+                "private, max-age=86400",
+            ))
+            .body(data)),
+        None => Err(WebError::Api(
+            v.tr,
+            ApiError::not_found("no icon for this app"),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

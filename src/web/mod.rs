@@ -12,6 +12,7 @@
 pub mod account;
 pub mod admin;
 pub mod apple;
+pub mod asm;
 pub mod catalog;
 pub mod i18n;
 pub mod people;
@@ -72,10 +73,12 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .route("/sprache", web::get().to(switch_language))
     .configure(account::config)
     .route("/static/{file}", web::get().to(asset))
+    .route("/static/icons/{adam}", web::get().to(catalog::icon))
     .service(
         web::scope("/admin")
             .configure(admin::config)
             .configure(apple::config)
+            .configure(asm::config)
             .configure(catalog::config)
             .configure(people::config),
     )

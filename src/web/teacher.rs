@@ -89,8 +89,10 @@ pub struct AppChoice {
     pub id: String,
     /// Name.
     pub name: String,
-    /// Its first letter, as its badge.
+    /// Its first letter, as its badge where tafel has no icon.
     pub initial: String,
+    /// Its icon (a path on tafel), where tafel has one.
+    pub icon: Option<String>,
     /// On the school's list: no admin needs to approve it.
     pub approved: bool,
 }
@@ -137,14 +139,22 @@ async fn new_request(req: HttpRequest, v: Viewer, state: web::Data<AppState>) ->
             let settings = crate::lessons::settings(conn, &school)?;
             let f = crate::catalog::CatalogFilter::default();
             let apps = crate::catalog::list_apps(conn, scope.as_ref(), &f, 500)?.items;
-            Ok((targets, settings, apps))
+            let adams: Vec<String> = apps.iter().filter_map(|a| a.adam_id.clone()).collect();
+            let icons = crate::catalog::icons::with_icons(conn, &adams)?;
+            Ok((targets, settings, (apps, icons)))
         })
         .await
         .or_page(t)?;
     let approved = &settings.approved_app_ids;
+    let (apps, icons) = apps;
     let mut apps: Vec<AppChoice> = apps
         .into_iter()
         .map(|a| AppChoice {
+            icon: a
+                .adam_id
+                .as_ref()
+                .filter(|adam| icons.contains(*adam))
+                .map(|adam| format!("/static/icons/{adam}")),
             approved: approved.contains(&a.id),
             initial: a.name.chars().next().map(String::from).unwrap_or_default(),
             id: a.id,

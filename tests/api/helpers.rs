@@ -74,6 +74,11 @@ pub fn test_settings(dir: &std::path::Path) -> (Settings, Option<(String, String
         workers: 2,
         database_pool_size: 4,
         log_level: "error".into(),
+        // No App Store lookups from the tests (the icon test runs its own store).
+        app_store: tafel::config::AppStoreSettings {
+            icons: false,
+            ..Default::default()
+        },
         ..Settings::default()
     };
     let pg = postgres_url().map(|base| {

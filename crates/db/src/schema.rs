@@ -567,7 +567,17 @@ diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(command_queue -> devices (device_id));
 diesel::joinable!(command_queue -> commands (command_uuid));
 
+diesel::table! {
+    app_icons (adam_id) {
+        adam_id -> Text,
+        content_type -> Text,
+        data -> Binary,
+        fetched_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    app_icons,
     tenants,
     schools,
     users,
