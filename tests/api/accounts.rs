@@ -588,8 +588,15 @@ async fn console_every_role_finds_change_password_and_other_sessions_end() {
         .unwrap();
 }
 
-/// Logs in through the form in the browser.
-async fn log_in(b: &crate::browser::Browser, app: &TestApp, email: &str, password: &str) {
+/// Logs in through the form in the browser and waits for `landing` (something the log-in
+/// page does not have).
+async fn log_in(
+    b: &crate::browser::Browser,
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    landing: &str,
+) {
     b.goto(&app.url("/login")).await;
     b.find("#email").await.send_keys(email).await;
     b.find("#password").await.send_keys(password).await;
@@ -597,7 +604,7 @@ async fn log_in(b: &crate::browser::Browser, app: &TestApp, email: &str, passwor
         .await
         .click()
         .await;
-    b.wait_for("main h1", std::time::Duration::from_secs(20))
+    b.wait_for(landing, std::time::Duration::from_secs(20))
         .await;
 }
 
@@ -615,7 +622,7 @@ async fn browser_a_forgotten_password_is_reset_and_replaced() {
     user(&app, "sl@baxe.de", "school_admin", Some(&school_id)).await;
     let teacher = user(&app, "t@baxe.de", "teacher", Some(&school_id)).await;
     let wait = std::time::Duration::from_secs(20);
-    log_in(&b, &app, "sl@baxe.de", PASSWORD).await;
+    log_in(&b, &app, "sl@baxe.de", PASSWORD, "header nav").await;
     b.goto(&app.url(&format!("/admin/benutzer/{teacher}")))
         .await;
     b.wait_for("#reset-h", wait).await;
@@ -636,7 +643,8 @@ async fn browser_a_forgotten_password_is_reset_and_replaced() {
         .await;
     b.wait_for("#email", wait).await;
 
-    log_in(&b, &app, "t@baxe.de", otp.trim()).await;
+    // The forced form: no navigation, only the new password.
+    log_in(&b, &app, "t@baxe.de", otp.trim(), "#new").await;
     assert!(
         b.current_url().await.contains("/passwort"),
         "sent to the form"
