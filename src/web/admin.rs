@@ -107,7 +107,7 @@ async fn overview(req: HttpRequest, v: Viewer, state: web::Data<AppState>) -> Pa
         let scope = authz::list_scope(&p);
         let counts = devices::figures(conn, scope, now)?;
         let scope_r = crate::api::lessons::request_scope(&p, Some("pending"), None);
-        let open = crate::lessons::list(conn, &scope_r, None, 500)?.items.len() as i64;
+        let open = crate::lessons::count(conn, &scope_r)?;
         let shortages = shortages(conn, &p, now)?;
         let expiring = crate::reports::ending(conn, scope, now, 60)?;
         Ok((counts, open, shortages, expiring))
