@@ -236,6 +236,14 @@ pub struct PushSettings {
     pub sweep_batch: i64,
     /// Days before a push certificate's expiry that warnings start.
     pub expiry_warning_days: u32,
+    /// Accept push certificates that do not chain to Apple's push CA (self-signed ones,
+    /// a simulator's). Only for tests and simulation: such a certificate cannot wake a
+    /// real iPad. Off by default.
+    pub allow_untrusted_certificates: bool,
+    /// PEM files with the root certificates push certificates must chain to. Empty:
+    /// Apple Root CA with "Apple Application Integration 2 Certification Authority",
+    /// built in. Tests use their own CA standing in for Apple's.
+    pub certificate_anchors: Vec<PathBuf>,
 }
 
 impl Default for PushSettings {
@@ -252,6 +260,8 @@ impl Default for PushSettings {
             sweep_after_secs: 4 * 3600,
             sweep_batch: 1000,
             expiry_warning_days: 30,
+            allow_untrusted_certificates: false,
+            certificate_anchors: Vec::new(),
         }
     }
 }
