@@ -682,6 +682,20 @@ mod tests {
         let s = Settings::load(None, false, env(&[])).unwrap();
         assert_eq!(s.database_url, "sqlite://data/tafel.db");
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        // Push certificates must come from Apple unless the operator says otherwise.
+        assert!(!s.push.allow_untrusted_certificates);
+        assert!(s.push.certificate_anchors.is_empty());
+    }
+
+    #[test]
+    fn a_simulation_allows_untrusted_push_certificates_from_the_environment() {
+        let s = Settings::load(
+            None,
+            false,
+            env(&[("TAFEL_PUSH__ALLOW_UNTRUSTED_CERTIFICATES", "true")]),
+        )
+        .unwrap();
+        assert!(s.push.allow_untrusted_certificates);
     }
 
     #[test]

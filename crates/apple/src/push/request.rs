@@ -93,6 +93,46 @@ pub fn parse_csr(pem: &[u8]) -> Result<X509Req> {
     Ok(csr)
 }
 
+/// "Apple Worldwide Developer Relations Certification Authority" G3 (2020–2030), issued
+/// by Apple Root CA: the usual issuer of vendors' "MDM CSR" certificates. From Apple's
+/// certificate authority page (`AppleWWDRCAG3.cer`); SHA-256 fingerprint
+/// `DC:F2:18:78:C7:7F:41:98:E4:B4:61:4F:03:D6:96:D8:9C:66:C6:60:08:D4:24:4E:1B:99:16:1A:AC:91:60:1F`
+/// (checked by a unit test).
+pub const APPLE_WWDR_G3_CA_PEM: &[u8] = include_bytes!("apple_wwdr_g3_ca.pem");
+
+/// The chain Apple's portal wants after the vendor's certificate: `issuers` when given,
+/// else the built-in WWDR G3 intermediate (when it issued the vendor's certificate);
+/// Apple Root CA is added when the chain does not end in it.
+pub fn vendor_chain(vendor: X509, issuers: Vec<X509>) -> Result<Vec<X509>> {
+    let root = X509::from_pem(crate::ade::machine_info::APPLE_ROOT_CA_PEM)?;
+    let wwdr = X509::from_pem(APPLE_WWDR_G3_CA_PEM)?;
+    let mut chain = vec![vendor];
+    if issuers.is_empty() {
+        let issuer = chain[0].issuer_name().to_der()?;
+        if issuer == wwdr.subject_name().to_der()? {
+            chain.push(wwdr);
+        } else if issuer != root.subject_name().to_der()? {
+            return Err(PushError::Malformed(format!(
+                "the vendor certificate was issued by {:?}, which tafel does not have built in: pass its issuer (from apple.com/certificateauthority) as the chain",
+                chain[0]
+                    .issuer_name()
+                    .entries_by_nid(Nid::COMMONNAME)
+                    .next()
+                    .and_then(|e| e.data().to_string().ok())
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            )));
+        }
+    } else {
+        chain.extend(issuers);
+    }
+    let last = chain.last().map(|c| c.to_der()).transpose()?;
+    if last != Some(root.to_der()?) {
+        chain.push(root);
+    }
+    Ok(chain)
+}
+
 /// The vendor's `PushCertRequest` for Apple's portal, base64 of an XML plist with
 /// `PushCertRequestCSR` (base64 DER), `PushCertCertificateChain` (the vendor's
 /// certificate, then its issuers, PEM) and `PushCertSignature` (SHA-256 with RSA over
@@ -185,6 +225,45 @@ mod tests {
             .unwrap()
             .to_string();
         assert_eq!(cn.chars().count(), 64);
+    }
+
+    #[test]
+    fn the_built_in_wwdr_intermediate_is_apples_and_completes_a_vendor_chain() {
+        let wwdr = X509::from_pem(APPLE_WWDR_G3_CA_PEM).unwrap();
+        let root = X509::from_pem(crate::ade::machine_info::APPLE_ROOT_CA_PEM).unwrap();
+        assert_eq!(
+            hex::encode(wwdr.digest(MessageDigest::sha256()).unwrap()),
+            "dcf21878c77f4198e4b4614f03d696d89c66c66008d4244e1b99161aac91601f"
+        );
+        assert!(wwdr.verify(&root.public_key().unwrap()).unwrap());
+        // A vendor certificate "issued" by WWDR G3 (its name only) gets WWDR and root.
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let mut b = X509Builder::new().unwrap();
+        b.set_subject_name(&subject("Vendor").unwrap()).unwrap();
+        b.set_issuer_name(wwdr.subject_name()).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+            .unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        let chain = vendor_chain(b.build(), vec![]).unwrap();
+        assert_eq!(chain.len(), 3);
+        assert_eq!(chain[1].to_der().unwrap(), wwdr.to_der().unwrap());
+        assert_eq!(chain[2].to_der().unwrap(), root.to_der().unwrap());
+        // One from an unknown issuer needs the chain named.
+        let mut b = X509Builder::new().unwrap();
+        let name = subject("Elsewhere").unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+            .unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        let err = vendor_chain(b.build(), vec![]).unwrap_err();
+        assert!(err.to_string().contains("tafel Elsewhere"), "{err}");
     }
 
     #[test]
