@@ -282,7 +282,7 @@ mod tests {
         b.sign(&vendor_key, MessageDigest::sha256()).unwrap();
         let vendor = b.build();
 
-        let encoded = vendor_sign(&r.csr, &[vendor.clone()], &vendor_key).unwrap();
+        let encoded = vendor_sign(&r.csr, std::slice::from_ref(&vendor), &vendor_key).unwrap();
         let b64 = base64::engine::general_purpose::STANDARD;
         let xml = b64.decode(encoded).unwrap();
         let dict: plist::Dictionary = plist::from_bytes(&xml).unwrap();

@@ -277,7 +277,7 @@ mod tests {
             Some(true),
         );
         let trust = PushTrust::with_anchors(&[root.to_pem().unwrap()]).unwrap();
-        trust.verify(&leaf, &[mid.clone()]).unwrap();
+        trust.verify(&leaf, std::slice::from_ref(&mid)).unwrap();
         // Without the intermediate in the upload there is no path.
         let err = trust.verify(&leaf, &[]).unwrap_err();
         assert!(err.to_string().contains("\"Test Push CA\""), "{err}");
