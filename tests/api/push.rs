@@ -597,13 +597,37 @@ async fn the_authority_requests_its_push_certificate_and_uploads_apples_certific
 
 #[actix_web::test]
 async fn only_the_authoritys_admins_make_its_push_certificate_request() {
+    use crate::organisation::user;
     let app = TestApp::spawn().await;
-    let (tenant_id, _) = school(&app, "guarded").await;
+    let (tenant_id, school_id) = school(&app, "guarded").await;
+    let (other_tenant, _) = school(&app, "elsewhere").await;
+    let (_, own_admin) = user(&app, serde_json::json!({"name": "AA", "email": "aa@guarded.de", "role": "authority_admin", "tenant_id": tenant_id})).await;
+    let (_, school_admin) = user(&app, serde_json::json!({"name": "SA", "email": "sa@guarded.de", "role": "school_admin", "school_id": school_id})).await;
+    let (_, foreign_admin) = user(&app, serde_json::json!({"name": "AA", "email": "aa@elsewhere.de", "role": "authority_admin", "tenant_id": other_tenant})).await;
     let path = format!("/api/v1/tenants/{tenant_id}/push-certificate/request");
-    let res = app.client.post(app.url(&path)).send().await.unwrap();
-    assert_eq!(res.status(), 401);
+    let post = |token: Option<String>| {
+        let mut req = app.client.post(app.url(&path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(post(None).await, 401);
+    assert_eq!(post(Some(school_admin.clone())).await, 403);
+    assert_eq!(post(Some(foreign_admin.clone())).await, 404);
+    assert_eq!(app.count("push_certificate_requests"), 0);
+    assert_eq!(post(Some(own_admin)).await, 201);
+    // Nobody outside sees the request either.
+    let res = app
+        .client
+        .get(app.url(&path))
+        .bearer_auth(&foreign_admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
     // A second request replaces the first (a new key).
-    let (_, first) = app.post(&path, serde_json::json!({})).await;
+    let (_, first) = app.get(&path).await;
     let (status, second) = app.post(&path, serde_json::json!({})).await;
     assert_eq!(status, 201);
     assert_ne!(first["csr_pem"], second["csr_pem"]);
