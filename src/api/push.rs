@@ -7,8 +7,8 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
 use crate::error::{ApiError, ApiResult};
-use crate::push::requests::{self, PushCertificateRequestInfo, RequestError};
-use crate::push::store::{self, PushCertificateInfo, UploadError};
+use crate::push::requests::{self, PushCertificateRequestInfo};
+use crate::push::store::{self, PushCertificateInfo};
 use crate::push::{PushCertificate, PushError};
 use crate::state::AppState;
 
@@ -162,14 +162,7 @@ pub(crate) async fn upload_as(
                 &actor,
                 warn_days,
             )
-            .map_err(|e| match e {
-                UploadError::Db(e) => ApiError::from(e),
-                UploadError::Seal(e) => ApiError::internal(e),
-                other @ UploadError::TopicChange { .. } => ApiError::conflict(other.to_string()),
-                other @ UploadError::Expired(_) => {
-                    ApiError::invalid_field("certificate_pem", other.to_string())
-                }
-            })
+            .map_err(ApiError::from)
         })
         .await?;
     state.push.forget_client(&tenant_id);
@@ -229,10 +222,7 @@ async fn certificate_for_request(
     let pending = state
         .db
         .run(move |conn| {
-            requests::pending_key(conn, &secrets, &t).map_err(|e| match e {
-                RequestError::Db(e) => ApiError::from(e),
-                other => ApiError::internal(other),
-            })
+            requests::pending_key(conn, &secrets, &t).map_err(ApiError::from)
         })
         .await?
         .ok_or_else(|| {
@@ -292,10 +282,7 @@ pub(crate) async fn create_request_as(
             let name = crate::org::tenant(conn, &tenant_id)?
                 .map(|t| t.name)
                 .unwrap_or_default();
-            requests::create(conn, &secrets, &tenant_id, &name, &actor).map_err(|e| match e {
-                RequestError::Db(e) => ApiError::from(e),
-                other => ApiError::internal(other),
-            })
+            requests::create(conn, &secrets, &tenant_id, &name, &actor).map_err(ApiError::from)
         })
         .await
 }
