@@ -633,3 +633,40 @@ async fn only_the_authoritys_admins_make_its_push_certificate_request() {
     assert_ne!(first["csr_pem"], second["csr_pem"]);
     assert_eq!(app.count("push_certificate_requests"), 1);
 }
+
+#[actix_web::test]
+async fn an_expired_push_certificate_is_refused_with_its_date() {
+    use openssl::{asn1::Asn1Time, hash::MessageDigest, nid::Nid, x509::X509Name};
+    let pki = SimPki::generate(TOPIC).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let anchor = dir.path().join("stand-in-apple.pem");
+    std::fs::write(&anchor, pki.ca_pem().unwrap()).unwrap();
+    let app = TestApp::spawn_with(move |s| {
+        s.push.allow_untrusted_certificates = false;
+        s.push.certificate_anchors = vec![anchor];
+    })
+    .await;
+    let (tenant_id, _) = school(&app, "expired").await;
+    let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = X509Name::builder().unwrap();
+    name.append_entry_by_nid(Nid::USERID, TOPIC).unwrap();
+    name.append_entry_by_nid(Nid::COMMONNAME, "APSP:old")
+        .unwrap();
+    let mut b = openssl::x509::X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name.build()).unwrap();
+    b.set_issuer_name(pki.ca.subject_name()).unwrap();
+    b.set_pubkey(&key).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    b.set_not_before(&Asn1Time::from_unix(now - 400 * 86_400).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(now - 35 * 86_400).unwrap())
+        .unwrap();
+    b.sign(&pki.ca_key, MessageDigest::sha256()).unwrap();
+    let (status, body) = upload_pem(&app, &tenant_id, &b.build(), &key, false).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("expired on"),
+        "{body}"
+    );
+}
