@@ -67,6 +67,8 @@ const BEARER: &str = "bearer";
         // push
         super::push::upload,
         super::push::status,
+        super::push::create_request,
+        super::push::pending_request,
         super::push::push_now,
         // devices
         super::devices::list,

@@ -51,6 +51,8 @@ const ROUTES: &[(&str, &str)] = &[
     // push
     ("put", "/api/v1/tenants/{id}/push-certificate"),
     ("get", "/api/v1/tenants/{id}/push-certificate"),
+    ("post", "/api/v1/tenants/{id}/push-certificate/request"),
+    ("get", "/api/v1/tenants/{id}/push-certificate/request"),
     ("post", "/api/v1/devices/push"),
     // devices
     ("get", "/api/v1/devices"),
