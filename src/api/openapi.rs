@@ -74,6 +74,8 @@ const BEARER: &str = "bearer";
         super::devices::release,
         super::devices::patch,
         super::devices::retire,
+        super::actions::act,
+        super::actions::act_on_one,
         super::certificates::get,
         // commands
         super::commands::enqueue,

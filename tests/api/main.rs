@@ -15,6 +15,7 @@ mod console;
 mod console_catalog;
 mod console_journeys;
 mod console_people;
+mod device_actions;
 mod device_trust;
 mod device_truth;
 mod editing;
