@@ -420,13 +420,11 @@ impl OsVersion {
     /// Reads `18`, `18.1` or `18.1.1`; anything else is `None`.
     pub fn parse(s: &str) -> Option<Self> {
         let mut parts = [0u32; 3];
-        let mut n = 0;
-        for p in s.trim().split('.') {
+        for (n, p) in s.trim().split('.').enumerate() {
             if n == 3 || p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
             parts[n] = p.parse().ok()?;
-            n += 1;
         }
         Some(OsVersion(parts))
     }
