@@ -325,10 +325,10 @@ fn queue(
         ..EnqueueOptions::default()
     };
     let ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
-    let audit_as = action.name();
+    let typed = Some(action.name());
     match (action, command) {
         (DeviceAction::ClearPasscode {}, _) => {
-            commands::clear_passcode_in_tx(conn, secrets, actor, targets, &opts)
+            commands::clear_passcode_in_tx(conn, secrets, (actor, typed), targets, &opts)
         }
         (DeviceAction::RefreshInventory {}, _) => {
             let uuids = crate::inventory::ask(conn, &ids, 5)?;
@@ -338,14 +338,7 @@ fn queue(
                     .find(uuid.as_str())
                     .select(crate::db::schema::commands::request_type)
                     .first(conn)?;
-                commands::audit_request(
-                    conn,
-                    actor,
-                    audit_as,
-                    uuid.as_str(),
-                    &request_type,
-                    targets,
-                )?;
+                commands::audit_request(conn, actor, typed, uuid.as_str(), &request_type, targets)?;
                 out.push(uuid.to_string());
             }
             Ok(out)
@@ -366,18 +359,18 @@ fn queue(
                 ))
                 .execute(conn)?;
             crate::queue::enqueue_in_tx(conn, &command, &ids, &opts)?;
-            commands::audit_command(conn, actor, audit_as, &command, targets)?;
+            commands::audit_command(conn, actor, typed, &command, targets)?;
             Ok(vec![command.command_uuid.to_string()])
         }
         (DeviceAction::Erase { confirm, .. }, Some(command)) => {
             commands::confirmed_erase(conn, &ids, Some(confirm))?;
             crate::queue::enqueue_in_tx(conn, &command, &ids, &opts)?;
-            commands::audit_command(conn, actor, audit_as, &command, targets)?;
+            commands::audit_command(conn, actor, typed, &command, targets)?;
             Ok(vec![command.command_uuid.to_string()])
         }
         (_, Some(command)) => {
             crate::queue::enqueue_in_tx(conn, &command, &ids, &opts)?;
-            commands::audit_command(conn, actor, audit_as, &command, targets)?;
+            commands::audit_command(conn, actor, typed, &command, targets)?;
             Ok(vec![command.command_uuid.to_string()])
         }
         (_, None) => Err(ApiError::internal(format!(

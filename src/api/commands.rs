@@ -153,7 +153,7 @@ pub(crate) async fn enqueue_as(
                 }
                 let n = queue::enqueue_in_tx(conn, &command, &targets, &opts)
                     .map_err(ApiError::internal)?;
-                audit_command(conn, &caller.0.user_id, "enqueue", &command, &found)?;
+                audit_command(conn, &caller.0.user_id, None, &command, &found)?;
                 Ok((n, targets))
             })
         })
@@ -183,7 +183,8 @@ async fn clear_passcode(
         .run(move |conn| -> ApiResult<(Vec<String>, Vec<String>)> {
             conn.write_tx(|conn| {
                 let found = scoped_devices(conn, &caller, &udids)?;
-                let uuids = clear_passcode_in_tx(conn, &secrets, &caller.0.user_id, &found, &opts)?;
+                let uuids =
+                    clear_passcode_in_tx(conn, &secrets, (&caller.0.user_id, None), &found, &opts)?;
                 Ok((uuids, found.into_iter().map(|t| t.id).collect()))
             })
         })
@@ -198,11 +199,12 @@ async fn clear_passcode(
 
 /// Queues ClearPasscode for each of `found` with its own unlock token, sealed, inside the
 /// caller's transaction; audited per device. All or nothing: devices without a token
-/// are named (409). Returns the command UUIDs in the order of `found`.
+/// are named (409). Returns the command UUIDs in the order of `found`. The audit
+/// entries name `actor` and, for a typed device action, its name.
 pub(crate) fn clear_passcode_in_tx(
     conn: &mut DbConn,
     secrets: &crate::secrets::SecretBox,
-    actor: &str,
+    (actor, typed): (&str, Option<&str>),
     found: &[Target],
     opts: &EnqueueOptions,
 ) -> ApiResult<Vec<String>> {
@@ -234,7 +236,7 @@ pub(crate) fn clear_passcode_in_tx(
     let mut uuids = Vec::with_capacity(commands.len());
     for (t, command) in &commands {
         queue::enqueue_sealed_in_tx(conn, secrets, command, &t.id, opts)?;
-        audit_command(conn, actor, "enqueue", command, std::slice::from_ref(t))?;
+        audit_command(conn, actor, typed, command, std::slice::from_ref(t))?;
         uuids.push(command.command_uuid.to_string());
     }
     Ok(uuids)
@@ -295,19 +297,21 @@ pub(crate) struct Target {
 }
 
 /// Audits a command for its devices: one entry per school (so each school's and
-/// authority's admins see theirs), naming the devices (the first thousand, and how
-/// many).
+/// authority's admins see theirs), naming the devices by UDID and serial number (the
+/// first thousand, and how many). The entries' action is `enqueue` (one filter finds
+/// every command a person queued); a typed device action (`lost_mode_on`, …) is named
+/// in the summary as `action`.
 pub(crate) fn audit_command(
     conn: &mut DbConn,
     actor: &str,
-    action: &str,
+    typed: Option<&str>,
     command: &Command,
     targets: &[Target],
 ) -> ApiResult<()> {
     audit_request(
         conn,
         actor,
-        action,
+        typed,
         command.command_uuid.as_str(),
         &command.request_type,
         targets,
@@ -318,7 +322,7 @@ pub(crate) fn audit_command(
 pub(crate) fn audit_request(
     conn: &mut DbConn,
     actor: &str,
-    action: &str,
+    typed: Option<&str>,
     command_uuid: &str,
     request_type: &str,
     targets: &[Target],
@@ -338,11 +342,12 @@ pub(crate) fn audit_request(
     for ((tenant, school), (udids, serials)) in by_place {
         audit::record(
             conn,
-            &audit::Entry::new(actor, action, "command")
+            &audit::Entry::new(actor, "enqueue", "command")
                 .object(command_uuid)
                 .scope(tenant, school)
                 .summary(serde_json::json!({
                     "request_type": request_type,
+                    "action": typed,
                     "devices": udids.len(),
                     "udids": &udids[..udids.len().min(1000)],
                     "serial_numbers": &serials[..serials.len().min(1000)],

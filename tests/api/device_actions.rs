@@ -654,7 +654,8 @@ async fn an_erase_is_confirmed_with_the_serial_or_the_count_and_audited_by_name(
     let entries = audit["items"].as_array().unwrap();
     assert_eq!(entries.len(), 1, "{audit}");
     let entry = &entries[0];
-    assert_eq!(entry["action"], "erase");
+    assert_eq!(entry["action"], "enqueue");
+    assert_eq!(entry["summary"]["action"], "erase");
     assert_eq!(entry["summary"]["request_type"], "EraseDevice");
     let mut udids: Vec<&str> = entry["summary"]["udids"]
         .as_array()
@@ -679,4 +680,70 @@ async fn the_raw_command_endpoint_takes_serial_numbers_too() {
         .await;
     assert_eq!(connect(&mut d).await, ["ProfileList"]);
     assert_eq!(app.status_of(d.udid.as_str(), &uuid).await, "acknowledged");
+}
+
+#[actix_web::test]
+async fn the_console_puts_a_lost_ipad_into_lost_mode_and_shows_where_it_is() {
+    use crate::console::{login, user as console_user, PASSWORD};
+    let app = TestApp::spawn_with(|s| s.reconcile.automatic = false).await;
+    let (tenant, school) = crate::enrollment::school(&app, "konsole").await;
+    console_user(&app, "sl@konsole.de", "school_admin", Some(&school)).await;
+    let mut d = ipad(&app, 4800, true, "18.1").await;
+    app.place_device(d.udid.as_str(), &tenant, &school);
+    let s = login(&app.base, "sl@konsole.de", PASSWORD).await.unwrap();
+    let page = format!("/admin/geraete/{}", d.serial);
+    let path = format!("{page}/aktion");
+    let (status, html) = s.get(&page).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("id=\"action-lost-mode-on\"") && html.contains("id=\"action-locate\""));
+
+    // Locating before Lost Mode: the reason, nothing queued.
+    let before = stored(&app);
+    let (status, _, html) = s
+        .post(&path, &[("csrf", &s.csrf), ("action", "locate")])
+        .await;
+    assert_eq!(status, 409, "{html}");
+    assert!(html.contains("not in Lost Mode"), "{html}");
+    assert_eq!(stored(&app), before);
+
+    let (status, _, html) = s
+        .post(
+            &path,
+            &[
+                ("csrf", &s.csrf),
+                ("action", "lost-mode-on"),
+                ("message", "Bitte im Sekretariat abgeben"),
+                ("phone_number", ""),
+                ("footnote", ""),
+                ("sure", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "{html}");
+    assert_eq!(connect(&mut d).await, ["EnableLostMode"]);
+    assert!(d.lost_mode);
+    let (status, _, html) = s
+        .post(&path, &[("csrf", &s.csrf), ("action", "locate")])
+        .await;
+    assert_eq!(status, 303, "{html}");
+    assert_eq!(connect(&mut d).await, ["DeviceLocation"]);
+    let (_, html) = s.get(&format!("{page}?gesendet=locate")).await;
+    assert!(
+        html.contains("DeviceLocation · 53.93610, 10.30850"),
+        "{html}"
+    );
+    assert!(html.contains("Ortung gesendet"), "{html}");
+    let (status, _, _) = s
+        .post(
+            &path,
+            &[
+                ("csrf", &s.csrf),
+                ("action", "lost-mode-off"),
+                ("sure", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(connect(&mut d).await, ["DisableLostMode"]);
+    assert!(!d.lost_mode);
 }
