@@ -521,7 +521,10 @@ impl std::fmt::Display for Unsuitable {
                 f,
                 "tafel holds no unlock token (its enrollment did not send one): clear the passcode on the iPad, or erase it"
             ),
-            Unsuitable::NotInLostMode => write!(f, "not in Lost Mode: turn Lost Mode on first"),
+            Unsuitable::NotInLostMode => write!(
+                f,
+                "not in Lost Mode (or it has not confirmed it yet): turn Lost Mode on first"
+            ),
             Unsuitable::AlreadyUpToDate { has } => write!(f, "already runs iPadOS {has}"),
         }
     }

@@ -352,6 +352,22 @@ fn queue(
             };
             let name = crate::devices::check_device_name(name)?;
             let command = crate::devices::device_name_command(&name)?;
+            // The name changes in tafel at once, audited as a device edit is.
+            let before: Option<String> = devices::table
+                .find(&one.id)
+                .select(devices::name)
+                .first(conn)?;
+            let mut changes = crate::audit::Changes::new();
+            changes.field("name", &before, Some(&Some(name.clone())));
+            let mut summary = changes.summary();
+            summary["command_uuid"] = serde_json::json!(command.command_uuid.to_string());
+            crate::audit::record(
+                conn,
+                &crate::audit::Entry::new(actor, "update", "device")
+                    .object(&one.id)
+                    .scope(one.tenant_id.as_deref(), one.school_id.as_deref())
+                    .summary(summary),
+            )?;
             diesel::update(devices::table.find(&one.id))
                 .set((
                     devices::name.eq(&name),

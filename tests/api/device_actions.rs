@@ -201,6 +201,19 @@ async fn every_action_reaches_a_supervised_ipad_as_apple_defines_it() {
     );
     let (_, device) = app.get(&format!("/api/v1/devices/{key}")).await;
     assert_eq!(device["name"], "iPad 7b-14", "{device}");
+    let (_, audit) = app
+        .get(&format!(
+            "/api/v1/audit?object_type=device&object_id={}",
+            device["id"].as_str().unwrap()
+        ))
+        .await;
+    let renamed = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "update")
+        .unwrap_or_else(|| panic!("the rename is audited: {audit}"));
+    assert_eq!(renamed["summary"]["after"]["name"], "iPad 7b-14", "{audit}");
 
     // An OS update to a named version.
     let (status, reply) = act_on(
