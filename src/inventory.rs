@@ -264,6 +264,10 @@ fn set_lost_mode(conn: &mut DbConn, device_id: &str, lost: bool) -> QueryResult<
     let mut object = details
         .and_then(|d| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&d).ok())
         .unwrap_or_default();
+    // Most answers say what tafel knows already: no write then.
+    if object.get(LOST_MODE) == Some(&serde_json::Value::Bool(lost)) {
+        return Ok(());
+    }
     object.insert(LOST_MODE.into(), serde_json::Value::Bool(lost));
     diesel::update(device_inventory::table.find(device_id))
         .set(device_inventory::details.eq(serde_json::Value::Object(object).to_string()))
