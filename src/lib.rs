@@ -31,6 +31,7 @@ pub mod patch;
 pub mod pki;
 pub mod push;
 pub mod queue;
+pub mod reports;
 pub mod secrets;
 pub mod startup;
 pub mod state;

@@ -63,6 +63,7 @@ overview-nothing-expiring = In den nächsten 60 Tagen läuft nichts ab.
 shortage-line = { $app }: { $needed } Lizenzen fehlen, { $available } frei – ab { $when }
 expiring-push = Push-Zertifikat von { $name }
 expiring-vpp = Apps-und-Bücher-Token { $name }
+expiring-ade = Apple-School-Manager-Token { $name }
 expiring-tafel-cert = tafel-Zertifikat { $name }
 
 col-what = Was
@@ -352,8 +353,41 @@ asm-server-token = Inhalt der .p7m-Datei aus Apple School Manager
 asm-rules = Zuordnung neuer iPads zu Schulen
 asm-no-rules = Keine Zuordnungsregeln: neue iPads warten, bis ein Admin sie einer Schule zuordnet.
 asm-matches = Welche iPads
+asm-download-cert = Zertifikat für Apple School Manager herunterladen (tafel-asm.pem)
+asm-new = Neues Server-Token anlegen
+asm-new-hint = tafel erzeugt ein Schlüsselpaar. Laden Sie danach das Zertifikat herunter, legen Sie in Apple School Manager unter „Einstellungen → MDM-Server“ einen Server an, laden Sie dort das Zertifikat hoch und fügen Sie das Server-Token (.p7m) hier ein.
+asm-rule-actions = Aktion
+asm-rule-delete = Regel löschen
+asm-rule-new = Neue Zuordnungsregel
+asm-rule-description = Beschreibung (optional)
+asm-rule-order-number = Bestellnummer
+asm-rule-serial-list = oder Seriennummern
+asm-rule-hint = Entweder eine Bestellnummer oder Seriennummern (eine pro Zeile oder durch Komma getrennt). iPads, die schon warten, werden sofort zugeordnet.
+asm-rule-add = Regel hinzufügen
 asm-rule-order = Bestellnummer { $order }
 asm-rule-serials = { $n ->
     [one] 1 Seriennummer
    *[other] { $n } Seriennummern
 }
+
+## Einrichtung (Apple School Manager, Setup-Assistent)
+setup-title = Einrichtung neuer iPads
+setup-back = Zurück zur Schule
+setup-intro = So richtet sich ein iPad dieser Schule ein, das Apple School Manager an tafel gibt. Änderungen gelten für iPads, die danach eingerichtet werden.
+setup-defaults = Noch nichts gespeichert: es gelten die Vorgaben.
+setup-profile-name = Name des Profils in Apple School Manager
+setup-profile-name-hint = Leer lassen für „Schulname (tafel)“.
+setup-department = Abteilung (wird bei der Einrichtung gezeigt)
+setup-phone = Telefonnummer des Supports
+setup-email = E-Mail-Adresse des Supports
+setup-release = Spätestens freigeben nach (Minuten)
+setup-release-hint = So lange wartet ein neues iPad im Setup-Assistenten auf seine Apps und Einstellungen (1 bis 1440).
+setup-authority = Festlegungen des Schulträgers
+setup-await = Setup-Assistent wartet, bis Apps und Einstellungen da sind
+setup-removable = Verwaltung darf auf dem iPad entfernt werden
+setup-shared = Geteiltes iPad (mehrere Nutzer)
+setup-authority-only = Diese Punkte legt der Schulträger fest.
+setup-skip = Bildschirme des Setup-Assistenten überspringen
+setup-skip-hint = Angekreuzte Bildschirme sieht niemand; die übrigen zeigt das iPad bei der Einrichtung (Apples Namen).
+setup-save = Speichern
+setup-saved = Gespeichert. Apple School Manager erhält das Profil bei der nächsten Synchronisation.

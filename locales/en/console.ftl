@@ -63,6 +63,7 @@ overview-nothing-expiring = Nothing expires in the next 60 days.
 shortage-line = { $app }: { $needed } licences missing, { $available } free – from { $when }
 expiring-push = Push certificate of { $name }
 expiring-vpp = Apps and Books token { $name }
+expiring-ade = Apple School Manager token { $name }
 expiring-tafel-cert = tafel certificate { $name }
 
 col-what = What
@@ -346,8 +347,41 @@ asm-server-token = Content of the .p7m file from Apple School Manager
 asm-rules = Placing new iPads in schools
 asm-no-rules = No placement rules: new iPads wait until an admin places them in a school.
 asm-matches = Which iPads
+asm-download-cert = Download the certificate for Apple School Manager (tafel-asm.pem)
+asm-new = Create a new server token
+asm-new-hint = tafel makes a key pair. Then download the certificate, add a server in Apple School Manager under “Preferences → MDM Servers”, upload the certificate there and paste the server token (.p7m) here.
+asm-rule-actions = Action
+asm-rule-delete = Delete rule
+asm-rule-new = New placement rule
+asm-rule-description = Description (optional)
+asm-rule-order-number = Order number
+asm-rule-serial-list = or serial numbers
+asm-rule-hint = Either an order number or serial numbers (one per line or separated by commas). iPads already waiting are placed at once.
+asm-rule-add = Add rule
 asm-rule-order = Order number { $order }
 asm-rule-serials = { $n ->
     [one] 1 serial number
    *[other] { $n } serial numbers
 }
+
+## Setup (Apple School Manager, Setup Assistant)
+setup-title = Setting up new iPads
+setup-back = Back to the school
+setup-intro = How an iPad of this school that Apple School Manager gives to tafel sets itself up. Changes apply to iPads set up afterwards.
+setup-defaults = Nothing stored yet: the defaults apply.
+setup-profile-name = Profile name in Apple School Manager
+setup-profile-name-hint = Leave empty for “school name (tafel)”.
+setup-department = Department (shown during setup)
+setup-phone = Support phone number
+setup-email = Support e-mail address
+setup-release = Release at the latest after (minutes)
+setup-release-hint = How long a new iPad waits in Setup Assistant for its apps and settings (1 to 1440).
+setup-authority = Set by the school authority
+setup-await = Setup Assistant waits until apps and settings have arrived
+setup-removable = Management may be removed on the iPad
+setup-shared = Shared iPad (several users)
+setup-authority-only = These are set by the school authority.
+setup-skip = Skip Setup Assistant panes
+setup-skip-hint = Ticked panes are never shown; the others appear during setup (Apple's names).
+setup-save = Save
+setup-saved = Saved. Apple School Manager receives the profile at the next sync.

@@ -103,14 +103,48 @@ async fn create(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let tenant =
-        super::org::load_tenant(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
-    let t = state
+    let t = create_as(&state, &caller, path.into_inner()).await?;
+    Ok(HttpResponse::Created().json(t))
+}
+
+/// Makes a key pair and its certificate for a new server token of `tenant`, for
+/// `caller` under the API's rules.
+pub(crate) async fn create_as(
+    state: &AppState,
+    caller: &Caller,
+    tenant: String,
+) -> ApiResult<ServerToken> {
+    let tenant = super::org::load_tenant(state, caller, tenant, Action::ManageTenant).await?;
+    state
         .ade
         .create(&tenant.id, &caller.0.user_id)
         .await
-        .map_err(ApiError::from)?;
-    Ok(HttpResponse::Created().json(t))
+        .map_err(ApiError::from)
+}
+
+/// A server token's certificate (PEM), the public half to upload in Apple School
+/// Manager, for the authority's admins.
+pub(crate) async fn certificate_as(
+    state: &AppState,
+    caller: &Caller,
+    token: String,
+) -> ApiResult<(String, String)> {
+    let p = caller.0.clone();
+    state
+        .db
+        .run(move |conn| -> ApiResult<(String, String)> {
+            let row: Option<(String, String)> = ade_tokens::table
+                .find(&token)
+                .select((ade_tokens::tenant_id, ade_tokens::cert_pem))
+                .first(conn)
+                .optional()?;
+            let (tenant, pem) = row
+                .filter(|(t, _)| authz::can_see(&p, Place::tenant(t)))
+                .ok_or_else(|| ApiError::not_found("no such server token"))?;
+            authz::require(&p, Action::ManageTenant, Place::tenant(&tenant))?;
+            Ok((tenant, pem))
+        })
+        .await
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/ade-tokens", tag = "ade", operation_id = "list_ade_tokens",
@@ -237,12 +271,21 @@ async fn get_school(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let school = super::org::load_school(&state, &caller, path.into_inner(), Action::View).await?;
-    let a = state
+    let a = school_as(&state, &caller, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(a))
+}
+
+/// A school's ADE profile and release policy, for `caller` under the API's rules.
+pub(crate) async fn school_as(
+    state: &AppState,
+    caller: &Caller,
+    school: String,
+) -> ApiResult<SchoolAde> {
+    let school = super::org::load_school(state, caller, school, Action::View).await?;
+    state
         .db
         .run(move |conn| -> ApiResult<SchoolAde> { Ok(school::settings(conn, &school.id)?) })
-        .await?;
-    Ok(HttpResponse::Ok().json(a))
+        .await
 }
 
 #[utoipa::path(put, path = "/api/v1/schools/{id}/ade", tag = "ade", operation_id = "put_school_ade",
@@ -258,9 +301,20 @@ async fn put_school(
     path: web::Path<String>,
     body: web::Json<SchoolAdeInput>,
 ) -> ApiResult<HttpResponse> {
-    let school =
-        super::org::load_school(&state, &caller, path.into_inner(), Action::ManageSchool).await?;
-    let input = body.into_inner();
+    let a = put_school_as(&state, &caller, path.into_inner(), body.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(a))
+}
+
+/// Stores a school's ADE profile and release policy for `caller` under the API's rules
+/// (the authority's fields only by its admins).
+pub(crate) async fn put_school_as(
+    state: &AppState,
+    caller: &Caller,
+    school: String,
+    input: SchoolAdeInput,
+) -> ApiResult<SchoolAde> {
+    let school = super::org::load_school(state, caller, school, Action::ManageSchool).await?;
+    let caller = Caller(caller.0.clone());
     // Management that pupils could remove, or Setup Assistant not waiting for the
     // configuration, is the authority's decision, not a school's.
     let authority = authz::require(
@@ -288,7 +342,7 @@ async fn put_school(
         .await?;
     // The release policy applies to devices waiting now.
     state.reconciler.all();
-    Ok(HttpResponse::Ok().json(a))
+    Ok(a)
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/ade-rules", tag = "ade", operation_id = "list_ade_rules",
@@ -330,9 +384,21 @@ async fn create_rule(
     path: web::Path<String>,
     body: web::Json<NewRule>,
 ) -> ApiResult<HttpResponse> {
-    let tenant =
-        super::org::load_tenant(&state, &caller, path.into_inner(), Action::ManageTenant).await?;
-    let input = body.into_inner();
+    let (rule, placed) =
+        create_rule_as(&state, &caller, path.into_inner(), body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(CreatedRule { rule, placed }))
+}
+
+/// Adds a placement rule to `tenant` for `caller` under the API's rules; returns it and
+/// how many waiting devices it placed.
+pub(crate) async fn create_rule_as(
+    state: &AppState,
+    caller: &Caller,
+    tenant: String,
+    input: NewRule,
+) -> ApiResult<(school::Rule, usize)> {
+    let tenant = super::org::load_tenant(state, caller, tenant, Action::ManageTenant).await?;
+    let caller = Caller(caller.0.clone());
     let s = state
         .db
         .run({
@@ -344,13 +410,12 @@ async fn create_rule(
         .await?
         .filter(|s| s.tenant_id == tenant.id)
         .ok_or_else(|| ApiError::invalid_field("school_id", "no such school in this authority"))?;
-    let (rule, placed) = state
+    state
         .db
         .run(move |conn| -> ApiResult<_> {
             school::create_rule(conn, &s, &input, &caller.0.user_id).map_err(ApiError::from)
         })
-        .await?;
-    Ok(HttpResponse::Created().json(CreatedRule { rule, placed }))
+        .await
 }
 
 #[utoipa::path(delete, path = "/api/v1/ade-rules/{id}", tag = "ade", operation_id = "delete_ade_rule",
@@ -363,10 +428,20 @@ async fn delete_rule(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
+    delete_rule_as(&state, &caller, path.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Deletes a placement rule for `caller` under the API's rules (returns its authority).
+pub(crate) async fn delete_rule_as(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+) -> ApiResult<String> {
+    let caller = Caller(caller.0.clone());
     state
         .db
-        .run(move |conn| -> ApiResult<()> {
+        .run(move |conn| -> ApiResult<String> {
             let rule: school::Rule = ade_rules::table
                 .find(&id)
                 .select(school::Rule::as_select())
@@ -378,10 +453,10 @@ async fn delete_rule(
                 Action::ManageTenant,
                 Place::tenant(&rule.tenant_id),
             )?;
-            Ok(school::delete_rule(conn, &rule, &caller.0.user_id)?)
+            school::delete_rule(conn, &rule, &caller.0.user_id)?;
+            Ok(rule.tenant_id)
         })
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
+        .await
 }
 
 /// Filters for the ASM device list.

@@ -311,3 +311,19 @@ pub struct ImportRejected {
     /// The rows and what is wrong with each.
     pub report: ImportReport,
 }
+
+page!(
+    /// A page of failed installs.
+    FailedInstallPage,
+    crate::reports::FailedInstall
+);
+page!(
+    /// A page of iPads waiting for a licence.
+    MissingLicencePage,
+    crate::reports::MissingLicence
+);
+page!(
+    /// A page of certificates and tokens ending.
+    EndingPage,
+    crate::reports::Ending
+);

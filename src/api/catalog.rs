@@ -1103,6 +1103,13 @@ pub(crate) async fn calendar_as(
     body: &[u8],
 ) -> ApiResult<usize> {
     let cal = parse_calendar(content_type, body)?;
+    // Nothing but a header (or dates tafel could not read in the first line) is a
+    // mistake, not a calendar; replacing with nothing is how days are cleared.
+    if cal.closures().is_empty() && !replace {
+        return Err(ApiError::bad_request(
+            "calendar: no days found — lines are name,from,to with dates as YYYY-MM-DD (a first line whose dates do not read is taken as the header)",
+        ));
+    }
     let actor = caller.0.user_id.clone();
     let n = state
         .db

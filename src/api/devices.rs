@@ -150,18 +150,19 @@ async fn list(
     req: HttpRequest,
     q: crate::error::Query<DeviceFilter>,
 ) -> ApiResult<HttpResponse> {
-    let f = q.into_inner();
-    let accepts_csv = req
-        .headers()
-        .get(actix_web::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/csv"));
-    let csv = match f.format.as_deref() {
-        None => accepts_csv,
-        Some("csv") => true,
-        Some("json") => false,
-        Some(_) => return Err(ApiError::invalid_field("format", "csv or json")),
-    };
+    list_as(&state, &caller, &req, q.into_inner(), "geraete").await
+}
+
+/// The device list (a page as JSON, or every matching device as CSV named
+/// `<file>-<date>.csv`) under the API's rules: the list and the reports built on it.
+pub(crate) async fn list_as(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    f: DeviceFilter,
+    file: &str,
+) -> ApiResult<HttpResponse> {
+    let csv = super::reports::wants_csv(req, f.format.as_deref())?;
     let limit = f.limit.unwrap_or(PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid_field(
@@ -176,12 +177,13 @@ async fn list(
         return Err(ApiError::invalid_field("q", "at most 100 characters"));
     }
     if csv {
-        return export(&state, &caller, f).await;
+        return export(state, caller, f, file).await;
     }
+    let p = caller.0.clone();
     let (items, next) = state
         .db
         .run(move |conn| -> ApiResult<_> {
-            let (rows, next) = devices::list(conn, authz::list_scope(&caller.0), &f, limit)?;
+            let (rows, next) = devices::list(conn, authz::list_scope(&p), &f, limit)?;
             Ok((devices::with_names(conn, rows)?, next))
         })
         .await?;
@@ -192,7 +194,12 @@ async fn list(
 }
 
 /// Every device matching the filters, as a CSV file German Excel opens.
-async fn export(state: &AppState, caller: &Caller, f: DeviceFilter) -> ApiResult<HttpResponse> {
+async fn export(
+    state: &AppState,
+    caller: &Caller,
+    f: DeviceFilter,
+    file: &str,
+) -> ApiResult<HttpResponse> {
     let p = caller.0.clone();
     let rows = state
         .db
@@ -205,16 +212,9 @@ async fn export(state: &AppState, caller: &Caller, f: DeviceFilter) -> ApiResult
             })
         })
         .await?;
-    let file = crate::export::csv(devices::EXPORT_HEADER, rows.iter().map(devices::export_row))
+    let csv = crate::export::csv(devices::EXPORT_HEADER, rows.iter().map(devices::export_row))
         .map_err(ApiError::internal)?;
-    let name = format!("geraete-{}.csv", chrono::Utc::now().format("%Y-%m-%d"));
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            actix_web::http::header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{name}\""),
-        ))
-        .body(file))
+    Ok(super::reports::csv_download(file, csv))
 }
 
 /// `GET /devices/{udid or serial}`.

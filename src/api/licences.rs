@@ -167,11 +167,14 @@ pub(crate) async fn counts_as(
     let tenant = (!super::authz::sees_district(caller))
         .then(|| caller.tenant_id.clone().unwrap_or_default());
     let blocked = state.licences.blocked();
-    let b = blocked.clone();
-    let (items, shortfalls) = state
+    let p = caller.clone();
+    let (items, blocked, shortfalls) = state
         .db
         .run(move |conn| -> ApiResult<_> {
-            let counts = licences::counts(conn, tenant.as_deref(), &b)?;
+            // Only the iPads the caller may see (the licence service knows them all).
+            let blocked =
+                crate::reports::visible_blocked(conn, super::authz::list_scope(&p), blocked)?;
+            let counts = licences::counts(conn, tenant.as_deref(), &blocked)?;
             // Lessons in the coming week that would run short: warn before they start.
             let short = licences::upcoming_shortfalls(
                 conn,
@@ -179,7 +182,7 @@ pub(crate) async fn counts_as(
                 chrono::Utc::now(),
                 chrono::Duration::days(7),
             )?;
-            Ok((counts, short))
+            Ok((counts, blocked, short))
         })
         .await?;
     Ok((items, blocked, shortfalls))

@@ -20,6 +20,7 @@ pub mod licences;
 pub mod openapi;
 pub mod org;
 pub mod push;
+pub mod reports;
 pub mod users;
 
 use actix_web::{web, HttpResponse};
@@ -60,6 +61,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(lessons::config)
             .configure(licences::config)
             .configure(ade::config)
+            .configure(reports::config)
             .configure(openapi::config),
     )
     .default_service(web::to(not_found));

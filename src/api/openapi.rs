@@ -76,6 +76,12 @@ const BEARER: &str = "bearer";
         super::devices::retire,
         super::actions::act,
         super::actions::act_on_one,
+        // reports
+        super::reports::index,
+        super::reports::unseen,
+        super::reports::failed_installs,
+        super::reports::missing_licences,
+        super::reports::ending,
         super::certificates::get,
         // commands
         super::commands::enqueue,
@@ -159,6 +165,7 @@ const BEARER: &str = "bearer";
         (name = "organisation", description = "School authorities (tenants), schools and enrollment tokens"),
         (name = "push", description = "APNs push certificates and waking devices"),
         (name = "devices", description = "Devices, filtered and paged"),
+        (name = "reports", description = "The service desk's ready-made reports, paged and as CSV"),
         (name = "commands", description = "The raw MDM command queue"),
         (name = "classes", description = "Classes, device groups (carts), memberships and CSV imports"),
         (name = "catalog", description = "Apps, profiles, templates, assignments, calendars and desired state"),

@@ -34,6 +34,10 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/schulen/{id}/links", web::post().to(create_link))
         .route("/schulen/{id}/druck", web::get().to(print_sheet))
         .route("/schulen/{id}/ferien", web::post().to(upload_closures))
+        .route(
+            "/schultraeger/{id}/ferien",
+            web::post().to(upload_authority_closures),
+        )
         .route("/antraege", web::get().to(requests))
         .route("/antraege/{id}/genehmigen", web::post().to(approve))
         .route("/antraege/{id}/ablehnen", web::post().to(reject))
@@ -98,7 +102,6 @@ async fn overview(req: HttpRequest, v: Viewer, state: web::Data<AppState>) -> Pa
     let t = v.tr;
     let p = v.p.clone();
     let now = Utc::now();
-    let nown = now.naive_utc();
     let ago = move |days: i64| now - chrono::Duration::days(days);
     let (counts, requests_open, shortages, expiring) = with_db(&state, t, move |conn| {
         let scope = authz::list_scope(&p);
@@ -106,7 +109,7 @@ async fn overview(req: HttpRequest, v: Viewer, state: web::Data<AppState>) -> Pa
         let scope_r = crate::api::lessons::request_scope(&p, Some("pending"), None);
         let open = crate::lessons::list(conn, &scope_r, None, 500)?.items.len() as i64;
         let shortages = shortages(conn, &p, now)?;
-        let expiring = expiring(conn, &p, nown)?;
+        let expiring = crate::reports::ending(conn, scope, now, 60)?;
         Ok((counts, open, shortages, expiring))
     })
     .await?;
@@ -158,10 +161,18 @@ async fn overview(req: HttpRequest, v: Viewer, state: web::Data<AppState>) -> Pa
     ];
     let mut expiring: Vec<Expiring> = expiring
         .into_iter()
-        .map(|(what, at)| Expiring {
-            what: t.with(what.0, &[("name", what.1.into())]),
-            when: t.datetime(at, BERLIN),
-            days: (at - nown).num_days(),
+        .map(|e| Expiring {
+            what: t.with(
+                match e.kind {
+                    crate::reports::EndingKind::PushCertificate => "expiring-push",
+                    crate::reports::EndingKind::ContentToken => "expiring-vpp",
+                    crate::reports::EndingKind::AdeToken => "expiring-ade",
+                    crate::reports::EndingKind::TafelCertificate => "expiring-tafel-cert",
+                },
+                &[("name", e.name.into())],
+            ),
+            when: t.datetime(e.ends_at.naive_utc(), BERLIN),
+            days: e.days_left,
         })
         .collect();
     if authz::sees_district(&v.p) {
@@ -227,45 +238,6 @@ fn shortages(
         ));
     }
     Ok(out)
-}
-
-/// Push certificates and Apps and Books tokens in `p`'s scope ending within 60 days:
-/// ((message id, name), end).
-#[allow(clippy::type_complexity)]
-fn expiring(
-    conn: &mut DbConn,
-    p: &crate::accounts::Principal,
-    now: chrono::NaiveDateTime,
-) -> QueryResult<Vec<((&'static str, String), chrono::NaiveDateTime)>> {
-    use crate::db::schema::{push_certificates as pc, tenants, vpp_tokens as vt};
-    let soon = now + chrono::Duration::days(60);
-    let tenant = if authz::sees_district(p) {
-        None
-    } else {
-        p.tenant_id.clone()
-    };
-    let mut q = pc::table
-        .inner_join(tenants::table.on(tenants::id.eq(pc::tenant_id)))
-        .filter(pc::not_after.lt(soon))
-        .select((tenants::name, pc::not_after))
-        .into_boxed();
-    if let Some(t) = &tenant {
-        q = q.filter(pc::tenant_id.eq(t.clone()));
-    }
-    let push: Vec<(String, chrono::NaiveDateTime)> = q.load(conn)?;
-    let mut q = vt::table
-        .filter(vt::expires_at.lt(soon))
-        .select((vt::location_name, vt::expires_at))
-        .into_boxed();
-    if let Some(t) = &tenant {
-        q = q.filter(vt::tenant_id.eq(t.clone()));
-    }
-    let vpp: Vec<(String, chrono::NaiveDateTime)> = q.load(conn)?;
-    Ok(push
-        .into_iter()
-        .map(|(n, at)| (("expiring-push", n), at))
-        .chain(vpp.into_iter().map(|(n, at)| (("expiring-vpp", n), at)))
-        .collect())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -969,6 +941,8 @@ struct SchoolPage {
     csrf: String,
     /// Holidays and closed days from today on (the school's and its authority's).
     closures: Vec<Fact>,
+    /// Where the holidays form posts.
+    closures_action: String,
 }
 
 /// A QR code of `text` as SVG for inline use (dark modules on white, a quiet zone).
@@ -1091,42 +1065,11 @@ async fn school_page(
     } else {
         vec![]
     };
-    let (tid, sid) = (school.tenant_id.clone(), school.id.clone());
-    let closures = with_db(&state, t, move |conn| {
-        use crate::db::schema::closures as c;
-        let today = chrono::Utc::now()
-            .with_timezone(&BERLIN)
-            .date_naive()
-            .to_string();
-        Ok(c::table
-            .filter(c::tenant_id.eq(tid))
-            .filter(c::school_id.eq(sid).or(c::school_id.is_null()))
-            .filter(c::to_date.ge(today))
-            .order(c::from_date.asc())
-            .select((c::name, c::from_date, c::to_date))
-            .limit(30)
-            .load::<(String, String, String)>(conn)?)
-    })
-    .await?
-    .into_iter()
-    .map(|(name, from, to)| {
-        let day = |d: &str| {
-            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                .map(|d| t.date(d))
-                .unwrap_or_else(|_| d.to_owned())
-        };
-        Fact {
-            label: name,
-            value: if from == to {
-                day(&from)
-            } else {
-                format!("{} – {}", day(&from), day(&to))
-            },
-        }
-    })
-    .collect();
+    let closures =
+        closure_facts(&state, t, school.tenant_id.clone(), Some(school.id.clone())).await?;
     render(&SchoolPage {
         closures,
+        closures_action: format!("/admin/schulen/{}/ferien", school.id),
         t,
         chrome: Some(Chrome::new(&v, "/admin/schulen", &here(&req))),
         id: school.id,
@@ -1137,6 +1080,54 @@ async fn school_page(
         may_manage,
         csrf: v.csrf.clone(),
     })
+}
+
+/// Holidays and closed days from today on, as facts: an authority's own (`school`
+/// none), or a school's with its authority's.
+pub(super) async fn closure_facts(
+    state: &AppState,
+    t: Tr,
+    tenant: String,
+    school: Option<String>,
+) -> Result<Vec<Fact>, WebError> {
+    let rows = with_db(state, t, move |conn| {
+        use crate::db::schema::closures as c;
+        let today = chrono::Utc::now()
+            .with_timezone(&BERLIN)
+            .date_naive()
+            .to_string();
+        let mut q = c::table
+            .filter(c::tenant_id.eq(tenant))
+            .filter(c::to_date.ge(today))
+            .order(c::from_date.asc())
+            .select((c::name, c::from_date, c::to_date))
+            .limit(30)
+            .into_boxed();
+        q = match school {
+            Some(s) => q.filter(c::school_id.eq(s).or(c::school_id.is_null())),
+            None => q.filter(c::school_id.is_null()),
+        };
+        Ok(q.load::<(String, String, String)>(conn)?)
+    })
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, from, to)| {
+            let day = |d: &str| {
+                chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                    .map(|d| t.date(d))
+                    .unwrap_or_else(|_| d.to_owned())
+            };
+            Fact {
+                label: name,
+                value: if from == to {
+                    day(&from)
+                } else {
+                    format!("{} – {}", day(&from), day(&to))
+                },
+            }
+        })
+        .collect())
 }
 
 #[derive(Deserialize)]
@@ -1216,6 +1207,37 @@ async fn upload_closures(
     .await
     .or_page(t)?;
     see_other(&format!("/admin/schulen/{}#ferien", school.id))
+}
+
+/// `POST /admin/schultraeger/{id}/ferien`: the authority's holidays (every school of it
+/// keeps them), as for a school; the authority's admins only.
+async fn upload_authority_closures(
+    v: Viewer,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<ClosuresForm>,
+) -> PageResult {
+    admin_only(&v)?;
+    v.check_csrf(&form.csrf)?;
+    let t = v.tr;
+    let caller = Caller(v.p.clone());
+    let tenant =
+        crate::api::org::load_tenant(&state, &caller, path.into_inner(), Action::ManageTenant)
+            .await
+            .or_page(t)?;
+    let f = form.into_inner();
+    crate::api::catalog::calendar_as(
+        &state,
+        &caller,
+        tenant.id.clone(),
+        None,
+        f.replace.is_some(),
+        "",
+        f.calendar.as_bytes(),
+    )
+    .await
+    .or_page(t)?;
+    see_other(&format!("/admin/schultraeger/{}#ferien", tenant.id))
 }
 
 #[derive(Template)]

@@ -62,8 +62,10 @@ struct ApplePage {
     blocked: usize,
     /// Apple School Manager server tokens: id and facts.
     asm: Vec<(String, TokenLine)>,
-    /// Placement rules: where, what it matches.
-    rules: Vec<(String, String)>,
+    /// Placement rules: id, where, what it matches.
+    rules: Vec<(String, String, String)>,
+    /// The authority's schools, for a new rule.
+    schools: Vec<Choice>,
 }
 
 #[derive(Deserialize)]
@@ -99,7 +101,7 @@ async fn page(
         .or_else(|| visible.first().map(|x| x.id.clone()));
     let caller = Caller(v.p.clone());
     let (mut push, mut content, mut may_manage) = (None, vec![], false);
-    let (mut asm, mut rules) = (vec![], vec![]);
+    let (mut asm, mut rules, mut schools) = (vec![], vec![], vec![]);
     if let Some(id) = &chosen {
         let now = crate::db::now();
         let line = |name: String, ends: chrono::NaiveDateTime, note: String| TokenLine {
@@ -164,15 +166,24 @@ async fn page(
             let found = crate::api::ade::rules_as(&state, &caller, id.clone())
                 .await
                 .or_page(t)?;
-            let ids: Vec<String> = found.iter().map(|r| r.school_id.clone()).collect();
-            let schools = state
+            let tenant = id.clone();
+            let all: Vec<crate::org::School> = state
                 .db
                 .run(move |conn| {
-                    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-                    crate::names::schools_named(conn, &ids).map_err(ApiError::from)
+                    crate::org::list_schools(conn, Some(&tenant)).map_err(ApiError::from)
                 })
                 .await
                 .or_page(t)?;
+            let named: std::collections::HashMap<String, String> =
+                all.iter().map(|s| (s.id.clone(), s.name.clone())).collect();
+            schools = all
+                .into_iter()
+                .map(|s| Choice {
+                    selected: false,
+                    value: s.id,
+                    label: s.name,
+                })
+                .collect();
             rules = found
                 .into_iter()
                 .map(|r| {
@@ -180,14 +191,13 @@ async fn page(
                         (Some(o), _) => t.with("asm-rule-order", &[("order", o.clone().into())]),
                         (None, n) => t.n("asm-rule-serials", n as i64),
                     };
-                    let school =
-                        crate::names::name(&schools, Some(&r.school_id)).unwrap_or_default();
+                    let school = named.get(&r.school_id).cloned().unwrap_or_default();
                     let what = if r.description.is_empty() {
                         matches
                     } else {
                         format!("{} – {matches}", r.description)
                     };
-                    (school, what)
+                    (r.id, school, what)
                 })
                 .collect();
         }
@@ -250,6 +260,7 @@ async fn page(
         blocked: blocked.len(),
         asm,
         rules,
+        schools,
     })
 }
 

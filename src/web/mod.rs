@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod apple;
+pub mod asm;
 pub mod catalog;
 pub mod i18n;
 pub mod people;
@@ -73,6 +74,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         web::scope("/admin")
             .configure(admin::config)
             .configure(apple::config)
+            .configure(asm::config)
             .configure(catalog::config)
             .configure(people::config),
     )

@@ -679,6 +679,10 @@ struct AuthorityPage {
     slug: String,
     schools: Vec<OrgLine>,
     may_manage: bool,
+    /// The authority's own holidays and closed days from today on.
+    closures: Vec<super::admin::Fact>,
+    /// Where the holidays form posts.
+    closures_action: String,
 }
 
 /// `GET /admin/schultraeger/{id}`: its schools, and a form for a new one.
@@ -697,7 +701,10 @@ async fn authority_page(
     let schools = crate::api::org::schools_as(&state, &c, Some(a.id.clone()))
         .await
         .or_page(t)?;
+    let closures = super::admin::closure_facts(&state, t, a.id.clone(), None).await?;
     render(&AuthorityPage {
+        closures,
+        closures_action: format!("/admin/schultraeger/{}/ferien", a.id),
         t,
         chrome: Some(Chrome::new(&v, "/admin/schulen", &here(&req))),
         csrf: v.csrf.clone(),

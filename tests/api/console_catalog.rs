@@ -360,6 +360,7 @@ mod browser {
         )))
         .await;
         check_page(&b, &app, "school-wifi form").await;
+        crate::console_journeys::screenshot(&b, "profile-from-template").await;
         b.find("#var_ssid").await.send_keys("Schulnetz").await;
         b.find("#var_password")
             .await
@@ -375,6 +376,7 @@ mod browser {
 
         b.goto(&app.url("/admin/katalog")).await;
         check_page(&b, &app, "catalog").await;
+        crate::console_journeys::screenshot(&b, "catalog").await;
         let list = b.find("#profile-list").await.text().await;
         assert!(list.contains("de.tafel.wifi.gymnasium-nord"), "{list}");
         b.close().await;

@@ -392,7 +392,7 @@ fn screenshot_dir() -> Option<PathBuf> {
 
 /// Saves the whole page (up to 2,400 CSS pixels high) as `<name>.png` at one image pixel
 /// per CSS pixel — 1280 wide on a desktop, 390 on a phone — when screenshots are asked for.
-async fn screenshot(b: &Browser, name: &str) {
+pub(crate) async fn screenshot(b: &Browser, name: &str) {
     let Some(dir) = screenshot_dir() else {
         return;
     };
@@ -957,8 +957,31 @@ async fn the_audit_log_and_apples_services_pass_the_same_checks() {
     for r in rows {
         assert!(r.text().await.contains("create"));
     }
-    b.goto(&app.url("/admin/apple")).await;
+    // Apple School Manager: a server token waiting for Apple's file and a placement
+    // rule, so that their forms and tables are on the page.
+    let (_, school) = app.get(&format!("/api/v1/schools/{}", w.school)).await;
+    let tenant = school["tenant_id"].as_str().unwrap().to_owned();
+    let (status, tok) = app
+        .post(&format!("/api/v1/tenants/{tenant}/ade-tokens"), json!({}))
+        .await;
+    assert_eq!(status, 201, "{tok}");
+    let (status, rule) = app
+        .post(
+            &format!("/api/v1/tenants/{tenant}/ade-rules"),
+            json!({"school_id": w.school, "order_number": "MX4711", "description": "Wagen 1"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{rule}");
+    b.goto(&app.url(&format!("/admin/apple?schultraeger={tenant}")))
+        .await;
     b.wait_for("#push-h", PAGE_WAIT).await;
+    b.wait_for("#rule-list", PAGE_WAIT).await;
     check_page(&b, app, "Apple services").await;
+    screenshot(&b, "apple").await;
+    b.goto(&app.url(&format!("/admin/schulen/{}/einrichtung", w.school)))
+        .await;
+    b.wait_for("#release_timeout_minutes", PAGE_WAIT).await;
+    check_page(&b, app, "Setup Assistant of a school").await;
+    screenshot(&b, "school-setup").await;
     b.close().await;
 }

@@ -482,6 +482,9 @@ async fn every_people_page_passes_axe() {
         b.goto(&app.url(&path)).await;
         b.wait_for("main h1", wait).await;
         b.assert_accessible(&path).await;
+        if path == "/admin/benutzer" {
+            crate::console_journeys::screenshot(&b, "users").await;
+        }
     }
 
     // The form again after a refusal (the e-mail is taken), with its reason.

@@ -103,7 +103,7 @@ async fn every_command_reaches_each_ipad_exactly_once_under_not_now() {
 }
 
 /// A profile and an app for the whole school, always.
-async fn school_with_wifi_and_keynote(app: &TestApp, slug: &str) -> (String, String) {
+pub(crate) async fn school_with_wifi_and_keynote(app: &TestApp, slug: &str) -> (String, String) {
     use serde_json::json;
     let (tenant, school_id) = crate::enrollment::school(app, slug).await;
     let (status, keynote) = app

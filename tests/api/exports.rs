@@ -8,7 +8,7 @@ use crate::helpers::TestApp;
 use crate::lessons::user;
 
 /// The file as Excel sees it: BOM, then rows of `;`-separated cells (quotes undone).
-fn read_as_excel(bytes: &[u8]) -> Vec<Vec<String>> {
+pub(crate) fn read_as_excel(bytes: &[u8]) -> Vec<Vec<String>> {
     assert!(bytes.starts_with(&[0xEF, 0xBB, 0xBF]), "UTF-8 with BOM");
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(b';')

@@ -178,6 +178,48 @@ async fn licences_come_before_installs_run_short_in_lesson_order_and_are_release
     assert_eq!(view["blocked"].as_array().unwrap().len(), 1, "{view}");
     assert_eq!(view["blocked"][0]["reason"], "no licence");
     assert_eq!(view["items"][0]["missing"], 1);
+    // The service desk's report names the iPad and the app; the school's admin sees it,
+    // another authority's admin neither here nor in the licence view.
+    let (_, school_admin) = crate::lessons::user(
+        &app,
+        json!({"name": "SA", "email": "sa@lic.de", "role": "school_admin", "school_id": school_id}),
+    )
+    .await;
+    let (status, waiting) = app
+        .send(
+            reqwest::Method::GET,
+            "/api/v1/reports/missing-licences",
+            &school_admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{waiting}");
+    assert_eq!(waiting["items"].as_array().unwrap().len(), 1, "{waiting}");
+    assert_eq!(
+        waiting["items"][0]["device"]["id"],
+        view["blocked"][0]["device_id"]
+    );
+    assert_eq!(waiting["items"][0]["adam_id"], KEYNOTE.to_string());
+    assert_eq!(waiting["items"][0]["reason"], "no licence");
+    let (other, _) = school(&app, "lic-other").await;
+    let (_, stranger) = crate::lessons::user(&app, json!({"name": "AA", "email": "aa@lic-other.de", "role": "authority_admin", "tenant_id": other})).await;
+    let (_, theirs) = app
+        .send(
+            reqwest::Method::GET,
+            "/api/v1/reports/missing-licences",
+            &stranger,
+            None,
+        )
+        .await;
+    assert_eq!(theirs["items"].as_array().unwrap().len(), 0, "{theirs}");
+    let (_, their_view) = app
+        .send(reqwest::Method::GET, "/api/v1/licences", &stranger, None)
+        .await;
+    assert_eq!(
+        their_view["blocked"].as_array().unwrap().len(),
+        0,
+        "{their_view}"
+    );
 
     // Wednesday's full pass marked 7b's licence (no 7b lesson within 24 h); its grace
     // period ends Thursday 07:00, so Thursday noon it is released. 8a's licence is

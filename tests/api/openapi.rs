@@ -54,6 +54,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/devices/push"),
     // devices
     ("get", "/api/v1/devices"),
+    ("get", "/api/v1/reports"),
+    ("get", "/api/v1/reports/unseen"),
+    ("get", "/api/v1/reports/failed-installs"),
+    ("get", "/api/v1/reports/missing-licences"),
+    ("get", "/api/v1/reports/ending"),
     ("get", "/api/v1/devices/{key}"),
     ("patch", "/api/v1/devices/{key}"),
     ("delete", "/api/v1/devices/{key}"),
