@@ -76,6 +76,8 @@ const BEARER: &str = "bearer";
         super::devices::release,
         super::devices::patch,
         super::devices::retire,
+        super::actions::act,
+        super::actions::act_on_one,
         // reports
         super::reports::index,
         super::reports::unseen,

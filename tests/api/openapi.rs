@@ -65,6 +65,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/api/v1/devices/{key}"),
     ("delete", "/api/v1/devices/{key}"),
     ("post", "/api/v1/devices/{key}/release"),
+    ("post", "/api/v1/devices/actions"),
+    ("post", "/api/v1/devices/{key}/actions"),
     ("get", "/api/v1/certificates"),
     // commands
     ("post", "/api/v1/commands"),
