@@ -958,9 +958,7 @@ pub fn count(conn: &mut DbConn, scope: &RequestScope<'_>) -> QueryResult<i64> {
 }
 
 /// The requests of `scope`, as a query to narrow further.
-fn scoped<'a>(
-    scope: &RequestScope<'_>,
-) -> lesson_requests::BoxedQuery<'a, crate::db::DbBackend> {
+fn scoped<'a>(scope: &RequestScope<'_>) -> lesson_requests::BoxedQuery<'a, crate::db::DbBackend> {
     let mut q = lesson_requests::table.into_boxed();
     if let Some(t) = scope.teacher {
         q = q.filter(lesson_requests::teacher_id.eq(t.to_owned()));
