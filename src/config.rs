@@ -260,6 +260,14 @@ pub struct PushSettings {
     pub sweep_batch: i64,
     /// Days before a push certificate's expiry that warnings start.
     pub expiry_warning_days: u32,
+    /// Accept push certificates that do not chain to Apple's push CA (self-signed ones,
+    /// a simulator's). Only for tests and simulation: such a certificate cannot wake a
+    /// real iPad. Off by default.
+    pub allow_untrusted_certificates: bool,
+    /// PEM files with the root certificates push certificates must chain to. Empty:
+    /// Apple Root CA with "Apple Application Integration 2 Certification Authority",
+    /// built in. Tests use their own CA standing in for Apple's.
+    pub certificate_anchors: Vec<PathBuf>,
 }
 
 impl Default for PushSettings {
@@ -276,6 +284,8 @@ impl Default for PushSettings {
             sweep_after_secs: 4 * 3600,
             sweep_batch: 1000,
             expiry_warning_days: 30,
+            allow_untrusted_certificates: false,
+            certificate_anchors: Vec::new(),
         }
     }
 }
@@ -697,6 +707,20 @@ mod tests {
         let s = Settings::load(None, false, env(&[])).unwrap();
         assert_eq!(s.database_url, "sqlite://data/tafel.db");
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        // Push certificates must come from Apple unless the operator says otherwise.
+        assert!(!s.push.allow_untrusted_certificates);
+        assert!(s.push.certificate_anchors.is_empty());
+    }
+
+    #[test]
+    fn a_simulation_allows_untrusted_push_certificates_from_the_environment() {
+        let s = Settings::load(
+            None,
+            false,
+            env(&[("TAFEL_PUSH__ALLOW_UNTRUSTED_CERTIFICATES", "true")]),
+        )
+        .unwrap();
+        assert!(s.push.allow_untrusted_certificates);
     }
 
     #[test]

@@ -821,7 +821,7 @@ pub enum DeviceError {
 }
 
 /// Checks a device name (1 to 100 characters, trimmed).
-fn check_device_name(name: &str) -> Result<String, DeviceError> {
+pub(crate) fn check_device_name(name: &str) -> Result<String, DeviceError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(DeviceError::Invalid {
@@ -834,7 +834,7 @@ fn check_device_name(name: &str) -> Result<String, DeviceError> {
 
 /// The `Settings` command that names an iPad (`mdm/commands/settings.yaml`, item
 /// `DeviceName`).
-fn device_name_command(name: &str) -> Result<crate::protocol::Command, DeviceError> {
+pub(crate) fn device_name_command(name: &str) -> Result<crate::protocol::Command, DeviceError> {
     crate::protocol::Command::from_json(
         "Settings",
         &serde_json::json!({"Settings": [{"Item": "DeviceName", "DeviceName": name}]}),

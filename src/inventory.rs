@@ -121,6 +121,9 @@ pub fn apply(conn: &mut DbConn, device_id: &str, report: &ConnectReport) -> Quer
             crate::enrollment::mark_erased(conn, device_id)?;
             Ok(false)
         }
+        // device.lostmode.enable.yaml / disable: the iPad is locked until tafel lets it go.
+        "EnableLostMode" => set_lost_mode(conn, device_id, true).map(|()| false),
+        "DisableLostMode" => set_lost_mode(conn, device_id, false).map(|()| false),
         "DeviceConfigured" => {
             // Setup Assistant continues: the device is released.
             diesel::update(devices::table.find(device_id))
@@ -240,7 +243,61 @@ fn device_information(
             device_inventory::updated_at.eq(at),
         ))
         .execute(conn)?;
+    if let Some(lost) = info.is_mdm_lost_mode_enabled {
+        set_lost_mode(conn, device_id, lost)?;
+    }
     Ok(())
+}
+
+/// The key of `device_inventory.details` (a JSON object of what the device reported
+/// beyond the columns) that says whether the iPad is in MDM Lost Mode.
+const LOST_MODE: &str = "lost_mode";
+
+/// Records whether the device is in Lost Mode (from `IsMDMLostModeEnabled` or an
+/// acknowledged Enable/DisableLostMode).
+fn set_lost_mode(conn: &mut DbConn, device_id: &str, lost: bool) -> QueryResult<()> {
+    inventory_row(conn, device_id)?;
+    let details: Option<String> = device_inventory::table
+        .find(device_id)
+        .select(device_inventory::details)
+        .first(conn)?;
+    let mut object = details
+        .and_then(|d| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&d).ok())
+        .unwrap_or_default();
+    // Most answers say what tafel knows already: no write then.
+    if object.get(LOST_MODE) == Some(&serde_json::Value::Bool(lost)) {
+        return Ok(());
+    }
+    object.insert(LOST_MODE.into(), serde_json::Value::Bool(lost));
+    diesel::update(device_inventory::table.find(device_id))
+        .set(device_inventory::details.eq(serde_json::Value::Object(object).to_string()))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The devices of `device_ids` known to be in Lost Mode.
+pub fn in_lost_mode(
+    conn: &mut DbConn,
+    device_ids: &[String],
+) -> QueryResult<std::collections::HashSet<String>> {
+    let mut lost = std::collections::HashSet::new();
+    for chunk in device_ids.chunks(1000) {
+        let rows: Vec<(String, Option<String>)> = device_inventory::table
+            .filter(device_inventory::device_id.eq_any(chunk))
+            .filter(device_inventory::details.is_not_null())
+            .select((device_inventory::device_id, device_inventory::details))
+            .load(conn)?;
+        for (id, details) in rows {
+            let on = details
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+                .and_then(|v| v.get(LOST_MODE).and_then(serde_json::Value::as_bool))
+                .unwrap_or(false);
+            if on {
+                lost.insert(id);
+            }
+        }
+    }
+    Ok(lost)
 }
 
 /// `SecurityInfo`: whether a passcode is set.
@@ -388,15 +445,18 @@ fn inventory_options(priority: i32) -> EnqueueOptions {
 
 /// Queues every inventory command for `device_ids`, inside the caller's transaction
 /// (a device that starts over is asked what it has).
+/// Returns the commands' UUIDs.
 pub fn ask(
     conn: &mut DbConn,
     device_ids: &[String],
     priority: i32,
-) -> Result<(), queue::QueueError> {
+) -> Result<Vec<crate::protocol::CommandUuid>, queue::QueueError> {
+    let mut uuids = Vec::new();
     for cmd in inventory_commands() {
         queue::enqueue_in_tx(conn, &cmd, device_ids, &inventory_options(priority))?;
+        uuids.push(cmd.command_uuid);
     }
-    Ok(())
+    Ok(uuids)
 }
 
 /// Queues inventory commands for active devices not refreshed for `stale`, at most

@@ -7,6 +7,7 @@
 //! `crate::vpp` and the others read as before.
 
 pub mod accounts;
+pub mod actions;
 pub mod ade;
 pub mod api;
 pub mod assign;

@@ -55,6 +55,28 @@ enum Command {
         /// The user's e-mail (their login).
         email: String,
     },
+    /// For an MDM vendor: sign a school authority's push certificate request (the .csr
+    /// tafel made) with the vendor's "MDM CSR" certificate and key, writing the
+    /// base64 PushCertRequest that Apple's Push Certificates Portal
+    /// (identity.apple.com/pushcert) accepts. Runs offline; nothing is stored.
+    PushVendorSign {
+        /// The authority's certificate request (PEM).
+        #[arg(long, value_name = "FILE")]
+        csr: PathBuf,
+        /// The vendor's "MDM CSR" certificate from Apple (`mdm.cer`, DER or PEM).
+        #[arg(long, value_name = "FILE")]
+        vendor_cert: PathBuf,
+        /// The vendor certificate's private key (PEM, unencrypted).
+        #[arg(long, value_name = "FILE")]
+        vendor_key: PathBuf,
+        /// The vendor certificate's issuers, in order (DER or PEM). Default: Apple's
+        /// WWDR G3 intermediate and Apple Root CA, built in.
+        #[arg(long, value_name = "FILE")]
+        chain: Vec<PathBuf>,
+        /// Where to write the request (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -150,7 +172,67 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::PushVendorSign {
+            csr,
+            vendor_cert,
+            vendor_key,
+            chain,
+            out,
+        } => push_vendor_sign(&csr, &vendor_cert, &vendor_key, &chain, out.as_deref()),
     }
+}
+
+/// Certificates from a PEM or DER file.
+fn read_certificates(path: &std::path::Path) -> anyhow::Result<Vec<openssl::x509::X509>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let certs = if bytes.windows(5).any(|w| w == b"-----") {
+        openssl::x509::X509::stack_from_pem(&bytes)?
+    } else {
+        vec![openssl::x509::X509::from_der(&bytes)?]
+    };
+    anyhow::ensure!(!certs.is_empty(), "no certificate in {}", path.display());
+    Ok(certs)
+}
+
+fn push_vendor_sign(
+    csr: &std::path::Path,
+    vendor_cert: &std::path::Path,
+    vendor_key: &std::path::Path,
+    chain: &[PathBuf],
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use tafel::push::request;
+    let csr_pem = std::fs::read(csr).with_context(|| format!("cannot read {}", csr.display()))?;
+    let csr = request::parse_csr(&csr_pem)?;
+    let vendor = read_certificates(vendor_cert)?
+        .into_iter()
+        .next()
+        .context("no vendor certificate")?;
+    let key_pem = std::fs::read(vendor_key)
+        .with_context(|| format!("cannot read {}", vendor_key.display()))?;
+    // A callback that refuses keeps openssl from asking a terminal for a passphrase.
+    let key = openssl::pkey::PKey::private_key_from_pem_callback(&key_pem, |_| {
+        Err(openssl::error::ErrorStack::get())
+    })
+    .context("the vendor key must be an unencrypted PEM private key (openssl pkey -in key.pem -out plain.pem)")?;
+    let mut issuers = Vec::new();
+    for path in chain {
+        issuers.extend(read_certificates(path)?);
+    }
+    let chain = request::vendor_chain(vendor, issuers)?;
+    let encoded = request::vendor_sign(&csr, &chain, &key)?;
+    match out {
+        Some(path) => {
+            std::fs::write(path, &encoded)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "wrote {}: upload it at https://identity.apple.com/pushcert",
+                path.display()
+            );
+        }
+        None => println!("{encoded}"),
+    }
+    Ok(())
 }
 
 fn certs(settings: &Settings, action: CertsAction) -> anyhow::Result<()> {

@@ -364,6 +364,9 @@ fn seal_profile_payloads(
 pub mod places {
     /// `push_certificates.key_sealed`, by authority.
     pub const PUSH_KEY: &str = "push_certificates.key_sealed";
+    /// `push_certificate_requests.key_sealed`, by authority: the key of a push
+    /// certificate request, waiting for Apple's certificate.
+    pub const PUSH_REQUEST_KEY: &str = "push_certificate_requests.key_sealed";
     /// `vpp_tokens.token_sealed`.
     pub const CONTENT_TOKEN: &str = "vpp_tokens.token_sealed";
     /// `ade_tokens.key_sealed`.

@@ -33,7 +33,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnqueueRequest {
-    /// Target devices.
+    /// Target devices: UDIDs or serial numbers.
     pub udids: Vec<String>,
     /// Apple's RequestType, e.g. `DeviceInformation`.
     pub request_type: String,
@@ -153,7 +153,7 @@ pub(crate) async fn enqueue_as(
                 }
                 let n = queue::enqueue_in_tx(conn, &command, &targets, &opts)
                     .map_err(ApiError::internal)?;
-                audit_command(conn, &caller.0.user_id, "enqueue", &command, &found)?;
+                audit_command(conn, &caller.0.user_id, None, &command, &found)?;
                 Ok((n, targets))
             })
         })
@@ -177,43 +177,14 @@ async fn clear_passcode(
     udids: Vec<String>,
     opts: EnqueueOptions,
 ) -> ApiResult<EnqueueResponse> {
-    use crate::secrets::{binding, places};
     let secrets = state.secrets.clone();
     let (uuids, targets) = state
         .db
         .run(move |conn| -> ApiResult<(Vec<String>, Vec<String>)> {
             conn.write_tx(|conn| {
                 let found = scoped_devices(conn, &caller, &udids)?;
-                let mut commands = Vec::with_capacity(found.len());
-                let mut missing = Vec::new();
-                for t in &found {
-                    let sealed: Option<Vec<u8>> = devices::table
-                        .find(&t.id)
-                        .select(devices::unlock_token)
-                        .first(conn)?;
-                    let Some(sealed) = sealed else {
-                        missing.push(t.udid.clone());
-                        continue;
-                    };
-                    let token = secrets
-                        .open_for(&binding(places::UNLOCK_TOKEN, &t.id), &sealed)
-                        .map_err(|e| ApiError::internal(format!("unlock token of {}: {e}", t.udid)))?;
-                    let token = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, token);
-                    let fields = serde_json::json!({"UnlockToken": {"$data": token}});
-                    commands.push((t.clone(), build_command("ClearPasscode", Some(&fields))?));
-                }
-                if !missing.is_empty() {
-                    return Err(ApiError::conflict(format!(
-                        "tafel holds no unlock token for {}: an iPad sends one when it enrolls, if its enrollment allows clearing the passcode; clear it on the iPad, or erase it",
-                        missing.join(", ")
-                    )));
-                }
-                let mut uuids = Vec::with_capacity(commands.len());
-                for (t, command) in &commands {
-                    queue::enqueue_sealed_in_tx(conn, &secrets, command, &t.id, &opts)?;
-                    audit_command(conn, &caller.0.user_id, "enqueue", command, std::slice::from_ref(t))?;
-                    uuids.push(command.command_uuid.to_string());
-                }
+                let uuids =
+                    clear_passcode_in_tx(conn, &secrets, (&caller.0.user_id, None), &found, &opts)?;
                 Ok((uuids, found.into_iter().map(|t| t.id).collect()))
             })
         })
@@ -226,9 +197,58 @@ async fn clear_passcode(
     })
 }
 
+/// Queues ClearPasscode for each of `found` with its own unlock token, sealed, inside the
+/// caller's transaction; audited per device. All or nothing: devices without a token
+/// are named (409). Returns the command UUIDs in the order of `found`. The audit
+/// entries name `actor` and, for a typed device action, its name.
+pub(crate) fn clear_passcode_in_tx(
+    conn: &mut DbConn,
+    secrets: &crate::secrets::SecretBox,
+    (actor, typed): (&str, Option<&str>),
+    found: &[Target],
+    opts: &EnqueueOptions,
+) -> ApiResult<Vec<String>> {
+    use crate::secrets::{binding, places};
+    let mut commands = Vec::with_capacity(found.len());
+    let mut missing = Vec::new();
+    for t in found {
+        let sealed: Option<Vec<u8>> = devices::table
+            .find(&t.id)
+            .select(devices::unlock_token)
+            .first(conn)?;
+        let Some(sealed) = sealed else {
+            missing.push(t.udid.clone());
+            continue;
+        };
+        let token = secrets
+            .open_for(&binding(places::UNLOCK_TOKEN, &t.id), &sealed)
+            .map_err(|e| ApiError::internal(format!("unlock token of {}: {e}", t.udid)))?;
+        let token = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, token);
+        let fields = serde_json::json!({"UnlockToken": {"$data": token}});
+        commands.push((t.clone(), build_command("ClearPasscode", Some(&fields))?));
+    }
+    if !missing.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "tafel holds no unlock token for {}: an iPad sends one when it enrolls, if its enrollment allows clearing the passcode; clear it on the iPad, or erase it",
+            missing.join(", ")
+        )));
+    }
+    let mut uuids = Vec::with_capacity(commands.len());
+    for (t, command) in &commands {
+        queue::enqueue_sealed_in_tx(conn, secrets, command, &t.id, opts)?;
+        audit_command(conn, actor, typed, command, std::slice::from_ref(t))?;
+        uuids.push(command.command_uuid.to_string());
+    }
+    Ok(uuids)
+}
+
 /// An erase goes out only when the caller confirmed it: with the serial number of the one
 /// iPad, or with the number of iPads (nothing is stored otherwise).
-fn confirmed_erase(conn: &mut DbConn, targets: &[String], confirm: Option<&str>) -> ApiResult<()> {
+pub(crate) fn confirmed_erase(
+    conn: &mut DbConn,
+    targets: &[String],
+    confirm: Option<&str>,
+) -> ApiResult<()> {
     let given = confirm.map(str::trim).unwrap_or("");
     let (ok, ask) = match targets {
         [one] => {
@@ -257,92 +277,138 @@ fn confirmed_erase(conn: &mut DbConn, targets: &[String], confirm: Option<&str>)
     }
 }
 
-/// Device id, UDID, tenant, school.
-type ScopeRow = (String, Option<String>, Option<String>, Option<String>);
+/// Device id, UDID, serial number, tenant, school.
+type ScopeRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
-/// Resolves UDIDs to device ids within the caller's scope; any unknown (or foreign)
-/// UDID rejects the whole request.
 /// A device a command goes to, with where it lives (for the audit log).
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
     pub id: String,
     pub udid: String,
+    pub serial_number: Option<String>,
     pub tenant_id: Option<String>,
     pub school_id: Option<String>,
 }
 
 /// Audits a command for its devices: one entry per school (so each school's and
-/// authority's admins see theirs), naming the devices (the first thousand, and how
-/// many).
+/// authority's admins see theirs), naming the devices by UDID and serial number (the
+/// first thousand, and how many). The entries' action is `enqueue` (one filter finds
+/// every command a person queued); a typed device action (`lost_mode_on`, …) is named
+/// in the summary as `action`.
 pub(crate) fn audit_command(
     conn: &mut DbConn,
     actor: &str,
-    action: &str,
+    typed: Option<&str>,
     command: &Command,
     targets: &[Target],
 ) -> ApiResult<()> {
-    let mut by_place: std::collections::BTreeMap<(Option<&str>, Option<&str>), Vec<&str>> =
+    audit_request(
+        conn,
+        actor,
+        typed,
+        command.command_uuid.as_str(),
+        &command.request_type,
+        targets,
+    )
+}
+
+/// As [`audit_command`], for a stored command known by its UUID and RequestType.
+pub(crate) fn audit_request(
+    conn: &mut DbConn,
+    actor: &str,
+    typed: Option<&str>,
+    command_uuid: &str,
+    request_type: &str,
+    targets: &[Target],
+) -> ApiResult<()> {
+    type Named<'a> = (Vec<&'a str>, Vec<&'a str>);
+    let mut by_place: std::collections::BTreeMap<(Option<&str>, Option<&str>), Named<'_>> =
         std::collections::BTreeMap::new();
     for t in targets {
-        by_place
+        let (udids, serials) = by_place
             .entry((t.tenant_id.as_deref(), t.school_id.as_deref()))
-            .or_default()
-            .push(&t.udid);
+            .or_default();
+        udids.push(&t.udid);
+        if let Some(serial) = t.serial_number.as_deref() {
+            serials.push(serial);
+        }
     }
-    for ((tenant, school), udids) in by_place {
+    for ((tenant, school), (udids, serials)) in by_place {
         audit::record(
             conn,
-            &audit::Entry::new(actor, action, "command")
-                .object(command.command_uuid.as_str())
+            &audit::Entry::new(actor, "enqueue", "command")
+                .object(command_uuid)
                 .scope(tenant, school)
                 .summary(serde_json::json!({
-                    "request_type": command.request_type,
+                    "request_type": request_type,
+                    "action": typed,
                     "devices": udids.len(),
                     "udids": &udids[..udids.len().min(1000)],
+                    "serial_numbers": &serials[..serials.len().min(1000)],
                 })),
         )?;
     }
     Ok(())
 }
 
+/// Resolves UDIDs or serial numbers to enrolled devices within the caller's scope;
+/// any unknown (or foreign, or never enrolled) key rejects the whole request.
 pub(crate) fn scoped_devices(
     conn: &mut DbConn,
     caller: &Caller,
-    udids: &[String],
+    keys: &[String],
 ) -> ApiResult<Vec<Target>> {
-    let mut ids = Vec::with_capacity(udids.len());
-    let mut seen = std::collections::HashSet::new();
-    let mut unknown = Vec::new();
-    for chunk in udids.chunks(1000) {
+    let mut found = Vec::with_capacity(keys.len());
+    let mut ids = std::collections::HashSet::new();
+    // Each key that matched, as given (UDIDs exactly, serials in any case).
+    let mut matched = std::collections::HashSet::new();
+    for chunk in keys.chunks(1000) {
+        let serials: Vec<String> = chunk.iter().map(|k| k.to_uppercase()).collect();
         let rows: Vec<ScopeRow> = devices::table
-            .filter(devices::udid.eq_any(chunk))
+            .filter(
+                devices::udid
+                    .eq_any(chunk)
+                    .or(devices::serial_number.eq_any(&serials)),
+            )
             .select((
                 devices::id,
                 devices::udid,
+                devices::serial_number,
                 devices::tenant_id,
                 devices::school_id,
             ))
             .load(conn)?;
-        for (id, udid, tenant, school) in rows {
-            if in_scope(caller, tenant.as_deref(), school.as_deref()) {
-                if let Some(u) = udid {
-                    if seen.insert(u.clone()) {
-                        ids.push(Target {
-                            id,
-                            udid: u,
-                            tenant_id: tenant,
-                            school_id: school,
-                        });
-                    }
-                }
+        for (id, udid, serial, tenant, school) in rows {
+            let Some(udid) = udid else { continue };
+            if !in_scope(caller, tenant.as_deref(), school.as_deref()) {
+                continue;
+            }
+            matched.insert(udid.clone());
+            if let Some(s) = &serial {
+                matched.insert(s.clone());
+            }
+            if ids.insert(id.clone()) {
+                found.push(Target {
+                    id,
+                    udid,
+                    serial_number: serial,
+                    tenant_id: tenant,
+                    school_id: school,
+                });
             }
         }
     }
-    for u in udids {
-        if !seen.contains(u) {
-            unknown.push(u.clone());
-        }
-    }
+    let mut unknown: Vec<String> = keys
+        .iter()
+        .filter(|k| !matched.contains(*k) && !matched.contains(&k.to_uppercase()))
+        .cloned()
+        .collect();
     if !unknown.is_empty() {
         unknown.truncate(20);
         return Err(ApiError::invalid_field(
@@ -350,7 +416,25 @@ pub(crate) fn scoped_devices(
             format!("unknown devices: {}", unknown.join(", ")),
         ));
     }
-    Ok(ids)
+    // In the order the caller named them (answers and refusals read in that order).
+    let mut position = std::collections::HashMap::with_capacity(keys.len());
+    for (i, k) in keys.iter().enumerate() {
+        position.entry(k.to_uppercase()).or_insert(i);
+    }
+    let rank = |t: &Target| {
+        let by_udid = position.get(&t.udid.to_uppercase()).copied();
+        let by_serial = t
+            .serial_number
+            .as_ref()
+            .and_then(|s| position.get(&s.to_uppercase()).copied());
+        by_udid
+            .into_iter()
+            .chain(by_serial)
+            .min()
+            .unwrap_or(usize::MAX)
+    };
+    found.sort_by_key(rank);
+    Ok(found)
 }
 
 /// A typed command for `request_type` from JSON fields; well-known read-only commands

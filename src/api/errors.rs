@@ -143,6 +143,29 @@ impl From<QueueError> for ApiError {
     }
 }
 
+impl From<crate::push::store::UploadError> for ApiError {
+    fn from(e: crate::push::store::UploadError) -> Self {
+        use crate::push::store::UploadError;
+        match e {
+            UploadError::Db(e) => e.into(),
+            UploadError::Seal(e) => ApiError::internal(e),
+            UploadError::TopicChange { .. } => ApiError::conflict(e.to_string()),
+            UploadError::Expired(_) => ApiError::invalid_field("certificate_pem", e.to_string()),
+        }
+    }
+}
+
+impl From<crate::push::requests::RequestError> for ApiError {
+    fn from(e: crate::push::requests::RequestError) -> Self {
+        use crate::push::requests::RequestError;
+        match e {
+            RequestError::Db(e) => e.into(),
+            // Making a key, sealing or opening it: the server's fault, logged not sent.
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 /// A query or body word parsed into its enum; otherwise 400 naming the field and the
 /// words it takes.
 pub fn parse_word<T: crate::db::text::TextEnum>(field: &str, value: &str) -> Result<T, ApiError> {

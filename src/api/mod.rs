@@ -3,6 +3,7 @@
 //! Each submodule exposes its routes; handlers are thin: parse, authorise, call the
 //! domain module, answer.
 
+pub mod actions;
 pub mod ade;
 pub(crate) mod answer;
 pub mod audit;
@@ -52,6 +53,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(commands::config)
             .configure(org::config)
             .configure(push::config)
+            .configure(actions::config)
             .configure(devices::config)
             .configure(users::config)
             .configure(passwords::config)

@@ -70,6 +70,8 @@ const BEARER: &str = "bearer";
         // push
         super::push::upload,
         super::push::status,
+        super::push::create_request,
+        super::push::pending_request,
         super::push::push_now,
         // devices
         super::devices::list,
@@ -77,6 +79,8 @@ const BEARER: &str = "bearer";
         super::devices::release,
         super::devices::patch,
         super::devices::retire,
+        super::actions::act,
+        super::actions::act_on_one,
         // reports
         super::reports::index,
         super::reports::unseen,

@@ -940,11 +940,26 @@ pub fn list(
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<crate::paging::Page<LessonRequest>> {
-    let mut q = lesson_requests::table
+    let mut q = scoped(scope)
         .select(LessonRequest::as_select())
         .order(lesson_requests::id.asc())
-        .limit(limit + 1)
-        .into_boxed();
+        .limit(limit + 1);
+    if let Some(a) = after {
+        q = q.filter(lesson_requests::id.gt(a.to_owned()));
+    }
+    Ok(crate::paging::Page::from_rows(q.load(conn)?, limit, |r| {
+        r.id.clone()
+    }))
+}
+
+/// How many requests `scope` holds (the overview's open requests), counted.
+pub fn count(conn: &mut DbConn, scope: &RequestScope<'_>) -> QueryResult<i64> {
+    scoped(scope).count().get_result(conn)
+}
+
+/// The requests of `scope`, as a query to narrow further.
+fn scoped<'a>(scope: &RequestScope<'_>) -> lesson_requests::BoxedQuery<'a, crate::db::DbBackend> {
+    let mut q = lesson_requests::table.into_boxed();
     if let Some(t) = scope.teacher {
         q = q.filter(lesson_requests::teacher_id.eq(t.to_owned()));
     }
@@ -957,12 +972,7 @@ pub fn list(
     if let Some(s) = scope.status {
         q = q.filter(lesson_requests::status.eq(s.to_owned()));
     }
-    if let Some(a) = after {
-        q = q.filter(lesson_requests::id.gt(a.to_owned()));
-    }
-    Ok(crate::paging::Page::from_rows(q.load(conn)?, limit, |r| {
-        r.id.clone()
-    }))
+    q
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use crate::audit::{self, Changes};
 use crate::db::schema::{
     ade_profile_uploads, ade_profiles, ade_rules, ade_tokens, approved_apps, apps, assignments,
     class_devices, class_teachers, classes, closures, device_groups, devices, enrollment_tokens,
-    group_devices, lesson_requests, lesson_settings, profiles, push_certificates, scep_challenges,
-    schools, tenants, users, vpp_tokens,
+    group_devices, lesson_requests, lesson_settings, profiles, push_certificate_requests,
+    push_certificates, scep_challenges, schools, tenants, users, vpp_tokens,
 };
 use crate::db::{now, DbConn};
 use crate::lessons::RequestStatus;
@@ -301,6 +301,7 @@ pub fn delete_tenant(conn: &mut DbConn, id: &str, actor: &str) -> Result<(), Org
             "apps": delete_where!(conn, apps.tenant_id = id),
             "profiles": delete_where!(conn, profiles.tenant_id = id),
             "push_certificates": delete_where!(conn, push_certificates.tenant_id = id),
+            "push_certificate_requests": delete_where!(conn, push_certificate_requests.tenant_id = id),
         });
         diesel::delete(tenants::table.find(id)).execute(conn)?;
         audit::record(

@@ -16,7 +16,9 @@ use diesel::prelude::*;
 use futures_util::stream::{self, StreamExt};
 use tokio::sync::mpsc;
 
-use super::{ApnsClient, ApnsConfig, Coalescer, PushCertificate, PushError, PushOutcome};
+use super::{
+    ApnsClient, ApnsConfig, Coalescer, PushCertificate, PushError, PushOutcome, PushTrust,
+};
 use crate::config::PushSettings;
 use crate::db::schema::{command_queue, devices, push_certificates};
 use crate::db::{now, Db, DbConn, DbError};
@@ -61,6 +63,7 @@ pub struct PushService {
     secrets: Arc<SecretBox>,
     settings: PushSettings,
     extra_root: Option<Vec<u8>>,
+    trust: PushTrust,
     clients: Mutex<HashMap<String, ApnsClient>>,
     tx: mpsc::UnboundedSender<Vec<String>>,
 }
@@ -78,12 +81,30 @@ impl PushService {
             })?),
             None => None,
         };
+        let trust = if settings.certificate_anchors.is_empty() {
+            PushTrust::apple()?
+        } else {
+            let mut pems = Vec::new();
+            for path in &settings.certificate_anchors {
+                pems.push(std::fs::read(path).map_err(|e| {
+                    PushError::Malformed(format!(
+                        "push.certificate_anchors {}: {e}",
+                        path.display()
+                    ))
+                })?);
+            }
+            PushTrust::with_anchors(&pems)?
+        };
+        if settings.allow_untrusted_certificates {
+            tracing::warn!("push.allow_untrusted_certificates is on: push certificates that do not come from Apple are accepted (tests and simulation only)");
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let service = Arc::new(PushService {
             db,
             secrets,
             settings,
             extra_root,
+            trust,
             clients: Mutex::new(HashMap::new()),
             tx,
         });
@@ -407,6 +428,26 @@ impl PushService {
             .into_iter()
             .map(|(t, topic, end)| (t, topic, (end - now()).num_days()))
             .collect())
+    }
+
+    /// Whether an uploaded push certificate may be stored: it chains to Apple's push CA
+    /// (or the configured anchors), with `extra` certificates from the upload offered as
+    /// intermediates. An untrusted one passes only when the operator allowed it; then the
+    /// answer is the warning to log.
+    pub fn check_trust(
+        &self,
+        cert: &openssl::x509::X509Ref,
+        extra: &[openssl::x509::X509],
+    ) -> Result<Option<String>, PushError> {
+        match self.trust.verify(cert, extra) {
+            Ok(()) => Ok(None),
+            Err(e @ PushError::Untrusted { .. }) if self.settings.allow_untrusted_certificates => {
+                Ok(Some(format!(
+                    "accepted although push.allow_untrusted_certificates should be off in production: {e}"
+                )))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The warning window in days.

@@ -72,13 +72,19 @@ fn info(
     }
 }
 
-/// Stores (or replaces) an authority's push certificate and sets its topic.
+/// Stores (or replaces) an authority's push certificate and sets its topic; with
+/// `clear_request`, the pending certificate request whose key it carries ends too.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, the API's upload core"
+)]
 pub fn upload(
     conn: &mut DbConn,
     secrets: &SecretBox,
     tenant_id: &str,
     cert: &PushCertificate,
     force: bool,
+    clear_request: bool,
     actor: &str,
     warn_days: u32,
 ) -> Result<PushCertificateInfo, UploadError> {
@@ -136,6 +142,9 @@ pub fn upload(
                 push_certificates::uploaded_at.eq(at),
             ))
             .execute(conn)?;
+        if clear_request {
+            super::requests::clear(conn, tenant_id)?;
+        }
         diesel::update(tenants::table.find(tenant_id))
             .set((
                 tenants::push_topic.eq(&cert.topic),
@@ -151,6 +160,7 @@ pub fn upload(
                     "before": before.map(|(t, e)| serde_json::json!({"topic": t, "not_after": e})),
                     "after": {"topic": cert.topic, "not_after": not_after},
                     "forced": force,
+                    "key": if clear_request { "pending certificate request" } else { "uploaded" },
                 })),
         )?;
         Ok(info(

@@ -107,7 +107,7 @@ async fn overview(req: HttpRequest, v: Viewer, state: web::Data<AppState>) -> Pa
         let scope = authz::list_scope(&p);
         let counts = devices::figures(conn, scope, now)?;
         let scope_r = crate::api::lessons::request_scope(&p, Some("pending"), None);
-        let open = crate::lessons::list(conn, &scope_r, None, 500)?.items.len() as i64;
+        let open = crate::lessons::count(conn, &scope_r)?;
         let shortages = shortages(conn, &p, now)?;
         let expiring = crate::reports::ending(conn, scope, now, 60)?;
         Ok((counts, open, shortages, expiring))
@@ -677,7 +677,10 @@ async fn device_page(
             )),
             created: t.datetime(c.created_at, BERLIN),
             answered: t.datetime_opt(c.answered_at, BERLIN),
-            request_type: c.request_type,
+            request_type: match where_it_was(&c.request_type, c.result.as_deref()) {
+                Some(at) => format!("{} · {at}", c.request_type),
+                None => c.request_type,
+            },
         })
         .collect();
     let actions = d.udid.is_some()
@@ -717,12 +720,34 @@ async fn device_page(
     })
 }
 
+/// Where a located iPad was: `Latitude, Longitude` of an answered DeviceLocation
+/// (`mdm/commands/device.lostmode.location.yaml`).
+fn where_it_was(request_type: &str, result: Option<&[u8]>) -> Option<String> {
+    if request_type != "DeviceLocation" {
+        return None;
+    }
+    let answer = crate::protocol::bounded::parse(result?, crate::protocol::bounded::Limits::DEVICE)
+        .ok()?
+        .into_dictionary()?;
+    let coordinate = |k: &str| answer.get(k).and_then(plist::Value::as_real);
+    Some(format!(
+        "{:.5}, {:.5}",
+        coordinate("Latitude")?,
+        coordinate("Longitude")?
+    ))
+}
+
 /// The device page's actions.
-const ACTIONS: [&str; 6] = [
+const ACTIONS: [&str; 11] = [
     "inventory",
     "restart",
+    "shut-down",
     "lock",
     "clear-passcode",
+    "lost-mode-on",
+    "lost-mode-off",
+    "locate",
+    "play-sound",
     "erase",
     "retire",
 ];
@@ -735,11 +760,18 @@ struct ActionForm {
     sure: Option<String>,
     /// An erase: the serial number typed again.
     confirm: Option<String>,
+    /// Lost Mode: the Lock screen's message.
+    message: Option<String>,
+    /// Lost Mode: the Lock screen's phone number.
+    phone_number: Option<String>,
+    /// Lost Mode: the footnote.
+    footnote: Option<String>,
 }
 
-/// `POST /admin/geraete/{key}/aktion`: ask for its state, restart, lock, clear its
-/// passcode, erase (the serial typed again) or retire it; disruptive ones need their
-/// checkbox. The API's command rules apply (scope, audit, push after commit).
+/// `POST /admin/geraete/{key}/aktion`: ask for its state, restart, shut down, lock, clear
+/// its passcode, Lost Mode on and off, locate, play a sound, erase (the serial typed again)
+/// or retire it; disruptive ones need their checkbox. The API's typed device actions
+/// apply (scope, the iPad's checks, audit, push after commit).
 async fn device_action(
     v: Viewer,
     state: web::Data<AppState>,
@@ -756,7 +788,7 @@ async fn device_action(
         .find(|a| **a == f.action)
         .copied()
         .ok_or_else(|| WebError::Api(t, ApiError::invalid_field("action", ACTIONS.join(", "))))?;
-    if !matches!(action, "inventory" | "erase") && f.sure.is_none() {
+    if !matches!(action, "inventory" | "erase" | "locate") && f.sure.is_none() {
         return Err(WebError::Api(
             t,
             ApiError::invalid_field("sure", t.t("action-confirm-missing")),
@@ -790,22 +822,37 @@ async fn device_action(
             .udid
             .clone()
             .ok_or_else(|| WebError::Api(t, ApiError::conflict("the iPad has not enrolled yet")))?;
-        let request_type = match action {
-            "inventory" => "DeviceInformation",
-            "restart" => "RestartDevice",
-            "lock" => "DeviceLock",
-            "clear-passcode" => "ClearPasscode",
-            _ => "EraseDevice",
+        use crate::actions::DeviceAction as A;
+        let typed = match action {
+            "inventory" => A::RefreshInventory {},
+            "restart" => A::Restart {},
+            "shut-down" => A::ShutDown {},
+            "lock" => A::Lock {
+                message: nonempty(&f.message),
+                phone_number: nonempty(&f.phone_number),
+            },
+            "clear-passcode" => A::ClearPasscode {},
+            "lost-mode-on" => A::LostModeOn {
+                message: nonempty(&f.message),
+                phone_number: nonempty(&f.phone_number),
+                footnote: nonempty(&f.footnote),
+            },
+            "lost-mode-off" => A::LostModeOff {},
+            "locate" => A::Locate {},
+            "play-sound" => A::PlaySound {},
+            _ => A::Erase {
+                confirm: nonempty(&f.confirm).unwrap_or_default(),
+                preserve_data_plan: false,
+                disallow_proximity_setup: false,
+                return_to_service: None,
+            },
         };
-        let req = crate::api::commands::EnqueueRequest {
-            udids: vec![udid],
-            request_type: request_type.to_owned(),
-            fields: None,
-            priority: 0,
-            expires_in: None,
-            confirm: nonempty(&f.confirm),
+        let req = crate::api::actions::ActionRequest {
+            target: crate::api::actions::ActionTarget::Devices(vec![udid]),
+            action: typed,
+            skip_unsuitable: false,
         };
-        crate::api::commands::enqueue_as(&state, caller, req)
+        crate::api::actions::act_as(&state, caller, req)
             .await
             .or_page(t)?;
     }

@@ -1,7 +1,8 @@
-//! Apple's services for an authority: its push certificate (status and upload), its Apps
-//! and Books content tokens (status and upload) and the licence counts.
+//! Apple's services for an authority: its push certificate (the certificate request
+//! tafel makes, its `.csr` download, status and upload), its Apps and Books content
+//! tokens (status and upload) and the licence counts.
 
-use actix_web::{web, HttpRequest};
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use askama::Template;
 use diesel::prelude::*;
 use serde::Deserialize;
@@ -19,6 +20,14 @@ use crate::state::AppState;
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/apple", web::get().to(page))
         .route("/apple/{tenant}/push", web::post().to(upload_push))
+        .route(
+            "/apple/{tenant}/anforderung",
+            web::post().to(create_request),
+        )
+        .route(
+            "/apple/{tenant}/anforderung.csr",
+            web::get().to(download_request),
+        )
         .route("/apple/{tenant}/inhalte", web::post().to(upload_vpp))
         .route("/apple/asm/{token}", web::post().to(upload_asm));
 }
@@ -57,6 +66,8 @@ struct ApplePage {
     tenant: Option<String>,
     may_manage: bool,
     push: Option<TokenLine>,
+    /// The pending push certificate request: since when it waits (sentence), its subject.
+    request: Option<(String, String)>,
     content: Vec<TokenLine>,
     licences: Vec<LicenceLine>,
     blocked: usize,
@@ -101,6 +112,7 @@ async fn page(
         .or_else(|| visible.first().map(|x| x.id.clone()));
     let caller = Caller(v.p.clone());
     let (mut push, mut content, mut may_manage) = (None, vec![], false);
+    let mut request = None;
     let (mut asm, mut rules, mut schools) = (vec![], vec![], vec![]);
     if let Some(id) = &chosen {
         let now = crate::db::now();
@@ -122,6 +134,16 @@ async fn page(
             });
         may_manage = authz::require(&v.p, Action::ManageTenant, Place::tenant(id)).is_ok();
         if may_manage {
+            request = crate::api::push::pending_request_as(&state, &caller, id.clone())
+                .await
+                .or_page(t)?
+                .map(|r| {
+                    let made = t.datetime(r.created_at, BERLIN);
+                    (
+                        t.with("apple-request-pending", &[("made", made.into())]),
+                        r.subject,
+                    )
+                });
             content = crate::api::licences::tokens_as(&state, &v.p, id.clone())
                 .await
                 .or_page(t)?
@@ -255,6 +277,7 @@ async fn page(
         tenant: chosen,
         may_manage,
         push,
+        request,
         content,
         licences,
         blocked: blocked.len(),
@@ -268,12 +291,13 @@ async fn page(
 struct PushForm {
     csrf: String,
     certificate_pem: String,
-    private_key_pem: String,
+    /// Missing while a certificate request is pending: tafel holds the key.
+    private_key_pem: Option<String>,
     force: Option<String>,
 }
 
 /// `POST /admin/apple/{tenant}/push`: the certificate from Apple's Push Certificates
-/// Portal and its key, pasted as PEM.
+/// Portal, pasted as PEM, with its key unless it was issued for tafel's request.
 async fn upload_push(
     v: Viewer,
     state: web::Data<AppState>,
@@ -285,7 +309,7 @@ async fn upload_push(
     let f = form.into_inner();
     let upload = crate::api::push::Upload {
         certificate_pem: Some(f.certificate_pem),
-        private_key_pem: Some(f.private_key_pem),
+        private_key_pem: f.private_key_pem.filter(|k| !k.trim().is_empty()),
         pkcs12_base64: None,
         password: String::new(),
         force: f.force.is_some(),
@@ -297,6 +321,63 @@ async fn upload_push(
         "/admin/apple?schultraeger={}",
         super::url_encode(&tenant)
     ))
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+/// `POST /admin/apple/{tenant}/anforderung`: tafel makes the key and the certificate
+/// request (a pending one is replaced).
+async fn create_request(
+    v: Viewer,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> PageResult {
+    v.check_csrf(&form.csrf)?;
+    let tenant = path.into_inner();
+    crate::api::push::create_request_as(&state, &Caller(v.p.clone()), tenant.clone())
+        .await
+        .or_page(v.tr)?;
+    see_other(&format!(
+        "/admin/apple?schultraeger={}#push-h",
+        super::url_encode(&tenant)
+    ))
+}
+
+/// `GET /admin/apple/{tenant}/anforderung.csr`: the pending request as a `.csr` file
+/// for the MDM vendor.
+async fn download_request(
+    v: Viewer,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> PageResult {
+    let tenant = path.into_inner();
+    let request =
+        crate::api::push::pending_request_as(&state, &Caller(v.p.clone()), tenant.clone())
+            .await
+            .or_page(v.tr)?
+            .ok_or_else(|| {
+                WebError::Api(
+                    v.tr,
+                    ApiError::not_found(
+                        "this school authority has no pending push certificate request",
+                    ),
+                )
+            })?;
+    let name: String = tenant
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    Ok(HttpResponse::Ok()
+        .content_type("application/pkcs10")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"tafel-push-{name}.csr\""),
+        ))
+        .body(request.csr_pem))
 }
 
 #[derive(Deserialize)]

@@ -118,3 +118,71 @@ fn an_unreachable_database_is_one_clear_line() {
     );
     assert_one_clear_line(&o, "database");
 }
+
+#[test]
+fn an_mdm_vendor_signs_an_authoritys_request_for_apples_portal() {
+    use base64::Engine;
+    use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa};
+    let dir = tempfile::tempdir().unwrap();
+    let request = tafel::push::CertificateRequest::generate("Kreis Segeberg").unwrap();
+    std::fs::write(dir.path().join("segeberg.csr"), request.csr_pem().unwrap()).unwrap();
+    // A vendor certificate (self-issued here; Apple's comes from WWDR), DER as Apple
+    // hands it out, and its key.
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let name = tafel::push::request::subject("MDM Vendor").unwrap();
+    let mut b = openssl::x509::X509Builder::new().unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    let vendor = b.build();
+    std::fs::write(dir.path().join("mdm.cer"), vendor.to_der().unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("vendor.key"),
+        key.private_key_to_pem_pkcs8().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("issuer.pem"), vendor.to_pem().unwrap()).unwrap();
+
+    let args = [
+        "push-vendor-sign",
+        "--csr",
+        "segeberg.csr",
+        "--vendor-cert",
+        "mdm.cer",
+        "--vendor-key",
+        "vendor.key",
+        "--chain",
+        "issuer.pem",
+        "--out",
+        "segeberg.plist.b64",
+    ];
+    let o = tafel(dir.path(), &args, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("identity.apple.com/pushcert"));
+    let encoded = std::fs::read_to_string(dir.path().join("segeberg.plist.b64")).unwrap();
+    let xml = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .unwrap();
+    let dict: plist::Dictionary = plist::from_bytes(&xml).unwrap();
+    for k in [
+        "PushCertRequestCSR",
+        "PushCertCertificateChain",
+        "PushCertSignature",
+    ] {
+        assert!(dict.get(k).and_then(|v| v.as_string()).is_some(), "{k}");
+    }
+    // The chain ends in Apple Root CA.
+    assert!(dict["PushCertCertificateChain"]
+        .as_string()
+        .unwrap()
+        .ends_with(std::str::from_utf8(tafel::ade::machine_info::APPLE_ROOT_CA_PEM).unwrap()));
+
+    // A vendor certificate of an issuer tafel does not know needs --chain.
+    let o = tafel(dir.path(), &args[..7], &[]);
+    assert_one_clear_line(&o, "pass its issuer");
+}

@@ -536,6 +536,96 @@ async fn every_figure_of_the_overview_is_the_list_it_links_to() {
 }
 
 #[actix_web::test]
+async fn an_authority_admin_makes_the_certificate_request_in_the_console_and_pastes_only_apples_certificate(
+) {
+    let app = TestApp::spawn().await;
+    let (status, t) = app
+        .post(
+            "/api/v1/tenants",
+            json!({"name": "Amt Föhr-Land", "slug": "foehr"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{t}");
+    let tenant = t["id"].as_str().unwrap().to_owned();
+    let (status, u) = app
+        .post(
+            "/api/v1/users",
+            json!({"name": "Amt", "email": "amt@foehr.de", "role": "authority_admin", "tenant_id": tenant, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 201, "{u}");
+    let s = login(&app.base, "amt@foehr.de", PASSWORD).await.unwrap();
+    let (_, html) = s.get("/admin/apple").await;
+    assert!(html.contains("Zertifikatsanforderung erstellen"), "{html}");
+    assert!(html.contains("name=\"private_key_pem\""), "{html}");
+
+    let (status, h, html) = s
+        .post(
+            &format!("/admin/apple/{tenant}/anforderung"),
+            &[("csrf", &s.csrf)],
+        )
+        .await;
+    assert_eq!(status, 303, "{html}");
+    assert!(h[LOCATION]
+        .to_str()
+        .unwrap()
+        .starts_with("/admin/apple?schultraeger="));
+    let (_, html) = s.get("/admin/apple").await;
+    assert!(html.contains("wartet auf Apples Zertifikat"), "{html}");
+    assert!(
+        html.contains("CN=tafel Amt Föhr-Land, O=Amt Föhr-Land, C=DE"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("/admin/apple/{tenant}/anforderung.csr")),
+        "{html}"
+    );
+    // While the request waits, the form asks only for the certificate.
+    assert!(!html.contains("name=\"private_key_pem\""), "{html}");
+
+    let res = reqwest::Client::new()
+        .get(format!("{}/admin/apple/{tenant}/anforderung.csr", app.base))
+        .header(COOKIE, format!("tafel_session={}", s.cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()[CONTENT_TYPE], "application/pkcs10");
+    assert!(res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .ends_with(".csr\""));
+    let csr_pem = res.text().await.unwrap();
+    assert!(
+        csr_pem.starts_with("-----BEGIN CERTIFICATE REQUEST-----"),
+        "{csr_pem}"
+    );
+    assert!(!csr_pem.contains("PRIVATE"));
+
+    let topic = "com.apple.mgmt.External.foehr";
+    let pki = tafel_sim::apns::SimPki::generate(topic).unwrap();
+    let csr = openssl::x509::X509Req::from_pem(csr_pem.as_bytes()).unwrap();
+    let issued = pki.issue_for_request(&csr, topic).unwrap();
+    let (status, _, html) = s
+        .post(
+            &format!("/admin/apple/{tenant}/push"),
+            &[
+                ("csrf", &s.csrf),
+                (
+                    "certificate_pem",
+                    &String::from_utf8(issued.to_pem().unwrap()).unwrap(),
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "{html}");
+    let (_, html) = s.get("/admin/apple").await;
+    assert!(html.contains(topic), "{html}");
+    assert!(!html.contains("wartet auf Apples Zertifikat"), "{html}");
+    assert_eq!(app.count("push_certificate_requests"), 0);
+}
+
+#[actix_web::test]
 async fn an_authority_admin_uploads_the_push_certificate_in_the_console() {
     let app = TestApp::spawn().await;
     let (status, t) = app

@@ -18,6 +18,7 @@ mod console_asm;
 mod console_catalog;
 mod console_journeys;
 mod console_people;
+mod device_actions;
 mod device_trust;
 mod device_truth;
 mod editing;

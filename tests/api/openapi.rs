@@ -54,6 +54,8 @@ const ROUTES: &[(&str, &str)] = &[
     // push
     ("put", "/api/v1/tenants/{id}/push-certificate"),
     ("get", "/api/v1/tenants/{id}/push-certificate"),
+    ("post", "/api/v1/tenants/{id}/push-certificate/request"),
+    ("get", "/api/v1/tenants/{id}/push-certificate/request"),
     ("post", "/api/v1/devices/push"),
     // devices
     ("get", "/api/v1/devices"),
@@ -66,6 +68,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/api/v1/devices/{key}"),
     ("delete", "/api/v1/devices/{key}"),
     ("post", "/api/v1/devices/{key}/release"),
+    ("post", "/api/v1/devices/actions"),
+    ("post", "/api/v1/devices/{key}/actions"),
     ("get", "/api/v1/certificates"),
     // commands
     ("post", "/api/v1/commands"),

@@ -340,3 +340,333 @@ async fn push_certificates_are_guarded_against_a_topic_change() {
     let audit = w.app.count("audit_log");
     assert!(audit >= 5);
 }
+
+/// A self-signed push certificate with an invented topic, and its key.
+fn self_signed(
+    topic: &str,
+) -> (
+    openssl::x509::X509,
+    openssl::pkey::PKey<openssl::pkey::Private>,
+) {
+    use openssl::{asn1::Asn1Time, hash::MessageDigest, nid::Nid, x509::X509Name};
+    let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = X509Name::builder().unwrap();
+    name.append_entry_by_nid(Nid::USERID, topic).unwrap();
+    name.append_entry_by_nid(Nid::COMMONNAME, "APSP:made-up")
+        .unwrap();
+    let name = name.build();
+    let mut b = openssl::x509::X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(365).unwrap())
+        .unwrap();
+    b.sign(&key, MessageDigest::sha256()).unwrap();
+    (b.build(), key)
+}
+
+#[actix_web::test]
+async fn a_self_signed_push_certificate_is_refused_unless_the_operator_allows_untrusted_ones() {
+    let app = TestApp::spawn_with(|s| s.push.allow_untrusted_certificates = false).await;
+    let (tenant_id, _) = school(&app, "strict").await;
+    let (cert, key) = self_signed("com.apple.mgmt.External.invented");
+    let (status, body) = upload_pem(&app, &tenant_id, &cert, &key, false).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["field"], "certificate_pem");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("issued by \"APSP:made-up\""), "{message}");
+    assert!(
+        message.contains("Apple Application Integration 2 Certification Authority"),
+        "{message}"
+    );
+    assert!(
+        message.contains("push.allow_untrusted_certificates"),
+        "{message}"
+    );
+    assert_eq!(app.count("push_certificates"), 0);
+
+    // With the setting on (tests, simulators) the same upload is stored.
+    let lax = TestApp::spawn().await;
+    let (tenant_id, _) = school(&lax, "lax").await;
+    let (status, body) = upload_pem(&lax, &tenant_id, &cert, &key, false).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[actix_web::test]
+async fn a_push_certificate_under_a_configured_anchor_is_accepted_and_one_from_another_ca_is_not() {
+    let pki = SimPki::generate(TOPIC).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let anchor = dir.path().join("stand-in-apple.pem");
+    std::fs::write(&anchor, pki.ca_pem().unwrap()).unwrap();
+    let app = TestApp::spawn_with(move |s| {
+        s.push.allow_untrusted_certificates = false;
+        s.push.certificate_anchors = vec![anchor];
+    })
+    .await;
+    let (tenant_id, _) = school(&app, "anchored").await;
+    let (status, body) = upload_pem(&app, &tenant_id, &pki.push.cert, &pki.push.key, true).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["topic"], TOPIC);
+
+    let stranger = SimPki::generate(TOPIC).unwrap();
+    let (status, body) = upload_pem(
+        &app,
+        &tenant_id,
+        &stranger.push.cert,
+        &stranger.push.key,
+        false,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("APNs simulator CA"),
+        "{body}"
+    );
+}
+
+/// The CSR as `openssl req` sees it, when the CLI is installed.
+fn openssl_cli_verify(csr_pem: &str) -> Option<String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("openssl")
+        .args([
+            "req", "-in", "-", "-noout", "-verify", "-subject", "-nameopt", "utf8",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(csr_pem.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+#[actix_web::test]
+async fn the_authority_requests_its_push_certificate_and_uploads_apples_certificate_without_a_key()
+{
+    // A local APNs server and a CA standing in for Apple's push CA, which tafel trusts
+    // instead of Apple's; untrusted certificates are not allowed.
+    let pki = SimPki::generate(TOPIC).unwrap();
+    let sim = pki.start_sim().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("stand-in-apple.pem");
+    std::fs::write(&ca, pki.ca_pem().unwrap()).unwrap();
+    let url = sim.url.clone();
+    let app = TestApp::spawn_with(move |s| {
+        s.push.base_url = url;
+        s.push.extra_root_ca = Some(ca.clone());
+        s.push.certificate_anchors = vec![ca];
+        s.push.allow_untrusted_certificates = false;
+        s.push.coalesce_ms = 300;
+    })
+    .await;
+    let (tenant_id, school_id) = school(&app, "onboarding").await;
+    let request_path = format!("/api/v1/tenants/{tenant_id}/push-certificate/request");
+    let (status, _) = app.get(&request_path).await;
+    assert_eq!(status, 404);
+
+    // 1. tafel makes the key and the request.
+    let (status, req) = app.post(&request_path, serde_json::json!({})).await;
+    assert_eq!(status, 201, "{req}");
+    assert!(!req.to_string().contains("PRIVATE KEY"));
+    assert_eq!(
+        req["subject"],
+        "CN=tafel Authority onboarding, O=Authority onboarding, C=DE"
+    );
+    let csr_pem = req["csr_pem"].as_str().unwrap().to_owned();
+    let csr = openssl::x509::X509Req::from_pem(csr_pem.as_bytes()).unwrap();
+    let public = csr.public_key().unwrap();
+    assert!(csr.verify(&public).unwrap());
+    assert_eq!(public.bits(), 2048);
+    assert!(public.rsa().is_ok());
+    let field = |nid| {
+        csr.subject_name()
+            .entries_by_nid(nid)
+            .next()
+            .unwrap()
+            .data()
+            .to_string()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        field(openssl::nid::Nid::COMMONNAME),
+        "tafel Authority onboarding"
+    );
+    assert_eq!(
+        field(openssl::nid::Nid::ORGANIZATIONNAME),
+        "Authority onboarding"
+    );
+    assert_eq!(field(openssl::nid::Nid::COUNTRYNAME), "DE");
+    match openssl_cli_verify(&csr_pem) {
+        Some(out) => {
+            assert!(
+                out.contains("verify OK")
+                    || out.contains("Certificate request self-signature verify OK"),
+                "{out}"
+            );
+            assert!(
+                out.contains("CN=tafel Authority onboarding")
+                    || out.contains("CN = tafel Authority onboarding"),
+                "{out}"
+            );
+        }
+        None => eprintln!("no openssl CLI: the request was checked with the openssl crate only"),
+    }
+    // The key is sealed in the database; the request can be fetched again.
+    let (status, again) = app.get(&request_path).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["csr_pem"], csr_pem.as_str());
+    assert_eq!(app.count("push_certificate_requests"), 1);
+
+    // 2. A certificate for another key, without a key, is refused with the reason.
+    let (stranger, _) = pki.issue_client_cert(Some(TOPIC)).unwrap();
+    let upload_cert = |cert: &openssl::x509::X509| serde_json::json!({"certificate_pem": String::from_utf8(cert.to_pem().unwrap()).unwrap()});
+    let cert_path = format!("/api/v1/tenants/{tenant_id}/push-certificate");
+    let (status, body) = app.put(&cert_path, upload_cert(&stranger)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("pending certificate request"),
+        "{body}"
+    );
+    assert_eq!(app.count("push_certificates"), 0);
+
+    // 3. "Apple" issues the certificate for the request; it is uploaded without a key.
+    let issued = pki.issue_for_request(&csr, TOPIC).unwrap();
+    let (status, info) = app.put(&cert_path, upload_cert(&issued)).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["topic"], TOPIC);
+    let (_, tenant) = app.get(&format!("/api/v1/tenants/{tenant_id}")).await;
+    assert_eq!(tenant["push_topic"], TOPIC);
+    // The request is used up.
+    assert_eq!(app.get(&request_path).await.0, 404);
+    assert_eq!(app.count("push_certificate_requests"), 0);
+    let (_, audit) = app.get("/api/v1/audit?object_type=push_certificate").await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"request") && actions.contains(&"upload"),
+        "{audit}"
+    );
+
+    // 4. Pushes go out with the stored certificate and the request's key.
+    let mut d = app.device(600);
+    d.topic = TOPIC.into();
+    d.authenticate().await.unwrap();
+    app.place_device(d.udid.as_str(), &tenant_id, &school_id);
+    d.token_update(false).await.unwrap();
+    let got = wait_for(&sim, 1).await;
+    assert_eq!(got.len(), 1, "no push reached the APNs server");
+    assert_eq!(got[0].topic.as_deref(), Some(TOPIC));
+    // The TLS client certificate was the uploaded one, with the request's key.
+    assert_eq!(got[0].client_topic.as_deref(), Some(TOPIC));
+    wait_for_result(&app, &d, "delivered").await;
+
+    // 5. Without a pending request, a key-less upload says what to do.
+    let (status, body) = app.put(&cert_path, upload_cert(&issued)).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["field"], "private_key_pem");
+}
+
+#[actix_web::test]
+async fn only_the_authoritys_admins_make_its_push_certificate_request() {
+    use crate::organisation::user;
+    let app = TestApp::spawn().await;
+    let (tenant_id, school_id) = school(&app, "guarded").await;
+    let (other_tenant, _) = school(&app, "elsewhere").await;
+    let (_, own_admin) = user(&app, serde_json::json!({"name": "AA", "email": "aa@guarded.de", "role": "authority_admin", "tenant_id": tenant_id})).await;
+    let (_, school_admin) = user(&app, serde_json::json!({"name": "SA", "email": "sa@guarded.de", "role": "school_admin", "school_id": school_id})).await;
+    let (_, foreign_admin) = user(&app, serde_json::json!({"name": "AA", "email": "aa@elsewhere.de", "role": "authority_admin", "tenant_id": other_tenant})).await;
+    let path = format!("/api/v1/tenants/{tenant_id}/push-certificate/request");
+    let post = |token: Option<String>| {
+        let mut req = app.client.post(app.url(&path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(post(None).await, 401);
+    assert_eq!(post(Some(school_admin.clone())).await, 403);
+    assert_eq!(post(Some(foreign_admin.clone())).await, 404);
+    assert_eq!(app.count("push_certificate_requests"), 0);
+    assert_eq!(post(Some(own_admin)).await, 201);
+    // Nobody outside sees the request either.
+    let res = app
+        .client
+        .get(app.url(&path))
+        .bearer_auth(&foreign_admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    // A second request replaces the first (a new key).
+    let (_, first) = app.get(&path).await;
+    let (status, second) = app.post(&path, serde_json::json!({})).await;
+    assert_eq!(status, 201);
+    assert_ne!(first["csr_pem"], second["csr_pem"]);
+    assert_eq!(app.count("push_certificate_requests"), 1);
+}
+
+#[actix_web::test]
+async fn an_expired_push_certificate_is_refused_with_its_date() {
+    use openssl::{asn1::Asn1Time, hash::MessageDigest, nid::Nid, x509::X509Name};
+    let pki = SimPki::generate(TOPIC).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let anchor = dir.path().join("stand-in-apple.pem");
+    std::fs::write(&anchor, pki.ca_pem().unwrap()).unwrap();
+    let app = TestApp::spawn_with(move |s| {
+        s.push.allow_untrusted_certificates = false;
+        s.push.certificate_anchors = vec![anchor];
+    })
+    .await;
+    let (tenant_id, _) = school(&app, "expired").await;
+    let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = X509Name::builder().unwrap();
+    name.append_entry_by_nid(Nid::USERID, TOPIC).unwrap();
+    name.append_entry_by_nid(Nid::COMMONNAME, "APSP:old")
+        .unwrap();
+    let mut b = openssl::x509::X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name.build()).unwrap();
+    b.set_issuer_name(pki.ca.subject_name()).unwrap();
+    b.set_pubkey(&key).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    b.set_not_before(&Asn1Time::from_unix(now - 400 * 86_400).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::from_unix(now - 35 * 86_400).unwrap())
+        .unwrap();
+    b.sign(&pki.ca_key, MessageDigest::sha256()).unwrap();
+    let (status, body) = upload_pem(&app, &tenant_id, &b.build(), &key, false).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("expired on"),
+        "{body}"
+    );
+}

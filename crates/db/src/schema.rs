@@ -213,6 +213,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    push_certificate_requests (tenant_id) {
+        tenant_id -> Text,
+        key_sealed -> Binary,
+        csr_pem -> Text,
+        created_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     classes (id) {
         id -> Text,
         school_id -> Text,
@@ -590,6 +600,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     enrollment_tokens,
     scep_challenges,
     push_certificates,
+    push_certificate_requests,
     classes,
     class_teachers,
     class_devices,

@@ -210,6 +210,109 @@ impl Command {
     }
 }
 
+impl Command {
+    /// `EnableLostMode` (`mdm/commands/device.lostmode.enable.yaml`; supervised, iOS 9.3+):
+    /// a `Message` or a `PhoneNumber` must be given, `Footnote` replaces "Slide to Unlock".
+    pub fn enable_lost_mode(options: &LostMode) -> Result<Command, ProtocolError> {
+        let given = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.trim().is_empty());
+        if !given(&options.message) && !given(&options.phone_number) {
+            return Err(ProtocolError::InvalidValue {
+                key: "Message".to_owned(),
+                reason: "a Message or a PhoneNumber must be provided".to_owned(),
+            });
+        }
+        Ok(Command::apple(
+            "EnableLostMode",
+            DictWriter::new()
+                .string("Message", options.message.as_deref())
+                .string("PhoneNumber", options.phone_number.as_deref())
+                .string("Footnote", options.footnote.as_deref())
+                .finish(),
+        ))
+    }
+
+    /// `DisableLostMode` (`mdm/commands/device.lostmode.disable.yaml`; no keys).
+    pub fn disable_lost_mode() -> Command {
+        Command::apple("DisableLostMode", Dictionary::new())
+    }
+
+    /// `DeviceLocation` (`mdm/commands/device.lostmode.location.yaml`; no keys; answered
+    /// only in Lost Mode).
+    pub fn device_location() -> Command {
+        Command::apple("DeviceLocation", Dictionary::new())
+    }
+
+    /// `PlayLostModeSound` (`mdm/commands/device.lostmode.playsound.yaml`; no keys).
+    pub fn play_lost_mode_sound() -> Command {
+        Command::apple("PlayLostModeSound", Dictionary::new())
+    }
+
+    /// `ShutDownDevice` (`mdm/commands/device.shutdown.yaml`; no keys on iOS).
+    pub fn shut_down_device() -> Command {
+        Command::apple("ShutDownDevice", Dictionary::new())
+    }
+
+    /// `ScheduleOSUpdate` with one `Updates` item (`mdm/commands/system.update.schedule.yaml`):
+    /// `InstallAction` (required) and `ProductVersion` or `ProductKey`.
+    pub fn schedule_os_update(update: &OsUpdate) -> Command {
+        let item = DictWriter::new()
+            .set("InstallAction", update.install_action.as_str())
+            .string("ProductVersion", update.product_version.as_deref())
+            .string("ProductKey", update.product_key.as_deref())
+            .finish();
+        Command::apple(
+            "ScheduleOSUpdate",
+            DictWriter::new()
+                .set("Updates", vec![Value::Dictionary(item)])
+                .finish(),
+        )
+    }
+}
+
+/// The lock screen of EnableLostMode.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LostMode {
+    /// `Message` shown on the Lock screen.
+    pub message: Option<String>,
+    /// `PhoneNumber` shown on the Lock screen.
+    pub phone_number: Option<String>,
+    /// `Footnote` shown instead of "Slide to Unlock".
+    pub footnote: Option<String>,
+}
+
+/// `InstallAction` of a ScheduleOSUpdate item (the values iOS knows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstallAction {
+    /// `Default`: download or install, depending on the current state.
+    Default,
+    /// `DownloadOnly`: download, do not install.
+    DownloadOnly,
+    /// `InstallASAP`: install an update already downloaded.
+    InstallAsap,
+}
+
+impl InstallAction {
+    /// The plist string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstallAction::Default => "Default",
+            InstallAction::DownloadOnly => "DownloadOnly",
+            InstallAction::InstallAsap => "InstallASAP",
+        }
+    }
+}
+
+/// One update of ScheduleOSUpdate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OsUpdate {
+    /// `InstallAction`.
+    pub install_action: InstallAction,
+    /// `ProductVersion`, e.g. `18.2` (iOS 11.3+).
+    pub product_version: Option<String>,
+    /// `ProductKey`, as AvailableOSUpdates reports it.
+    pub product_key: Option<String>,
+}
+
 /// Where InstallApplication gets the app from (`mdm/commands/application.install.yaml`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppSource {
@@ -383,6 +486,55 @@ mod tests {
         let parsed = Command::parse(&command.to_xml()).unwrap();
         assert_eq!(&parsed, command);
         parsed
+    }
+
+    #[test]
+    fn lost_mode_and_update_commands_have_the_schema_keys() {
+        let lost = on_device(
+            &Command::enable_lost_mode(&LostMode {
+                message: Some("Bitte im Sekretariat abgeben".into()),
+                phone_number: None,
+                footnote: Some("Schule am Markt".into()),
+            })
+            .unwrap(),
+        );
+        assert_eq!(lost.request_type, "EnableLostMode");
+        assert_eq!(
+            lost.fields.get("Footnote").and_then(Value::as_string),
+            Some("Schule am Markt")
+        );
+        assert!(!lost.fields.contains_key("PhoneNumber"));
+        // device.lostmode.enable.yaml: a message or phone number must be provided.
+        assert!(Command::enable_lost_mode(&LostMode::default()).is_err());
+        let update = on_device(&Command::schedule_os_update(&OsUpdate {
+            install_action: InstallAction::InstallAsap,
+            product_version: Some("18.2".into()),
+            product_key: None,
+        }));
+        let item = update
+            .fields
+            .get("Updates")
+            .and_then(Value::as_array)
+            .unwrap()[0]
+            .as_dictionary()
+            .unwrap();
+        assert_eq!(
+            item.get("InstallAction").and_then(Value::as_string),
+            Some("InstallASAP")
+        );
+        assert_eq!(
+            item.get("ProductVersion").and_then(Value::as_string),
+            Some("18.2")
+        );
+        for (c, name) in [
+            (Command::disable_lost_mode(), "DisableLostMode"),
+            (Command::device_location(), "DeviceLocation"),
+            (Command::play_lost_mode_sound(), "PlayLostModeSound"),
+            (Command::shut_down_device(), "ShutDownDevice"),
+        ] {
+            assert_eq!(on_device(&c).request_type, name);
+            assert!(c.fields.is_empty());
+        }
     }
 
     #[test]

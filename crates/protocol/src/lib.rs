@@ -27,8 +27,9 @@ pub use checkin::{
 pub use checkin_reply::{GetBootstrapTokenResponse, GetTokenResponse};
 pub use command::Command;
 pub use command_builders::{
-    AppSource, DeviceLock, EraseDevice, InstallApplication, ObliterationBehavior, PurchaseMethod,
-    RestartDevice, ReturnToService, INVENTORY_QUERIES,
+    AppSource, DeviceLock, EraseDevice, InstallAction, InstallApplication, LostMode,
+    ObliterationBehavior, OsUpdate, PurchaseMethod, RestartDevice, ReturnToService,
+    INVENTORY_QUERIES,
 };
 pub use connect::{ConnectReport, ErrorChainItem, Status};
 pub use device_error::DeviceErrorResponse;

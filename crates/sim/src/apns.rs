@@ -575,6 +575,36 @@ impl SimPki {
     ) -> Result<(X509, PKey<Private>), ApnsSimError> {
         issue_push_cert(&self.ca, &self.ca_key, uid)
     }
+
+    /// Issues a push certificate for the key in a certificate signing request, as
+    /// Apple's Push Certificates Portal does (subject `UID=<topic>, CN=APSP:…, C=US`,
+    /// TLS client authentication): the CA stands in for Apple's push CA.
+    pub fn issue_for_request(
+        &self,
+        csr: &openssl::x509::X509ReqRef,
+        topic: &str,
+    ) -> Result<X509, ApnsSimError> {
+        let key = csr.public_key()?;
+        let mut name = X509Name::builder()?;
+        name.append_entry_by_nid(Nid::USERID, topic)?;
+        let id = topic.rsplit('.').next().unwrap_or(topic);
+        name.append_entry_by_nid(Nid::COMMONNAME, &format!("APSP:{id}"))?;
+        name.append_entry_by_nid(Nid::COUNTRYNAME, "US")?;
+        let mut builder = X509Builder::new()?;
+        builder.set_version(2)?;
+        let mut serial = BigNum::new()?;
+        serial.rand(127, MsbOption::MAYBE_ZERO, false)?;
+        builder.set_serial_number(Asn1Integer::from_bn(&serial)?.as_ref())?;
+        builder.set_subject_name(&name.build())?;
+        builder.set_issuer_name(self.ca.subject_name())?;
+        builder.set_pubkey(&key)?;
+        let now = Utc::now().timestamp();
+        builder.set_not_before(Asn1Time::from_unix(now - 3600)?.as_ref())?;
+        builder.set_not_after(Asn1Time::days_from_now(365)?.as_ref())?;
+        builder.append_extension(ExtendedKeyUsage::new().client_auth().build()?)?;
+        builder.sign(&self.ca_key, MessageDigest::sha256())?;
+        Ok(builder.build())
+    }
 }
 
 fn issue_push_cert(

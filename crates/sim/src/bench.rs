@@ -667,6 +667,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             let ca = dir.join("apns-ca.pem");
             std::fs::write(&ca, &ca_pem)?;
             s.push.base_url = url;
+            // The simulator's CA stands in for Apple's push CA.
+            s.push.certificate_anchors = vec![ca.clone()];
             s.push.extra_root_ca = Some(ca);
             Ok(())
         })

@@ -65,6 +65,26 @@ pub struct SimDevice {
     pub failing: std::collections::BTreeSet<String>,
     /// A ClearPasscode with the right unlock token came.
     pub passcode_cleared: bool,
+    /// `IsSupervised` as DeviceInformation reports it (true unless a test says otherwise).
+    pub supervised: bool,
+    /// `OSVersion` as DeviceInformation reports it.
+    pub os_version: String,
+    /// In MDM Lost Mode (EnableLostMode until DisableLostMode).
+    pub lost_mode: bool,
+    /// The lock screen's message and phone number (DeviceLock, EnableLostMode).
+    pub lock_screen: Option<(Option<String>, Option<String>)>,
+    /// A PlayLostModeSound came in Lost Mode.
+    pub playing_sound: bool,
+    /// Restarts and shutdowns done (RestartDevice, ShutDownDevice).
+    pub restarts: usize,
+    /// Shutdowns done.
+    pub shutdowns: usize,
+    /// The name a Settings command gave it.
+    pub name: Option<String>,
+    /// The OS update a ScheduleOSUpdate scheduled (ProductVersion, InstallAction).
+    pub scheduled_update: Option<(String, String)>,
+    /// An EraseDevice came, with its keys.
+    pub erased: Option<Dictionary>,
     client: reqwest::Client,
     /// The last Idle body and its signature: an Idle report is the same bytes every
     /// time, so a benchmark need not pay for signing it again (the server still
@@ -132,6 +152,16 @@ impl SimDevice {
             downloading: Default::default(),
             failing: Default::default(),
             passcode_cleared: false,
+            supervised: true,
+            os_version: "18.1".into(),
+            lost_mode: false,
+            lock_screen: None,
+            playing_sound: false,
+            restarts: 0,
+            shutdowns: 0,
+            name: None,
+            scheduled_update: None,
+            erased: None,
             client,
             idle_signature: std::sync::Mutex::new(None),
         }
@@ -322,7 +352,7 @@ impl SimDevice {
                 let mut q = Dictionary::new();
                 q.insert("SerialNumber".into(), Value::String(self.serial.clone()));
                 q.insert("UDID".into(), Value::String(self.udid.to_string()));
-                q.insert("OSVersion".into(), Value::String("18.1".into()));
+                q.insert("OSVersion".into(), Value::String(self.os_version.clone()));
                 q.insert("ProductName".into(), Value::String("iPad13,18".into()));
                 q.insert("ModelName".into(), Value::String("iPad".into()));
                 q.insert("Model".into(), Value::String("MK2K3FD".into()));
@@ -332,9 +362,17 @@ impl SimDevice {
                 q.insert("WiFiMAC".into(), Value::String("f0:18:98:2a:4b:01".into()));
                 q.insert(
                     "DeviceName".into(),
-                    Value::String(format!("iPad {}", self.serial)),
+                    Value::String(
+                        self.name
+                            .clone()
+                            .unwrap_or_else(|| format!("iPad {}", self.serial)),
+                    ),
                 );
-                q.insert("IsSupervised".into(), Value::Boolean(true));
+                q.insert("IsSupervised".into(), Value::Boolean(self.supervised));
+                q.insert(
+                    "IsMDMLostModeEnabled".into(),
+                    Value::Boolean(self.lost_mode),
+                );
                 q.insert("BatteryLevel".into(), Value::Real(0.8));
                 out.insert("QueryResponses".into(), Value::Dictionary(q));
             }
@@ -479,6 +517,118 @@ impl SimDevice {
                 }
                 self.passcode_cleared = true;
             }
+            // device.lock.yaml: MessageResult when a message or phone number was given.
+            "DeviceLock" => {
+                let (message, phone) = (text("Message"), text("PhoneNumber"));
+                if message.is_some() || phone.is_some() {
+                    let result = if self.lost_mode {
+                        "DeviceInLostMode"
+                    } else {
+                        "Success"
+                    };
+                    out.insert("MessageResult".into(), Value::String(result.into()));
+                }
+                self.lock_screen = Some((message, phone));
+            }
+            // The device.lostmode.*.yaml commands are for supervised iPads; the location
+            // and the sound only in Lost Mode.
+            "EnableLostMode" | "DisableLostMode" | "DeviceLocation" | "PlayLostModeSound"
+                if !self.supervised =>
+            {
+                return Answer::Error(error_chain(
+                    12078,
+                    "MCMDMErrorDomain",
+                    "The device is not supervised.",
+                ));
+            }
+            "EnableLostMode" => {
+                let (message, phone) = (text("Message"), text("PhoneNumber"));
+                if message.is_none() && phone.is_none() {
+                    return Answer::Error(error_chain(
+                        12100,
+                        "MCMDMErrorDomain",
+                        "Lost Mode needs a message or a phone number.",
+                    ));
+                }
+                self.lost_mode = true;
+                self.lock_screen = Some((message, phone));
+            }
+            "DisableLostMode" => {
+                self.lost_mode = false;
+                self.playing_sound = false;
+                self.lock_screen = None;
+            }
+            "DeviceLocation" | "PlayLostModeSound" if !self.lost_mode => {
+                return Answer::Error(error_chain(
+                    12067,
+                    "MCMDMErrorDomain",
+                    "The device is not in Lost Mode.",
+                ));
+            }
+            // device.lostmode.location.yaml: every response key is required (negative
+            // when unknown); somewhere in Bad Segeberg.
+            "DeviceLocation" => {
+                out.insert("Latitude".into(), Value::Real(53.9361));
+                out.insert("Longitude".into(), Value::Real(10.3085));
+                out.insert("HorizontalAccuracy".into(), Value::Real(12.0));
+                out.insert("VerticalAccuracy".into(), Value::Real(-1.0));
+                out.insert("Altitude".into(), Value::Real(-1.0));
+                out.insert("Speed".into(), Value::Real(-1.0));
+                out.insert("Course".into(), Value::Real(-1.0));
+                out.insert(
+                    "Timestamp".into(),
+                    Value::String("2026-12-07T10:15:00Z".into()),
+                );
+            }
+            "PlayLostModeSound" => self.playing_sound = true,
+            "RestartDevice" | "ShutDownDevice" if !self.supervised => {
+                return Answer::Error(error_chain(
+                    12078,
+                    "MCMDMErrorDomain",
+                    "The device is not supervised.",
+                ));
+            }
+            "RestartDevice" => self.restarts += 1,
+            "ShutDownDevice" => self.shutdowns += 1,
+            "Settings" => {
+                let items = f.get("Settings").and_then(Value::as_array);
+                for item in items.into_iter().flatten() {
+                    let d = item.as_dictionary();
+                    let is_name = d.and_then(|d| d.get("Item")).and_then(Value::as_string)
+                        == Some("DeviceName");
+                    if is_name && self.supervised {
+                        self.name = d
+                            .and_then(|d| d.get("DeviceName"))
+                            .and_then(Value::as_string)
+                            .map(str::to_owned);
+                    }
+                }
+            }
+            // system.update.schedule.yaml: UpdateResults, one per update asked for.
+            "ScheduleOSUpdate" => {
+                let items = f.get("Updates").and_then(Value::as_array);
+                let mut results = Vec::new();
+                for item in items.into_iter().flatten().filter_map(Value::as_dictionary) {
+                    let get = |k: &str| item.get(k).and_then(Value::as_string).unwrap_or("");
+                    let (version, action) = (get("ProductVersion"), get("InstallAction"));
+                    let scheduled = if action == "Default" {
+                        "InstallASAP"
+                    } else {
+                        action
+                    };
+                    let mut r = Dictionary::new();
+                    r.insert(
+                        "ProductKey".into(),
+                        Value::String(format!("iOSUpdate{version}")),
+                    );
+                    r.insert("InstallAction".into(), Value::String(scheduled.into()));
+                    r.insert("Status".into(), Value::String("Downloading".into()));
+                    results.push(Value::Dictionary(r));
+                    self.scheduled_update = Some((version.to_owned(), action.to_owned()));
+                }
+                out.insert("UpdateResults".into(), Value::Array(results));
+            }
+            "EraseDevice" => self.erased = Some(f.clone()),
             _ => {}
         }
         Answer::Acknowledged(out)

@@ -31,6 +31,21 @@ pub enum PushError {
          (openssl pkcs12 -legacy -in push.p12 -nodes -out push.pem)"
     )]
     LegacyPkcs12,
+    /// The certificate does not chain to the trusted push CA (Apple's, or the configured anchors).
+    #[error(
+        "the push certificate was issued by \"{issuer}\" and does not chain to Apple's push CA \
+         ({reason}); expected {expected}. Upload the certificate Apple's Push Certificates \
+         Portal (identity.apple.com/pushcert) issued; only for tests and simulators may the \
+         operator set push.allow_untrusted_certificates"
+    )]
+    Untrusted {
+        /// The certificate's issuer (common name).
+        issuer: String,
+        /// What a trusted certificate is issued by.
+        expected: String,
+        /// OpenSSL's reason.
+        reason: String,
+    },
     /// The HTTP client could not be built (bad root certificate, TLS setup).
     #[error("apns client: {0}")]
     Client(#[from] reqwest::Error),

@@ -10,8 +10,12 @@ pub mod apns;
 pub mod cert;
 pub mod coalesce;
 pub mod error;
+pub mod request;
+pub mod trust;
 
 pub use apns::{ApnsClient, ApnsConfig, PushOutcome};
 pub use cert::PushCertificate;
 pub use coalesce::Coalescer;
 pub use error::{PushError, Result};
+pub use request::CertificateRequest;
+pub use trust::PushTrust;
