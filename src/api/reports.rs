@@ -198,58 +198,90 @@ async fn failed_installs(
     may_report(&caller)?;
     let q = q.into_inner();
     let since = chrono::Utc::now() - chrono::Duration::days(days(&q, 7)?);
-    let csv = wants_csv(&req, q.format.as_deref())?;
-    let limit = crate::paging::limit(q.limit).map_err(|e| ApiError::invalid_field("limit", e))?;
     let p = caller.0.clone();
+    let school = q.school_id.clone();
     let load = move |conn: &mut crate::db::DbConn, limit: i64, cursor: Option<String>| {
         reports::failed_installs(
             conn,
             authz::list_scope(&p),
-            q.school_id.as_deref(),
+            school.as_deref(),
             since,
             limit,
             cursor.as_deref(),
         )
     };
+    let csv = Spreadsheet {
+        file: "fehlgeschlagene-installationen",
+        header: &[
+            "Seriennummer",
+            "Name",
+            "Schule",
+            "Objekt",
+            "Befehl",
+            "Fehlgeschlagen",
+            "Meldung des iPads",
+        ],
+        row: |r: &reports::FailedInstall| {
+            vec![
+                r.device.serial_number.clone().unwrap_or_default(),
+                r.device.name.clone().unwrap_or_default(),
+                r.device.school.clone().unwrap_or_default(),
+                r.item.clone(),
+                r.request_type.clone(),
+                berlin(r.failed_at),
+                r.error.clone().unwrap_or_default(),
+            ]
+        },
+    };
+    paged::<_, FailedInstallPage>(&state, &req, q, load, csv).await
+}
+
+/// A time as the spreadsheets show it (Europe/Berlin).
+fn berlin(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    crate::export::local_time(at.map(|t| t.naive_utc()), chrono_tz::Europe::Berlin)
+}
+
+/// How a report's rows become a spreadsheet.
+struct Spreadsheet<T> {
+    /// File name (before the date).
+    file: &'static str,
+    /// Column names.
+    header: &'static [&'static str],
+    /// A row's cells.
+    row: fn(&T) -> Vec<String>,
+}
+
+/// A paged report: one page as JSON (`P`), or every row as a spreadsheet.
+async fn paged<T, P>(
+    state: &AppState,
+    req: &HttpRequest,
+    q: ReportQuery,
+    load: impl Fn(&mut crate::db::DbConn, i64, Option<String>) -> diesel::QueryResult<Page<T>>
+        + Send
+        + 'static,
+    sheet: Spreadsheet<T>,
+) -> ApiResult<HttpResponse>
+where
+    T: Send + 'static,
+    P: From<Page<T>> + Serialize,
+{
+    let csv = wants_csv(req, q.format.as_deref())?;
+    let limit = crate::paging::limit(q.limit).map_err(|e| ApiError::invalid_field("limit", e))?;
     if csv {
         let rows = state
             .db
             .run(move |conn| all_pages(|c| load(conn, crate::paging::MAX, c), None))
             .await?;
-        let file = crate::export::csv(
-            &[
-                "Seriennummer",
-                "Name",
-                "Schule",
-                "Objekt",
-                "Befehl",
-                "Fehlgeschlagen",
-                "Meldung des iPads",
-            ],
-            rows.iter().map(|r| {
-                vec![
-                    r.device.serial_number.clone().unwrap_or_default(),
-                    r.device.name.clone().unwrap_or_default(),
-                    r.device.school.clone().unwrap_or_default(),
-                    r.item.clone(),
-                    r.request_type.clone(),
-                    crate::export::local_time(
-                        r.failed_at.map(|t| t.naive_utc()),
-                        chrono_tz::Europe::Berlin,
-                    ),
-                    r.error.clone().unwrap_or_default(),
-                ]
-            }),
-        )
-        .map_err(ApiError::internal)?;
-        return Ok(csv_download("fehlgeschlagene-installationen", file));
+        let file = crate::export::csv(sheet.header, rows.iter().map(sheet.row))
+            .map_err(ApiError::internal)?;
+        return Ok(csv_download(sheet.file, file));
     }
     let cursor = q.cursor;
     let page = state
         .db
         .run(move |conn| load(conn, limit, cursor).map_err(ApiError::from))
         .await?;
-    Ok(HttpResponse::Ok().json(FailedInstallPage::from(page)))
+    Ok(HttpResponse::Ok().json(P::from(page)))
 }
 
 /// Every row of a paged report, page after page; 400 past [`MAX_EXPORT`].
@@ -299,8 +331,6 @@ async fn missing_licences(
             "this report has no days: it lists who waits now",
         ));
     }
-    let csv = wants_csv(&req, q.format.as_deref())?;
-    let limit = crate::paging::limit(q.limit).map_err(|e| ApiError::invalid_field("limit", e))?;
     let blocked = state.licences.blocked();
     let p = caller.0.clone();
     let school = q.school_id.clone();
@@ -314,45 +344,30 @@ async fn missing_licences(
             cursor.as_deref(),
         )
     };
-    if csv {
-        let rows = state
-            .db
-            .run(move |conn| all_pages(|c| load(conn, crate::paging::MAX, c), None))
-            .await?;
-        let file = crate::export::csv(
-            &[
-                "Seriennummer",
-                "Name",
-                "Schule",
-                "App",
-                "App-Store-ID",
-                "Gebraucht ab",
-                "Grund",
-            ],
-            rows.iter().map(|r| {
-                vec![
-                    r.device.serial_number.clone().unwrap_or_default(),
-                    r.device.name.clone().unwrap_or_default(),
-                    r.device.school.clone().unwrap_or_default(),
-                    r.app.clone().unwrap_or_default(),
-                    r.adam_id.clone(),
-                    crate::export::local_time(
-                        Some(r.needed_from.naive_utc()),
-                        chrono_tz::Europe::Berlin,
-                    ),
-                    r.reason.clone(),
-                ]
-            }),
-        )
-        .map_err(ApiError::internal)?;
-        return Ok(csv_download("fehlende-lizenzen", file));
-    }
-    let cursor = q.cursor;
-    let page = state
-        .db
-        .run(move |conn| load(conn, limit, cursor).map_err(ApiError::from))
-        .await?;
-    Ok(HttpResponse::Ok().json(MissingLicencePage::from(page)))
+    let csv = Spreadsheet {
+        file: "fehlende-lizenzen",
+        header: &[
+            "Seriennummer",
+            "Name",
+            "Schule",
+            "App",
+            "App-Store-ID",
+            "Gebraucht ab",
+            "Grund",
+        ],
+        row: |r: &reports::MissingLicence| {
+            vec![
+                r.device.serial_number.clone().unwrap_or_default(),
+                r.device.name.clone().unwrap_or_default(),
+                r.device.school.clone().unwrap_or_default(),
+                r.app.clone().unwrap_or_default(),
+                r.adam_id.clone(),
+                berlin(Some(r.needed_from)),
+                r.reason.clone(),
+            ]
+        },
+    };
+    paged::<_, MissingLicencePage>(&state, &req, q, load, csv).await
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/ending", tag = "reports", operation_id = "report_ending",
@@ -405,10 +420,7 @@ async fn ending(
                     r.kind.german().to_owned(),
                     r.name.clone(),
                     r.tenant_id.clone().unwrap_or_default(),
-                    crate::export::local_time(
-                        Some(r.ends_at.naive_utc()),
-                        chrono_tz::Europe::Berlin,
-                    ),
+                    berlin(Some(r.ends_at)),
                     if r.days_left < 0 {
                         "abgelaufen".to_owned()
                     } else {

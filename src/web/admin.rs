@@ -1194,19 +1194,15 @@ async fn upload_closures(
         crate::api::org::load_school(&state, &caller, path.into_inner(), Action::ManageSchool)
             .await
             .or_page(t)?;
-    let f = form.into_inner();
-    crate::api::catalog::calendar_as(
+    store_closures(
         &state,
-        &caller,
+        &v,
         school.tenant_id.clone(),
         Some(school.id.clone()),
-        f.replace.is_some(),
-        "",
-        f.calendar.as_bytes(),
+        form.into_inner(),
+        format!("/admin/schulen/{}#ferien", school.id),
     )
     .await
-    .or_page(t)?;
-    see_other(&format!("/admin/schulen/{}#ferien", school.id))
 }
 
 /// `POST /admin/schultraeger/{id}/ferien`: the authority's holidays (every school of it
@@ -1225,19 +1221,39 @@ async fn upload_authority_closures(
         crate::api::org::load_tenant(&state, &caller, path.into_inner(), Action::ManageTenant)
             .await
             .or_page(t)?;
-    let f = form.into_inner();
-    crate::api::catalog::calendar_as(
+    store_closures(
         &state,
-        &caller,
+        &v,
         tenant.id.clone(),
         None,
+        form.into_inner(),
+        format!("/admin/schultraeger/{}#ferien", tenant.id),
+    )
+    .await
+}
+
+/// Stores the holidays of a form for an authority or one of its schools (the caller's
+/// right already checked) through the API's calendar core, then back to `back`.
+async fn store_closures(
+    state: &AppState,
+    v: &Viewer,
+    tenant: String,
+    school: Option<String>,
+    f: ClosuresForm,
+    back: String,
+) -> PageResult {
+    crate::api::catalog::calendar_as(
+        state,
+        &Caller(v.p.clone()),
+        tenant,
+        school,
         f.replace.is_some(),
         "",
         f.calendar.as_bytes(),
     )
     .await
-    .or_page(t)?;
-    see_other(&format!("/admin/schultraeger/{}#ferien", tenant.id))
+    .or_page(v.tr)?;
+    see_other(&back)
 }
 
 #[derive(Template)]
