@@ -267,6 +267,16 @@ where
 {
     let csv = wants_csv(req, q.format.as_deref())?;
     let limit = crate::paging::limit(q.limit).map_err(|e| ApiError::invalid_field("limit", e))?;
+    // Both paged reports' cursors are two words (`<device id> <command or app>`).
+    if q.cursor
+        .as_deref()
+        .is_some_and(|c| c.len() > 200 || c.split(' ').filter(|w| !w.is_empty()).count() != 2)
+    {
+        return Err(ApiError::invalid_field(
+            "cursor",
+            "not a cursor of this report: pass next_cursor as it came",
+        ));
+    }
     if csv {
         let rows = state
             .db

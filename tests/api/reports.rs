@@ -112,6 +112,7 @@ async fn a_failed_install_is_listed_for_its_school_until_an_install_fixes_it() {
         "?limit=0",
         "?format=xml",
         "?colour=red",
+        "?cursor=nonsense",
     ] {
         let (status, e) = app.get(&format!("{path}{bad}")).await;
         assert_eq!(status, 400, "{bad}: {e}");
