@@ -839,6 +839,25 @@ mod tests {
     }
 
     #[test]
+    fn stalled_clients_are_bounded_by_default_and_never_unbounded() {
+        let s = Settings::load(None, false, env(&[])).unwrap();
+        assert_eq!(
+            (
+                s.http.header_timeout_secs,
+                s.http.body_timeout_secs,
+                s.http.keep_alive_secs
+            ),
+            (5, 15, 30)
+        );
+        let s =
+            Settings::load(None, false, env(&[("TAFEL_HTTP__BODY_TIMEOUT_SECS", "3")])).unwrap();
+        assert_eq!(s.http.body_timeout_secs, 3);
+        let err = Settings::load(None, false, env(&[("TAFEL_HTTP__BODY_TIMEOUT_SECS", "0")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("http.body_timeout_secs"), "{err}");
+    }
+
+    #[test]
     fn a_named_file_must_exist() {
         assert!(
             Settings::load(Some(Path::new("/nonexistent/tafel.toml")), true, env(&[])).is_err()

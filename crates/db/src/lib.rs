@@ -428,6 +428,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn storage_faults_are_told_from_other_errors() {
+        for (message, fault) in [
+            (
+                "attempt to write a readonly database",
+                Some(StorageFault::ReadOnly),
+            ),
+            (
+                "cannot execute UPDATE in a read-only transaction",
+                Some(StorageFault::ReadOnly),
+            ),
+            ("database or disk is full", Some(StorageFault::DiskFull)),
+            (
+                "could not extend file \"base/16384/2619\": No space left on device",
+                Some(StorageFault::DiskFull),
+            ),
+            ("UNIQUE constraint failed: tenants.slug", None),
+            ("database is locked", None),
+        ] {
+            assert_eq!(StorageFault::of_message(message), fault, "{message}");
+        }
+    }
+
+    #[test]
     fn url_scheme_picks_backend() {
         assert_eq!(
             DatabaseUrl::parse("sqlite://data/tafel.db").unwrap(),
