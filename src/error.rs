@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::db::{DbError, StorageFault};
 
-/// Seconds a client is asked to wait (`Retry-After`) when the storage cannot take writes:
-/// iPads try again then instead of giving up.
+/// Seconds a client is asked to wait (`Retry-After`) when the database cannot be reached
+/// or cannot take writes: iPads try again then instead of giving up.
 const STORAGE_RETRY_SECS: u64 = 60;
 
 /// Stable error codes; the serialized names are part of the API.
@@ -73,8 +73,8 @@ pub struct ApiError {
     /// The offending field, when one is to blame.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// Seconds to wait before trying again (429, and 503 when the storage cannot take
-    /// writes), also sent as `Retry-After`.
+    /// Seconds to wait before trying again (429, and 503 when the database cannot be
+    /// reached or take writes), also sent as `Retry-After`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_secs: Option<u64>,
 }
@@ -173,7 +173,10 @@ impl From<DbError> for ApiError {
         match e {
             DbError::Pool(_) | DbError::Cancelled => {
                 tracing::error!(error = %e, "database unavailable");
-                ApiError::new(ErrorCode::Unavailable, "database unavailable")
+                ApiError {
+                    retry_after_secs: Some(STORAGE_RETRY_SECS),
+                    ..ApiError::new(ErrorCode::Unavailable, "database unavailable")
+                }
             }
             DbError::Query(e) => e.into(),
             other => ApiError::internal(other),
