@@ -32,6 +32,7 @@ mod lessons;
 mod licences;
 mod names;
 mod openapi;
+mod operations;
 mod organisation;
 mod profile_versions;
 mod protocol_flow;
