@@ -30,6 +30,7 @@ mod hostile_bodies;
 mod idempotency;
 mod lessons;
 mod licences;
+mod metrics;
 mod names;
 mod openapi;
 mod operations;
