@@ -570,9 +570,16 @@ impl AdeClient {
         };
         for chunk in serials.chunks(MAX_LIMIT as usize) {
             let body = serde_json::json!({ "profile_uuid": profile_uuid, "devices": chunk });
+            // Apple documents 404 for a profile UUID it cannot find (Assign a Profile).
             let answer: ProfileResponse = self
                 .call(Method::POST, "/profile/devices", Some(body))
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    AdeError::Status { code: 404, .. } => AdeError::ProfileNotFound {
+                        profile_uuid: profile_uuid.to_owned(),
+                    },
+                    other => other,
+                })?;
             merged.devices.extend(answer.devices);
             merged.retry_after_seconds = merged.retry_after_seconds.max(answer.retry_after_seconds);
         }
