@@ -19,13 +19,14 @@ pub enum TokenLayout {
     #[default]
     Message,
     /// Exactly Apple's documented example ("Examining server tokens"): the JSON itself
-    /// wrapped at 76 columns (breaks inside values too), no BEGIN/END lines; base64 at
+    /// wrapped at 78 columns (breaks inside values too), no BEGIN/END lines; base64 at
     /// 76 columns and the `Content-Type` header folded the way the example folds it.
     Documented,
 }
 
-/// Apple's documented width for both the base64 and the plaintext JSON.
-const DOCUMENTED_WIDTH: usize = 76;
+/// The widths of Apple's documented example: its base64 lines and its JSON lines.
+const DOCUMENTED_BASE64_WIDTH: usize = 76;
+const DOCUMENTED_JSON_WIDTH: usize = 78;
 
 /// Encrypts `tokens` to `cert` in the `.p7m` layout Apple School Manager produces
 /// ([`TokenLayout::Message`]).
@@ -47,7 +48,7 @@ pub fn encrypt_server_token_as(
         ),
         TokenLayout::Documented => format!(
             "Content-Type: text/plain;charset=UTF-8\nContent-Transfer-Encoding: 7bit\n\n{}\n",
-            wrap(&json, DOCUMENTED_WIDTH, "\n")
+            wrap(&json, DOCUMENTED_JSON_WIDTH, "\n")
         ),
     };
     let mut certs = Stack::new()?;
@@ -74,7 +75,7 @@ pub fn encrypt_server_token_as(
              Content-Transfer-Encoding: base64\n\
              Content-Disposition: attachment; filename=\"smime.p7m\"\n\
              Content-Description: S/MIME Encrypted Message\n\n{}",
-            wrap(&b64, DOCUMENTED_WIDTH, "\n")
+            wrap(&b64, DOCUMENTED_BASE64_WIDTH, "\n")
         ),
     };
     Ok(out.into_bytes())
@@ -151,13 +152,14 @@ mod tests {
         let p7m = encrypt_server_token_as(&tokens, &cert, TokenLayout::Documented).unwrap();
         let text = String::from_utf8(p7m.clone()).unwrap();
         assert!(text.contains("smime-type=enveloped-\ndata\n"));
-        assert!(text.lines().all(|l| l.len() <= DOCUMENTED_WIDTH));
-        // The plaintext: the JSON wrapped at 76 columns, inside the consumer key too.
+        let (_, base64) = text.split_once("\n\n").unwrap();
+        assert!(base64.lines().all(|l| l.len() <= DOCUMENTED_BASE64_WIDTH));
+        // The plaintext: the JSON wrapped at 78 columns, inside the consumer key too.
         let cms = CmsContentInfo::smime_read_cms(&p7m).unwrap();
         let plain = String::from_utf8(cms.decrypt(&key, &cert).unwrap()).unwrap();
         assert!(!plain.contains("BEGIN MESSAGE"), "{plain}");
         let (_, body) = plain.split_once("\n\n").unwrap();
-        assert_eq!(body.lines().next().unwrap().len(), DOCUMENTED_WIDTH);
+        assert_eq!(body.lines().next().unwrap().len(), DOCUMENTED_JSON_WIDTH);
         assert!(body.lines().count() > 2, "{plain}");
         assert_eq!(decrypt_server_token(&p7m, &cert, &key).unwrap(), tokens);
     }

@@ -7,8 +7,8 @@
 //! body is the JSON of the OAuth credentials, in one of two layouts:
 //!
 //! - Apple's documented one ("Examining server tokens" in Apple's Device Assignment
-//!   documentation): the JSON itself wrapped at 76 columns, line breaks falling
-//!   anywhere, even inside a value, and no other framing;
+//!   documentation): the JSON itself wrapped into short lines (76 to 78 columns), the
+//!   breaks falling anywhere, even inside a value, and no other framing;
 //! - wrapped in `-----BEGIN MESSAGE-----` / `-----END MESSAGE-----` on one line
 //!   (what Apple School Manager has been seen to send, and what nanodep's
 //!   `tokenpki.UnwrapTokenJSON` reads).
@@ -212,7 +212,7 @@ fn parse_message(plain: &[u8]) -> Result<OAuthTokens> {
             None => &text,
         },
     };
-    // Apple's documented layout wraps the JSON at 76 columns, also inside a value.
+    // Apple's documented layout wraps the JSON into short lines, also inside a value.
     // JSON never has a raw line break inside a string and needs none between its
     // tokens, so dropping every line break gives back the JSON as it was written.
     let json: String = json.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
@@ -264,8 +264,8 @@ mod tests {
     }
 
     /// The plaintext exactly as Apple's "Examining server tokens" shows it: MIME
-    /// headers, a blank line, the JSON wrapped at 76 columns (inside values too), no
-    /// BEGIN/END MESSAGE lines.
+    /// headers, a blank line, the JSON wrapped (inside values too), no BEGIN/END
+    /// MESSAGE lines.
     #[test]
     fn apples_documented_layout_parses() {
         let plain = "Content-Type: text/plain;charset=UTF-8\n\
@@ -277,7 +277,8 @@ mod tests {
             311746d67b5858ea5cO1389734861908\",\"access_secret\":\"AS_8c3313de9a3462014c6c96f3\n\
             9dd7c3d4342b8cea\",\"access_token_expiry\":\"2015-01-14T21:27:41Z\"}\n\
             \n";
-        assert!(plain.lines().all(|l| l.len() <= 76));
+        // The example's JSON lines are 78 characters; the break falls anywhere.
+        assert!(plain.lines().all(|l| l.len() <= 78));
         let tokens = parse_message(plain.as_bytes()).unwrap();
         assert_eq!(
             tokens.consumer_key,
