@@ -317,9 +317,11 @@ impl Ade {
         // autumn): the credentials are kept and the token waits for the terms.
         let (status, server_name, last_error) = match client.account().await {
             Ok(account) => (ServerTokenStatus::Active, Some(account.server_name), None),
-            Err(e @ super::AdeError::TermsNotSigned) => {
-                (ServerTokenStatus::WaitingForTerms, None, Some(e.to_string()))
-            }
+            Err(e @ super::AdeError::TermsNotSigned) => (
+                ServerTokenStatus::WaitingForTerms,
+                None,
+                Some(e.to_string()),
+            ),
             Err(e) => return Err(e.into()),
         };
         let sealed = self
@@ -482,42 +484,47 @@ impl Ade {
         let (token, msg) = (id.to_owned(), e.to_string());
         let changed = self
             .db
-            .run(move |conn| -> Result<Option<(ServerTokenStatus, String)>, DbError> {
-                let id = token;
-                conn.write_tx(|conn| {
-                    let (before, tenant): (ServerTokenStatus, String) = ade_tokens::table
-                        .find(&id)
-                        .select((ade_tokens::status, ade_tokens::tenant_id))
-                        .first(conn)?;
-                    let q = diesel::update(ade_tokens::table.find(&id));
-                    let Some(status) = status else {
-                        q.set(ade_tokens::last_error.eq(&msg)).execute(conn)?;
-                        return Ok(None);
-                    };
-                    q.set((ade_tokens::status.eq(status), ade_tokens::last_error.eq(&msg)))
+            .run(
+                move |conn| -> Result<Option<(ServerTokenStatus, String)>, DbError> {
+                    let id = token;
+                    conn.write_tx(|conn| {
+                        let (before, tenant): (ServerTokenStatus, String) = ade_tokens::table
+                            .find(&id)
+                            .select((ade_tokens::status, ade_tokens::tenant_id))
+                            .first(conn)?;
+                        let q = diesel::update(ade_tokens::table.find(&id));
+                        let Some(status) = status else {
+                            q.set(ade_tokens::last_error.eq(&msg)).execute(conn)?;
+                            return Ok(None);
+                        };
+                        q.set((
+                            ade_tokens::status.eq(status),
+                            ade_tokens::last_error.eq(&msg),
+                        ))
                         .execute(conn)?;
-                    if before == status {
-                        return Ok(None);
-                    }
-                    // A change of state is the news an admin must find in the audit log.
-                    let action = match status {
-                        ServerTokenStatus::WaitingForTerms => "wait_for_terms",
-                        _ => "fail",
-                    };
-                    audit::record(
-                        conn,
-                        &audit::Entry::new("system:ade", action, "ade_token")
-                            .object(&id)
-                            .scope(Some(&tenant), None)
-                            .summary(serde_json::json!({
-                                "before": {"status": before},
-                                "after": {"status": status},
-                                "reason": msg,
-                            })),
-                    )?;
-                    Ok(Some((status, tenant)))
-                })
-            })
+                        if before == status {
+                            return Ok(None);
+                        }
+                        // A change of state is the news an admin must find in the audit log.
+                        let action = match status {
+                            ServerTokenStatus::WaitingForTerms => "wait_for_terms",
+                            _ => "fail",
+                        };
+                        audit::record(
+                            conn,
+                            &audit::Entry::new("system:ade", action, "ade_token")
+                                .object(&id)
+                                .scope(Some(&tenant), None)
+                                .summary(serde_json::json!({
+                                    "before": {"status": before},
+                                    "after": {"status": status},
+                                    "reason": msg,
+                                })),
+                        )?;
+                        Ok(Some((status, tenant)))
+                    })
+                },
+            )
             .await?;
         match changed {
             Some((ServerTokenStatus::WaitingForTerms, tenant)) => tracing::warn!(
@@ -1016,7 +1023,7 @@ fn record_assignment(
         for (serial, result) in results {
             if *result != super::AssignResult::Success {
                 diesel::update(ade_devices::table.find(serial))
-                    .set(ade_devices::profile_error.eq(Some(format!("{result:?}"))))
+                    .set(ade_devices::profile_error.eq(Some(result.describe())))
                     .execute(conn)?;
             }
         }

@@ -226,7 +226,7 @@ pub(crate) struct ServerTokenUpload {
 #[utoipa::path(put, path = "/api/v1/ade-tokens/{id}/server-token", tag = "ade", operation_id = "upload_ade_server_token",
     summary = "Upload the server token (.p7m) Apple School Manager returned; a renewed one replaces the credentials",
     params(("id" = String, Path, description = "ADE token id")), request_body = ServerTokenUpload,
-    responses((status = 200, description = "The token, now active", body = ServerToken),
+    responses((status = 200, description = "The token: active, or waiting_for_terms while Apple School Manager waits for its new terms to be accepted (the credentials are kept)", body = ServerToken),
         (status = 400, description = "Not a server token for this key, or refused by Apple", body = ApiError)),
     security(("bearer" = [])))]
 async fn upload(

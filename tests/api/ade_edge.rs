@@ -91,7 +91,10 @@ impl Asm {
     async fn audit(&self, action: &str) -> Vec<Value> {
         let (_, audit) = self
             .app
-            .get(&format!("/api/v1/audit?action={action}&object_id={}", self.token))
+            .get(&format!(
+                "/api/v1/audit?action={action}&object_id={}",
+                self.token
+            ))
             .await;
         audit["items"].as_array().cloned().unwrap_or_default()
     }
@@ -123,7 +126,10 @@ async fn new_terms_in_apple_school_manager_pause_the_token_until_someone_accepts
     t.sim.add_devices(2);
     let report = t.sync_now().await;
     assert!(
-        report["error"].as_str().unwrap().contains("terms and conditions"),
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("terms and conditions"),
         "{report}"
     );
     let shown = t.shown().await;
@@ -153,7 +159,9 @@ async fn new_terms_in_apple_school_manager_pause_the_token_until_someone_accepts
         )
         .await;
     assert_eq!(status, 201, "{u}");
-    let s = login(&t.app.base, "amt@adeterms.de", PASSWORD).await.unwrap();
+    let s = login(&t.app.base, "amt@adeterms.de", PASSWORD)
+        .await
+        .unwrap();
     let (_, html) = s
         .get(&format!("/admin/apple?schultraeger={}", t.tenant))
         .await;
@@ -185,7 +193,10 @@ async fn new_terms_in_apple_school_manager_pause_the_token_until_someone_accepts
         .await;
     assert_eq!(status, 200, "{renewed}");
     assert_eq!(renewed["status"], "waiting_for_terms", "{renewed}");
-    assert!(renewed["server_name"].is_string(), "a renewal keeps the name");
+    assert!(
+        renewed["server_name"].is_string(),
+        "a renewal keeps the name"
+    );
     assert!(t.sync_now().await["error"].is_string());
     t.sim.terms_not_signed(false);
     let report = t.sync_now().await;
@@ -227,7 +238,10 @@ async fn a_profile_apple_no_longer_knows_is_defined_again_and_assigned() {
     );
     let (_, audit) = t
         .app
-        .get(&format!("/api/v1/audit?action=define_profile&object_id={}", t.school))
+        .get(&format!(
+            "/api/v1/audit?action=define_profile&object_id={}",
+            t.school
+        ))
         .await;
     assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{audit}");
     // Nothing left to do: the next sync asks Apple for nothing.

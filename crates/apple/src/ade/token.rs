@@ -284,7 +284,10 @@ mod tests {
             tokens.consumer_key,
             "CK_9dcd8190dde27dfddd9272c657e011f7bec9761676b1b11e46a2f61d3cb1e482ef22093c7d54b23252f3bdb4d19b4d49"
         );
-        assert_eq!(tokens.access_secret, "AS_8c3313de9a3462014c6c96f39dd7c3d4342b8cea");
+        assert_eq!(
+            tokens.access_secret,
+            "AS_8c3313de9a3462014c6c96f39dd7c3d4342b8cea"
+        );
         assert_eq!(
             tokens.access_token_expiry.to_rfc3339(),
             "2015-01-14T21:27:41+00:00"
