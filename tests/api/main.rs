@@ -5,6 +5,7 @@
 
 mod accounts;
 mod ade;
+mod ade_edge;
 mod ade_enroll;
 mod admin_scope;
 mod app_icons;
