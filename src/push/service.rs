@@ -5,8 +5,8 @@
 //! tokens in bulk, pushes in parallel over one HTTP/2 connection per authority, and
 //! records each result on the device. Retries (429, 5xx, timeouts) are scheduled on the
 //! device row (`next_push_at`) with growing delays; a periodic sweep re-pushes devices
-//! that have commands waiting but have stayed silent. On PostgreSQL the sweep and the
-//! retry pass run under an advisory lock, so several nodes never do them twice.
+//! that have commands waiting but have stayed silent. The sweep and the retry pass run
+//! once per tick across nodes ([`crate::jobs`]), so several nodes never do them twice.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,8 +26,6 @@ use crate::enrollment::EnrollmentStatus;
 use crate::queue;
 use crate::secrets::SecretBox;
 
-/// Advisory-lock key for the sweep and retry passes ("tafelpsh").
-const SWEEP_LOCK_KEY: i64 = 0x7461_6665_6c70_7368;
 /// How often due retries are looked for.
 const RETRY_TICK: Duration = Duration::from_secs(2);
 /// Rows per bulk query.
@@ -367,9 +365,16 @@ impl PushService {
             i64::try_from(self.settings.sweep_after_secs).unwrap_or(i64::MAX / 4),
         );
         let batch = self.settings.sweep_batch;
+        let sweep_job = crate::jobs::Job::new(
+            crate::jobs::names::PUSH_SWEEP,
+            Duration::from_secs(self.settings.sweep_interval_secs),
+        );
+        let retry_job = crate::jobs::Job::new(crate::jobs::names::PUSH_RETRY, RETRY_TICK)
+            .holding(RETRY_TICK * 15);
         self.db
             .run(move |conn| -> Result<Vec<String>, DbError> {
-                with_sweep_lock(conn, |conn| {
+                let job = if sweep { sweep_job } else { retry_job };
+                with_sweep_lock(conn, &job, |conn| {
                     let at = now();
                     let mut ids: Vec<String> = devices::table
                         .filter(devices::next_push_at.le(at))
@@ -456,30 +461,14 @@ impl PushService {
     }
 }
 
-/// Runs `f` under the sweep lock on PostgreSQL (returns nothing when another node
-/// holds it); directly on SQLite, which has one node.
+/// Runs `f` when `job` (the sweep or the retry pass) is this node's to run now
+/// ([`crate::jobs`]: once per tick across nodes); returns nothing otherwise.
 fn with_sweep_lock(
     conn: &mut DbConn,
+    job: &crate::jobs::Job,
     f: impl FnOnce(&mut DbConn) -> Result<Vec<String>, DbError>,
 ) -> Result<Vec<String>, DbError> {
-    if let DbConn::Pg(_) = conn {
-        #[derive(QueryableByName)]
-        struct Locked {
-            #[diesel(sql_type = diesel::sql_types::Bool)]
-            locked: bool,
-        }
-        let got: Locked = diesel::sql_query(format!(
-            "SELECT pg_try_advisory_lock({SWEEP_LOCK_KEY}) AS locked"
-        ))
-        .get_result(conn)?;
-        if !got.locked {
-            return Ok(Vec::new());
-        }
-        let result = f(conn);
-        diesel::sql_query(format!("SELECT pg_advisory_unlock({SWEEP_LOCK_KEY})")).execute(conn)?;
-        return result;
-    }
-    f(conn)
+    Ok(crate::jobs::once_blocking(conn, job, f)?.unwrap_or_default())
 }
 
 /// A push that went out, or why it did not.

@@ -30,6 +30,7 @@ mod hostile_bodies;
 mod lessons;
 mod licences;
 mod names;
+mod nodes;
 mod openapi;
 mod organisation;
 mod profile_versions;

@@ -55,7 +55,16 @@ async fn commit(state: &AppState, events: &[(&str, Value)]) {
         .run(move |conn| {
             conn.write_tx(|conn| -> Result<(), DbError> {
                 for (event, data) in events {
-                    notifier.enqueue(conn, &event, Some("tenant-1"), Some("school-1"), data)?;
+                    // Each event here is a change of its own.
+                    let about = uuid::Uuid::new_v4().to_string();
+                    notifier.enqueue(
+                        conn,
+                        &event,
+                        &about,
+                        Some("tenant-1"),
+                        Some("school-1"),
+                        data,
+                    )?;
                 }
                 Ok(())
             })
@@ -252,6 +261,7 @@ async fn a_rolled_back_change_sends_nothing() {
                 notifier.enqueue(
                     conn,
                     "lesson.created",
+                    "L1",
                     None,
                     None,
                     json!({"lesson_id": "L1"}),
@@ -350,7 +360,7 @@ async fn without_a_url_nothing_is_stored() {
         .db
         .run(move |conn| {
             notifier
-                .enqueue(conn, "lesson created!", None, None, json!({}))
+                .enqueue(conn, "lesson created!", "x", None, None, json!({}))
                 .map_err(DbError::from)
         })
         .await;
