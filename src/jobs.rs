@@ -86,11 +86,15 @@ pub struct Claim {
 /// Who holds a claim: host, process and a random part (two servers in one process,
 /// as in the tests, are two holders).
 fn holder() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default();
+    static NODE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let node = NODE.get_or_init(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        format!("{host}/{}", std::process::id())
+    });
     let run = uuid::Uuid::new_v4().simple().to_string();
-    format!("{host}/{}/{}", std::process::id(), &run[..8])
+    format!("{node}/{}", &run[..8])
 }
 
 /// The start of the last run before which a run at `at` is due: a whole interval,
