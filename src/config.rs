@@ -250,8 +250,14 @@ pub struct PushSettings {
     /// Hours until APNs may drop an undelivered push (`apns-expiration`).
     pub expiration_hours: i64,
     /// Delays in milliseconds before retrying a push after 429, 5xx or a timeout
-    /// (the last one repeats).
+    /// (the last one repeats) when APNs names no `Retry-After`.
     pub retry_delays_ms: Vec<u64>,
+    /// Least seconds before a retry when APNs names a `Retry-After` (`0` included).
+    pub retry_after_min_secs: u64,
+    /// Most seconds before any retry, whatever APNs's `Retry-After` says.
+    pub retry_after_max_secs: u64,
+    /// Seconds to connect to APNs and for each push's answer.
+    pub timeout_secs: u64,
     /// Seconds between sweeps for devices that have commands waiting but stay silent.
     pub sweep_interval_secs: u64,
     /// A device with waiting commands not seen for this many seconds is pushed again.
@@ -279,7 +285,11 @@ impl Default for PushSettings {
             min_interval_ms: 1000,
             concurrency: 64,
             expiration_hours: 24,
-            retry_delays_ms: vec![30_000, 120_000, 480_000, 1_800_000],
+            // A minute, five, then every fifteen while APNs keeps failing.
+            retry_delays_ms: vec![60_000, 300_000, 900_000],
+            retry_after_min_secs: 60,
+            retry_after_max_secs: 3600,
+            timeout_secs: 30,
             sweep_interval_secs: 300,
             sweep_after_secs: 4 * 3600,
             sweep_batch: 1000,

@@ -461,7 +461,8 @@ pub fn ask(
 
 /// Queues inventory commands for active devices not refreshed for `stale`, at most
 /// `limit` devices, never a second open inventory command of a kind for a device.
-/// Returns the devices that got commands.
+/// Returns the devices that got a new command: only they need a push (an iPad still
+/// holding last hour's open commands is not woken again for them).
 pub fn refresh_stale(
     conn: &mut DbConn,
     stale: chrono::Duration,
@@ -480,19 +481,17 @@ pub fn refresh_stale(
     if candidates.is_empty() {
         return Ok(candidates);
     }
-    conn.write_tx(|conn| {
-        ask_where_missing(conn, &candidates, -1)?;
-        Ok(candidates.clone())
-    })
+    conn.write_tx(|conn| ask_where_missing(conn, &candidates, -1))
 }
 
 /// Queues each inventory command for those of `device_ids` that have none of its kind
-/// open, inside the caller's transaction.
+/// open, inside the caller's transaction. Returns the devices that got at least one.
 pub fn ask_where_missing(
     conn: &mut DbConn,
     device_ids: &[String],
     priority: i32,
-) -> Result<(), queue::QueueError> {
+) -> Result<Vec<String>, queue::QueueError> {
+    let mut asked = std::collections::BTreeSet::new();
     for cmd in inventory_commands() {
         let open: Vec<String> = command_queue::table
             .inner_join(commands::table)
@@ -509,9 +508,10 @@ pub fn ask_where_missing(
             .collect();
         if !targets.is_empty() {
             queue::enqueue_in_tx(conn, &cmd, &targets, &inventory_options(priority))?;
+            asked.extend(targets);
         }
     }
-    Ok(())
+    Ok(asked.into_iter().collect())
 }
 
 /// Deletes answered, cancelled and expired queue rows older than `keep`, and commands

@@ -297,9 +297,9 @@ pub struct TemplateInfo {
 pub struct PushNowItem {
     /// The device.
     pub udid: Option<String>,
-    /// `delivered`, `invalid_token`, `retry`, `failed`, `no_push_certificate`, `no_token`.
-    pub result: String,
-    /// Details from APNs.
+    /// What became of the push.
+    pub result: crate::push::service::PushState,
+    /// Details from APNs, or why the iPad was not pushed.
     pub reason: Option<String>,
 }
 

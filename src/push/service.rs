@@ -3,18 +3,29 @@
 //! Callers hand it device ids *after* their enqueueing transaction committed
 //! ([`PushService::notify`]); a background task coalesces them per device, loads push
 //! tokens in bulk, pushes in parallel over one HTTP/2 connection per authority, and
-//! records each result on the device. Retries (429, 5xx, timeouts) are scheduled on the
-//! device row (`next_push_at`) with growing delays; a periodic sweep re-pushes devices
-//! that have commands waiting but have stayed silent. The sweep and the retry pass run
-//! once per tick across nodes ([`crate::jobs`]), so several nodes never do them twice.
+//! records each result on the device as soon as APNs answers it (a push that hangs
+//! delays no other result). Retries (429, 5xx, timeouts) are scheduled on the device
+//! row (`next_push_at`) with growing delays; the server's `Retry-After` is kept within
+//! a floor and a ceiling; a device in backoff is pushed when its backoff ends, not when
+//! something new is queued for it. A periodic sweep re-pushes devices that have commands
+//! waiting but have stayed silent.
+//!
+//! A device is never pushed while a push to it is in flight: in this node, a set of
+//! devices in flight; across nodes, a lease on the device row (`next_push_at` moves past
+//! the push's timeout before the push goes out, so no retry pass anywhere picks it up,
+//! and a node that dies mid-push leaves a device that is pushed again when the lease
+//! ends). A result applies only to the token it was sent to: a `TokenUpdate` that raced
+//! a failing push keeps its new token. The sweep and the retry pass run once per tick
+//! across nodes ([`crate::jobs`]), so several nodes never do them twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use futures_util::stream::{self, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 use super::{
     ApnsClient, ApnsConfig, Coalescer, PushCertificate, PushError, PushOutcome, PushTrust,
@@ -30,23 +41,79 @@ use crate::secrets::SecretBox;
 const RETRY_TICK: Duration = Duration::from_secs(2);
 /// Rows per bulk query.
 const CHUNK: usize = 1000;
+/// Results recorded together at most (those that arrived while the last were stored).
+const RECORD_BATCH: usize = 256;
+/// How long past the push timeout a device's lease lasts.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+
+/// What became of one device's push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PushState {
+    /// APNs accepted it.
+    Delivered,
+    /// APNs refused the device's token (now or earlier): pushed again only after the
+    /// iPad's next `TokenUpdate`.
+    InvalidToken,
+    /// APNs asked to try later (429, 5xx) or did not answer: retried at `next_push_at`.
+    Retry,
+    /// APNs refused it for a reason retrying cannot fix (certificate, request).
+    Failed,
+    /// The device's authority has no usable push certificate.
+    NoPushCertificate,
+    /// The device sent no push token yet.
+    NoToken,
+    /// The device is not enrolled (anymore).
+    NotEnrolled,
+    /// A push to it is still waiting for APNs's answer; it is not pushed twice.
+    InFlight,
+}
+
+impl PushState {
+    /// The stored word (`devices.last_push_result` starts with it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PushState::Delivered => "delivered",
+            PushState::InvalidToken => "invalid_token",
+            PushState::Retry => "retry",
+            PushState::Failed => "failed",
+            PushState::NoPushCertificate => "no_push_certificate",
+            PushState::NoToken => "no_token",
+            PushState::NotEnrolled => "not_enrolled",
+            PushState::InFlight => "in_flight",
+        }
+    }
+}
 
 /// What happened to one device's push, as stored and shown.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PushResult {
     /// Device id.
     pub device_id: String,
-    /// `delivered`, `invalid_token`, `retry`, `failed`, `no_push_certificate`, `no_token`.
-    pub result: String,
-    /// Details from APNs.
+    /// What became of it.
+    pub result: PushState,
+    /// Details from APNs, in words.
     pub reason: Option<String>,
+}
+
+/// Who asked for a push: decides what a device's backoff and a push in flight mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// Something was queued: a device in backoff waits for its retry, one in flight is
+    /// pushed again once its push has been answered.
+    Notify,
+    /// The retry pass or the sweep, which leased the devices it found due.
+    Due,
+    /// An admin's "push now": backoff does not hold it back; every device gets a
+    /// result, the ones not pushed with the reason.
+    Now,
 }
 
 /// An authority's stored certificate: tenant id, certificate PEM, sealed key.
 type StoredCert = (String, String, Vec<u8>);
 
 /// A device ready to be pushed.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone)]
 struct Target {
     id: String,
     tenant_id: Option<String>,
@@ -54,6 +121,18 @@ struct Target {
     push_magic: Option<String>,
     push_failures: i32,
 }
+
+/// A device as loaded for pushing.
+type Row = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i32,
+    EnrollmentStatus,
+    Option<chrono::NaiveDateTime>,
+    Option<chrono::NaiveDateTime>,
+);
 
 /// Sends MDM pushes for the whole server.
 pub struct PushService {
@@ -64,6 +143,47 @@ pub struct PushService {
     trust: PushTrust,
     clients: Mutex<HashMap<String, ApnsClient>>,
     tx: mpsc::UnboundedSender<Vec<String>>,
+    /// Devices with a push in flight from this node; `true` when something was queued
+    /// for one meanwhile (it is pushed again once the answer is recorded).
+    in_flight: Mutex<HashMap<String, bool>>,
+    /// Pushes in flight at once, across all batches.
+    permits: Arc<Semaphore>,
+    /// A retry pass is looking for due devices.
+    retrying: AtomicBool,
+}
+
+/// This node's claim on devices it pushes; what is still held at drop is released.
+struct Flight<'a> {
+    service: &'a PushService,
+    ids: HashSet<String>,
+}
+
+impl Flight<'_> {
+    /// Releases `ids` (their answers are recorded); those asked for meanwhile are
+    /// notified again, which respects the backoff their answer may have set.
+    fn land(&mut self, ids: &[String]) {
+        let mut again = Vec::new();
+        {
+            let mut map = self
+                .service
+                .in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for id in ids {
+                if self.ids.remove(id) && map.remove(id) == Some(true) {
+                    again.push(id.clone());
+                }
+            }
+        }
+        self.service.notify(again);
+    }
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        let rest: Vec<String> = self.ids.iter().cloned().collect();
+        self.land(&rest);
+    }
 }
 
 impl PushService {
@@ -97,6 +217,7 @@ impl PushService {
             tracing::warn!("push.allow_untrusted_certificates is on: push certificates that do not come from Apple are accepted (tests and simulation only)");
         }
         let (tx, rx) = mpsc::unbounded_channel();
+        let settings_concurrency = settings.concurrency.max(1);
         let service = Arc::new(PushService {
             db,
             secrets,
@@ -105,6 +226,9 @@ impl PushService {
             trust,
             clients: Mutex::new(HashMap::new()),
             tx,
+            in_flight: Mutex::new(HashMap::new()),
+            permits: Arc::new(Semaphore::new(settings_concurrency)),
+            retrying: AtomicBool::new(false),
         });
         tokio::spawn(run(Arc::downgrade(&service), rx));
         Ok(service)
@@ -126,9 +250,35 @@ impl PushService {
             .remove(tenant_id);
     }
 
-    /// Pushes these devices now, bypassing coalescing; returns each result.
+    /// Pushes these devices now, bypassing coalescing and backoff; returns a result for
+    /// each (not pushed: why).
     pub async fn push_now(&self, device_ids: Vec<String>) -> Result<Vec<PushResult>, DbError> {
-        self.push_devices(device_ids).await
+        self.push_devices(device_ids, Ask::Now).await
+    }
+
+    /// The floor and ceiling for APNs's `Retry-After`, and for any retry delay.
+    fn retry_wait(&self, outcome: &PushOutcome, attempt: u32) -> Duration {
+        let floor = Duration::from_secs(self.settings.retry_after_min_secs);
+        let ceiling = Duration::from_secs(self.settings.retry_after_max_secs).max(floor);
+        let told = matches!(outcome, PushOutcome::Retry { after: Some(_), .. });
+        let wait = outcome
+            .retry_delay(&self.delays(), attempt)
+            .unwrap_or(Duration::from_secs(60));
+        if told {
+            wait.clamp(floor, ceiling)
+        } else {
+            wait.min(ceiling)
+        }
+    }
+
+    /// The lease a device's row gets while a push to it is in flight.
+    fn lease(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.timeout() + LEASE_MARGIN)
+            .unwrap_or(chrono::Duration::seconds(90))
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.settings.timeout_secs.max(1))
     }
 
     fn delays(&self) -> Vec<Duration> {
@@ -158,7 +308,7 @@ impl PushService {
         let config = ApnsConfig {
             base_url: self.settings.base_url.trim_end_matches('/').to_owned(),
             extra_root_ca_pem: self.extra_root.clone(),
-            timeout: Duration::from_secs(30),
+            timeout: self.timeout(),
         };
         let client = ApnsClient::new(&cert, &config).map_err(|e| e.to_string())?;
         self.clients
@@ -176,13 +326,59 @@ impl PushService {
             .cloned()
     }
 
-    /// Loads targets, pushes them in parallel, stores the results.
-    async fn push_devices(&self, device_ids: Vec<String>) -> Result<Vec<PushResult>, DbError> {
+    /// Claims `ids` in this node: those already in flight are left out (and, when
+    /// something was queued for them, pushed again after their answer).
+    fn take_off(&self, ids: Vec<String>, ask: Ask) -> (Flight<'_>, Vec<String>) {
+        let mut busy = Vec::new();
+        let mut mine = HashSet::with_capacity(ids.len());
+        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        for id in ids {
+            match map.get_mut(&id) {
+                Some(again) => {
+                    if ask == Ask::Notify {
+                        *again = true;
+                    }
+                    busy.push(id);
+                }
+                None => {
+                    map.insert(id.clone(), false);
+                    mine.insert(id);
+                }
+            }
+        }
+        drop(map);
+        (
+            Flight {
+                service: self,
+                ids: mine,
+            },
+            busy,
+        )
+    }
+
+    /// Loads targets, leases them, pushes them in parallel and records each result as
+    /// it arrives.
+    async fn push_devices(
+        &self,
+        device_ids: Vec<String>,
+        ask: Ask,
+    ) -> Result<Vec<PushResult>, DbError> {
         if device_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let db = self.db.clone();
-        let ids = device_ids.clone();
+        let (mut flight, busy) = self.take_off(device_ids, ask);
+        let mut shown: Vec<PushResult> = Vec::new();
+        if ask == Ask::Now {
+            shown.extend(busy.into_iter().map(|id| PushResult {
+                device_id: id,
+                result: PushState::InFlight,
+                reason: Some("a push to this iPad is still waiting for APNs's answer".into()),
+            }));
+        }
+        let ids: Vec<String> = flight.ids.iter().cloned().collect();
+        if ids.is_empty() {
+            return Ok(shown);
+        }
         let cached: Vec<String> = self
             .clients
             .lock()
@@ -190,41 +386,59 @@ impl PushService {
             .keys()
             .cloned()
             .collect();
-        let (targets, certs): (Vec<Target>, Vec<StoredCert>) = db
+        let lease = self.lease();
+        let (rows, certs): (Vec<Row>, Vec<StoredCert>) = self
+            .db
             .run(move |conn| -> Result<_, DbError> {
-                let mut out: Vec<Target> = Vec::with_capacity(ids.len());
-                for chunk in ids.chunks(CHUNK) {
-                    let rows: Vec<Target> = devices::table
-                        .filter(devices::id.eq_any(chunk))
-                        .filter(devices::enrollment_status.eq(EnrollmentStatus::Active))
-                        .filter(devices::push_invalid_at.is_null())
+                conn.write_tx(|conn| {
+                    let at = now();
+                    let mut rows: Vec<Row> = Vec::with_capacity(ids.len());
+                    for chunk in ids.chunks(CHUNK) {
+                        let loaded: Vec<Row> = devices::table
+                            .filter(devices::id.eq_any(chunk))
+                            .select((
+                                devices::id,
+                                devices::tenant_id,
+                                devices::push_token,
+                                devices::push_magic,
+                                devices::push_failures,
+                                devices::enrollment_status,
+                                devices::push_invalid_at,
+                                devices::next_push_at,
+                            ))
+                            .load(conn)?;
+                        rows.extend(loaded);
+                    }
+                    // The lease: no retry pass on any node picks these up while
+                    // their push is in flight.
+                    let pushable: Vec<&str> = rows
+                        .iter()
+                        .filter(|r| pushable(r, ask, at) && r.2.is_some() && r.3.is_some())
+                        .map(|r| r.0.as_str())
+                        .collect();
+                    for chunk in pushable.chunks(CHUNK) {
+                        diesel::update(devices::table.filter(devices::id.eq_any(chunk)))
+                            .set(devices::next_push_at.eq(at + lease))
+                            .execute(conn)?;
+                    }
+                    // Certificates of the authorities whose client is not built yet.
+                    let mut missing: Vec<String> = rows
+                        .iter()
+                        .filter_map(|r| r.1.clone())
+                        .filter(|t| !cached.contains(t))
+                        .collect();
+                    missing.sort();
+                    missing.dedup();
+                    let certs = push_certificates::table
+                        .filter(push_certificates::tenant_id.eq_any(&missing))
                         .select((
-                            devices::id,
-                            devices::tenant_id,
-                            devices::push_token,
-                            devices::push_magic,
-                            devices::push_failures,
+                            push_certificates::tenant_id,
+                            push_certificates::cert_pem,
+                            push_certificates::key_sealed,
                         ))
                         .load(conn)?;
-                    out.extend(rows);
-                }
-                // Certificates of the authorities whose client is not built yet.
-                let mut missing: Vec<String> = out
-                    .iter()
-                    .filter_map(|t| t.tenant_id.clone())
-                    .filter(|t| !cached.contains(t))
-                    .collect();
-                missing.sort();
-                missing.dedup();
-                let certs = push_certificates::table
-                    .filter(push_certificates::tenant_id.eq_any(&missing))
-                    .select((
-                        push_certificates::tenant_id,
-                        push_certificates::cert_pem,
-                        push_certificates::key_sealed,
-                    ))
-                    .load(conn)?;
-                Ok((out, certs))
+                    Ok((rows, certs))
+                })
             })
             .await?;
         for (tenant, cert_pem, sealed) in certs {
@@ -234,12 +448,51 @@ impl PushService {
         }
 
         // One client per authority (built once, cached).
+        let at = now();
         let mut by_tenant: HashMap<String, Option<ApnsClient>> = HashMap::new();
-        let mut results = Vec::with_capacity(targets.len());
-        let mut jobs = Vec::with_capacity(targets.len());
-        for t in targets {
+        let mut skipped = Vec::new();
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in rows {
+            if !pushable(&row, ask, at) {
+                // Not enrolled, a dead token, or in backoff: say why only when asked now.
+                if ask == Ask::Now {
+                    let (state, reason) = if row.5 != EnrollmentStatus::Active {
+                        (PushState::NotEnrolled, None)
+                    } else {
+                        (
+                            PushState::InvalidToken,
+                            row.6.map(|t| {
+                                format!(
+                                    "APNs refused this iPad's push token on {}; it is pushed again after its next TokenUpdate",
+                                    t.format("%Y-%m-%d %H:%M UTC")
+                                )
+                            }),
+                        )
+                    };
+                    shown.push(PushResult {
+                        device_id: row.0.clone(),
+                        result: state,
+                        reason,
+                    });
+                }
+                flight.land(std::slice::from_ref(&row.0));
+                continue;
+            }
+            let (id, tenant_id, push_token, push_magic, push_failures) =
+                (row.0, row.1, row.2, row.3, row.4);
+            let t = Target {
+                id,
+                tenant_id,
+                push_token,
+                push_magic,
+                push_failures,
+            };
             let (Some(token), Some(magic)) = (t.push_token.clone(), t.push_magic.clone()) else {
-                results.push((t, PushOutcomeOrSkip::Skip("no_token")));
+                skipped.push((
+                    t,
+                    token_of_none(),
+                    PushOutcomeOrSkip::Skip(PushState::NoToken),
+                ));
                 continue;
             };
             let tenant = t.tenant_id.clone().unwrap_or_default();
@@ -249,74 +502,101 @@ impl PushService {
                 .clone();
             match client {
                 Some(client) => jobs.push((t, client, token, magic)),
-                None => results.push((t, PushOutcomeOrSkip::Skip("no_push_certificate"))),
+                None => skipped.push((
+                    t,
+                    Some(token),
+                    PushOutcomeOrSkip::Skip(PushState::NoPushCertificate),
+                )),
             }
+        }
+        if !skipped.is_empty() {
+            let ids: Vec<String> = skipped.iter().map(|s| s.0.id.clone()).collect();
+            shown.extend(self.record(skipped).await?);
+            flight.land(&ids);
         }
         let expiration =
             chrono::Utc::now() + chrono::Duration::hours(self.settings.expiration_hours);
-        let pushed: Vec<(Target, PushOutcomeOrSkip)> = stream::iter(jobs)
-            .map(|(t, client, token, magic)| async move {
-                let outcome = client.push(&token, &magic, expiration).await;
-                (t, PushOutcomeOrSkip::Pushed(outcome))
+        let permits = self.permits.clone();
+        let mut answers = jobs
+            .into_iter()
+            .map(|(t, client, token, magic)| {
+                let permits = permits.clone();
+                async move {
+                    // The semaphore is never closed; without a permit, push anyway.
+                    let _permit = permits.acquire_owned().await.ok();
+                    let outcome = client.push(&token, &magic, expiration).await;
+                    (t, Some(token), PushOutcomeOrSkip::Pushed(outcome))
+                }
             })
-            .buffer_unordered(self.settings.concurrency)
-            .collect()
-            .await;
-        results.extend(pushed);
-        self.record(results).await
+            .collect::<stream::FuturesUnordered<_>>()
+            .ready_chunks(RECORD_BATCH);
+        // Each answer is stored as soon as it (and whatever arrived with it) is there.
+        while let Some(batch) = answers.next().await {
+            let ids: Vec<String> = batch.iter().map(|b| b.0.id.clone()).collect();
+            shown.extend(self.record(batch).await?);
+            flight.land(&ids);
+        }
+        Ok(shown)
     }
 
-    /// Stores results: bulk for deliveries, one row each for the rest.
+    /// Stores results, each only on a device that still has the token pushed: bulk
+    /// for deliveries, one row each for the rest.
     async fn record(
         &self,
-        results: Vec<(Target, PushOutcomeOrSkip)>,
+        results: Vec<(Target, Option<String>, PushOutcomeOrSkip)>,
     ) -> Result<Vec<PushResult>, DbError> {
         let at = now();
-        let mut delivered = Vec::new();
+        let mut delivered: Vec<(String, String)> = Vec::new();
         let mut others = Vec::new();
         let mut shown = Vec::with_capacity(results.len());
-        for (t, o) in results {
-            let (result, reason) = match &o {
-                PushOutcomeOrSkip::Skip(why) => ((*why).to_owned(), None),
+        for (t, token, o) in results {
+            let (state, reason) = match &o {
+                PushOutcomeOrSkip::Skip(state) => (*state, None),
                 PushOutcomeOrSkip::Pushed(PushOutcome::Delivered { apns_id }) => {
-                    ("delivered".to_owned(), apns_id.clone())
+                    (PushState::Delivered, apns_id.clone())
                 }
                 PushOutcomeOrSkip::Pushed(PushOutcome::InvalidToken { reason }) => {
-                    ("invalid_token".to_owned(), Some(reason.clone()))
+                    (PushState::InvalidToken, Some(reason.clone()))
                 }
                 PushOutcomeOrSkip::Pushed(PushOutcome::Retry { reason, .. }) => {
-                    ("retry".to_owned(), Some(reason.clone()))
+                    (PushState::Retry, Some(reason.clone()))
                 }
                 PushOutcomeOrSkip::Pushed(PushOutcome::Failed { status, reason }) => {
-                    ("failed".to_owned(), Some(format!("{status} {reason}")))
+                    (PushState::Failed, Some(format!("{status} {reason}")))
                 }
             };
             shown.push(PushResult {
                 device_id: t.id.clone(),
-                result: result.clone(),
+                result: state,
                 reason: reason.clone(),
             });
+            let text = match &reason {
+                Some(r) if state != PushState::Delivered => format!("{}: {r}", state.as_str()),
+                _ => state.as_str().to_owned(),
+            };
             match o {
-                PushOutcomeOrSkip::Pushed(PushOutcome::Delivered { .. }) => delivered.push(t.id),
+                PushOutcomeOrSkip::Pushed(PushOutcome::Delivered { .. }) => {
+                    if let Some(token) = token {
+                        delivered.push((t.id, token));
+                    }
+                }
                 PushOutcomeOrSkip::Pushed(retry @ PushOutcome::Retry { .. }) => {
                     let attempt = u32::try_from(t.push_failures.max(0)).unwrap_or(0);
-                    let wait = retry
-                        .retry_delay(&self.delays(), attempt)
-                        .unwrap_or(Duration::from_secs(30));
+                    let wait = self.retry_wait(&retry, attempt);
                     let next = at
-                        + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(30));
-                    tracing::warn!(device = %t.id, reason = reason.as_deref().unwrap_or(""), retry_in_ms = wait.as_millis() as u64, "push will be retried");
-                    others.push((t.id, result, reason, Some(next), t.push_failures + 1, false));
+                        + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(60));
+                    tracing::warn!(device = %t.id, reason = reason.as_deref().unwrap_or(""), retry_in_s = wait.as_secs(), "push will be retried");
+                    others.push((t.id, token, text, Some(next), t.push_failures + 1, false));
                 }
                 PushOutcomeOrSkip::Pushed(PushOutcome::InvalidToken { .. }) => {
                     tracing::info!(device = %t.id, reason = reason.as_deref().unwrap_or(""), "push token invalid until the next TokenUpdate");
-                    others.push((t.id, result, reason, None, 0, true));
+                    others.push((t.id, token, text, None, 0, true));
                 }
                 _ => {
-                    if result == "failed" {
+                    if state == PushState::Failed {
                         tracing::error!(device = %t.id, reason = reason.as_deref().unwrap_or(""), "push refused");
                     }
-                    others.push((t.id, result, reason, None, t.push_failures, false));
+                    others.push((t.id, token, text, None, t.push_failures, false));
                 }
             }
         }
@@ -324,33 +604,43 @@ impl PushService {
             .run(move |conn| -> Result<(), DbError> {
                 conn.write_tx(|conn| -> Result<(), DbError> {
                     for chunk in delivered.chunks(CHUNK) {
-                        diesel::update(devices::table.filter(devices::id.eq_any(chunk)))
-                            .set((
-                                devices::last_push_at.eq(at),
-                                devices::last_push_result.eq("delivered"),
-                                devices::push_failures.eq(0),
-                                devices::next_push_at.eq(None::<chrono::NaiveDateTime>),
-                            ))
-                            .execute(conn)?;
+                        let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
+                        let tokens: Vec<&str> = chunk.iter().map(|(_, t)| t.as_str()).collect();
+                        // Tokens are per device: matching both sets matches each pair.
+                        diesel::update(
+                            devices::table
+                                .filter(devices::id.eq_any(&ids))
+                                .filter(devices::push_token.eq_any(&tokens)),
+                        )
+                        .set((
+                            devices::last_push_at.eq(at),
+                            devices::last_push_result.eq(PushState::Delivered.as_str()),
+                            devices::push_failures.eq(0),
+                            devices::next_push_at.eq(None::<chrono::NaiveDateTime>),
+                        ))
+                        .execute(conn)?;
                     }
-                    for (id, result, reason, next, failures, invalid) in others {
-                        let text = match reason {
-                            Some(r) => format!("{result}: {r}"),
-                            None => result,
+                    for (id, token, text, next, failures, invalid) in others {
+                        // A result for a token the device no longer has says nothing
+                        // about the device (a TokenUpdate raced the push).
+                        let changes = (
+                            devices::last_push_at.eq(at),
+                            devices::last_push_result.eq(text),
+                            devices::push_failures.eq(failures),
+                            devices::next_push_at.eq(next),
+                            devices::push_invalid_at.eq(if invalid { Some(at) } else { None }),
+                        );
+                        let row = devices::table.filter(devices::id.eq(&id));
+                        match token {
+                            Some(token) => {
+                                diesel::update(row.filter(devices::push_token.eq(token)))
+                                    .set(changes)
+                                    .execute(conn)?
+                            }
+                            None => diesel::update(row.filter(devices::push_token.is_null()))
+                                .set(changes)
+                                .execute(conn)?,
                         };
-                        diesel::update(devices::table.find(&id))
-                            .set((
-                                devices::last_push_at.eq(at),
-                                devices::last_push_result.eq(text),
-                                devices::push_failures.eq(failures),
-                                devices::next_push_at.eq(next),
-                            ))
-                            .execute(conn)?;
-                        if invalid {
-                            diesel::update(devices::table.find(&id))
-                                .set(devices::push_invalid_at.eq(at))
-                                .execute(conn)?;
-                        }
                     }
                     Ok(())
                 })
@@ -359,12 +649,15 @@ impl PushService {
         Ok(shown)
     }
 
-    /// Devices whose retry is due, and silent devices with waiting commands.
+    /// Devices whose retry is due, and silent devices with waiting commands; leased
+    /// in the same transaction, so the next pass (here or on another node) leaves them
+    /// alone while they are pushed.
     async fn due_devices(&self, sweep: bool) -> Result<Vec<String>, DbError> {
         let sweep_after = chrono::Duration::seconds(
             i64::try_from(self.settings.sweep_after_secs).unwrap_or(i64::MAX / 4),
         );
         let batch = self.settings.sweep_batch;
+        let lease = self.lease();
         let sweep_job = crate::jobs::Job::new(
             crate::jobs::names::PUSH_SWEEP,
             Duration::from_secs(self.settings.sweep_interval_secs),
@@ -375,41 +668,48 @@ impl PushService {
             .run(move |conn| -> Result<Vec<String>, DbError> {
                 let job = if sweep { sweep_job } else { retry_job };
                 with_sweep_lock(conn, &job, |conn| {
-                    let at = now();
-                    let mut ids: Vec<String> = devices::table
-                        .filter(devices::next_push_at.le(at))
-                        .filter(devices::push_invalid_at.is_null())
-                        .filter(devices::enrollment_status.eq(EnrollmentStatus::Active))
-                        .select(devices::id)
-                        .limit(batch)
-                        .load(conn)?;
-                    if sweep {
-                        let before = at - sweep_after;
-                        let waiting = command_queue::table
-                            .filter(command_queue::status.eq_any(queue::QueueState::OPEN))
-                            .select(command_queue::device_id)
-                            .distinct();
-                        let silent: Vec<String> = devices::table
-                            .filter(devices::id.eq_any(waiting))
-                            .filter(devices::enrollment_status.eq(EnrollmentStatus::Active))
+                    conn.write_tx(|conn| {
+                        let at = now();
+                        let mut ids: Vec<String> = devices::table
+                            .filter(devices::next_push_at.le(at))
                             .filter(devices::push_invalid_at.is_null())
-                            .filter(devices::next_push_at.is_null())
-                            .filter(
-                                devices::last_seen_at
-                                    .is_null()
-                                    .or(devices::last_seen_at.lt(before)),
-                            )
-                            .filter(
-                                devices::last_push_at
-                                    .is_null()
-                                    .or(devices::last_push_at.lt(before)),
-                            )
+                            .filter(devices::enrollment_status.eq(EnrollmentStatus::Active))
                             .select(devices::id)
                             .limit(batch)
                             .load(conn)?;
-                        ids.extend(silent);
-                    }
-                    Ok(ids)
+                        if sweep {
+                            let before = at - sweep_after;
+                            let waiting = command_queue::table
+                                .filter(command_queue::status.eq_any(queue::QueueState::OPEN))
+                                .select(command_queue::device_id)
+                                .distinct();
+                            let silent: Vec<String> = devices::table
+                                .filter(devices::id.eq_any(waiting))
+                                .filter(devices::enrollment_status.eq(EnrollmentStatus::Active))
+                                .filter(devices::push_invalid_at.is_null())
+                                .filter(devices::next_push_at.is_null())
+                                .filter(
+                                    devices::last_seen_at
+                                        .is_null()
+                                        .or(devices::last_seen_at.lt(before)),
+                                )
+                                .filter(
+                                    devices::last_push_at
+                                        .is_null()
+                                        .or(devices::last_push_at.lt(before)),
+                                )
+                                .select(devices::id)
+                                .limit(batch)
+                                .load(conn)?;
+                            ids.extend(silent);
+                        }
+                        for chunk in ids.chunks(CHUNK) {
+                            diesel::update(devices::table.filter(devices::id.eq_any(chunk)))
+                                .set(devices::next_push_at.eq(at + lease))
+                                .execute(conn)?;
+                        }
+                        Ok(ids)
+                    })
                 })
             })
             .await
@@ -474,7 +774,20 @@ fn with_sweep_lock(
 /// A push that went out, or why it did not.
 enum PushOutcomeOrSkip {
     Pushed(PushOutcome),
-    Skip(&'static str),
+    Skip(PushState),
+}
+
+/// Whether a loaded device is pushed for `ask` at `at`: enrolled, with a token APNs has
+/// not refused, and — when only something new was queued — not in backoff.
+fn pushable(row: &Row, ask: Ask, at: chrono::NaiveDateTime) -> bool {
+    let (_, _, _, _, _, status, invalid_at, next_push_at) = row;
+    *status == EnrollmentStatus::Active
+        && invalid_at.is_none()
+        && (ask != Ask::Notify || next_push_at.is_none_or(|next| next <= at))
+}
+
+fn token_of_none() -> Option<String> {
+    None
 }
 
 /// The background task: coalesce notifications, push what is due, retry, sweep.
@@ -519,7 +832,7 @@ async fn run(service: std::sync::Weak<PushService>, mut rx: mpsc::UnboundedRecei
         if !due.is_empty() {
             let svc = svc.clone();
             tokio::spawn(async move {
-                if let Err(e) = svc.push_devices(due).await {
+                if let Err(e) = svc.push_devices(due, Ask::Notify).await {
                     tracing::error!(error = %e, "pushing failed");
                 }
             });
@@ -536,20 +849,26 @@ async fn run(service: std::sync::Weak<PushService>, mut rx: mpsc::UnboundedRecei
             if warn {
                 last_warning = Some(t);
             }
-            tokio::spawn(async move {
-                match svc.due_devices(sweep).await {
-                    Ok(ids) if !ids.is_empty() => {
-                        if let Err(e) = svc.push_devices(ids).await {
-                            tracing::error!(error = %e, "retrying pushes failed");
+            // One pass at a time looks for due devices; what it finds is leased, and
+            // pushed in a task of its own so that a hanging push holds up no pass.
+            if !svc.retrying.swap(true, Ordering::AcqRel) {
+                tokio::spawn(async move {
+                    let found = svc.due_devices(sweep).await;
+                    svc.retrying.store(false, Ordering::Release);
+                    match found {
+                        Ok(ids) if !ids.is_empty() => {
+                            if let Err(e) = svc.push_devices(ids, Ask::Due).await {
+                                tracing::error!(error = %e, "retrying pushes failed");
+                            }
                         }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "looking for due pushes failed"),
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "looking for due pushes failed"),
-                }
-                if warn {
-                    warn_expiring(&svc).await;
-                }
-            });
+                    if warn {
+                        warn_expiring(&svc).await;
+                    }
+                });
+            }
         }
     }
 }

@@ -33,6 +33,7 @@ async fn world(n: usize, tweak: impl FnOnce(&mut tafel::config::Settings)) -> Pu
         s.push.extra_root_ca = Some(ca_path);
         s.push.coalesce_ms = 300;
         s.push.retry_delays_ms = vec![300, 600];
+        s.push.retry_after_min_secs = 1;
         tweak(s);
     })
     .await;
@@ -668,5 +669,261 @@ async fn an_expired_push_certificate_is_refused_with_its_date() {
     assert!(
         body["message"].as_str().unwrap().contains("expired on"),
         "{body}"
+    );
+}
+
+/// The device's row as the API shows it.
+async fn device_json(app: &TestApp, d: &SimDevice) -> serde_json::Value {
+    app.get(&format!("/api/v1/devices/{}", d.udid)).await.1
+}
+
+/// Pushes the simulator received for a device's token, in order.
+fn pushes_to(sim: &ApnsSim, token: &str) -> Vec<tafel_sim::apns::ReceivedPush> {
+    sim.received()
+        .into_iter()
+        .filter(|p| p.token == token)
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_push_that_gets_no_answer_delays_no_other_result() {
+    let w = world(3, |s| s.push.timeout_secs = 5).await;
+    let (hanging, a, b) = (&w.devices[0], &w.devices[1], &w.devices[2]);
+    w.sim
+        .set_delay(&token_hex(hanging), Duration::from_secs(30));
+    let last_push = |j: serde_json::Value| j["last_push_at"].clone();
+    let before = last_push(device_json(&w.app, hanging).await);
+    let (before_a, before_b) = (
+        last_push(device_json(&w.app, a).await),
+        last_push(device_json(&w.app, b).await),
+    );
+    let udids: Vec<&str> = w.devices.iter().map(|d| d.udid.as_str()).collect();
+    // One command to all three: one batch of pushes.
+    w.app.enqueue(&udids, "ProfileList", None).await;
+    wait_for(&w.sim, 3).await;
+    let until = Instant::now() + Duration::from_secs(10);
+    while (last_push(device_json(&w.app, a).await) == before_a
+        || last_push(device_json(&w.app, b).await) == before_b)
+        && Instant::now() < until
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_ne!(last_push(device_json(&w.app, a).await), before_a);
+    assert_ne!(last_push(device_json(&w.app, b).await), before_b);
+    // The answers to the other two are stored while the third still waits for APNs.
+    let j = device_json(&w.app, hanging).await;
+    assert_eq!(j["last_push_at"], before, "{j}");
+    // Its row is leased while the push is in flight: no retry pass picks it up.
+    assert!(j["next_push_at"].is_string(), "{j}");
+    // When the client gives up, the push is a retry like a 5xx.
+    wait_for_result(&w.app, hanging, "retry").await;
+    assert_eq!(pushes_to(&w.sim, &token_hex(hanging)).len(), 1);
+}
+
+#[actix_web::test]
+async fn a_device_is_never_pushed_again_while_its_push_is_in_flight() {
+    // APNs answers this device 503 only after 2.5 s; the retry delay is 0.5 s, the
+    // retry pass runs every 2 s. Each push must wait for the last one's answer.
+    let w = world(1, |s| {
+        s.push.timeout_secs = 10;
+        s.push.retry_delays_ms = vec![500];
+    })
+    .await;
+    let d = &w.devices[0];
+    let token = token_hex(d);
+    w.sim.set_delay(&token, Duration::from_millis(2500));
+    w.sim.set_response(&token, Response::from_status(503));
+    w.app.enqueue(&[d.udid.as_str()], "ProfileList", None).await;
+    // Three pushes, each after the last one's answer and the retry delay.
+    let until = Instant::now() + Duration::from_secs(20);
+    while pushes_to(&w.sim, &token).len() < 3 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = pushes_to(&w.sim, &token);
+    assert!(got.len() >= 3, "{} pushes", got.len());
+    for pair in got.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= chrono::Duration::milliseconds(2900),
+            "pushed again {gap} after the last push, before its answer and retry delay"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn an_answer_for_an_old_token_leaves_the_new_token_alone() {
+    let w = world(1, |s| s.push.timeout_secs = 10).await;
+    let d = &w.devices[0];
+    let old = token_hex(d);
+    // APNs will say the old token is gone, but only after the iPad got a new one.
+    w.sim.set_delay(&old, Duration::from_millis(1500));
+    w.sim.set_response(&old, Response::Unregistered);
+    w.app.enqueue(&[d.udid.as_str()], "ProfileList", None).await;
+    wait_for(&w.sim, 1).await;
+    let new = tafel::protocol::PushToken::new(vec![0xab; 32]);
+    d.token_update_with(new.clone(), false).await.unwrap();
+    // The 410 arrives (1.5 s after the push) and must not touch the new token.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let j = device_json(&w.app, d).await;
+    assert!(j["push_invalid_at"].is_null(), "{j}");
+    w.app
+        .enqueue(&[d.udid.as_str()], "DeviceInformation", None)
+        .await;
+    let until = Instant::now() + Duration::from_secs(10);
+    while pushes_to(&w.sim, &new.to_hex()).is_empty() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let got = pushes_to(&w.sim, &new.to_hex());
+    assert_eq!(got.len(), 1, "the new token is pushed");
+    assert_eq!(got[0].status, 200);
+}
+
+#[actix_web::test]
+async fn something_new_for_a_device_in_backoff_waits_for_its_retry() {
+    let w = world(1, |s| s.push.retry_delays_ms = vec![3000]).await;
+    let d = &w.devices[0];
+    let token = token_hex(d);
+    w.sim.fail_times(&token, 1, 503);
+    w.app.enqueue(&[d.udid.as_str()], "ProfileList", None).await;
+    wait_for(&w.sim, 1).await;
+    wait_for_result(&w.app, d, "retry").await;
+    // Queued during the backoff: no push before the retry is due.
+    w.app
+        .enqueue(&[d.udid.as_str()], "SecurityInfo", None)
+        .await;
+    let until = Instant::now() + Duration::from_secs(10);
+    while pushes_to(&w.sim, &token).len() < 2 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let got = pushes_to(&w.sim, &token);
+    assert_eq!(got.len(), 2, "one retry wakes it for both commands");
+    assert!(got[1].at - got[0].at >= chrono::Duration::milliseconds(2900));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(pushes_to(&w.sim, &token).len(), 2);
+}
+
+#[actix_web::test]
+async fn the_hourly_refresh_wakes_only_ipads_it_asked_something_new() {
+    let w = world(2, |_| {}).await;
+    let (fresh, waiting) = (&w.devices[0], &w.devices[1]);
+    let db = w.app.state.db.clone();
+    // Both inventories are a day old; one iPad still holds open inventory commands.
+    let day_ago = (chrono::Utc::now() - chrono::Duration::days(1)).naive_utc();
+    {
+        use diesel::prelude::*;
+        use tafel::db::schema::device_inventory;
+        use tafel::db::schema::devices;
+        let mut conn = db.get().unwrap();
+        diesel::update(device_inventory::table)
+            .set(device_inventory::updated_at.eq(day_ago))
+            .execute(&mut *conn)
+            .unwrap();
+        let waiting_id: String = devices::table
+            .filter(devices::udid.eq(waiting.udid.as_str()))
+            .select(devices::id)
+            .first(&mut *conn)
+            .unwrap();
+        tafel::inventory::ask_where_missing(&mut conn, &[waiting_id], -1).unwrap();
+    }
+    let asked = db
+        .run(|conn| tafel::inventory::refresh_stale(conn, chrono::Duration::hours(12), 5000))
+        .await
+        .unwrap();
+    let (_, fresh_dev) = w.app.get(&format!("/api/v1/devices/{}", fresh.udid)).await;
+    assert_eq!(asked, vec![fresh_dev["id"].as_str().unwrap().to_owned()]);
+}
+
+#[actix_web::test]
+async fn push_now_reports_every_device_and_no_answer_carries_the_whole_token() {
+    let mut w = world(2, |s| s.push.timeout_secs = 5).await;
+    let (dead, offline) = (&w.devices[0], &w.devices[1]);
+    w.sim.set_response(&token_hex(dead), Response::Unregistered);
+    w.app
+        .enqueue(&[dead.udid.as_str()], "ProfileList", None)
+        .await;
+    wait_for_result(&w.app, dead, "invalid_token").await;
+    // APNs is gone: a transport error.
+    let sim = std::mem::replace(
+        &mut w.sim,
+        SimPki::generate(TOPIC).unwrap().start_sim().unwrap(),
+    );
+    drop(sim);
+    let (status, body) = w
+        .app
+        .post(
+            "/api/v1/devices/push",
+            serde_json::json!({"udids": [dead.udid.as_str(), offline.udid.as_str()]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{body}");
+    let of = |udid: &str| {
+        items
+            .iter()
+            .find(|i| i["udid"] == udid)
+            .unwrap_or_else(|| panic!("{udid} missing in {body}"))
+            .clone()
+    };
+    let d = of(dead.udid.as_str());
+    assert_eq!(d["result"], "invalid_token", "{d}");
+    assert!(d["reason"].as_str().unwrap().contains("TokenUpdate"), "{d}");
+    let o = of(offline.udid.as_str());
+    assert_eq!(o["result"], "retry", "{o}");
+    let token = token_hex(offline);
+    assert!(!o.to_string().contains(&token), "{o}");
+    let j = device_json(&w.app, offline).await;
+    let stored = j["last_push_result"].as_str().unwrap();
+    assert!(stored.starts_with("retry"), "{stored}");
+    assert!(!stored.contains(&token), "{stored}");
+}
+
+#[actix_web::test]
+async fn retry_after_is_held_between_a_floor_and_a_ceiling() {
+    let w = world(2, |s| {
+        s.push.retry_after_min_secs = 3;
+        s.push.retry_after_max_secs = 4;
+    })
+    .await;
+    let (now_please, much_later) = (&w.devices[0], &w.devices[1]);
+    w.sim.set_response(
+        &token_hex(now_please),
+        Response::TooManyRequests {
+            retry_after: Some(0),
+        },
+    );
+    w.sim.set_response(
+        &token_hex(much_later),
+        Response::TooManyRequests {
+            retry_after: Some(3600),
+        },
+    );
+    w.app
+        .enqueue(
+            &[now_please.udid.as_str(), much_later.udid.as_str()],
+            "ProfileList",
+            None,
+        )
+        .await;
+    wait_for_result(&w.app, much_later, "retry").await;
+    let j = device_json(&w.app, much_later).await;
+    let next: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(j["next_push_at"].clone()).unwrap();
+    assert!(
+        next <= chrono::Utc::now() + chrono::Duration::seconds(5),
+        "Retry-After 3600 is capped at 4 s: {j}"
+    );
+    // Retry-After: 0 waits the floor, not the next 2-second tick.
+    let token = token_hex(now_please);
+    let until = Instant::now() + Duration::from_secs(10);
+    while pushes_to(&w.sim, &token).len() < 2 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let got = pushes_to(&w.sim, &token);
+    assert!(got.len() >= 2);
+    assert!(
+        got[1].at - got[0].at >= chrono::Duration::milliseconds(2900),
+        "{}",
+        got[1].at - got[0].at
     );
 }

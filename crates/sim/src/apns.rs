@@ -172,14 +172,20 @@ struct Script {
     default: Response,
     sticky: HashMap<String, Response>,
     queued: HashMap<String, VecDeque<Response>>,
+    /// How long the answer to a token waits (a slow or hanging APNs).
+    delays: HashMap<String, Duration>,
 }
 
 impl Script {
-    fn next(&mut self, token: &str) -> Response {
+    fn next(&mut self, token: &str) -> (Response, Option<Duration>) {
+        let delay = self.delays.get(token).copied();
         if let Some(once) = self.queued.get_mut(token).and_then(VecDeque::pop_front) {
-            return once;
+            return (once, delay);
         }
-        self.sticky.get(token).unwrap_or(&self.default).clone()
+        (
+            self.sticky.get(token).unwrap_or(&self.default).clone(),
+            delay,
+        )
     }
 }
 
@@ -221,6 +227,7 @@ impl ApnsSim {
                 default: Response::Success,
                 sticky: HashMap::new(),
                 queued: HashMap::new(),
+                delays: HashMap::new(),
             }),
             connections: AtomicUsize::new(0),
         });
@@ -290,6 +297,15 @@ impl ApnsSim {
         lock(&self.shared.script)
             .sticky
             .insert(token.to_owned(), response);
+    }
+
+    /// Holds every later answer to `token` back for `delay` (the request is recorded
+    /// when it arrives): a slow APNs, or with a delay beyond the client's timeout, a
+    /// push that never gets an answer.
+    pub fn set_delay(&self, token: &str, delay: Duration) {
+        lock(&self.shared.script)
+            .delays
+            .insert(token.to_owned(), delay);
     }
 
     /// Answers pushes to tokens without a script of their own with `response`.
@@ -432,13 +448,13 @@ async fn answer(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
         .conn_data::<ClientTopic>()
         .and_then(|topic| topic.0.clone());
     let checked = check(&req, &headers, &body, client_topic.as_deref());
-    let (status, reason, retry_after) = match &checked {
+    let (status, reason, retry_after, delay) = match &checked {
         Ok(token) => {
-            let response = lock(&shared.script).next(token);
+            let (response, delay) = lock(&shared.script).next(token);
             let (status, reason, retry_after) = response.status_reason_retry();
-            (status, reason.to_owned(), retry_after)
+            (status, reason.to_owned(), retry_after, delay)
         }
-        Err(refusal) => (refusal.status, refusal.reason.to_owned(), None),
+        Err(refusal) => (refusal.status, refusal.reason.to_owned(), None, None),
     };
     let now = Utc::now();
     lock(&shared.received).push(ReceivedPush {
@@ -461,6 +477,9 @@ async fn answer(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
         status,
         headers,
     });
+    if let Some(delay) = delay {
+        actix_web::rt::time::sleep(delay).await;
+    }
 
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = HttpResponse::build(status);

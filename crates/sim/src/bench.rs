@@ -659,38 +659,16 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
 
     // 2. Fan-out to `fanout_devices` and a 30-device class rollout, pushed to a local APNs server.
     {
-        let topic = "com.apple.mgmt.External.bench-push";
-        let pki = Arc::new(SimPki::generate(topic)?);
-        let sim = pki.start_sim()?;
-        let (url, ca_pem) = (sim.url.clone(), pki.ca_pem()?);
-        let srv = server(opts.database_url.as_deref(), |s, dir| {
-            let ca = dir.join("apns-ca.pem");
-            std::fs::write(&ca, &ca_pem)?;
-            s.push.base_url = url;
-            // The simulator's CA stands in for Apple's push CA.
-            s.push.certificate_anchors = vec![ca.clone()];
-            s.push.extra_root_ca = Some(ca);
-            Ok(())
-        })
-        .await?;
-        let (tid, sid, cid, app_id) = srv.school(topic).await?;
-        let cert_pem = String::from_utf8(pki.push.cert.to_pem()?)?;
-        let key_pem = String::from_utf8(pki.push.key.private_key_to_pem_pkcs8()?)?;
-        let res = srv
-            .client
-            .put(format!(
-                "{}/api/v1/tenants/{tid}/push-certificate",
-                srv.base
-            ))
-            .bearer_auth(&srv.token)
-            .json(&json!({"certificate_pem": cert_pem, "private_key_pem": key_pem, "force": true}))
-            .send()
-            .await?;
-        anyhow::ensure!(
-            res.status().is_success(),
-            "push certificate upload: {}",
-            res.status()
-        );
+        let PushBench {
+            srv,
+            sim,
+            pki,
+            tid,
+            sid,
+            cid,
+            app_id,
+        } = push_bench(opts.database_url.as_deref()).await?;
+        let topic = PUSH_TOPIC;
         // The class rollout needs its 30 devices whatever the fan-out size.
         let n = opts.fanout_devices.max(30);
         let state = srv.app.clone();
@@ -731,6 +709,171 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         }
         drop(pki);
     }
+    Ok(())
+}
+
+const PUSH_TOPIC: &str = "com.apple.mgmt.External.bench-push";
+
+/// A server that pushes to a local APNs simulator, with an authority holding the
+/// simulator's push certificate (its school, class and an app).
+struct PushBench {
+    srv: Server,
+    sim: crate::apns::ApnsSim,
+    pki: Arc<SimPki>,
+    tid: String,
+    sid: String,
+    cid: String,
+    app_id: String,
+}
+
+async fn push_bench(database_url: Option<&str>) -> anyhow::Result<PushBench> {
+    let pki = Arc::new(SimPki::generate(PUSH_TOPIC)?);
+    let sim = pki.start_sim()?;
+    let (url, ca_pem) = (sim.url.clone(), pki.ca_pem()?);
+    let srv = server(database_url, |s, dir| {
+        let ca = dir.join("apns-ca.pem");
+        std::fs::write(&ca, &ca_pem)?;
+        s.push.base_url = url;
+        // The simulator's CA stands in for Apple's push CA.
+        s.push.certificate_anchors = vec![ca.clone()];
+        s.push.extra_root_ca = Some(ca);
+        Ok(())
+    })
+    .await?;
+    let (tid, sid, cid, app_id) = srv.school(PUSH_TOPIC).await?;
+    let cert_pem = String::from_utf8(pki.push.cert.to_pem()?)?;
+    let key_pem = String::from_utf8(pki.push.key.private_key_to_pem_pkcs8()?)?;
+    let res = srv
+        .client
+        .put(format!(
+            "{}/api/v1/tenants/{tid}/push-certificate",
+            srv.base
+        ))
+        .bearer_auth(&srv.token)
+        .json(&json!({"certificate_pem": cert_pem, "private_key_pem": key_pem, "force": true}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        res.status().is_success(),
+        "push certificate upload: {}",
+        res.status()
+    );
+    Ok(PushBench {
+        srv,
+        sim,
+        pki,
+        tid,
+        sid,
+        cid,
+        app_id,
+    })
+}
+
+/// Push under pressure: five iPads get one command each in one go; APNs never answers
+/// the first (the request hangs beyond the client's timeout), answers the second 503,
+/// the third 429 with `Retry-After: 5`, the last two 200. Counts the pushes each token
+/// receives over `seconds` with the server's default settings, and how long the
+/// healthy iPads' results took to be recorded.
+pub async fn push_pressure(database_url: Option<&str>, seconds: u64) -> anyhow::Result<()> {
+    let b = push_bench(database_url).await?;
+    let state = b.srv.app.clone();
+    let (tid, sid) = (b.tid.clone(), b.sid.clone());
+    let ids = state
+        .db
+        .run(move |conn| insert_devices(conn, &tid, &sid, None, 0, 5, PUSH_TOPIC))
+        .await?;
+    let token = |i: usize| hex::encode(openssl::sha::sha256(ids[i].as_bytes()));
+    let names = [
+        "hanging",
+        "503",
+        "429 (Retry-After: 5)",
+        "healthy",
+        "healthy",
+    ];
+    b.sim
+        .set_delay(&token(0), Duration::from_secs(seconds + 60));
+    b.sim
+        .set_response(&token(1), crate::apns::Response::from_status(503));
+    b.sim.set_response(
+        &token(2),
+        crate::apns::Response::TooManyRequests {
+            retry_after: Some(5),
+        },
+    );
+    let udids: Vec<String> = {
+        let ids = ids.clone();
+        state
+            .db
+            .run(move |conn| -> anyhow::Result<Vec<String>> {
+                let q = devices::table
+                    .filter(devices::id.eq_any(&ids))
+                    .select((devices::id, devices::udid));
+                let rows: Vec<(String, Option<String>)> =
+                    tafel::with_backend!(conn, |c| q.load(c))?;
+                Ok(ids
+                    .iter()
+                    .filter_map(|id| rows.iter().find(|r| &r.0 == id)?.1.clone())
+                    .collect())
+            })
+            .await?
+    };
+    let t = Instant::now();
+    b.srv
+        .post(
+            "/api/v1/commands",
+            json!({"udids": udids, "request_type": "ProfileList"}),
+        )
+        .await?;
+    // When were the healthy iPads' results recorded?
+    let mut healthy_recorded: Option<Duration> = None;
+    let end = t + Duration::from_secs(seconds);
+    while Instant::now() < end {
+        if healthy_recorded.is_none() {
+            let healthy = vec![ids[3].clone(), ids[4].clone()];
+            let done = state
+                .db
+                .run(move |conn| -> anyhow::Result<i64> {
+                    let q = devices::table
+                        .filter(devices::id.eq_any(&healthy))
+                        .filter(devices::last_push_result.eq("delivered"))
+                        .count();
+                    Ok(tafel::with_backend!(conn, |c| q.get_result(c))?)
+                })
+                .await?;
+            if done == 2 {
+                healthy_recorded = Some(t.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let received = b.sim.received();
+    println!("push under pressure over {seconds} s (server defaults, one command to five iPads):");
+    for (i, name) in names.iter().enumerate() {
+        let tok = token(i);
+        let at: Vec<String> = received
+            .iter()
+            .filter(|p| p.token == tok)
+            .map(|p| {
+                format!(
+                    "{:.1}",
+                    (p.at - received[0].at).num_milliseconds() as f64 / 1000.0
+                )
+            })
+            .collect();
+        println!(
+            "  {name:<22} {:>3} pushes (at s: {})",
+            at.len(),
+            at.join(", ")
+        );
+    }
+    match healthy_recorded {
+        Some(d) => println!(
+            "  healthy results recorded {:.2} s after the command was queued",
+            d.as_secs_f64()
+        ),
+        None => println!("  healthy results not recorded within {seconds} s"),
+    }
+    drop(b.pki);
     Ok(())
 }
 

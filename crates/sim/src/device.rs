@@ -247,10 +247,21 @@ impl SimDevice {
 
     /// Sends `TokenUpdate`.
     pub async fn token_update(&self, awaiting_configuration: bool) -> Result<Reply, SimError> {
+        self.token_update_with(self.push_token(), awaiting_configuration)
+            .await
+    }
+
+    /// Sends `TokenUpdate` with another push token (as after a restore, or when APNs
+    /// hands the device a new one).
+    pub async fn token_update_with(
+        &self,
+        token: PushToken,
+        awaiting_configuration: bool,
+    ) -> Result<Reply, SimError> {
         let msg = CheckinMessage::TokenUpdate(TokenUpdate {
             enrollment: self.ids(),
             topic: Some(self.topic.clone()),
-            token: self.push_token(),
+            token,
             push_magic: PushMagic::new(format!("magic-{}", self.udid)),
             unlock_token: Some(UNLOCK_TOKEN.to_vec()),
             awaiting_configuration,

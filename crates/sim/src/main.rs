@@ -25,6 +25,20 @@ enum Command {
     /// APNs server) at --fanout-devices, and a 30-device class rollout. Uses a fresh
     /// temporary database unless --database-url names an empty one.
     Bench(BenchArgs),
+    /// Push under pressure: one command to five iPads whose pushes APNs leaves hanging,
+    /// answers 503, answers 429 with Retry-After 5, and answers 200 (two). Prints the
+    /// pushes each received over --seconds with the server's default push settings.
+    PushPressure(PushPressureArgs),
+}
+
+#[derive(clap::Args)]
+struct PushPressureArgs {
+    /// How long to watch.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// An empty database to use instead of a temporary SQLite file.
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -115,6 +129,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Simulate(args) => simulate(args),
         Command::Bench(a) => bench(a),
+        Command::PushPressure(a) => push_pressure(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -123,6 +138,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn push_pressure(a: PushPressureArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(tafel_sim::bench::push_pressure(
+        a.database_url.as_deref(),
+        a.seconds,
+    ))
 }
 
 fn bench(a: BenchArgs) -> anyhow::Result<()> {

@@ -192,7 +192,8 @@ impl ApnsClient {
                 classify(status.as_u16(), &headers, &body, Utc::now())
             }
             Err(e) => PushOutcome::Retry {
-                reason: error_chain(&e),
+                // reqwest names the URL, which holds the whole token.
+                reason: error_chain(&e).replace(device_token_hex, &format!("{token_log}…")),
                 after: None,
             },
         };
