@@ -153,6 +153,13 @@ pub fn create_token(conn: &mut DbConn, user_id: &str, name: &str) -> Result<Stri
 /// Returns `None` when users exist already.
 pub fn bootstrap_admin(conn: &mut DbConn) -> Result<Option<String>, AccountError> {
     conn.write_tx(|conn| {
+        // Nodes starting at once on PostgreSQL: one at a time past this point (a
+        // transaction lock, released at commit), so only the first makes the admin.
+        // SQLite's `BEGIN IMMEDIATE` serialises writers already.
+        if matches!(conn, DbConn::Pg(_)) {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext('tafel.bootstrap_admin'))")
+                .execute(conn)?;
+        }
         let existing: i64 = users::table.count().get_result(conn)?;
         if existing > 0 {
             return Ok(None);

@@ -91,18 +91,29 @@ impl Application {
                 .context("database start cancelled")??
                 .observe_waits(crate::metrics::pool_wait)
         };
-        let (applied, first_admin_token) = {
+        let (applied, first_admin_token, webhook_secret) = {
             let db = db.clone();
             let secrets_for_migration = secrets.clone();
+            let root = ca.anchor().to_owned();
+            let settings = settings.clone();
             tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let applied = db.migrate()?;
                 let mut conn = db.get()?;
+                // Before anything opens a sealed value: a node with another secrets.key
+                // or another CA is refused with the file to copy.
+                crate::cluster::check_node(
+                    &mut conn,
+                    &secrets_for_migration,
+                    &settings.certs_dir,
+                    &root,
+                )?;
                 crate::secrets::migrate_at_rest(&mut conn, &secrets_for_migration)
                     .context("converting secrets at rest")?;
                 drop(conn);
                 let mut conn = db.get()?;
                 let token = crate::accounts::bootstrap_admin(&mut conn)?;
-                Ok((applied, token))
+                let webhook_secret = webhook_secret(&mut conn, &secrets_for_migration, &settings)?;
+                Ok((applied, token, webhook_secret))
             })
             .await
             .context("database start cancelled")??
@@ -169,9 +180,11 @@ impl Application {
             settings.inventory.retention_days,
             settings.reconcile.automatic,
         );
-        let notifier =
-            crate::notify::Notifier::start(db.clone(), &settings.webhooks, &settings.certs_dir)
-                .context("cannot start webhook notifications")?;
+        let notifier = match webhook_secret {
+            Some(secret) => crate::notify::Notifier::start(db.clone(), &settings.webhooks, secret)
+                .context("cannot start webhook notifications")?,
+            None => Arc::new(crate::notify::Notifier::disabled()),
+        };
         if settings.reconcile.automatic {
             crate::lessons::readiness::start_watcher(
                 db.clone(),
@@ -351,6 +364,36 @@ impl Application {
         tokio::spawn(self.server);
         (port, state)
     }
+}
+
+/// The secret webhooks are signed with, when a webhook is configured: the operator's
+/// file (`webhooks.secret_file`, the same on every node), else the one the nodes share
+/// through the database (a copy in `certs/webhook.secret`).
+fn webhook_secret(
+    conn: &mut crate::db::DbConn,
+    secrets: &crate::secrets::SecretBox,
+    settings: &Settings,
+) -> anyhow::Result<Option<crate::notify::WebhookSecret>> {
+    use crate::notify::{SecretCopy, WebhookSecret};
+    if settings.webhooks.url.is_none() {
+        return Ok(None);
+    }
+    if let Some(path) = &settings.webhooks.secret_file {
+        return Ok(Some(
+            WebhookSecret::load(path).context("webhooks.secret_file")?,
+        ));
+    }
+    let (secret, copy) = WebhookSecret::shared(conn, secrets, &settings.certs_dir)?;
+    match copy {
+        Some(SecretCopy::Created(path)) => {
+            tracing::info!(path = %path.display(), "wrote the webhook secret the nodes share: give it to the receiver so it can check signatures")
+        }
+        Some(SecretCopy::Replaced(path)) => {
+            tracing::warn!(path = %path.display(), "this node's webhook secret was not the one the nodes share (stored in the database); the file now holds the shared one: give it to the receiver")
+        }
+        None => {}
+    }
+    Ok(Some(secret))
 }
 
 async fn shutdown_signal() {

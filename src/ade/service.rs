@@ -186,7 +186,8 @@ impl Ade {
         self
     }
 
-    /// Starts the periodic sync (every `minutes`; 0: none).
+    /// Starts the periodic sync (every `minutes`; 0: none), once per interval across all
+    /// nodes ([`crate::jobs`]).
     pub fn start_sync_job(self: &Arc<Self>, minutes: u64) {
         if minutes == 0 {
             return;
@@ -199,7 +200,11 @@ impl Ade {
             loop {
                 tokio::time::sleep_until(next).await;
                 next = tokio::time::Instant::now() + every;
-                match ade.sync().await {
+                let job = crate::jobs::Job::new(crate::jobs::names::ADE_SYNC, every);
+                let Some(result) = crate::jobs::once(&ade.db, job, || ade.sync()).await else {
+                    continue;
+                };
+                match result {
                     Ok(reports) => {
                         for r in reports
                             .iter()

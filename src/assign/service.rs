@@ -1,6 +1,7 @@
 //! The reconciler service: runs passes on change events and at the next schedule
 //! boundary (a timer, not a poll), pushes devices that got commands, and does the
-//! hourly housekeeping (stale inventory refresh, retention).
+//! hourly housekeeping (stale inventory refresh, retention) and the licence sync, each
+//! once per tick across nodes ([`crate::jobs`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::reconcile::{self, ReconcileError, Report};
 use crate::db::{Db, DbError};
+use crate::jobs::{self, names, Job};
 use crate::pki::CertificateAuthority;
 use crate::push::PushService;
 use crate::state::ProfileSigner;
@@ -175,11 +177,12 @@ async fn run(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<Request>) {
         let now = tokio::time::Instant::now();
         if now >= next_housekeeping {
             next_housekeeping = now + HOUSEKEEPING;
-            housekeeping(&ctx).await;
+            housekeeping(&ctx.db, &ctx.push, ctx.inventory_stale, ctx.retention).await;
         }
         if now >= next_licence_sync {
             next_licence_sync = now + ctx.licence_sync;
-            if let Err(e) = ctx.licences.sync().await {
+            let job = Job::new(names::LICENCE_SYNC, ctx.licence_sync);
+            if let Some(Err(e)) = jobs::once(&ctx.db, job, || ctx.licences.sync()).await {
                 tracing::error!(error = %e, "licence sync failed");
             }
         }
@@ -242,18 +245,52 @@ async fn run(ctx: Arc<Ctx>, mut rx: mpsc::UnboundedReceiver<Request>) {
     }
 }
 
-async fn housekeeping(ctx: &Arc<Ctx>) {
-    let (stale, keep) = (ctx.inventory_stale, ctx.retention);
-    let refreshed = ctx
-        .db
-        .run(move |conn| crate::inventory::refresh_stale(conn, stale, 5000))
-        .await;
-    match refreshed {
-        Ok(ids) => ctx.push.notify(ids),
-        Err(e) => tracing::error!(error = %e, "inventory refresh failed"),
-    }
-    if let Err(e) = ctx
-        .db
+/// What one node's housekeeping did.
+#[derive(Debug, Default)]
+pub struct Housekeeping {
+    /// The devices that got inventory commands; `None` when the refresh was another
+    /// node's (or failed, which is logged).
+    pub refreshed: Option<Vec<String>>,
+    /// Whether this node did the pruning.
+    pub pruned: bool,
+}
+
+/// The hourly housekeeping, each part once an hour across all nodes: inventory commands
+/// for devices whose inventory is older than `inventory_stale` (pushed), and deleting
+/// answered commands older than `retention` and SCEP challenges a day after they ended.
+pub async fn housekeeping(
+    db: &Db,
+    push: &PushService,
+    inventory_stale: chrono::Duration,
+    retention: chrono::Duration,
+) -> Housekeeping {
+    let refresh = jobs::once(db, Job::new(names::INVENTORY_REFRESH, HOUSEKEEPING), || {
+        db.run(move |conn| crate::inventory::refresh_stale(conn, inventory_stale, 5000))
+    })
+    .await;
+    let refreshed = match refresh {
+        Some(Ok(ids)) => {
+            push.notify(ids.clone());
+            Some(ids)
+        }
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "inventory refresh failed");
+            None
+        }
+        None => None,
+    };
+    let pruned = jobs::once(db, Job::new(names::RETENTION, HOUSEKEEPING), || {
+        prune(db, retention)
+    })
+    .await
+    .is_some();
+    Housekeeping { refreshed, pruned }
+}
+
+/// Deletes answered commands older than `keep`, and SCEP challenges a day after they
+/// ended.
+async fn prune(db: &Db, keep: chrono::Duration) {
+    if let Err(e) = db
         .run(move |conn| crate::inventory::prune(conn, keep).map_err(DbError::from))
         .await
     {
@@ -261,8 +298,7 @@ async fn housekeeping(ctx: &Arc<Ctx>) {
     }
     // Challenges of downloaded profiles that nobody used: a day after they ended.
     let before = crate::db::now() - chrono::Duration::days(1);
-    match ctx
-        .db
+    match db
         .run(move |conn| {
             crate::enrollment::tokens::prune_challenges(conn, before).map_err(DbError::from)
         })

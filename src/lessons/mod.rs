@@ -600,7 +600,7 @@ pub fn create(
                 .scope(Some(tenant_id), Some(school_id))
                 .summary(serde_json::json!({"after": {"apps": req.apps(), "target": [req.target_kind, req.target_id], "date": req.lesson_date, "start": req.start_time, "end": req.end_time, "repeat_until": req.repeat_until}})),
         )?;
-        notifier.enqueue(conn, "lesson.request.created", Some(tenant_id), Some(school_id), event_data(&req))?;
+        notifier.enqueue(conn, "lesson.request.created", &req.id, Some(tenant_id), Some(school_id), event_data(&req))?;
         if approved_now {
             approve_in_tx(conn, &req, timezone, rules.lead_minutes, "system", notifier)?;
         }
@@ -813,6 +813,7 @@ fn approve_in_tx(
     notifier.enqueue(
         conn,
         "lesson.request.approved",
+        &r.id,
         Some(&r.tenant_id),
         Some(&r.school_id),
         event_data(r),
@@ -875,7 +876,7 @@ pub fn reject(
         )?;
         let mut data = event_data(r);
         data["reason"] = serde_json::json!(reason);
-        notifier.enqueue(conn, "lesson.request.rejected", Some(&r.tenant_id), Some(&r.school_id), data)?;
+        notifier.enqueue(conn, "lesson.request.rejected", &r.id, Some(&r.tenant_id), Some(&r.school_id), data)?;
         Ok(())
     })
 }

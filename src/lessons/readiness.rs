@@ -217,7 +217,9 @@ fn summarise(items: Vec<DeviceReadiness>) -> Readiness {
 }
 
 /// Sends "lesson.ready" / "lesson.not_ready" for lessons starting within `before`
-/// (once per occurrence). Returns how many notices were queued.
+/// (once per occurrence, also when two nodes look at once: the notice goes with the
+/// update that marks the occurrence notified, and its delivery id is derived from the
+/// request and the lesson's start). Returns how many notices were queued.
 pub fn notify_due(
     conn: &mut DbConn,
     at: DateTime<Utc>,
@@ -255,22 +257,81 @@ pub fn notify_due(
         } else {
             "lesson.not_ready"
         };
-        conn.write_tx(|conn| {
+        let occurrence = start.naive_utc();
+        sent += conn.write_tx(|conn| -> QueryResult<usize> {
+            // Another node may have sent this notice since this one looked: only the
+            // update that finds the occurrence not yet notified sends it.
+            let unsent = diesel::update(
+                lesson_requests::table.find(&r.id).filter(
+                    lesson_requests::notified_start
+                        .is_null()
+                        .or(lesson_requests::notified_start.ne(occurrence)),
+                ),
+            )
+            .set(lesson_requests::notified_start.eq(occurrence))
+            .execute(conn)?;
+            if unsent == 0 {
+                return Ok(0);
+            }
             notifier.enqueue(
                 conn,
                 event,
+                &format!("{} {}", r.id, start.to_rfc3339()),
                 Some(&r.tenant_id),
                 Some(&r.school_id),
                 serde_json::json!({"request_id": r.id, "teacher_id": r.teacher_id, "starts_at": start, "ready": ready.ready, "devices": ready.devices, "summary": ready.summary,
                     "not_ready": ready.items.iter().filter(|i| i.state != DeviceState::Ready).map(|i| serde_json::json!({"udid": i.udid, "state": i.state, "offline_since": i.offline_since})).collect::<Vec<_>>()}),
             )?;
-            diesel::update(lesson_requests::table.find(&r.id))
-                .set(lesson_requests::notified_start.eq(start.naive_utc()))
-                .execute(conn)
+            Ok(1)
         })?;
-        sent += 1;
     }
     Ok(sent)
+}
+
+/// How often the watcher looks for lessons about to start.
+const WATCH_EVERY: Duration = Duration::from_secs(60);
+
+/// One look at `at` for lessons starting within `before_minutes`, once a minute across
+/// all nodes ([`crate::jobs`]): `None` when it was another node's turn, else the notices
+/// queued (errors are logged).
+pub async fn notice_tick(
+    db: &Db,
+    notifier: &Arc<Notifier>,
+    licences: &crate::licences::Licences,
+    at: DateTime<Utc>,
+    before_minutes: i64,
+) -> Option<usize> {
+    let job = crate::jobs::Job::new(crate::jobs::names::LESSON_NOTICES, WATCH_EVERY)
+        .holding(Duration::from_secs(5 * 60));
+    crate::jobs::once(db, job, || async {
+        let n = notifier.clone();
+        let blocked = licences.blocked();
+        let result = db
+            .run(move |conn| {
+                notify_due(
+                    conn,
+                    at,
+                    chrono::Duration::minutes(before_minutes),
+                    &n,
+                    &blocked,
+                )
+                .map_err(DbError::from)
+            })
+            .await;
+        match result {
+            Ok(k) => {
+                if k > 0 {
+                    notifier.wake();
+                }
+                k
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "lesson readiness check failed");
+                0
+            }
+        }
+    })
+    .await
 }
 
 /// Checks once a minute for lessons about to start.
@@ -281,28 +342,10 @@ pub fn start_watcher(
     before_minutes: i64,
 ) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let mut tick = tokio::time::interval(WATCH_EVERY);
         loop {
             tick.tick().await;
-            let n = notifier.clone();
-            let blocked = licences.blocked();
-            let result = db
-                .run(move |conn| {
-                    notify_due(
-                        conn,
-                        Utc::now(),
-                        chrono::Duration::minutes(before_minutes),
-                        &n,
-                        &blocked,
-                    )
-                    .map_err(DbError::from)
-                })
-                .await;
-            match result {
-                Ok(k) if k > 0 => notifier.wake(),
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "lesson readiness check failed"),
-            }
+            notice_tick(&db, &notifier, &licences, Utc::now(), before_minutes).await;
         }
     });
 }

@@ -17,15 +17,20 @@ const EVERY: Duration = Duration::from_secs(6 * 3600);
 /// Devices renewed per pass at most (the rest next time).
 const BATCH: i64 = 500;
 
-/// Starts the renewal pass (a minute after start, then every six hours).
+/// Starts the renewal pass (a minute after start, then every six hours), once per six
+/// hours across all nodes ([`crate::jobs`]).
 pub fn start(state: AppState) {
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(60)).await;
+        let job = crate::jobs::Job::new(crate::jobs::names::IDENTITY_RENEWAL, EVERY);
         loop {
-            match pass(&state, chrono::Utc::now()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(devices = n, "identity renewals sent"),
-                Err(e) => tracing::error!(error = %e.message, "identity renewal pass failed"),
+            let ran = crate::jobs::once(&state.db, job, || pass(&state, chrono::Utc::now())).await;
+            match ran {
+                None | Some(Ok(0)) => {}
+                Some(Ok(n)) => tracing::info!(devices = n, "identity renewals sent"),
+                Some(Err(e)) => {
+                    tracing::error!(error = %e.message, "identity renewal pass failed")
+                }
             }
             tokio::time::sleep(EVERY).await;
         }

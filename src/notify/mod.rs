@@ -18,8 +18,11 @@
 //!
 //! - `Content-Type: application/json`
 //! - `X-Tafel-Event`: the event name
-//! - `X-Tafel-Delivery`: the delivery id (a UUIDv7, sortable by creation; the same on
-//!   every retry, so a receiver can drop duplicates: delivery is at least once)
+//! - `X-Tafel-Delivery`: the delivery id, a UUIDv5 derived from the event and what it
+//!   is about (for `lesson.ready`: the request and the lesson's start). It is the same on
+//!   every retry and whichever node produced the event, and tafel stores an event with
+//!   an id it holds already only once; a receiver can drop duplicates by it (delivery is
+//!   at least once)
 //! - `X-Tafel-Timestamp`: Unix seconds when this attempt was signed
 //! - `X-Tafel-Signature`: `sha256=` and the lowercase hex HMAC-SHA256, keyed with the
 //!   secret, of the timestamp, a `.`, and the raw body bytes
@@ -31,7 +34,7 @@
 //! anything else (including redirects, which are not followed) is retried after the
 //! configured delays, honouring `Retry-After` on 429 and 503, until `max_attempts`.
 //! Deliveries leave in creation order, but a retried one can arrive after newer ones:
-//! order by `created_at` or `id` when it matters.
+//! order by `created_at` when it matters.
 //!
 //! Error policy: starting the notifier fails with [`NotifyError`] (secret file,
 //! HTTP client); storing an event returns diesel's `QueryResult` so it composes with
@@ -45,7 +48,7 @@ pub mod store;
 pub mod webhook;
 
 pub use error::{InvalidEvent, NotifyError};
-pub use secret::WebhookSecret;
+pub use secret::{SecretCopy, WebhookSecret};
 pub use signature::verify_signature;
 pub use store::Delivery;
 pub use webhook::Notifier;

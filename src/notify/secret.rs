@@ -1,6 +1,7 @@
-//! The webhook secret: read from the configured file (mode 0600 enforced), or
-//! generated as `<certs_dir>/webhook.secret` on first start. Its content never
-//! appears in logs or `Debug` output.
+//! The webhook secret: read from the configured file (mode 0600 enforced), or the one
+//! all nodes share, stored sealed in the database and copied to
+//! `<certs_dir>/webhook.secret` on every node. Its content never appears in logs or
+//! `Debug` output.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,16 @@ use crate::pki::{check_key_permissions, write_key_file, PkiError};
 pub const DEFAULT_FILE: &str = "webhook.secret";
 /// Shorter secrets are refused: they could be guessed.
 const MIN_LEN: usize = 16;
+
+/// What [`WebhookSecret::shared`] did with this node's copy of the shared secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretCopy {
+    /// Written where there was none.
+    Created(PathBuf),
+    /// It held another secret (made by this node before the nodes shared one) and now
+    /// holds the shared one.
+    Replaced(PathBuf),
+}
 
 /// The HMAC key: the secret file's content with surrounding whitespace removed.
 pub struct WebhookSecret(Vec<u8>);
@@ -26,29 +37,56 @@ impl WebhookSecret {
         &self.0
     }
 
-    /// Loads `configured`, or the default file in `certs_dir`, creating the latter
-    /// (32 random bytes as hex, mode 0600) when missing. Returns the secret and the
-    /// path of a file this call created.
-    pub fn load_or_create(
-        configured: Option<&Path>,
+    /// The secret every node signs with when `webhooks.secret_file` is not set: stored
+    /// sealed in the database by the first node ([`crate::cluster`]), made from this
+    /// node's `<certs_dir>/webhook.secret` when one is there from an earlier start (so
+    /// receivers keep their secret), else 32 random bytes as hex. Every node keeps a copy
+    /// in that file (0600) for the operator to give to the receiver; returns what
+    /// happened to the file when it was written.
+    pub fn shared(
+        conn: &mut crate::db::DbConn,
+        secrets: &crate::secrets::SecretBox,
         certs_dir: &Path,
-    ) -> Result<(WebhookSecret, Option<PathBuf>), PkiError> {
-        if let Some(path) = configured {
-            return Ok((Self::load(path)?, None));
-        }
+    ) -> Result<(WebhookSecret, Option<SecretCopy>), crate::cluster::ClusterError> {
         let path = certs_dir.join(DEFAULT_FILE);
-        let mut created = None;
-        if !path.exists() {
-            let mut key = [0u8; 32];
-            openssl::rand::rand_bytes(&mut key)?;
-            match write_key_file(&path, format!("{}\n", hex::encode(key)).as_bytes(), false) {
-                Ok(()) => created = Some(path.clone()),
-                // Another node sharing the directory was faster: use its secret.
-                Err(PkiError::KeyExists(_)) => {}
-                Err(e) => return Err(e),
-            }
+        let local = if path.exists() {
+            Some(Self::load(&path)?)
+        } else {
+            None
+        };
+        let key_path = crate::pki::store::CertPaths::new(certs_dir).secrets_key;
+        let local_bytes = local.as_ref().map(|l| l.0.clone());
+        let shared = crate::cluster::shared_secret(
+            conn,
+            secrets,
+            &key_path,
+            crate::cluster::WEBHOOK_SECRET,
+            || match local_bytes {
+                Some(b) => Ok(b),
+                None => {
+                    let mut key = [0u8; 32];
+                    openssl::rand::rand_bytes(&mut key)?;
+                    Ok(hex::encode(key).into_bytes())
+                }
+            },
+        )?;
+        if shared.len() < MIN_LEN {
+            return Err(PkiError::Malformed(format!(
+                "the shared webhook secret has fewer than {MIN_LEN} characters"
+            ))
+            .into());
         }
-        Ok((Self::load(&path)?, created))
+        let copy = match &local {
+            Some(l) if l.0 == shared => None,
+            Some(_) => Some(SecretCopy::Replaced(path.clone())),
+            None => Some(SecretCopy::Created(path.clone())),
+        };
+        if copy.is_some() {
+            let mut text = shared.clone();
+            text.push(b'\n');
+            write_key_file(&path, &text, true)?;
+        }
+        Ok((WebhookSecret(shared), copy))
     }
 
     /// Reads a secret file, refusing loose permissions and short secrets.
@@ -81,35 +119,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_secret_is_generated_private_once_and_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let (first, created) = WebhookSecret::load_or_create(None, dir.path()).unwrap();
-        let path = dir.path().join(DEFAULT_FILE);
-        assert_eq!(created.as_deref(), Some(path.as_path()));
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        assert_eq!(first.as_bytes().len(), 64);
-        assert_eq!(format!("{first:?}"), "WebhookSecret(..)");
-        let (again, created) = WebhookSecret::load_or_create(None, dir.path()).unwrap();
-        assert!(created.is_none());
-        assert_eq!(again.as_bytes(), first.as_bytes());
-    }
-
-    #[test]
     fn a_configured_secret_must_be_private_and_long_enough() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hook.key");
         std::fs::write(&path, "  correct horse battery staple\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(
-            WebhookSecret::load_or_create(Some(&path), dir.path()),
+            WebhookSecret::load(&path),
             Err(PkiError::InsecurePermissions(_))
         ));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let (secret, created) = WebhookSecret::load_or_create(Some(&path), dir.path()).unwrap();
-        assert!(created.is_none());
+        let secret = WebhookSecret::load(&path).unwrap();
         assert_eq!(secret.as_bytes(), b"correct horse battery staple");
-        assert!(!dir.path().join(DEFAULT_FILE).exists());
         std::fs::write(&path, "short").unwrap();
         assert!(matches!(
             WebhookSecret::load(&path),

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::InvalidEvent;
 use crate::db::schema::webhook_deliveries;
-use crate::db::{new_id, now, DbConn};
+use crate::db::{now, DbConn};
 
 crate::text_enum! {
     /// A webhook delivery's state, as stored.
@@ -30,7 +30,8 @@ crate::text_enum! {
 #[derive(Debug, Clone, Serialize, Queryable, Selectable)]
 #[diesel(table_name = webhook_deliveries)]
 pub struct Delivery {
-    /// Id (UUIDv7), also the body's `id` and `X-Tafel-Delivery`.
+    /// Id (a UUIDv5 of the event and what it is about), also the body's `id` and
+    /// `X-Tafel-Delivery`.
     pub id: String,
     /// Event name, e.g. `lesson.created`.
     pub event: String,
@@ -100,18 +101,28 @@ pub fn check_event(event: &str) -> QueryResult<()> {
     }
 }
 
-/// Stores an event for `url`, due at once. Run it inside the transaction of the change
+/// The delivery id of `event` about `about`: a UUIDv5 of both, so that the same event
+/// produced twice (by two nodes, or by a retried job) has one id.
+pub fn event_id(event: &str, about: &str) -> String {
+    // The namespace of tafel's event ids (a UUIDv5 of its URL in the URL namespace).
+    let namespace = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, b"urn:tafel:webhook-event");
+    uuid::Uuid::new_v5(&namespace, format!("{event}\n{about}").as_bytes()).to_string()
+}
+
+/// Stores an event for `url`, due at once, unless the same event about the same thing
+/// (the same [`event_id`]) is stored already. Run it inside the transaction of the change
 /// it reports. Returns the delivery id.
 pub fn insert(
     conn: &mut DbConn,
     url: &str,
     event: &str,
+    about: &str,
     tenant_id: Option<&str>,
     school_id: Option<&str>,
     data: serde_json::Value,
 ) -> QueryResult<String> {
     check_event(event)?;
-    let id = new_id();
+    let id = event_id(event, about);
     let at = now();
     let payload = serde_json::to_string(&Envelope {
         id: &id,
@@ -122,7 +133,7 @@ pub fn insert(
         data,
     })
     .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-    diesel::insert_into(webhook_deliveries::table)
+    let row = diesel::insert_into(webhook_deliveries::table)
         .values((
             webhook_deliveries::id.eq(&id),
             webhook_deliveries::event.eq(event),
@@ -135,7 +146,9 @@ pub fn insert(
             webhook_deliveries::status.eq(DeliveryStatus::Pending),
             webhook_deliveries::created_at.eq(at),
         ))
-        .execute(conn)?;
+        // A repeat of a stored event (another node produced it too) is dropped here.
+        .on_conflict_do_nothing();
+    crate::with_backend!(conn, |c| row.execute(c))?;
     Ok(id)
 }
 
@@ -314,6 +327,7 @@ mod tests {
                 &mut conn,
                 "http://x/",
                 "t.e",
+                &n.to_string(),
                 None,
                 None,
                 serde_json::json!({"n": n}),
@@ -350,6 +364,7 @@ mod tests {
             &mut conn,
             "http://x/",
             "t.a",
+            "1",
             Some("ten"),
             None,
             serde_json::json!({}),
@@ -359,6 +374,7 @@ mod tests {
             &mut conn,
             "http://x/",
             "t.b",
+            "1",
             None,
             None,
             serde_json::json!({}),
@@ -401,6 +417,54 @@ mod tests {
     }
 
     #[test]
+    fn the_same_event_about_the_same_thing_is_stored_once_under_one_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db(&dir);
+        let mut conn = db.get().unwrap();
+        let about = "request-1 2027-03-02T07:50:00+00:00";
+        let a = insert(
+            &mut conn,
+            "http://x/",
+            "lesson.ready",
+            about,
+            None,
+            None,
+            serde_json::json!({"node": "a"}),
+        )
+        .unwrap();
+        let b = insert(
+            &mut conn,
+            "http://x/",
+            "lesson.ready",
+            about,
+            None,
+            None,
+            serde_json::json!({"node": "b"}),
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, event_id("lesson.ready", about));
+        let other = insert(
+            &mut conn,
+            "http://x/",
+            "lesson.ready",
+            "request-1 another lesson",
+            None,
+            None,
+            serde_json::json!({}),
+        )
+        .unwrap();
+        assert_ne!(a, other);
+        let rows = deliveries(&mut conn, 10).unwrap();
+        assert_eq!(rows.len(), 2);
+        let first = delivery(&mut conn, &a).unwrap().unwrap();
+        assert!(
+            first.payload.contains(r#""node":"a""#),
+            "the first one stays"
+        );
+    }
+
+    #[test]
     fn bad_event_names_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let db = db(&dir);
@@ -411,6 +475,7 @@ mod tests {
                     &mut conn,
                     "http://x/",
                     bad,
+                    "1",
                     None,
                     None,
                     serde_json::json!({})

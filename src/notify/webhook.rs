@@ -109,21 +109,16 @@ pub fn parse_retry_after(value: &str, at: chrono::DateTime<chrono::Utc>) -> Opti
 
 impl Notifier {
     /// Starts notifications as configured: without `webhooks.url` a notifier that stores
-    /// nothing; otherwise loads (or creates, in `certs_dir`) the secret and starts the
-    /// sender on the current runtime.
+    /// nothing; otherwise starts the sender, signing with `secret`, on the current
+    /// runtime.
     pub fn start(
         db: Db,
         settings: &WebhookSettings,
-        certs_dir: &std::path::Path,
+        secret: WebhookSecret,
     ) -> Result<Arc<Notifier>, NotifyError> {
         let Some(url) = settings.url.clone() else {
             return Ok(Arc::new(Notifier::disabled()));
         };
-        let (secret, created) =
-            WebhookSecret::load_or_create(settings.secret_file.as_deref(), certs_dir)?;
-        if let Some(path) = created {
-            tracing::info!(path = %path.display(), "created the webhook secret: give it to the receiver so it can check signatures");
-        }
         let timeout = Duration::from_secs(settings.timeout_secs);
         let client = reqwest::Client::builder()
             .timeout(timeout)
@@ -162,8 +157,12 @@ impl Notifier {
     }
 
     /// Stores `event` for delivery. Call it inside the transaction of the change it
-    /// reports, and [`Notifier::wake`] after the commit. `data` becomes the body's
-    /// `data`; `tenant_id` and `school_id` say whom the event concerns. Event names are
+    /// reports, and [`Notifier::wake`] after the commit. `about` names what the event is
+    /// about so that producing it again gives the same event (e.g. the lesson request's
+    /// id, and the lesson's start for a notice before one lesson): the delivery id is
+    /// derived from `event` and `about`, and an event already stored is not stored again.
+    /// `data` becomes the body's `data`; `tenant_id` and `school_id` say whom the event
+    /// concerns. Event names are
     /// 1–100 letters, digits, `.`, `_` or `-` (e.g. `lesson.created`); others fail.
     /// Without a configured webhook this stores nothing (but still checks the name,
     /// so a bad one shows up in tests that run without a webhook).
@@ -171,13 +170,16 @@ impl Notifier {
         &self,
         conn: &mut DbConn,
         event: &str,
+        about: &str,
         tenant_id: Option<&str>,
         school_id: Option<&str>,
         data: serde_json::Value,
     ) -> QueryResult<()> {
         store::check_event(event)?;
         match &self.sender {
-            Some(s) => store::insert(conn, &s.url, event, tenant_id, school_id, data).map(drop),
+            Some(s) => {
+                store::insert(conn, &s.url, event, about, tenant_id, school_id, data).map(drop)
+            }
             None => Ok(()),
         }
     }
@@ -198,10 +200,11 @@ impl Notifier {
     }
 
     /// Stores one event in a transaction of its own and wakes the sender: for events
-    /// that belong to no other change.
+    /// that belong to no other change (`about` as for [`Notifier::enqueue`]).
     pub async fn send(
         &self,
         event: &str,
+        about: &str,
         tenant_id: Option<&str>,
         school_id: Option<&str>,
         data: serde_json::Value,
@@ -210,8 +213,9 @@ impl Notifier {
             return Ok(());
         };
         let url = s.url.clone();
-        let (event, tenant, school) = (
+        let (event, about, tenant, school) = (
             event.to_owned(),
+            about.to_owned(),
             tenant_id.map(str::to_owned),
             school_id.map(str::to_owned),
         );
@@ -221,6 +225,7 @@ impl Notifier {
                     conn,
                     &url,
                     &event,
+                    &about,
                     tenant.as_deref(),
                     school.as_deref(),
                     data,
@@ -434,7 +439,8 @@ async fn run(sender: Weak<Sender>, wake: Arc<Notify>) {
             }
             if tokio::time::Instant::now() >= next_prune {
                 next_prune = tokio::time::Instant::now() + PRUNE_EVERY;
-                s.prune().await;
+                let job = crate::jobs::Job::new(crate::jobs::names::WEBHOOK_PRUNE, PRUNE_EVERY);
+                crate::jobs::once(&s.db, job, || s.prune()).await;
             }
             match s.pass().await {
                 Ok(pause) => pause,

@@ -15,8 +15,8 @@
 //! the push's timeout before the push goes out, so no retry pass anywhere picks it up,
 //! and a node that dies mid-push leaves a device that is pushed again when the lease
 //! ends). A result applies only to the token it was sent to: a `TokenUpdate` that raced
-//! a failing push keeps its new token. On PostgreSQL the sweep and the retry pass run
-//! under an advisory lock, so several nodes never do them twice.
+//! a failing push keeps its new token. The sweep and the retry pass run once per tick
+//! across nodes ([`crate::jobs`]), so several nodes never do them twice.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,8 +37,6 @@ use crate::enrollment::EnrollmentStatus;
 use crate::queue;
 use crate::secrets::SecretBox;
 
-/// Advisory-lock key for the sweep and retry passes ("tafelpsh").
-const SWEEP_LOCK_KEY: i64 = 0x7461_6665_6c70_7368;
 /// How often due retries are looked for.
 const RETRY_TICK: Duration = Duration::from_secs(2);
 /// Rows per bulk query.
@@ -661,9 +659,16 @@ impl PushService {
         );
         let batch = self.settings.sweep_batch;
         let lease = self.lease();
+        let sweep_job = crate::jobs::Job::new(
+            crate::jobs::names::PUSH_SWEEP,
+            Duration::from_secs(self.settings.sweep_interval_secs),
+        );
+        let retry_job = crate::jobs::Job::new(crate::jobs::names::PUSH_RETRY, RETRY_TICK)
+            .holding(RETRY_TICK * 15);
         self.db
             .run(move |conn| -> Result<Vec<String>, DbError> {
-                with_sweep_lock(conn, |conn| {
+                let job = if sweep { sweep_job } else { retry_job };
+                with_sweep_lock(conn, &job, |conn| {
                     conn.write_tx(|conn| {
                         let at = now();
                         let mut ids: Vec<String> = devices::table
@@ -757,30 +762,14 @@ impl PushService {
     }
 }
 
-/// Runs `f` under the sweep lock on PostgreSQL (returns nothing when another node
-/// holds it); directly on SQLite, which has one node.
+/// Runs `f` when `job` (the sweep or the retry pass) is this node's to run now
+/// ([`crate::jobs`]: once per tick across nodes); returns nothing otherwise.
 fn with_sweep_lock(
     conn: &mut DbConn,
+    job: &crate::jobs::Job,
     f: impl FnOnce(&mut DbConn) -> Result<Vec<String>, DbError>,
 ) -> Result<Vec<String>, DbError> {
-    if let DbConn::Pg(_) = conn {
-        #[derive(QueryableByName)]
-        struct Locked {
-            #[diesel(sql_type = diesel::sql_types::Bool)]
-            locked: bool,
-        }
-        let got: Locked = diesel::sql_query(format!(
-            "SELECT pg_try_advisory_lock({SWEEP_LOCK_KEY}) AS locked"
-        ))
-        .get_result(conn)?;
-        if !got.locked {
-            return Ok(Vec::new());
-        }
-        let result = f(conn);
-        diesel::sql_query(format!("SELECT pg_advisory_unlock({SWEEP_LOCK_KEY})")).execute(conn)?;
-        return result;
-    }
-    f(conn)
+    Ok(crate::jobs::once_blocking(conn, job, f)?.unwrap_or_default())
 }
 
 /// A push that went out, or why it did not.

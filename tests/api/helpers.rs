@@ -143,6 +143,61 @@ impl TestApp {
         }
     }
 
+    /// Starts `n` servers on one database at once, as the nodes of one installation are
+    /// set up (README: several nodes): `tafel init` makes the first node's certificate
+    /// directory, the others get a copy of it. The first node's database schema lives as
+    /// long as it does.
+    pub async fn spawn_nodes(n: usize, adjust: impl Fn(&mut Settings)) -> Vec<TestApp> {
+        let dirs: Vec<TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+        let (base, pg) = test_settings(dirs[0].path());
+        tafel::pki::store::init(&base.certs_dir, &base.hosts, false).unwrap();
+        for dir in &dirs[1..] {
+            copy_dir(&base.certs_dir, &dir.path().join("certs"));
+        }
+        let mut builds = Vec::new();
+        let mut all_settings = Vec::new();
+        for dir in &dirs {
+            let mut settings = base.clone();
+            settings.certs_dir = dir.path().join("certs");
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            settings.public_url = format!("http://127.0.0.1:{port}");
+            adjust(&mut settings);
+            tafel::telemetry::init(settings.log_format, &settings.log_level);
+            all_settings.push(settings.clone());
+            builds.push(Application::build_on(settings, listener));
+        }
+        let apps: Vec<Application> = futures_util::future::join_all(builds)
+            .await
+            .into_iter()
+            .map(|a| a.expect("every node starts"))
+            .collect();
+        let tokens: Vec<String> = apps
+            .iter()
+            .filter_map(|a| a.first_admin_token.clone())
+            .collect();
+        assert_eq!(tokens.len(), 1, "one node makes the first admin");
+        let mut pg = pg.map(|(base, name)| PgSchema { base, name });
+        apps.into_iter()
+            .zip(dirs)
+            .map(|(app, dir)| {
+                let (port, state) = app.spawn();
+                TestApp {
+                    base: format!("http://127.0.0.1:{port}"),
+                    client: reqwest::Client::builder()
+                        .pool_idle_timeout(std::time::Duration::from_secs(2))
+                        .build()
+                        .unwrap(),
+                    state,
+                    admin_token: tokens[0].clone(),
+                    default_token: std::sync::OnceLock::new(),
+                    _dir: dir,
+                    _pg: pg.take(),
+                }
+            })
+            .collect()
+    }
+
     /// Downloads the enrollment profile of the link `secret` and reads it as an iPad does.
     pub async fn profile_info(&self, secret: &str) -> tafel_sim::enroll::ProfileInfo {
         let body = self
@@ -375,6 +430,15 @@ impl TestApp {
             .get_result::<N>(&mut *conn)
             .unwrap()
             .n
+    }
+}
+
+/// Copies the files of directory `from` into `to` (made), keeping their permissions.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }
 

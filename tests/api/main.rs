@@ -33,6 +33,7 @@ mod lessons;
 mod licences;
 mod metrics;
 mod names;
+mod nodes;
 mod openapi;
 mod operations;
 mod organisation;

@@ -55,7 +55,16 @@ async fn commit(state: &AppState, events: &[(&str, Value)]) {
         .run(move |conn| {
             conn.write_tx(|conn| -> Result<(), DbError> {
                 for (event, data) in events {
-                    notifier.enqueue(conn, &event, Some("tenant-1"), Some("school-1"), data)?;
+                    // Each event here is a change of its own.
+                    let about = uuid::Uuid::new_v4().to_string();
+                    notifier.enqueue(
+                        conn,
+                        &event,
+                        &about,
+                        Some("tenant-1"),
+                        Some("school-1"),
+                        data,
+                    )?;
                 }
                 Ok(())
             })
@@ -252,6 +261,7 @@ async fn a_rolled_back_change_sends_nothing() {
                 notifier.enqueue(
                     conn,
                     "lesson.created",
+                    "L1",
                     None,
                     None,
                     json!({"lesson_id": "L1"}),
@@ -296,10 +306,15 @@ async fn deliveries_leave_in_the_order_they_happened() {
     let got = sim.wait_for(7, WAIT).await;
     let names: Vec<String> = (1..=7).map(|n| format!("lesson.e{n}")).collect();
     assert_eq!(events(&got), names);
-    let ids: Vec<&str> = got.iter().map(|r| r.delivery().unwrap()).collect();
-    let mut sorted = ids.clone();
+    // Delivery ids say what an event is about (so repeats can be dropped); the order of
+    // creation is `created_at`'s.
+    let times: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["created_at"].as_str().unwrap().to_owned())
+        .collect();
+    let mut sorted = times.clone();
     sorted.sort_unstable();
-    assert_eq!(ids, sorted, "delivery ids sort by creation");
+    assert_eq!(times, sorted, "sent in the order of creation");
 }
 
 #[actix_web::test]
@@ -350,7 +365,7 @@ async fn without_a_url_nothing_is_stored() {
         .db
         .run(move |conn| {
             notifier
-                .enqueue(conn, "lesson created!", None, None, json!({}))
+                .enqueue(conn, "lesson created!", "x", None, None, json!({}))
                 .map_err(DbError::from)
         })
         .await;

@@ -387,6 +387,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    job_leases (name) {
+        name -> Text,
+        holder -> Nullable<Text>,
+        held_until -> Timestamp,
+        last_run -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    shared_secrets (name) {
+        name -> Text,
+        value_sealed -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     secret_migrations (name) {
         name -> Text,
         done_at -> Timestamp,
@@ -631,6 +648,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     ade_devices,
     ade_machine_infos,
     secret_migrations,
+    job_leases,
+    shared_secrets,
     ade_rules,
     ade_profiles,
     ade_profile_uploads,

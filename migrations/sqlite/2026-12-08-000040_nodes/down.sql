@@ -1,0 +1,2 @@
+DROP TABLE shared_secrets;
+DROP TABLE job_leases;
