@@ -123,7 +123,9 @@ pub fn backup(settings: &Settings, out: &Path, force: bool) -> anyhow::Result<Ba
     private_dir(&partial)?;
     let result = (|| {
         let (name, counts) = match &url {
-            DatabaseUrl::Sqlite(path) => (SQLITE_FILE, sqlite_copy(path, &partial.join(SQLITE_FILE))?),
+            DatabaseUrl::Sqlite(path) => {
+                (SQLITE_FILE, sqlite_copy(path, &partial.join(SQLITE_FILE))?)
+            }
             DatabaseUrl::Postgres(pg) => (PG_DUMP_FILE, pg_dump(pg, &partial.join(PG_DUMP_FILE))?),
         };
         let cert_files = copy_files(certs, &partial.join(CERTS_DIR))?;
@@ -382,7 +384,8 @@ fn copy_files(from: &Path, to: &Path) -> anyhow::Result<Vec<String>> {
 
 /// Copies `from` to the new file `to`, mode 0600, synced.
 fn copy_private(from: &Path, to: &Path) -> anyhow::Result<()> {
-    let mut src = fs::File::open(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let mut src =
+        fs::File::open(from).with_context(|| format!("cannot read {}", from.display()))?;
     let mut dst = fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -374,7 +374,10 @@ pub enum KeyCheckError {
 /// Opens the sealed values that every installation keeps (enrollment links, push
 /// certificate keys, content and ADE tokens) with `secrets`: proof that this key file
 /// belongs to this database. Returns how many values were opened.
-pub fn check_key(conn: &mut crate::db::DbConn, secrets: &SecretBox) -> Result<usize, KeyCheckError> {
+pub fn check_key(
+    conn: &mut crate::db::DbConn,
+    secrets: &SecretBox,
+) -> Result<usize, KeyCheckError> {
     use crate::db::schema::{ade_tokens, enrollment_tokens, push_certificates, vpp_tokens};
     use diesel::prelude::*;
     const SAMPLE: i64 = 100;
@@ -397,7 +400,10 @@ pub fn check_key(conn: &mut crate::db::DbConn, secrets: &SecretBox) -> Result<us
         .select((vpp_tokens::id, vpp_tokens::token_sealed))
         .limit(SAMPLE)
         .load(conn)?;
-    stored.extend(rows.into_iter().map(|(id, s)| (places::CONTENT_TOKEN, id, s)));
+    stored.extend(
+        rows.into_iter()
+            .map(|(id, s)| (places::CONTENT_TOKEN, id, s)),
+    );
     let rows: Vec<(String, Vec<u8>)> = ade_tokens::table
         .select((ade_tokens::id, ade_tokens::key_sealed))
         .limit(SAMPLE)

@@ -241,8 +241,14 @@ async fn a_backup_taken_under_load_restores_every_device_command_and_certificate
     );
     let got = ipad.idle().await.unwrap().expect("its queued command");
     let _ = cmd;
-    assert!(["ManagedApplicationList", "DeviceInformation", "InstalledApplicationList", "ProfileList", "SecurityInfo"]
-        .contains(&got.request_type.as_str()));
+    assert!([
+        "ManagedApplicationList",
+        "DeviceInformation",
+        "InstalledApplicationList",
+        "ProfileList",
+        "SecurityInfo"
+    ]
+    .contains(&got.request_type.as_str()));
 }
 
 #[actix_web::test]
@@ -270,8 +276,8 @@ async fn restore_refuses_a_foreign_key_and_what_is_not_a_tafel_backup() {
     let other = dir.path().join("other");
     copy_dir(&dir.path().join("b"), &other);
     {
-        use std::os::unix::fs::OpenOptionsExt;
         use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let key = other.join("certs/secrets.key");
         std::fs::remove_file(&key).unwrap();
         std::fs::OpenOptions::new()
@@ -314,7 +320,10 @@ async fn restore_refuses_a_foreign_key_and_what_is_not_a_tafel_backup() {
     let (d, db, certs) = fresh("f3");
     std::fs::write(&db, b"x").unwrap();
     let line = error_line(&tafel(&d, &["restore", "../b"], &db, &certs));
-    assert!(line.contains("exists") && line.contains("--force"), "{line}");
+    assert!(
+        line.contains("exists") && line.contains("--force"),
+        "{line}"
+    );
     let o = tafel(&d, &["restore", "--force", "../b"], &db, &certs);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(rows(&db).devices.len(), 1);
@@ -329,5 +338,90 @@ fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
         }
+    }
+}
+
+/// PostgreSQL (with `TAFEL_TEST_POSTGRES_URL`): `tafel backup` runs pg_dump, `tafel
+/// restore` pg_restore into an empty database, and a server there finds every device.
+#[actix_web::test]
+async fn on_postgresql_a_backup_is_a_pg_dump_that_restores_into_an_empty_database() {
+    let Some(base) = crate::helpers::postgres_url() else {
+        return;
+    };
+    let server = base.rsplit_once('/').unwrap().0.to_owned();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let (src_name, dst_name) = (format!("bk_src_{id}"), format!("bk_dst_{id}"));
+    let mut admin = diesel::PgConnection::establish(&base).unwrap();
+    for name in [&src_name, &dst_name] {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+    }
+    let (src, dst) = (
+        format!("{server}/{src_name}"),
+        format!("{server}/{dst_name}"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("live/certs");
+    let app = TestApp::spawn_with(|s| {
+        s.database_url = src.clone();
+        s.certs_dir = certs.clone();
+    })
+    .await;
+    let mut udids = BTreeSet::new();
+    for n in 0..3 {
+        udids.insert(
+            enrolled_with_a_command(&app, n)
+                .await
+                .0
+                .udid
+                .as_str()
+                .to_owned(),
+        );
+    }
+    let run = |cwd: &Path, args: &[&str], url: &str, certs: &Path| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tafel"));
+        cmd.current_dir(cwd).args(args);
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TAFEL_")) {
+            cmd.env_remove(k);
+        }
+        cmd.env("TAFEL_DATABASE_URL", url)
+            .env("TAFEL_CERTS_DIR", certs)
+            .env("TAFEL_LOG_LEVEL", "error")
+            .output()
+            .unwrap()
+    };
+    let o = run(dir.path(), &["backup", "b"], &src, &certs);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(dir.path().join("b/tafel.pgdump").is_file());
+    assert!(text(&o).contains("3 devices"), "{}", text(&o));
+
+    let new_certs = dir.path().join("fresh/certs");
+    let o = run(dir.path(), &["restore", "b"], &dst, &new_certs);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("3 devices"), "{}", text(&o));
+    // The database now holds tafel's tables: not again without --force.
+    let line = error_line(&run(
+        dir.path(),
+        &["restore", "b"],
+        &dst,
+        &dir.path().join("elsewhere"),
+    ));
+    assert!(line.contains("--force"), "{line}");
+
+    let mut c = diesel::PgConnection::establish(&dst).unwrap();
+    use tafel::db::schema::devices;
+    let restored: BTreeSet<String> = devices::table
+        .select(devices::udid)
+        .load::<Option<String>>(&mut c)
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(restored, udids);
+    drop(c);
+    drop(app);
+    for name in [&src_name, &dst_name] {
+        let _ = admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"));
     }
 }
