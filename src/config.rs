@@ -70,6 +70,17 @@ pub struct Settings {
     pub http: HttpSettings,
     /// What `/readyz` checks beyond the database answering.
     pub health: HealthSettings,
+    /// `/metrics` for Prometheus.
+    pub metrics: MetricsSettings,
+}
+
+/// `/metrics` (Prometheus text format).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// The bearer token Prometheus sends (`authorization: credentials` in its scrape
+    /// config). Unset: `/metrics` is off (404).
+    pub token: Option<String>,
 }
 
 /// Timeouts of every listener (devices' and people's): a client that stops sending
@@ -427,6 +438,7 @@ impl Default for Settings {
             webhooks: WebhookSettings::default(),
             http: HttpSettings::default(),
             health: HealthSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod inventory;
 pub mod lessons;
 pub mod licences;
 pub mod mdm;
+pub mod metrics;
 pub mod names;
 pub mod notify;
 pub mod org;

@@ -89,6 +89,7 @@ impl Application {
             tokio::task::spawn_blocking(move || Db::connect(&url, size))
                 .await
                 .context("database start cancelled")??
+                .observe_waits(crate::metrics::pool_wait)
         };
         let (applied, first_admin_token) = {
             let db = db.clone();
@@ -239,6 +240,10 @@ impl Application {
         let timeouts = &settings.http;
         let body_pause = Duration::from_secs(timeouts.body_timeout_secs);
         let server = HttpServer::new(move || {
+            let device_paths = (
+                app_state.settings.mdm.checkin_path.clone(),
+                app_state.settings.mdm.connect_path.clone(),
+            );
             App::new()
                 .app_data(web::Data::new(app_state.clone()))
                 .configure(crate::mdm::config(&app_state.settings))
@@ -246,6 +251,10 @@ impl Application {
                 .configure(crate::api::config)
                 .wrap_fn(move |mut req, srv| {
                     crate::edge::limit_body_pauses(&mut req, body_pause);
+                    let group = crate::metrics::group(
+                        req.path(),
+                        (device_paths.0.as_str(), device_paths.1.as_str()),
+                    );
                     let (id, span) = start_request(&req);
                     let fut = if people_on_device_listener(&req) {
                         let res = req.into_response(
@@ -260,7 +269,7 @@ impl Application {
                             call.await.map(|r| r.map_into_left_body())
                         })
                     };
-                    finish_request(id, span, fut)
+                    finish_request(id, group, span, fut)
                 })
         })
         .on_connect(attach_peer_certificate)
@@ -484,6 +493,7 @@ fn start_request(req: &ServiceRequest) -> (String, tracing::Span) {
 /// Awaits the response inside the span, logs it and adds `x-request-id`.
 async fn finish_request<B>(
     id: String,
+    group: usize,
     span: tracing::Span,
     fut: impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
@@ -491,7 +501,9 @@ async fn finish_request<B>(
     async move {
         let mut res = fut.await?;
         let status = res.status().as_u16();
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let took = started.elapsed();
+        crate::metrics::request(group, status, took);
+        let ms = took.as_secs_f64() * 1000.0;
         if status >= 500 {
             tracing::error!(status, ms, "request failed");
         } else if status >= 400 {

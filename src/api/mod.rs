@@ -51,6 +51,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     )
     .route("/healthz", web::get().to(healthz))
     .route("/readyz", web::get().to(readyz))
+    .route("/metrics", web::get().to(metrics))
     .service(
         web::scope("/api/v1")
             .wrap(actix_web::middleware::from_fn(idempotency::middleware))
@@ -72,6 +73,47 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(openapi::config),
     )
     .default_service(web::to(not_found));
+}
+
+/// Prometheus's scrape: this node's counters and the database's figures, for the bearer
+/// token in `metrics.token` (unset: off, 404).
+async fn metrics(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let Some(token) = state
+        .settings
+        .metrics
+        .token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    else {
+        return Err(ApiError::not_found(
+            "metrics are off: set metrics.token in the settings and give Prometheus that bearer token",
+        ));
+    };
+    let given = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let same =
+        given.len() == token.len() && openssl::memcmp::eq(given.as_bytes(), token.as_bytes());
+    if !same {
+        return Err(ApiError::new(
+            ErrorCode::Unauthenticated,
+            "send the metrics token (metrics.token) as a bearer token",
+        ));
+    }
+    let snapshot = state
+        .db
+        .run(|conn| crate::metrics::snapshot(conn).map_err(crate::db::DbError::from))
+        .await?;
+    let page = crate::metrics::render(&snapshot, state.db.pool_state());
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(page))
 }
 
 /// The process is up.

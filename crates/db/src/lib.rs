@@ -218,6 +218,8 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for ConnectionSetup {
 pub struct Db {
     pool: Pool<ConnectionManager<DbConn>>,
     backend: Backend,
+    /// Told how long each checkout waited (the server's metrics).
+    on_wait: Option<fn(Duration)>,
 }
 
 /// A connection checked out of the pool.
@@ -248,7 +250,32 @@ impl Db {
         Ok(Db {
             pool,
             backend: url.backend(),
+            on_wait: None,
         })
+    }
+
+    /// Reports how long each checkout from the pool waited to `observe`.
+    pub fn observe_waits(mut self, observe: fn(Duration)) -> Self {
+        self.on_wait = Some(observe);
+        self
+    }
+
+    /// Connections open in the pool, and of them idle.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
+    fn checkout(
+        pool: &Pool<ConnectionManager<DbConn>>,
+        on_wait: Option<fn(Duration)>,
+    ) -> Result<PooledConn, DbError> {
+        let started = on_wait.map(|_| std::time::Instant::now());
+        let conn = pool.get();
+        if let (Some(observe), Some(started)) = (on_wait, started) {
+            observe(started.elapsed());
+        }
+        Ok(conn?)
     }
 
     /// The backend in use.
@@ -258,7 +285,7 @@ impl Db {
 
     /// Checks a connection out of the pool (blocking).
     pub fn get(&self) -> Result<PooledConn, DbError> {
-        Ok(self.pool.get()?)
+        Self::checkout(&self.pool, self.on_wait)
     }
 
     /// Runs `f` with a connection on tokio's blocking pool.
@@ -268,9 +295,9 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let (pool, on_wait) = (self.pool.clone(), self.on_wait);
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(DbError::from)?;
+            let mut conn = Self::checkout(&pool, on_wait)?;
             f(&mut conn)
         })
         .await
