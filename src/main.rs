@@ -48,8 +48,9 @@ enum Command {
     Migrate,
     /// Print the effective configuration (secrets are never part of it).
     Config,
-    /// Back up into the new directory DIR everything a restore needs: the database
-    /// (SQLite: a consistent copy taken while the server keeps serving; PostgreSQL:
+    /// Back up the database and certs/ into a new directory (while tafel serves).
+    ///
+    /// DIR gets everything a restore needs: the database (SQLite: a consistent copy taken while the server keeps serving; PostgreSQL:
     /// pg_dump --format=custom, which must be installed) and every file of the
     /// certificate directory. certs/ is not in the database but is needed: secrets.key
     /// opens the secrets sealed in it, the CA is what enrolled iPads trust. DIR holds
@@ -63,8 +64,9 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Restore a backup made by `tafel backup` into the configured database and
-    /// certificate directory, which must be empty (a fresh directory; PostgreSQL: an
+    /// Restore a backup made by `tafel backup` into an empty database and certs/.
+    ///
+    /// The configured database and certificate directory must be empty (a fresh directory; PostgreSQL: an
     /// empty database). Checks that the backup is a tafel database and that its
     /// secrets.key opens the secrets stored in it. Stop tafel before restoring; start
     /// it afterwards with `tafel serve` (pending migrations run then).
