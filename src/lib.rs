@@ -12,6 +12,7 @@ pub mod ade;
 pub mod api;
 pub mod assign;
 pub mod audit;
+pub mod backup;
 pub mod catalog;
 pub mod cluster;
 pub mod config;

@@ -48,6 +48,36 @@ enum Command {
     Migrate,
     /// Print the effective configuration (secrets are never part of it).
     Config,
+    /// Back up the database and certs/ into a new directory (while tafel serves).
+    ///
+    /// DIR gets everything a restore needs: the database (SQLite: a consistent copy taken while the server keeps serving; PostgreSQL:
+    /// pg_dump --format=custom, which must be installed) and every file of the
+    /// certificate directory. certs/ is not in the database but is needed: secrets.key
+    /// opens the secrets sealed in it, the CA is what enrolled iPads trust. DIR holds
+    /// private keys (mode 0700, files 0600): keep it as safe as the server. Back up
+    /// daily and before every upgrade (README: backup and restore).
+    Backup {
+        /// The backup directory to create.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Replace DIR when it exists (only a backup is replaced).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Restore a backup made by `tafel backup` into an empty database and certs/.
+    ///
+    /// The configured database and certificate directory must be empty (a fresh directory; PostgreSQL: an
+    /// empty database). Checks that the backup is a tafel database and that its
+    /// secrets.key opens the secrets stored in it. Stop tafel before restoring; start
+    /// it afterwards with `tafel serve` (pending migrations run then).
+    Restore {
+        /// The backup directory `tafel backup` wrote.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Overwrite an existing database and certificate directory.
+        #[arg(long)]
+        force: bool,
+    },
     /// Give the user with this e-mail a one-time password (printed once, valid 72
     /// hours; it logs in only to choose a new password) and end their sessions and API
     /// tokens: the way back in for the last district admin who forgot theirs.
@@ -153,6 +183,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Config => {
             println!("{settings:#?}");
+            Ok(())
+        }
+        Command::Backup { dir, force } => {
+            let report = tafel::backup::backup(&settings, &dir, force)?;
+            println!(
+                "wrote {} ({} bytes): {}",
+                report.database.display(),
+                report.bytes,
+                report.counts
+            );
+            println!(
+                "wrote {}: {}",
+                dir.join(tafel::backup::CERTS_DIR).display(),
+                report.cert_files.join(", ")
+            );
+            println!(
+                "{} holds private keys and secrets.key, without which the database's secrets cannot be opened: store it as safely as the server, off this machine",
+                dir.display()
+            );
+            Ok(())
+        }
+        Command::Restore { dir, force } => {
+            let report = tafel::backup::restore(&settings, &dir, force)?;
+            println!("restored {}: {}", report.database, report.counts);
+            println!(
+                "secrets.key opens the database's secrets ({} checked)",
+                report.secrets_checked
+            );
+            println!(
+                "restored {}: {}",
+                settings.certs_dir.display(),
+                report.cert_files.join(", ")
+            );
+            println!("start tafel with: tafel serve");
             Ok(())
         }
         Command::ResetPassword { email } => {

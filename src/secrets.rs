@@ -360,6 +360,67 @@ fn seal_profile_payloads(
     Ok(rows.len())
 }
 
+/// `secrets.key` does not fit the database (a restore with another installation's key).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyCheckError {
+    /// Storage.
+    #[error("{0}")]
+    Db(#[from] diesel::result::Error),
+    /// A stored value does not open.
+    #[error("secrets.key does not open the secrets stored in the database ({0}): it belongs to another installation; use the secrets.key saved with this database")]
+    WrongKey(String),
+}
+
+/// Opens the sealed values that every installation keeps (enrollment links, push
+/// certificate keys, content and ADE tokens) with `secrets`: proof that this key file
+/// belongs to this database. Returns how many values were opened.
+pub fn check_key(
+    conn: &mut crate::db::DbConn,
+    secrets: &SecretBox,
+) -> Result<usize, KeyCheckError> {
+    use crate::db::schema::{ade_tokens, enrollment_tokens, push_certificates, vpp_tokens};
+    use diesel::prelude::*;
+    const SAMPLE: i64 = 100;
+    let mut stored: Vec<(&str, String, Vec<u8>)> = Vec::new();
+    let rows: Vec<(String, Option<Vec<u8>>)> = enrollment_tokens::table
+        .filter(enrollment_tokens::token_sealed.is_not_null())
+        .select((enrollment_tokens::id, enrollment_tokens::token_sealed))
+        .limit(SAMPLE)
+        .load(conn)?;
+    stored.extend(
+        rows.into_iter()
+            .filter_map(|(id, s)| s.map(|s| (places::ENROLLMENT_LINK, id, s))),
+    );
+    let rows: Vec<(String, Vec<u8>)> = push_certificates::table
+        .select((push_certificates::tenant_id, push_certificates::key_sealed))
+        .limit(SAMPLE)
+        .load(conn)?;
+    stored.extend(rows.into_iter().map(|(id, s)| (places::PUSH_KEY, id, s)));
+    let rows: Vec<(String, Vec<u8>)> = vpp_tokens::table
+        .select((vpp_tokens::id, vpp_tokens::token_sealed))
+        .limit(SAMPLE)
+        .load(conn)?;
+    stored.extend(
+        rows.into_iter()
+            .map(|(id, s)| (places::CONTENT_TOKEN, id, s)),
+    );
+    let rows: Vec<(String, Vec<u8>)> = ade_tokens::table
+        .select((ade_tokens::id, ade_tokens::key_sealed))
+        .limit(SAMPLE)
+        .load(conn)?;
+    stored.extend(rows.into_iter().map(|(id, s)| (places::ADE_KEY, id, s)));
+    for (place, row, sealed) in &stored {
+        let opened = match sealed.first() {
+            Some(&VERSION) => secrets.open(sealed).map(drop),
+            _ => secrets.open_for(&binding(place, row), sealed).map(drop),
+        };
+        if opened.is_err() {
+            return Err(KeyCheckError::WrongKey(format!("{place} of {row}")));
+        }
+    }
+    Ok(stored.len())
+}
+
 /// The places sealed values live in (the first half of their binding).
 pub mod places {
     /// `push_certificates.key_sealed`, by authority.

@@ -37,7 +37,7 @@ fn help_explains_every_subcommand() {
     let o = tafel(dir.path(), &["--help"], &[]);
     assert!(o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
-    for sub in ["serve", "init", "migrate"] {
+    for sub in ["serve", "init", "migrate", "backup", "restore"] {
         assert!(out.contains(sub), "{out}");
     }
     let o = tafel(dir.path(), &["init", "--help"], &[]);

@@ -10,6 +10,7 @@ mod ade_enroll;
 mod admin_scope;
 mod app_icons;
 mod assignments;
+mod backup;
 mod browser;
 mod catalog_edits;
 mod certificates;
