@@ -32,6 +32,8 @@ pub enum ErrorCode {
     Conflict,
     /// Too many attempts: wait `retry_after_secs` (also in `Retry-After`).
     TooManyRequests,
+    /// The `Idempotency-Key` was used for a different request within 24 hours.
+    IdempotencyKeyReused,
     /// The database cannot be reached.
     Unavailable,
     /// Something failed on our side.
@@ -48,6 +50,7 @@ impl ErrorCode {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

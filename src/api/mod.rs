@@ -15,6 +15,7 @@ pub mod classes;
 pub mod commands;
 pub mod devices;
 pub mod errors;
+pub mod idempotency;
 pub mod lessons;
 pub mod licences;
 pub mod openapi;
@@ -49,6 +50,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .route("/readyz", web::get().to(readyz))
     .service(
         web::scope("/api/v1")
+            .wrap(actix_web::middleware::from_fn(idempotency::middleware))
             .configure(certificates::config)
             .configure(commands::config)
             .configure(org::config)

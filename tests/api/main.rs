@@ -27,6 +27,7 @@ mod exports;
 mod foundation;
 mod helpers;
 mod hostile_bodies;
+mod idempotency;
 mod lessons;
 mod licences;
 mod names;
