@@ -71,7 +71,10 @@ async fn a_repeated_command_with_the_same_key_is_queued_once_and_answered_alike(
     assert_eq!(s2, 202, "{second}");
     assert!(r2, "a repeat says it is one");
     assert_eq!(first, second);
-    assert_eq!(commands_named(&app.queue_of(&udid).await, "CertificateList"), 1);
+    assert_eq!(
+        commands_named(&app.queue_of(&udid).await, "CertificateList"),
+        1
+    );
 
     // Without a key, or with another one, it is a new command.
     let (s3, _, third) = post_with_key(
@@ -84,7 +87,10 @@ async fn a_repeated_command_with_the_same_key_is_queued_once_and_answered_alike(
     .await;
     assert_eq!(s3, 202);
     assert_ne!(third["command_uuid"], first["command_uuid"]);
-    assert_eq!(commands_named(&app.queue_of(&udid).await, "CertificateList"), 2);
+    assert_eq!(
+        commands_named(&app.queue_of(&udid).await, "CertificateList"),
+        2
+    );
 }
 
 #[actix_web::test]
@@ -186,7 +192,10 @@ async fn a_first_request_cut_off_by_a_stop_is_not_done_again() {
         answer["message"].as_str().unwrap().contains("cut off"),
         "{answer}"
     );
-    assert_eq!(commands_named(&app.queue_of(&udid).await, "CertificateList"), 1);
+    assert_eq!(
+        commands_named(&app.queue_of(&udid).await, "CertificateList"),
+        1
+    );
 }
 
 #[actix_web::test]
