@@ -66,6 +66,67 @@ pub struct Settings {
     pub ade: AdeSettings,
     /// The App Store's lookup (app icons for the console).
     pub app_store: AppStoreSettings,
+    /// Timeouts of every listener: what a stalled or idle client may hold.
+    pub http: HttpSettings,
+    /// What `/readyz` checks beyond the database answering.
+    pub health: HealthSettings,
+    /// `/metrics` for Prometheus.
+    pub metrics: MetricsSettings,
+}
+
+/// `/metrics` (Prometheus text format).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// The bearer token Prometheus sends (`authorization: credentials` in its scrape
+    /// config). Unset: `/metrics` is off (404).
+    pub token: Option<String>,
+}
+
+/// Timeouts of every listener (devices' and people's): a client that stops sending
+/// gives its connection back instead of holding it (and an open file) until it gives up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Seconds a client has to send a request's headers; then 408 and the connection
+    /// is closed.
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may pause (no byte arriving) before the request ends with
+    /// 408 and the connection is closed.
+    pub body_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection stays open.
+    pub keep_alive_secs: u64,
+    /// Seconds a closing client has to acknowledge the close (the TLS shutdown) before
+    /// the connection is dropped.
+    pub disconnect_timeout_secs: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            header_timeout_secs: 5,
+            body_timeout_secs: 15,
+            keep_alive_secs: 30,
+            disconnect_timeout_secs: 2,
+        }
+    }
+}
+
+/// What `/readyz` checks besides a write to the database and readable certificates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthSettings {
+    /// Least free space, in MiB, on the filesystems of the SQLite database and of
+    /// `certs_dir`; below it `/readyz` answers 503 naming the disk.
+    pub min_free_disk_mb: u64,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        HealthSettings {
+            min_free_disk_mb: 256,
+        }
+    }
 }
 
 /// The App Store's public lookup, which gives an app's icon by its App Store id.
@@ -375,6 +436,9 @@ impl Default for Settings {
             ade: AdeSettings::default(),
             app_store: AppStoreSettings::default(),
             webhooks: WebhookSettings::default(),
+            http: HttpSettings::default(),
+            health: HealthSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }
@@ -546,6 +610,12 @@ impl Settings {
             );
         }
         self.webhooks.validate()?;
+        if self.http.header_timeout_secs == 0
+            || self.http.body_timeout_secs == 0
+            || self.http.keep_alive_secs == 0
+        {
+            return Err("http.header_timeout_secs, http.body_timeout_secs and http.keep_alive_secs: at least 1 (a stalled client must not hold its connection for ever)".into());
+        }
         Ok(())
     }
 
@@ -788,6 +858,25 @@ mod tests {
                 Settings::load(None, false, env(&[("TAFEL_WEBHOOKS__URL", bad)])).unwrap_err();
             assert!(err.to_string().contains("webhooks.url"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn stalled_clients_are_bounded_by_default_and_never_unbounded() {
+        let s = Settings::load(None, false, env(&[])).unwrap();
+        assert_eq!(
+            (
+                s.http.header_timeout_secs,
+                s.http.body_timeout_secs,
+                s.http.keep_alive_secs
+            ),
+            (5, 15, 30)
+        );
+        let s =
+            Settings::load(None, false, env(&[("TAFEL_HTTP__BODY_TIMEOUT_SECS", "3")])).unwrap();
+        assert_eq!(s.http.body_timeout_secs, 3);
+        let err = Settings::load(None, false, env(&[("TAFEL_HTTP__BODY_TIMEOUT_SECS", "0")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("http.body_timeout_secs"), "{err}");
     }
 
     #[test]

@@ -9,7 +9,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::db::DbError;
+use crate::db::{DbError, StorageFault};
+
+/// Seconds a client is asked to wait (`Retry-After`) when the database cannot be reached
+/// or cannot take writes: iPads try again then instead of giving up.
+const STORAGE_RETRY_SECS: u64 = 60;
 
 /// Stable error codes; the serialized names are part of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -19,6 +23,8 @@ pub enum ErrorCode {
     BadRequest,
     /// The body is larger than the endpoint accepts.
     PayloadTooLarge,
+    /// The request's body stopped arriving (`http.body_timeout_secs`).
+    RequestTimeout,
     /// No valid credentials (admin API only).
     Unauthenticated,
     /// Authenticated, but not allowed.
@@ -34,7 +40,8 @@ pub enum ErrorCode {
     TooManyRequests,
     /// The `Idempotency-Key` was used for a different request within 24 hours.
     IdempotencyKeyReused,
-    /// The database cannot be reached.
+    /// The database cannot be reached or cannot take writes (read-only, disk full), or
+    /// the server is not ready; the message names the cause.
     Unavailable,
     /// Something failed on our side.
     Internal,
@@ -45,6 +52,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden | ErrorCode::PasswordChangeRequired => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
@@ -68,7 +76,8 @@ pub struct ApiError {
     /// The offending field, when one is to blame.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// Seconds to wait before trying again (429), also sent as `Retry-After`.
+    /// Seconds to wait before trying again (429, and 503 when the database cannot be
+    /// reached or take writes), also sent as `Retry-After`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_secs: Option<u64>,
 }
@@ -120,10 +129,25 @@ impl ApiError {
         Self::new(ErrorCode::Conflict, message)
     }
 
-    /// 500; the detail goes to the log, not to the client.
+    /// 500; the detail goes to the log, not to the client. A detail that tells of a
+    /// storage fault (read-only database, full disk) becomes [`ApiError::storage`].
     pub fn internal(detail: impl std::fmt::Display) -> Self {
+        let detail = detail.to_string();
+        if let Some(fault) = StorageFault::of_message(&detail) {
+            return Self::storage(fault, &detail);
+        }
         tracing::error!(error = %detail, "internal error");
         Self::new(ErrorCode::Internal, "internal error")
+    }
+
+    /// 503 naming a storage fault, with `Retry-After` (iPads try again later); the
+    /// database's own words go to the log.
+    pub fn storage(fault: StorageFault, detail: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "{}", fault.describe());
+        ApiError {
+            retry_after_secs: Some(STORAGE_RETRY_SECS),
+            ..Self::new(ErrorCode::Unavailable, fault.describe())
+        }
     }
 }
 
@@ -152,8 +176,12 @@ impl From<DbError> for ApiError {
         match e {
             DbError::Pool(_) | DbError::Cancelled => {
                 tracing::error!(error = %e, "database unavailable");
-                ApiError::new(ErrorCode::Unavailable, "database unavailable")
+                ApiError {
+                    retry_after_secs: Some(STORAGE_RETRY_SECS),
+                    ..ApiError::new(ErrorCode::Unavailable, "database unavailable")
+                }
             }
+            DbError::Query(e) => e.into(),
             other => ApiError::internal(other),
         }
     }
@@ -163,8 +191,20 @@ impl From<diesel::result::Error> for ApiError {
     fn from(e: diesel::result::Error) -> Self {
         match e {
             diesel::result::Error::NotFound => ApiError::not_found("not found"),
-            other => ApiError::internal(other),
+            other => match StorageFault::of(&other) {
+                Some(fault) => ApiError::storage(fault, &other),
+                None => ApiError::internal(other),
+            },
         }
+    }
+}
+
+/// A body that could not be read: 408 when it stopped arriving, else 400 with the reason.
+pub fn body_error(e: &actix_web::error::PayloadError) -> ApiError {
+    if crate::edge::is_paused(e) {
+        ApiError::new(ErrorCode::RequestTimeout, e.to_string())
+    } else {
+        ApiError::bad_request(format!("cannot read body: {e}"))
     }
 }
 
@@ -180,7 +220,7 @@ pub async fn read_body(
     use futures_util::StreamExt;
     let mut body = actix_web::web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("cannot read body: {e}")))?;
+        let chunk = chunk.map_err(|e| body_error(&e))?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::new(
                 ErrorCode::PayloadTooLarge,

@@ -274,6 +274,21 @@ fn certs(settings: &Settings, action: CertsAction) -> anyhow::Result<()> {
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Every connection is an open file: the soft limit (often 1,024) goes up to the
+    // hard one (systemd: LimitNOFILE in docs/tafel.service).
+    match tafel::edge::raise_open_file_limit() {
+        Ok(files) if files.now < 4096 => tracing::warn!(
+            open_files = files.now,
+            hard_limit = files.hard,
+            "few open files allowed: each connection needs one; raise the hard limit (LimitNOFILE=65536, README: the HTTP edge)"
+        ),
+        Ok(files) => tracing::info!(
+            open_files = files.now,
+            was = files.before,
+            "open-file limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let workers = settings.workers;
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if workers > 0 {
@@ -298,6 +313,12 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             }
         }
         app.run_until_stopped().await?;
-        Ok(())
-    })
+        Ok::<(), anyhow::Error>(())
+    })?;
+    // What still runs on the blocking pool (a transaction, a pass under its lock) gets
+    // to finish and release what it holds; background tasks end at their next step.
+    rt.shutdown_timeout(std::time::Duration::from_secs(
+        tafel::startup::SHUTDOWN_SECS,
+    ));
+    Ok(())
 }

@@ -6,7 +6,7 @@ use actix_web::ResponseError;
 use std::any::Any;
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -21,6 +21,9 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::pki::store::{self, LoadedPki};
 use crate::state::AppState;
+
+/// Seconds requests in flight get to finish after SIGTERM.
+pub const SHUTDOWN_SECS: u64 = 10;
 
 /// The client certificate a device presented over mTLS, if any.
 #[derive(Clone)]
@@ -86,6 +89,7 @@ impl Application {
             tokio::task::spawn_blocking(move || Db::connect(&url, size))
                 .await
                 .context("database start cancelled")??
+                .observe_waits(crate::metrics::pool_wait)
         };
         let (applied, first_admin_token) = {
             let db = db.clone();
@@ -233,13 +237,24 @@ impl Application {
         }
 
         let app_state = state.clone();
+        let timeouts = &settings.http;
+        let body_pause = Duration::from_secs(timeouts.body_timeout_secs);
         let server = HttpServer::new(move || {
+            let device_paths = (
+                app_state.settings.mdm.checkin_path.clone(),
+                app_state.settings.mdm.connect_path.clone(),
+            );
             App::new()
                 .app_data(web::Data::new(app_state.clone()))
                 .configure(crate::mdm::config(&app_state.settings))
                 .configure(crate::web::config)
                 .configure(crate::api::config)
-                .wrap_fn(|req, srv| {
+                .wrap_fn(move |mut req, srv| {
+                    crate::edge::limit_body_pauses(&mut req, body_pause);
+                    let group = crate::metrics::group(
+                        req.path(),
+                        (device_paths.0.as_str(), device_paths.1.as_str()),
+                    );
                     let (id, span) = start_request(&req);
                     let fut = if people_on_device_listener(&req) {
                         let res = req.into_response(
@@ -254,12 +269,17 @@ impl Application {
                             call.await.map(|r| r.map_into_left_body())
                         })
                     };
-                    finish_request(id, span, fut)
+                    finish_request(id, group, span, fut)
                 })
         })
         .on_connect(attach_peer_certificate)
+        // Every listener: a client that stalls gives its connection back (README: the
+        // HTTP edge). Bodies are bounded by `edge::limit_body_pauses` above.
+        .client_request_timeout(Duration::from_secs(timeouts.header_timeout_secs))
+        .keep_alive(Duration::from_secs(timeouts.keep_alive_secs))
+        .client_disconnect_timeout(Duration::from_secs(timeouts.disconnect_timeout_secs))
         .disable_signals()
-        .shutdown_timeout(10);
+        .shutdown_timeout(SHUTDOWN_SECS);
         let server = if settings.workers > 0 {
             server.workers(settings.workers)
         } else {
@@ -301,19 +321,28 @@ impl Application {
         self.port
     }
 
-    /// Serves until stopped (Ctrl-C / SIGTERM in `tafel serve`).
+    /// Serves until stopped (Ctrl-C / SIGTERM in `tafel serve`). Then: no new
+    /// connections, requests in flight finish (at most [`SHUTDOWN_SECS`]), idle
+    /// keep-alive connections close, the webhook sender ends its pass. What runs on the
+    /// blocking pool (a transaction, a reconcile pass under its lock) is finished by the
+    /// runtime's shutdown in `tafel serve`, so locks are released by their owners.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
-        let server = self.server;
+        let mut server = self.server;
         tokio::select! {
-            result = server => result,
-            _ = shutdown_signal() => {
-                tracing::info!("shutting down");
-                handle.stop(true).await;
-                self.state.notifier.stop().await;
-                Ok(())
-            }
+            result = &mut server => return result,
+            _ = shutdown_signal() => {}
         }
+        tracing::info!(
+            grace_secs = SHUTDOWN_SECS,
+            "shutting down: no new connections, requests in flight finish"
+        );
+        // The server future carries the stop out: it must keep running until the
+        // workers have finished what they were doing (dropping it would cut them off).
+        let (result, ()) = tokio::join!(server, handle.stop(true));
+        self.state.notifier.stop().await;
+        tracing::info!("stopped");
+        result
     }
 
     /// Runs the server in the background (tests).
@@ -464,6 +493,7 @@ fn start_request(req: &ServiceRequest) -> (String, tracing::Span) {
 /// Awaits the response inside the span, logs it and adds `x-request-id`.
 async fn finish_request<B>(
     id: String,
+    group: usize,
     span: tracing::Span,
     fut: impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
@@ -471,7 +501,9 @@ async fn finish_request<B>(
     async move {
         let mut res = fut.await?;
         let status = res.status().as_u16();
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let took = started.elapsed();
+        crate::metrics::request(group, status, took);
+        let ms = took.as_secs_f64() * 1000.0;
         if status >= 500 {
             tracing::error!(status, ms, "request failed");
         } else if status >= 400 {

@@ -31,7 +31,12 @@ crate::text_enum! {
         AwaitingToken = "awaiting_token",
         /// Credentials stored and accepted by Apple.
         Active = "active",
-        /// Apple refused the credentials (expired, revoked, terms not accepted).
+        /// Apple refuses every request until an administrator of the organization
+        /// accepts its new terms and conditions (403 `T_C_NOT_SIGNED`, with every major
+        /// OS release). Tried again at every sync; active again once one succeeds.
+        WaitingForTerms = "waiting_for_terms",
+        /// Apple refused the credentials (expired, revoked, replaced): only a new
+        /// server token helps.
         Failed = "failed",
     }
 }
@@ -88,6 +93,8 @@ pub struct SyncReport {
     pub profiles_assigned: usize,
     /// Serials Apple refused a profile for (see the device's `profile_error`).
     pub profile_errors: usize,
+    /// What went wrong for single schools while the rest of the sync went on, in words.
+    pub problems: Vec<String>,
 }
 
 /// Why an ADE operation failed.
@@ -306,7 +313,17 @@ impl Ade {
             .map_err(|e| AdeServiceError::Secret(e.to_string()))?;
         let tokens = decrypt_server_token(p7m, &cert, &key)?;
         let client = AdeClient::new(&self.base_url, tokens.clone(), "3")?;
-        let account = client.account().await?;
+        // New terms in Apple School Manager often meet a renewal (both come in the
+        // autumn): the credentials are kept and the token waits for the terms.
+        let (status, server_name, last_error) = match client.account().await {
+            Ok(account) => (ServerTokenStatus::Active, Some(account.server_name), None),
+            Err(e @ super::AdeError::TermsNotSigned) => (
+                ServerTokenStatus::WaitingForTerms,
+                None,
+                Some(e.to_string()),
+            ),
+            Err(e) => return Err(e.into()),
+        };
         let sealed = self
             .secrets
             .seal_for(
@@ -318,7 +335,6 @@ impl Ade {
             .map_err(|e| AdeServiceError::Secret(e.to_string()))?;
         let (id, actor) = (token_id.to_owned(), actor.to_owned());
         let expiry = tokens.access_token_expiry.naive_utc();
-        let server_name = account.server_name.clone();
         self.db
             .run(move |conn| -> Result<ServerToken, DbError> {
                 conn.write_tx(|conn| {
@@ -326,18 +342,23 @@ impl Ade {
                         .set((
                             ade_tokens::tokens_sealed.eq(Some(&sealed)),
                             ade_tokens::expires_at.eq(Some(expiry)),
-                            ade_tokens::server_name.eq(Some(&server_name)),
-                            ade_tokens::status.eq(ServerTokenStatus::Active),
-                            ade_tokens::last_error.eq(None::<String>),
+                            ade_tokens::status.eq(status),
+                            ade_tokens::last_error.eq(&last_error),
                         ))
                         .execute(conn)?;
+                    // Apple names the server only once it answers; a renewal keeps the name.
+                    if let Some(name) = &server_name {
+                        diesel::update(ade_tokens::table.find(&id))
+                            .set(ade_tokens::server_name.eq(Some(name)))
+                            .execute(conn)?;
+                    }
                     let t: ServerToken = ade_tokens::table.find(&id).select(ServerToken::as_select()).first(conn)?;
                     audit::record(
                         conn,
                         &audit::Entry::new(&actor, "upload", "ade_token")
                             .object(&id)
                             .scope(Some(&t.tenant_id), None)
-                            .summary(serde_json::json!({"after": {"server_name": server_name, "expires_at": expiry}})),
+                            .summary(serde_json::json!({"after": {"server_name": t.server_name, "expires_at": expiry, "status": status}})),
                     )?;
                     Ok(t)
                 })
@@ -348,11 +369,16 @@ impl Ade {
 
     /// Step 3: sync every active token's devices; returns one report per token.
     pub async fn sync(&self) -> Result<Vec<SyncReport>, AdeServiceError> {
+        // Tokens waiting for Apple's terms are tried every time: nothing tells tafel
+        // when an administrator accepted them, only Apple's next answer does.
         let rows: Vec<(String, String, Vec<u8>, Option<String>)> = self
             .db
             .run(|conn| -> Result<_, DbError> {
                 Ok(ade_tokens::table
-                    .filter(ade_tokens::status.eq(ServerTokenStatus::Active))
+                    .filter(ade_tokens::status.eq_any([
+                        ServerTokenStatus::Active,
+                        ServerTokenStatus::WaitingForTerms,
+                    ]))
                     .filter(ade_tokens::tokens_sealed.is_not_null())
                     .select((
                         ade_tokens::id,
@@ -372,7 +398,10 @@ impl Ade {
             let outcome = self.sync_token(&id, &tenant, &sealed, cursor).await;
             self.claim(&id, false).await?;
             match outcome {
-                Ok(report) => reports.push(report),
+                Ok(report) => {
+                    self.synced(&id, &report.problems).await?;
+                    reports.push(report);
+                }
                 Err(e) => {
                     tracing::warn!(token = %id, error = %e, "ADE sync failed");
                     self.sync_failed(&id, &e).await?;
@@ -441,24 +470,132 @@ impl Ade {
             .await?)
     }
 
+    /// Records a failed sync: Apple's terms leave the token waiting for them (tried
+    /// again at every sync), a rejected token fails for good, anything else is noted.
     async fn sync_failed(&self, id: &str, e: &AdeServiceError) -> Result<(), AdeServiceError> {
-        let needs_admin = matches!(e, AdeServiceError::Ade(a) if a.needs_admin())
-            || matches!(e, AdeServiceError::Secret(_));
-        let (id, msg) = (id.to_owned(), e.to_string());
-        self.db
-            .run(move |conn| -> Result<usize, DbError> {
-                let q = diesel::update(ade_tokens::table.find(&id));
-                Ok(if needs_admin {
-                    q.set((
-                        ade_tokens::status.eq(ServerTokenStatus::Failed),
-                        ade_tokens::last_error.eq(msg),
-                    ))
-                    .execute(conn)?
-                } else {
-                    q.set(ade_tokens::last_error.eq(msg)).execute(conn)?
+        let status = match e {
+            AdeServiceError::Ade(super::AdeError::TermsNotSigned) => {
+                Some(ServerTokenStatus::WaitingForTerms)
+            }
+            AdeServiceError::Ade(a) if a.needs_admin() => Some(ServerTokenStatus::Failed),
+            AdeServiceError::Secret(_) => Some(ServerTokenStatus::Failed),
+            _ => None,
+        };
+        let (token, msg) = (id.to_owned(), e.to_string());
+        let changed = self
+            .db
+            .run(
+                move |conn| -> Result<Option<(ServerTokenStatus, String)>, DbError> {
+                    let id = token;
+                    conn.write_tx(|conn| {
+                        let (before, tenant): (ServerTokenStatus, String) = ade_tokens::table
+                            .find(&id)
+                            .select((ade_tokens::status, ade_tokens::tenant_id))
+                            .first(conn)?;
+                        let q = diesel::update(ade_tokens::table.find(&id));
+                        let Some(status) = status else {
+                            q.set(ade_tokens::last_error.eq(&msg)).execute(conn)?;
+                            return Ok(None);
+                        };
+                        q.set((
+                            ade_tokens::status.eq(status),
+                            ade_tokens::last_error.eq(&msg),
+                        ))
+                        .execute(conn)?;
+                        if before == status {
+                            return Ok(None);
+                        }
+                        // A change of state is the news an admin must find in the audit log.
+                        let action = match status {
+                            ServerTokenStatus::WaitingForTerms => "wait_for_terms",
+                            _ => "fail",
+                        };
+                        audit::record(
+                            conn,
+                            &audit::Entry::new("system:ade", action, "ade_token")
+                                .object(&id)
+                                .scope(Some(&tenant), None)
+                                .summary(serde_json::json!({
+                                    "before": {"status": before},
+                                    "after": {"status": status},
+                                    "reason": msg,
+                                })),
+                        )?;
+                        Ok(Some((status, tenant)))
+                    })
+                },
+            )
+            .await?;
+        match changed {
+            Some((ServerTokenStatus::WaitingForTerms, tenant)) => tracing::warn!(
+                token = %id,
+                tenant = %tenant,
+                "Apple School Manager waits for its new terms and conditions: an administrator \
+                 must sign in to school.apple.com and accept them; tafel tries again at every sync"
+            ),
+            Some((_, tenant)) => tracing::warn!(
+                token = %id,
+                tenant = %tenant,
+                error = %e,
+                "ADE server token rejected: a new one must be uploaded"
+            ),
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Records a successful sync: a token that waited for Apple's terms is active again
+    /// (they were accepted), and what went wrong for single schools is kept as the
+    /// token's last error (cleared when nothing did).
+    async fn synced(&self, id: &str, problems: &[String]) -> Result<(), AdeServiceError> {
+        let (token, problem) = (
+            id.to_owned(),
+            (!problems.is_empty()).then(|| problems.join(" ")),
+        );
+        let resumed = self
+            .db
+            .run(move |conn| -> Result<Option<String>, DbError> {
+                let id = token;
+                conn.write_tx(|conn| {
+                    diesel::update(ade_tokens::table.find(&id))
+                        .set(ade_tokens::last_error.eq(&problem))
+                        .execute(conn)?;
+                    let n = diesel::update(
+                        ade_tokens::table
+                            .find(&id)
+                            .filter(ade_tokens::status.eq(ServerTokenStatus::WaitingForTerms)),
+                    )
+                    .set(ade_tokens::status.eq(ServerTokenStatus::Active))
+                    .execute(conn)?;
+                    if n == 0 {
+                        return Ok(None);
+                    }
+                    let tenant: String = ade_tokens::table
+                        .find(&id)
+                        .select(ade_tokens::tenant_id)
+                        .first(conn)?;
+                    audit::record(
+                        conn,
+                        &audit::Entry::new("system:ade", "resume", "ade_token")
+                            .object(&id)
+                            .scope(Some(&tenant), None)
+                            .summary(serde_json::json!({
+                                "before": {"status": ServerTokenStatus::WaitingForTerms},
+                                "after": {"status": ServerTokenStatus::Active},
+                                "reason": "Apple School Manager answers again: its terms and conditions were accepted",
+                            })),
+                    )?;
+                    Ok(Some(tenant))
                 })
             })
             .await?;
+        if let Some(tenant) = resumed {
+            tracing::info!(
+                token = %id,
+                tenant = %tenant,
+                "Apple School Manager's terms and conditions were accepted: the ADE server token syncs again"
+            );
+        }
         Ok(())
     }
 
@@ -497,25 +634,47 @@ impl Ade {
             let uuid = match &school.uploaded {
                 Some((h, uuid)) if *h == hash => uuid.clone(),
                 _ => {
-                    let answer = client.define_profile(&profile).await?;
-                    report.profiles_defined += 1;
-                    let (sid, tid, uuid, rev) = (
-                        school.settings.school_id.clone(),
-                        token_id.to_owned(),
-                        answer.profile_uuid.clone(),
-                        school.settings.revision,
-                    );
-                    self.db
-                        .run(move |conn| record_upload(conn, &sid, &tid, rev, &hash, &uuid))
-                        .await?;
-                    answer.profile_uuid
+                    self.define(client, token_id, &school, &profile, &hash, report)
+                        .await?
                 }
             };
             let todo = school.serials_without(&uuid);
             if todo.is_empty() {
                 continue;
             }
-            let answer = client.assign_profile(&uuid, &todo).await?;
+            let (uuid, answer) = match client.assign_profile(&uuid, &todo).await {
+                // Apple documents 404 for a profile it no longer knows: define it
+                // again (a new UUID) and assign that once.
+                Err(super::AdeError::ProfileNotFound { profile_uuid: lost }) => {
+                    tracing::info!(
+                        school = %school.settings.school_id,
+                        profile_uuid = %lost,
+                        "Apple no longer knows the school's ADE profile; defining it again"
+                    );
+                    let uuid = self
+                        .define(client, token_id, &school, &profile, &hash, report)
+                        .await?;
+                    self.audit_redefined(tenant, &school, &lost, &uuid).await?;
+                    let todo = school.serials_without(&uuid);
+                    match client.assign_profile(&uuid, &todo).await {
+                        Err(super::AdeError::ProfileNotFound { .. }) => {
+                            let problem = format!(
+                                "Apple School Manager did not find the enrollment profile of \
+                                 {} even right after tafel defined it again, so {} of its \
+                                 devices still have no profile; tafel tries again at the next \
+                                 sync.",
+                                school.name,
+                                todo.len()
+                            );
+                            tracing::warn!(school = %school.settings.school_id, "{problem}");
+                            report.problems.push(problem);
+                            continue;
+                        }
+                        answer => (uuid, answer?),
+                    }
+                }
+                answer => (uuid, answer?),
+            };
             let results: Vec<(String, super::AssignResult)> = answer.devices.into_iter().collect();
             let ok = results
                 .iter()
@@ -528,6 +687,56 @@ impl Ade {
                 .run(move |conn| record_assignment(conn, &sid, &ten, &uuid, &results))
                 .await?;
         }
+        Ok(())
+    }
+
+    /// Defines the school's profile at Apple and remembers its UUID (with the hash of
+    /// what was sent); returns the UUID.
+    async fn define(
+        &self,
+        client: &AdeClient,
+        token_id: &str,
+        school: &SchoolProfile,
+        profile: &super::Profile,
+        hash: &str,
+        report: &mut SyncReport,
+    ) -> Result<String, AdeServiceError> {
+        let answer = client.define_profile(profile).await?;
+        report.profiles_defined += 1;
+        let (sid, tid, uuid, rev, hash) = (
+            school.settings.school_id.clone(),
+            token_id.to_owned(),
+            answer.profile_uuid.clone(),
+            school.settings.revision,
+            hash.to_owned(),
+        );
+        self.db
+            .run(move |conn| record_upload(conn, &sid, &tid, rev, &hash, &uuid))
+            .await?;
+        Ok(answer.profile_uuid)
+    }
+
+    /// Notes in the audit log that Apple lost a school's profile and it was defined anew.
+    async fn audit_redefined(
+        &self,
+        tenant: &str,
+        school: &SchoolProfile,
+        lost: &str,
+        uuid: &str,
+    ) -> Result<(), AdeServiceError> {
+        let entry = audit::Entry::new("system:ade", "define_profile", "ade_profile")
+            .object(&school.settings.school_id)
+            .scope(Some(tenant), Some(&school.settings.school_id))
+            .summary(serde_json::json!({
+                "before": {"profile_uuid": lost},
+                "after": {"profile_uuid": uuid},
+                "reason": "Apple School Manager no longer knew the profile (404 on assignment); defined again",
+            }));
+        self.db
+            .run(move |conn| -> Result<(), DbError> {
+                conn.write_tx(|conn| Ok(audit::record(conn, &entry)?))
+            })
+            .await?;
         Ok(())
     }
 
@@ -814,7 +1023,7 @@ fn record_assignment(
         for (serial, result) in results {
             if *result != super::AssignResult::Success {
                 diesel::update(ade_devices::table.find(serial))
-                    .set(ade_devices::profile_error.eq(Some(format!("{result:?}"))))
+                    .set(ade_devices::profile_error.eq(Some(result.describe())))
                     .execute(conn)?;
             }
         }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::authz::{self, Action, Place};
 use crate::ade::school::{self, NewRule, SchoolAde, SchoolAdeInput};
-use crate::ade::service::ServerToken;
+use crate::ade::service::{ServerToken, ServerTokenStatus};
 use crate::db::schema::{ade_devices, ade_rules, ade_tokens, devices};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -25,6 +25,29 @@ pub(crate) struct TokenView {
     /// What to do, when the token expires within 30 days.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) warning: Option<String>,
+    /// What an administrator must do before the token works again (Apple's new terms to
+    /// accept, a new token to upload); absent while nothing is needed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) action: Option<String>,
+}
+
+/// What an administrator must do for a token in `status`, in words.
+pub(crate) fn action_for(status: ServerTokenStatus) -> Option<String> {
+    match status {
+        ServerTokenStatus::WaitingForTerms => Some(
+            "Apple School Manager refuses every request until an administrator of the \
+             organization accepts Apple's new terms and conditions: sign in to \
+             school.apple.com and accept them. tafel tries again at every sync and goes on \
+             by itself once they are accepted."
+                .into(),
+        ),
+        ServerTokenStatus::Failed => Some(
+            "Apple rejected this server token: download a new one for this MDM server in \
+             Apple School Manager and upload it here."
+                .into(),
+        ),
+        ServerTokenStatus::AwaitingToken | ServerTokenStatus::Active => None,
+    }
 }
 
 /// The authority's server tokens.
@@ -148,7 +171,7 @@ pub(crate) async fn certificate_as(
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}/ade-tokens", tag = "ade", operation_id = "list_ade_tokens",
-    summary = "The authority's ADE server tokens, with expiry warnings",
+    summary = "The authority's ADE server tokens, with expiry warnings and what an administrator must do (new terms to accept in Apple School Manager, a new token to upload)",
     params(("id" = String, Path, description = "School authority id")),
     responses((status = 200, description = "Tokens", body = TokenList)), security(("bearer" = [])))]
 async fn list(
@@ -181,6 +204,7 @@ pub(crate) async fn tokens_as(
     Ok(rows
         .into_iter()
         .map(|token| TokenView {
+            action: action_for(token.status),
             warning: token
                 .expires_at
                 .map(|e| (e - now).num_days())
@@ -202,7 +226,7 @@ pub(crate) struct ServerTokenUpload {
 #[utoipa::path(put, path = "/api/v1/ade-tokens/{id}/server-token", tag = "ade", operation_id = "upload_ade_server_token",
     summary = "Upload the server token (.p7m) Apple School Manager returned; a renewed one replaces the credentials",
     params(("id" = String, Path, description = "ADE token id")), request_body = ServerTokenUpload,
-    responses((status = 200, description = "The token, now active", body = ServerToken),
+    responses((status = 200, description = "The token: active, or waiting_for_terms while Apple School Manager waits for its new terms to be accepted (the credentials are kept)", body = ServerToken),
         (status = 400, description = "Not a server token for this key, or refused by Apple", body = ApiError)),
     security(("bearer" = [])))]
 async fn upload(

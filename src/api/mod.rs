@@ -38,8 +38,11 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(MAX_JSON_BODY)
-            .error_handler(|err, _| {
-                ApiError::bad_request(format!("invalid JSON body: {err}")).into()
+            .error_handler(|err, _| match err {
+                actix_web::error::JsonPayloadError::Payload(e) => {
+                    crate::error::body_error(&e).into()
+                }
+                err => ApiError::bad_request(format!("invalid JSON body: {err}")).into(),
             }),
     )
     .app_data(
@@ -48,6 +51,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     )
     .route("/healthz", web::get().to(healthz))
     .route("/readyz", web::get().to(readyz))
+    .route("/metrics", web::get().to(metrics))
     .service(
         web::scope("/api/v1")
             .wrap(actix_web::middleware::from_fn(idempotency::middleware))
@@ -71,6 +75,47 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     .default_service(web::to(not_found));
 }
 
+/// Prometheus's scrape: this node's counters and the database's figures, for the bearer
+/// token in `metrics.token` (unset: off, 404).
+async fn metrics(
+    req: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> ApiResult<HttpResponse> {
+    let Some(token) = state
+        .settings
+        .metrics
+        .token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    else {
+        return Err(ApiError::not_found(
+            "metrics are off: set metrics.token in the settings and give Prometheus that bearer token",
+        ));
+    };
+    let given = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let same =
+        given.len() == token.len() && openssl::memcmp::eq(given.as_bytes(), token.as_bytes());
+    if !same {
+        return Err(ApiError::new(
+            ErrorCode::Unauthenticated,
+            "send the metrics token (metrics.token) as a bearer token",
+        ));
+    }
+    let snapshot = state
+        .db
+        .run(|conn| crate::metrics::snapshot(conn).map_err(crate::db::DbError::from))
+        .await?;
+    let page = crate::metrics::render(&snapshot, state.db.pool_state());
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(page))
+}
+
 /// The process is up.
 #[utoipa::path(
     get,
@@ -85,7 +130,8 @@ async fn healthz() -> HttpResponse {
     })
 }
 
-/// The database answers, and tafel's certificates are valid.
+/// What serving needs: the database takes a write, the disks tafel writes to have
+/// room, tafel's certificates can be read and are valid.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -93,23 +139,30 @@ async fn healthz() -> HttpResponse {
     operation_id = "readyz",
     responses(
         (status = 200, description = "Ready (`degraded` when a certificate expires within 60 days, with the reasons)", body = answer::Ready),
-        (status = 503, description = "The database cannot be reached, or a certificate has expired", body = ApiError),
+        (status = 503, description = "Not ready, and why: the database cannot be reached or takes no writes (read-only), the disk is full (less than `health.min_free_disk_mb` free), a certificate cannot be read or has expired", body = ApiError),
     )
 )]
 async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     use crate::pki::lifecycle::{self, Level};
-    let db = state.db.clone();
-    let backend = db.backend();
+    let backend = state.db.backend();
+    let not_ready = |message: String| ApiError::new(ErrorCode::Unavailable, message);
+    // A write in a transaction that is rolled back: a read-only database fails here.
     state
         .db
-        .run(move |_| db.ping().map_err(ApiError::from))
+        .run(|conn| conn.probe_write().map_err(crate::db::DbError::from))
         .await
-        .map_err(|e| {
-            ApiError::new(
-                ErrorCode::Unavailable,
-                format!("database not ready: {}", e.message),
-            )
-        })?;
+        .map_err(|e| not_ready(format!("database not ready: {}", ApiError::from(e).message)))?;
+    let settings = state.settings.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::health::check_disks(&settings)?;
+        crate::health::check_certificates(&settings)
+    })
+    .await
+    .map_err(|_| not_ready("shutting down".into()))?
+    .map_err(|reason| {
+        tracing::error!(reason = %reason, "not ready");
+        not_ready(reason)
+    })?;
     let certificates = lifecycle::status(&state.certificates, chrono::Utc::now());
     let expired: Vec<&str> = certificates
         .iter()

@@ -102,6 +102,7 @@ impl Reconciler {
 /// Runs one pass now for all devices or some, then pushes those that got commands.
 async fn pass(ctx: &Arc<Ctx>, only: Option<Vec<String>>) -> Result<Report, ReconcileError> {
     let c = ctx.clone();
+    let started = std::time::Instant::now();
     let report = ctx
         .db
         .run(move |conn| -> Result<Report, ReconcileError> {
@@ -115,6 +116,7 @@ async fn pass(ctx: &Arc<Ctx>, only: Option<Vec<String>>) -> Result<Report, Recon
             )
         })
         .await?;
+    crate::metrics::reconcile(started.elapsed());
     if report.installs + report.removals + report.cancelled > 0 {
         tracing::info!(
             devices = report.devices,

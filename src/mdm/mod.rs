@@ -109,8 +109,11 @@ async fn handle_device_request(
             .is_some_and(|v| v.starts_with("application/x-apple-aspen-mdm-checkin"));
     if is_checkin {
         let msg = CheckinMessage::from_dict(&dict).map_err(protocol_error)?;
+        let kind = msg.message_type();
         let state = state.into_inner();
-        let reply = checkin(state.clone(), msg, identity).await?;
+        let reply = checkin(state.clone(), msg, identity).await;
+        crate::metrics::device_message(kind, answered(&reply));
+        let reply = reply?;
         // A (re-)enrolled device gets its assignments.
         if let Reply::Enrolled { device, asked } = &reply {
             state.reconciler.devices(vec![device.clone()]);
@@ -122,9 +125,19 @@ async fn handle_device_request(
         Ok(reply.into_response())
     } else {
         let report = ConnectReport::from_dict(dict).map_err(protocol_error)?;
-        connect(state.into_inner(), report, identity, body)
-            .await
-            .map(Reply::into_response)
+        let kind = report.status.as_str();
+        let reply = connect(state.into_inner(), report, identity, body).await;
+        crate::metrics::device_message(kind, answered(&reply));
+        reply.map(Reply::into_response)
+    }
+}
+
+/// The HTTP status a device message is answered with (for the metrics).
+fn answered(reply: &ApiResult<Reply>) -> u16 {
+    match reply {
+        Ok(Reply::Gone) => 410,
+        Ok(_) => 200,
+        Err(e) => actix_web::ResponseError::status_code(e).as_u16(),
     }
 }
 

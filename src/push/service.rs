@@ -567,6 +567,7 @@ impl PushService {
                     (PushState::Failed, Some(format!("{status} {reason}")))
                 }
             };
+            crate::metrics::push(state.as_str());
             shown.push(PushResult {
                 device_id: t.id.clone(),
                 result: state,

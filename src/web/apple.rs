@@ -173,13 +173,31 @@ async fn page(
                         .server_name
                         .clone()
                         .unwrap_or_else(|| t.t("asm-unnamed"));
+                    // What an admin must do first (Apple's terms, a new token), then
+                    // the expiry warning or what the last sync could not do.
+                    use crate::ade::service::ServerTokenStatus as S;
+                    let note = match (v.token.status, &v.token.last_error) {
+                        (S::WaitingForTerms, _) => t.t("asm-terms"),
+                        (S::Failed, Some(e)) => format!("{} ({e})", t.t("asm-failed")),
+                        (S::Failed, None) => t.t("asm-failed"),
+                        (S::AwaitingToken, _) => t.t("asm-waiting"),
+                        (S::Active, last) => [
+                            v.warning.clone(),
+                            last.as_ref()
+                                .map(|e| format!("{} {e}", t.t("asm-last-problem"))),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" – "),
+                    };
                     let fact = match v.token.expires_at {
-                        Some(e) => line(name, e, v.warning.clone().unwrap_or_default()),
+                        Some(e) => line(name, e, note),
                         None => TokenLine {
                             name,
                             ends: "–".into(),
                             days: 0,
-                            note: t.t("asm-waiting"),
+                            note,
                         },
                     };
                     (v.token.id, fact)

@@ -129,7 +129,7 @@ impl TestApp {
         };
         TestApp {
             base: format!("{scheme}://127.0.0.1:{port}"),
-            // Idle connections are dropped before the server's keep-alive (5 s) ends
+            // Idle connections are dropped before the server's keep-alive (`http.keep_alive_secs`, 30 s) ends
             // them, so a request never goes out on a connection the server is closing.
             client: reqwest::Client::builder()
                 .pool_idle_timeout(std::time::Duration::from_secs(2))

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod ade;
+mod ade_edge;
 mod ade_enroll;
 mod admin_scope;
 mod app_icons;
@@ -30,8 +31,10 @@ mod hostile_bodies;
 mod idempotency;
 mod lessons;
 mod licences;
+mod metrics;
 mod names;
 mod openapi;
+mod operations;
 mod organisation;
 mod profile_versions;
 mod protocol_flow;

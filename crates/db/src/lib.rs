@@ -84,6 +84,62 @@ pub enum DbError {
     Cancelled,
 }
 
+/// A fault of the storage under the database that an operator must fix: until then
+/// nothing can be written, and every node answers 503 naming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFault {
+    /// The database takes no writes (SQLite: `SQLITE_READONLY`, a file or directory
+    /// that is not writable; PostgreSQL: `read_only_sql_transaction`, e.g. a standby).
+    ReadOnly,
+    /// No space is left (SQLite: `SQLITE_FULL`; PostgreSQL: `disk_full` or an `ENOSPC`
+    /// while writing).
+    DiskFull,
+}
+
+impl StorageFault {
+    /// The fault behind a database error, if it is one.
+    pub fn of(e: &diesel::result::Error) -> Option<Self> {
+        match e {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ReadOnlyTransaction,
+                _,
+            ) => Some(StorageFault::ReadOnly),
+            diesel::result::Error::DatabaseError(_, info) => Self::of_message(info.message()),
+            _ => None,
+        }
+    }
+
+    /// The fault named in an error's text. diesel hands SQLite's result codes over only
+    /// as text, and SQLite's texts for them are fixed (`sqlite3_errstr`); PostgreSQL's
+    /// disk-full errors say `No space left on device` (diesel keeps no SQLSTATE for them).
+    pub fn of_message(message: &str) -> Option<Self> {
+        const READ_ONLY: &[&str] = &[
+            "attempt to write a readonly database",
+            "in a read-only transaction",
+        ];
+        const FULL: &[&str] = &["database or disk is full", "No space left on device"];
+        if READ_ONLY.iter().any(|m| message.contains(m)) {
+            Some(StorageFault::ReadOnly)
+        } else if FULL.iter().any(|m| message.contains(m)) {
+            Some(StorageFault::DiskFull)
+        } else {
+            None
+        }
+    }
+
+    /// What it means, in words for the operator.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StorageFault::ReadOnly => {
+                "the database is read-only: nothing can be stored until it is writable again"
+            }
+            StorageFault::DiskFull => {
+                "the disk is full: nothing can be stored until space is freed on the database's disk"
+            }
+        }
+    }
+}
+
 impl DatabaseUrl {
     /// Parses a URL; the scheme decides the backend.
     pub fn parse(url: &str) -> Result<Self, DbError> {
@@ -162,6 +218,8 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for ConnectionSetup {
 pub struct Db {
     pool: Pool<ConnectionManager<DbConn>>,
     backend: Backend,
+    /// Told how long each checkout waited (the server's metrics).
+    on_wait: Option<fn(Duration)>,
 }
 
 /// A connection checked out of the pool.
@@ -192,7 +250,32 @@ impl Db {
         Ok(Db {
             pool,
             backend: url.backend(),
+            on_wait: None,
         })
+    }
+
+    /// Reports how long each checkout from the pool waited to `observe`.
+    pub fn observe_waits(mut self, observe: fn(Duration)) -> Self {
+        self.on_wait = Some(observe);
+        self
+    }
+
+    /// Connections open in the pool, and of them idle.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
+    fn checkout(
+        pool: &Pool<ConnectionManager<DbConn>>,
+        on_wait: Option<fn(Duration)>,
+    ) -> Result<PooledConn, DbError> {
+        let started = on_wait.map(|_| std::time::Instant::now());
+        let conn = pool.get();
+        if let (Some(observe), Some(started)) = (on_wait, started) {
+            observe(started.elapsed());
+        }
+        Ok(conn?)
     }
 
     /// The backend in use.
@@ -202,7 +285,7 @@ impl Db {
 
     /// Checks a connection out of the pool (blocking).
     pub fn get(&self) -> Result<PooledConn, DbError> {
-        Ok(self.pool.get()?)
+        Self::checkout(&self.pool, self.on_wait)
     }
 
     /// Runs `f` with a connection on tokio's blocking pool.
@@ -212,9 +295,9 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let (pool, on_wait) = (self.pool.clone(), self.on_wait);
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(DbError::from)?;
+            let mut conn = Self::checkout(&pool, on_wait)?;
             f(&mut conn)
         })
         .await
@@ -306,6 +389,33 @@ impl DbConn {
         result
     }
 
+    /// Can the database take a write? Updates the `health_probe` row in a write
+    /// transaction and rolls it back, so nothing is kept: a read-only database (or one
+    /// whose writes fail) answers with the error.
+    pub fn probe_write(&mut self) -> Result<(), diesel::result::Error> {
+        /// Ends the transaction without keeping anything.
+        enum End {
+            RolledBack,
+            Failed(diesel::result::Error),
+        }
+        impl From<diesel::result::Error> for End {
+            fn from(e: diesel::result::Error) -> Self {
+                End::Failed(e)
+            }
+        }
+        let outcome = self.write_tx(|c| -> Result<(), End> {
+            diesel::RunQueryDsl::execute(
+                diesel::sql_query("UPDATE health_probe SET probed_at = CURRENT_TIMESTAMP"),
+                c,
+            )?;
+            Err(End::RolledBack)
+        });
+        match outcome {
+            Ok(()) | Err(End::RolledBack) => Ok(()),
+            Err(End::Failed(e)) => Err(e),
+        }
+    }
+
     /// The backend of this connection.
     pub fn backend(&self) -> Backend {
         match self {
@@ -343,6 +453,29 @@ pub fn new_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storage_faults_are_told_from_other_errors() {
+        for (message, fault) in [
+            (
+                "attempt to write a readonly database",
+                Some(StorageFault::ReadOnly),
+            ),
+            (
+                "cannot execute UPDATE in a read-only transaction",
+                Some(StorageFault::ReadOnly),
+            ),
+            ("database or disk is full", Some(StorageFault::DiskFull)),
+            (
+                "could not extend file \"base/16384/2619\": No space left on device",
+                Some(StorageFault::DiskFull),
+            ),
+            ("UNIQUE constraint failed: tenants.slug", None),
+            ("database is locked", None),
+        ] {
+            assert_eq!(StorageFault::of_message(message), fault, "{message}");
+        }
+    }
 
     #[test]
     fn url_scheme_picks_backend() {

@@ -5,8 +5,10 @@
 //!
 //! The simulator builds and reads its JSON with literal field names rather
 //! than the client's types, so a misspelt name on the client side fails here
-//! instead of agreeing with itself. Where Apple documents no error code the
-//! simulator's own (e.g. `PROFILE_NOT_FOUND`) is marked as such below.
+//! instead of agreeing with itself. Errors are Apple's documented statuses and codes
+//! (a profile UUID Apple does not know: 404, as "Assign a Profile" documents); where
+//! Apple documents a rule but no code for breaking it, the simulator's own code is
+//! marked as such below.
 //!
 //! Like the APNs simulator it runs on its own thread inside its own actix
 //! `System`, so it works the same from any test runtime and outlives none of
@@ -204,6 +206,8 @@ struct State {
     rotate_sessions: bool,
     nonces: HashSet<String>,
     terms_not_signed: bool,
+    /// Profiles defined from now on are forgotten at once.
+    forget_new_profiles: bool,
     failures: Failures,
     page_limit: usize,
     profiles: HashMap<String, Value>,
@@ -267,6 +271,7 @@ impl AdeSim {
             rotate_sessions: false,
             nonces: HashSet::new(),
             terms_not_signed: false,
+            forget_new_profiles: false,
             failures: Failures {
                 remaining: 0,
                 status: 503,
@@ -411,9 +416,23 @@ impl AdeSim {
         lock(&self.state).rotate_sessions = on;
     }
 
-    /// With `true`, every request gets 403 `T_C_NOT_SIGNED`.
+    /// With `true`, every request gets 403 `T_C_NOT_SIGNED` (Apple has new terms and
+    /// conditions nobody in the organization accepted yet) until called with `false`
+    /// (an administrator accepted them in Apple School Manager).
     pub fn terms_not_signed(&self, on: bool) {
         lock(&self.state).terms_not_signed = on;
+    }
+
+    /// Apple no longer knows any profile defined so far: assigning one of them gets
+    /// 404, as when Apple dropped it. Devices keep the UUID they were given.
+    pub fn forget_profiles(&self) {
+        lock(&self.state).profiles.clear();
+    }
+
+    /// With `true`, every profile defined from now on is forgotten right after Apple
+    /// answered with its UUID (assigning it gets 404), until called with `false`.
+    pub fn forget_new_profiles(&self, on: bool) {
+        lock(&self.state).forget_new_profiles = on;
     }
 
     /// The next `n` requests get `status` (e.g. 429, 503), with `Retry-After:
@@ -507,6 +526,16 @@ impl Reply {
         Reply {
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
             body: code.to_owned(),
+            headers: Vec::new(),
+            json: false,
+        }
+    }
+
+    /// A status Apple documents without a code: no body.
+    fn status(status: StatusCode) -> Self {
+        Reply {
+            status,
+            body: String::new(),
             headers: Vec::new(),
             json: false,
         }
@@ -846,7 +875,7 @@ fn define_profile(mut body: Map<String, Value>, state: &mut State) -> Reply {
         .and_then(Value::as_str)
         .is_none_or(str::is_empty)
     {
-        return Reply::code(400, "PROFILE_NAME_REQUIRED");
+        return Reply::code(400, "CONFIG_NAME_REQUIRED");
     }
     let serials = match body.get("devices") {
         None => Vec::new(),
@@ -860,25 +889,34 @@ fn define_profile(mut body: Map<String, Value>, state: &mut State) -> Reply {
         .to_string()
         .to_ascii_uppercase();
     body.insert("profile_uuid".into(), uuid.clone().into());
-    state.profiles.insert(uuid.clone(), Value::Object(body));
+    if !state.forget_new_profiles {
+        state.profiles.insert(uuid.clone(), Value::Object(body));
+    }
     let devices = assign(state, &uuid, &serials);
     Reply::json(json!({ "profile_uuid": uuid, "devices": devices }))
 }
 
 fn assign_profile(body: &Map<String, Value>, state: &mut State) -> Reply {
-    let (Some(uuid), Some(serials)) = (
-        body.get("profile_uuid").and_then(Value::as_str),
-        serials_of(body),
-    ) else {
+    let Some(uuid) = body
+        .get("profile_uuid")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+    else {
+        return Reply::code(400, "PROFILE_UUID_REQUIRED");
+    };
+    let Some(serials) = serials_of(body) else {
         return Reply::code(400, "MALFORMED_REQUEST_BODY");
     };
+    if serials.is_empty() {
+        return Reply::code(400, "DEVICE_ID_REQUIRED");
+    }
     if serials.len() > MAX_LIMIT {
         // Simulator's code for Apple's "limit requests to 1000 devices".
         return Reply::code(400, "DEVICE_LIMIT_EXCEEDED");
     }
     if !state.profiles.contains_key(uuid) {
-        // Simulator's code.
-        return Reply::code(400, "PROFILE_NOT_FOUND");
+        // "404 Not Found: The profile with the specified UUID could not be found."
+        return Reply::status(StatusCode::NOT_FOUND);
     }
     let uuid = uuid.to_owned();
     let devices = assign(state, &uuid, &serials);
@@ -911,10 +949,13 @@ fn get_profile(req: &HttpRequest, state: &State) -> Reply {
         .filter_map(|pair| pair.split_once('='))
         .find(|(k, _)| *k == "profile_uuid")
         .and_then(|(_, v)| oauth::percent_decode(v));
-    match uuid.and_then(|u| state.profiles.get(&u)) {
+    let Some(uuid) = uuid.filter(|u| !u.is_empty()) else {
+        return Reply::code(400, "PROFILE_UUID_REQUIRED");
+    };
+    match state.profiles.get(&uuid) {
         Some(profile) => Reply::json(profile.clone()),
-        // Simulator's code.
-        None => Reply::code(400, "PROFILE_NOT_FOUND"),
+        // As for an assignment: a UUID Apple does not know is not found.
+        None => Reply::status(StatusCode::NOT_FOUND),
     }
 }
 
@@ -1196,6 +1237,50 @@ mod round_trip {
             .unwrap();
         assert_eq!(assigned.devices.len(), 1500);
         assert_eq!(sim.requests() - before, 2);
+    }
+
+    #[tokio::test]
+    async fn a_profile_apple_no_longer_knows_is_not_found() {
+        let (sim, client) = start();
+        let serials = sim.add_devices(2);
+        let profile = Profile {
+            profile_name: "Gymnasium Nord (tafel)".into(),
+            url: Some("https://mdm.example/mdm/ade/enroll".into()),
+            ..Profile::default()
+        };
+        let defined = client.define_profile(&profile).await.unwrap();
+        client
+            .assign_profile(&defined.profile_uuid, &serials[..1])
+            .await
+            .unwrap();
+        sim.forget_profiles();
+        let err = client
+            .assign_profile(&defined.profile_uuid, &serials[1..])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, AdeError::ProfileNotFound { profile_uuid } if *profile_uuid == defined.profile_uuid),
+            "{err}"
+        );
+        assert!(err.to_string().contains("defined again"), "{err}");
+        assert_eq!(
+            calls(&sim).last().unwrap(),
+            &("POST /profile/devices".to_owned(), 404)
+        );
+        // Defined anew, it is known again.
+        let again = client.define_profile(&profile).await.unwrap();
+        assert_ne!(again.profile_uuid, defined.profile_uuid);
+        client
+            .assign_profile(&again.profile_uuid, &serials[1..])
+            .await
+            .unwrap();
+        // Unless Apple keeps forgetting.
+        sim.forget_new_profiles(true);
+        let lost = client.define_profile(&profile).await.unwrap();
+        assert!(matches!(
+            client.assign_profile(&lost.profile_uuid, &serials).await,
+            Err(AdeError::ProfileNotFound { .. })
+        ));
     }
 
     #[tokio::test]

@@ -10,14 +10,47 @@ use openssl::x509::X509Ref;
 use tafel::ade::token::{OAuthTokens, BEGIN_MESSAGE, END_MESSAGE};
 use tafel::ade::AdeError;
 
-/// Encrypts `tokens` to `cert` in exactly the `.p7m` layout Apple School Manager
-/// produces.
+/// How the server token's text is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TokenLayout {
+    /// The credentials on one line between `-----BEGIN MESSAGE-----` and
+    /// `-----END MESSAGE-----`, base64 at 64 columns: what Apple School Manager has
+    /// been seen to hand out.
+    #[default]
+    Message,
+    /// Exactly Apple's documented example ("Examining server tokens"): the JSON itself
+    /// wrapped at 78 columns (breaks inside values too), no BEGIN/END lines; base64 at
+    /// 76 columns and the `Content-Type` header folded the way the example folds it.
+    Documented,
+}
+
+/// The widths of Apple's documented example: its base64 lines and its JSON lines.
+const DOCUMENTED_BASE64_WIDTH: usize = 76;
+const DOCUMENTED_JSON_WIDTH: usize = 78;
+
+/// Encrypts `tokens` to `cert` in the `.p7m` layout Apple School Manager produces
+/// ([`TokenLayout::Message`]).
 pub fn encrypt_server_token(tokens: &OAuthTokens, cert: &X509Ref) -> Result<Vec<u8>, AdeError> {
+    encrypt_server_token_as(tokens, cert, TokenLayout::Message)
+}
+
+/// Encrypts `tokens` to `cert` as a `.p7m` in `layout`.
+pub fn encrypt_server_token_as(
+    tokens: &OAuthTokens,
+    cert: &X509Ref,
+    layout: TokenLayout,
+) -> Result<Vec<u8>, AdeError> {
     let json = serde_json::to_string(tokens).map_err(|e| AdeError::TokenFile(e.to_string()))?;
-    let inner = format!(
-        "Content-Type: text/plain;charset=UTF-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n\
-         {BEGIN_MESSAGE}\r\n{json}\r\n{END_MESSAGE}\r\n"
-    );
+    let inner = match layout {
+        TokenLayout::Message => format!(
+            "Content-Type: text/plain;charset=UTF-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n\
+             {BEGIN_MESSAGE}\r\n{json}\r\n{END_MESSAGE}\r\n"
+        ),
+        TokenLayout::Documented => format!(
+            "Content-Type: text/plain;charset=UTF-8\nContent-Transfer-Encoding: 7bit\n\n{}\n",
+            wrap(&json, DOCUMENTED_JSON_WIDTH, "\n")
+        ),
+    };
     let mut certs = Stack::new()?;
     certs.push(cert.to_owned())?;
     // BINARY: the content is already MIME text; no canonicalisation on the way in.
@@ -28,17 +61,34 @@ pub fn encrypt_server_token(tokens: &OAuthTokens, cert: &X509Ref) -> Result<Vec<
         CMSOptions::BINARY,
     )?;
     let b64 = STANDARD.encode(cms.to_der()?);
-    let mut out = String::from(
-        "Content-Type: application/pkcs7-mime; name=\"smime.p7m\"; smime-type=enveloped-data\r\n\
-         Content-Transfer-Encoding: base64\r\n\
-         Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\
-         Content-Description: S/MIME Encrypted Message\r\n\r\n",
-    );
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push_str("\r\n");
-    }
+    let out = match layout {
+        TokenLayout::Message => format!(
+            "Content-Type: application/pkcs7-mime; name=\"smime.p7m\"; smime-type=enveloped-data\r\n\
+             Content-Transfer-Encoding: base64\r\n\
+             Content-Disposition: attachment; filename=\"smime.p7m\"\r\n\
+             Content-Description: S/MIME Encrypted Message\r\n\r\n{}",
+            wrap(&b64, 64, "\r\n")
+        ),
+        TokenLayout::Documented => format!(
+            "Content-Type: application/pkcs7-mime; name=\"smime.p7m\"; smime-type=enveloped-\n\
+             data\n\
+             Content-Transfer-Encoding: base64\n\
+             Content-Disposition: attachment; filename=\"smime.p7m\"\n\
+             Content-Description: S/MIME Encrypted Message\n\n{}",
+            wrap(&b64, DOCUMENTED_BASE64_WIDTH, "\n")
+        ),
+    };
     Ok(out.into_bytes())
+}
+
+/// `text` (ASCII) cut into lines of `width`, each ended by `eol`.
+fn wrap(text: &str, width: usize, eol: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / width * eol.len() + eol.len());
+    for line in text.as_bytes().chunks(width) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push_str(eol);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -90,6 +140,28 @@ mod tests {
         // openssl's own S/MIME reader agrees with the layout.
         let cms = CmsContentInfo::smime_read_cms(&p7m).unwrap();
         assert!(cms.decrypt(&key, &cert).is_ok());
+    }
+
+    #[test]
+    fn the_layout_apples_documentation_shows_opens_too() {
+        let (cert, key) = new_token_keypair("tafel Kreis").unwrap();
+        let tokens = OAuthTokens {
+            consumer_key: format!("CK_{}", "9dcd8190dde27dfd".repeat(8)),
+            ..sample_tokens()
+        };
+        let p7m = encrypt_server_token_as(&tokens, &cert, TokenLayout::Documented).unwrap();
+        let text = String::from_utf8(p7m.clone()).unwrap();
+        assert!(text.contains("smime-type=enveloped-\ndata\n"));
+        let (_, base64) = text.split_once("\n\n").unwrap();
+        assert!(base64.lines().all(|l| l.len() <= DOCUMENTED_BASE64_WIDTH));
+        // The plaintext: the JSON wrapped at 78 columns, inside the consumer key too.
+        let cms = CmsContentInfo::smime_read_cms(&p7m).unwrap();
+        let plain = String::from_utf8(cms.decrypt(&key, &cert).unwrap()).unwrap();
+        assert!(!plain.contains("BEGIN MESSAGE"), "{plain}");
+        let (_, body) = plain.split_once("\n\n").unwrap();
+        assert_eq!(body.lines().next().unwrap().len(), DOCUMENTED_JSON_WIDTH);
+        assert!(body.lines().count() > 2, "{plain}");
+        assert_eq!(decrypt_server_token(&p7m, &cert, &key).unwrap(), tokens);
     }
 
     #[test]

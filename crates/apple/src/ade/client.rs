@@ -361,6 +361,31 @@ pub enum AssignResult {
     Unknown,
 }
 
+impl AssignResult {
+    /// What the outcome means, in words for an administrator.
+    pub fn describe(self) -> &'static str {
+        match self {
+            AssignResult::Success => "assigned",
+            AssignResult::NotAccessible => {
+                "Apple School Manager does not assign this device to this MDM server \
+                 (NOT_ACCESSIBLE): assign it to the server in Apple School Manager"
+            }
+            AssignResult::Failed => {
+                "Apple School Manager could not assign the profile (FAILED); tafel tries \
+                 again at the next sync"
+            }
+            AssignResult::Throttled => {
+                "Apple School Manager throttled the assignment for this device (THROTTLED); \
+                 tafel tries again at the next sync"
+            }
+            AssignResult::Unknown => {
+                "Apple School Manager refused the profile with an answer tafel does not know; \
+                 tafel tries again at the next sync"
+            }
+        }
+    }
+}
+
 /// Answer to defining or assigning a profile.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProfileResponse {
@@ -570,9 +595,16 @@ impl AdeClient {
         };
         for chunk in serials.chunks(MAX_LIMIT as usize) {
             let body = serde_json::json!({ "profile_uuid": profile_uuid, "devices": chunk });
+            // Apple documents 404 for a profile UUID it cannot find (Assign a Profile).
             let answer: ProfileResponse = self
                 .call(Method::POST, "/profile/devices", Some(body))
-                .await?;
+                .await
+                .map_err(|e| match e {
+                    AdeError::Status { code: 404, .. } => AdeError::ProfileNotFound {
+                        profile_uuid: profile_uuid.to_owned(),
+                    },
+                    other => other,
+                })?;
             merged.devices.extend(answer.devices);
             merged.retry_after_seconds = merged.retry_after_seconds.max(answer.retry_after_seconds);
         }

@@ -34,6 +34,16 @@ pub enum AdeError {
         /// `EXPIRED_CURSOR` or `INVALID_CURSOR`.
         code: String,
     },
+    /// Apple does not know the profile UUID a profile was to be assigned with (404 on
+    /// `POST /profile/devices`): it has to be defined again.
+    #[error(
+        "Apple School Manager no longer knows the enrollment profile {profile_uuid}; it has \
+         to be defined again"
+    )]
+    ProfileNotFound {
+        /// The UUID Apple did not find.
+        profile_uuid: String,
+    },
     /// A fetch cursor that already returned every device (400 `EXHAUSTED_CURSOR`).
     #[error("the device fetch cursor is exhausted (EXHAUSTED_CURSOR); use it to sync instead")]
     CursorExhausted,

@@ -3,10 +3,17 @@
 //!
 //! The downloaded file is S/MIME: a few MIME headers, a blank line, then the
 //! base64 DER of a CMS EnvelopedData encrypted to the uploaded certificate.
-//! Its plaintext is again MIME text whose body wraps the OAuth credentials in
-//! `-----BEGIN MESSAGE-----` / `-----END MESSAGE-----` (the layout nanodep's
-//! `tokenpki.UnwrapSMIME` / `UnwrapTokenJSON` read). Raw DER and PEM are
-//! accepted too, for tokens that a tool already unwrapped.
+//! Its plaintext is again MIME text (`Content-Type: text/plain`, a blank line) whose
+//! body is the JSON of the OAuth credentials, in one of two layouts:
+//!
+//! - Apple's documented one ("Examining server tokens" in Apple's Device Assignment
+//!   documentation): the JSON itself wrapped into short lines (76 to 78 columns), the
+//!   breaks falling anywhere, even inside a value, and no other framing;
+//! - wrapped in `-----BEGIN MESSAGE-----` / `-----END MESSAGE-----` on one line
+//!   (what Apple School Manager has been seen to send, and what nanodep's
+//!   `tokenpki.UnwrapTokenJSON` reads).
+//!
+//! Raw DER and PEM are accepted too, for tokens that a tool already unwrapped.
 
 use std::fmt;
 
@@ -205,8 +212,16 @@ fn parse_message(plain: &[u8]) -> Result<OAuthTokens> {
             None => &text,
         },
     };
+    // Apple's documented layout wraps the JSON into short lines, also inside a value.
+    // JSON never has a raw line break inside a string and needs none between its
+    // tokens, so dropping every line break gives back the JSON as it was written.
+    let json: String = json.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
     serde_json::from_str(json.trim()).map_err(|e| {
-        AdeError::TokenFile(format!("the decrypted token is not the expected JSON: {e}"))
+        AdeError::TokenFile(format!(
+            "the decrypted token is not the credentials Apple School Manager writes \
+             (consumer_key, consumer_secret, access_token, access_secret, \
+             access_token_expiry): {e}"
+        ))
     })
 }
 
@@ -246,5 +261,39 @@ mod tests {
             "2026-02-01T10:11:12+00:00"
         );
         assert!(expiry::parse("2026-02-01T10:11:12").is_some());
+    }
+
+    /// The plaintext exactly as Apple's "Examining server tokens" shows it: MIME
+    /// headers, a blank line, the JSON wrapped (inside values too), no BEGIN/END
+    /// MESSAGE lines.
+    #[test]
+    fn apples_documented_layout_parses() {
+        let plain = "Content-Type: text/plain;charset=UTF-8\n\
+            Content-Transfer-Encoding: 7bit\n\
+            \n\
+            {\"consumer_key\":\"CK_9dcd8190dde27dfddd9272c657e011f7bec9761676b1b11e46a2f61d3c\n\
+            b1e482ef22093c7d54b23252f3bdb4d19b4d49\",\"consumer_secret\":\"CS_27c083df1ab7271e\n\
+            129cb23325dabaf0de95d087\",\"access_token\":\"AT_O365587095O8247e0b5288abcdee25642\n\
+            311746d67b5858ea5cO1389734861908\",\"access_secret\":\"AS_8c3313de9a3462014c6c96f3\n\
+            9dd7c3d4342b8cea\",\"access_token_expiry\":\"2015-01-14T21:27:41Z\"}\n\
+            \n";
+        // The example's JSON lines are 78 characters; the break falls anywhere.
+        assert!(plain.lines().all(|l| l.len() <= 78));
+        let tokens = parse_message(plain.as_bytes()).unwrap();
+        assert_eq!(
+            tokens.consumer_key,
+            "CK_9dcd8190dde27dfddd9272c657e011f7bec9761676b1b11e46a2f61d3cb1e482ef22093c7d54b23252f3bdb4d19b4d49"
+        );
+        assert_eq!(
+            tokens.access_secret,
+            "AS_8c3313de9a3462014c6c96f39dd7c3d4342b8cea"
+        );
+        assert_eq!(
+            tokens.access_token_expiry.to_rfc3339(),
+            "2015-01-14T21:27:41+00:00"
+        );
+        // The same with CRLF line ends.
+        let crlf = plain.replace('\n', "\r\n");
+        assert_eq!(parse_message(crlf.as_bytes()).unwrap(), tokens);
     }
 }

@@ -1,0 +1,1 @@
+UPDATE ade_tokens SET status = 'failed' WHERE status = 'waiting_for_terms';
