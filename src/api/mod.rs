@@ -77,6 +77,18 @@ pub fn config(cfg: &mut web::ServiceConfig) {
 
 /// Prometheus's scrape: this node's counters and the database's figures, for the bearer
 /// token in `metrics.token` (unset: off, 404).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    operation_id = "metrics",
+    summary = "Prometheus metrics (text format), for the bearer token in metrics.token",
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain"),
+        (status = 401, description = "Not the metrics token", body = ApiError),
+        (status = 404, description = "Metrics are off: metrics.token is not set", body = ApiError),
+    )
+)]
 async fn metrics(
     req: actix_web::HttpRequest,
     state: web::Data<AppState>,

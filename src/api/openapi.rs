@@ -35,6 +35,7 @@ const BEARER: &str = "bearer";
     paths(
         super::healthz,
         super::readyz,
+        super::metrics,
         document,
         // users
         super::users::create,

@@ -865,8 +865,16 @@ async fn run(service: std::sync::Weak<PushService>, mut rx: mpsc::UnboundedRecei
             // pushed in a task of its own so that a hanging push holds up no pass.
             if !svc.retrying.swap(true, Ordering::AcqRel) {
                 tokio::spawn(async move {
+                    // Cleared however the look ends (a panic included).
+                    struct Looking<'a>(&'a AtomicBool);
+                    impl Drop for Looking<'_> {
+                        fn drop(&mut self) {
+                            self.0.store(false, Ordering::Release);
+                        }
+                    }
+                    let looking = Looking(&svc.retrying);
                     let found = svc.due_devices(sweep).await;
-                    svc.retrying.store(false, Ordering::Release);
+                    drop(looking);
                     match found {
                         Ok(ids) if !ids.is_empty() => {
                             if let Err(e) = svc.push_devices(ids, Ask::Due).await {

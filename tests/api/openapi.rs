@@ -19,6 +19,7 @@ const SNAPSHOT: &str = concat!(
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/readyz"),
+    ("get", "/metrics"),
     ("get", "/api/v1/openapi.json"),
     // users
     ("post", "/api/v1/login"),
@@ -155,6 +156,8 @@ const UNDOCUMENTED: &[(&str, &str, &str)] =
 const PUBLIC: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/readyz"),
+    // Its own token (metrics.token), not an API token; off (404) until one is set.
+    ("get", "/metrics"),
     ("get", "/api/v1/openapi.json"),
     ("post", "/api/v1/login"),
 ];
