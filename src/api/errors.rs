@@ -122,6 +122,7 @@ impl From<LicenceError> for ApiError {
         match e {
             LicenceError::Db(e) => e.into(),
             LicenceError::Token(m) => ApiError::invalid_field("token_file", m),
+            LicenceError::LocationTaken(m) => ApiError::conflict(m),
             LicenceError::Vpp(e) if e.is_token_problem() => {
                 ApiError::invalid_field("token_file", format!("Apple refused the token: {e}"))
             }

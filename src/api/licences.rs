@@ -69,8 +69,10 @@ pub(crate) struct TokenUpload {
     summary = "Upload an Apps and Books content token for a location of the authority (tafel claims it)",
     params(("id" = String, Path, description = "School authority id")), request_body = TokenUpload,
     responses((status = 201, description = "The stored token (never the token itself)", body = licences::TokenInfo),
+        (status = 200, description = "A renewal: the token of the same location (Apple's uId) was replaced", body = licences::TokenInfo),
         (status = 400, description = "Not a valid or current token", body = ApiError),
-        (status = 403, description = "Authority admins and district admins only", body = ApiError)),
+        (status = 403, description = "Authority admins and district admins only", body = ApiError),
+        (status = 409, description = "The location is already another school authority's", body = ApiError)),
     security(("bearer" = [])))]
 async fn upload(
     caller: Caller,
@@ -78,8 +80,12 @@ async fn upload(
     path: web::Path<String>,
     body: web::Json<TokenUpload>,
 ) -> ApiResult<HttpResponse> {
-    let info = upload_as(&state, &caller.0, path.into_inner(), &body.token_file).await?;
-    Ok(HttpResponse::Created().json(info))
+    let up = upload_as(&state, &caller.0, path.into_inner(), &body.token_file).await?;
+    Ok(if up.renewed {
+        HttpResponse::Ok().json(up.token)
+    } else {
+        HttpResponse::Created().json(up.token)
+    })
 }
 
 /// Stores (and claims) an Apps and Books content token for `caller` under the API's rules.
@@ -88,7 +94,7 @@ pub(crate) async fn upload_as(
     caller: &crate::accounts::Principal,
     tenant: String,
     token_file: &str,
-) -> ApiResult<licences::TokenInfo> {
+) -> ApiResult<licences::Uploaded> {
     authz::require(caller, Action::ManageTenant, Place::tenant(&tenant))?;
     let t = tenant.clone();
     state

@@ -99,6 +99,10 @@ pub struct Report {
     /// Whether this pass looked at every device (release decisions need that).
     #[serde(skip)]
     pub full: bool,
+    /// The devices a partial pass was asked to look at (`None` for a full pass): the
+    /// licence service keeps what it knows of every other device.
+    #[serde(skip)]
+    pub scope: Option<Vec<String>>,
 }
 
 /// A device that needs a licence before an install can go out.
@@ -525,7 +529,9 @@ fn pass(
     let decisions = plan(&snapshot, at, grace, only.is_none());
     // Build commands first (signing may fail), then write everything at once.
     let built = build_commands(&snapshot.items, &decisions, sign)?;
-    write(conn, decisions, built)
+    let mut report = write(conn, decisions, built)?;
+    report.scope = only.map(<[String]>::to_vec);
+    Ok(report)
 }
 
 /// What one pass decided, before anything is built or written.
@@ -788,13 +794,13 @@ fn plan_device(
             crate::catalog::same_version(wanted, held.and_then(|h| h.get(key)).map(String::as_str));
         let installed = current && seen.is_some_and(|s| s.contains_key(key));
         let flying = flying_here.and_then(|f| f.get(key));
-        if installed
-            || flying == Some(&true)
-            || snapshot.failed.contains(&(device.clone(), key.clone()))
-        {
+        if snapshot.failed.contains(&(device.clone(), key.clone())) {
             continue;
         }
-        // A licensed app goes out only to a serial that holds a licence.
+        let on_device = installed || flying == Some(&true);
+        // A licensed app goes out only to a serial that holds a licence; and one the
+        // iPad already has (or is getting) needs its licence too: Apple may revoke it
+        // (a content manager moved it), and the app stops opening without one.
         if let Some(Item::App(app)) = item {
             if let (true, Some(adam)) = (app.licensed, &app.adam_id) {
                 let licensed = serial
@@ -813,6 +819,9 @@ fn plan_device(
                     continue;
                 }
             }
+        }
+        if on_device {
+            continue;
         }
         d.plans
             .entry(Plan {

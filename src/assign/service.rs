@@ -129,8 +129,13 @@ async fn pass(ctx: &Arc<Ctx>, only: Option<Vec<String>>) -> Result<Report, Recon
         );
     }
     ctx.push.notify(report.touched.clone());
-    // Licences: associate for held-back installs, release what nothing wants.
-    if !report.needed_licences.is_empty() || report.full {
+    // Licences: associate for held-back installs, release what nothing wants, and
+    // update the waiting list of the devices a partial pass looked at.
+    let waited = report
+        .scope
+        .as_deref()
+        .is_some_and(|devices| ctx.licences.any_blocked(devices));
+    if !report.needed_licences.is_empty() || report.full || waited {
         match ctx.licences.after_pass(&report, chrono::Utc::now()).await {
             Ok((licensed, _)) if !licensed.is_empty() => {
                 // Licences granted: the installs can go out now.

@@ -28,7 +28,18 @@ use crate::audit;
 use crate::db::schema::{vpp_assets, vpp_licences, vpp_tokens};
 use crate::db::{new_id, now, Db, DbConn, DbError};
 use crate::secrets::SecretBox;
-use crate::vpp::{AssetRef, AssignmentFilter, ContentToken, MdmInfo, VppClient, VppError};
+use crate::vpp::{
+    AssetRef, AssignmentFilter, BatchLimits, ContentToken, EventStatus, MdmInfo, VppClient,
+    VppError,
+};
+
+/// How long Apple's service config (its batch limits) is trusted before it is fetched
+/// again. Apple: "the limits are dynamic and can change without notice, so sync them
+/// every 5 minutes" (`ServiceConfigResponse.Limits`).
+const SERVICE_CONFIG_FOR: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Why a device waits when Apple refused its licence for lack of free ones (9709).
+const NOT_ENOUGH: &str = "no licence: Apple has none free for this app (all bought licences are in use); buy more or free one in Apple School Manager";
 
 crate::text_enum! {
     /// A content token's state, as stored.
@@ -84,6 +95,105 @@ pub struct Blocked {
     pub reason: String,
 }
 
+/// An uploaded token, and whether it renewed one tafel had for its location.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    /// The stored token.
+    pub token: TokenInfo,
+    /// True when it replaced the token of the same location (`uId`).
+    pub renewed: bool,
+}
+
+/// A stored token found by its location's `uId`.
+struct StoredLocation {
+    id: String,
+    tenant_id: String,
+    location_name: String,
+    expires_at: chrono::NaiveDateTime,
+    status: ContentTokenStatus,
+}
+
+/// The stored token of the location `u_id`, if any.
+fn stored_location(conn: &mut DbConn, u_id: &str) -> QueryResult<Option<StoredLocation>> {
+    Ok(vpp_tokens::table
+        .filter(vpp_tokens::u_id.eq(u_id))
+        .select((
+            vpp_tokens::id,
+            vpp_tokens::tenant_id,
+            vpp_tokens::location_name,
+            vpp_tokens::expires_at,
+            vpp_tokens::status,
+        ))
+        .first::<(
+            String,
+            String,
+            String,
+            chrono::NaiveDateTime,
+            ContentTokenStatus,
+        )>(conn)
+        .optional()?
+        .map(
+            |(id, tenant_id, location_name, expires_at, status)| StoredLocation {
+                id,
+                tenant_id,
+                location_name,
+                expires_at,
+                status,
+            },
+        ))
+}
+
+/// Removes a token with its assets and licence records.
+fn remove_token(conn: &mut DbConn, id: &str) -> QueryResult<()> {
+    diesel::delete(vpp_licences::table.filter(vpp_licences::token_id.eq(id))).execute(conn)?;
+    diesel::delete(vpp_assets::table.filter(vpp_assets::token_id.eq(id))).execute(conn)?;
+    diesel::delete(vpp_tokens::table.find(id)).execute(conn)?;
+    Ok(())
+}
+
+/// Removes the authority's older tokens of the location `place` that Apple no longer
+/// accepts and whose `uId` tafel never learnt (stored before it asked): renewals
+/// uploaded as second records. The audit log names them.
+fn drop_stale_twins(conn: &mut DbConn, keep: &str, u_id: &str, place: &str) -> QueryResult<()> {
+    let (tenant, expires): (String, chrono::NaiveDateTime) = vpp_tokens::table
+        .find(keep)
+        .select((vpp_tokens::tenant_id, vpp_tokens::expires_at))
+        .first(conn)?;
+    let twins: Vec<String> = vpp_tokens::table
+        .filter(vpp_tokens::tenant_id.eq(&tenant))
+        .filter(vpp_tokens::u_id.is_null())
+        .filter(vpp_tokens::location_name.eq(place))
+        .filter(vpp_tokens::status.ne(ContentTokenStatus::Active))
+        .filter(vpp_tokens::expires_at.le(expires))
+        .filter(vpp_tokens::id.ne(keep))
+        .select(vpp_tokens::id)
+        .load(conn)?;
+    for twin in &twins {
+        remove_token(conn, twin)?;
+        audit::record(
+            conn,
+            &audit::Entry::new("system:licences", "merge", "vpp_token")
+                .object(keep)
+                .scope(Some(&tenant), None)
+                .summary(serde_json::json!({
+                    "before": {"tokens": [keep, twin]},
+                    "after": {"tokens": [keep], "location": place, "u_id": u_id},
+                })),
+        )?;
+    }
+    Ok(())
+}
+
+/// The refusal of a location another authority already uses (without naming it: the
+/// uploader may not see other authorities).
+fn other_authority(found: &StoredLocation) -> LicenceError {
+    LicenceError::LocationTaken(format!(
+        "the location \u{201c}{}\u{201d} is already used by another school authority in tafel; \
+         a location's licences can serve one authority only (ask the district's admins to move it)",
+        found.location_name
+    ))
+}
+
 /// Why a licence operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LicenceError {
@@ -96,6 +206,9 @@ pub enum LicenceError {
     /// Bad token file.
     #[error("content token: {0}")]
     Token(String),
+    /// The token's location is another authority's.
+    #[error("{0}")]
+    LocationTaken(String),
 }
 
 impl From<diesel::result::Error> for LicenceError {
@@ -113,8 +226,19 @@ pub struct Licences {
     /// tafel's identity towards Apple (stable per installation: derived from the CA).
     server_id: String,
     poll: Duration,
+    /// Devices waiting for a licence, kept across passes: a partial pass replaces only
+    /// the entries of the devices it looked at.
     blocked: Mutex<Vec<Blocked>>,
+    /// Per (token, adam id): the counts stored after Apple last refused an association
+    /// for lack of licences (9709). While the counts stay the same, the same call would
+    /// fail the same way, so it is not sent (Apple warns against repeating it).
+    refused: Mutex<HashMap<(String, String), AssetCounts>>,
+    /// Apple's batch limits and when they were fetched (`GET /mdm/v2/service/config`).
+    limits: Mutex<Option<(BatchLimits, DateTime<Utc>)>>,
 }
+
+/// Licence counts of one asset as stored: (total, assigned, available).
+pub type AssetCounts = (i32, i32, i32);
 
 impl Licences {
     /// A service talking to `base_url` (Apple's by default).
@@ -133,6 +257,8 @@ impl Licences {
             server_id,
             poll: Duration::from_millis(500),
             blocked: Mutex::new(Vec::new()),
+            refused: Mutex::new(HashMap::new()),
+            limits: Mutex::new(None),
         }
     }
 
@@ -150,8 +276,54 @@ impl Licences {
     fn client(&self, token: &ContentToken) -> Result<VppClient, LicenceError> {
         Ok(
             VppClient::new(&self.base_url, token.clone(), Duration::from_secs(30))?
-                .expect_mdm_id(self.server_id.clone()),
+                .expect_mdm_id(self.server_id.clone())
+                .with_limits(self.limits()),
         )
+    }
+
+    /// The batch limits in force: Apple's last answer, else the documented values.
+    pub fn limits(&self) -> BatchLimits {
+        self.limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map_or_else(BatchLimits::default, |(limits, _)| limits)
+    }
+
+    /// Fetches Apple's service config when the last one is older than
+    /// [`SERVICE_CONFIG_FOR`] at `at`, and adopts its limits. Returns requests made. A
+    /// failure keeps the limits known (logged; the next call tries again).
+    async fn refresh_limits(&self, token: &ContentToken, at: DateTime<Utc>) -> u64 {
+        let fresh = self
+            .limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|(_, fetched)| (at - fetched).abs() < SERVICE_CONFIG_FOR);
+        if fresh {
+            return 0;
+        }
+        let client = match VppClient::new(&self.base_url, token.clone(), Duration::from_secs(30)) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot ask Apps and Books for its limits");
+                return 0;
+            }
+        };
+        match client.refresh_limits().await {
+            Ok(limits) => {
+                if limits != self.limits() {
+                    tracing::info!(
+                        max_assets = limits.max_assets,
+                        max_serial_numbers = limits.max_serial_numbers,
+                        "Apps and Books limits adopted from Apple's service config"
+                    );
+                }
+                *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = Some((limits, at));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Apple's service config could not be read; the limits known are kept")
+            }
+        }
+        client.requests_made()
     }
 
     fn open(&self, id: &str, sealed: &[u8]) -> Result<ContentToken, LicenceError> {
@@ -167,14 +339,36 @@ impl Licences {
     }
 
     /// Stores an uploaded `.vpptoken` for an authority and claims it for tafel.
+    ///
+    /// Apple names a token's location by its `uId` (`GET /mdm/v2/client/config`): a token
+    /// for a location tafel already has is a renewal and replaces the stored one (same
+    /// id, new secret and expiry; the audit log keeps old and new expiry), so no location
+    /// is synced twice. A location already used by another authority is refused: its
+    /// licences would be counted and handed out twice.
     pub async fn upload(
         &self,
         tenant_id: &str,
         file: &str,
         actor: &str,
-    ) -> Result<TokenInfo, LicenceError> {
+    ) -> Result<Uploaded, LicenceError> {
         let token = ContentToken::parse(file).map_err(|e| LicenceError::Token(e.to_string()))?;
-        let client = VppClient::new(&self.base_url, token.clone(), Duration::from_secs(30))?;
+        let client = VppClient::new(&self.base_url, token.clone(), Duration::from_secs(30))?
+            .with_limits(self.limits());
+        // Which location is this? Asked before claiming it, so a refused upload changes
+        // nothing at Apple.
+        let before = client.client_config().await?;
+        let u_id = before.u_id.clone().filter(|u| !u.trim().is_empty());
+        if let Some(u) = &u_id {
+            let (u, t) = (u.clone(), tenant_id.to_owned());
+            self.db
+                .run(move |conn| -> Result<(), LicenceError> {
+                    match stored_location(conn, &u)? {
+                        Some(found) if found.tenant_id != t => Err(other_authority(&found)),
+                        _ => Ok(()),
+                    }
+                })
+                .await?;
+        }
         let config = client
             .set_mdm_info(MdmInfo {
                 id: self.server_id.clone(),
@@ -185,54 +379,90 @@ impl Licences {
         let location = config
             .location_name
             .clone()
+            .or(before.location_name)
             .unwrap_or_else(|| token.org_name().to_owned());
-        let id = new_id();
-        let sealed = self
-            .secrets
-            .seal_for(
-                &crate::secrets::binding(crate::secrets::places::CONTENT_TOKEN, &id),
-                file.trim().as_bytes(),
-            )
-            .map_err(|e| LicenceError::Token(e.to_string()))?;
-        let info = TokenInfo {
-            id,
-            tenant_id: tenant_id.to_owned(),
-            location_name: location,
-            org_name: token.org_name().to_owned(),
-            expires_at: token.expires_at().naive_utc(),
-            status: ContentTokenStatus::Active,
-            last_error: None,
-            last_sync_at: None,
-            created_at: now(),
-        };
-        let (i, actor) = (info.clone(), actor.to_owned());
+        let (tenant, file, actor) = (
+            tenant_id.to_owned(),
+            file.trim().to_owned(),
+            actor.to_owned(),
+        );
+        let secrets = self.secrets.clone();
+        let (org, expires) = (token.org_name().to_owned(), token.expires_at().naive_utc());
         self.db
-            .run(move |conn| -> Result<(), DbError> {
+            .run(move |conn| -> Result<Uploaded, LicenceError> {
                 conn.write_tx(|conn| {
-                    diesel::insert_into(vpp_tokens::table)
-                        .values((
-                            vpp_tokens::id.eq(&i.id),
-                            vpp_tokens::tenant_id.eq(&i.tenant_id),
-                            vpp_tokens::location_name.eq(&i.location_name),
-                            vpp_tokens::org_name.eq(&i.org_name),
-                            vpp_tokens::token_sealed.eq(&sealed),
-                            vpp_tokens::expires_at.eq(i.expires_at),
-                            vpp_tokens::status.eq(&i.status),
-                            vpp_tokens::created_at.eq(i.created_at),
-                        ))
-                        .execute(conn)?;
-                    audit::record(
-                        conn,
-                        &audit::Entry::new(&actor, "upload", "vpp_token")
-                            .object(&i.id)
-                            .scope(Some(&i.tenant_id), None)
-                            .summary(serde_json::json!({"after": {"location": i.location_name, "org": i.org_name, "expires_at": i.expires_at}})),
-                    )?;
-                    Ok(())
+                    let existing = match &u_id {
+                        Some(u) => stored_location(conn, u)?,
+                        None => None,
+                    };
+                    if let Some(found) = &existing {
+                        // Checked again under the write lock: another upload may have come first.
+                        if found.tenant_id != tenant {
+                            return Err(other_authority(found));
+                        }
+                    }
+                    let id = existing
+                        .as_ref()
+                        .map_or_else(new_id, |found| found.id.clone());
+                    let sealed = secrets
+                        .seal_for(
+                            &crate::secrets::binding(crate::secrets::places::CONTENT_TOKEN, &id),
+                            file.as_bytes(),
+                        )
+                        .map_err(|e| LicenceError::Token(e.to_string()))?;
+                    let at = now();
+                    let renewed = existing.is_some();
+                    if let Some(old) = existing {
+                        diesel::update(vpp_tokens::table.find(&id))
+                            .set((
+                                vpp_tokens::location_name.eq(&location),
+                                vpp_tokens::org_name.eq(&org),
+                                vpp_tokens::token_sealed.eq(&sealed),
+                                vpp_tokens::expires_at.eq(expires),
+                                vpp_tokens::status.eq(ContentTokenStatus::Active),
+                                vpp_tokens::last_error.eq(None::<String>),
+                            ))
+                            .execute(conn)?;
+                        audit::record(
+                            conn,
+                            &audit::Entry::new(&actor, "renew", "vpp_token")
+                                .object(&id)
+                                .scope(Some(&tenant), None)
+                                .summary(serde_json::json!({
+                                    "before": {"location": old.location_name, "expires_at": old.expires_at, "status": old.status},
+                                    "after": {"location": location, "org": org, "expires_at": expires, "status": ContentTokenStatus::Active},
+                                })),
+                        )?;
+                    } else {
+                        diesel::insert_into(vpp_tokens::table)
+                            .values((
+                                vpp_tokens::id.eq(&id),
+                                vpp_tokens::tenant_id.eq(&tenant),
+                                vpp_tokens::location_name.eq(&location),
+                                vpp_tokens::org_name.eq(&org),
+                                vpp_tokens::token_sealed.eq(&sealed),
+                                vpp_tokens::expires_at.eq(expires),
+                                vpp_tokens::status.eq(ContentTokenStatus::Active),
+                                vpp_tokens::created_at.eq(at),
+                                vpp_tokens::u_id.eq(&u_id),
+                            ))
+                            .execute(conn)?;
+                        audit::record(
+                            conn,
+                            &audit::Entry::new(&actor, "upload", "vpp_token")
+                                .object(&id)
+                                .scope(Some(&tenant), None)
+                                .summary(serde_json::json!({"after": {"location": location, "org": org, "expires_at": expires}})),
+                        )?;
+                    }
+                    let token = vpp_tokens::table
+                        .find(&id)
+                        .select(TokenInfo::as_select())
+                        .first(conn)?;
+                    Ok(Uploaded { token, renewed })
                 })
             })
-            .await?;
-        Ok(info)
+            .await
     }
 
     /// Tokens of an authority (all when `None`).
@@ -264,7 +494,12 @@ impl Licences {
                 if let Some(t) = tenant {
                     q = q.filter(vpp_tokens::tenant_id.eq(t));
                 }
-                Ok(q.load(conn)?)
+                // Older first: a replaced token is found out (and marked) before the
+                // newer one of its location syncs and tidies up after it.
+                Ok(
+                    q.order((vpp_tokens::expires_at.asc(), vpp_tokens::id.asc()))
+                        .load(conn)?,
+                )
             })
             .await?;
         let mut out = Vec::new();
@@ -301,7 +536,11 @@ impl Licences {
     /// Imports assets and Apple's licences for every active token. Returns API calls made.
     pub async fn sync(&self) -> Result<u64, LicenceError> {
         let mut calls = 0;
-        for (id, _, token) in self.active_tokens(None).await? {
+        let tokens = self.active_tokens(None).await?;
+        if let Some((_, _, token)) = tokens.first() {
+            calls += self.refresh_limits(token, Utc::now()).await;
+        }
+        for (id, _, token) in tokens {
             let client = self.client(&token)?;
             match self.sync_token(&id, &client).await {
                 Ok(()) => {}
@@ -327,6 +566,12 @@ impl Licences {
                     metadata: String::new(),
                 }),
             ))));
+        }
+        if let Some(u) = config.u_id.clone().filter(|u| !u.trim().is_empty()) {
+            let place = config.location_name.clone().unwrap_or_default();
+            if !self.claim_location(id, &u, &place).await? {
+                return Ok(());
+            }
         }
         let assets = client.all_assets().await?;
         let held = client.all_assignments(&AssignmentFilter::default()).await?;
@@ -399,10 +644,84 @@ impl Licences {
         Ok(())
     }
 
-    /// Serves a reconcile pass: associates licences for held-back installs (earliest
-    /// lesson first, never more than available), and on full passes releases licences
-    /// that nothing wants after the grace period. Returns the devices that got licences
-    /// (reconcile them again) and the API calls made.
+    /// Records that token `id` serves the location `u_id` (named `place`). Two tokens of
+    /// one location (uploaded before tafel knew locations) are one too many: the one that
+    /// expires later stays, the other is removed with its records (the audit log says
+    /// so). An older token of the authority that Apple no longer accepts and that names
+    /// the same location (its `uId` never learnt) is such a second one too. A location
+    /// another authority already has is not used by this token. Returns whether token
+    /// `id` is still to be synced.
+    async fn claim_location(
+        &self,
+        id: &str,
+        u_id: &str,
+        place: &str,
+    ) -> Result<bool, LicenceError> {
+        let (id, u_id, place) = (id.to_owned(), u_id.to_owned(), place.to_owned());
+        self.db
+            .run(move |conn| -> Result<bool, LicenceError> {
+                conn.write_tx(|conn| {
+                    let Some(other) = stored_location(conn, &u_id)? else {
+                        diesel::update(vpp_tokens::table.find(&id))
+                            .set(vpp_tokens::u_id.eq(&u_id))
+                            .execute(conn)?;
+                        drop_stale_twins(conn, &id, &u_id, &place)?;
+                        return Ok(true);
+                    };
+                    if other.id == id {
+                        drop_stale_twins(conn, &id, &u_id, &place)?;
+                        return Ok(true);
+                    }
+                    let Some((tenant, expires)) = vpp_tokens::table
+                        .find(&id)
+                        .select((vpp_tokens::tenant_id, vpp_tokens::expires_at))
+                        .first::<(String, chrono::NaiveDateTime)>(conn)
+                        .optional()?
+                    else {
+                        // Removed a moment ago as the other token of its location.
+                        return Ok(false);
+                    };
+                    if other.tenant_id != tenant {
+                        let why = other_authority(&other).to_string();
+                        tracing::warn!(token = %id, "{why}");
+                        diesel::update(vpp_tokens::table.find(&id))
+                            .set((
+                                vpp_tokens::status.eq(ContentTokenStatus::Failed),
+                                vpp_tokens::last_error.eq(why),
+                            ))
+                            .execute(conn)?;
+                        return Ok(false);
+                    }
+                    let (keep, drop) = if expires > other.expires_at {
+                        (id.clone(), other.id.clone())
+                    } else {
+                        (other.id.clone(), id.clone())
+                    };
+                    remove_token(conn, &drop)?;
+                    diesel::update(vpp_tokens::table.find(&keep))
+                        .set(vpp_tokens::u_id.eq(&u_id))
+                        .execute(conn)?;
+                    audit::record(
+                        conn,
+                        &audit::Entry::new("system:licences", "merge", "vpp_token")
+                            .object(&keep)
+                            .scope(Some(&tenant), None)
+                            .summary(serde_json::json!({
+                                "before": {"tokens": [&keep, &drop]},
+                                "after": {"tokens": [&keep], "location": other.location_name},
+                            })),
+                    )?;
+                    Ok(keep == id)
+                })
+            })
+            .await
+    }
+
+    /// Serves a reconcile pass: associates licences for held-back installs and for apps
+    /// on iPads whose licence Apple took back (earliest lesson first, never more than
+    /// available), and on full passes releases licences that nothing wants after the
+    /// grace period. Returns the devices that got licences (reconcile them again) and the
+    /// API calls made.
     pub async fn after_pass(
         &self,
         report: &Report,
@@ -419,7 +738,11 @@ impl Licences {
                 .or_default()
                 .push(n.clone());
         }
-        let tokens = self.active_tokens(None).await?;
+        let tokens = if needs.is_empty() && !report.full {
+            Vec::new()
+        } else {
+            self.active_tokens(None).await?
+        };
         for ((tenant, adam), mut list) in needs {
             list.sort_by(|a, b| {
                 a.needed_from
@@ -427,9 +750,9 @@ impl Licences {
                     .then(a.serial.cmp(&b.serial))
             });
             list.dedup_by(|a, b| a.serial == b.serial);
-            // The authority's tokens that own this app, with free licences.
+            // The authority's tokens that own this app, with their counts.
             let (a2, t2) = (adam.clone(), tenant.clone());
-            let owners: Vec<(String, String, i32)> = self
+            let owners: Vec<(String, String, i32, i32, i32)> = self
                 .db
                 .run(move |conn| -> Result<_, DbError> {
                     Ok(vpp_assets::table
@@ -440,19 +763,28 @@ impl Licences {
                         .select((
                             vpp_assets::token_id,
                             vpp_assets::pricing_param,
+                            vpp_assets::total,
+                            vpp_assets::assigned,
                             vpp_assets::available,
                         ))
                         .load(conn)?)
                 })
                 .await?;
             let mut rest: &[LicenceNeed] = &list;
-            for (token_id, pricing, available) in owners {
+            let mut refused_before = false;
+            for (token_id, pricing, total, assigned, available) in owners {
                 if rest.is_empty() {
                     break;
                 }
                 let Some((_, _, token)) = tokens.iter().find(|(id, _, _)| *id == token_id) else {
                     continue;
                 };
+                if !self.ask_again(&token_id, &adam, (total, assigned, available)) {
+                    // Apple said "not enough" for these very counts: asking again now
+                    // would fail the same way.
+                    refused_before = true;
+                    continue;
+                }
                 let take = usize::try_from(available.max(0))
                     .unwrap_or(0)
                     .min(rest.len());
@@ -461,20 +793,23 @@ impl Licences {
                 }
                 let (batch, later) = rest.split_at(take);
                 rest = later;
+                calls += self.refresh_limits(token, at).await;
                 let client = self.client(token)?;
                 let serials: Vec<String> = batch.iter().map(|n| n.serial.clone()).collect();
                 let result = self
                     .associate(&client, &token_id, &adam, &pricing, &serials)
                     .await;
-                calls += client.requests_made();
                 match result {
-                    Ok(ok) => {
+                    Ok(outcome) => {
                         for n in batch {
-                            if ok.contains(&n.serial) {
-                                licensed_devices.push(n.device_id.clone());
-                            } else {
-                                blocked.push(block(n, "Apple refused the licence"));
+                            match outcome.refused.get(&n.serial) {
+                                None => licensed_devices.push(n.device_id.clone()),
+                                Some(why) => blocked.push(block(n, why)),
                             }
+                        }
+                        if outcome.not_enough {
+                            self.after_not_enough(&client, &token_id, &adam, &pricing)
+                                .await;
                         }
                     }
                     Err(LicenceError::Vpp(e))
@@ -488,20 +823,134 @@ impl Licences {
                         blocked.extend(batch.iter().map(|n| block(n, &e.to_string())));
                     }
                 }
+                calls += client.requests_made();
             }
-            blocked.extend(rest.iter().map(|n| block(n, "no licence")));
+            let why = if refused_before {
+                NOT_ENOUGH
+            } else {
+                "no licence"
+            };
+            blocked.extend(rest.iter().map(|n| block(n, why)));
         }
         if !blocked.is_empty() {
             tracing::warn!(devices = blocked.len(), "installs blocked: no licence");
         }
-        *self.blocked.lock().unwrap_or_else(|e| e.into_inner()) = blocked;
+        self.keep_blocked(report.scope.as_deref(), &licensed_devices, blocked);
         if report.full {
             calls += self.release(&report.wanted_licences, &tokens, at).await?;
         }
         Ok((licensed_devices, calls))
     }
 
-    /// Associates and waits for Apple's event; returns the serials that got a licence.
+    /// Merges a pass's blocked devices into the list: a full pass knows every device and
+    /// replaces it; a partial pass replaces only the entries of the devices it looked at
+    /// (and of those that got a licence).
+    fn keep_blocked(&self, scope: Option<&[String]>, licensed: &[String], now: Vec<Blocked>) {
+        let mut kept = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        match scope {
+            None => *kept = now,
+            Some(devices) => {
+                let looked: HashSet<&str> =
+                    devices.iter().chain(licensed).map(String::as_str).collect();
+                kept.retain(|b| !looked.contains(b.device_id.as_str()));
+                kept.extend(now);
+            }
+        }
+    }
+
+    /// Whether any of `devices` is waiting for a licence (a partial pass over them should
+    /// update the list).
+    pub fn any_blocked(&self, devices: &[String]) -> bool {
+        let kept = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        kept.iter().any(|b| devices.contains(&b.device_id))
+    }
+
+    /// Whether to ask Apple for licences of `adam` on `token_id` with the stored counts
+    /// `counts`: not while they are the counts of Apple's last "not enough" (9709).
+    fn ask_again(&self, token_id: &str, adam: &str, counts: AssetCounts) -> bool {
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (token_id.to_owned(), adam.to_owned());
+        let again = ask_again(refused.get(&key), counts);
+        if again {
+            refused.remove(&key);
+        }
+        again
+    }
+
+    /// After Apple's "not enough licences" (9709): our counts were wrong. Reads the
+    /// asset's counts from Apple, stores them (so "available" is right at once, not after
+    /// the next full sync), and remembers them: the same association is not tried again
+    /// until they change (a sync shows more bought, or a licence is freed).
+    async fn after_not_enough(
+        &self,
+        client: &VppClient,
+        token_id: &str,
+        adam: &str,
+        pricing: &str,
+    ) {
+        let fresh = match client
+            .asset(&AssetRef::new(adam.to_owned(), pricing.to_owned()))
+            .await
+        {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, adam, "licence counts could not be read again after Apple's \"not enough licences\"");
+                None
+            }
+        };
+        let (t, a) = (token_id.to_owned(), adam.to_owned());
+        let stored = self
+            .db
+            .run(move |conn| -> Result<Option<AssetCounts>, DbError> {
+                conn.write_tx(|conn| {
+                    let target = vpp_assets::table.find((&t, &a));
+                    match &fresh {
+                        Some(asset) => diesel::update(target)
+                            .set((
+                                vpp_assets::total.eq(count(asset.total_count)),
+                                vpp_assets::assigned.eq(count(asset.assigned_count)),
+                                vpp_assets::available.eq(count(asset.available_count)),
+                                vpp_assets::updated_at.eq(now()),
+                            ))
+                            .execute(conn)?,
+                        // Apple would not say: none is free, as far as tafel knows.
+                        None => diesel::update(target)
+                            .set(vpp_assets::available.eq(0))
+                            .execute(conn)?,
+                    };
+                    Ok(vpp_assets::table
+                        .find((&t, &a))
+                        .select((
+                            vpp_assets::total,
+                            vpp_assets::assigned,
+                            vpp_assets::available,
+                        ))
+                        .first::<AssetCounts>(conn)
+                        .optional()?)
+                })
+            })
+            .await;
+        match stored {
+            Ok(Some(counts)) => {
+                tracing::info!(
+                    adam,
+                    total = counts.0,
+                    assigned = counts.1,
+                    available = counts.2,
+                    "Apple has not enough licences: counts read again; not asked again until they change"
+                );
+                self.refused
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((token_id.to_owned(), adam.to_owned()), counts);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "storing licence counts failed"),
+        }
+    }
+
+    /// Associates and waits for Apple's event; returns who got a licence and why the
+    /// others did not.
     async fn associate(
         &self,
         client: &VppClient,
@@ -509,24 +958,24 @@ impl Licences {
         adam: &str,
         pricing: &str,
         serials: &[String],
-    ) -> Result<HashSet<String>, LicenceError> {
+    ) -> Result<Associated, LicenceError> {
         let asset = AssetRef::new(adam.to_owned(), pricing.to_owned());
         let events = client
             .associate(std::slice::from_ref(&asset), serials)
             .await?;
-        let mut failed: HashSet<String> = HashSet::new();
+        let mut outcome = Associated::default();
         for e in &events {
             let status = client
                 .wait_for_event(e, self.poll, Duration::from_secs(120))
                 .await?;
-            failed.extend(status.failed_serials().into_iter().map(|s| s.to_owned()));
+            outcome.add(&status, serials);
         }
         let ok: HashSet<String> = serials
             .iter()
-            .filter(|s| !failed.contains(*s))
+            .filter(|s| !outcome.refused.contains_key(*s))
             .cloned()
             .collect();
-        let (token_id, adam, granted) = (token_id.to_owned(), adam.to_owned(), ok.clone());
+        let (token_id, adam, granted) = (token_id.to_owned(), adam.to_owned(), ok);
         self.db
             .run(move |conn| -> Result<(), DbError> {
                 conn.write_tx(|conn| {
@@ -554,7 +1003,7 @@ impl Licences {
                 })
             })
             .await?;
-        Ok(ok)
+        Ok(outcome)
     }
 
     /// Releases licences nothing wants: marks them, and disassociates once the grace
@@ -617,6 +1066,7 @@ impl Licences {
             let Some((_, _, token)) = tokens.iter().find(|(id, _, _)| *id == token_id) else {
                 continue;
             };
+            calls += self.refresh_limits(token, at).await;
             let client = self.client(token)?;
             let (t2, a2) = (token_id.clone(), adam.clone());
             let pricing: String = self
@@ -661,13 +1111,63 @@ impl Licences {
         Ok(calls)
     }
 
-    /// Devices held back for lack of a licence, from the last pass.
+    /// Devices held back for lack of a licence (kept across passes).
     pub fn blocked(&self) -> Vec<Blocked> {
         self.blocked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+}
+
+/// What an association did: the serials Apple refused, each with why in words.
+#[derive(Debug, Default)]
+struct Associated {
+    refused: HashMap<String, String>,
+    /// Apple said "not enough licences" (9709) for at least one serial.
+    not_enough: bool,
+}
+
+impl Associated {
+    /// Takes in a finished event of the batch `serials`. A failure that names no serial
+    /// concerns them all.
+    fn add(&mut self, status: &EventStatus, serials: &[String]) {
+        for failure in &status.failures {
+            let why = if failure.is_not_enough_licenses() {
+                self.not_enough = true;
+                NOT_ENOUGH.to_owned()
+            } else {
+                let message = failure.error_message.trim();
+                let message = if message.is_empty() {
+                    "no reason given"
+                } else {
+                    message
+                };
+                format!(
+                    "Apple refused the licence: {message} (Apple error {})",
+                    failure.error_number
+                )
+            };
+            let named = failure.serial_numbers();
+            let concerned = if named.is_empty() { serials } else { named };
+            for serial in concerned {
+                self.refused
+                    .entry(serial.clone())
+                    .or_insert_with(|| why.clone());
+            }
+        }
+    }
+}
+
+/// Whether an association refused for lack of licences at the counts `refused` should be
+/// tried again now that the stored counts are `now` (pure: unit-tested).
+fn ask_again(refused: Option<&AssetCounts>, now: AssetCounts) -> bool {
+    refused.is_none_or(|before| *before != now)
+}
+
+/// Apple's counts as stored.
+fn count(n: i64) -> i32 {
+    i32::try_from(n.max(0)).unwrap_or(i32::MAX)
 }
 
 fn block(n: &LicenceNeed, reason: &str) -> Blocked {
@@ -902,6 +1402,42 @@ mod tests {
             .enumerate()
             .map(|(i, s)| (format!("d{i}"), s.map(str::to_owned)))
             .collect()
+    }
+
+    #[test]
+    fn a_refused_association_is_asked_again_only_when_the_counts_change() {
+        // Never refused: ask.
+        assert!(ask_again(None, (2, 2, 0)));
+        // Refused at these counts: the same call would fail the same way.
+        assert!(!ask_again(Some(&(2, 2, 0)), (2, 2, 0)));
+        // More bought, or one freed: ask again.
+        assert!(ask_again(Some(&(2, 2, 0)), (3, 2, 1)));
+        assert!(ask_again(Some(&(2, 2, 0)), (2, 1, 1)));
+    }
+
+    #[test]
+    fn refusals_are_told_in_words_and_a_failure_without_serials_concerns_the_batch() {
+        let status: EventStatus = serde_json::from_value(serde_json::json!({
+            "eventStatus": "FAILED",
+            "failures": [
+                {"errorNumber": 9709, "errorMessage": "There aren't enough assets available to complete this association.",
+                 "errorInfo": {"serialNumbers": ["S2"]}},
+                {"errorNumber": 9602, "errorMessage": "Invalid argument."}
+            ]
+        }))
+        .unwrap();
+        let mut outcome = Associated::default();
+        let batch = ["S1".to_string(), "S2".to_string()];
+        outcome.add(&status, &batch);
+        assert!(outcome.not_enough);
+        assert_eq!(outcome.refused["S2"], NOT_ENOUGH);
+        assert_eq!(
+            outcome.refused["S1"],
+            "Apple refused the licence: Invalid argument. (Apple error 9602)"
+        );
+        for why in outcome.refused.values() {
+            assert!(!why.contains("Some(") && !why.contains("None"), "{why}");
+        }
     }
 
     #[test]

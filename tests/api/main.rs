@@ -45,4 +45,5 @@ mod reports;
 mod secrets_at_rest;
 mod service_desk;
 mod vpp_client;
+mod vpp_edge;
 mod webhooks;

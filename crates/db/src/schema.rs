@@ -343,6 +343,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         last_sync_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        u_id -> Nullable<Text>,
     }
 }
 

@@ -122,6 +122,11 @@ impl SimEvent {
 struct State {
     token: String,
     token_state: TokenState,
+    /// Tokens replaced by a newer one of the location: Apple revokes them (9625).
+    replaced_tokens: Vec<String>,
+    /// The location's library id (`uId`) and name.
+    u_id: String,
+    location_name: String,
     /// (adamId, pricingParam) → asset.
     assets: BTreeMap<(String, String), SimAsset>,
     /// (adamId, pricingParam, serialNumber).
@@ -180,6 +185,9 @@ impl VppSim {
         let state = Arc::new(Mutex::new(State {
             token: token.to_owned(),
             token_state: TokenState::Valid,
+            replaced_tokens: Vec::new(),
+            u_id: SIM_UID.to_owned(),
+            location_name: "Simulierte Schule".to_owned(),
             assets: BTreeMap::new(),
             assignments: BTreeSet::new(),
             mdm_info: None,
@@ -288,6 +296,37 @@ impl VppSim {
         Some((state.assigned(&key.0, &key.1), asset.total))
     }
 
+    /// Takes a device's licence back at Apple's side, as when a content manager or
+    /// another MDM sharing the location disassociates it: the next assignments
+    /// listing no longer has it and the counts free it.
+    pub fn revoke_licence(&self, adam_id: &str, serial: &str) -> bool {
+        let mut state = self.state();
+        let removed =
+            state
+                .assignments
+                .remove(&(adam_id.to_owned(), "STDQ".to_owned(), serial.to_owned()));
+        if removed {
+            state.version += 1;
+        }
+        removed
+    }
+
+    /// Gives a device a licence outside tafel (another MDM or Apple Configurator on the
+    /// same location), using one of the free ones; false when none is free.
+    pub fn assign_elsewhere(&self, adam_id: &str, serial: &str) -> bool {
+        let mut state = self.state();
+        let key = (adam_id.to_owned(), "STDQ".to_owned());
+        let Some(total) = state.assets.get(&key).map(|asset| asset.total) else {
+            return false;
+        };
+        if state.assigned(&key.0, &key.1) >= total {
+            return false;
+        }
+        state.assignments.insert((key.0, key.1, serial.to_owned()));
+        state.version += 1;
+        true
+    }
+
     /// Writes another MDM's identity into the client config, as if it had
     /// taken over the token.
     pub fn set_mdm_info(&self, id: &str, name: &str, metadata: &str) {
@@ -300,6 +339,22 @@ impl VppSim {
         let info = state.mdm_info.as_ref()?;
         let field = |key: &str| info[key].as_str().unwrap_or_default().to_owned();
         Some((field("id"), field("name"), field("metadata")))
+    }
+
+    /// A content manager downloads a new token for the location (a renewal): `token`
+    /// is accepted from now on, and the one it replaces is revoked (9625).
+    pub fn renew_token(&self, token: &str) {
+        let mut state = self.state();
+        let old = std::mem::replace(&mut state.token, token.to_owned());
+        state.replaced_tokens.push(old);
+        state.token_state = TokenState::Valid;
+    }
+
+    /// The location's library id (`uId`, default [`SIM_UID`]) and name.
+    pub fn set_location(&self, u_id: &str, name: &str) {
+        let mut state = self.state();
+        state.u_id = u_id.to_owned();
+        state.location_name = name.to_owned();
     }
 
     /// From now on every authenticated call fails with 9621 (token expired).
@@ -377,7 +432,7 @@ impl State {
     /// Fields Apple adds to every answer.
     fn common(&self, mut body: Value) -> Value {
         if let Some(object) = body.as_object_mut() {
-            object.insert("uId".into(), SIM_UID.into());
+            object.insert("uId".into(), self.u_id.clone().into());
             if let Some(info) = &self.mdm_info {
                 object.insert("mdmInfo".into(), info.clone());
             }
@@ -398,6 +453,9 @@ impl State {
                     "This request contains an invalid authorization header.",
                 )
             })?;
+        if self.replaced_tokens.iter().any(|old| old == bearer) {
+            return Err(refuse(401, 9625, "The server has revoked the sToken."));
+        }
         if bearer != self.token {
             return Err(refuse(401, 9622, "Invalid authentication token."));
         }
@@ -437,7 +495,7 @@ impl State {
         let mut body = json!({
             "countryISO2ACode": "DE",
             "defaultPlatform": "volumestore",
-            "locationName": "Simulierte Schule",
+            "locationName": self.location_name,
             "subscribedNotificationTypes": self.notification_types,
             "websiteURL": "https://school.apple.com",
         });

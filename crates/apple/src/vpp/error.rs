@@ -84,7 +84,7 @@ pub enum VppError {
         message: String,
     },
     /// Apple does not accept the token (9601, 9622, 9722, or a bare 401).
-    #[error("the content token was refused ({error_number:?}): {message}")]
+    #[error("the content token was refused{}: {message}", apple_number(*.error_number))]
     TokenInvalid {
         /// Apple's number, when it sent one.
         error_number: Option<i64>,
@@ -93,14 +93,14 @@ pub enum VppError {
     },
     /// Still rate limited (429 / 9646) after the allowed attempts, or Apple
     /// asked for a longer pause than the client may wait.
-    #[error("Apps and Books is rate limiting (retry after {retry_after:?})")]
+    #[error("Apps and Books is limiting the requests of this location{}", wait_words(*.retry_after))]
     RateLimited {
         /// Apple's `Retry-After`, when given.
         retry_after: Option<Duration>,
     },
     /// Any other refusal: an HTTP error status, or an Apple error number
     /// without a variant of its own (also on a 200, which Apple sends for some errors).
-    #[error("Apps and Books answered {code} (error {error_number:?}): {message}")]
+    #[error("Apps and Books answered HTTP {code}{}: {message}", apple_number(*.error_number))]
     Status {
         /// HTTP status.
         code: u16,
@@ -137,7 +137,7 @@ pub enum VppError {
         last: Box<EventStatus>,
     },
     /// The base URL given to the client is not a URL.
-    #[error("invalid base URL {0:?}")]
+    #[error("the Apps and Books address '{0}' is not a URL")]
     BaseUrl(String),
 }
 
@@ -180,6 +180,20 @@ impl VppError {
             }
             _ => false,
         }
+    }
+}
+
+/// " (Apple error 9709)", or nothing when Apple sent no number: messages are read by
+/// people, so no `Some(..)`.
+fn apple_number(number: Option<i64>) -> String {
+    number.map_or_else(String::new, |n| format!(" (Apple error {n})"))
+}
+
+/// How long Apple asked to wait, in words.
+fn wait_words(retry_after: Option<Duration>) -> String {
+    match retry_after {
+        Some(wait) => format!("; Apple asks to wait {} seconds", wait.as_secs()),
+        None => "; try again later".to_owned(),
     }
 }
 
@@ -324,6 +338,47 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn messages_are_words_without_debug_formatting() {
+        let errors = [
+            VppError::RateLimited { retry_after: None },
+            VppError::RateLimited {
+                retry_after: Some(Duration::from_secs(5)),
+            },
+            classify(
+                400,
+                json!({"errorNumber": 9709, "errorMessage": "not enough"}),
+            )
+            .unwrap(),
+            answer_error(502, None, b"Bad Gateway").unwrap(),
+            classify(401, json!({"errorNumber": 9622, "errorMessage": "Invalid"})).unwrap(),
+            answer_error(401, None, b"").unwrap(),
+            VppError::BaseUrl("nope".into()),
+        ];
+        for error in errors {
+            let text = error.to_string();
+            for leak in ["Some(", "None", "\"", "retry after"] {
+                assert!(!text.contains(leak), "{leak} in {text}");
+            }
+        }
+        assert_eq!(
+            classify(
+                400,
+                json!({"errorNumber": 9709, "errorMessage": "not enough"})
+            )
+            .unwrap()
+            .to_string(),
+            "Apps and Books answered HTTP 400 (Apple error 9709): not enough"
+        );
+        assert_eq!(
+            VppError::RateLimited {
+                retry_after: Some(Duration::from_secs(5))
+            }
+            .to_string(),
+            "Apps and Books is limiting the requests of this location; Apple asks to wait 5 seconds"
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub enum TokenError {
     #[error("the token file does not hold the expected JSON: {0}")]
     Json(#[from] serde_json::Error),
     /// `expDate` is not a date Apple writes.
-    #[error("the token's expDate {0:?} is not a date")]
+    #[error("the token's expDate '{0}' is not a date")]
     Date(String),
     /// A required field is empty.
     #[error("the token file has an empty {0}")]
