@@ -96,6 +96,17 @@ fn stored(conn: &mut DbConn, name: &str) -> QueryResult<Option<Vec<u8>>> {
         .optional()
 }
 
+/// Forgets which root CA the nodes trust, after `tafel init --force` made a new one on
+/// purpose: the next node to start records its root. Returns whether one was recorded.
+pub fn forget_root_ca(conn: &mut DbConn) -> QueryResult<bool> {
+    let n = diesel::delete(
+        crate::db::schema::shared_secrets::table
+            .filter(crate::db::schema::shared_secrets::name.eq(ROOT_CA)),
+    )
+    .execute(conn)?;
+    Ok(n > 0)
+}
+
 /// Checks at start that this node can serve with the others: its `secrets.key` opens
 /// what the database holds, and its root CA is the one the database's devices trust.
 /// The first node to start records both.

@@ -167,6 +167,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if report.migrated {
                 println!("migrated: the single root became the root of a hierarchy (its key is now encrypted in root.key); move root.key and root.passphrase off this server");
             }
+            if force {
+                // A new root on purpose: the database stops insisting on the old one.
+                // No database yet (or none reachable): nothing was recorded.
+                let forgot = settings
+                    .database()
+                    .ok()
+                    .and_then(|url| tafel::db::Db::connect(&url, 1).ok())
+                    .and_then(|db| db.get().ok())
+                    .and_then(|mut conn| tafel::cluster::forget_root_ca(&mut conn).ok());
+                if forgot == Some(true) {
+                    println!("the database's record of the root CA was reset: the next node to start records the new root; copy the new certs/ to every node, and enrolled iPads, which trust the old root, enroll again");
+                }
+            }
             Ok(())
         }
         Command::Certs { action } => certs(&settings, action),

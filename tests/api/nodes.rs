@@ -211,6 +211,9 @@ async fn two_nodes_started_at_once_run_each_job_once_per_tick_and_sign_with_one_
     assert_eq!(notices(b), first, "stored once, one delivery id");
 
     // Node B delivers everything, signed with the secret the receiver has from node A.
+    // Its sender would find events another node stored at its next idle poll (30 s);
+    // woken, it looks now.
+    b.state.notifier.wake();
     let got = hooks.wait_for(3, std::time::Duration::from_secs(20)).await;
     let events: Vec<&str> = got.iter().filter_map(|h| h.event()).collect();
     assert_eq!(
@@ -297,4 +300,10 @@ async fn a_node_without_the_first_nodes_files_refuses_to_start_and_names_them() 
     let certs = dir.path().join("copied");
     copy_dir(&first.state.settings.certs_dir, &certs);
     assert!(start(certs).await.is_ok());
+
+    // A new root on purpose (`tafel init --force` forgets the recorded one): it starts.
+    let mut conn = first.state.db.get().unwrap();
+    assert!(tafel::cluster::forget_root_ca(&mut conn).unwrap());
+    drop(conn);
+    assert!(start(dir.path().join("other-ca")).await.is_ok());
 }

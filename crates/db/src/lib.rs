@@ -220,6 +220,8 @@ pub struct Db {
     backend: Backend,
     /// Told how long each checkout waited (the server's metrics).
     on_wait: Option<fn(Duration)>,
+    /// The SQLite file (its migrations are serialised with a lock file beside it).
+    sqlite_path: Option<std::path::PathBuf>,
 }
 
 /// A connection checked out of the pool.
@@ -251,6 +253,10 @@ impl Db {
             pool,
             backend: url.backend(),
             on_wait: None,
+            sqlite_path: match url {
+                DatabaseUrl::Sqlite(path) => Some(path.clone()),
+                DatabaseUrl::Postgres(_) => None,
+            },
         })
     }
 
@@ -309,6 +315,31 @@ impl Db {
     /// On PostgreSQL this holds an advisory lock, so two nodes starting together never
     /// migrate at once.
     pub fn migrate(&self) -> Result<Vec<String>, DbError> {
+        // Two processes starting at once on one SQLite file would both see the same
+        // migrations pending: one at a time, under an exclusive lock on a file beside
+        // it (PostgreSQL takes an advisory lock instead).
+        let _lock = match &self.sqlite_path {
+            Some(path) => {
+                let mut name = path.as_os_str().to_owned();
+                name.push(".migrate-lock");
+                let lock_path = std::path::PathBuf::from(name);
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)
+                    .map_err(|source| DbError::Io {
+                        path: lock_path.clone(),
+                        source,
+                    })?;
+                file.lock().map_err(|source| DbError::Io {
+                    path: lock_path,
+                    source,
+                })?;
+                Some(file)
+            }
+            None => None,
+        };
         let mut conn = self.get()?;
         migrate_conn(&mut conn)
     }
