@@ -323,15 +323,14 @@ impl Db {
                 let mut name = path.as_os_str().to_owned();
                 name.push(".migrate-lock");
                 let lock_path = std::path::PathBuf::from(name);
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&lock_path)
-                    .map_err(|source| DbError::Io {
-                        path: lock_path.clone(),
-                        source,
-                    })?;
+                let mut options = std::fs::OpenOptions::new();
+                options.create(true).truncate(false).write(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let file = options.open(&lock_path).map_err(|source| DbError::Io {
+                    path: lock_path.clone(),
+                    source,
+                })?;
                 file.lock().map_err(|source| DbError::Io {
                     path: lock_path,
                     source,
