@@ -403,6 +403,10 @@ pub struct MdmSettings {
     pub trusted_proxies: Vec<Cidr>,
     /// Validity of issued device identity certificates, in days.
     pub identity_validity_days: u32,
+    /// Device identity certificates kept checked in memory (public key and validity,
+    /// about 2 KB each), so a known iPad's connect costs one signature check and no
+    /// decoding; set it to the fleet's size. 0: every message is decoded in full.
+    pub known_certificates: usize,
     /// Enrollment profiles one link hands out per hour at most (each carries a stored
     /// challenge); then 429 until the hour is over.
     pub profile_downloads_per_link_hour: u32,
@@ -462,6 +466,7 @@ impl Default for MdmSettings {
             trusted_proxy_cert_header: None,
             trusted_proxies: Vec::new(),
             identity_validity_days: 365,
+            known_certificates: 20_000,
             identity_renew_before_days: 30,
             profile_downloads_per_link_hour: 1000,
             profile_downloads_per_address_hour: 2000,

@@ -352,9 +352,25 @@ pub fn next_command(
     device_id: &str,
     after_answer: bool,
 ) -> Result<Option<Vec<u8>>, QueueError> {
+    // The statements here are on every connect: each has a fixed SQL text (no `IN`
+    // lists), so it is prepared once per connection and reused.
     if !after_answer {
-        // Written only when an earlier sequence deferred something, so an Idle that
-        // finds nothing to do stays read-only.
+        // The usual Idle: nothing open at all, one indexed read and no write.
+        let open: Option<QueueState> = command_queue::table
+            .filter(command_queue::device_id.eq(device_id))
+            .filter(
+                command_queue::status
+                    .eq(QueueState::Pending)
+                    .or(command_queue::status.eq(QueueState::Sent))
+                    .or(command_queue::status.eq(QueueState::NotNow)),
+            )
+            .select(command_queue::status)
+            .first(conn)
+            .optional()?;
+        if open.is_none() {
+            return Ok(None);
+        }
+        // Written only when an earlier sequence deferred something.
         let deferred: i64 = command_queue::table
             .filter(command_queue::device_id.eq(device_id))
             .filter(command_queue::status.eq(QueueState::NotNow))
@@ -374,13 +390,17 @@ pub fn next_command(
         }
     }
     // Deferred in this sequence: not offered again until the next Idle.
-    let candidates = [QueueState::Pending, QueueState::Sent];
+    let offered = || {
+        command_queue::status
+            .eq(QueueState::Pending)
+            .or(command_queue::status.eq(QueueState::Sent))
+    };
     loop {
         let at = now();
         let next: Option<(String, Vec<u8>, Option<chrono::NaiveDateTime>)> = command_queue::table
             .inner_join(commands::table)
             .filter(command_queue::device_id.eq(device_id))
-            .filter(command_queue::status.eq_any(candidates))
+            .filter(offered())
             .order((
                 command_queue::priority.desc(),
                 command_queue::created_at.asc(),
@@ -394,7 +414,7 @@ pub fn next_command(
         };
         let row = command_queue::table
             .find((device_id, &uuid))
-            .filter(command_queue::status.eq_any(candidates));
+            .filter(offered());
         if expires_at.is_some_and(|e| e <= at) {
             diesel::update(row)
                 .set((
@@ -437,9 +457,16 @@ pub fn record_answer(
         return Ok(());
     };
     let at = now();
+    // Not finished (spelled out: a fixed SQL text is prepared once and reused).
+    let [a, b, c] = FINISHED;
     let open_row = command_queue::table
         .find((device_id, uuid.as_str()))
-        .filter(command_queue::status.ne_all(FINISHED));
+        .filter(
+            command_queue::status
+                .ne(a)
+                .and(command_queue::status.ne(b))
+                .and(command_queue::status.ne(c)),
+        );
     let updated = match report.status {
         Status::Idle => return Ok(()),
         Status::NotNow => diesel::update(open_row)

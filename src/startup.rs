@@ -235,6 +235,9 @@ impl Application {
             admin_port,
             settings: settings.clone(),
             db,
+            known: Arc::new(crate::pki::known::KnownCertificates::new(
+                settings.mdm.known_certificates,
+            )),
             ca,
             signer,
             reconciler,

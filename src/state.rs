@@ -15,6 +15,8 @@ pub struct AppState {
     pub db: Db,
     /// Our certificate authority.
     pub ca: Arc<CertificateAuthority>,
+    /// Device certificates whose chain was checked, for the next signed message.
+    pub known: Arc<crate::pki::known::KnownCertificates>,
     /// Signs enrollment and configuration profiles.
     pub signer: Arc<ProfileSigner>,
     /// Seals secrets stored in the database.

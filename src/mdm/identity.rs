@@ -18,23 +18,30 @@ pub const SIGNATURE_HEADER: &str = "Mdm-Signature";
 /// Any failure is a 403 with the reason; never 401 (iOS may unenroll on 401).
 pub fn verify(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Identity, ApiError> {
     let cert = if let Some(sig) = req.headers().get(SIGNATURE_HEADER) {
-        // Base64 may be wrapped over several lines by some clients.
-        let text: String = sig
-            .to_str()
-            .map_err(|_| ApiError::forbidden("Mdm-Signature is not ASCII"))?
-            .split_whitespace()
-            .collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(text.as_bytes())
-            .map_err(|_| ApiError::forbidden("Mdm-Signature is not valid base64"))?;
-        pki::cms::verify_detached(&der, body).map_err(|e| match e {
+        let der = signature_der(sig)?;
+        // A certificate checked before: one signature check, nothing decoded.
+        let now = chrono::Utc::now().timestamp();
+        if let Some(known) = state.known.verify(&der, body, now) {
+            return Ok(Identity {
+                sha256: hex::encode(known.sha256),
+                not_after: chrono::DateTime::from_timestamp(known.not_after, 0)
+                    .map(|d| d.naive_utc())
+                    .ok_or_else(|| {
+                        ApiError::forbidden("identity certificate has an unreadable validity")
+                    })?,
+            });
+        }
+        let cert = pki::cms::verify_detached(&der, body).map_err(|e| match e {
             PkiError::BadSignature(_) => {
                 ApiError::forbidden("Mdm-Signature does not match the body")
             }
             other => ApiError::forbidden(format!(
                 "Mdm-Signature is not a valid CMS signature: {other}"
             )),
-        })?
+        })?;
+        let identity = checked_identity(&cert, state)?;
+        remember(&cert, state);
+        return Ok(identity);
     } else if let Some(peer) = req.conn_data::<PeerCertificate>() {
         peer.0.clone()
     } else if let Some(cert) = proxy_certificate(req, state)? {
@@ -44,9 +51,29 @@ pub fn verify(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Identi
             "no device identity: sign the body (Mdm-Signature) or present the identity certificate over TLS",
         ));
     };
+    checked_identity(&cert, state)
+}
+
+/// The DER of an `Mdm-Signature` header (base64, possibly wrapped over several lines).
+fn signature_der(sig: &actix_web::http::header::HeaderValue) -> Result<Vec<u8>, ApiError> {
+    let text = sig
+        .to_str()
+        .map_err(|_| ApiError::forbidden("Mdm-Signature is not ASCII"))?;
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let der = if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        let joined: String = text.split_whitespace().collect();
+        engine.decode(joined.as_bytes())
+    } else {
+        engine.decode(text.as_bytes())
+    };
+    der.map_err(|_| ApiError::forbidden("Mdm-Signature is not valid base64"))
+}
+
+/// The identity `cert` stands for, once its chain leads to our CA.
+fn checked_identity(cert: &openssl::x509::X509Ref, state: &AppState) -> Result<Identity, ApiError> {
     state
         .ca
-        .verify_device_identity(&cert, None)
+        .verify_device_identity(cert, None)
         .map_err(|e| match e {
             PkiError::Expired => ApiError::forbidden("identity certificate has expired"),
             PkiError::NotYetValid => ApiError::forbidden("identity certificate is not yet valid"),
@@ -55,9 +82,23 @@ pub fn verify(req: &HttpRequest, body: &[u8], state: &AppState) -> Result<Identi
     let not_after = asn1_to_naive(cert.not_after())
         .ok_or_else(|| ApiError::forbidden("identity certificate has an unreadable validity"))?;
     Ok(Identity {
-        sha256: pki::sha256_fingerprint(&cert).map_err(ApiError::internal)?,
+        sha256: pki::sha256_fingerprint(cert).map_err(ApiError::internal)?,
         not_after,
     })
+}
+
+/// Keeps a certificate whose chain was just checked for the device's next message.
+fn remember(cert: &openssl::x509::X509Ref, state: &AppState) {
+    let known = state
+        .ca
+        .validity_window()
+        .and_then(|window| pki::known::Known::new(cert, window));
+    match known {
+        Ok(Some(known)) => state.known.insert(known),
+        // Not RSA: checked in full each time.
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "device certificate not kept"),
+    }
 }
 
 /// The URL-encoded PEM certificate a trusted TLS-terminating proxy put in the

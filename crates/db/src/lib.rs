@@ -246,6 +246,9 @@ impl Db {
         let manager = ConnectionManager::<DbConn>::new(conn_str);
         let pool = Pool::builder()
             .max_size(size.max(1))
+            // A SQLite connection is a file handle that does not go stale: testing it
+            // on every checkout (`SELECT 1`, parsed anew each time) is pure cost.
+            .test_on_check_out(matches!(url, DatabaseUrl::Postgres(_)))
             .connection_timeout(Duration::from_secs(10))
             .connection_customizer(Box::new(ConnectionSetup))
             .build(manager)?;

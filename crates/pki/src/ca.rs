@@ -201,6 +201,17 @@ impl CertificateAuthority {
         self.chain.last().map_or(&*self.cert, |c| &**c)
     }
 
+    /// When this CA and every issuer above it are valid, in unix seconds
+    /// (`from <= t < until`): a certificate it issued cannot be valid outside.
+    pub fn validity_window(&self) -> Result<(i64, i64)> {
+        let mut window = (i64::MIN, i64::MAX);
+        for c in std::iter::once(&self.cert).chain(&self.chain) {
+            window.0 = window.0.max(asn1_unix(c.not_before())?);
+            window.1 = window.1.min(asn1_unix(c.not_after())?.saturating_add(1));
+        }
+        Ok(window)
+    }
+
     /// The issuers above this CA, the root last.
     pub fn chain(&self) -> &[X509] {
         &self.chain
@@ -605,7 +616,7 @@ fn name_constraints(permitted: &[String]) -> Result<openssl::x509::X509Extension
 }
 
 /// An ASN.1 time as unix seconds.
-fn asn1_unix(t: &openssl::asn1::Asn1TimeRef) -> Result<i64> {
+pub fn asn1_unix(t: &openssl::asn1::Asn1TimeRef) -> Result<i64> {
     let diff = Asn1Time::from_unix(0)?.diff(t)?;
     Ok(i64::from(diff.days) * SECS_PER_DAY + i64::from(diff.secs))
 }

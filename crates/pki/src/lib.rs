@@ -17,6 +17,7 @@ pub mod error;
 /// and PKCS#7 structures use them too.
 pub mod ffi;
 pub mod files;
+pub mod known;
 pub mod scep;
 
 pub use ca::{sha256_fingerprint, CertificateAuthority};

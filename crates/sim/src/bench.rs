@@ -50,7 +50,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Inserts `n` active devices with push tokens into a school (and the first `class_n`
 /// of them into a class); returns their ids.
-fn insert_devices(
+pub(crate) fn insert_devices(
     conn: &mut DbConn,
     tenant: &str,
     school: &str,
@@ -113,22 +113,22 @@ fn insert_devices(
     Ok(ids)
 }
 
-fn rand_u64() -> u64 {
+pub(crate) fn rand_u64() -> u64 {
     let mut b = [0u8; 8];
     let _ = openssl::rand::rand_bytes(&mut b);
     u64::from_le_bytes(b)
 }
 
 /// A server on a temporary directory, with its first-start token.
-struct Server {
-    app: AppState,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) app: AppState,
+    pub(crate) base: String,
     token: String,
     client: reqwest::Client,
     _dir: tempfile::TempDir,
 }
 
-async fn server(
+pub(crate) async fn server(
     database_url: Option<&str>,
     tweak: impl FnOnce(&mut Settings, &std::path::Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<Server> {
@@ -177,7 +177,10 @@ impl Server {
     }
 
     /// Authority (topic), school, class and an app in the catalog.
-    async fn school(&self, topic: &str) -> anyhow::Result<(String, String, String, String)> {
+    pub(crate) async fn school(
+        &self,
+        topic: &str,
+    ) -> anyhow::Result<(String, String, String, String)> {
         let slug = format!("bench-{:x}", rand_u64() as u32);
         let t = self
             .post(

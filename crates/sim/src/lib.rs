@@ -4,6 +4,7 @@
 pub mod ade;
 pub mod apns;
 pub mod bench;
+pub mod connect;
 pub mod device;
 pub mod enroll;
 pub mod runner;

@@ -29,6 +29,64 @@ enum Command {
     /// answers 503, answers 429 with Retry-After 5, and answers 200 (two). Prints the
     /// pushes each received over --seconds with the server's default push settings.
     PushPressure(PushPressureArgs),
+    /// Signed device connects per second, with a client that costs next to nothing per
+    /// request: tafel on a fresh database with --devices enrolled iPads; the Idle
+    /// bodies of --active of them signed once in advance and replayed for --seconds;
+    /// then one command to --round iPads, each receiving and answering it. Prints
+    /// connects/s, iPads/s, latency percentiles and CPU per request (server, client).
+    ConnectBench(ConnectBenchArgs),
+    /// Replays a file of signed bodies (from connect-bench --write-bodies) against any
+    /// MDM server's connect URL over plain HTTP/1.1 and prints requests/s and latency.
+    Replay(ReplayArgs),
+}
+
+#[derive(clap::Args)]
+struct ConnectBenchArgs {
+    /// Enrolled iPads in the database.
+    #[arg(long, default_value_t = 100_000)]
+    devices: usize,
+    /// Of them, iPads with identity certificates whose signed Idle bodies are replayed.
+    #[arg(long, default_value_t = 10_000)]
+    active: usize,
+    /// Seconds of Idle connects.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Keep-alive connections the client keeps open.
+    #[arg(long, short = 'c', default_value_t = 32)]
+    connections: usize,
+    /// iPads in the command round (at most --active; 0: skip it).
+    #[arg(long, default_value_t = 10_000)]
+    round: usize,
+    /// An empty database to use instead of a temporary SQLite file.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Write the signed Idle bodies here (one `signature<TAB>body` line each), for
+    /// `tafel-sim replay` or wrk with docs/bench/replay.lua.
+    #[arg(long)]
+    write_bodies: Option<std::path::PathBuf>,
+    /// Keep the server up this many seconds after the figures (for another client).
+    #[arg(long, default_value_t = 0)]
+    hold: u64,
+    /// The server's log filter; its log goes to stderr as `tafel serve`'s does (the
+    /// figures go to stdout).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// The server's connect URL, e.g. http://127.0.0.1:9000/mdm/connect.
+    #[arg(long)]
+    url: String,
+    /// The file of signed bodies.
+    #[arg(long)]
+    bodies: std::path::PathBuf,
+    /// Keep-alive connections.
+    #[arg(long, short = 'c', default_value_t = 32)]
+    connections: usize,
+    /// Seconds to send for.
+    #[arg(long, short = 'd', default_value_t = 10)]
+    seconds: u64,
 }
 
 #[derive(clap::Args)]
@@ -130,6 +188,8 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate(args),
         Command::Bench(a) => bench(a),
         Command::PushPressure(a) => push_pressure(a),
+        Command::ConnectBench(a) => connect_bench(a),
+        Command::Replay(a) => replay(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -138,6 +198,38 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn connect_bench(a: ConnectBenchArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(tafel_sim::connect::run(
+        tafel_sim::connect::ConnectOptions {
+            devices: a.devices,
+            active: a.active,
+            seconds: a.seconds,
+            connections: a.connections,
+            round: a.round,
+            database_url: a.database_url,
+            write_bodies: a.write_bodies,
+            hold: a.hold,
+            log_level: a.log_level,
+        },
+    ))
+}
+
+fn replay(a: ReplayArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(tafel_sim::connect::replay_file(
+        &a.url,
+        &a.bodies,
+        a.connections,
+        a.seconds,
+    ))
 }
 
 fn push_pressure(a: PushPressureArgs) -> anyhow::Result<()> {
