@@ -341,42 +341,45 @@ fn insert(
     Ok(queued)
 }
 
-/// Picks the next command for a device and marks it sent. `after_answer` is true when
-/// the device has just answered a command in this connect sequence; false on its Idle,
-/// which starts a new sequence.
+/// The body of the device's next command, marked `Sent`; `None` when nothing is due.
 ///
-/// Needs no transaction: the row is claimed with a conditional update, and a lost race
-/// (two connects of one device at once) just picks again.
+/// On `Idle` (`after_answer` false) the commands deferred by `NotNow` are offered again;
+/// an Idle that finds nothing open is one indexed read and writes nothing, and one that
+/// finds something claims it in a write transaction of its own. After an answer, call
+/// it inside the transaction that records the answer: the answer and the next claim
+/// are one commit. The statements here run on every connect; each has a fixed SQL text
+/// (no `IN` lists), so it is prepared once per connection and reused.
 pub fn next_command(
     conn: &mut DbConn,
     device_id: &str,
     after_answer: bool,
 ) -> Result<Option<Vec<u8>>, QueueError> {
-    // The statements here are on every connect: each has a fixed SQL text (no `IN`
-    // lists), so it is prepared once per connection and reused.
-    if !after_answer {
-        // The usual Idle: nothing open at all, one indexed read and no write.
-        let open: Option<QueueState> = command_queue::table
-            .filter(command_queue::device_id.eq(device_id))
-            .filter(
-                command_queue::status
-                    .eq(QueueState::Pending)
-                    .or(command_queue::status.eq(QueueState::Sent))
-                    .or(command_queue::status.eq(QueueState::NotNow)),
-            )
-            .select(command_queue::status)
-            .first(conn)
-            .optional()?;
-        if open.is_none() {
-            return Ok(None);
-        }
-        // Written only when an earlier sequence deferred something.
-        let deferred: i64 = command_queue::table
-            .filter(command_queue::device_id.eq(device_id))
-            .filter(command_queue::status.eq(QueueState::NotNow))
-            .count()
-            .get_result(conn)?;
-        if deferred > 0 {
+    if after_answer {
+        return claim_next(conn, device_id);
+    }
+    let open: Option<QueueState> = command_queue::table
+        .filter(command_queue::device_id.eq(device_id))
+        .filter(
+            command_queue::status
+                .eq(QueueState::Pending)
+                .or(command_queue::status.eq(QueueState::Sent))
+                .or(command_queue::status.eq(QueueState::NotNow)),
+        )
+        .select(command_queue::status)
+        .first(conn)
+        .optional()?;
+    if open.is_none() {
+        return Ok(None);
+    }
+    conn.write_tx(|conn| {
+        if open == Some(QueueState::NotNow)
+            || command_queue::table
+                .filter(command_queue::device_id.eq(device_id))
+                .filter(command_queue::status.eq(QueueState::NotNow))
+                .count()
+                .get_result::<i64>(conn)?
+                > 0
+        {
             diesel::update(
                 command_queue::table
                     .filter(command_queue::device_id.eq(device_id))
@@ -388,8 +391,13 @@ pub fn next_command(
             ))
             .execute(conn)?;
         }
-    }
-    // Deferred in this sequence: not offered again until the next Idle.
+        claim_next(conn, device_id)
+    })
+}
+
+/// Claims the first `Pending` or `Sent` command (what was deferred in this sequence
+/// waits for the next Idle); expired ones on the way are marked so.
+fn claim_next(conn: &mut DbConn, device_id: &str) -> Result<Option<Vec<u8>>, QueueError> {
     let offered = || {
         command_queue::status
             .eq(QueueState::Pending)

@@ -296,11 +296,20 @@ impl Application {
         .client_disconnect_timeout(Duration::from_secs(timeouts.disconnect_timeout_secs))
         .disable_signals()
         .shutdown_timeout(SHUTDOWN_SECS);
-        let server = if settings.workers > 0 {
-            server.workers(settings.workers)
+        let workers = if settings.workers > 0 {
+            settings.workers
         } else {
-            server
+            std::thread::available_parallelism().map_or(1, |n| n.get())
         };
+        // A request's database work runs on its worker's blocking pool. More threads
+        // there than connections in the pool only queue for a connection in the
+        // kernel (each wake-up a context switch); fewer queue in the runtime.
+        let blocking = (settings.database_pool_size as usize)
+            .div_ceil(workers)
+            .max(2);
+        let server = server
+            .workers(workers)
+            .worker_max_blocking_threads(blocking);
         let mut server = if settings.tls.enabled {
             let acceptor = tls_acceptor(&state, &server_cert, &server_key)?;
             server.listen_openssl(listener, acceptor)?

@@ -295,14 +295,19 @@ async fn connect(
             let device = enrollment::verify_bound(conn, &udid, &identity).map_err(device_error)?;
             let answered = report.status != protocol::Status::Idle;
             let mut changed = None;
-            if answered {
-                // One observed fact, one transaction: the queue row's state and the
-                // inventory the answer carries change together.
-                let observed = conn.write_tx(|conn| -> ApiResult<bool> {
-                    queue::record_answer(conn, &device.id, &report, &raw)
-                        .map_err(ApiError::from)?;
-                    Ok(crate::inventory::apply(conn, &device.id, &report)?)
-                })?;
+            let next = if answered {
+                // One observed fact, one transaction: the queue row's state, the
+                // inventory the answer carries and the claim of the next command
+                // change together.
+                let (observed, next) =
+                    conn.write_tx(|conn| -> ApiResult<(bool, Option<Vec<u8>>)> {
+                        queue::record_answer(conn, &device.id, &report, &raw)
+                            .map_err(ApiError::from)?;
+                        let observed = crate::inventory::apply(conn, &device.id, &report)?;
+                        let next =
+                            queue::next_command(conn, &device.id, true).map_err(ApiError::from)?;
+                        Ok((observed, next))
+                    })?;
                 if observed {
                     changed = Some(device.id.clone());
                 }
@@ -312,15 +317,17 @@ async fn connect(
                     status = report.status.as_str(),
                     "command answered"
                 );
-            }
-            let reply =
-                match queue::next_command(conn, &device.id, answered).map_err(ApiError::from)? {
-                    Some(body) => Reply::Plist(
-                        crate::secrets::command_body(&secrets, &device.id, body)
-                            .map_err(|e| ApiError::internal(format!("a sealed command: {e}")))?,
-                    ),
-                    None => Reply::Empty,
-                };
+                next
+            } else {
+                queue::next_command(conn, &device.id, false).map_err(ApiError::from)?
+            };
+            let reply = match next {
+                Some(body) => Reply::Plist(
+                    crate::secrets::command_body(&secrets, &device.id, body)
+                        .map_err(|e| ApiError::internal(format!("a sealed command: {e}")))?,
+                ),
+                None => Reply::Empty,
+            };
             Ok((reply, changed))
         })
         .await?;

@@ -371,16 +371,36 @@ fn migrate_conn(conn: &mut DbConn) -> Result<Vec<String>, DbError> {
     }
 }
 
+/// The SQLite write transactions of this process, one at a time.
+///
+/// SQLite lets one connection write at a time. A writer that finds the lock taken waits
+/// in SQLite's busy handler, which sleeps 1, 2, 5, 10 … 100 ms between tries: under a
+/// burst of answers most of the time goes to sleeping, and the last in line waits
+/// longest. Queued on this lock instead, the next writer starts the moment the last
+/// commits. Other processes on the same file still meet SQLite's own lock (and its busy
+/// timeout). A writer that cannot get this lock within [`SQLITE_WRITER_WAIT`] goes on
+/// without it and meets SQLite's lock, so no mistake elsewhere can make it wait forever.
+static SQLITE_WRITER: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+/// How long a writer queues for [`SQLITE_WRITER`] (SQLite's own busy timeout).
+const SQLITE_WRITER_WAIT: Duration = Duration::from_secs(10);
+
 impl DbConn {
     /// Runs `f` in a write transaction.
     ///
     /// SQLite takes the write lock up front (`BEGIN IMMEDIATE`): a deferred transaction
     /// that later writes can fail with SQLITE_BUSY without waiting for the busy timeout.
+    /// SQLite has one writer at a time; the writers of this process queue for it on a
+    /// lock of their own (see [`SQLITE_WRITER`]) instead of in SQLite's busy handler.
     pub fn write_tx<T, E, F>(&mut self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut DbConn) -> Result<T, E>,
         E: From<diesel::result::Error>,
     {
+        let _writer = match self {
+            DbConn::Sqlite(_) => SQLITE_WRITER.try_lock_for(SQLITE_WRITER_WAIT),
+            DbConn::Pg(_) => None,
+        };
         match self {
             DbConn::Sqlite(c) => {
                 AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
