@@ -368,18 +368,27 @@ pub fn next_command(
         .select(command_queue::status)
         .first(conn)
         .optional()?;
-    if open.is_none() {
+    next_after_idle(conn, device_id, open.is_some())
+}
+
+/// [`next_command`] on `Idle` when the caller has read whether anything is open for
+/// the device (`open`; the connect path reads it with the device,
+/// [`crate::enrollment::find_with_open`]): nothing open, nothing to do.
+pub fn next_after_idle(
+    conn: &mut DbConn,
+    device_id: &str,
+    open: bool,
+) -> Result<Option<Vec<u8>>, QueueError> {
+    if !open {
         return Ok(None);
     }
     conn.write_tx(|conn| {
-        if open == Some(QueueState::NotNow)
-            || command_queue::table
-                .filter(command_queue::device_id.eq(device_id))
-                .filter(command_queue::status.eq(QueueState::NotNow))
-                .count()
-                .get_result::<i64>(conn)?
-                > 0
-        {
+        let deferred: i64 = command_queue::table
+            .filter(command_queue::device_id.eq(device_id))
+            .filter(command_queue::status.eq(QueueState::NotNow))
+            .count()
+            .get_result(conn)?;
+        if deferred > 0 {
             diesel::update(
                 command_queue::table
                     .filter(command_queue::device_id.eq(device_id))

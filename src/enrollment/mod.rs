@@ -125,6 +125,26 @@ pub fn find(conn: &mut DbConn, udid: &str) -> QueryResult<Option<DeviceRef>> {
         .optional()
 }
 
+/// Loads a device by UDID with whether a command is open for it (pending, sent or
+/// deferred): the connect path's one read, one statement (one round trip on
+/// PostgreSQL) instead of two.
+pub fn find_with_open(conn: &mut DbConn, udid: &str) -> QueryResult<Option<(DeviceRef, bool)>> {
+    use queue::QueueState as Q;
+    let open = command_queue::table
+        .filter(command_queue::device_id.eq(devices::id))
+        .filter(
+            command_queue::status
+                .eq(Q::Pending)
+                .or(command_queue::status.eq(Q::Sent))
+                .or(command_queue::status.eq(Q::NotNow)),
+        );
+    devices::table
+        .filter(devices::udid.eq(udid))
+        .select((device_select(), diesel::dsl::exists(open)))
+        .first(conn)
+        .optional()
+}
+
 /// Is `candidate` a (possibly repeated) renewal of `bound`?
 fn renews(conn: &mut DbConn, candidate: &str, bound: &str) -> QueryResult<bool> {
     let mut current = candidate.to_owned();
@@ -152,6 +172,16 @@ pub fn verify_bound(
     identity: &Identity,
 ) -> Result<DeviceRef, EnrollError> {
     let device = find(conn, udid)?.ok_or_else(|| EnrollError::NotEnrolled(udid.to_owned()))?;
+    check_bound(conn, device, udid, identity)
+}
+
+/// As [`verify_bound`], for a device already loaded (by [`find_with_open`]).
+pub fn check_bound(
+    conn: &mut DbConn,
+    device: DeviceRef,
+    udid: &str,
+    identity: &Identity,
+) -> Result<DeviceRef, EnrollError> {
     let gone = [
         EnrollmentStatus::Pending,
         EnrollmentStatus::Erased,

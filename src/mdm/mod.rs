@@ -292,7 +292,11 @@ async fn connect(
     let (reply, changed) = state
         .db
         .run(move |conn| -> ApiResult<(Reply, Option<String>)> {
-            let device = enrollment::verify_bound(conn, &udid, &identity).map_err(device_error)?;
+            // The device and whether anything is open for it: one read.
+            let (device, open) = enrollment::find_with_open(conn, &udid)?
+                .ok_or_else(|| device_error(enrollment::EnrollError::NotEnrolled(udid.clone())))?;
+            let device =
+                enrollment::check_bound(conn, device, &udid, &identity).map_err(device_error)?;
             let answered = report.status != protocol::Status::Idle;
             let mut changed = None;
             let next = if answered {
@@ -319,7 +323,7 @@ async fn connect(
                 );
                 next
             } else {
-                queue::next_command(conn, &device.id, false).map_err(ApiError::from)?
+                queue::next_after_idle(conn, &device.id, open).map_err(ApiError::from)?
             };
             let reply = match next {
                 Some(body) => Reply::Plist(

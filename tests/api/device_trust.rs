@@ -588,3 +588,52 @@ async fn the_proxy_certificate_header_counts_only_from_the_proxy() {
         200
     );
 }
+
+/// A certificate tafel has checked once is kept (its key and validity) so the next
+/// message costs one signature check: what that shortcut accepts is still only what the
+/// full check accepts — the bound iPad's own messages, with bodies its key signed.
+#[actix_web::test]
+async fn a_kept_certificate_speaks_only_for_its_own_ipad_and_its_own_bodies() {
+    use tafel::protocol::ConnectReport;
+
+    let app = TestApp::spawn().await;
+    let a = enrolled(&app, 3100).await;
+    let b = enrolled(&app, 3101).await;
+    assert!(
+        app.state.known.len() >= 2,
+        "both certificates were checked in full once and kept"
+    );
+    // Kept: A's Idle is answered (nothing queued).
+    assert_eq!(a.idle().await.unwrap(), None);
+
+    // A signs a report in B's name: the signature is good, the binding is not.
+    let forged = ConnectReport::idle(b.udid.clone()).to_xml();
+    let reply = a.send_raw(&a.connect_url, None, forged).await.unwrap();
+    assert_eq!(
+        reply.status,
+        403,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+
+    // A's signature over one body, sent with another: refused.
+    let signed = ConnectReport::idle(a.udid.clone()).to_xml();
+    let mut other = signed.clone();
+    let at = other.len() - 20;
+    other.insert(at, b' ');
+    let res = reqwest::Client::new()
+        .put(&a.connect_url)
+        .header("Mdm-Signature", a.sign(&signed).unwrap())
+        .body(other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    // B's queued command still reaches B, and only B.
+    let udid = b.udid.to_string();
+    app.enqueue(&[udid.as_str()], "ProfileList", None).await;
+    assert_eq!(a.idle().await.unwrap(), None);
+    let got = b.idle().await.unwrap().expect("B's command");
+    assert_eq!(got.request_type, "ProfileList");
+}
