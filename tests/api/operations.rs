@@ -322,3 +322,47 @@ fn a_request_in_flight_at_sigterm_completes_before_tafel_exits() {
         .unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// Pool connections are not tested on every checkout (on PostgreSQL that is a round trip
+/// per request); one whose last use failed is tested as it goes back. A connection the
+/// database server cut fails the request that had it, and the next request gets a new
+/// one; on SQLite (a file handle) a failed request keeps its connection.
+#[actix_web::test]
+async fn a_connection_the_database_cut_fails_one_request_and_is_replaced() {
+    use tafel::db::{Backend, DatabaseUrl, Db, DbError};
+
+    let app = TestApp::spawn().await;
+    let url = DatabaseUrl::parse(&app.state.settings.database_url).unwrap();
+    // A pool of one: whatever runs next gets the connection the last request returned.
+    let db = Db::connect(&url, 1).unwrap();
+    // A mark only this connection sees (temporary tables are per connection).
+    let mark = |sql: &'static str| {
+        db.run(move |c| -> Result<(), DbError> {
+            c.batch_execute(sql)?;
+            Ok(())
+        })
+    };
+    mark("CREATE TEMPORARY TABLE this_connection (x INTEGER)")
+        .await
+        .unwrap();
+    mark("SELECT * FROM this_connection").await.unwrap();
+    let cut = match url.backend() {
+        // The server ends this very connection.
+        Backend::Postgres => mark("SELECT pg_terminate_backend(pg_backend_pid())").await,
+        Backend::Sqlite => mark("SELECT * FROM no_such_table").await,
+    };
+    assert!(cut.is_err(), "the request that had the connection fails");
+    let next = mark("SELECT * FROM this_connection").await;
+    match url.backend() {
+        Backend::Postgres => {
+            // A new connection: served, and without the old one's temporary table.
+            assert!(
+                next.is_err(),
+                "the temporary table went with the old connection"
+            );
+            mark("SELECT 1").await.expect("the next request is served");
+        }
+        Backend::Sqlite => next.expect("the same connection, kept"),
+    }
+    assert_eq!(db.pool_state().0, 1);
+}

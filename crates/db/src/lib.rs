@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{
+    ConnectionManager, CustomizeConnection, ManageConnection, Pool, PooledConnection,
+};
 use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
@@ -213,10 +215,47 @@ impl CustomizeConnection<DbConn, diesel::r2d2::Error> for ConnectionSetup {
     }
 }
 
+thread_local! {
+    /// Whether the work done with the connection being returned on this thread failed.
+    static LAST_USE_FAILED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The pool's connection manager: diesel's, except when a connection is tested.
+///
+/// Testing every checkout (`SELECT 1`) costs a round trip per request on PostgreSQL.
+/// Instead, a connection whose last use in [`Db::run`] failed is tested as it goes back
+/// into the pool, and dropped if the server no longer answers on it: after a database
+/// restart, each stale connection fails one request and is then replaced, instead of
+/// failing every request that gets it. (A SQLite connection is a file handle and does
+/// not go stale.)
+#[derive(Debug)]
+pub struct Manager(ConnectionManager<DbConn>);
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, Self::Error> {
+        self.0.connect()
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
+        self.0.is_valid(conn)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        if self.0.has_broken(conn) {
+            return true;
+        }
+        let failed = LAST_USE_FAILED.with(|f| f.replace(false));
+        failed && matches!(conn, DbConn::Pg(_)) && self.0.is_valid(conn).is_err()
+    }
+}
+
 /// The connection pool, shared by every part of the server.
 #[derive(Clone)]
 pub struct Db {
-    pool: Pool<ConnectionManager<DbConn>>,
+    pool: Pool<Manager>,
     backend: Backend,
     /// Told how long each checkout waited (the server's metrics).
     on_wait: Option<fn(Duration)>,
@@ -225,7 +264,7 @@ pub struct Db {
 }
 
 /// A connection checked out of the pool.
-pub type PooledConn = PooledConnection<ConnectionManager<DbConn>>;
+pub type PooledConn = PooledConnection<Manager>;
 
 impl Db {
     /// Opens a pool of `size` connections. For SQLite the file's directory is created.
@@ -243,12 +282,12 @@ impl Db {
             }
             DatabaseUrl::Postgres(url) => url.clone(),
         };
-        let manager = ConnectionManager::<DbConn>::new(conn_str);
+        let manager = Manager(ConnectionManager::<DbConn>::new(conn_str));
         let pool = Pool::builder()
             .max_size(size.max(1))
-            // A SQLite connection is a file handle that does not go stale: testing it
-            // on every checkout (`SELECT 1`, parsed anew each time) is pure cost.
-            .test_on_check_out(matches!(url, DatabaseUrl::Postgres(_)))
+            // Not tested on every checkout (a `SELECT 1`, on PostgreSQL a round trip per
+            // request): a connection is tested when its last use failed (`Manager`).
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
             .connection_customizer(Box::new(ConnectionSetup))
             .build(manager)?;
@@ -276,7 +315,7 @@ impl Db {
     }
 
     fn checkout(
-        pool: &Pool<ConnectionManager<DbConn>>,
+        pool: &Pool<Manager>,
         on_wait: Option<fn(Duration)>,
     ) -> Result<PooledConn, DbError> {
         let started = on_wait.map(|_| std::time::Instant::now());
@@ -307,7 +346,12 @@ impl Db {
         let (pool, on_wait) = (self.pool.clone(), self.on_wait);
         tokio::task::spawn_blocking(move || {
             let mut conn = Self::checkout(&pool, on_wait)?;
-            f(&mut conn)
+            let result = f(&mut conn);
+            if result.is_err() {
+                LAST_USE_FAILED.with(|failed| failed.set(true));
+            }
+            drop(conn);
+            result
         })
         .await
         .map_err(|_| E::from(DbError::Cancelled))?
