@@ -568,47 +568,23 @@ async fn on_client_thread<T: Send + 'static>(
     rx.await.context("the client thread ended early")?
 }
 
-/// Sends `requests` round-robin over `connections` keep-alive connections.
-async fn replay(
-    addr: SocketAddr,
-    requests: Arc<Vec<Vec<u8>>>,
-    connections: usize,
-    until: Until,
-) -> anyhow::Result<Measured> {
+/// Opens `connections` keep-alive connections on the client thread and runs `work` on
+/// each (it returns its latencies and failures); measures the whole.
+async fn drive<W, F>(addr: SocketAddr, connections: usize, work: W) -> anyhow::Result<Measured>
+where
+    W: Fn(Connection) -> F + Clone + Send + 'static,
+    F: std::future::Future<Output = anyhow::Result<(Vec<u32>, usize)>> + Send + 'static,
+{
     let process_before = process_cpu();
     let started = Instant::now();
     let (parts, client_cpu) = on_client_thread(move || {
         Box::pin(async move {
-            let next = Arc::new(AtomicUsize::new(0));
-            let deadline = match until {
-                Until::Elapsed(d) => Some(Instant::now() + d),
-                Until::Count(_) => None,
-            };
-            let limit = match until {
-                Until::Count(n) => n,
-                Until::Elapsed(_) => usize::MAX,
-            };
             let mut tasks = tokio::task::JoinSet::new();
             for _ in 0..connections {
-                let (requests, next) = (requests.clone(), next.clone());
+                let work = work.clone();
                 tasks.spawn(async move {
-                    let mut conn = Connection::open(addr).await?;
-                    let mut latencies = Vec::new();
-                    let mut failures = 0usize;
-                    loop {
-                        if deadline.is_some_and(|d| Instant::now() >= d) {
-                            break;
-                        }
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= limit {
-                            break;
-                        }
-                        let t = Instant::now();
-                        let (status, _) = conn.exchange(&requests[i % requests.len()]).await?;
-                        latencies.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-                        failures += usize::from(status != 200);
-                    }
-                    anyhow::Ok((latencies, failures))
+                    let conn = Connection::open(addr).await?;
+                    work(conn).await
                 });
             }
             let mut parts = Vec::new();
@@ -619,15 +595,6 @@ async fn replay(
         })
     })
     .await?;
-    Ok(gather(parts, started, client_cpu, process_before))
-}
-
-fn gather(
-    parts: Vec<(Vec<u32>, usize)>,
-    started: Instant,
-    client_cpu: Duration,
-    process_before: Duration,
-) -> Measured {
     let elapsed = started.elapsed();
     let mut latencies: Vec<u32> = Vec::new();
     let mut failures = 0;
@@ -636,14 +603,50 @@ fn gather(
         failures += f;
     }
     latencies.sort_unstable();
-    Measured {
+    Ok(Measured {
         requests: latencies.len(),
         failures,
         elapsed,
         latencies,
         client_cpu,
         process_cpu: process_cpu().saturating_sub(process_before),
-    }
+    })
+}
+
+fn micros(since: Instant) -> u32 {
+    since.elapsed().as_micros().min(u128::from(u32::MAX)) as u32
+}
+
+/// Sends `requests` round-robin over `connections` keep-alive connections.
+async fn replay(
+    addr: SocketAddr,
+    requests: Arc<Vec<Vec<u8>>>,
+    connections: usize,
+    until: Until,
+) -> anyhow::Result<Measured> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let (deadline, limit) = match until {
+        Until::Elapsed(d) => (Some(Instant::now() + d), usize::MAX),
+        Until::Count(n) => (None, n),
+    };
+    drive(addr, connections, move |mut conn| {
+        let (requests, next) = (requests.clone(), next.clone());
+        async move {
+            let (mut latencies, mut failures) = (Vec::new(), 0usize);
+            while deadline.is_none_or(|d| Instant::now() < d) {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= limit {
+                    break;
+                }
+                let t = Instant::now();
+                let (status, _) = conn.exchange(&requests[i % requests.len()]).await?;
+                latencies.push(micros(t));
+                failures += usize::from(status != 200);
+            }
+            anyhow::Ok((latencies, failures))
+        }
+    })
+    .await
 }
 
 /// Each iPad once: Idle (the reply must carry command `uuid`), then its answer (the
@@ -654,47 +657,28 @@ async fn round(
     connections: usize,
     uuid: String,
 ) -> anyhow::Result<Measured> {
-    let process_before = process_cpu();
-    let started = Instant::now();
-    let (parts, client_cpu) = on_client_thread(move || {
-        Box::pin(async move {
-            let next = Arc::new(AtomicUsize::new(0));
-            let uuid = Arc::new(uuid);
-            let mut tasks = tokio::task::JoinSet::new();
-            for _ in 0..connections {
-                let (pairs, next, uuid) = (pairs.clone(), next.clone(), uuid.clone());
-                tasks.spawn(async move {
-                    let mut conn = Connection::open(addr).await?;
-                    let mut latencies = Vec::new();
-                    let mut failures = 0usize;
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((idle, ack)) = pairs.get(i) else {
-                            break;
-                        };
-                        let t = Instant::now();
-                        let (status, body) = conn.exchange(idle).await?;
-                        let got = status == 200 && contains(&body, uuid.as_bytes());
-                        let (status, body) = if got {
-                            conn.exchange(ack).await?
-                        } else {
-                            (status, body)
-                        };
-                        latencies.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-                        failures += usize::from(!got || status != 200 || !body.is_empty());
-                    }
-                    anyhow::Ok((latencies, failures))
-                });
+    let next = Arc::new(AtomicUsize::new(0));
+    let uuid = Arc::new(uuid);
+    drive(addr, connections, move |mut conn| {
+        let (pairs, next, uuid) = (pairs.clone(), next.clone(), uuid.clone());
+        async move {
+            let (mut latencies, mut failures) = (Vec::new(), 0usize);
+            while let Some((idle, ack)) = pairs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let t = Instant::now();
+                let (status, body) = conn.exchange(idle).await?;
+                let got = status == 200 && contains(&body, uuid.as_bytes());
+                let (status, body) = if got {
+                    conn.exchange(ack).await?
+                } else {
+                    (status, body)
+                };
+                latencies.push(micros(t));
+                failures += usize::from(!got || status != 200 || !body.is_empty());
             }
-            let mut parts = Vec::new();
-            while let Some(r) = tasks.join_next().await {
-                parts.push(r??);
-            }
-            Ok(parts)
-        })
+            anyhow::Ok((latencies, failures))
+        }
     })
-    .await?;
-    Ok(gather(parts, started, client_cpu, process_before))
+    .await
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
