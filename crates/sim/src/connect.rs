@@ -767,7 +767,7 @@ mod tests {
         );
         assert_eq!(
             parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: 12\r\n\r\n").unwrap(),
-            Some((200, 38, 12))
+            Some((200, 39, 12))
         );
         assert_eq!(
             parse_head(b"HTTP/1.1 410 Gone\r\n\r\n").unwrap(),
