@@ -105,6 +105,36 @@ struct Ipad {
     cert: X509,
 }
 
+/// `f` of every item, the items split over the machine's cores, in order.
+fn on_all_cores<I: Sync, T: Send>(
+    items: &[I],
+    f: impl Fn(&I) -> anyhow::Result<T> + Sync,
+) -> anyhow::Result<Vec<T>> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let chunk = items.len().div_ceil(threads).max(1);
+    let parts: Vec<anyhow::Result<Vec<T>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| {
+                let f = &f;
+                scope.spawn(move || part.iter().map(f).collect())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread failed")))
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(items.len());
+    for part in parts {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
 /// Signs `bodies` on every core, as iOS encodes `Mdm-Signature`.
 fn sign_all(
     items: Vec<(String, &X509)>,
@@ -112,38 +142,13 @@ fn sign_all(
     what: &str,
 ) -> anyhow::Result<Vec<Signed>> {
     let started = Instant::now();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let chunk = items.len().div_ceil(threads).max(1);
-    let signed: Vec<anyhow::Result<Vec<Signed>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(body, cert)| {
-                            let sig =
-                                cms::sign_detached_ber_indefinite(body.as_bytes(), cert, key)?;
-                            Ok(Signed {
-                                signature: base64::engine::general_purpose::STANDARD.encode(sig),
-                                body: body.clone(),
-                            })
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a signing thread failed")))
-            })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(items.len());
-    for part in signed {
-        out.extend(part?);
-    }
+    let out = on_all_cores(&items, |(body, cert)| {
+        let sig = cms::sign_detached_ber_indefinite(body.as_bytes(), cert, key)?;
+        Ok(Signed {
+            signature: base64::engine::general_purpose::STANDARD.encode(sig),
+            body: body.clone(),
+        })
+    })?;
     println!(
         "  signed {} {what} bodies in advance ({:.1} s)",
         out.len(),
@@ -162,37 +167,14 @@ fn issue_identities(
     let started = Instant::now();
     let public = PKey::public_key_from_der(&key.public_key_to_der()?)?;
     let base = crate::bench::rand_u64() & 0x0000_FFFF_FFF0_0000;
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let per = n.div_ceil(threads).max(1);
-    let parts: Vec<anyhow::Result<Vec<Ipad>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let public = &public;
-                scope.spawn(move || {
-                    (t * per..((t + 1) * per).min(n))
-                        .map(|i| {
-                            let udid = format!("00008130-{:016X}", base + i as u64);
-                            let mut name = X509Name::builder()?;
-                            name.append_entry_by_text("CN", &udid)?;
-                            let cert = ca.issue_client_cert(public, &name.build(), 30)?;
-                            Ok(Ipad { udid, cert })
-                        })
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("an issuing thread failed")))
-            })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(n);
-    for part in parts {
-        out.extend(part?);
-    }
+    let indices: Vec<u64> = (0..n as u64).collect();
+    let out = on_all_cores(&indices, |i| {
+        let udid = format!("00008130-{:016X}", base + i);
+        let mut name = X509Name::builder()?;
+        name.append_entry_by_text("CN", &udid)?;
+        let cert = ca.issue_client_cert(&public, &name.build(), 30)?;
+        Ok(Ipad { udid, cert })
+    })?;
     println!(
         "  issued {} identity certificates ({:.1} s)",
         out.len(),
